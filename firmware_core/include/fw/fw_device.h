@@ -83,6 +83,7 @@ enum fw_screen {
     FW_SCREEN_INVENTORY_WAIT,  /* query sent, waiting for the backend */
     FW_SCREEN_INVENTORY_RESULT,/* answer or time-out shown */
     FW_SCREEN_ERROR,           /* transient error screen (full queue, bad tag, ...) */
+    FW_SCREEN_CANCELLED,       /* transient: the head item was skipped with cancel */
 };
 
 /* Stable snake_case name of a screen ("inventory_wait"). */

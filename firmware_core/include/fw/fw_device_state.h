@@ -1,0 +1,108 @@
+/*
+ * fw_device_state.h - the layout of struct fw_device.
+ *
+ * Included by fw_device.h only so that callers can allocate a device statically or in a
+ * pool (the fleet keeps thousands in one array). Every field is private to firmware_core:
+ * read the device through fw_device_status(), fw_device_stats() and the getters, never
+ * through these fields, which may change between versions.
+ *
+ * Everything is sized at compile time by fw_config.h; sizeof(struct fw_device) is about
+ * 4.6 KB with the defaults (ci/cross-arm.sh prints the figure for the RP2040).
+ */
+#ifndef FW_DEVICE_STATE_H
+#define FW_DEVICE_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fw/fw_config.h"
+#include "fw/fw_ports.h"
+
+/* An RFID UID as read: 4, 7 or 10 bytes. */
+struct fw_tag_uid {
+    uint8_t bytes[FW_TAG_UID_MAX];
+    uint8_t len;
+};
+
+/* One item waiting in the pending queue. */
+struct fw_pending_item {
+    int32_t item_id;
+    int32_t tag_quantity;
+    char name[FW_ITEM_NAME_MAX]; /* copied out of the JSON: never points into a payload */
+};
+
+/* One confirmed registration waiting for the broker's acknowledgement. */
+struct fw_outbox_entry {
+    int32_t item_id;
+    int32_t tag_quantity;
+    uint32_t seq;      /* idempotency key with the device id; fixed at confirm time */
+    uint32_t token;    /* the network port's token while in flight */
+    struct fw_tag_uid tag;
+    uint8_t flags;     /* FW_OUTBOX_* bits (fw_outbox.h) */
+};
+
+/* The bounded outbox, oldest first; mirrored to storage under the key "outbox". */
+struct fw_outbox {
+    struct fw_outbox_entry entries[FW_OUTBOX_LEN];
+    uint8_t count;
+};
+
+struct fw_device {
+    struct fw_ports ports;                 /* copied at init */
+    char device_id[FW_DEVICE_ID_MAX];
+    char topic_item[FW_TOPIC_MAX];         /* item_registration (subscribed) */
+    char topic_registered[FW_TOPIC_MAX];   /* item_registered (published) */
+    char topic_query[FW_TOPIC_MAX];        /* inventory query (published) */
+    char topic_reply[FW_TOPIC_MAX];        /* inventory reply (subscribed) */
+    char topic_status[FW_TOPIC_MAX];       /* online / offline, retained */
+    bool clean_session;
+    uint8_t qos;
+    uint16_t keepalive_s;
+
+    /* connection: FW_CONN_* of fw_device.c */
+    uint8_t conn;
+    bool session_present;
+    uint32_t backoff_ms;                   /* base of the next reconnect delay */
+    uint32_t rng;                          /* xorshift32 state for the jitter */
+    uint64_t next_connect_ms;              /* when conn == waiting */
+
+    /* user interface */
+    uint8_t mode;                          /* registration or inventory */
+    uint8_t notice;                        /* transient screen shown over the base screen */
+    bool has_scanned;                      /* a tag waits for confirm (CONFIRM screen) */
+    bool dirty;                            /* framebuffer older than the state */
+    uint64_t notice_until_ms;
+    struct fw_tag_uid scanned;
+
+    /* inventory look-up */
+    uint8_t inv_state;                     /* none, waiting, answered, timed out */
+    bool inv_found;
+    struct fw_tag_uid inv_tag;
+    uint64_t inv_deadline_ms;
+    int32_t inv_item_id;
+    char inv_item_name[FW_ITEM_NAME_MAX];
+
+    /* pending items: a ring, head shown on screen */
+    struct fw_pending_item pending[FW_PENDING_ITEMS];
+    uint16_t pending_head;
+    uint16_t pending_count;
+
+    /* item ids seen recently (duplicate suppression), a ring */
+    int32_t seen[FW_SEEN_ITEMS];
+    uint16_t seen_next;
+    uint16_t seen_count;
+
+    /* tags registered recently (wrong-tag check), a ring */
+    struct fw_tag_uid used_tags[FW_USED_TAGS];
+    uint16_t used_next;
+    uint16_t used_count;
+
+    struct fw_outbox outbox;
+    uint32_t seq;                          /* last sequence number used (persisted first) */
+
+    struct fw_stats stats;
+    uint8_t fb[FW_FB_BYTES];               /* the SSD1306 frame */
+};
+
+#endif /* FW_DEVICE_STATE_H */

@@ -1,0 +1,270 @@
+/*
+ * fw_codec.c - strict JSON payload codec of the scanner (public API: fw/fw_codec.h).
+ *
+ * Order of checks, cheapest and most dangerous first: size (before touching the bytes),
+ * UTF-8 (our own validator, so cJSON never sees malformed text), NUL bytes, then the
+ * parse, trailing bytes, the object, and each field. The cJSON tree is deleted on every
+ * path through one exit in each decoder, and only the root is ever deleted: children
+ * belong to it (the seed deleted children too, a double free).
+ */
+#include "fw/fw_codec.h"
+
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "fw_util.h"
+
+#define REJECT(r) FW_DECODE_REJECTED(FW_REJECT_##r)
+
+/* ------------------------------------------------------------------ UTF-8 */
+
+bool fw_utf8_valid(const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    size_t i = 0;
+    while (i < len) {
+        uint8_t c = p[i];
+        size_t more;
+        uint32_t cp, min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if (c >= 0xC2 && c <= 0xDF) {        /* 0xC0, 0xC1 could only start overlongs */
+            more = 1, cp = c & 0x1Fu, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            more = 2, cp = c & 0x0Fu, min = 0x800;
+        } else if (c >= 0xF0 && c <= 0xF4) { /* 0xF5.. would exceed U+10FFFF */
+            more = 3, cp = c & 0x07u, min = 0x10000;
+        } else {
+            return false; /* stray continuation byte or invalid lead */
+        }
+        if (len - i - 1 < more)
+            return false; /* truncated sequence */
+        for (size_t k = 1; k <= more; k++) {
+            uint8_t b = p[i + k];
+            if ((b & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (b & 0x3Fu);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false; /* overlong, beyond Unicode, or a UTF-16 surrogate */
+        i += more + 1;
+    }
+    return true;
+}
+
+/* --------------------------------------------------------------- parsing */
+
+static bool codec__is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Checks and parses a payload into an object; on success the caller deletes *root. */
+static int codec__parse_object(const void *payload, size_t len, cJSON **root)
+{
+    *root = NULL;
+    if (len > FW_INBOUND_MAX)
+        return REJECT(OVERSIZE);
+    if (!fw_utf8_valid(payload, len))
+        return REJECT(NOT_UTF8);
+    /* JSON text never contains a raw NUL, and cJSON's C strings would cut at one. */
+    if (len == 0 || memchr(payload, 0, len) != NULL)
+        return REJECT(INVALID_JSON);
+
+    const char *text = payload;
+    const char *end = NULL;
+    cJSON *parsed = cJSON_ParseWithLengthOpts(text, len, &end, false);
+    if (parsed == NULL)
+        return REJECT(INVALID_JSON);
+    const char *p = end ? end : text + len;
+    while (p < text + len && codec__is_ws(*p))
+        p++;
+    if (p != text + len) {
+        cJSON_Delete(parsed);
+        return REJECT(TRAILING_GARBAGE);
+    }
+    if (!cJSON_IsObject(parsed)) {
+        cJSON_Delete(parsed);
+        return REJECT(NOT_OBJECT);
+    }
+    *root = parsed;
+    return FW_DECODE_OK;
+}
+
+/* An integral JSON number within [min, max]. JSON has one number type, so 17.0 counts as
+   17; 1.5, and anything cJSON turned into inf or NaN, is the wrong type. */
+static int codec__int_field(const cJSON *obj, const char *name, int32_t min, int32_t max,
+                            int32_t *out)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (f == NULL)
+        return REJECT(MISSING_FIELD);
+    if (!cJSON_IsNumber(f))
+        return REJECT(WRONG_TYPE);
+    double v = f->valuedouble;
+    if (v != v || v - v != 0)
+        return REJECT(WRONG_TYPE); /* NaN or infinite (e.g. 1e999) */
+    /* Beyond 2^53 every double is integral, so only smaller values can have a fraction;
+       the cast is in range there. */
+    if (v > -1e15 && v < 1e15 && (double)(int64_t)v != v)
+        return REJECT(WRONG_TYPE);
+    if (v < (double)min || v > (double)max)
+        return REJECT(OUT_OF_RANGE);
+    *out = (int32_t)v;
+    return FW_DECODE_OK;
+}
+
+/* A non-empty string that fits out (cap bytes with the NUL), copied: the tree dies soon. */
+static int codec__name_field(const cJSON *obj, const char *name, char *out, size_t cap)
+{
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (f == NULL)
+        return REJECT(MISSING_FIELD);
+    if (!cJSON_IsString(f) || f->valuestring == NULL)
+        return REJECT(WRONG_TYPE);
+    size_t n = strlen(f->valuestring);
+    if (n == 0 || n >= cap)
+        return REJECT(NAME_TOO_LONG);
+    memcpy(out, f->valuestring, n + 1);
+    return FW_DECODE_OK;
+}
+
+/* The upper-case hex of a 4, 7 or 10 byte UID, as the device itself writes it. */
+static bool codec__tag_hex_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 8 && n != 14 && n != 20)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+/* ---------------------------------------------------------------- decoders */
+
+int fw_decode_item(const void *payload, size_t len, struct fw_item *out)
+{
+    if (out == NULL || (payload == NULL && len > 0))
+        return FW_ERR_INVAL;
+    cJSON *root;
+    int rc = codec__parse_object(payload, len, &root);
+    if (rc != FW_DECODE_OK)
+        return rc;
+
+    struct fw_item item;
+    memset(&item, 0, sizeof item);
+    rc = codec__int_field(root, "item_id", FW_ITEM_ID_MIN, FW_ITEM_ID_MAX, &item.item_id);
+    if (rc == FW_DECODE_OK)
+        rc = codec__name_field(root, "item_name", item.item_name, sizeof item.item_name);
+    if (rc == FW_DECODE_OK)
+        rc = codec__int_field(root, "tag_quantity", FW_TAG_QUANTITY_MIN, FW_TAG_QUANTITY_MAX,
+                              &item.tag_quantity);
+    cJSON_Delete(root);
+    if (rc == FW_DECODE_OK)
+        *out = item;
+    return rc;
+}
+
+int fw_decode_inventory_reply(const void *payload, size_t len, struct fw_inventory_reply *out)
+{
+    if (out == NULL || (payload == NULL && len > 0))
+        return FW_ERR_INVAL;
+    cJSON *root;
+    int rc = codec__parse_object(payload, len, &root);
+    if (rc != FW_DECODE_OK)
+        return rc;
+
+    struct fw_inventory_reply reply;
+    memset(&reply, 0, sizeof reply);
+    const cJSON *tag = cJSON_GetObjectItemCaseSensitive(root, "tag");
+    const cJSON *found = cJSON_GetObjectItemCaseSensitive(root, "found");
+    if (tag == NULL || found == NULL) {
+        rc = REJECT(MISSING_FIELD);
+    } else if (!cJSON_IsString(tag) || tag->valuestring == NULL || !cJSON_IsBool(found)) {
+        rc = REJECT(WRONG_TYPE);
+    } else if (!codec__tag_hex_valid(tag->valuestring)) {
+        rc = REJECT(OUT_OF_RANGE);
+    } else {
+        memcpy(reply.tag, tag->valuestring, strlen(tag->valuestring) + 1);
+        reply.found = cJSON_IsTrue(found);
+        if (reply.found) {
+            rc = codec__int_field(root, "item_id", FW_ITEM_ID_MIN, FW_ITEM_ID_MAX,
+                                  &reply.item_id);
+            if (rc == FW_DECODE_OK)
+                rc = codec__name_field(root, "item_name", reply.item_name,
+                                       sizeof reply.item_name);
+        }
+    }
+    cJSON_Delete(root);
+    if (rc == FW_DECODE_OK)
+        *out = reply;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- encoders */
+
+static int codec__finish(const struct fw_text *t)
+{
+    return t->overflow ? FW_ERR_TOO_BIG : (int)t->len;
+}
+
+int fw_encode_registration(char *buf, size_t cap, const struct fw_registration *reg)
+{
+    if (buf == NULL || reg == NULL || reg->tag_hex == NULL || reg->device_id == NULL)
+        return FW_ERR_INVAL;
+    struct fw_text t;
+    fw_text__init(&t, buf, cap);
+    fw_text__str(&t, "{\"item_id\":");
+    fw_text__i32(&t, reg->item_id);
+    fw_text__str(&t, ",\"tag_quantity\":");
+    fw_text__i32(&t, reg->tag_quantity);
+    fw_text__str(&t, ",\"tag\":");
+    fw_text__json_str(&t, reg->tag_hex);
+    fw_text__str(&t, ",\"device_id\":");
+    fw_text__json_str(&t, reg->device_id);
+    fw_text__str(&t, ",\"seq\":");
+    fw_text__u32(&t, reg->seq);
+    fw_text__char(&t, '}');
+    return codec__finish(&t);
+}
+
+int fw_encode_inventory_query(char *buf, size_t cap, const char *tag_hex,
+                              const char *device_id, uint32_t seq)
+{
+    if (buf == NULL || tag_hex == NULL || device_id == NULL)
+        return FW_ERR_INVAL;
+    struct fw_text t;
+    fw_text__init(&t, buf, cap);
+    fw_text__str(&t, "{\"tag\":");
+    fw_text__json_str(&t, tag_hex);
+    fw_text__str(&t, ",\"device_id\":");
+    fw_text__json_str(&t, device_id);
+    fw_text__str(&t, ",\"seq\":");
+    fw_text__u32(&t, seq);
+    fw_text__char(&t, '}');
+    return codec__finish(&t);
+}
+
+/* ------------------------------------------------------------------- tags */
+
+int fw_tag_to_hex(const uint8_t *uid, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    if (uid == NULL || out == NULL || len == 0)
+        return FW_ERR_INVAL;
+    /* 2 * len + 1 must neither overflow nor exceed what an int return can say. */
+    if (len > 0x3FFFFFFF || cap < 2 * len + 1)
+        return FW_ERR_TOO_BIG;
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = hex[uid[i] >> 4];
+        out[2 * i + 1] = hex[uid[i] & 15];
+    }
+    out[2 * len] = '\0';
+    return (int)(2 * len);
+}

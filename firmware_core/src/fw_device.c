@@ -1,0 +1,883 @@
+/*
+ * fw_device.c - the scanner's state machine (public API: fw/fw_device.h).
+ *
+ * Event-driven and single-threaded: every fw_device_*() call updates the state, marks the
+ * screen dirty when something visible changed, and ends by presenting the frame at most
+ * once. Nothing here blocks or allocates; time comes from the clock port (events) or the
+ * tick argument, so tests run on a fake clock.
+ *
+ * Sections: helpers, configuration, storage (seq, outbox), connection and back-off,
+ * outbox flushing, inbound messages, operator input, observation.
+ */
+#include "fw/fw_device.h"
+
+#include <string.h>
+
+#include "fw/fw_codec.h"
+#include "fw_device_internal.h"
+#include "fw_outbox.h"
+#include "fw_util.h"
+
+#define STATUS_ONLINE "online"
+#define STATUS_OFFLINE "offline"
+
+/* Stored sequence number: 'S', version, seq (u32 LE), CRC-32 of the first 6 bytes. */
+#define SEQ_RECORD_LEN 10
+#define SEQ_VERSION 1u
+
+/* ================================================================ helpers */
+
+static uint64_t device__now(const struct fw_device *d)
+{
+    return d->ports.clock_ms(d->ports.ctx);
+}
+
+/* One log line "<id>: a b c" (NULL parts skipped); the log port is optional. */
+static void device__log(const struct fw_device *d, enum fw_log_level level, const char *a,
+                        const char *b, const char *c)
+{
+    if (d->ports.log == NULL)
+        return;
+    char line[FW_LOG_MAX];
+    struct fw_text t;
+    fw_text__init(&t, line, sizeof line);
+    fw_text__str(&t, d->device_id);
+    fw_text__str(&t, ":");
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        if (parts[i] != NULL) {
+            fw_text__char(&t, ' ');
+            fw_text__str(&t, parts[i]);
+        }
+    }
+    d->ports.log(d->ports.ctx, level, line);
+}
+
+static void device__dirty(struct fw_device *d)
+{
+    d->dirty = true;
+}
+
+/* Render and flush once, if anything changed and someone looks. Headless devices (no
+   display_flush) never render here: fw_device_framebuffer() renders on demand. */
+static void device__present(struct fw_device *d)
+{
+    if (!d->dirty || d->ports.display_flush == NULL)
+        return;
+    fw_screens__render(d, d->fb);
+    d->dirty = false;
+    d->ports.display_flush(d->ports.ctx, d->fb);
+}
+
+static void device__notice(struct fw_device *d, enum fw_notice notice)
+{
+    d->notice = (uint8_t)notice;
+    d->notice_until_ms = device__now(d) + FW_NOTICE_MS;
+    device__dirty(d);
+}
+
+static uint32_t device__random(struct fw_device *d)
+{
+    /* xorshift32: tiny, and enough to spread reconnects of a fleet. */
+    uint32_t x = d->rng;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d->rng = x;
+    return x;
+}
+
+static bool tag_uid_len_valid(size_t len)
+{
+    return len == 4 || len == 7 || len == 10;
+}
+
+static bool tag_equal(const struct fw_tag_uid *a, const struct fw_tag_uid *b)
+{
+    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
+}
+
+static void tag_hex(const struct fw_tag_uid *tag, char out[FW_TAG_HEX_MAX])
+{
+    if (fw_tag_to_hex(tag->bytes, tag->len, out, FW_TAG_HEX_MAX) < 0)
+        out[0] = '\0';
+}
+
+/* ========================================================== configuration */
+
+void fw_device_config_defaults(struct fw_device_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->layout = FW_LAYOUT_SEED;
+    cfg->clean_session = false;
+    cfg->keepalive_s = FW_KEEPALIVE_S;
+    cfg->qos = 1;
+}
+
+/* Printable ASCII without the MQTT wildcards and the level separator: the id is also
+   the client id and is spliced into topics and JSON. */
+static bool device__id_valid(const char *id)
+{
+    if (id == NULL)
+        return false;
+    size_t n = strlen(id);
+    if (n == 0 || n >= FW_DEVICE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (c < 0x20 || c > 0x7E || c == '+' || c == '#' || c == '/')
+            return false;
+    }
+    return true;
+}
+
+/* Expands "{id}" in tmpl into out (FW_TOPIC_MAX). Topics are exact names: wildcards are
+   refused so that an incoming topic can be matched with strcmp. */
+static int device__expand_topic(char *out, const char *tmpl, const char *id)
+{
+    struct fw_text t;
+    fw_text__init(&t, out, FW_TOPIC_MAX);
+    for (const char *p = tmpl; *p;) {
+        if (strncmp(p, "{id}", 4) == 0) {
+            fw_text__str(&t, id);
+            p += 4;
+        } else {
+            fw_text__char(&t, *p++);
+        }
+    }
+    if (t.overflow || t.len == 0 || strpbrk(out, "+#") != NULL)
+        return FW_ERR_INVAL;
+    return FW_OK;
+}
+
+static bool device__ports_valid(const struct fw_ports *p)
+{
+    return p != NULL && p->net_connect && p->net_publish && p->net_subscribe &&
+           p->net_disconnect && p->clock_ms && p->storage_read && p->storage_write;
+}
+
+int fw_device_init(struct fw_device *d, const struct fw_device_config *cfg,
+                   const struct fw_ports *ports)
+{
+    if (d == NULL || cfg == NULL || !device__ports_valid(ports) ||
+        !device__id_valid(cfg->device_id) || (cfg->qos != 0 && cfg->qos != 1) ||
+        (cfg->layout != FW_LAYOUT_SEED && cfg->layout != FW_LAYOUT_PER_DEVICE))
+        return FW_ERR_INVAL;
+
+    memset(d, 0, sizeof *d);
+    d->ports = *ports;
+    memcpy(d->device_id, cfg->device_id, strlen(cfg->device_id) + 1);
+
+    bool seed = cfg->layout == FW_LAYOUT_SEED;
+    struct {
+        char *out;
+        const char *override;
+        const char *fallback;
+    } topics[] = {
+        {d->topic_item, cfg->topic_item_registration,
+         seed ? "item_registration" : "scanners/{id}/item_registration"},
+        {d->topic_registered, cfg->topic_item_registered,
+         seed ? "item_registered" : "scanners/{id}/item_registered"},
+        {d->topic_query, cfg->topic_inventory_query,
+         seed ? "inventory/query" : "scanners/{id}/inventory/query"},
+        {d->topic_reply, cfg->topic_inventory_reply, "scanners/{id}/inventory/reply"},
+        {d->topic_status, cfg->topic_status, "scanners/{id}/status"},
+    };
+    for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
+        const char *tmpl = topics[i].override ? topics[i].override : topics[i].fallback;
+        if (device__expand_topic(topics[i].out, tmpl, d->device_id) != FW_OK)
+            return FW_ERR_INVAL;
+    }
+    /* The two inbound topics must differ, or a message could not be told apart. */
+    if (strcmp(d->topic_item, d->topic_reply) == 0)
+        return FW_ERR_INVAL;
+
+    d->clean_session = cfg->clean_session;
+    d->keepalive_s = cfg->keepalive_s;
+    d->qos = (uint8_t)cfg->qos;
+    d->rng = cfg->seed ? cfg->seed : fw_fnv1a(d->device_id);
+    if (d->rng == 0)
+        d->rng = 0x9E3779B9u; /* xorshift must not start at 0 */
+    d->backoff_ms = FW_RECONNECT_MIN_MS;
+    d->conn = FW_CONN_IDLE;
+    d->dirty = true;
+    return FW_OK;
+}
+
+/* ================================================================ storage */
+
+static void device__storage_error(struct fw_device *d, const char *what, int rc)
+{
+    d->stats.storage_errors++;
+    device__log(d, FW_LOG_ERROR, what, "failed:", fw_strerror(rc));
+}
+
+static void device__save_outbox(struct fw_device *d)
+{
+    uint8_t buf[FW_OUTBOX_STORE_MAX];
+    int n = fw_outbox__encode(&d->outbox, buf, sizeof buf);
+    int rc = n < 0 ? n : d->ports.storage_write(d->ports.ctx, "outbox", buf, (size_t)n);
+    if (rc < 0)
+        device__storage_error(d, "saving the outbox", rc);
+}
+
+static void device__load_outbox(struct fw_device *d)
+{
+    uint8_t buf[FW_OUTBOX_STORE_MAX];
+    size_t len = 0;
+    int rc = d->ports.storage_read(d->ports.ctx, "outbox", buf, sizeof buf, &len);
+    fw_outbox__clear(&d->outbox);
+    if (rc == FW_ERR_NOT_FOUND)
+        return;
+    if (rc < 0) {
+        device__storage_error(d, "reading the outbox", rc);
+        return;
+    }
+    if (len > sizeof buf || fw_outbox__decode(&d->outbox, buf, len) != FW_OK) {
+        /* Better to lose unsent registrations than to publish garbage or crash. */
+        d->stats.storage_errors++;
+        device__log(d, FW_LOG_ERROR, "stored outbox is corrupt,", "ignored", NULL);
+        fw_outbox__clear(&d->outbox);
+        return;
+    }
+    if (d->outbox.count > 0) {
+        char n[12];
+        struct fw_text t;
+        fw_text__init(&t, n, sizeof n);
+        fw_text__u32(&t, d->outbox.count);
+        device__log(d, FW_LOG_INFO, "restored", n, "unsent registrations");
+    }
+}
+
+static void device__load_seq(struct fw_device *d)
+{
+    uint8_t rec[SEQ_RECORD_LEN];
+    size_t len = 0;
+    int rc = d->ports.storage_read(d->ports.ctx, "seq", rec, sizeof rec, &len);
+    d->seq = 0;
+    if (rc == FW_OK && len == SEQ_RECORD_LEN && rec[0] == 'S' && rec[1] == SEQ_VERSION &&
+        fw_crc32(rec, 6) == fw_get_u32le(rec + 6)) {
+        d->seq = fw_get_u32le(rec + 2);
+    } else if (rc != FW_ERR_NOT_FOUND) {
+        d->stats.storage_errors++;
+        device__log(d, FW_LOG_ERROR, "stored sequence number unreadable,",
+                    "continuing after the outbox's highest", NULL);
+    }
+    /* Never below a key already handed out and still waiting in the outbox. */
+    uint32_t max = fw_outbox__max_seq(&d->outbox);
+    if (max > d->seq)
+        d->seq = max;
+}
+
+/* The next idempotency sequence number, persisted before it is used so that a restart can
+   never hand it out again. FW_ERR_IO when the flash refused it (nothing is consumed). */
+static int device__next_seq(struct fw_device *d, uint32_t *out)
+{
+    uint32_t next = d->seq + 1;
+    uint8_t rec[SEQ_RECORD_LEN];
+    rec[0] = 'S';
+    rec[1] = SEQ_VERSION;
+    fw_put_u32le(rec + 2, next);
+    fw_put_u32le(rec + 6, fw_crc32(rec, 6));
+    int rc = d->ports.storage_write(d->ports.ctx, "seq", rec, sizeof rec);
+    if (rc < 0) {
+        device__storage_error(d, "saving the sequence number", rc);
+        return FW_ERR_IO;
+    }
+    d->seq = next;
+    *out = next;
+    return FW_OK;
+}
+
+/* ===================================================== connection, back-off */
+
+static void device__connect(struct fw_device *d);
+
+/* Next attempt after backoff_ms +/- 25 %, then double the base up to the cap. */
+static void device__schedule_reconnect(struct fw_device *d)
+{
+    uint32_t base = d->backoff_ms;
+    uint32_t quarter = base / 4;
+    uint32_t delay = base - quarter + device__random(d) % (2 * quarter + 1);
+    d->next_connect_ms = device__now(d) + delay;
+    d->conn = FW_CONN_WAITING;
+    d->backoff_ms = base >= FW_RECONNECT_MAX_MS / 2 ? FW_RECONNECT_MAX_MS : base * 2;
+    device__dirty(d);
+}
+
+static void device__connect_failed(struct fw_device *d, int reason, const char *why)
+{
+    char code[12];
+    struct fw_text t;
+    fw_text__init(&t, code, sizeof code);
+    fw_text__i32(&t, reason);
+    d->stats.connect_failures++;
+    device__log(d, FW_LOG_WARN, "connect failed, code", code, why ? why : "");
+    device__schedule_reconnect(d);
+}
+
+static void device__connect(struct fw_device *d)
+{
+    struct fw_connect_params p = {
+        .client_id = d->device_id,
+        .clean_session = d->clean_session,
+        .keepalive_s = d->keepalive_s,
+        .will_topic = d->topic_status,
+        .will_payload = STATUS_OFFLINE,
+        .will_len = sizeof STATUS_OFFLINE - 1,
+        .will_qos = d->qos,
+        .will_retain = true,
+    };
+    /* Set before the call: a platform may report the outcome from inside it. */
+    d->conn = FW_CONN_CONNECTING;
+    device__dirty(d);
+    int rc = d->ports.net_connect(d->ports.ctx, &p);
+    if (rc < 0 && d->conn == FW_CONN_CONNECTING)
+        device__connect_failed(d, rc, fw_strerror(rc));
+}
+
+/* =========================================================== outbox flush */
+
+/* Hands every unsent outbox entry to the network, oldest first. Stops at the first
+   refusal so order is kept; the rest goes on the next connection. */
+static void device__flush_outbox(struct fw_device *d)
+{
+    bool removed = false;
+    for (int i = 0; i < d->outbox.count && d->conn == FW_CONN_ONLINE;) {
+        struct fw_outbox_entry *e = &d->outbox.entries[i];
+        if (e->flags & FW_OUTBOX_IN_FLIGHT) {
+            i++;
+            continue;
+        }
+        char hex[FW_TAG_HEX_MAX];
+        char payload[FW_PAYLOAD_MAX];
+        tag_hex(&e->tag, hex);
+        struct fw_registration reg = {e->item_id, e->tag_quantity, hex, d->device_id, e->seq};
+        int n = fw_encode_registration(payload, sizeof payload, &reg);
+        uint32_t token = 0;
+        int rc = n;
+        if (n >= 0) {
+            struct fw_publish msg = {d->topic_registered, payload, (size_t)n, d->qos, false};
+            rc = d->ports.net_publish(d->ports.ctx, &msg, &token);
+        }
+        if (rc < 0) {
+            d->stats.publish_errors++;
+            device__log(d, FW_LOG_WARN, "publishing a registration failed:", fw_strerror(rc),
+                        "(kept in the outbox)");
+            break;
+        }
+        d->stats.registrations_sent++;
+        if (e->flags & FW_OUTBOX_SENT_BEFORE)
+            d->stats.registrations_resent++;
+        if (d->qos == 0) {
+            /* No acknowledgement will come: handing over is all QoS 0 offers. */
+            d->stats.registrations_acked++;
+            fw_outbox__remove(&d->outbox, i);
+            removed = true;
+            continue;
+        }
+        e->flags |= FW_OUTBOX_IN_FLIGHT | FW_OUTBOX_SENT_BEFORE;
+        e->token = token;
+        i++;
+    }
+    if (removed)
+        device__save_outbox(d);
+    device__dirty(d);
+}
+
+/* ====================================================== network events */
+
+void fw_device_on_connected(struct fw_device *d, bool session_present)
+{
+    if (d == NULL || (d->conn != FW_CONN_CONNECTING && d->conn != FW_CONN_WAITING))
+        return; /* stale (stopped, or already online) */
+    d->conn = FW_CONN_ONLINE;
+    d->session_present = session_present;
+    d->backoff_ms = FW_RECONNECT_MIN_MS;
+    d->stats.connects++;
+    if (session_present)
+        d->stats.sessions_present++;
+    device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
+                NULL);
+
+    /* Subscribe even with a resumed session: cheap, and right if the broker lost it. */
+    const char *subs[2] = {d->topic_item, d->topic_reply};
+    for (int i = 0; i < 2; i++) {
+        int rc = d->ports.net_subscribe(d->ports.ctx, subs[i], d->qos);
+        if (rc < 0)
+            device__log(d, FW_LOG_ERROR, "subscribing to", subs[i], fw_strerror(rc));
+    }
+    uint32_t token = 0;
+    struct fw_publish online = {d->topic_status, STATUS_ONLINE, sizeof STATUS_ONLINE - 1,
+                                d->qos, true};
+    if (d->ports.net_publish(d->ports.ctx, &online, &token) < 0)
+        d->stats.publish_errors++;
+    device__flush_outbox(d);
+    device__dirty(d);
+    device__present(d);
+}
+
+void fw_device_on_connect_failed(struct fw_device *d, int reason_code, const char *why)
+{
+    if (d == NULL || d->conn != FW_CONN_CONNECTING)
+        return;
+    device__connect_failed(d, reason_code, why);
+    device__present(d);
+}
+
+void fw_device_on_connection_lost(struct fw_device *d, const char *why)
+{
+    if (d == NULL)
+        return;
+    if (d->conn == FW_CONN_CONNECTING) {
+        fw_device_on_connect_failed(d, FW_ERR_IO, why);
+        return;
+    }
+    if (d->conn != FW_CONN_ONLINE)
+        return;
+    d->stats.connection_losses++;
+    d->session_present = false;
+    unsigned back = fw_outbox__requeue(&d->outbox);
+    device__log(d, FW_LOG_WARN, "connection lost:", why ? why : "", NULL);
+    if (back > 0)
+        device__log(d, FW_LOG_INFO, "unacknowledged registrations will be re-sent", NULL,
+                    NULL);
+    device__schedule_reconnect(d);
+    device__present(d);
+}
+
+void fw_device_on_published(struct fw_device *d, uint32_t token)
+{
+    if (d == NULL)
+        return;
+    int i = fw_outbox__find_token(&d->outbox, token);
+    if (i < 0)
+        return; /* status, query, or an ack from a previous connection */
+    fw_outbox__remove(&d->outbox, i);
+    d->stats.registrations_acked++;
+    device__save_outbox(d);
+    device__dirty(d);
+    device__present(d);
+}
+
+/* ==================================================== inbound messages */
+
+static void device__reject(struct fw_device *d, int rc, const char *topic)
+{
+    enum fw_reject reason = rc > 0 ? fw_decode_reason(rc) : FW_REJECT_INVALID_JSON;
+    if ((unsigned)reason >= FW_REJECT_COUNT)
+        reason = FW_REJECT_INVALID_JSON;
+    d->stats.rejects_total++;
+    d->stats.rejects[reason]++;
+    device__log(d, FW_LOG_WARN, "rejected payload on", topic ? topic : "(no topic)",
+                fw_reject_name(reason));
+}
+
+static bool device__seen(const struct fw_device *d, int32_t item_id)
+{
+    for (unsigned i = 0; i < d->seen_count; i++)
+        if (d->seen[i] == item_id)
+            return true;
+    for (unsigned i = 0; i < d->pending_count; i++)
+        if (d->pending[(d->pending_head + i) % FW_PENDING_ITEMS].item_id == item_id)
+            return true;
+    return fw_outbox__has_item(&d->outbox, item_id);
+}
+
+static void device__remember_item(struct fw_device *d, int32_t item_id)
+{
+    d->seen[d->seen_next] = item_id;
+    d->seen_next = (uint16_t)((d->seen_next + 1) % FW_SEEN_ITEMS);
+    if (d->seen_count < FW_SEEN_ITEMS)
+        d->seen_count++;
+}
+
+static void device__on_item(struct fw_device *d, const char *topic, const void *payload,
+                            size_t len)
+{
+    struct fw_item item;
+    int rc = fw_decode_item(payload, len, &item);
+    if (rc != FW_DECODE_OK) {
+        device__reject(d, rc, topic);
+        return;
+    }
+    d->stats.items_received++;
+    /* Keyed on the item id, never on the DUP flag: a redelivery may come without it. */
+    if (device__seen(d, item.item_id)) {
+        d->stats.duplicates_suppressed++;
+        device__log(d, FW_LOG_DEBUG, "duplicate item dropped", NULL, NULL);
+        return;
+    }
+    if (d->pending_count >= FW_PENDING_ITEMS) {
+        /* Not remembered as seen: a later redelivery may still find room. */
+        d->stats.queue_full++;
+        device__log(d, FW_LOG_WARN, "item queue full, item refused:", item.item_name, NULL);
+        device__notice(d, FW_NOTICE_QUEUE_FULL);
+        return;
+    }
+    struct fw_pending_item *slot =
+        &d->pending[(d->pending_head + d->pending_count) % FW_PENDING_ITEMS];
+    slot->item_id = item.item_id;
+    slot->tag_quantity = item.tag_quantity;
+    memcpy(slot->name, item.item_name, sizeof slot->name);
+    d->pending_count++;
+    device__remember_item(d, item.item_id);
+    d->stats.items_queued++;
+    device__dirty(d);
+}
+
+static void device__on_reply(struct fw_device *d, const char *topic, const void *payload,
+                             size_t len)
+{
+    struct fw_inventory_reply reply;
+    int rc = fw_decode_inventory_reply(payload, len, &reply);
+    if (rc != FW_DECODE_OK) {
+        device__reject(d, rc, topic);
+        return;
+    }
+    char hex[FW_TAG_HEX_MAX];
+    tag_hex(&d->inv_tag, hex);
+    if (d->mode != FW_MODE_INVENTORY || d->inv_state != FW_INV_WAITING ||
+        strcmp(reply.tag, hex) != 0) {
+        device__log(d, FW_LOG_DEBUG, "inventory answer not awaited, ignored:", reply.tag,
+                    NULL);
+        return;
+    }
+    d->inv_state = FW_INV_ANSWERED;
+    d->inv_found = reply.found;
+    d->inv_item_id = reply.found ? reply.item_id : 0;
+    memcpy(d->inv_item_name, reply.item_name, sizeof d->inv_item_name);
+    d->stats.inventory_answers++;
+    device__dirty(d);
+}
+
+void fw_device_on_message(struct fw_device *d, const char *topic, const void *payload,
+                          size_t len, int qos, bool dup)
+{
+    (void)qos;
+    (void)dup; /* deliberately unused: duplicates are recognised by content */
+    if (d == NULL)
+        return;
+    if (payload == NULL && len > 0)
+        len = 0; /* a broken platform call: treat as an empty payload */
+    if (topic != NULL && strcmp(topic, d->topic_item) == 0)
+        device__on_item(d, topic, payload, len);
+    else if (topic != NULL && strcmp(topic, d->topic_reply) == 0)
+        device__on_reply(d, topic, payload, len);
+    else
+        device__reject(d, FW_DECODE_REJECTED(FW_REJECT_UNKNOWN_TOPIC), topic);
+    device__present(d);
+}
+
+/* ======================================================= operator input */
+
+enum fw_screen fw_device__screen(const struct fw_device *d)
+{
+    switch ((enum fw_notice)d->notice) {
+    case FW_NOTICE_NONE: break;
+    case FW_NOTICE_REGISTERED_SENT:
+    case FW_NOTICE_REGISTERED_QUEUED: return FW_SCREEN_REGISTERED;
+    case FW_NOTICE_CANCELLED: return FW_SCREEN_CANCELLED;
+    default: return FW_SCREEN_ERROR;
+    }
+    if (d->mode == FW_MODE_INVENTORY) {
+        if (d->inv_state == FW_INV_WAITING)
+            return FW_SCREEN_INVENTORY_WAIT;
+        if (d->inv_state == FW_INV_NONE)
+            return FW_SCREEN_INVENTORY_SCAN;
+        return FW_SCREEN_INVENTORY_RESULT;
+    }
+    if (d->pending_count == 0)
+        return FW_SCREEN_IDLE;
+    return d->has_scanned ? FW_SCREEN_CONFIRM : FW_SCREEN_ITEM;
+}
+
+static bool device__tag_used(const struct fw_device *d, const struct fw_tag_uid *tag)
+{
+    for (unsigned i = 0; i < d->used_count; i++)
+        if (tag_equal(&d->used_tags[i], tag))
+            return true;
+    for (int i = 0; i < d->outbox.count; i++)
+        if (tag_equal(&d->outbox.entries[i].tag, tag))
+            return true;
+    return false;
+}
+
+static void device__pop_item(struct fw_device *d)
+{
+    if (d->pending_count == 0)
+        return;
+    memset(&d->pending[d->pending_head], 0, sizeof d->pending[0]);
+    d->pending_head = (uint16_t)((d->pending_head + 1) % FW_PENDING_ITEMS);
+    d->pending_count--;
+    d->has_scanned = false;
+    device__dirty(d);
+}
+
+static void device__wrong_tag(struct fw_device *d, enum fw_notice why)
+{
+    d->stats.wrong_tags++;
+    device__log(d, FW_LOG_WARN, "wrong tag:",
+                why == FW_NOTICE_BAD_TAG ? "UID is not 4, 7 or 10 bytes" : "already registered",
+                NULL);
+    device__notice(d, why);
+}
+
+static void device__inventory_query(struct fw_device *d, const struct fw_tag_uid *tag)
+{
+    if (d->conn != FW_CONN_ONLINE) {
+        device__notice(d, FW_NOTICE_OFFLINE);
+        return;
+    }
+    uint32_t seq;
+    if (device__next_seq(d, &seq) != FW_OK) {
+        device__notice(d, FW_NOTICE_FLASH_ERROR);
+        return;
+    }
+    char hex[FW_TAG_HEX_MAX];
+    char payload[FW_PAYLOAD_MAX];
+    tag_hex(tag, hex);
+    int n = fw_encode_inventory_query(payload, sizeof payload, hex, d->device_id, seq);
+    uint32_t token = 0;
+    int rc = n;
+    if (n >= 0) {
+        struct fw_publish msg = {d->topic_query, payload, (size_t)n, d->qos, false};
+        rc = d->ports.net_publish(d->ports.ctx, &msg, &token);
+    }
+    if (rc < 0) {
+        d->stats.publish_errors++;
+        device__log(d, FW_LOG_WARN, "inventory query failed:", fw_strerror(rc), NULL);
+        device__notice(d, FW_NOTICE_OFFLINE);
+        return;
+    }
+    d->stats.inventory_queries++;
+    d->inv_tag = *tag;
+    d->inv_state = FW_INV_WAITING;
+    d->inv_deadline_ms = device__now(d) + FW_INVENTORY_TIMEOUT_MS;
+    device__dirty(d);
+}
+
+int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len)
+{
+    if (d == NULL || (uid == NULL && len > 0))
+        return FW_ERR_INVAL;
+    /* A tag acts on the screen underneath a notice: scanning is how people move on. */
+    if (d->notice != FW_NOTICE_NONE) {
+        d->notice = FW_NOTICE_NONE;
+        device__dirty(d);
+    }
+    int rc = FW_OK;
+    struct fw_tag_uid tag;
+    memset(&tag, 0, sizeof tag);
+    if (!tag_uid_len_valid(len)) {
+        device__wrong_tag(d, FW_NOTICE_BAD_TAG);
+        rc = FW_ERR_INVAL;
+        goto out;
+    }
+    memcpy(tag.bytes, uid, len);
+    tag.len = (uint8_t)len;
+
+    switch (fw_device__screen(d)) {
+    case FW_SCREEN_ITEM:
+    case FW_SCREEN_CONFIRM:
+        if (device__tag_used(d, &tag)) {
+            device__wrong_tag(d, FW_NOTICE_TAG_USED);
+            break;
+        }
+        d->scanned = tag; /* a second scan replaces the first */
+        d->has_scanned = true;
+        device__dirty(d);
+        break;
+    case FW_SCREEN_INVENTORY_SCAN:
+    case FW_SCREEN_INVENTORY_WAIT:
+    case FW_SCREEN_INVENTORY_RESULT:
+        device__inventory_query(d, &tag);
+        break;
+    default:
+        device__log(d, FW_LOG_DEBUG, "tag ignored: no item to register", NULL, NULL);
+        break;
+    }
+out:
+    device__present(d);
+    return rc;
+}
+
+static void device__register(struct fw_device *d)
+{
+    const struct fw_pending_item *item = &d->pending[d->pending_head];
+    if (d->outbox.count >= FW_OUTBOX_LEN) {
+        /* Item and tag stay: confirm again once acknowledgements made room. */
+        d->stats.outbox_full++;
+        device__log(d, FW_LOG_WARN, "outbox full, registration refused", NULL, NULL);
+        device__notice(d, FW_NOTICE_OUTBOX_FULL);
+        return;
+    }
+    struct fw_outbox_entry e;
+    memset(&e, 0, sizeof e);
+    if (device__next_seq(d, &e.seq) != FW_OK) {
+        device__notice(d, FW_NOTICE_FLASH_ERROR);
+        return;
+    }
+    e.item_id = item->item_id;
+    e.tag_quantity = item->tag_quantity;
+    e.tag = d->scanned;
+    fw_outbox__push(&d->outbox, &e);
+    device__save_outbox(d);
+
+    d->used_tags[d->used_next] = d->scanned;
+    d->used_next = (uint16_t)((d->used_next + 1) % FW_USED_TAGS);
+    if (d->used_count < FW_USED_TAGS)
+        d->used_count++;
+    d->stats.registrations_confirmed++;
+    device__pop_item(d);
+    bool online = d->conn == FW_CONN_ONLINE;
+    device__flush_outbox(d);
+    device__notice(d, online ? FW_NOTICE_REGISTERED_SENT : FW_NOTICE_REGISTERED_QUEUED);
+}
+
+void fw_device_on_button(struct fw_device *d, enum fw_button button)
+{
+    if (d == NULL)
+        return;
+    /* Any button over a notice only acknowledges it, so a press meant for the notice
+       never registers or skips an item the person has not looked at. */
+    if (d->notice != FW_NOTICE_NONE) {
+        d->notice = FW_NOTICE_NONE;
+        device__dirty(d);
+        device__present(d);
+        return;
+    }
+    enum fw_screen screen = fw_device__screen(d);
+    switch (button) {
+    case FW_BUTTON_CONFIRM:
+        if (screen == FW_SCREEN_CONFIRM) {
+            device__register(d);
+        } else if (screen == FW_SCREEN_INVENTORY_RESULT) {
+            d->inv_state = FW_INV_NONE;
+            device__dirty(d);
+        }
+        break;
+    case FW_BUTTON_CANCEL:
+        if (screen == FW_SCREEN_ITEM || screen == FW_SCREEN_CONFIRM) {
+            d->stats.cancels++;
+            device__pop_item(d);
+            device__notice(d, FW_NOTICE_CANCELLED);
+        } else if (d->mode == FW_MODE_INVENTORY) {
+            d->mode = FW_MODE_REGISTER;
+            d->inv_state = FW_INV_NONE;
+            device__dirty(d);
+        }
+        break;
+    case FW_BUTTON_MODE:
+        d->mode = d->mode == FW_MODE_INVENTORY ? FW_MODE_REGISTER : FW_MODE_INVENTORY;
+        d->inv_state = FW_INV_NONE;
+        device__dirty(d);
+        break;
+    }
+    device__present(d);
+}
+
+/* ============================================================ lifecycle */
+
+void fw_device_start(struct fw_device *d)
+{
+    if (d == NULL || (d->conn != FW_CONN_IDLE && d->conn != FW_CONN_STOPPED))
+        return;
+    device__load_outbox(d);
+    device__load_seq(d);
+    d->backoff_ms = FW_RECONNECT_MIN_MS;
+    device__dirty(d);
+    device__connect(d);
+    device__present(d);
+}
+
+void fw_device_tick(struct fw_device *d, uint64_t now_ms)
+{
+    if (d == NULL)
+        return;
+    /* Three comparisons when nothing is due: cheap for a fleet of thousands. */
+    if (d->conn == FW_CONN_WAITING && now_ms >= d->next_connect_ms)
+        device__connect(d);
+    if (d->inv_state == FW_INV_WAITING && now_ms >= d->inv_deadline_ms) {
+        d->inv_state = FW_INV_TIMED_OUT;
+        d->stats.inventory_timeouts++;
+        device__log(d, FW_LOG_INFO, "inventory look-up timed out", NULL, NULL);
+        device__dirty(d);
+    }
+    if (d->notice != FW_NOTICE_NONE && now_ms >= d->notice_until_ms) {
+        d->notice = FW_NOTICE_NONE;
+        device__dirty(d);
+    }
+    device__present(d);
+}
+
+void fw_device_stop(struct fw_device *d)
+{
+    if (d == NULL || d->conn == FW_CONN_IDLE || d->conn == FW_CONN_STOPPED)
+        return;
+    if (d->conn == FW_CONN_ONLINE) {
+        uint32_t token = 0;
+        struct fw_publish off = {d->topic_status, STATUS_OFFLINE, sizeof STATUS_OFFLINE - 1,
+                                 d->qos, true};
+        if (d->ports.net_publish(d->ports.ctx, &off, &token) < 0)
+            d->stats.publish_errors++;
+    }
+    d->ports.net_disconnect(d->ports.ctx);
+    d->conn = FW_CONN_STOPPED;
+    d->session_present = false;
+    fw_outbox__requeue(&d->outbox);
+    device__dirty(d);
+    device__present(d);
+}
+
+/* ========================================================== observation */
+
+const struct fw_stats *fw_device_stats(const struct fw_device *d)
+{
+    return &d->stats;
+}
+
+void fw_device_status(const struct fw_device *d, struct fw_status *out)
+{
+    if (d == NULL || out == NULL)
+        return;
+    memset(out, 0, sizeof *out);
+    out->online = d->conn == FW_CONN_ONLINE;
+    out->session_present = d->session_present;
+    out->screen = fw_device__screen(d);
+    out->pending = d->pending_count;
+    out->outbox = d->outbox.count;
+    out->outbox_in_flight = fw_outbox__in_flight(&d->outbox);
+    if (d->pending_count > 0) {
+        out->head_item_id = d->pending[d->pending_head].item_id;
+        out->head_item_name = d->pending[d->pending_head].name;
+    } else {
+        out->head_item_name = "";
+    }
+    out->next_connect_ms = d->conn == FW_CONN_WAITING ? d->next_connect_ms : 0;
+    out->seq = d->seq;
+}
+
+/* Headless devices render here, on demand, only when the state changed since the last
+   frame. The frame is a cache of the state, so refreshing it through a const pointer
+   does not change what the device is (the device object itself is never const). */
+const uint8_t *fw_device_framebuffer(const struct fw_device *d)
+{
+    struct fw_device *m = (struct fw_device *)(uintptr_t)d;
+    if (m->dirty) {
+        fw_screens__render(m, m->fb);
+        /* With a display attached, the next present still owes it this frame. */
+        if (m->ports.display_flush == NULL)
+            m->dirty = false;
+    }
+    return d->fb;
+}
+
+const char *fw_device_id(const struct fw_device *d) { return d->device_id; }
+const char *fw_device_topic_item_registration(const struct fw_device *d) { return d->topic_item; }
+const char *fw_device_topic_item_registered(const struct fw_device *d) { return d->topic_registered; }
+const char *fw_device_topic_inventory_query(const struct fw_device *d) { return d->topic_query; }
+const char *fw_device_topic_inventory_reply(const struct fw_device *d) { return d->topic_reply; }
+const char *fw_device_topic_status(const struct fw_device *d) { return d->topic_status; }

@@ -1,0 +1,2 @@
+/* placeholder, replaced by the test doubles */
+int fw_test_platform_placeholder;
