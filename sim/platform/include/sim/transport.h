@@ -1,0 +1,141 @@
+/*
+ * sim/transport.h - the network port on Linux: an MQTT client on Eclipse Paho MQTTAsync.
+ *
+ * One struct sim_transport per device. It implements the net_* functions of fw_ports.h:
+ * connect (asynchronous), publish, subscribe, clean disconnect. Paho calls back on its own
+ * threads while holding its library mutex; the transport's callbacks only copy what they
+ * got into a struct sim_event and push it onto the owning device's loop
+ * (sim/loop.h): SIM_EV_CONNECTED, SIM_EV_CONNECT_FAILED (code + words),
+ * SIM_EV_CONNECTION_LOST (words), SIM_EV_MESSAGE, SIM_EV_PUBLISHED (token). The owner
+ * thread hands them to firmware_core (sim/device.h does that).
+ *
+ * Reconnects: the firmware owns the policy (back-off + jitter). net_connect may be called
+ * again after a loss or a failure; the Paho handle is created once (persistence NONE,
+ * MQTT 5 when asked) and reused. Paho's automaticReconnect is never enabled.
+ *
+ * Words: connect failures and losses are described for people, e.g.
+ *   "connection to tcp://127.0.0.1:1883 refused: bad user name or password (CONNACK 4) -
+ *    check the user name and password"
+ * A password never appears in any text this module produces.
+ *
+ * Threading: every function below is for the owning thread only (the one running the
+ * device's loop), except sim_transport_opts_defaults.
+ *
+ * Ownership: strings in the options are copied at create; pointers passed to the
+ * functions are borrowed for the call.
+ */
+#ifndef SIM_TRANSPORT_H
+#define SIM_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fw/fw_ports.h"
+#include "sim/loop.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SIM_TRANSPORT_OPTS_VERSION 1
+
+struct sim_transport_opts {
+    int version;               /* SIM_TRANSPORT_OPTS_VERSION */
+    const char *uri;           /* "tcp://host:port" or "ssl://host:port"; required */
+    const char *username;      /* NULL = none */
+    const char *password;      /* NULL = none; never logged, never in any message */
+    const char *cafile;        /* TLS: CA bundle to verify the broker (PEM); NULL = system */
+    const char *certfile;      /* TLS client certificate (PEM), NULL = none */
+    const char *keyfile;       /* its private key (PEM), NULL = the certfile holds it */
+    bool insecure;             /* TLS: do not verify the broker's certificate or host name */
+    int mqtt_version;          /* 3 = MQTT 3.1.1 (default), 5 = MQTT 5 */
+    uint32_t session_expiry_s; /* MQTT 5, persistent sessions (clean_session false): the
+                                  Session Expiry Interval; 0 = 3600. MQTT 3.1.1 ignores it. */
+    int connect_timeout_s;     /* give up a connect attempt after this; 0 = 10 s */
+};
+
+/** Fill opts with defaults: MQTT 3.1.1, session expiry 3600 s, 10 s connect time-out,
+ *  uri NULL (the caller must set it). */
+void sim_transport_opts_defaults(struct sim_transport_opts *opts);
+
+struct sim_transport;
+
+/**
+ * Create a transport for client_id whose events go to target on loop. Does not connect.
+ * 0, SIM_ERR_INVAL (no uri, bad scheme, bad version, empty client id), SIM_ERR_NOMEM,
+ * SIM_ERR_MQTT (Paho refused the uri or the client id).
+ */
+int sim_transport_create(const struct sim_transport_opts *opts, const char *client_id,
+                         struct sim_loop *loop, struct sim_loop_target *target,
+                         struct sim_transport **out);
+
+/** Destroy: if connected, Paho sends DISCONNECT (see sim_transport_power_cut); frees. No
+ *  event for this transport is pushed after it returns. NULL is fine. */
+void sim_transport_destroy(struct sim_transport *t);
+
+/* ---- the fw_ports net_* functions (owner thread) ---- */
+
+/** Start connecting with the firmware's parameters (client id from create, clean session,
+ *  keep-alive, will). The outcome arrives as SIM_EV_CONNECTED / SIM_EV_CONNECT_FAILED.
+ *  0 or a negative fw_err (FW_ERR_IO when Paho refused to start; the words go out as a
+ *  SIM_EV_CONNECT_FAILED event as well, so the firmware always hears an outcome). */
+int sim_transport_connect(struct sim_transport *t, const struct fw_connect_params *p);
+
+/** Publish. For QoS > 0 *token identifies it in the later SIM_EV_PUBLISHED (broker's
+ *  PUBACK); for QoS 0 *token is 0 and no event follows. 0, FW_ERR_OFFLINE, FW_ERR_INVAL,
+ *  FW_ERR_IO. */
+int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
+                          uint32_t *token);
+
+/** Subscribe to a filter at a QoS. 0, FW_ERR_OFFLINE, FW_ERR_IO. */
+int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos);
+
+/** Clean disconnect: Paho sends DISCONNECT after in-flight messages completed (up to
+ *  1 s), so the broker does not publish the Will. No event follows. */
+void sim_transport_disconnect(struct sim_transport *t);
+
+/* ---- extras ---- */
+
+/**
+ * "Power cut": destroy the Paho client without calling MQTTAsync_disconnect, forget the
+ * session held in Paho's memory, and create a fresh handle at the next connect. No event
+ * follows. What the broker sees, measured with Paho 1.3.12 (see tests/test_transport.c):
+ * Paho's MQTTAsync_destroy still writes a DISCONNECT packet when the socket has no pending
+ * writes, so the broker treats it as a clean disconnect and does NOT publish the Will. For
+ * a real network failure use the harness proxy's link cut, or kill -9 a process running
+ * the device (both tested).
+ */
+void sim_transport_power_cut(struct sim_transport *t);
+
+/** Connected as far as the owner thread has been told (SIM_EV_CONNECTED handled and no
+ *  loss / disconnect since). Call sim_transport_handle_event() for the events first. */
+bool sim_transport_connected(const struct sim_transport *t);
+
+/**
+ * Let the transport see an event addressed to its target before the firmware does: it
+ * keeps its connected state and drops stale events (from before a power cut, or a loss
+ * report when it was not connected). Returns true when the event should be passed on.
+ */
+bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event *ev);
+
+/** The broker URI (for messages and panels). */
+const char *sim_transport_uri(const struct sim_transport *t);
+
+/** MQTT version in use: 3 (3.1.1) or 5. */
+int sim_transport_mqtt_version(const struct sim_transport *t);
+
+/**
+ * Words for a connect failure, as the transport produces them: "connection to URI
+ * refused: WHAT (CONNACK n) - WHAT TO DO". code: 3.1.1 CONNACK return code (1..5), MQTT 5
+ * reason code (>= 0x80), or a negative Paho MQTTASYNC_* code; paho_message: Paho's text or
+ * NULL. Exposed for tests and for the demo's help text.
+ */
+void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int code,
+                                    const char *paho_message);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SIM_TRANSPORT_H */

@@ -1,0 +1,532 @@
+/*
+ * loop.c - the event loop that owns devices (sim/loop.h).
+ *
+ * A FIFO of heap events under one mutex, an eventfd that is readable while the FIFO is
+ * not empty, and a list of targets ticked every tick_ms. Producers (Paho's threads, a UI,
+ * the harness) only append; the owning thread takes the whole FIFO at once and handles it
+ * outside the mutex, so a Paho callback never waits for firmware work.
+ *
+ * Who is the owner: the loop's own thread (sim_loop_start_thread), or whoever is inside
+ * sim_loop_run_once / a direct sim_loop_call. The `exec` mutex is held while owner-side
+ * code runs, which keeps two callers of a caller-driven loop from running it at once.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sim/clock.h"
+#include "sim/err.h"
+#include "sim/loop.h"
+
+/* Completion of a sim_loop_call that was posted (lives on the caller's stack). */
+struct call_done {
+    bool done;
+};
+
+struct sim_loop {
+    pthread_mutex_t mu;            /* guards the FIFO, owner_active/owner, signalled */
+    pthread_cond_t cond;           /* sim_loop_call completions */
+    struct sim_event *head, *tail; /* the FIFO */
+    bool signalled;                /* the eventfd counter is non-zero */
+    int efd;
+
+    pthread_mutex_t exec;          /* held while owner-side code runs */
+    bool owner_active;             /* a thread is running the loop now (under mu) */
+
+    pthread_t thread;              /* sim_loop_start_thread */
+    bool thread_running;           /* set/cleared by start/stop (controller side) */
+    atomic_bool stop_requested;
+
+    /* owner-only */
+    struct sim_event *proc_head;   /* events taken from the FIFO, being handled */
+    struct sim_loop_target **targets;
+    size_t n_targets, cap_targets;
+    uint64_t next_tick;
+    unsigned tick_ms;
+
+    atomic_uint_fast64_t ticks, events, tick_ns;
+    atomic_size_t n_targets_pub;
+    char name[16];
+};
+
+/* The loop the calling thread is running right now, if any. */
+static _Thread_local struct sim_loop *tl_current;
+
+/* ------------------------------------------------------------------ events */
+
+struct sim_event *sim_event_new(enum sim_event_kind kind, struct sim_loop_target *target,
+                                const char *topic, const void *payload, size_t len,
+                                const char *words)
+{
+    size_t tlen = topic ? strlen(topic) + 1 : 0;
+    size_t plen = payload ? len + 1 : 0;
+    size_t wlen = words ? strlen(words) + 1 : 0;
+    struct sim_event *ev = calloc(1, sizeof(*ev) + tlen + plen + wlen);
+    char *p;
+
+    if (!ev)
+        return NULL;
+    ev->kind = kind;
+    ev->target = target;
+    p = ev->data;
+    if (topic) {
+        memcpy(p, topic, tlen);
+        ev->topic = p;
+        p += tlen;
+    }
+    if (payload) {
+        memcpy(p, payload, len);
+        p[len] = '\0'; /* convenience for text payloads; len excludes it */
+        ev->payload = p;
+        ev->len = len;
+        p += plen;
+    }
+    if (words) {
+        memcpy(p, words, wlen);
+        ev->words = p;
+    }
+    return ev;
+}
+
+/* ------------------------------------------------------------------ create / free */
+
+void sim_loop_opts_defaults(struct sim_loop_opts *opts)
+{
+    memset(opts, 0, sizeof(*opts));
+    opts->version = SIM_LOOP_OPTS_VERSION;
+    opts->tick_ms = 50;
+}
+
+int sim_loop_create(const struct sim_loop_opts *opts, struct sim_loop **out)
+{
+    struct sim_loop_opts defaults;
+    struct sim_loop *loop;
+
+    *out = NULL;
+    if (!opts) {
+        sim_loop_opts_defaults(&defaults);
+        opts = &defaults;
+    }
+    loop = calloc(1, sizeof(*loop));
+    if (!loop)
+        return SIM_ERR_NOMEM;
+    loop->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->efd < 0) {
+        free(loop);
+        return SIM_ERR_IO;
+    }
+    pthread_mutex_init(&loop->mu, NULL);
+    pthread_mutex_init(&loop->exec, NULL);
+    pthread_cond_init(&loop->cond, NULL);
+    loop->tick_ms = opts->tick_ms ? opts->tick_ms : 50;
+    loop->next_tick = sim_clock_ms() + loop->tick_ms;
+    atomic_init(&loop->stop_requested, false);
+    atomic_init(&loop->ticks, 0);
+    atomic_init(&loop->events, 0);
+    atomic_init(&loop->tick_ns, 0);
+    atomic_init(&loop->n_targets_pub, 0);
+    strncpy(loop->name, opts->name ? opts->name : "sim-loop", sizeof(loop->name) - 1);
+    *out = loop;
+    return SIM_OK;
+}
+
+static void handle_event(struct sim_loop *loop, struct sim_event *ev);
+
+void sim_loop_free(struct sim_loop *loop)
+{
+    struct sim_event *ev;
+
+    if (!loop)
+        return;
+    if (loop->thread_running)
+        sim_loop_stop(loop);
+    /* Run the closures still queued (their args may own memory); drop the rest: their
+       targets are detached by now. */
+    pthread_mutex_lock(&loop->exec);
+    tl_current = loop;
+    pthread_mutex_lock(&loop->mu);
+    loop->proc_head = loop->head;
+    loop->head = loop->tail = NULL;
+    pthread_mutex_unlock(&loop->mu);
+    while ((ev = loop->proc_head)) {
+        loop->proc_head = ev->next;
+        if (ev->kind == SIM_EV_CALL)
+            handle_event(loop, ev);
+        else
+            free(ev);
+    }
+    tl_current = NULL;
+    pthread_mutex_unlock(&loop->exec);
+    close(loop->efd);
+    pthread_cond_destroy(&loop->cond);
+    pthread_mutex_destroy(&loop->exec);
+    pthread_mutex_destroy(&loop->mu);
+    free(loop->targets);
+    free(loop);
+}
+
+/* ------------------------------------------------------------------ producers */
+
+void sim_loop_push(struct sim_loop *loop, struct sim_event *ev)
+{
+    static const uint64_t one = 1;
+
+    ev->next = NULL;
+    pthread_mutex_lock(&loop->mu);
+    if (loop->tail)
+        loop->tail->next = ev;
+    else
+        loop->head = ev;
+    loop->tail = ev;
+    if (!loop->signalled) {
+        /* Written under the mutex so that a drain cannot reset the counter between our
+           append and our write (which would leave a wake-up for an empty queue). */
+        loop->signalled = true;
+        ssize_t n = write(loop->efd, &one, sizeof(one));
+        (void)n; /* EAGAIN only when the counter is at its maximum: still readable */
+    }
+    pthread_mutex_unlock(&loop->mu);
+}
+
+int sim_loop_post(struct sim_loop *loop, sim_loop_fn fn, void *arg)
+{
+    struct sim_event *ev = sim_event_new(SIM_EV_CALL, NULL, NULL, NULL, 0, NULL);
+
+    if (!ev)
+        return SIM_ERR_NOMEM;
+    ev->fn = fn;
+    ev->arg = arg;
+    sim_loop_push(loop, ev);
+    return SIM_OK;
+}
+
+bool sim_loop_on_owner_thread(const struct sim_loop *loop)
+{
+    return tl_current == loop;
+}
+
+int sim_loop_call(struct sim_loop *loop, sim_loop_fn fn, void *arg)
+{
+    struct call_done done = { false };
+    struct sim_event *ev;
+    struct sim_loop *saved;
+
+    if (tl_current == loop) {
+        fn(arg);
+        return SIM_OK;
+    }
+    pthread_mutex_lock(&loop->mu);
+    if (!loop->owner_active) {
+        pthread_mutex_unlock(&loop->mu);
+        /* Nobody runs the loop: run here, holding exec so that nobody starts meanwhile. */
+        pthread_mutex_lock(&loop->exec);
+        saved = tl_current;
+        tl_current = loop;
+        fn(arg);
+        tl_current = saved;
+        pthread_mutex_unlock(&loop->exec);
+        return SIM_OK;
+    }
+    pthread_mutex_unlock(&loop->mu);
+
+    ev = sim_event_new(SIM_EV_CALL, NULL, NULL, NULL, 0, NULL);
+    if (!ev)
+        return SIM_ERR_NOMEM;
+    ev->fn = fn;
+    ev->arg = arg;
+    ev->done = &done;
+    sim_loop_push(loop, ev);
+    pthread_mutex_lock(&loop->mu);
+    while (!done.done)
+        pthread_cond_wait(&loop->cond, &loop->mu);
+    pthread_mutex_unlock(&loop->mu);
+    return SIM_OK;
+}
+
+/* ------------------------------------------------------------------ targets */
+
+struct attach_args {
+    struct sim_loop *loop;
+    struct sim_loop_target *t;
+    int rc;
+};
+
+static void attach_on_owner(void *arg)
+{
+    struct attach_args *a = arg;
+    struct sim_loop *loop = a->loop;
+
+    if (loop->n_targets == loop->cap_targets) {
+        size_t cap = loop->cap_targets ? loop->cap_targets * 2 : 16;
+        struct sim_loop_target **nt = realloc(loop->targets, cap * sizeof(*nt));
+        if (!nt) {
+            a->rc = SIM_ERR_NOMEM;
+            return;
+        }
+        loop->targets = nt;
+        loop->cap_targets = cap;
+    }
+    a->t->loop = loop;
+    a->t->index = loop->n_targets;
+    loop->targets[loop->n_targets++] = a->t;
+    atomic_store_explicit(&loop->n_targets_pub, loop->n_targets, memory_order_relaxed);
+    a->rc = SIM_OK;
+}
+
+int sim_loop_attach(struct sim_loop *loop, struct sim_loop_target *t)
+{
+    struct attach_args a = { loop, t, SIM_ERR_NOMEM };
+    int rc = sim_loop_call(loop, attach_on_owner, &a);
+
+    return rc ? rc : a.rc;
+}
+
+/* Remove every event for t from a list; returns the new head, fixes *tail if given. */
+static struct sim_event *purge(struct sim_event *head, struct sim_event **tail,
+                               const struct sim_loop_target *t)
+{
+    struct sim_event **pp = &head, *ev, *last = NULL;
+
+    while ((ev = *pp)) {
+        if (ev->target == t) {
+            *pp = ev->next;
+            free(ev);
+        } else {
+            last = ev;
+            pp = &ev->next;
+        }
+    }
+    if (tail)
+        *tail = last;
+    return head;
+}
+
+static void detach_on_owner(void *arg)
+{
+    struct attach_args *a = arg;
+    struct sim_loop *loop = a->loop;
+    struct sim_loop_target *t = a->t;
+    size_t i = t->index;
+
+    if (t->loop == loop && i < loop->n_targets && loop->targets[i] == t) {
+        loop->targets[i] = loop->targets[--loop->n_targets];
+        loop->targets[i]->index = i;
+        atomic_store_explicit(&loop->n_targets_pub, loop->n_targets, memory_order_relaxed);
+    }
+    t->loop = NULL;
+    /* The events being handled right now (we may be inside one) and the queued ones. */
+    loop->proc_head = purge(loop->proc_head, NULL, t);
+    pthread_mutex_lock(&loop->mu);
+    loop->head = purge(loop->head, &loop->tail, t);
+    pthread_mutex_unlock(&loop->mu);
+}
+
+void sim_loop_detach(struct sim_loop *loop, struct sim_loop_target *t)
+{
+    struct attach_args a = { loop, t, 0 };
+
+    sim_loop_call(loop, detach_on_owner, &a);
+}
+
+/* ------------------------------------------------------------------ the owner side */
+
+static void handle_event(struct sim_loop *loop, struct sim_event *ev)
+{
+    if (ev->kind == SIM_EV_CALL) {
+        ev->fn(ev->arg);
+        if (ev->done) {
+            pthread_mutex_lock(&loop->mu);
+            ((struct call_done *)ev->done)->done = true;
+            pthread_cond_broadcast(&loop->cond);
+            pthread_mutex_unlock(&loop->mu);
+        }
+    } else if (ev->target && ev->target->on_event) {
+        ev->target->on_event(ev->target, ev);
+    }
+    free(ev);
+}
+
+/* Handle what is queued now (not what handlers queue meanwhile), then tick if due.
+   Called with exec held and tl_current == loop. */
+static int drain_and_tick(struct sim_loop *loop)
+{
+    struct sim_event *ev;
+    uint64_t now;
+    int n = 0;
+
+    pthread_mutex_lock(&loop->mu);
+    loop->proc_head = loop->head;
+    loop->head = loop->tail = NULL;
+    if (loop->signalled) {
+        uint64_t v;
+        ssize_t r = read(loop->efd, &v, sizeof(v));
+        (void)r;
+        loop->signalled = false;
+    }
+    pthread_mutex_unlock(&loop->mu);
+
+    while ((ev = loop->proc_head)) {
+        loop->proc_head = ev->next;
+        handle_event(loop, ev);
+        n++;
+    }
+    atomic_fetch_add_explicit(&loop->events, (uint64_t)n, memory_order_relaxed);
+
+    now = sim_clock_ms();
+    if (now >= loop->next_tick) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        /* n_targets is re-read: a tick may detach a target (swap-remove). */
+        for (size_t i = 0; i < loop->n_targets; i++) {
+            struct sim_loop_target *t = loop->targets[i];
+            if (t->on_tick)
+                t->on_tick(t, now);
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        atomic_fetch_add_explicit(&loop->tick_ns,
+                                  (uint64_t)((b.tv_sec - a.tv_sec) * 1000000000LL +
+                                             (b.tv_nsec - a.tv_nsec)),
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&loop->ticks, 1, memory_order_relaxed);
+        loop->next_tick += loop->tick_ms;
+        if (loop->next_tick <= now) /* we were late: do not try to catch up in a burst */
+            loop->next_tick = now + loop->tick_ms;
+    }
+    return n;
+}
+
+int sim_loop_timeout_ms(const struct sim_loop *loop)
+{
+    uint64_t now = sim_clock_ms();
+
+    return loop->next_tick > now ? (int)(loop->next_tick - now) : 0;
+}
+
+int sim_loop_fd(const struct sim_loop *loop)
+{
+    return loop->efd;
+}
+
+/* Wait for the eventfd up to timeout_ms (bounded by the next tick). */
+static void wait_events(struct sim_loop *loop, int timeout_ms)
+{
+    struct pollfd pfd = { .fd = loop->efd, .events = POLLIN };
+    int until_tick = sim_loop_timeout_ms(loop);
+
+    if (timeout_ms < 0 || timeout_ms > until_tick)
+        timeout_ms = until_tick;
+    if (timeout_ms > 0)
+        (void)poll(&pfd, 1, timeout_ms); /* EINTR: just go round */
+}
+
+int sim_loop_run_once(struct sim_loop *loop, int timeout_ms)
+{
+    int n;
+
+    if (tl_current == loop)
+        return SIM_ERR_STATE; /* re-entered from a handler */
+    pthread_mutex_lock(&loop->mu);
+    if (loop->thread_running) {
+        pthread_mutex_unlock(&loop->mu);
+        return SIM_ERR_STATE;
+    }
+    pthread_mutex_unlock(&loop->mu);
+
+    wait_events(loop, timeout_ms);
+    pthread_mutex_lock(&loop->exec);
+    pthread_mutex_lock(&loop->mu);
+    loop->owner_active = true;
+    pthread_mutex_unlock(&loop->mu);
+    tl_current = loop;
+    n = drain_and_tick(loop);
+    tl_current = NULL;
+    pthread_mutex_lock(&loop->mu);
+    loop->owner_active = false;
+    pthread_mutex_unlock(&loop->mu);
+    pthread_mutex_unlock(&loop->exec);
+    return n;
+}
+
+static void *loop_thread(void *arg)
+{
+    struct sim_loop *loop = arg;
+
+    pthread_setname_np(pthread_self(), loop->name);
+    tl_current = loop;
+    while (!atomic_load(&loop->stop_requested)) {
+        wait_events(loop, -1);
+        pthread_mutex_lock(&loop->exec);
+        drain_and_tick(loop);
+        pthread_mutex_unlock(&loop->exec);
+    }
+    /* From here on sim_loop_call runs directly; serve the calls posted before that. */
+    pthread_mutex_lock(&loop->exec);
+    pthread_mutex_lock(&loop->mu);
+    loop->owner_active = false;
+    pthread_mutex_unlock(&loop->mu);
+    drain_and_tick(loop);
+    pthread_mutex_unlock(&loop->exec);
+    tl_current = NULL;
+    return NULL;
+}
+
+int sim_loop_start_thread(struct sim_loop *loop)
+{
+    int rc;
+
+    pthread_mutex_lock(&loop->mu);
+    if (loop->thread_running || loop->owner_active) {
+        pthread_mutex_unlock(&loop->mu);
+        return SIM_ERR_STATE;
+    }
+    /* owner_active before the thread exists: from now on calls are posted to it. */
+    loop->owner_active = true;
+    loop->thread_running = true;
+    atomic_store(&loop->stop_requested, false);
+    pthread_mutex_unlock(&loop->mu);
+    rc = pthread_create(&loop->thread, NULL, loop_thread, loop);
+    if (rc != 0) {
+        pthread_mutex_lock(&loop->mu);
+        loop->owner_active = false;
+        loop->thread_running = false;
+        pthread_mutex_unlock(&loop->mu);
+        return SIM_ERR_IO;
+    }
+    return SIM_OK;
+}
+
+int sim_loop_stop(struct sim_loop *loop)
+{
+    static const uint64_t one = 1;
+    ssize_t n;
+
+    pthread_mutex_lock(&loop->mu);
+    if (!loop->thread_running) {
+        pthread_mutex_unlock(&loop->mu);
+        return SIM_ERR_STATE;
+    }
+    atomic_store(&loop->stop_requested, true);
+    loop->signalled = true;
+    n = write(loop->efd, &one, sizeof(one)); /* wake it from poll() */
+    (void)n;
+    pthread_mutex_unlock(&loop->mu);
+    pthread_join(loop->thread, NULL);
+    pthread_mutex_lock(&loop->mu);
+    loop->thread_running = false;
+    pthread_mutex_unlock(&loop->mu);
+    return SIM_OK;
+}
+
+void sim_loop_stats(struct sim_loop *loop, struct sim_loop_stats *out)
+{
+    out->ticks = atomic_load_explicit(&loop->ticks, memory_order_relaxed);
+    out->events = atomic_load_explicit(&loop->events, memory_order_relaxed);
+    out->tick_ns_total = atomic_load_explicit(&loop->tick_ns, memory_order_relaxed);
+    out->targets = atomic_load_explicit(&loop->n_targets_pub, memory_order_relaxed);
+}
