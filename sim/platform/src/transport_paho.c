@@ -62,7 +62,8 @@ static const struct reason connack3[] = {
     { 2, "client identifier rejected", "use a shorter device id of letters and digits" },
     { 3, "server unavailable", "the broker cannot serve now: try again later" },
     { 4, "bad user name or password", "check the user name and password" },
-    { 5, "not authorised", "check the user's rights (ACL) on the broker" },
+    /* mosquitto answers a wrong password with this code too, hence the first hint. */
+    { 5, "not authorised", "check the user name and password, and the user's rights (ACL)" },
 };
 
 static const struct reason reason5[] = {
@@ -73,7 +74,7 @@ static const struct reason reason5[] = {
     { 0x84, "unsupported protocol version", "the broker does not speak MQTT 5: try 3.1.1" },
     { 0x85, "client identifier not valid", "use a shorter device id of letters and digits" },
     { 0x86, "bad user name or password", "check the user name and password" },
-    { 0x87, "not authorized", "check the user's rights (ACL) on the broker" },
+    { 0x87, "not authorized", "check the user name and password, and the user's rights (ACL)" },
     { 0x88, "server unavailable", "try again later" },
     { 0x89, "server busy", "try again later" },
     { 0x8A, "banned", "ask the broker's administrator" },
@@ -426,6 +427,11 @@ int sim_transport_connect(struct sim_transport *t, const struct fw_connect_param
 
     if (!t || !p)
         return FW_ERR_INVAL;
+    /* Paho silently drops a connect issued while its clean disconnect is still running
+       (seen with 1.3.12: no callback at all). A disconnect only precedes a connect when a
+       device is powered on again right after a stop, so a short bounded wait here is
+       cheaper than queueing the connect. */
+    wait_disconnect(t, 3000);
     rc = ensure_client(t);
     if (rc != MQTTASYNC_SUCCESS)
         goto refused;

@@ -1,0 +1,314 @@
+/*
+ * test_transport.c - the Paho transport against a real mosquitto (hx_broker): connect,
+ * publish tokens, received messages, session present (3.1.1 and MQTT 5 with session
+ * expiry), refused passwords and unreachable brokers described in words without the
+ * password, and what a power cut does on the wire.
+ *
+ * No firmware here: a recording target stands in for the device, on a caller-driven
+ * loop pumped by the test thread.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fw/fw_device.h"
+#include "hx/broker.h"
+#include "sim/err.h"
+#include "sim/loop.h"
+#include "sim/transport.h"
+#include "sim_test_util.h"
+
+struct rec {
+    struct sim_loop_target t;
+    struct sim_transport *tr;
+    int connected, failed, lost, messages, published;
+    bool session_present;
+    int code;
+    char words[FW_LOG_MAX];
+    char topic[128], payload[256];
+    int qos;
+    bool dup;
+    uint32_t token;
+};
+
+static void rec_event(struct sim_loop_target *t, const struct sim_event *ev)
+{
+    struct rec *r = (struct rec *)t;
+
+    if (!sim_transport_handle_event(r->tr, ev))
+        return;
+    switch (ev->kind) {
+    case SIM_EV_CONNECTED:
+        r->connected++;
+        r->session_present = ev->session_present;
+        break;
+    case SIM_EV_CONNECT_FAILED:
+        r->failed++;
+        r->code = ev->code;
+        snprintf(r->words, sizeof(r->words), "%s", ev->words);
+        break;
+    case SIM_EV_CONNECTION_LOST:
+        r->lost++;
+        snprintf(r->words, sizeof(r->words), "%s", ev->words);
+        break;
+    case SIM_EV_MESSAGE:
+        r->messages++;
+        snprintf(r->topic, sizeof(r->topic), "%s", ev->topic);
+        snprintf(r->payload, sizeof(r->payload), "%s", (const char *)ev->payload);
+        r->qos = ev->qos;
+        r->dup = ev->dup;
+        break;
+    case SIM_EV_PUBLISHED:
+        r->published++;
+        r->token = ev->token;
+        break;
+    default:
+        break;
+    }
+}
+
+/* Pump the loop until *counter reaches n. */
+static bool pump_until(struct sim_loop *loop, const int *counter, int n)
+{
+    uint64_t end = now_ms() + WAIT_MS;
+    while (*counter < n) {
+        if (now_ms() >= end)
+            return false;
+        sim_loop_run_once(loop, 20);
+    }
+    return true;
+}
+
+struct fixture {
+    struct hx_broker *broker;
+    struct sim_loop *loop;
+    struct rec rec;
+};
+
+static void setup(struct fixture *f, const struct hx_broker_opts *bo, int version,
+                  const char *user, const char *password, const char *uri_override,
+                  const char *client_id)
+{
+    struct sim_transport_opts o;
+
+    memset(f, 0, sizeof(*f));
+    if (!uri_override)
+        ck_assert_msg(hx_broker_start(bo, &f->broker) == 0, "broker: %s",
+                      hx_broker_last_error());
+    ck_assert_int_eq(sim_loop_create(NULL, &f->loop), SIM_OK);
+    f->rec.t.on_event = rec_event;
+    ck_assert_int_eq(sim_loop_attach(f->loop, &f->rec.t), SIM_OK);
+    sim_transport_opts_defaults(&o);
+    o.uri = uri_override ? uri_override : hx_broker_uri(f->broker);
+    o.mqtt_version = version;
+    o.username = user;
+    o.password = password;
+    o.connect_timeout_s = 5;
+    ck_assert_int_eq(sim_transport_create(&o, client_id, f->loop, &f->rec.t, &f->rec.tr),
+                     SIM_OK);
+}
+
+static void teardown(struct fixture *f)
+{
+    sim_transport_destroy(f->rec.tr);
+    sim_loop_detach(f->loop, &f->rec.t);
+    sim_loop_free(f->loop);
+    hx_broker_free(f->broker);
+}
+
+static struct fw_connect_params params(const char *id, bool clean)
+{
+    struct fw_connect_params p = { 0 };
+    p.client_id = id;
+    p.clean_session = clean;
+    p.keepalive_s = 30;
+    return p;
+}
+
+static void publish_and_receive(int version)
+{
+    struct fixture f;
+    struct fw_connect_params p = params("t-pub", true);
+    struct fw_publish msg = { "sim-test/echo", "hello", 5, 1, false };
+    uint32_t token = 0;
+
+    setup(&f, NULL, version, NULL, NULL, NULL, "t-pub");
+    /* Offline publish is refused, not queued. */
+    ck_assert_int_eq(sim_transport_publish(f.rec.tr, &msg, &token), FW_ERR_OFFLINE);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 1));
+    ck_assert(!f.rec.session_present);
+    ck_assert(sim_transport_connected(f.rec.tr));
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/echo", 1), FW_OK);
+    /* The subscription must be in place before the publish: use a second round trip. */
+    ck_assert_int_eq(sim_transport_publish(f.rec.tr, &msg, &token), FW_OK);
+    ck_assert_uint_ne(token, 0);
+    ck_assert(pump_until(f.loop, &f.rec.published, 1));
+    ck_assert_uint_eq(f.rec.token, token);
+    ck_assert(pump_until(f.loop, &f.rec.messages, 1));
+    ck_assert_str_eq(f.rec.topic, "sim-test/echo");
+    ck_assert_str_eq(f.rec.payload, "hello");
+    ck_assert_int_eq(f.rec.qos, 1);
+    ck_assert(!f.rec.dup);
+    teardown(&f);
+}
+
+START_TEST(mqtt311_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives)
+{
+    publish_and_receive(3);
+}
+END_TEST
+
+START_TEST(mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives)
+{
+    publish_and_receive(5);
+}
+END_TEST
+
+static void session_present(int version)
+{
+    struct fixture f;
+    char id[32];
+    struct fw_connect_params persistent, clean;
+
+    snprintf(id, sizeof(id), "t-sess-%d", version);
+    persistent = params(id, false);
+    clean = params(id, true);
+    setup(&f, NULL, version, NULL, NULL, NULL, id);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &persistent), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 1));
+    ck_assert_msg(!f.rec.session_present, "a first connection has no session");
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/s", 1), FW_OK);
+    sim_transport_disconnect(f.rec.tr);
+    ck_assert(!sim_transport_connected(f.rec.tr));
+    /* Reconnect on the same handle: the broker kept the session. */
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &persistent), FW_OK);
+    ck_assert_msg(pump_until(f.loop, &f.rec.connected, 2), "failed %d: %s", f.rec.failed,
+                  f.rec.words);
+    ck_assert_msg(f.rec.session_present, "the persistent session was resumed");
+    sim_transport_disconnect(f.rec.tr);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &clean), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 3));
+    ck_assert_msg(!f.rec.session_present, "a clean session never resumes");
+    teardown(&f);
+}
+
+START_TEST(mqtt311_persistent_session_is_present_on_reconnect_and_clean_session_is_not)
+{
+    session_present(3);
+}
+END_TEST
+
+START_TEST(mqtt5_session_expiry_keeps_the_session_for_a_reconnect_and_clean_start_drops_it)
+{
+    session_present(5);
+}
+END_TEST
+
+static void refused_password(int version, int want_code, const char *want_words)
+{
+    static const struct hx_broker_user users[] = { { "alice", "right-secret" } };
+    struct hx_broker_opts bo = { 0 };
+    struct fixture f;
+    struct fw_connect_params p = params("t-auth", true);
+
+    bo.users = users;
+    bo.n_users = 1;
+    setup(&f, &bo, version, "alice", "Wr0ngPa55word", NULL, "t-auth");
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.failed, 1));
+    ck_assert_int_eq(f.rec.connected, 0);
+    ck_assert_int_eq(f.rec.code, want_code);
+    ck_assert_msg(strstr(f.rec.words, want_words), "words: %s", f.rec.words);
+    ck_assert_msg(strstr(f.rec.words, hx_broker_uri(f.broker)), "words: %s", f.rec.words);
+    ck_assert_msg(strstr(f.rec.words, "check the user name and password"), "words: %s",
+                  f.rec.words);
+    ck_assert_msg(!strstr(f.rec.words, "Wr0ngPa55word"), "password leaked: %s", f.rec.words);
+    ck_assert_msg(!strstr(f.rec.words, "right-secret"), "password leaked: %s", f.rec.words);
+    teardown(&f);
+}
+
+/* mosquitto 2.0 answers a wrong password with "not authorised" (CONNACK 5 / 0x87), not
+   with "bad user name or password" (4 / 0x86): the words follow what the broker said. */
+START_TEST(mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password)
+{
+    refused_password(3, 5, "refused: not authorised (CONNACK 5)");
+}
+END_TEST
+
+START_TEST(mqtt5_refused_password_is_described_with_the_reason_code_and_without_the_password)
+{
+    refused_password(5, 0x87, "refused: not authorized (reason code 0x87)");
+}
+END_TEST
+
+START_TEST(an_unreachable_broker_is_described_with_its_uri_and_what_to_check)
+{
+    struct fixture f;
+    struct fw_connect_params p = params("t-unreach", true);
+    char uri[64];
+    uint16_t port = hx_free_port();
+
+    ck_assert_uint_ne(port, 0);
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%u", port); /* nobody listens there */
+    setup(&f, NULL, 3, "bob", "S3cretPass", uri, "t-unreach");
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.failed, 1));
+    ck_assert_int_eq(f.rec.code, FW_ERR_IO);
+    ck_assert_msg(strstr(f.rec.words, uri), "words: %s", f.rec.words);
+    ck_assert_msg(strstr(f.rec.words, "cannot be reached"), "words: %s", f.rec.words);
+    ck_assert_msg(strstr(f.rec.words, "check host and port"), "words: %s", f.rec.words);
+    ck_assert_msg(!strstr(f.rec.words, "S3cretPass"), "password leaked: %s", f.rec.words);
+    /* The firmware may try again on the same handle: the second attempt reports too. */
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.failed, 2));
+    teardown(&f);
+}
+END_TEST
+
+START_TEST(failure_words_cover_each_connack_code_and_unknown_codes)
+{
+    char w[FW_LOG_MAX];
+    static const char *const what[] = { "unacceptable protocol version",
+                                        "client identifier rejected", "server unavailable",
+                                        "bad user name or password", "not authorised" };
+
+    for (int c = 1; c <= 5; c++) {
+        char tag[16];
+        sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", c, NULL);
+        snprintf(tag, sizeof(tag), "(CONNACK %d)", c);
+        ck_assert_msg(strstr(w, what[c - 1]) && strstr(w, tag), "%d: %s", c, w);
+    }
+    sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", 0x87, NULL);
+    ck_assert_msg(strstr(w, "not authorized (reason code 0x87)"), "%s", w);
+    sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", 0xEE, NULL);
+    ck_assert_msg(strstr(w, "unknown reason (reason code 0xEE)"), "%s", w);
+    sim_transport_describe_failure(w, sizeof(w), "ssl://h:1", -1, "TLS handshake failed");
+    ck_assert_msg(strstr(w, "TLS handshake failed") && strstr(w, "CA file"), "%s", w);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("sim_transport");
+    TCase *tc = tcase_create("transport");
+    SRunner *sr;
+    int failed;
+
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, failure_words_cover_each_connack_code_and_unknown_codes);
+    tcase_add_test(tc, mqtt311_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
+    tcase_add_test(tc, mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
+    tcase_add_test(tc, mqtt311_persistent_session_is_present_on_reconnect_and_clean_session_is_not);
+    tcase_add_test(tc, mqtt5_session_expiry_keeps_the_session_for_a_reconnect_and_clean_start_drops_it);
+    tcase_add_test(tc, mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password);
+    tcase_add_test(tc, mqtt5_refused_password_is_described_with_the_reason_code_and_without_the_password);
+    tcase_add_test(tc, an_unreachable_broker_is_described_with_its_uri_and_what_to_check);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
