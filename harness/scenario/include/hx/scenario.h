@@ -126,7 +126,8 @@ struct scn_selector {
     uint32_t last;           /* NONE; for RANDOM: 1..n_devices, the pool it draws from) */
     uint32_t count;          /* RANDOM: how many to draw; others: last - first + 1 */
     int group;               /* GROUP: index into scn_scenario.groups; otherwise -1 */
-    char id[SCN_NAME_MAX];   /* DEVICE written by id ("scanner-3"); "" when by number */
+    char id[SCN_NAME_MAX];   /* DEVICE written by id: "scanner-3" ("" when by number);
+                                GROUP: the group's name */
 };
 
 /* -------------------------------------------------------------- header */
