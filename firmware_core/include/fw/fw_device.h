@@ -190,14 +190,20 @@ void fw_device_on_message(struct fw_device *d, const char *topic, const void *pa
 void fw_device_on_published(struct fw_device *d, uint32_t token);
 
 /* --- events from the RFID reader and the buttons --- */
-/* A tag was presented. Returns FW_OK or FW_ERR_INVAL (UID not 4, 7 or 10 bytes). */
+/* A tag was presented. Returns FW_OK or FW_ERR_INVAL (UID not 4, 7 or 10 bytes: shown as a
+   wrong tag and counted). Buttons over a transient screen only acknowledge it; tags act on
+   the screen underneath (docs/protocol.md, "The operator's side"). */
 int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len);
 void fw_device_on_button(struct fw_device *d, enum fw_button button);
 
 /* --- observation --- */
 const struct fw_stats *fw_device_stats(const struct fw_device *d);
 void fw_device_status(const struct fw_device *d, struct fw_status *out);
-const uint8_t *fw_device_framebuffer(const struct fw_device *d); /* FW_FB_BYTES */
+/* The current frame, FW_FB_BYTES in SSD1306 page order. Rendering is lazy: with a
+   display_flush port the device renders and flushes at most once per event or tick, only
+   when something visible changed; without one (headless fleets) it never renders by
+   itself, and this call renders on demand if the state changed since the last frame. */
+const uint8_t *fw_device_framebuffer(const struct fw_device *d);
 const char *fw_device_id(const struct fw_device *d);
 /* The device's resolved topics (layout defaults or overrides, "{id}" expanded). */
 const char *fw_device_topic_item_registration(const struct fw_device *d);
