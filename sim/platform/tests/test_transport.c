@@ -289,6 +289,45 @@ START_TEST(failure_words_cover_each_connack_code_and_unknown_codes)
 }
 END_TEST
 
+/* What sim_transport_power_cut does on the wire with Paho 1.3.12: MQTTAsync_destroy
+   closes the session with a DISCONNECT packet when the socket has nothing pending, so the
+   broker logs a clean disconnect and does not publish the Will. Pinned here so that a
+   Paho upgrade that changes it is noticed. */
+START_TEST(a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will)
+{
+    struct fixture f;
+    struct hx_broker_opts bo = { 0 };
+    struct fw_connect_params p = params("t-cut", true);
+    struct watcher *w;
+
+    bo.verbose_log = true;
+    p.will_topic = "sim-test/cut/status";
+    p.will_payload = "will";
+    p.will_len = 4;
+    p.will_qos = 1;
+    p.will_retain = false;
+    setup(&f, &bo, 3, NULL, NULL, NULL, "t-cut");
+    w = watcher_start(hx_broker_uri(f.broker), "t-cut-watch", "sim-test/cut/#");
+    ck_assert_ptr_nonnull(w);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 1));
+    sim_transport_power_cut(f.rec.tr);
+    ck_assert(!sim_transport_connected(f.rec.tr));
+    ck_assert_msg(wait_file_contains(hx_broker_log_path(f.broker), "Client t-cut disconnected",
+                                     WAIT_MS),
+                  "the broker did not log a clean DISCONNECT from t-cut");
+    ck_assert(!file_contains(hx_broker_log_path(f.broker), "t-cut closed its connection"));
+    /* Everything the broker sent before this marker has arrived: no Will among it. */
+    ck_assert(watcher_sync(w, "cut"));
+    ck_assert_int_eq(watcher_count(w, "sim-test/cut/status", "will"), 0);
+    /* The transport is usable again: a fresh handle connects. */
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 2));
+    watcher_stop(w);
+    teardown(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_transport");
@@ -305,6 +344,7 @@ int main(void)
     tcase_add_test(tc, mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password);
     tcase_add_test(tc, mqtt5_refused_password_is_described_with_the_reason_code_and_without_the_password);
     tcase_add_test(tc, an_unreachable_broker_is_described_with_its_uri_and_what_to_check);
+    tcase_add_test(tc, a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
