@@ -132,8 +132,7 @@ const char *scn_direction_name(enum scn_direction d)
 
 const char *scn_frame_name(enum scn_frame f)
 {
-    static const char *const t[] = {"bad_length", "truncated", "reserved_type", "bad_flags",
-                                    "bad_topic", "garbage"};
+    static const char *const t[] = {"bad_length", "truncated", "oversize", "reserved_type"};
     return NAME_OF(t, f);
 }
 
@@ -184,14 +183,15 @@ const char *scn_ledger_field_name(enum scn_ledger_field f)
 {
     static const char *const t[] = {"published", "registered", "registered_once",
                                     "registered_twice", "lost", "duplicate_deliveries",
-                                    "malformed", "latency_p50", "latency_p99", "latency_max"};
+                                    "malformed", "latency_p50", "latency_p99", "latency_max",
+                                    "unknown_items", "latency_p90"};
     return NAME_OF(t, f);
 }
 
 bool scn_ledger_field_is_duration(enum scn_ledger_field f)
 {
-    return f == SCN_LEDGER_LATENCY_P50 || f == SCN_LEDGER_LATENCY_P99 ||
-           f == SCN_LEDGER_LATENCY_MAX;
+    return f == SCN_LEDGER_LATENCY_P50 || f == SCN_LEDGER_LATENCY_P90 ||
+           f == SCN_LEDGER_LATENCY_P99 || f == SCN_LEDGER_LATENCY_MAX;
 }
 
 const char *scn_counter_name(enum scn_counter c)
@@ -203,8 +203,15 @@ const char *scn_counter_name(enum scn_counter c)
         "rejects", "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
         "sessions_present", "connect_failures", "connection_losses", "publish_errors",
         "storage_errors", "reconnects", "online", "session_present", "pending", "outbox",
-        "outbox_in_flight"};
+        "outbox_in_flight", "screen"};
     return NAME_OF(t, c);
+}
+
+const char *scn_screen_name(enum scn_screen s)
+{
+    static const char *const t[] = {"idle", "item", "confirm", "registered", "inventory_scan",
+                                    "inventory_wait", "inventory_result", "error", "cancelled"};
+    return NAME_OF(t, s);
 }
 
 bool scn_counter_is_bool(enum scn_counter c)
@@ -322,6 +329,8 @@ static void put_expect(struct out *o, const struct scn_step *st)
         put(o, " %s ", scn_cmp_name(e->cmp));
         if (scn_counter_is_bool(e->counter) && !e->sum)
             put(o, "%s", e->value ? "true" : "false");
+        else if (e->counter == SCN_CTR_SCREEN)
+            put(o, "%s", scn_screen_name((enum scn_screen)e->value));
         else
             put(o, "%" PRId64, e->value);
         put_selector(o, "on", &st->sel);

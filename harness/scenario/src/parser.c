@@ -756,12 +756,13 @@ static const char *const REJECT_WORDS[] = {
     "oversize", "not_utf8", "invalid_json", "trailing_garbage", "not_object", "missing_field",
     "wrong_type", "out_of_range", "name_too_long", "unknown_topic", NULL};
 
-static const char *const FRAME_WORDS[] = {
-    "bad_length", "truncated", "reserved_type", "bad_flags", "bad_topic", "garbage", NULL};
+static const char *const FRAME_WORDS[] = {"bad_length", "truncated", "oversize",
+                                           "reserved_type", NULL};
 
 static const char *const LEDGER_WORDS[] = {
     "published", "registered", "registered_once", "registered_twice", "lost",
-    "duplicate_deliveries", "malformed", "latency_p50", "latency_p99", "latency_max", NULL};
+    "duplicate_deliveries", "malformed", "latency_p50", "latency_p99", "latency_max",
+    "unknown_items", "latency_p90", NULL};
 
 static const char *const COUNTER_WORDS[] = {
     "items_received", "items_queued", "duplicates_suppressed", "queue_full",
@@ -770,7 +771,11 @@ static const char *const COUNTER_WORDS[] = {
     "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
     "sessions_present", "connect_failures", "connection_losses", "publish_errors",
     "storage_errors", "reconnects", "online", "session_present", "pending", "outbox",
-    "outbox_in_flight", NULL};
+    "outbox_in_flight", "screen", NULL};
+
+static const char *const SCREEN_WORDS[] = {
+    "idle", "item", "confirm", "registered", "inventory_scan", "inventory_wait",
+    "inventory_result", "error", "cancelled", NULL};
 
 /* A packet type, case-insensitive (PUBACK or puback), or `all` when allow_all. */
 static int want_packet(struct parser *p, bool allow_all, enum scn_packet *pkt)
@@ -865,8 +870,9 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
     case 0: { /* ledger <field> <cmp> <value> */
         int f = want_one_of(p, LEDGER_WORDS, "a ledger figure (published, registered, "
                                              "registered_once, registered_twice, lost, "
-                                             "duplicate_deliveries, malformed, latency_p50, "
-                                             "latency_p99, latency_max)");
+                                             "duplicate_deliveries, malformed, unknown_items, "
+                                             "latency_p50, latency_p90, latency_p99, "
+                                             "latency_max)");
         if (f < 0)
             return -1;
         e->kind = SCN_EXP_LEDGER;
@@ -936,9 +942,24 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
             return -1;
         e->reason = (enum scn_reject)r;
     }
-    if (want_cmp(p, &e->cmp) < 0 ||
-        parse_value(p, scn_counter_is_bool(e->counter) && !e->sum, false, &e->value) < 0)
+    if (e->counter == SCN_CTR_SCREEN) {
+        uint32_t col = p->ln->toks[p->i - 1].col;
+        if (e->sum)
+            return fail_at(p, col, "'sum screen' has no meaning: write 'screen == item on ...'");
+        if (want_cmp(p, &e->cmp) < 0)
+            return -1;
+        if (e->cmp != SCN_CMP_EQ && e->cmp != SCN_CMP_NE)
+            return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
+        int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
+                                             "inventory_scan, inventory_wait, inventory_result, "
+                                             "error, cancelled)");
+        if (v < 0)
+            return -1;
+        e->value = v;
+    } else if (want_cmp(p, &e->cmp) < 0 ||
+               parse_value(p, scn_counter_is_bool(e->counter) && !e->sum, false, &e->value) < 0) {
         return -1;
+    }
     if (opt_selector(p, "on", SCN_SEL_ALL, &st->sel) < 0)
         return -1;
     return expect_tail(p, st, within_required);
@@ -1000,8 +1021,13 @@ static int parse_action(struct parser *p, struct scn_step *st)
                 want_u32(p, 1, 1000000, "how many packets, such as 1", &st->u.fault.count) < 0)
                 return -1;
         }
-        if (want_packet(p, false, &st->u.fault.packet) < 0 ||
-            want_direction(p, &st->u.fault.dir) < 0)
+        uint32_t pcol = here_col(p);
+        if (want_packet(p, false, &st->u.fault.packet) < 0)
+            return -1;
+        if (k == 2 && st->u.fault.packet != SCN_PKT_PUBLISH)
+            return fail_at(p, pcol, "the fault proxy duplicates PUBLISH packets only; write "
+                                    "'duplicate next %u PUBLISH ...'", st->u.fault.count);
+        if (want_direction(p, &st->u.fault.dir) < 0)
             return -1;
         return parse_fault_tail(p, st, col);
     }
@@ -1046,7 +1072,7 @@ static int parse_action(struct parser *p, struct scn_step *st)
         if (want(p, "malformed") < 0)
             return -1;
         int f = want_one_of(p, FRAME_WORDS, "a malformed frame kind (bad_length, truncated, "
-                                            "reserved_type, bad_flags, bad_topic, garbage)");
+                                            "oversize, reserved_type)");
         if (f < 0)
             return -1;
         st->u.frame = (enum scn_frame)f;

@@ -352,8 +352,9 @@ static const struct {
     {"at 1s throttle 10kB/s on group fleet", "at 1.000s: throttle 10000B/s on group fleet"},
     {"at 1s refuse connections on device 4", "at 1.000s: refuse connections on device 4"},
     {"at 1s heal", "at 1.000s: heal on all devices"},
-    {"at 1s inject malformed garbage to device 2",
-     "at 1.000s: inject malformed garbage to device 2"},
+    {"at 1s inject malformed reserved_type to device 2",
+     "at 1.000s: inject malformed reserved_type to device 2"},
+    {"at 1s inject malformed oversize", "at 1.000s: inject malformed oversize to all devices"},
     {"at 1s broker stop", "at 1.000s: broker stop"},
     {"at 1s broker restart", "at 1.000s: broker restart"},
     {"at 1s publish 20 items to devices 1..2", "at 1.000s: publish 20 items to devices 1..2"},
@@ -374,6 +375,8 @@ static const struct {
     {"wait 2s", "wait 2.000s"},
     {"expect ledger registered_once == 200", "then: expect ledger registered_once == 200"},
     {"expect ledger latency_p99 < 1.5s", "then: expect ledger latency_p99 < 1.500s"},
+    {"expect ledger latency_p90 <= 900ms", "then: expect ledger latency_p90 <= 0.900s"},
+    {"expect ledger unknown_items == 0", "then: expect ledger unknown_items == 0"},
     {"at 3s expect duplicates_suppressed >= 1 on device 2",
      "at 3.000s: expect duplicates_suppressed >= 1 on device 2"},
     {"expect sum rejects missing_field == 3 on all devices",
@@ -381,6 +384,9 @@ static const struct {
     {"expect session_present == yes on device 1",
      "then: expect session_present == true on device 1"},
     {"expect sum online == 10", "then: expect sum online == 10 on all devices"},
+    {"wait until screen == confirm on device 2 within 1s",
+     "wait until screen == confirm on device 2 within 1.000s"},
+    {"expect screen != inventory_wait", "then: expect screen != inventory_wait on all devices"},
     {"expect outbox == 0 within 5s", "then: expect outbox == 0 on all devices within 5.000s"},
     {"expect will published for device 1 within 1.5 * keepalive + 1s",
      "then: expect will published for device 1 within 7.000s (1.5 x keepalive + 1.000s)"},
@@ -491,6 +497,8 @@ static const struct {
     {"at 1s drop next 1 PUBACK\n", 1, 25, "expected a direction"},
     {"at 1s delay all to device by 0ms\n", 1, 30, "expected a positive duration"},
     {"at 1s cut link\n", 1, 15, "expected 'rst' (reset) or 'fin'"},
+    {"at 1s duplicate next 2 PUBACK to broker\n", 1, 24, "duplicates PUBLISH packets only"},
+    {"at 1s inject malformed garbage\n", 1, 24, "expected a malformed frame kind"},
     {"at 1s heal on device 11\n", 1, 22, "there is no device 11: the scenario declares devices 1..10"},
     {"at 1s heal on devices 3..2\n", 1, 23, "1 <= first <= last"},
     {"at 1s heal on random 11 devices\n", 1, 22, "cannot draw 11 devices"},
@@ -511,6 +519,9 @@ static const struct {
     {"expect duplicates_supressed >= 1\n", 1, 8, "did you mean 'duplicates_suppressed'?"},
     {"expect rejects_total >= 1 on device 0\n", 1, 37, "(at least 1)"},
     {"expect rejects >= 1\n", 1, 16, "a reject reason such as missing_field"},
+    {"expect screen >= item\n", 1, 15, "a screen compares with == or != only"},
+    {"expect screen == itme\n", 1, 18, "did you mean 'item'?"},
+    {"expect sum screen == item\n", 1, 12, "'sum screen' has no meaning"},
     {"expect will published for device 1 within 3\n", 1, 43, "found a number without a unit"},
     {"expect will published for device 1 within keepalive - 5s\n", 1, 43,
      "must be positive, but this comes to -1000ms"},
@@ -958,6 +969,7 @@ START_TEST(test_comparisons_hold_as_their_names_say)
     ck_assert_str_eq(scn_action_name(SCN_ACT_BROKER_KILL), "broker kill");
     ck_assert_str_eq(scn_timing_name(SCN_WAIT_UNTIL), "wait until");
     ck_assert_str_eq(scn_layout_name(SCN_LAYOUT_PER_DEVICE), "per-device");
+    ck_assert_str_eq(scn_screen_name(SCN_SCREEN_CANCELLED), "cancelled");
 }
 END_TEST
 

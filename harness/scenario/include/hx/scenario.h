@@ -246,14 +246,13 @@ enum scn_direction {
 };
 const char *scn_direction_name(enum scn_direction d); /* "to broker", "to device", "both ways" */
 
-/* Malformed MQTT frames the proxy can inject towards a device. */
+/* Malformed bytes the fault proxy injects towards a device, in the order of enum
+   hx_proxy_malformed (harness/proxy/include/hx/proxy.h). */
 enum scn_frame {
-    SCN_FRAME_BAD_LENGTH = 0, /* remaining length longer than 4 bytes / beyond the frame */
-    SCN_FRAME_TRUNCATED,      /* a PUBLISH cut short, then the link goes on */
-    SCN_FRAME_RESERVED_TYPE,  /* packet type 0 or 15 */
-    SCN_FRAME_BAD_FLAGS,      /* fixed-header flags that the type forbids */
-    SCN_FRAME_BAD_TOPIC,      /* a PUBLISH whose topic is not UTF-8 */
-    SCN_FRAME_GARBAGE,        /* random bytes drawn with the scenario seed */
+    SCN_FRAME_BAD_LENGTH = 0, /* a remaining length of 5 bytes (30 FF FF FF FF 01) */
+    SCN_FRAME_TRUNCATED,      /* a PUBLISH announcing 64 bytes, 10 sent, then the link closes */
+    SCN_FRAME_OVERSIZE,       /* a PUBLISH announcing 268,435,455 bytes */
+    SCN_FRAME_RESERVED_TYPE,  /* packet type 0 (reserved) */
 };
 const char *scn_frame_name(enum scn_frame f); /* "bad_length" */
 
@@ -262,7 +261,7 @@ enum scn_action {
     /* faults (fault proxy; selected devices must be in groups with `link proxy`) */
     SCN_ACT_DROP,              /* drop next N <packet> <direction>; N = 0: all until heal */
     SCN_ACT_DELAY,             /* delay <packet|all> <direction> by <duration> */
-    SCN_ACT_DUPLICATE,         /* duplicate next N <packet> <direction> */
+    SCN_ACT_DUPLICATE,         /* duplicate next N PUBLISH <direction> (PUBLISH only) */
     SCN_ACT_CUT,               /* cut link rst|fin */
     SCN_ACT_BLACKHOLE,         /* blackhole link: TCP stays open, nothing passes */
     SCN_ACT_THROTTLE,          /* throttle <size>/s, both ways */
@@ -307,19 +306,21 @@ enum scn_expect_kind {
 };
 const char *scn_expect_kind_name(enum scn_expect_kind k);
 
-/* Figures of the backend's ledger. Counts compare with integers, latencies with
-   durations (value in ms). */
+/* Figures of the backend's ledger (struct hx_ledger_report in harness/backend/include/
+   hx/backend.h). Counts compare with integers, latencies with durations (value in ms). */
 enum scn_ledger_field {
-    SCN_LEDGER_PUBLISHED = 0,        /* items the backend published (good ones) */
-    SCN_LEDGER_REGISTERED,           /* registrations stored (distinct idempotency keys) */
-    SCN_LEDGER_REGISTERED_ONCE,      /* items registered exactly once */
-    SCN_LEDGER_REGISTERED_TWICE,     /* items registered by more than one registration */
+    SCN_LEDGER_PUBLISHED = 0,        /* distinct (good) items the backend published */
+    SCN_LEDGER_REGISTERED,           /* published items with at least one registration */
+    SCN_LEDGER_REGISTERED_ONCE,      /* items with exactly one idempotency key */
+    SCN_LEDGER_REGISTERED_TWICE,     /* items with two or more keys: a conflict */
     SCN_LEDGER_LOST,                 /* published items never registered */
     SCN_LEDGER_DUPLICATE_DELIVERIES, /* registrations received again (same key) */
-    SCN_LEDGER_MALFORMED,            /* malformed messages the backend received */
-    SCN_LEDGER_LATENCY_P50,          /* publish -> registration, median */
+    SCN_LEDGER_MALFORMED,            /* registrations that failed the backend's strict parse */
+    SCN_LEDGER_LATENCY_P50,          /* publish -> first registration, median */
     SCN_LEDGER_LATENCY_P99,
     SCN_LEDGER_LATENCY_MAX,
+    SCN_LEDGER_UNKNOWN_ITEMS,        /* registrations for items never published */
+    SCN_LEDGER_LATENCY_P90,
 };
 const char *scn_ledger_field_name(enum scn_ledger_field f); /* "registered_once" */
 bool scn_ledger_field_is_duration(enum scn_ledger_field f);
@@ -357,9 +358,26 @@ enum scn_counter {
     SCN_CTR_PENDING,
     SCN_CTR_OUTBOX,
     SCN_CTR_OUTBOX_IN_FLIGHT,
+    SCN_CTR_SCREEN,           /* the screen shown (enum scn_screen); only == and != */
     SCN_CTR_COUNT
 };
 const char *scn_counter_name(enum scn_counter c); /* "duplicates_suppressed" */
+
+/* Screens, in the order of enum fw_screen with the same names (fw_screen_name): the value
+   of a `screen == <name>` expectation, for scripts that wait for what a person would see. */
+enum scn_screen {
+    SCN_SCREEN_IDLE = 0,
+    SCN_SCREEN_ITEM,
+    SCN_SCREEN_CONFIRM,
+    SCN_SCREEN_REGISTERED,
+    SCN_SCREEN_INVENTORY_SCAN,
+    SCN_SCREEN_INVENTORY_WAIT,
+    SCN_SCREEN_INVENTORY_RESULT,
+    SCN_SCREEN_ERROR,
+    SCN_SCREEN_CANCELLED,
+    SCN_SCREEN_COUNT
+};
+const char *scn_screen_name(enum scn_screen s); /* "inventory_wait" */
 bool scn_counter_is_bool(enum scn_counter c);     /* online, session_present */
 
 struct scn_expect {
@@ -370,7 +388,8 @@ struct scn_expect {
     bool sum;                      /* COUNTER: compare the sum over the selector (`sum`);
                                       otherwise every selected device must satisfy it */
     enum scn_cmp cmp;              /* LEDGER, COUNTER */
-    int64_t value;                 /* LEDGER, COUNTER: number, ms for latency, 0/1 bools */
+    int64_t value;                 /* LEDGER, COUNTER: number, ms for latency, 0/1 bools,
+                                      enum scn_screen for SCN_CTR_SCREEN */
     bool online;                   /* RETAINED: expected status is "online" (else offline) */
     bool has_within;               /* `within T` written (always for wait until) */
     struct scn_time_expr within;   /* WILL: wait up to T; NO_WILL: watch for T; others:
