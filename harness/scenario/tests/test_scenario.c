@@ -715,6 +715,8 @@ END_TEST
 
 /* ================================================================ the library */
 
+static char *read_all(const char *path, size_t *len);
+
 START_TEST(test_every_scenario_in_the_library_parses_cleanly)
 {
     DIR *dir = opendir(SCN_LIBRARY_DIR);
@@ -749,6 +751,33 @@ START_TEST(test_every_scenario_in_the_library_parses_cleanly)
     }
     closedir(dir);
     ck_assert_uint_ge(n, 12);
+}
+END_TEST
+
+START_TEST(test_the_tutorial_in_the_reference_parses_as_explained)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/README.md", SCN_LIBRARY_DIR);
+    size_t len;
+    char *text = read_all(path, &len);
+    text[len < (1u << 16) ? len : len - 1] = '\0';
+    const char *from = strstr(text, "```sh\n");
+    ck_assert_ptr_nonnull(from);
+    from += 6;
+    const char *to = strstr(from, "```");
+    ck_assert_ptr_nonnull(to);
+    struct scn_scenario *s = NULL;
+    struct scn_diag d;
+    int rc = scn_parse_buffer("README.md", from, (size_t)(to - from), &s, &d);
+    char msg[600];
+    scn_diag_format(&d, msg, sizeof msg);
+    ck_assert_msg(rc == SCN_OK, "%s", msg);
+    ck_assert_str_eq(s->name, "first_look");
+    ck_assert_uint_eq(s->n_devices, 2);
+    ck_assert_uint_eq(s->n_steps, 4);
+    ck_assert_int_eq(s->steps[1].u.expect.within.resolved_ms, 4000); /* 1.5 x 2 s + 1 s */
+    scn_free(s);
+    free(text);
 }
 END_TEST
 
@@ -1013,6 +1042,7 @@ static Suite *scenario_suite(void)
     tcase_add_test(tc, test_a_missing_file_is_an_io_error_naming_the_file);
     tcase_add_test(tc, test_a_diagnostic_formats_as_file_line_column_message);
     tcase_add_test(tc, test_every_scenario_in_the_library_parses_cleanly);
+    tcase_add_test(tc, test_the_tutorial_in_the_reference_parses_as_explained);
     tcase_add_test(tc, test_random_selectors_draw_distinct_devices_repeatably_from_the_seed);
     tcase_add_test(tc, test_comparisons_hold_as_their_names_say);
     tcase_add_test(tc, test_a_description_that_does_not_fit_is_cut_and_still_terminated);
