@@ -1,0 +1,435 @@
+/*
+ * test_security_tls.c - simulated scanners (sim_device: firmware_core + the Paho transport)
+ * against a private mosquitto that speaks TLS, with passwords, client certificates and a
+ * per-device ACL, each test with its own throw-away PKI (ci/make-pki.sh).
+ *
+ * What a real deployment does to a device, and what the user must see:
+ *   - TLS + password, mutual TLS: every device connects and registers an item end to end
+ *     through the backend role (which also speaks TLS);
+ *   - a wrong password, an expired certificate, a certificate from a foreign CA, plain TCP
+ *     on the TLS port: the connect fails with words that say what and what to do, the
+ *     device backs off (connection attempts counted in the broker's log over a window)
+ *     and no password is ever printed;
+ *   - a device publishing under another device's topics is refused by the ACL (MQTT 3.1.1:
+ *     the message never reaches the backend; MQTT 5: PUBACK reason 0x87) and the ledger is
+ *     unharmed.
+ * Each case is a Check tcase; CTest runs them as separate tests (CK_RUN_CASE) so they run
+ * in parallel.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <MQTTAsync.h>
+
+#include "sec_util.h"
+
+/* Attempts allowed in the window: back-off 1 s doubling (+-25 %) gives about 4 in 8 s;
+   a device hammering the broker would make dozens. */
+#define BACKOFF_WINDOW_MS 8000
+#define BACKOFF_MAX_ATTEMPTS 6
+
+static char pki[256];
+
+static void setup(void)
+{
+    sec_pki_make(pki, sizeof pki);
+}
+
+static void teardown(void)
+{
+    sec_rm_rf(pki);
+}
+
+/* Does text hold the words (case-sensitive)? Prints the text on failure. */
+#define assert_has(text, words)                                                          \
+    ck_assert_msg(strstr((text), (words)) != NULL, "expected \"%s\" in:\n%s", (words), (text))
+#define assert_lacks(text, words)                                                        \
+    ck_assert_msg(strstr((text), (words)) == NULL, "\"%s\" must not appear in:\n%s", (words), \
+                  (text))
+
+/* ------------------------------------------------------------ working set-ups */
+
+static void every_device_registers(enum sec_broker_kind kind)
+{
+    struct hx_broker *b = sec_broker_start(kind, pki);
+    const char *uri = hx_broker_uri(b);
+    struct hx_backend *be = sec_backend_start(kind, pki, uri);
+    struct sec_fleet f;
+    sec_fleet_init(&f);
+    struct sim_device *d[SEC_DEVICES];
+    for (int k = 1; k <= SEC_DEVICES; k++) {
+        char id[32], crt[32], key[32];
+        snprintf(id, sizeof id, "scanner-%d", k);
+        snprintf(crt, sizeof crt, "scanner-%d.crt", k);
+        snprintf(key, sizeof key, "scanner-%d.key", k);
+        struct sim_device_opts o;
+        if (kind == SEC_BROKER_MTLS) {
+            sec_device_opts(&o, id, uri, sec_path(pki, "ca.crt"), sec_path(pki, crt),
+                            sec_path(pki, key));
+        } else {
+            sec_device_opts(&o, id, uri, sec_path(pki, "ca.crt"), NULL, NULL);
+            o.transport.username = id;
+            o.transport.password = sec_device_password(k);
+        }
+        d[k - 1] = sec_fleet_add(&f, &o);
+    }
+    for (int k = 0; k < SEC_DEVICES; k++)
+        ck_assert_msg(sec_wait_connected(d[k], SEC_WAIT_MS), "%s did not connect over TLS: %s",
+                      sim_device_id(d[k]), sec_snap(d[k]).last_words);
+    for (int k = 0; k < SEC_DEVICES; k++)
+        sec_register_item(be, d[k], 100 + k, 0x1000u + (uint32_t)k);
+    ck_assert_msg(hx_backend_wait_registered(be, SEC_DEVICES, SEC_WAIT_MS) == 0,
+                  "registrations did not reach the backend: %s", hx_backend_last_error());
+    ck_assert_int_eq(hx_backend_sync(be, SEC_WAIT_MS), 0);
+    struct hx_ledger_report r;
+    hx_backend_report(be, &r);
+    ck_assert_uint_eq(r.published, SEC_DEVICES);
+    ck_assert_uint_eq(r.registered_once, SEC_DEVICES);
+    ck_assert_uint_eq(r.registered_twice, 0);
+    ck_assert_uint_eq(r.lost, 0);
+    ck_assert_uint_eq(r.unknown_items, 0);
+    for (int k = 0; k < SEC_DEVICES; k++) {
+        ck_assert_int_eq(hx_backend_item_registrations(be, 100 + k), 1);
+        struct sim_device_snapshot s = sec_snap(d[k]);
+        ck_assert_uint_eq(s.stats.connect_failures, 0);
+        ck_assert_uint_ge(s.stats.connects, 1);
+    }
+    /* The broker saw TLS identities, not anonymous clients. */
+    char *text = sec_fleet_text(&f);
+    for (int k = 1; k <= SEC_DEVICES && kind == SEC_BROKER_TLS_PASSWORD; k++)
+        assert_lacks(text, sec_device_password(k));
+    free(text);
+    ck_assert(!sec_file_contains(hx_broker_log_path(b), SEC_BACKEND_PASSWORD));
+    sec_fleet_free(&f);
+    hx_backend_free(be);
+    hx_broker_free(b);
+}
+
+START_TEST(every_device_registers_over_tls_with_a_password)
+{
+    every_device_registers(SEC_BROKER_TLS_PASSWORD);
+}
+END_TEST
+
+START_TEST(every_device_registers_over_mutual_tls)
+{
+    every_device_registers(SEC_BROKER_MTLS);
+}
+END_TEST
+
+/* ------------------------------------------------------------ refused devices */
+
+struct refusal {
+    enum sec_broker_kind broker;
+    const char *scheme_override; /* "tcp" to knock on the TLS port in plain text, or NULL */
+    const char *password;        /* NULL = no password */
+    const char *cert, *key;      /* NULL = none */
+    const char *words[3];        /* must all be in the device's failure words */
+    const char *broker_log;      /* what the broker's log says about it, or NULL */
+};
+
+/* Start one misconfigured device, watch it for the window, check words, back-off, silence. */
+static void refused(const struct refusal *c)
+{
+    struct hx_broker *b = sec_broker_start(c->broker, pki);
+    char uri[80];
+    snprintf(uri, sizeof uri, "%s", hx_broker_uri(b));
+    if (c->scheme_override)
+        snprintf(uri, sizeof uri, "%s://127.0.0.1:%u", c->scheme_override,
+                 (unsigned)hx_broker_port(b));
+    struct sec_fleet f;
+    sec_fleet_init(&f);
+    struct sim_device_opts o;
+    sec_device_opts(&o, "scanner-1", uri, sec_path(pki, "ca.crt"),
+                    c->cert ? sec_path(pki, c->cert) : NULL,
+                    c->key ? sec_path(pki, c->key) : NULL);
+    if (c->password) {
+        o.transport.username = "scanner-1";
+        o.transport.password = c->password;
+    }
+    int before = sec_log_count(b, "New connection from");
+    uint64_t t0 = sec_now_ms();
+    struct sim_device *d = sec_fleet_add(&f, &o);
+    ck_assert_msg(sec_wait_failures(d, 1, SEC_WAIT_MS), "no connect failure reported");
+    /* The measurement window: a fixed span on purpose (we count what happens in it). */
+    while (sec_now_ms() < t0 + BACKOFF_WINDOW_MS)
+        sec_nap_ms(50);
+    int attempts = sec_log_count(b, "New connection from") - before;
+    struct sim_device_snapshot s = sec_snap(d);
+    char *text = sec_fleet_text(&f);
+    fprintf(stderr, "%s: %d connection attempts in %d ms; device words: %s\n",
+            tcase_name(), attempts, BACKOFF_WINDOW_MS, s.last_words);
+
+    ck_assert_uint_eq(s.stats.connects, 0);
+    ck_assert_msg(!s.connected, "the device must not be connected");
+    ck_assert_int_eq(s.conn_state, SIM_CONN_FAILED);
+    for (int i = 0; i < 3 && c->words[i]; i++)
+        assert_has(text, c->words[i]);
+    assert_has(text, uri); /* to what */
+    if (c->broker_log)
+        ck_assert_msg(sec_file_contains(hx_broker_log_path(b), c->broker_log),
+                      "the broker log does not say \"%s\"", c->broker_log);
+    ck_assert_msg(attempts >= 2, "the device gave up: %d attempts in %d ms", attempts,
+                  BACKOFF_WINDOW_MS);
+    ck_assert_msg(attempts <= BACKOFF_MAX_ATTEMPTS,
+                  "the device hammers the broker: %d attempts in %d ms", attempts,
+                  BACKOFF_WINDOW_MS);
+    ck_assert_uint_ge(s.stats.connect_failures, (uint32_t)attempts - 1);
+    if (c->password) {
+        assert_lacks(text, c->password);
+        assert_lacks(s.last_words, c->password);
+        ck_assert(!sec_file_contains(hx_broker_log_path(b), c->password));
+    }
+    free(text);
+    sec_fleet_free(&f);
+    hx_broker_free(b);
+}
+
+START_TEST(a_wrong_password_is_refused_with_words_and_back_off)
+{
+    struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
+                        .password = "Wr0ng-Secret-4711",
+                        /* mosquitto 2.0 answers a bad password with CONNACK 5 */
+                        .words = {"refused: not authorised (CONNACK 5)",
+                                  "check the user name and password"}};
+    refused(&c);
+}
+END_TEST
+
+START_TEST(an_expired_client_certificate_is_refused)
+{
+    /* TLS 1.3: the broker rejects the certificate after the client's handshake ended, so
+       the client only sees the session fail; the broker's log says why. */
+    struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "expired.crt", .key = "expired.key",
+                        .words = {"failed: no TCP or TLS session", "the CA file"},
+                        .broker_log = "certificate verify failed"};
+    refused(&c);
+}
+END_TEST
+
+START_TEST(a_certificate_from_a_foreign_ca_is_refused)
+{
+    struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "foreign.crt", .key = "foreign.key",
+                        .words = {"failed: no TCP or TLS session", "the CA file"},
+                        .broker_log = "certificate verify failed"};
+    refused(&c);
+}
+END_TEST
+
+START_TEST(plain_tcp_on_the_tls_port_fails)
+{
+    struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
+                        .scheme_override = "tcp",
+                        .password = sec_device_password(1),
+                        .words = {"failed", "check host and port"},
+                        .broker_log = "wrong version number"};
+    refused(&c);
+}
+END_TEST
+
+/* ------------------------------------------------------------ ACL */
+
+/* scanner-1 is configured to publish its registrations under scanner-2's topic. */
+static void foreign_topic_publish(int mqtt_version)
+{
+    struct hx_broker *b = sec_broker_start(SEC_BROKER_MTLS, pki);
+    const char *uri = hx_broker_uri(b);
+    struct hx_backend *be = sec_backend_start(SEC_BROKER_MTLS, pki, uri);
+    struct sec_fleet f;
+    sec_fleet_init(&f);
+    struct sim_device_opts o;
+    sec_device_opts(&o, "scanner-1", uri, sec_path(pki, "ca.crt"),
+                    sec_path(pki, "scanner-1.crt"), sec_path(pki, "scanner-1.key"));
+    o.fw.topic_item_registered = "scanners/scanner-2/item_registered";
+    o.transport.mqtt_version = mqtt_version;
+    struct sim_device *rogue = sec_fleet_add(&f, &o);
+    sec_device_opts(&o, "scanner-2", uri, sec_path(pki, "ca.crt"),
+                    sec_path(pki, "scanner-2.crt"), sec_path(pki, "scanner-2.key"));
+    o.transport.mqtt_version = mqtt_version;
+    struct sim_device *honest = sec_fleet_add(&f, &o);
+    ck_assert(sec_wait_connected(rogue, SEC_WAIT_MS));
+    ck_assert(sec_wait_connected(honest, SEC_WAIT_MS));
+
+    sec_register_item(be, rogue, 7, 0x777);
+    /* The rogue registration went out; 3.1.1: mosquitto acknowledges and drops it. */
+    uint64_t end = sec_now_ms() + SEC_WAIT_MS;
+    while (sec_snap(rogue).stats.registrations_sent < 1 && sec_now_ms() < end)
+        sec_nap_ms(20);
+    ck_assert_uint_ge(sec_snap(rogue).stats.registrations_sent, 1);
+    if (mqtt_version == 3) {
+        end = sec_now_ms() + SEC_WAIT_MS;
+        while (sec_snap(rogue).stats.registrations_acked < 1 && sec_now_ms() < end)
+            sec_nap_ms(20);
+        ck_assert_uint_eq(sec_snap(rogue).stats.registrations_acked, 1);
+    }
+    /* The honest device registers after it: once its registration is in the ledger, the
+       rogue one (sent earlier on the same broker) would be too, had it passed. */
+    sec_register_item(be, honest, 8, 0x888);
+    ck_assert_int_eq(hx_backend_wait_registered(be, 1, SEC_WAIT_MS), 0);
+    ck_assert_int_eq(hx_backend_sync(be, SEC_WAIT_MS), 0);
+    struct hx_ledger_report r;
+    hx_backend_report(be, &r);
+    ck_assert_uint_eq(r.registrations_received, 1);
+    ck_assert_uint_eq(r.registered, 1);
+    ck_assert_int_eq(hx_backend_item_registrations(be, 7), 0);
+    ck_assert_int_eq(hx_backend_item_registrations(be, 8), 1);
+    ck_assert_uint_eq(r.unknown_items, 0);
+    ck_assert_uint_eq(r.malformed, 0);
+    ck_assert_uint_eq(r.registered_twice, 0);
+    struct hx_backend_row rows[4];
+    int n = hx_backend_recent(be, rows, 4);
+    ck_assert_int_eq(n, 1);
+    ck_assert_str_eq(rows[0].device_id, "scanner-2");
+    ck_assert_int_eq(rows[0].item_id, 8);
+    struct sim_device_snapshot s = sec_snap(rogue);
+    fprintf(stderr, "%s: rogue device after the denied publish: sent %u, acked %u, outbox %u, "
+            "publish_errors %u\n", tcase_name(), s.stats.registrations_sent,
+            s.stats.registrations_acked, s.status.outbox, s.stats.publish_errors);
+    sec_fleet_free(&f);
+    hx_backend_free(be);
+    hx_broker_free(b);
+}
+
+START_TEST(a_device_cannot_publish_under_another_device_mqtt311)
+{
+    foreign_topic_publish(3);
+}
+END_TEST
+
+START_TEST(a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed)
+{
+    foreign_topic_publish(5);
+}
+END_TEST
+
+/* A raw Paho MQTT 5 client with scanner-1's certificate gets PUBACK reason 0x87. */
+struct pub_result {
+    volatile int done;
+    volatile int reason;
+    volatile int code;
+};
+
+static void on_pub_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+    struct pub_result *p = ctx;
+    p->reason = r ? (int)r->reasonCode : -1;
+    p->done = 1;
+}
+
+static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+    struct pub_result *p = ctx;
+    p->reason = r ? (int)r->reasonCode : -1;
+    p->code = r ? r->code : -1;
+    p->done = 2;
+}
+
+static void on_conn_ok(void *ctx, MQTTAsync_successData5 *r)
+{
+    (void)r;
+    ((struct pub_result *)ctx)->done = 1;
+}
+
+static void on_conn_fail(void *ctx, MQTTAsync_failureData5 *r)
+{
+    struct pub_result *p = ctx;
+    p->code = r ? r->code : -1;
+    p->done = 2;
+}
+
+static bool wait_done(struct pub_result *p)
+{
+    uint64_t end = sec_now_ms() + SEC_WAIT_MS;
+    while (!p->done && sec_now_ms() < end)
+        sec_nap_ms(10);
+    return p->done != 0;
+}
+
+START_TEST(mqtt5_puback_reports_not_authorized_0x87)
+{
+    struct hx_broker *b = sec_broker_start(SEC_BROKER_MTLS, pki);
+    MQTTAsync c = NULL;
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
+    ck_assert_int_eq(MQTTAsync_createWithOptions(&c, hx_broker_uri(b), "scanner-1",
+                                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &co),
+                     MQTTASYNC_SUCCESS);
+    struct pub_result conn = {0}, own = {0}, foreign = {0};
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    ssl.trustStore = sec_path(pki, "ca.crt");
+    ssl.keyStore = sec_path(pki, "scanner-1.crt");
+    ssl.privateKey = sec_path(pki, "scanner-1.key");
+    ssl.enableServerCertAuth = 1;
+    ssl.verify = 1;
+    MQTTAsync_connectOptions cop = MQTTAsync_connectOptions_initializer5;
+    cop.cleanstart = 1;
+    cop.ssl = &ssl;
+    cop.onSuccess5 = on_conn_ok;
+    cop.onFailure5 = on_conn_fail;
+    cop.context = &conn;
+    ck_assert_int_eq(MQTTAsync_connect(c, &cop), MQTTASYNC_SUCCESS);
+    ck_assert(wait_done(&conn));
+    ck_assert_msg(conn.done == 1, "mutual TLS connect failed: %d", conn.code);
+
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_pub_ok;
+    ro.onFailure5 = on_pub_fail;
+    ro.context = &own;
+    ck_assert_int_eq(MQTTAsync_send(c, "scanners/scanner-1/item_registered", 2, "{}", 1, 0, &ro),
+                     MQTTASYNC_SUCCESS);
+    ck_assert(wait_done(&own));
+    ck_assert_int_eq(own.done, 1);
+    ck_assert_int_eq(own.reason, 0); /* own topic: success */
+    ro.context = &foreign;
+    ck_assert_int_eq(MQTTAsync_send(c, "scanners/scanner-2/item_registered", 2, "{}", 1, 0, &ro),
+                     MQTTASYNC_SUCCESS);
+    ck_assert(wait_done(&foreign));
+    fprintf(stderr, "foreign-topic publish: %s, reason code 0x%02X\n",
+            foreign.done == 2 ? "failed" : "succeeded", (unsigned)foreign.reason);
+    ck_assert_int_eq(foreign.reason, 0x87); /* MQTTREASONCODE_NOT_AUTHORIZED */
+    ck_assert_int_eq(foreign.done, 2);      /* Paho reports it as a failed publish */
+    MQTTAsync_disconnectOptions dop = MQTTAsync_disconnectOptions_initializer5;
+    MQTTAsync_disconnect(c, &dop);
+    MQTTAsync_destroy(&c);
+    hx_broker_free(b);
+}
+END_TEST
+
+/* ------------------------------------------------------------ suite */
+
+static Suite *security_suite(void)
+{
+    Suite *s = suite_create("security_tls");
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"tls_password", every_device_registers_over_tls_with_a_password},
+        {"mtls", every_device_registers_over_mutual_tls},
+        {"wrong_password", a_wrong_password_is_refused_with_words_and_back_off},
+        {"expired_certificate", an_expired_client_certificate_is_refused},
+        {"foreign_ca", a_certificate_from_a_foreign_ca_is_refused},
+        {"plain_tcp_on_tls_port", plain_tcp_on_the_tls_port_fails},
+        {"acl_mqtt311", a_device_cannot_publish_under_another_device_mqtt311},
+        {"acl_mqtt5", a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed},
+        {"acl_mqtt5_puback", mqtt5_puback_reports_not_authorized_0x87},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 90);
+        _tcase_add_test(tc, cases[i].test, 0, 0, 0, 1);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(security_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
