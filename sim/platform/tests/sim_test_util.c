@@ -2,6 +2,7 @@
  * sim_test_util.c - helpers for the broker tests (see sim_test_util.h).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ struct watcher {
     pthread_mutex_t mu;
     struct watched seen[MAX_SEEN];
     int n;
-    volatile int connected, subscribed, failed;
+    atomic_int connected, subscribed, failed; /* set on Paho's thread */
 };
 
 uint64_t now_ms(void)
@@ -60,27 +61,27 @@ static int w_arrived(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
 static void w_conn_ok(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
-    ((struct watcher *)ctx)->connected = 1;
+    atomic_store(&((struct watcher *)ctx)->connected, 1);
 }
 
 static void w_fail(void *ctx, MQTTAsync_failureData *r)
 {
     (void)r;
-    ((struct watcher *)ctx)->failed = 1;
+    atomic_store(&((struct watcher *)ctx)->failed, 1);
 }
 
 static void w_sub_ok(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
-    ((struct watcher *)ctx)->subscribed = 1;
+    atomic_store(&((struct watcher *)ctx)->subscribed, 1);
 }
 
-static bool wait_flag(volatile int *flag, volatile int *failed, int timeout_ms)
+static bool wait_flag(atomic_int *flag, atomic_int *failed, int timeout_ms)
 {
     uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    while (!*flag && !*failed && now_ms() < end)
+    while (!atomic_load(flag) && !atomic_load(failed) && now_ms() < end)
         nap_ms(5);
-    return *flag;
+    return atomic_load(flag);
 }
 
 struct watcher *watcher_start(const char *uri, const char *client_id, const char *filter)
