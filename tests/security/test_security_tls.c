@@ -126,6 +126,7 @@ struct refusal {
     const char *scheme_override; /* "tcp" to knock on the TLS port in plain text, or NULL */
     const char *password;        /* NULL = no password */
     const char *cert, *key;      /* NULL = none */
+    const char *cafile;          /* NULL = the test CA */
     const char *words[3];        /* must all be in the device's failure words */
     const char *broker_log;      /* what the broker's log says about it, or NULL */
 };
@@ -142,7 +143,7 @@ static void refused(const struct refusal *c)
     struct sec_fleet f;
     sec_fleet_init(&f);
     struct sim_device_opts o;
-    sec_device_opts(&o, "scanner-1", uri, sec_path(pki, "ca.crt"),
+    sec_device_opts(&o, "scanner-1", uri, sec_path(pki, c->cafile ? c->cafile : "ca.crt"),
                     c->cert ? sec_path(pki, c->cert) : NULL,
                     c->key ? sec_path(pki, c->key) : NULL);
     if (c->password) {
@@ -215,6 +216,38 @@ START_TEST(a_certificate_from_a_foreign_ca_is_refused)
                         .words = {"failed: no TCP or TLS session", "the CA file"},
                         .broker_log = "certificate verify failed"};
     refused(&c);
+}
+END_TEST
+
+START_TEST(a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device)
+{
+    /* The device trusts only the foreign CA: the broker's certificate does not verify. */
+    struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
+                        .cafile = "foreign-ca.crt",
+                        .password = sec_device_password(1),
+                        .words = {"failed: no TCP or TLS session", "the CA file"}};
+    refused(&c);
+}
+END_TEST
+
+START_TEST(insecure_skips_the_broker_certificate_check)
+{
+    /* The same untrusted broker certificate, with insecure: the device connects (the
+       counter-test of the one above: the check, not something else, refused it). */
+    struct hx_broker *b = sec_broker_start(SEC_BROKER_TLS_PASSWORD, pki);
+    struct sec_fleet f;
+    sec_fleet_init(&f);
+    struct sim_device_opts o;
+    sec_device_opts(&o, "scanner-1", hx_broker_uri(b), sec_path(pki, "foreign-ca.crt"), NULL,
+                    NULL);
+    o.transport.username = "scanner-1";
+    o.transport.password = sec_device_password(1);
+    o.transport.insecure = true;
+    struct sim_device *d = sec_fleet_add(&f, &o);
+    ck_assert_msg(sec_wait_connected(d, SEC_WAIT_MS), "insecure did not connect: %s",
+                  sec_snap(d).last_words);
+    sec_fleet_free(&f);
+    hx_broker_free(b);
 }
 END_TEST
 
@@ -411,6 +444,8 @@ static Suite *security_suite(void)
         {"expired_certificate", an_expired_client_certificate_is_refused},
         {"foreign_ca", a_certificate_from_a_foreign_ca_is_refused},
         {"plain_tcp_on_tls_port", plain_tcp_on_the_tls_port_fails},
+        {"untrusted_broker", a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device},
+        {"insecure", insecure_skips_the_broker_certificate_check},
         {"acl_mqtt311", a_device_cannot_publish_under_another_device_mqtt311},
         {"acl_mqtt5", a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed},
         {"acl_mqtt5_puback", mqtt5_puback_reports_not_authorized_0x87},
