@@ -1,0 +1,173 @@
+/*
+ * bench_sim_devices.c - figures for many simulated devices in one process: memory per
+ * device (RSS), time to connect them all, and the CPU that ticking them costs.
+ *
+ *   sim_bench_devices [-n DEVICES] [-l LOOPS] [-t IDLE_SECONDS] [-u URI]
+ *
+ * Starts a private mosquitto (hx_broker) unless -u names a broker, creates the devices on
+ * LOOPS loop threads (default: one per core), powers them on, waits until all are online,
+ * lets them idle (50 ms ticks), and prints the figures. Not a test: nothing is asserted.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hx/broker.h"
+#include "sim/clock.h"
+#include "sim/device.h"
+#include "sim/err.h"
+#include "sim/loop.h"
+
+static atomic_int online_count, failed_count;
+
+static void on_state(void *ctx, struct sim_device *dev, const struct sim_state_change *s)
+{
+    (void)ctx;
+    (void)dev;
+    if (s->state == SIM_CONN_CONNECTED)
+        atomic_fetch_add(&online_count, 1);
+    else if (s->state == SIM_CONN_FAILED)
+        atomic_fetch_add(&failed_count, 1);
+}
+
+static long rss_kib(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    int n = 1000, loops = (int)sysconf(_SC_NPROCESSORS_ONLN), idle_s = 5, opt;
+    const char *uri = NULL;
+    struct hx_broker *broker = NULL;
+    struct hx_broker_opts bo = { 0 };
+    struct sim_device_observer obs = { .on_state = on_state };
+    struct sim_loop **lp;
+    struct sim_device **dev;
+    long rss0, rss1, rss2, rss3;
+    uint64_t t0, t1;
+    double c0, c1;
+    int rc = 1;
+
+    while ((opt = getopt(argc, argv, "n:l:t:u:")) != -1) {
+        switch (opt) {
+        case 'n': n = atoi(optarg); break;
+        case 'l': loops = atoi(optarg); break;
+        case 't': idle_s = atoi(optarg); break;
+        case 'u': uri = optarg; break;
+        default:
+            fprintf(stderr, "usage: %s [-n devices] [-l loops] [-t idle_s] [-u uri]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (n < 1 || loops < 1)
+        return 2;
+    if (!uri) {
+        bo.persistence = false;
+        bo.extra_config = "max_connections -1\n";
+        if (hx_broker_start(&bo, &broker) != 0) {
+            fprintf(stderr, "broker: %s\n", hx_broker_last_error());
+            return 1;
+        }
+        uri = hx_broker_uri(broker);
+    }
+    lp = calloc((size_t)loops, sizeof(*lp));
+    dev = calloc((size_t)n, sizeof(*dev));
+    for (int i = 0; i < loops; i++) {
+        char name[16];
+        struct sim_loop_opts lo;
+        sim_loop_opts_defaults(&lo);
+        snprintf(name, sizeof(name), "loop-%d", i);
+        lo.name = name;
+        if (sim_loop_create(&lo, &lp[i]) || sim_loop_start_thread(lp[i]))
+            goto out;
+    }
+    rss0 = rss_kib();
+    for (int i = 0; i < n; i++) {
+        struct sim_device_opts o;
+        char id[32];
+        snprintf(id, sizeof(id), "bench-%05d", i);
+        sim_device_opts_defaults(&o, id, uri);
+        o.storage = SIM_STORAGE_MEMORY;
+        o.display_frames = 0;
+        o.observer = &obs;
+        o.fw.keepalive_s = 60;
+        if (sim_device_create(lp[i % loops], &o, &dev[i]) != SIM_OK) {
+            fprintf(stderr, "create %s failed\n", id);
+            goto out;
+        }
+    }
+    rss1 = rss_kib();
+    t0 = sim_clock_ms();
+    for (int i = 0; i < n; i++)
+        sim_device_start(dev[i]);
+    while (atomic_load(&online_count) < n && sim_clock_ms() - t0 < 120000)
+        usleep(20000);
+    t1 = sim_clock_ms();
+    rss2 = rss_kib();
+    printf("devices %d, loops %d, online %d, connect failures %d\n", n, loops,
+           atomic_load(&online_count), atomic_load(&failed_count));
+    printf("connect all: %.2f s (%.0f devices/s)\n", (double)(t1 - t0) / 1000.0,
+           (double)n * 1000.0 / (double)(t1 - t0 ? t1 - t0 : 1));
+    printf("RSS created (not connected): %.1f KiB/device\n", (double)(rss1 - rss0) / n);
+    printf("RSS online: %.1f KiB/device (process %ld KiB)\n", (double)(rss2 - rss0) / n, rss2);
+
+    struct sim_loop_stats before[64], after[64];
+    for (int i = 0; i < loops && i < 64; i++)
+        sim_loop_stats(lp[i], &before[i]);
+    c0 = cpu_s();
+    t0 = sim_clock_ms();
+    sleep((unsigned)idle_s);
+    t1 = sim_clock_ms();
+    c1 = cpu_s();
+    rss3 = rss_kib();
+    for (int i = 0; i < loops && i < 64; i++) {
+        sim_loop_stats(lp[i], &after[i]);
+        uint64_t ticks = after[i].ticks - before[i].ticks;
+        printf("loop %d: %zu devices, %llu ticks, %.2f ms per tick (%.1f us per device)\n", i,
+               after[i].targets, (unsigned long long)ticks,
+               ticks ? (double)(after[i].tick_ns_total - before[i].tick_ns_total) / ticks / 1e6
+                     : 0.0,
+               ticks && after[i].targets
+                   ? (double)(after[i].tick_ns_total - before[i].tick_ns_total) / ticks / 1e3 /
+                         (double)after[i].targets
+                   : 0.0);
+    }
+    printf("idle CPU (ticks + Paho keep-alive): %.1f %% of one core over %.1f s\n",
+           100.0 * (c1 - c0) / ((double)(t1 - t0) / 1000.0), (double)(t1 - t0) / 1000.0);
+    printf("RSS after idle: %.1f KiB/device\n", (double)(rss3 - rss0) / n);
+    rc = 0;
+out:
+    t0 = sim_clock_ms();
+    for (int i = 0; i < n; i++)
+        if (dev[i])
+            sim_device_stop(dev[i]);
+    for (int i = 0; i < n; i++)
+        sim_device_destroy(dev[i]);
+    printf("stop + destroy all: %.2f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
+    for (int i = 0; i < loops; i++)
+        sim_loop_free(lp[i]);
+    free(dev);
+    free(lp);
+    hx_broker_free(broker);
+    return rc;
+}
