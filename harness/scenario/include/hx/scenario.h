@@ -18,6 +18,14 @@
  * declared; a device's id is its group's id_prefix followed by its number within the
  * group ("scanner-1" .. "scanner-10"). Selectors hold global numbers.
  *
+ * How a runner executes this (the contract; details in scenarios/README.md, "How a
+ * scenario runs"): time zero is when every device is online and subscribed; the backend
+ * load starts then; steps run strictly in order, each when the previous one finished; a
+ * failing `expect` is recorded and the run goes on, a failing `wait until` stops it; Will
+ * expectations look at Wills published since the last action step (not SCN_ACT_EXPECT)
+ * began; everything random is drawn from the seed with scn_rng_next(); `scansim test`
+ * exits 0 (all passed), 1 (a scenario failed) or 2 (a file did not parse, usage).
+ *
  * Ownership: scn_parse_*() allocate one struct scn_scenario and everything it points to;
  * the caller frees it with scn_free(). Every pointer inside (file, description, groups,
  * steps, pos.file) stays valid until then. Diagnostics are written into a caller-owned
