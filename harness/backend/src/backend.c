@@ -1,0 +1,1317 @@
+/*
+ * backend.c - the backend role (hx/backend.h): Paho MQTTAsync client + SQLite ledger.
+ *
+ * Flow: Paho's callback thread copies each arriving message into a FIFO (queue lock only,
+ * never blocks long) and returns. The backend thread takes the whole FIFO at once and
+ * processes it as one batch inside one SQL transaction: strict parse (cJSON), INSERT into
+ * tags with the UNIQUE idempotency key (a constraint violation = the device's own duplicate),
+ * counters and latencies in memory, inventory answers published from this thread. Items are
+ * recorded in memory by hx_backend_publish_item() before they are sent, and their SQL row goes
+ * through the same FIFO, so a registration can never overtake its item.
+ *
+ * Locks: ledger lock (counters, item table, recent rows, SQL) and queue lock; the only nesting
+ * is ledger -> queue (publish_item). SQLite is used by the backend thread only.
+ */
+#include "hx/backend.h"
+
+#include <MQTTAsync.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKEND_PAYLOAD_MAX 4096   /* registrations/queries above this are malformed */
+#define BACKEND_DEVICE_ID_MAX 64
+#define BACKEND_NAME_MAX 32
+#define BACKEND_SESSION_EXPIRY_S 3600
+#define BACKEND_MAX_BUFFERED 1000000 /* items buffered by Paho while disconnected */
+#define BACKEND_MAX_INFLIGHT 4096
+
+/* ---------------------------------------------------------------- types */
+
+enum backend__kind { MSG_REGISTRATION, MSG_QUERY, MSG_ITEM };
+
+/* One unit of work for the backend thread. */
+struct backend__msg {
+    struct backend__msg *next;
+    enum backend__kind kind;
+    int64_t at_us;       /* monotonic arrival (or publish) time */
+    int64_t wall_ms;     /* wall clock, for the SQL rows */
+    int32_t item_id;     /* MSG_ITEM */
+    int32_t tag_quantity;
+    char *topic;         /* points into data */
+    char *device_id;     /* MSG_ITEM target, or NULL; points into data */
+    char *name;          /* MSG_ITEM; points into data */
+    size_t len;          /* payload length */
+    char data[];         /* payload (NUL-terminated), then topic / strings */
+};
+
+/* What the ledger knows about one item id, in memory. */
+struct backend__item {
+    int32_t item_id;
+    int32_t tag_quantity;
+    bool published;
+    uint32_t keys;         /* distinct idempotency keys stored */
+    int64_t published_us;  /* monotonic */
+    int64_t first_reg_us;  /* monotonic arrival of the first stored registration; 0 none */
+    char name[BACKEND_NAME_MAX + 1];
+};
+
+struct hx_backend {
+    /* options (copies) */
+    char *uri, *client_id, *username, *password, *cafile, *certfile, *keyfile, *db_path;
+    int mqtt_version;
+    enum hx_backend_layout layout;
+    bool clean_session;
+    int keepalive_s;
+    int connect_timeout_ms;
+    char topic_registered[64];
+    char topic_query[64];
+
+    MQTTAsync client;
+
+    /* ledger: all below under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;        /* counters moved / connection state changed */
+    struct backend__item *items;   /* dense array */
+    size_t n_items, cap_items;
+    uint32_t *slots;               /* hash item_id -> index + 1 (0 = empty) */
+    size_t cap_slots;              /* power of two */
+    int32_t max_item_id;
+    struct hx_ledger_report r;     /* counters (latencies filled on report) */
+    struct hx_backend_row *recent; /* ring */
+    int recent_cap, recent_len, recent_head;
+    uint64_t done;                 /* messages processed */
+    bool connected, subscribed, sub_failed, connect_failed, disconnected;
+    int connections;
+    char fail_msg[256];
+
+    /* queue: under qlock */
+    pthread_mutex_t qlock;
+    pthread_cond_t qcond;
+    struct backend__msg *head, *tail;
+    uint64_t enqueued;
+    bool stopping;
+
+    pthread_t worker;
+    bool worker_running;
+    bool started;
+
+    /* SQLite: backend thread (and create/free) only */
+    sqlite3 *db;
+    sqlite3_stmt *st_item, *st_tag, *st_key, *st_find;
+};
+
+/* ---------------------------------------------------------------- errors, clocks */
+
+static _Thread_local char backend__err[512];
+
+static void backend__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void backend__set_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(backend__err, sizeof backend__err, fmt, ap);
+    va_end(ap);
+}
+
+const char *hx_backend_last_error(void)
+{
+    return backend__err[0] ? backend__err : "no error";
+}
+
+static int64_t backend__mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t backend__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void backend__deadline(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static char *backend__strdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* ---------------------------------------------------------------- validation, JSON */
+
+static bool backend__valid_device_id(const char *s, size_t len)
+{
+    if (len == 0 || len > BACKEND_DEVICE_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c >= 0x7f || c == '/' || c == '+' || c == '#')
+            return false;
+    }
+    return true;
+}
+
+/* RFID UID: 4, 7 or 10 bytes as upper-case hex. */
+static bool backend__valid_tag(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 8 && n != 14 && n != 20)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'F')))
+            return false;
+    return true;
+}
+
+/* Well-formed UTF-8 without control characters. */
+static bool backend__valid_text(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        int more;
+        uint32_t cp;
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            more = 1;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            more = 2;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            more = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (i + (size_t)more >= n)
+            return false;
+        for (int k = 1; k <= more; k++) {
+            unsigned char cc = (unsigned char)s[i + (size_t)k];
+            if ((cc & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        if ((more == 1 && cp < 0x80) || (more == 2 && cp < 0x800) ||
+            (more == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += (size_t)more + 1;
+    }
+    return true;
+}
+
+/* Append s as a JSON string body (no quotes) into out; returns bytes written or -1. */
+static int backend__json_escape(char *out, size_t cap, const char *s)
+{
+    size_t o = 0;
+    for (; *s; s++) {
+        char c = *s;
+        if (o + 3 >= cap)
+            return -1;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = c;
+        } else {
+            out[o++] = c; /* control characters were refused before */
+        }
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
+/* A strict integer field: a JSON number without fraction, within [min, max]. */
+static bool backend__json_int(const cJSON *obj, const char *name, double min, double max,
+                              int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!(d >= min && d <= max) || d != (double)(int64_t)d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+static const char *backend__json_str(const cJSON *obj, const char *name)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) && v->valuestring ? v->valuestring : NULL;
+}
+
+/* Parse a whole payload as one JSON object (nothing after it but whitespace). */
+static cJSON *backend__parse_object(const char *payload, size_t len)
+{
+    if (len == 0 || len > BACKEND_PAYLOAD_MAX || memchr(payload, '\0', len))
+        return NULL;
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(payload, len, &end, false);
+    if (!root)
+        return NULL;
+    for (const char *p = end; p && p < payload + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n') {
+            cJSON_Delete(root);
+            return NULL;
+        }
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return NULL;
+    }
+    return root;
+}
+
+/* ---------------------------------------------------------------- item table */
+
+static struct backend__item *backend__find_item(struct hx_backend *b, int32_t id)
+{
+    if (b->cap_slots == 0)
+        return NULL;
+    size_t mask = b->cap_slots - 1, i = ((uint32_t)id * 2654435761u) & mask;
+    while (b->slots[i]) {
+        struct backend__item *it = &b->items[b->slots[i] - 1];
+        if (it->item_id == id)
+            return it;
+        i = (i + 1) & mask;
+    }
+    return NULL;
+}
+
+static int backend__grow_slots(struct hx_backend *b)
+{
+    size_t cap = b->cap_slots ? b->cap_slots * 2 : 1024;
+    uint32_t *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return HX_ERR_NOMEM;
+    for (size_t k = 0; k < b->n_items; k++) {
+        size_t i = ((uint32_t)b->items[k].item_id * 2654435761u) & (cap - 1);
+        while (slots[i])
+            i = (i + 1) & (cap - 1);
+        slots[i] = (uint32_t)(k + 1);
+    }
+    free(b->slots);
+    b->slots = slots;
+    b->cap_slots = cap;
+    return HX_OK;
+}
+
+/* Find or add item id (under lock). NULL when out of memory. */
+static struct backend__item *backend__item(struct hx_backend *b, int32_t id)
+{
+    struct backend__item *it = backend__find_item(b, id);
+    if (it)
+        return it;
+    if (b->n_items == b->cap_items) {
+        size_t cap = b->cap_items ? b->cap_items * 2 : 1024;
+        struct backend__item *items = realloc(b->items, cap * sizeof *items);
+        if (!items)
+            return NULL;
+        b->items = items;
+        b->cap_items = cap;
+    }
+    if ((b->n_items + 1) * 2 > b->cap_slots && backend__grow_slots(b) != HX_OK)
+        return NULL;
+    it = &b->items[b->n_items++];
+    memset(it, 0, sizeof *it);
+    it->item_id = id;
+    size_t mask = b->cap_slots - 1, i = ((uint32_t)id * 2654435761u) & mask;
+    while (b->slots[i])
+        i = (i + 1) & mask;
+    b->slots[i] = (uint32_t)b->n_items;
+    if (id > b->max_item_id)
+        b->max_item_id = id;
+    return it;
+}
+
+/* ---------------------------------------------------------------- SQL */
+
+static const char backend__schema[] =
+    "DROP TABLE IF EXISTS tags;"
+    "DROP TABLE IF EXISTS items;"
+    "CREATE TABLE items(item_id INTEGER PRIMARY KEY, name TEXT, tag_quantity INTEGER,"
+    " device_id TEXT, published_ms INTEGER);"
+    "CREATE TABLE tags(id INTEGER PRIMARY KEY, idem_key TEXT UNIQUE, item_id INTEGER,"
+    " tag TEXT, device_id TEXT, seq INTEGER, registered_ms INTEGER);"
+    "CREATE INDEX tags_tag ON tags(tag);";
+
+static int backend__sql_open(struct hx_backend *b)
+{
+    const char *path = b->db_path ? b->db_path : ":memory:";
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+    if (sqlite3_open_v2(path, &b->db, flags, NULL) != SQLITE_OK) {
+        backend__set_error("cannot open the ledger database %s: %s; check the folder exists "
+                           "and is writable", path, b->db ? sqlite3_errmsg(b->db) : "no memory");
+        return HX_ERR_SQL;
+    }
+    sqlite3_busy_timeout(b->db, 5000);
+    const char *pragmas = b->db_path ? "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+                                     : "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;";
+    char *msg = NULL;
+    if (sqlite3_exec(b->db, pragmas, NULL, NULL, &msg) != SQLITE_OK ||
+        sqlite3_exec(b->db, backend__schema, NULL, NULL, &msg) != SQLITE_OK) {
+        backend__set_error("cannot set up the ledger tables in %s: %s; is it a SQLite file "
+                           "in use by another program?", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        return HX_ERR_SQL;
+    }
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } stmts[] = {
+        {&b->st_item, "INSERT OR REPLACE INTO items(item_id, name, tag_quantity, device_id,"
+                      " published_ms) VALUES(?,?,?,?,?)"},
+        {&b->st_tag, "INSERT INTO tags(idem_key, item_id, tag, device_id, seq, registered_ms)"
+                     " VALUES(?,?,?,?,?,?)"},
+        {&b->st_key, "SELECT item_id, tag FROM tags WHERE idem_key = ?"},
+        {&b->st_find, "SELECT t.item_id, i.name FROM tags t JOIN items i ON i.item_id ="
+                      " t.item_id WHERE t.tag = ? ORDER BY t.id LIMIT 1"},
+    };
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        if (sqlite3_prepare_v2(b->db, stmts[i].sql, -1, stmts[i].st, NULL) != SQLITE_OK) {
+            backend__set_error("cannot prepare a ledger statement: %s", sqlite3_errmsg(b->db));
+            return HX_ERR_SQL;
+        }
+    }
+    return HX_OK;
+}
+
+static void backend__sql_close(struct hx_backend *b)
+{
+    sqlite3_finalize(b->st_item);
+    sqlite3_finalize(b->st_tag);
+    sqlite3_finalize(b->st_key);
+    sqlite3_finalize(b->st_find);
+    b->st_item = b->st_tag = b->st_key = b->st_find = NULL;
+    if (b->db)
+        sqlite3_close(b->db);
+    b->db = NULL;
+}
+
+static void backend__sql_exec(struct hx_backend *b, const char *sql)
+{
+    if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        b->r.sql_errors++;
+}
+
+/* ---------------------------------------------------------------- publishing */
+
+static int backend__send(struct hx_backend *b, const char *topic, const void *payload,
+                         size_t len, int qos)
+{
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    m.payload = (void *)payload;
+    m.payloadlen = (int)len;
+    m.qos = qos;
+    m.retained = 0;
+    int rc = MQTTAsync_sendMessage(b->client, topic, &m, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        backend__set_error("cannot publish to %s on %s: Paho error %d (%s); is the backend "
+                           "started and the broker reachable?", topic, b->uri, rc,
+                           MQTTAsync_strerror(rc));
+        return HX_ERR_PROTO;
+    }
+    return HX_OK;
+}
+
+/* ---------------------------------------------------------------- processing (backend thread) */
+
+static void backend__remember_row(struct hx_backend *b, const struct backend__item *it,
+                                  const char *tag, const char *device_id, int64_t wall_ms)
+{
+    struct hx_backend_row *row = &b->recent[b->recent_head];
+    b->recent_head = (b->recent_head + 1) % b->recent_cap;
+    if (b->recent_len < b->recent_cap)
+        b->recent_len++;
+    memset(row, 0, sizeof *row);
+    row->item_id = it->item_id;
+    snprintf(row->item_name, sizeof row->item_name, "%s", it->name);
+    snprintf(row->tag, sizeof row->tag, "%s", tag);
+    snprintf(row->device_id, sizeof row->device_id, "%s", device_id);
+    row->count = it->keys;
+    row->registered_ms = wall_ms;
+}
+
+/* The device id a per-device topic names ("scanners/<id>/..."), or NULL for the seed layout. */
+static bool backend__topic_device(const struct hx_backend *b, const char *topic,
+                                  const char **id, size_t *len)
+{
+    *id = NULL;
+    *len = 0;
+    if (b->layout != HX_BACKEND_LAYOUT_PER_DEVICE)
+        return true;
+    if (strncmp(topic, "scanners/", 9) != 0)
+        return false;
+    const char *s = topic + 9, *slash = strchr(s, '/');
+    if (!slash)
+        return false;
+    *id = s;
+    *len = (size_t)(slash - s);
+    return true;
+}
+
+static void backend__process_registration(struct hx_backend *b, const struct backend__msg *m)
+{
+    b->r.registrations_received++;
+    cJSON *root = backend__parse_object(m->data, m->len);
+    int64_t item_id, tag_quantity, seq;
+    const char *tag, *device_id;
+    const char *topic_id;
+    size_t topic_id_len;
+    if (!root || !backend__json_int(root, "item_id", 1, INT32_MAX, &item_id) ||
+        !backend__json_int(root, "tag_quantity", 1, 100000, &tag_quantity) ||
+        !backend__json_int(root, "seq", 0, UINT32_MAX, &seq) ||
+        !(tag = backend__json_str(root, "tag")) || !backend__valid_tag(tag) ||
+        !(device_id = backend__json_str(root, "device_id")) ||
+        !backend__valid_device_id(device_id, strlen(device_id)) ||
+        !backend__topic_device(b, m->topic, &topic_id, &topic_id_len) ||
+        (topic_id && (topic_id_len != strlen(device_id) ||
+                      memcmp(topic_id, device_id, topic_id_len) != 0))) {
+        b->r.malformed++;
+        cJSON_Delete(root);
+        return;
+    }
+    char key[BACKEND_DEVICE_ID_MAX + 16];
+    snprintf(key, sizeof key, "%s:%" PRId64, device_id, seq);
+    sqlite3_stmt *st = b->st_tag;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, item_id);
+    sqlite3_bind_text(st, 3, tag, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, device_id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 5, seq);
+    sqlite3_bind_int64(st, 6, m->wall_ms);
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc == SQLITE_CONSTRAINT) {
+        /* the key is known: the device's own re-send, or (same key, other content) a bug */
+        bool same = false;
+        sqlite3_stmt *q = b->st_key;
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, key, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(q) == SQLITE_ROW)
+            same = sqlite3_column_int64(q, 0) == item_id &&
+                   strcmp((const char *)sqlite3_column_text(q, 1), tag) == 0;
+        sqlite3_reset(q);
+        if (same)
+            b->r.duplicate_deliveries++;
+        else
+            b->r.key_reused++;
+        cJSON_Delete(root);
+        return;
+    }
+    if (rc != SQLITE_DONE) {
+        b->r.sql_errors++;
+        cJSON_Delete(root);
+        return;
+    }
+    b->r.rows_stored++;
+    struct backend__item *it = backend__item(b, (int32_t)item_id);
+    if (!it) {
+        b->r.sql_errors++; /* out of memory: counted, nothing else to do */
+        cJSON_Delete(root);
+        return;
+    }
+    if (!it->published)
+        b->r.unknown_items++;
+    it->keys++;
+    if (it->keys == 1) {
+        it->first_reg_us = m->at_us;
+        if (it->published)
+            b->r.registered++;
+    }
+    backend__remember_row(b, it, tag, device_id, m->wall_ms);
+    cJSON_Delete(root);
+}
+
+static void backend__process_query(struct hx_backend *b, const struct backend__msg *m)
+{
+    cJSON *root = backend__parse_object(m->data, m->len);
+    int64_t seq;
+    const char *tag, *device_id;
+    const char *topic_id;
+    size_t topic_id_len;
+    if (!root || !(tag = backend__json_str(root, "tag")) || !backend__valid_tag(tag) ||
+        !(device_id = backend__json_str(root, "device_id")) ||
+        !backend__valid_device_id(device_id, strlen(device_id)) ||
+        !backend__json_int(root, "seq", 0, UINT32_MAX, &seq) ||
+        !backend__topic_device(b, m->topic, &topic_id, &topic_id_len) ||
+        (topic_id && (topic_id_len != strlen(device_id) ||
+                      memcmp(topic_id, device_id, topic_id_len) != 0))) {
+        b->r.malformed_queries++;
+        cJSON_Delete(root);
+        return;
+    }
+    char topic[BACKEND_DEVICE_ID_MAX + 40], reply[256], name[2 * BACKEND_NAME_MAX + 2];
+    snprintf(topic, sizeof topic, "scanners/%s/inventory/reply", device_id);
+    sqlite3_stmt *q = b->st_find;
+    sqlite3_reset(q);
+    sqlite3_bind_text(q, 1, tag, -1, SQLITE_TRANSIENT);
+    int n;
+    if (sqlite3_step(q) == SQLITE_ROW &&
+        backend__json_escape(name, sizeof name, (const char *)sqlite3_column_text(q, 1)) >= 0)
+        n = snprintf(reply, sizeof reply,
+                     "{\"tag\":\"%s\",\"found\":true,\"item_id\":%" PRId64
+                     ",\"item_name\":\"%s\"}", tag, (int64_t)sqlite3_column_int64(q, 0), name);
+    else
+        n = snprintf(reply, sizeof reply, "{\"tag\":\"%s\",\"found\":false}", tag);
+    sqlite3_reset(q);
+    if (backend__send(b, topic, reply, (size_t)n, 1) == HX_OK)
+        b->r.inventory_answered++;
+    cJSON_Delete(root);
+}
+
+static void backend__process_item(struct hx_backend *b, const struct backend__msg *m)
+{
+    sqlite3_stmt *st = b->st_item;
+    sqlite3_reset(st);
+    sqlite3_bind_int64(st, 1, m->item_id);
+    sqlite3_bind_text(st, 2, m->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, m->tag_quantity);
+    if (m->device_id)
+        sqlite3_bind_text(st, 4, m->device_id, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, 4);
+    sqlite3_bind_int64(st, 5, m->wall_ms);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        b->r.sql_errors++;
+    sqlite3_reset(st);
+}
+
+static void *backend__worker(void *arg)
+{
+    struct hx_backend *b = arg;
+    for (;;) {
+        pthread_mutex_lock(&b->qlock);
+        while (!b->head && !b->stopping)
+            pthread_cond_wait(&b->qcond, &b->qlock);
+        struct backend__msg *batch = b->head;
+        b->head = b->tail = NULL;
+        bool stop = b->stopping && !batch;
+        pthread_mutex_unlock(&b->qlock);
+        if (stop)
+            break;
+        uint64_t n = 0;
+        pthread_mutex_lock(&b->lock);
+        backend__sql_exec(b, "BEGIN");
+        for (struct backend__msg *m = batch; m; m = m->next, n++) {
+            switch (m->kind) {
+            case MSG_REGISTRATION: backend__process_registration(b, m); break;
+            case MSG_QUERY: backend__process_query(b, m); break;
+            case MSG_ITEM: backend__process_item(b, m); break;
+            }
+        }
+        backend__sql_exec(b, "COMMIT");
+        b->done += n;
+        pthread_cond_broadcast(&b->changed);
+        pthread_mutex_unlock(&b->lock);
+        while (batch) {
+            struct backend__msg *next = batch->next;
+            free(batch);
+            batch = next;
+        }
+    }
+    return NULL;
+}
+
+static void backend__enqueue(struct hx_backend *b, struct backend__msg *m)
+{
+    pthread_mutex_lock(&b->qlock);
+    m->next = NULL;
+    bool was_empty = !b->head;
+    if (b->tail)
+        b->tail->next = m;
+    else
+        b->head = m;
+    b->tail = m;
+    b->enqueued++;
+    if (was_empty)
+        pthread_cond_signal(&b->qcond);
+    pthread_mutex_unlock(&b->qlock);
+}
+
+/* ---------------------------------------------------------------- Paho callbacks */
+
+static int backend__on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *pm)
+{
+    struct hx_backend *b = ctx;
+    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    size_t len = pm->payloadlen > 0 ? (size_t)pm->payloadlen : 0;
+    struct backend__msg *m = malloc(sizeof *m + len + 1 + tl + 1);
+    if (m) {
+        memset(m, 0, sizeof *m);
+        m->at_us = backend__mono_us();
+        m->wall_ms = backend__wall_ms();
+        m->len = len;
+        if (len)
+            memcpy(m->data, pm->payload, len);
+        m->data[len] = '\0';
+        m->topic = m->data + len + 1;
+        memcpy(m->topic, topic, tl);
+        m->topic[tl] = '\0';
+        bool query = b->layout == HX_BACKEND_LAYOUT_SEED
+                         ? strcmp(m->topic, b->topic_query) == 0
+                         : (tl >= 16 && strcmp(m->topic + tl - 16, "/inventory/query") == 0);
+        m->kind = query ? MSG_QUERY : MSG_REGISTRATION;
+        backend__enqueue(b, m);
+    }
+    MQTTAsync_freeMessage(&pm);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void backend__on_lost(void *ctx, char *cause)
+{
+    struct hx_backend *b = ctx;
+    (void)cause;
+    pthread_mutex_lock(&b->lock);
+    b->connected = false;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void backend__sub_result(struct hx_backend *b, bool ok, const char *why)
+{
+    pthread_mutex_lock(&b->lock);
+    if (ok) {
+        b->subscribed = true;
+    } else {
+        b->sub_failed = true;
+        snprintf(b->fail_msg, sizeof b->fail_msg, "%s", why);
+    }
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void backend__on_sub3(void *ctx, MQTTAsync_successData *d)
+{
+    bool ok = true;
+    for (int i = 0; i < 2 && d && d->alt.qosList; i++)
+        if (d->alt.qosList[i] == 0x80)
+            ok = false;
+    backend__sub_result(ctx, ok, "the broker refused a subscription (ACL?)");
+}
+
+static void backend__on_sub5(void *ctx, MQTTAsync_successData5 *d)
+{
+    bool ok = true;
+    if (d) {
+        if (d->alt.sub.reasonCodeCount > 0 && d->alt.sub.reasonCodes) {
+            for (int i = 0; i < d->alt.sub.reasonCodeCount; i++)
+                if (d->alt.sub.reasonCodes[i] >= 0x80)
+                    ok = false;
+        } else if (d->reasonCode >= 0x80) {
+            ok = false;
+        }
+    }
+    backend__sub_result(ctx, ok, "the broker refused a subscription (ACL?)");
+}
+
+static void backend__on_sub_fail3(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    backend__sub_result(ctx, false, "the subscribe request failed");
+}
+
+static void backend__on_sub_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    (void)d;
+    backend__sub_result(ctx, false, "the subscribe request failed");
+}
+
+/* Every (re)connection: subscribe again (the session may have been lost with the broker). */
+static void backend__on_connected(void *ctx, char *cause)
+{
+    struct hx_backend *b = ctx;
+    (void)cause;
+    pthread_mutex_lock(&b->lock);
+    b->connected = true;
+    if (b->connections++ > 0)
+        b->r.reconnects++;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+    char *topics[2] = {b->topic_registered, b->topic_query};
+    int qos[2] = {1, 1};
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.context = b;
+    if (b->mqtt_version == 5) {
+        ro.onSuccess5 = backend__on_sub5;
+        ro.onFailure5 = backend__on_sub_fail5;
+    } else {
+        ro.onSuccess = backend__on_sub3;
+        ro.onFailure = backend__on_sub_fail3;
+    }
+    int rc = MQTTAsync_subscribeMany(b->client, 2, topics, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        backend__sub_result(b, false, "the subscribe request could not be sent");
+}
+
+static void backend__connect_failed(struct hx_backend *b, int code, const char *msg)
+{
+    pthread_mutex_lock(&b->lock);
+    b->connect_failed = true;
+    snprintf(b->fail_msg, sizeof b->fail_msg, "connect refused or failed (code %d%s%s)", code,
+             msg ? ": " : "", msg ? msg : "");
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void backend__on_connect_fail3(void *ctx, MQTTAsync_failureData *d)
+{
+    backend__connect_failed(ctx, d ? d->code : -1, d ? d->message : NULL);
+}
+
+static void backend__on_connect_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    backend__connect_failed(ctx, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1,
+                            d ? d->message : NULL);
+}
+
+static void backend__disconnected(struct hx_backend *b)
+{
+    pthread_mutex_lock(&b->lock);
+    b->disconnected = true;
+    b->connected = false;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void backend__on_disc3(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    backend__disconnected(ctx);
+}
+
+static void backend__on_disc5(void *ctx, MQTTAsync_successData5 *d)
+{
+    (void)d;
+    backend__disconnected(ctx);
+}
+
+static void backend__on_disc_fail3(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    backend__disconnected(ctx);
+}
+
+static void backend__on_disc_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    (void)d;
+    backend__disconnected(ctx);
+}
+
+/* ---------------------------------------------------------------- API */
+
+static void backend__destroy(struct hx_backend *b)
+{
+    if (b->client)
+        MQTTAsync_destroy(&b->client);
+    backend__sql_close(b);
+    struct backend__msg *m = b->head;
+    while (m) {
+        struct backend__msg *next = m->next;
+        free(m);
+        m = next;
+    }
+    pthread_mutex_destroy(&b->lock);
+    pthread_mutex_destroy(&b->qlock);
+    pthread_cond_destroy(&b->changed);
+    pthread_cond_destroy(&b->qcond);
+    free(b->items);
+    free(b->slots);
+    free(b->recent);
+    free(b->uri);
+    free(b->client_id);
+    free(b->username);
+    if (b->password) {
+        memset(b->password, 0, strlen(b->password));
+        free(b->password);
+    }
+    free(b->cafile);
+    free(b->certfile);
+    free(b->keyfile);
+    free(b->db_path);
+    free(b);
+}
+
+int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
+{
+    backend__err[0] = '\0';
+    if (!out || !o || !o->uri || !*o->uri) {
+        backend__set_error("hx_backend_create: options with a broker uri are needed");
+        return HX_ERR_INVAL;
+    }
+    *out = NULL;
+    if (o->mqtt_version != 0 && o->mqtt_version != 4 && o->mqtt_version != 5) {
+        backend__set_error("hx_backend_create: MQTT version %d is not supported; use 4 "
+                           "(3.1.1) or 5", o->mqtt_version);
+        return HX_ERR_INVAL;
+    }
+    if (o->layout != HX_BACKEND_LAYOUT_SEED && o->layout != HX_BACKEND_LAYOUT_PER_DEVICE) {
+        backend__set_error("hx_backend_create: unknown topic layout %d", (int)o->layout);
+        return HX_ERR_INVAL;
+    }
+    struct hx_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        backend__set_error("out of memory creating the backend");
+        return HX_ERR_NOMEM;
+    }
+    int rc = HX_OK;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&b->lock, NULL);
+    pthread_mutex_init(&b->qlock, NULL);
+    pthread_cond_init(&b->changed, &ca);
+    pthread_cond_init(&b->qcond, &ca);
+    pthread_condattr_destroy(&ca);
+
+    char default_id[64];
+    snprintf(default_id, sizeof default_id, "scansim-backend-%d", (int)getpid());
+    b->uri = strdup(o->uri);
+    b->client_id = strdup(o->client_id ? o->client_id : default_id);
+    b->username = backend__strdup(o->username);
+    b->password = backend__strdup(o->password);
+    b->cafile = backend__strdup(o->cafile);
+    b->certfile = backend__strdup(o->certfile);
+    b->keyfile = backend__strdup(o->keyfile);
+    b->db_path = backend__strdup(o->db_path);
+    b->mqtt_version = o->mqtt_version == 5 ? 5 : 4;
+    b->layout = o->layout;
+    b->clean_session = o->clean_session;
+    b->keepalive_s = o->keepalive_s > 0 ? o->keepalive_s : 30;
+    b->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
+    b->recent_cap = o->recent_rows > 0 ? o->recent_rows : 32;
+    b->recent = calloc((size_t)b->recent_cap, sizeof *b->recent);
+    if (!b->uri || !b->client_id || !b->recent || (o->username && !b->username) ||
+        (o->password && !b->password) || (o->cafile && !b->cafile) ||
+        (o->certfile && !b->certfile) || (o->keyfile && !b->keyfile) ||
+        (o->db_path && !b->db_path)) {
+        backend__set_error("out of memory creating the backend");
+        rc = HX_ERR_NOMEM;
+        goto exit;
+    }
+    if (b->layout == HX_BACKEND_LAYOUT_SEED) {
+        snprintf(b->topic_registered, sizeof b->topic_registered, "item_registered");
+        snprintf(b->topic_query, sizeof b->topic_query, "inventory/query");
+    } else {
+        snprintf(b->topic_registered, sizeof b->topic_registered, "scanners/+/item_registered");
+        snprintf(b->topic_query, sizeof b->topic_query, "scanners/+/inventory/query");
+    }
+    if ((rc = backend__sql_open(b)) != HX_OK)
+        goto exit;
+
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.MQTTVersion = b->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    co.sendWhileDisconnected = 1;
+    co.maxBufferedMessages = BACKEND_MAX_BUFFERED;
+    int prc = MQTTAsync_createWithOptions(&b->client, b->uri, b->client_id,
+                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (prc != MQTTASYNC_SUCCESS) {
+        b->client = NULL;
+        backend__set_error("cannot create the MQTT client for %s: Paho error %d (%s); check "
+                           "the uri (tcp://host:port or ssl://host:port)", b->uri, prc,
+                           MQTTAsync_strerror(prc));
+        rc = HX_ERR_INVAL;
+        goto exit;
+    }
+    MQTTAsync_setCallbacks(b->client, b, backend__on_lost, backend__on_message, NULL);
+    MQTTAsync_setConnected(b->client, b, backend__on_connected);
+    if (pthread_create(&b->worker, NULL, backend__worker, b) != 0) {
+        backend__set_error("cannot start the backend thread: %s", strerror(errno));
+        rc = HX_ERR_SYS;
+        goto exit;
+    }
+    b->worker_running = true;
+    *out = b;
+    b = NULL;
+exit:
+    if (b)
+        backend__destroy(b);
+    return rc;
+}
+
+int hx_backend_start(struct hx_backend *b)
+{
+    if (!b) {
+        backend__set_error("hx_backend_start: no backend given");
+        return HX_ERR_INVAL;
+    }
+    if (b->started)
+        return HX_OK;
+    if (!b->worker_running) { /* started again after a stop */
+        b->stopping = false;
+        if (pthread_create(&b->worker, NULL, backend__worker, b) != 0) {
+            backend__set_error("cannot start the backend thread: %s", strerror(errno));
+            return HX_ERR_SYS;
+        }
+        b->worker_running = true;
+    }
+    pthread_mutex_lock(&b->lock);
+    b->subscribed = b->sub_failed = b->connect_failed = b->disconnected = false;
+    b->fail_msg[0] = '\0';
+    pthread_mutex_unlock(&b->lock);
+
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTAsync_connectOptions *c = b->mqtt_version == 5 ? &co5 : &co;
+    c->keepAliveInterval = b->keepalive_s;
+    c->connectTimeout = (b->connect_timeout_ms + 999) / 1000;
+    c->automaticReconnect = 1;
+    c->minRetryInterval = 1;
+    c->maxRetryInterval = 4;
+    c->maxInflight = BACKEND_MAX_INFLIGHT;
+    c->username = b->username;
+    c->password = b->password;
+    c->context = b;
+    if (b->mqtt_version == 5) {
+        c->cleanstart = b->clean_session;
+        if (!b->clean_session) {
+            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+            p.value.integer4 = BACKEND_SESSION_EXPIRY_S;
+            MQTTProperties_add(&props, &p);
+            c->connectProperties = &props;
+        }
+        c->onFailure5 = backend__on_connect_fail5;
+    } else {
+        c->cleansession = b->clean_session;
+        c->onFailure = backend__on_connect_fail3;
+    }
+    if (strncmp(b->uri, "ssl://", 6) == 0 || strncmp(b->uri, "mqtts://", 8) == 0) {
+        ssl.trustStore = b->cafile;
+        ssl.keyStore = b->certfile;
+        ssl.privateKey = b->keyfile;
+        ssl.enableServerCertAuth = b->cafile != NULL;
+        ssl.verify = b->cafile != NULL;
+        c->ssl = &ssl;
+    }
+    int rc = MQTTAsync_connect(b->client, c);
+    MQTTProperties_free(&props);
+    if (rc != MQTTASYNC_SUCCESS) {
+        backend__set_error("cannot connect the backend to %s: Paho error %d (%s)", b->uri, rc,
+                           MQTTAsync_strerror(rc));
+        return HX_ERR_PROTO;
+    }
+    struct timespec dl;
+    backend__deadline(&dl, b->connect_timeout_ms);
+    int wrc = 0;
+    pthread_mutex_lock(&b->lock);
+    while (!b->subscribed && !b->sub_failed && !b->connect_failed && wrc == 0)
+        wrc = pthread_cond_timedwait(&b->changed, &b->lock, &dl);
+    bool ok = b->subscribed;
+    char why[256];
+    snprintf(why, sizeof why, "%s", b->fail_msg[0] ? b->fail_msg : "no answer in time");
+    pthread_mutex_unlock(&b->lock);
+    if (ok) {
+        b->started = true;
+        return HX_OK;
+    }
+    backend__set_error("the backend could not connect and subscribe to %s as '%s' within %d "
+                       "ms: %s; check the broker runs, the uri, user name and password",
+                       b->uri, b->client_id, b->connect_timeout_ms, why);
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 0;
+    MQTTAsync_disconnect(b->client, &d);
+    return wrc ? HX_ERR_TIMEOUT : HX_ERR_PROTO;
+}
+
+int hx_backend_stop(struct hx_backend *b)
+{
+    if (!b) {
+        backend__set_error("hx_backend_stop: no backend given");
+        return HX_ERR_INVAL;
+    }
+    int rc = HX_OK;
+    if (b->started) {
+        b->started = false;
+        pthread_mutex_lock(&b->lock);
+        b->disconnected = false;
+        pthread_mutex_unlock(&b->lock);
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        d.timeout = 2000;
+        d.context = b;
+        if (b->mqtt_version == 5) {
+            d.onSuccess5 = backend__on_disc5;
+            d.onFailure5 = backend__on_disc_fail5;
+        } else {
+            d.onSuccess = backend__on_disc3;
+            d.onFailure = backend__on_disc_fail3;
+        }
+        if (MQTTAsync_disconnect(b->client, &d) == MQTTASYNC_SUCCESS) {
+            struct timespec dl;
+            backend__deadline(&dl, 5000);
+            int wrc = 0;
+            pthread_mutex_lock(&b->lock);
+            while (!b->disconnected && wrc == 0)
+                wrc = pthread_cond_timedwait(&b->changed, &b->lock, &dl);
+            pthread_mutex_unlock(&b->lock);
+        }
+    }
+    if (b->worker_running) {
+        pthread_mutex_lock(&b->qlock);
+        b->stopping = true;
+        pthread_cond_signal(&b->qcond);
+        pthread_mutex_unlock(&b->qlock);
+        pthread_join(b->worker, NULL);
+        b->worker_running = false;
+    }
+    return rc;
+}
+
+void hx_backend_free(struct hx_backend *b)
+{
+    if (!b)
+        return;
+    hx_backend_stop(b);
+    backend__destroy(b);
+}
+
+int32_t hx_backend_next_item_id(struct hx_backend *b)
+{
+    if (!b)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    int32_t id = b->max_item_id < INT32_MAX ? b->max_item_id + 1 : 0;
+    if (id > 0)
+        b->max_item_id = id; /* reserved: two callers never get the same id */
+    pthread_mutex_unlock(&b->lock);
+    return id;
+}
+
+int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t item_id,
+                            const char *name, int32_t tag_quantity)
+{
+    if (!b || item_id < 1 || !name || tag_quantity < 1 || tag_quantity > 100000) {
+        backend__set_error("hx_backend_publish_item: item_id >= 1, a name and tag_quantity "
+                           "1..100000 are needed");
+        return HX_ERR_INVAL;
+    }
+    size_t nl = strlen(name);
+    if (nl < 1 || nl > BACKEND_NAME_MAX || !backend__valid_text(name, nl)) {
+        backend__set_error("item %" PRId32 ": the name must be 1..%d bytes of UTF-8 without "
+                           "control characters (use hx_backend_publish_raw for hostile input)",
+                           item_id, BACKEND_NAME_MAX);
+        return HX_ERR_INVAL;
+    }
+    bool per_device = b->layout == HX_BACKEND_LAYOUT_PER_DEVICE;
+    size_t dl = device_id ? strlen(device_id) : 0;
+    if (per_device ? !backend__valid_device_id(device_id ? device_id : "", dl)
+                   : device_id != NULL) {
+        backend__set_error("item %" PRId32 ": %s", item_id,
+                           per_device ? "the per-device layout needs a device id (1..64 "
+                                        "printable characters, no '/', '+', '#')"
+                                      : "the seed layout takes no device id (pass NULL)");
+        return HX_ERR_INVAL;
+    }
+    char topic[BACKEND_DEVICE_ID_MAX + 40], payload[256], esc[2 * BACKEND_NAME_MAX + 2];
+    if (per_device)
+        snprintf(topic, sizeof topic, "scanners/%s/item_registration", device_id);
+    else
+        snprintf(topic, sizeof topic, "item_registration");
+    backend__json_escape(esc, sizeof esc, name);
+    int n = snprintf(payload, sizeof payload,
+                     "{\"item_id\":%" PRId32 ",\"item_name\":\"%s\",\"tag_quantity\":%" PRId32
+                     "}", item_id, esc, tag_quantity);
+
+    /* record first (a registration must never find its item missing), then send */
+    struct backend__msg *m = malloc(sizeof *m + nl + 1 + dl + 1);
+    if (!m) {
+        backend__set_error("out of memory publishing item %" PRId32, item_id);
+        return HX_ERR_NOMEM;
+    }
+    memset(m, 0, sizeof *m);
+    m->kind = MSG_ITEM;
+    m->item_id = item_id;
+    m->tag_quantity = tag_quantity;
+    m->wall_ms = backend__wall_ms();
+    m->name = m->data;
+    memcpy(m->name, name, nl + 1);
+    if (device_id) {
+        m->device_id = m->data + nl + 1;
+        memcpy(m->device_id, device_id, dl + 1);
+    }
+    pthread_mutex_lock(&b->lock);
+    struct backend__item *it = backend__item(b, item_id);
+    if (!it) {
+        pthread_mutex_unlock(&b->lock);
+        free(m);
+        backend__set_error("out of memory recording item %" PRId32, item_id);
+        return HX_ERR_NOMEM;
+    }
+    if (it->published) {
+        b->r.republished++;
+        free(m);
+        m = NULL;
+    } else {
+        it->published = true;
+        it->published_us = backend__mono_us();
+        it->tag_quantity = tag_quantity;
+        snprintf(it->name, sizeof it->name, "%s", name);
+        b->r.published++;
+        if (it->keys > 0)
+            b->r.registered++; /* registered before we published it: odd, but counted */
+        backend__enqueue(b, m);
+    }
+    pthread_mutex_unlock(&b->lock);
+    int rc = backend__send(b, topic, payload, (size_t)n, 1);
+    if (rc != HX_OK) {
+        pthread_mutex_lock(&b->lock);
+        b->r.publish_failed++;
+        pthread_mutex_unlock(&b->lock);
+    }
+    return rc;
+}
+
+int hx_backend_publish_raw(struct hx_backend *b, const char *topic, const void *payload,
+                           size_t len, int qos)
+{
+    if (!b || !topic || !*topic || (!payload && len) || qos < 0 || qos > 2 || len > INT32_MAX) {
+        backend__set_error("hx_backend_publish_raw: a topic, a payload and qos 0..2 are needed");
+        return HX_ERR_INVAL;
+    }
+    return backend__send(b, topic, len ? payload : "", len, qos);
+}
+
+static int backend__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
+{
+    if (!r)
+        return;
+    memset(r, 0, sizeof *r);
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    *r = b->r;
+    r->registered_once = r->registered_twice = 0;
+    double *lat = malloc((b->n_items ? b->n_items : 1) * sizeof *lat);
+    size_t n = 0;
+    for (size_t i = 0; i < b->n_items; i++) {
+        const struct backend__item *it = &b->items[i];
+        if (!it->published || it->keys == 0)
+            continue;
+        if (it->keys == 1)
+            r->registered_once++;
+        else
+            r->registered_twice++;
+        if (lat && it->first_reg_us >= it->published_us)
+            lat[n++] = (double)(it->first_reg_us - it->published_us) / 1000.0;
+    }
+    pthread_mutex_unlock(&b->lock);
+    r->lost = r->published - r->registered;
+    if (lat && n > 0) {
+        qsort(lat, n, sizeof *lat, backend__cmp_double);
+        /* nearest rank */
+        r->latency_p50_ms = lat[(size_t)((double)(n - 1) * 0.50 + 0.5)];
+        r->latency_p90_ms = lat[(size_t)((double)(n - 1) * 0.90 + 0.5)];
+        r->latency_p99_ms = lat[(size_t)((double)(n - 1) * 0.99 + 0.5)];
+        r->latency_max_ms = lat[n - 1];
+    }
+    free(lat);
+}
+
+int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout_ms)
+{
+    if (!b)
+        return HX_ERR_INVAL;
+    struct timespec dl;
+    backend__deadline(&dl, timeout_ms);
+    int wrc = 0;
+    pthread_mutex_lock(&b->lock);
+    while (b->r.registered < count && wrc == 0)
+        wrc = pthread_cond_timedwait(&b->changed, &b->lock, &dl);
+    bool ok = b->r.registered >= count;
+    uint64_t have = b->r.registered;
+    pthread_mutex_unlock(&b->lock);
+    if (ok)
+        return HX_OK;
+    backend__set_error("only %" PRIu64 " of %" PRIu64 " items were registered within %d ms",
+                       have, count, timeout_ms);
+    return HX_ERR_TIMEOUT;
+}
+
+int hx_backend_sync(struct hx_backend *b, int timeout_ms)
+{
+    if (!b)
+        return HX_ERR_INVAL;
+    pthread_mutex_lock(&b->qlock);
+    uint64_t target = b->enqueued;
+    pthread_mutex_unlock(&b->qlock);
+    struct timespec dl;
+    backend__deadline(&dl, timeout_ms);
+    int wrc = 0;
+    pthread_mutex_lock(&b->lock);
+    while (b->done < target && wrc == 0)
+        wrc = pthread_cond_timedwait(&b->changed, &b->lock, &dl);
+    bool ok = b->done >= target;
+    pthread_mutex_unlock(&b->lock);
+    if (ok)
+        return HX_OK;
+    backend__set_error("the backend did not process its queue within %d ms", timeout_ms);
+    return HX_ERR_TIMEOUT;
+}
+
+int hx_backend_item_registrations(struct hx_backend *b, int32_t item_id)
+{
+    if (!b)
+        return HX_ERR_INVAL;
+    pthread_mutex_lock(&b->lock);
+    const struct backend__item *it = backend__find_item(b, item_id);
+    int n = it ? (int)it->keys : 0;
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max)
+{
+    if (!b || !rows || max <= 0)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    int n = b->recent_len < max ? b->recent_len : max;
+    for (int i = 0; i < n; i++) {
+        int idx = (b->recent_head - 1 - i + 2 * b->recent_cap) % b->recent_cap;
+        rows[i] = b->recent[idx];
+    }
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+bool hx_backend_connected(struct hx_backend *b)
+{
+    if (!b)
+        return false;
+    pthread_mutex_lock(&b->lock);
+    bool c = b->connected;
+    pthread_mutex_unlock(&b->lock);
+    return c;
+}

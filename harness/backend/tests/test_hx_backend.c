@@ -1,0 +1,770 @@
+/*
+ * test_hx_backend.c - the backend role against a real mosquitto (hx_broker), with a Paho
+ * MQTTAsync client playing the device (its own small synchronous wrapper below). Every test has
+ * its own broker, port and temp folder, so the suite runs in parallel with others.
+ */
+#include "hx/backend.h"
+#include "hx/broker.h"
+
+#include <MQTTAsync.h>
+#include <check.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define WAIT_MS 10000
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* ---------------------------------------------------------------- a device: Paho, synchronous */
+
+#define DEV_INBOX 64
+
+struct dev {
+    MQTTAsync c;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int done;     /* completed requests */
+    int failed;   /* failed requests */
+    int n;        /* messages in inbox */
+    char topic[DEV_INBOX][128];
+    char payload[DEV_INBOX][512];
+};
+
+static void dev_ok(void *ctx, MQTTAsync_successData *d)
+{
+    struct dev *v = ctx;
+    (void)d;
+    pthread_mutex_lock(&v->lock);
+    v->done++;
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+}
+
+static void dev_fail(void *ctx, MQTTAsync_failureData *d)
+{
+    struct dev *v = ctx;
+    (void)d;
+    pthread_mutex_lock(&v->lock);
+    v->failed++;
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+}
+
+static int dev_arrived(void *ctx, char *topic, int tl, MQTTAsync_message *m)
+{
+    struct dev *v = ctx;
+    (void)tl;
+    pthread_mutex_lock(&v->lock);
+    if (v->n < DEV_INBOX) {
+        snprintf(v->topic[v->n], sizeof v->topic[0], "%s", topic);
+        snprintf(v->payload[v->n], sizeof v->payload[0], "%.*s", m->payloadlen,
+                 (const char *)m->payload);
+        v->n++;
+    }
+    pthread_cond_broadcast(&v->cond);
+    pthread_mutex_unlock(&v->lock);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+/* Wait until done reaches want; fails the test on failure or time-out. */
+static void dev_wait_done(struct dev *v, int want)
+{
+    int64_t deadline = now_ms() + WAIT_MS;
+    pthread_mutex_lock(&v->lock);
+    while (v->done < want && v->failed == 0 && now_ms() < deadline) {
+        pthread_mutex_unlock(&v->lock);
+        sleep_ms(2);
+        pthread_mutex_lock(&v->lock);
+    }
+    int done = v->done, failed = v->failed;
+    pthread_mutex_unlock(&v->lock);
+    ck_assert_int_eq(failed, 0);
+    ck_assert_int_ge(done, want);
+}
+
+static struct dev *dev_connect(const char *uri, const char *id)
+{
+    struct dev *v = calloc(1, sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    pthread_mutex_init(&v->lock, NULL);
+    pthread_cond_init(&v->cond, NULL);
+    ck_assert_int_eq(MQTTAsync_create(&v->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL),
+                     MQTTASYNC_SUCCESS);
+    MQTTAsync_setCallbacks(v->c, v, NULL, dev_arrived, NULL);
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.cleansession = 1;
+    co.keepAliveInterval = 30;
+    co.onSuccess = dev_ok;
+    co.onFailure = dev_fail;
+    co.context = v;
+    ck_assert_int_eq(MQTTAsync_connect(v->c, &co), MQTTASYNC_SUCCESS);
+    dev_wait_done(v, 1);
+    return v;
+}
+
+static void dev_subscribe(struct dev *v, const char *topic)
+{
+    int want = v->done + 1;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = dev_ok;
+    ro.onFailure = dev_fail;
+    ro.context = v;
+    ck_assert_int_eq(MQTTAsync_subscribe(v->c, topic, 1, &ro), MQTTASYNC_SUCCESS);
+    dev_wait_done(v, want);
+}
+
+/* Publish QoS 1 and wait for the broker's PUBACK. */
+static void dev_publish(struct dev *v, const char *topic, const char *payload)
+{
+    int want = v->done + 1;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess = dev_ok;
+    ro.onFailure = dev_fail;
+    ro.context = v;
+    MQTTAsync_message m = MQTTAsync_message_initializer;
+    m.payload = (void *)payload;
+    m.payloadlen = (int)strlen(payload);
+    m.qos = 1;
+    ck_assert_int_eq(MQTTAsync_sendMessage(v->c, topic, &m, &ro), MQTTASYNC_SUCCESS);
+    dev_wait_done(v, want);
+}
+
+/* The k-th message received (0-based), waiting for it; false on time-out. */
+static bool dev_message(struct dev *v, int k, int timeout_ms, char *topic, size_t tn,
+                        char *payload, size_t pn)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    pthread_mutex_lock(&v->lock);
+    while (v->n <= k && now_ms() < deadline) {
+        pthread_mutex_unlock(&v->lock);
+        sleep_ms(2);
+        pthread_mutex_lock(&v->lock);
+    }
+    bool ok = v->n > k;
+    if (ok) {
+        snprintf(topic, tn, "%s", v->topic[k]);
+        snprintf(payload, pn, "%s", v->payload[k]);
+    }
+    pthread_mutex_unlock(&v->lock);
+    return ok;
+}
+
+static void dev_close(struct dev *v)
+{
+    int want = v->done + 1;
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 1000;
+    d.onSuccess = dev_ok;
+    d.onFailure = dev_fail;
+    d.context = v;
+    if (MQTTAsync_disconnect(v->c, &d) == MQTTASYNC_SUCCESS)
+        dev_wait_done(v, want);
+    MQTTAsync_destroy(&v->c);
+    pthread_mutex_destroy(&v->lock);
+    pthread_cond_destroy(&v->cond);
+    free(v);
+}
+
+/* ---------------------------------------------------------------- fixtures */
+
+struct rig {
+    struct hx_broker *broker;
+    struct hx_backend *backend;
+};
+
+static struct rig rig_up_with(struct hx_backend_opts *o)
+{
+    struct rig r = {0};
+    int rc = hx_broker_start(NULL, &r.broker);
+    ck_assert_msg(rc == HX_OK, "broker: %s", hx_broker_last_error());
+    o->uri = hx_broker_uri(r.broker);
+    rc = hx_backend_create(o, &r.backend);
+    ck_assert_msg(rc == HX_OK, "create: %s", hx_backend_last_error());
+    rc = hx_backend_start(r.backend);
+    ck_assert_msg(rc == HX_OK, "start: %s", hx_backend_last_error());
+    return r;
+}
+
+static struct rig rig_up(enum hx_backend_layout layout)
+{
+    struct hx_backend_opts o = {.layout = layout};
+    return rig_up_with(&o);
+}
+
+static void rig_down(struct rig *r)
+{
+    hx_backend_free(r->backend);
+    hx_broker_free(r->broker);
+}
+
+/* Poll the report until cond holds (a field reaches a value), up to WAIT_MS. */
+#define WAIT_REPORT(b, rep, cond)                                                          \
+    do {                                                                                   \
+        int64_t deadline_ = now_ms() + WAIT_MS;                                            \
+        for (;;) {                                                                         \
+            hx_backend_report((b), &(rep));                                                \
+            if ((cond) || now_ms() > deadline_)                                            \
+                break;                                                                     \
+            sleep_ms(5);                                                                   \
+        }                                                                                  \
+        ck_assert_msg((cond), "timed out waiting for " #cond);                             \
+    } while (0)
+
+static void registration(char *out, size_t n, int item, const char *tag, const char *dev,
+                         int seq)
+{
+    snprintf(out, n,
+             "{\"item_id\":%d,\"tag_quantity\":1,\"tag\":\"%s\",\"device_id\":\"%s\","
+             "\"seq\":%d}", item, tag, dev, seq);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+START_TEST(a_published_item_reaches_a_device_as_the_exact_json)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "dev-1");
+    dev_subscribe(d, "item_registration");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 17, "Pallet jack", 2), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 18, "Box \"A\\B\"", 100000),
+                     HX_OK);
+    char t[128], p[512];
+    ck_assert(dev_message(d, 0, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(t, "item_registration");
+    ck_assert_str_eq(p, "{\"item_id\":17,\"item_name\":\"Pallet jack\",\"tag_quantity\":2}");
+    ck_assert(dev_message(d, 1, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(p,
+                     "{\"item_id\":18,\"item_name\":\"Box \\\"A\\\\B\\\"\",\"tag_quantity\":100000}");
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.published, 2);
+    ck_assert_uint_eq(rep.lost, 2);
+    ck_assert_int_gt(hx_backend_next_item_id(r.backend), 18);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(a_registration_is_stored_once_and_shows_in_recent_rows)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
+    int32_t id = hx_backend_next_item_id(r.backend);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Drill", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, id, "04A1B2C3", "scanner-1", 42);
+    dev_publish(d, "item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, WAIT_MS), HX_OK);
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.published, 1);
+    ck_assert_uint_eq(rep.registered, 1);
+    ck_assert_uint_eq(rep.registered_once, 1);
+    ck_assert_uint_eq(rep.registered_twice, 0);
+    ck_assert_uint_eq(rep.lost, 0);
+    ck_assert_uint_eq(rep.rows_stored, 1);
+    ck_assert_uint_eq(rep.duplicate_deliveries, 0);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, id), 1);
+    struct hx_backend_row rows[4];
+    ck_assert_int_eq(hx_backend_recent(r.backend, rows, 4), 1);
+    ck_assert_int_eq(rows[0].item_id, id);
+    ck_assert_str_eq(rows[0].item_name, "Drill");
+    ck_assert_str_eq(rows[0].tag, "04A1B2C3");
+    ck_assert_str_eq(rows[0].device_id, "scanner-1");
+    ck_assert_uint_eq(rows[0].count, 1);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(the_same_key_twice_is_one_row_and_one_duplicate_delivery)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 5, "Saw", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 5, "04A1B2C3D4E5F6", "scanner-1", 7);
+    dev_publish(d, "item_registered", reg);
+    dev_publish(d, "item_registered", reg);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 2);
+    ck_assert_uint_eq(rep.rows_stored, 1);
+    ck_assert_uint_eq(rep.duplicate_deliveries, 1);
+    ck_assert_uint_eq(rep.registered_once, 1);
+    ck_assert_uint_eq(rep.registered_twice, 0);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, 5), 1);
+    /* the same key with another item is a device bug, not a duplicate: counted apart */
+    registration(reg, sizeof reg, 6, "04A1B2C3D4E5F6", "scanner-1", 7);
+    dev_publish(d, "item_registered", reg);
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 3);
+    ck_assert_uint_eq(rep.key_reused, 1);
+    ck_assert_uint_eq(rep.duplicate_deliveries, 1);
+    ck_assert_uint_eq(rep.rows_stored, 1);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(two_keys_for_one_item_count_as_registered_twice)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *a = dev_connect(hx_broker_uri(r.broker), "scanner-a");
+    struct dev *b = dev_connect(hx_broker_uri(r.broker), "scanner-b");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 9, "Ladder", 1), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 10, "Rope", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 9, "11223344", "scanner-a", 1);
+    dev_publish(a, "item_registered", reg);
+    registration(reg, sizeof reg, 9, "55667788", "scanner-b", 1);
+    dev_publish(b, "item_registered", reg);
+    registration(reg, sizeof reg, 10, "99AABBCC", "scanner-a", 2);
+    dev_publish(a, "item_registered", reg);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 3);
+    ck_assert_uint_eq(rep.registered, 2);
+    ck_assert_uint_eq(rep.registered_twice, 1);
+    ck_assert_uint_eq(rep.registered_once, 1);
+    ck_assert_uint_eq(rep.rows_stored, 3);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, 9), 2);
+    dev_close(a);
+    dev_close(b);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(inventory_queries_are_answered_found_or_not_on_the_device_reply_topic)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-q");
+    dev_subscribe(d, "scanners/scanner-q/inventory/reply");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 17, "Pallet jack", 2), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 17, "04A1B2C3", "scanner-q", 1);
+    dev_publish(d, "item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, WAIT_MS), HX_OK);
+    dev_publish(d, "inventory/query",
+                "{\"tag\":\"04A1B2C3\",\"device_id\":\"scanner-q\",\"seq\":2}");
+    dev_publish(d, "inventory/query",
+                "{\"tag\":\"DEADBEEF\",\"device_id\":\"scanner-q\",\"seq\":3}");
+    char t[128], p[512];
+    ck_assert(dev_message(d, 0, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(t, "scanners/scanner-q/inventory/reply");
+    ck_assert_str_eq(p, "{\"tag\":\"04A1B2C3\",\"found\":true,\"item_id\":17,"
+                        "\"item_name\":\"Pallet jack\"}");
+    ck_assert(dev_message(d, 1, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(t, "scanners/scanner-q/inventory/reply");
+    ck_assert_str_eq(p, "{\"tag\":\"DEADBEEF\",\"found\":false}");
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.inventory_answered, 2);
+    /* a bad query is counted, not answered */
+    dev_publish(d, "inventory/query", "{\"tag\":\"nothex!!\",\"device_id\":\"scanner-q\"}");
+    WAIT_REPORT(r.backend, rep, rep.malformed_queries == 1);
+    ck_assert_uint_eq(rep.inventory_answered, 2);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(malformed_registrations_are_counted_and_the_backend_keeps_working)
+{
+    static const char *bad[] = {
+        "not json",
+        "",
+        "[1,2,3]",
+        "{}",
+        "{\"item_id\":1}",
+        "{\"item_id\":\"1\",\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":1.5,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":-1,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":0,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":\"04a1b2c3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"a/b\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":\"1\"}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1} trailing",
+        "{\"item_id\":99999999999,\"tag_quantity\":1,\"tag\":\"04A1B2C3\",\"device_id\":\"d\","
+        "\"seq\":1}",
+        "{\"item_id\":1,\"tag_quantity\":1,\"tag\":null,\"device_id\":\"d\",\"seq\":1}",
+    };
+    const int n_bad = (int)(sizeof bad / sizeof bad[0]);
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-m");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 1, "Hammer", 1), HX_OK);
+    for (int i = 0; i < n_bad; i++)
+        dev_publish(d, "item_registered", bad[i]);
+    /* a payload with a NUL byte and one far too big */
+    static char big[8000];
+    memset(big, '{', sizeof big - 1);
+    dev_publish(d, "item_registered", big);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.malformed == (uint64_t)n_bad + 1);
+    ck_assert_uint_eq(rep.rows_stored, 0);
+    ck_assert_uint_eq(rep.registered, 0);
+    char reg[256];
+    registration(reg, sizeof reg, 1, "04A1B2C3", "scanner-m", 1);
+    dev_publish(d, "item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, WAIT_MS), HX_OK);
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.malformed, (uint64_t)n_bad + 1);
+    ck_assert_uint_eq(rep.registered_once, 1);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(items_never_registered_are_lost_and_unknown_items_are_counted)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-l");
+    for (int id = 1; id <= 3; id++)
+        ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Thing", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 2, "04A1B2C3", "scanner-l", 1);
+    dev_publish(d, "item_registered", reg);
+    registration(reg, sizeof reg, 777, "04A1B2C4", "scanner-l", 2);
+    dev_publish(d, "item_registered", reg);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 2);
+    ck_assert_uint_eq(rep.published, 3);
+    ck_assert_uint_eq(rep.registered, 1);
+    ck_assert_uint_eq(rep.lost, 2);
+    ck_assert_uint_eq(rep.unknown_items, 1);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, 1), 0);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, 2), 1);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(a_file_ledger_holds_the_rows_after_stop)
+{
+    char dir[] = "/tmp/hx-backend-db-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char path[128];
+    snprintf(path, sizeof path, "%s/ledger.db", dir);
+    struct hx_backend_opts o = {.db_path = path};
+    struct rig r = rig_up_with(&o);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-f");
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 31, "Crate", 3), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 32, "Tape", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 31, "0A0B0C0D", "scanner-f", 11);
+    dev_publish(d, "item_registered", reg);
+    dev_publish(d, "item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, WAIT_MS), HX_OK);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 2);
+    dev_close(d);
+    ck_assert_int_eq(hx_backend_stop(r.backend), HX_OK);
+
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *st = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT count(*) FROM items", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(st, 0), 2);
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT idem_key, item_id, tag, device_id, seq,"
+                                            " registered_ms FROM tags", -1, &st, NULL),
+                     SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "scanner-f:11");
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 31);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 2), "0A0B0C0D");
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 3), "scanner-f");
+    ck_assert_int_eq(sqlite3_column_int(st, 4), 11);
+    ck_assert_int_gt(sqlite3_column_int64(st, 5), 1600000000000LL);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE); /* the duplicate was not stored */
+    sqlite3_finalize(st);
+    ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT name, tag_quantity FROM items WHERE "
+                                            "item_id = 31", -1, &st, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(st), SQLITE_ROW);
+    ck_assert_str_eq((const char *)sqlite3_column_text(st, 0), "Crate");
+    ck_assert_int_eq(sqlite3_column_int(st, 1), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    rig_down(&r);
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
+START_TEST(the_per_device_layout_uses_each_device_topics)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_PER_DEVICE);
+    struct dev *a = dev_connect(hx_broker_uri(r.broker), "dev-a");
+    dev_subscribe(a, "scanners/dev-a/#");
+    /* an item for dev-b must not reach dev-a; one for dev-a must */
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, "dev-b", 1, "For B", 1), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, "dev-a", 2, "For A", 1), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 3, "No target", 1), HX_ERR_INVAL);
+    char t[128], p[512];
+    ck_assert(dev_message(a, 0, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(t, "scanners/dev-a/item_registration");
+    ck_assert_str_eq(p, "{\"item_id\":2,\"item_name\":\"For A\",\"tag_quantity\":1}");
+
+    char reg[256];
+    /* a registration whose device id does not match its topic is refused */
+    registration(reg, sizeof reg, 1, "0A0B0C0D", "dev-b", 1);
+    dev_publish(a, "scanners/dev-a/item_registered", reg);
+    /* the seed topic is not the per-device backend's business */
+    registration(reg, sizeof reg, 2, "0A0B0C0E", "dev-a", 2);
+    dev_publish(a, "item_registered", reg);
+    registration(reg, sizeof reg, 2, "0A0B0C0E", "dev-a", 3);
+    dev_publish(a, "scanners/dev-a/item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, WAIT_MS), HX_OK);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(r.backend, rep, rep.registrations_received == 2);
+    ck_assert_uint_eq(rep.malformed, 1);
+    ck_assert_uint_eq(rep.registered, 1);
+    ck_assert_int_eq(hx_backend_item_registrations(r.backend, 2), 1);
+
+    dev_publish(a, "scanners/dev-a/inventory/query",
+                "{\"tag\":\"0A0B0C0E\",\"device_id\":\"dev-a\",\"seq\":4}");
+    bool answered = false;
+    for (int k = 1; k < DEV_INBOX && !answered; k++) { /* its own publishes come back too */
+        ck_assert(dev_message(a, k, WAIT_MS, t, sizeof t, p, sizeof p));
+        answered = strcmp(t, "scanners/dev-a/inventory/reply") == 0;
+    }
+    ck_assert(answered);
+    ck_assert_str_eq(p, "{\"tag\":\"0A0B0C0E\",\"found\":true,\"item_id\":2,"
+                        "\"item_name\":\"For A\"}");
+    dev_close(a);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(latency_figures_are_positive_and_ordered)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-t");
+    dev_subscribe(d, "item_registration");
+    const int n = 40;
+    for (int i = 1; i <= n; i++)
+        ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, i, "Bolt", 1), HX_OK);
+    /* the device answers each item as it arrives */
+    for (int i = 0; i < n; i++) {
+        char t[128], p[512], reg[256];
+        ck_assert(dev_message(d, i, WAIT_MS, t, sizeof t, p, sizeof p));
+        int id = 0;
+        ck_assert_int_eq(sscanf(p, "{\"item_id\":%d", &id), 1);
+        char tag[16];
+        snprintf(tag, sizeof tag, "%08X", (unsigned)(0xA0000000u + (unsigned)id));
+        registration(reg, sizeof reg, id, tag, "scanner-t", i);
+        dev_publish(d, "item_registered", reg);
+    }
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, (uint64_t)n, WAIT_MS), HX_OK);
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.registered_once, (uint64_t)n);
+    ck_assert(rep.latency_p50_ms > 0.0);
+    ck_assert(rep.latency_p50_ms <= rep.latency_p90_ms);
+    ck_assert(rep.latency_p90_ms <= rep.latency_p99_ms);
+    ck_assert(rep.latency_p99_ms <= rep.latency_max_ms);
+    /* the last item waited for all the others: the max is clearly above the first */
+    ck_assert(rep.latency_max_ms > rep.latency_p50_ms);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
+{
+    struct hx_broker_user users[] = {{"backend", "b-pass"}, {"scanner-5", "s-pass"}};
+    struct hx_broker_opts bo = {.persistence = true, .users = users, .n_users = 2};
+    struct hx_broker *broker = NULL;
+    ck_assert_int_eq(hx_broker_start(&bo, &broker), HX_OK);
+
+    struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .mqtt_version = 5,
+                                .username = "backend", .password = "wrong",
+                                .connect_timeout_ms = 3000};
+    struct hx_backend *b = NULL;
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    ck_assert_int_lt(hx_backend_start(b), 0);
+    ck_assert_ptr_null(strstr(hx_backend_last_error(), "wrong")); /* never print a password */
+    hx_backend_free(b);
+
+    o.password = "b-pass";
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
+    ck_assert(hx_backend_connected(b));
+    MQTTAsync c;
+    struct dev *d = calloc(1, sizeof *d);
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    ck_assert_int_eq(MQTTAsync_create(&c, hx_broker_uri(broker), "scanner-5",
+                                      MQTTCLIENT_PERSISTENCE_NONE, NULL), MQTTASYNC_SUCCESS);
+    d->c = c;
+    MQTTAsync_setCallbacks(c, d, NULL, dev_arrived, NULL);
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    co.username = "scanner-5";
+    co.password = "s-pass";
+    co.onSuccess = dev_ok;
+    co.onFailure = dev_fail;
+    co.context = d;
+    ck_assert_int_eq(MQTTAsync_connect(c, &co), MQTTASYNC_SUCCESS);
+    dev_wait_done(d, 1);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "V5", 1), HX_OK);
+    char reg[256];
+    registration(reg, sizeof reg, 1, "0A0B0C0D", "scanner-5", 1);
+    dev_publish(d, "item_registered", reg);
+    ck_assert_int_eq(hx_backend_wait_registered(b, 1, WAIT_MS), HX_OK);
+    dev_close(d);
+    hx_backend_free(b);
+    hx_broker_free(broker);
+}
+END_TEST
+
+START_TEST(the_backend_reconnects_and_resubscribes_after_a_broker_restart)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 1, "Before", 1), HX_OK);
+    /* kill -9: no saved session, so only a fresh subscribe brings registrations back */
+    ck_assert_int_eq(hx_broker_kill(r.broker), HX_OK);
+    ck_assert_int_eq(hx_broker_restart(r.broker), HX_OK);
+    int64_t deadline = now_ms() + 3 * WAIT_MS;
+    struct hx_ledger_report rep;
+    for (;;) {
+        hx_backend_report(r.backend, &rep);
+        if ((rep.reconnects >= 1 && hx_backend_connected(r.backend)) || now_ms() > deadline)
+            break;
+        sleep_ms(20);
+    }
+    ck_assert_uint_ge(rep.reconnects, 1);
+    /* the re-subscribe is asynchronous: re-send until the backend sees it (new key each time,
+       so each attempt is a fresh registration of the same item) */
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-r");
+    deadline = now_ms() + WAIT_MS;
+    int seq = 0;
+    while (hx_backend_wait_registered(r.backend, 1, 200) != HX_OK && now_ms() < deadline) {
+        char reg[256];
+        registration(reg, sizeof reg, 1, "0A0B0C0D", "scanner-r", ++seq);
+        dev_publish(d, "item_registered", reg);
+    }
+    ck_assert_int_eq(hx_backend_wait_registered(r.backend, 1, 10), HX_OK);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(bad_arguments_and_an_absent_broker_give_errors_not_crashes)
+{
+    struct hx_backend *b = NULL;
+    ck_assert_int_eq(hx_backend_create(NULL, &b), HX_ERR_INVAL);
+    struct hx_backend_opts none = {0};
+    ck_assert_int_eq(hx_backend_create(&none, &b), HX_ERR_INVAL);
+    struct hx_backend_opts v = {.uri = "tcp://127.0.0.1:1", .mqtt_version = 3};
+    ck_assert_int_eq(hx_backend_create(&v, &b), HX_ERR_INVAL);
+    struct hx_backend_opts baddb = {.uri = "tcp://127.0.0.1:1",
+                                    .db_path = "/nonexistent/dir/ledger.db"};
+    ck_assert_int_eq(hx_backend_create(&baddb, &b), HX_ERR_SQL);
+    ck_assert_ptr_nonnull(strstr(hx_backend_last_error(), "/nonexistent/dir/ledger.db"));
+
+    uint16_t port = hx_free_port();
+    char uri[64];
+    snprintf(uri, sizeof uri, "tcp://127.0.0.1:%u", (unsigned)port);
+    struct hx_backend_opts o = {.uri = uri, .connect_timeout_ms = 1500};
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    ck_assert_int_lt(hx_backend_start(b), 0);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 0, "x", 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "", 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "a name that is longer than 32 b",
+                                             0), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "0123456789012345678901234567890123",
+                                             1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "bad\xff", 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "ctl\n", 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_item(b, "dev-1", 1, "ok", 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_raw(b, NULL, "x", 1, 1), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_publish_raw(b, "t", "x", 1, 3), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_wait_registered(b, 1, 50), HX_ERR_TIMEOUT);
+    ck_assert_int_eq(hx_backend_sync(b, 1000), HX_OK);
+    struct hx_backend_row rows[2];
+    ck_assert_int_eq(hx_backend_recent(b, rows, 2), 0);
+    hx_backend_free(b);
+    hx_backend_free(NULL);
+    ck_assert_int_eq(hx_backend_start(NULL), HX_ERR_INVAL);
+    ck_assert_int_eq(hx_backend_stop(NULL), HX_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(raw_payloads_reach_the_wire_unchanged)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-raw");
+    dev_subscribe(d, "item_registration");
+    const char hostile[] = "{\"item_id\":1.5,\"item_name\":\"\",\"tag_quantity\":-1}";
+    ck_assert_int_eq(hx_backend_publish_raw(r.backend, "item_registration", hostile,
+                                            strlen(hostile), 1), HX_OK);
+    char t[128], p[512];
+    ck_assert(dev_message(d, 0, WAIT_MS, t, sizeof t, p, sizeof p));
+    ck_assert_str_eq(p, hostile);
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.published, 0);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
+static Suite *backend_suite(void)
+{
+    Suite *s = suite_create("hx_backend");
+    TCase *tc = tcase_create("backend");
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, a_published_item_reaches_a_device_as_the_exact_json);
+    tcase_add_test(tc, a_registration_is_stored_once_and_shows_in_recent_rows);
+    tcase_add_test(tc, the_same_key_twice_is_one_row_and_one_duplicate_delivery);
+    tcase_add_test(tc, two_keys_for_one_item_count_as_registered_twice);
+    tcase_add_test(tc, inventory_queries_are_answered_found_or_not_on_the_device_reply_topic);
+    tcase_add_test(tc, malformed_registrations_are_counted_and_the_backend_keeps_working);
+    tcase_add_test(tc, items_never_registered_are_lost_and_unknown_items_are_counted);
+    tcase_add_test(tc, a_file_ledger_holds_the_rows_after_stop);
+    tcase_add_test(tc, the_per_device_layout_uses_each_device_topics);
+    tcase_add_test(tc, latency_figures_are_positive_and_ordered);
+    tcase_add_test(tc, an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused);
+    tcase_add_test(tc, the_backend_reconnects_and_resubscribes_after_a_broker_restart);
+    tcase_add_test(tc, bad_arguments_and_an_absent_broker_give_errors_not_crashes);
+    tcase_add_test(tc, raw_payloads_reach_the_wire_unchanged);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(backend_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
