@@ -1763,6 +1763,7 @@ int scn_parse_buffer(const char *name, const char *text, size_t len,
     struct parser p;
     struct scn__line *line = NULL;
     struct scn_scenario *s = NULL;
+    memset(&p, 0, sizeof p);
     if (out)
         *out = NULL;
     if (!name)
@@ -1777,16 +1778,16 @@ int scn_parse_buffer(const char *name, const char *text, size_t len,
             snprintf(diag->message, sizeof diag->message, "bad argument to scn_parse_buffer");
         goto exit;
     }
-    memset(&p, 0, sizeof p);
     s = calloc(1, sizeof *s);
     line = malloc(sizeof *line);
-    if (!s || !line || !(s->file = copy_string(name)))
-        goto nomem;
+    if (!s || !line || !(s->file = copy_string(name))) {
+        p.nomem = true;
+        goto exit;
+    }
     s->seed = 1;
     s->broker.persistence = true;
     p.s = s;
     p.diag = diag;
-    p.last_at_ms = 0;
 
     struct scn__reader r;
     scn__reader_init(&r, text, len);
@@ -1802,29 +1803,26 @@ int scn_parse_buffer(const char *name, const char *text, size_t len,
             fail_at(&p, col, "%s", msg);
             goto exit;
         }
-        if (line->n == 0)
-            continue;
-        if (parse_line(&p) < 0) {
-            if (p.nomem)
-                goto nomem;
+        if (line->n > 0 && parse_line(&p) < 0)
             goto exit;
-        }
     }
     if (check_scenario(&p) < 0)
         goto exit;
-    if (!s->description && !(s->description = copy_string("")))
-        goto nomem;
+    if (!s->description && !(s->description = copy_string(""))) {
+        p.nomem = true;
+        goto exit;
+    }
     rc = SCN_OK;
     *out = s;
     s = NULL;
-    goto exit;
-nomem:
-    rc = SCN_ERR_NOMEM;
-    if (diag) {
-        diag->line = 0;
-        snprintf(diag->message, sizeof diag->message, "out of memory while parsing");
-    }
 exit:
+    if (rc == SCN_ERR_SYNTAX && p.nomem) {
+        rc = SCN_ERR_NOMEM;
+        if (diag) {
+            diag->line = 0;
+            snprintf(diag->message, sizeof diag->message, "out of memory while parsing");
+        }
+    }
     free(line);
     scn_free(s);
     return rc;
@@ -1832,8 +1830,10 @@ exit:
 
 int scn_parse_file(const char *path, struct scn_scenario **out, struct scn_diag *diag)
 {
-    int rc = SCN_ERR_IO;
+    const size_t max = 16u << 20;
+    int rc = SCN_OK, err = 0;
     char *buf = NULL;
+    size_t cap = 4096, len = 0;
     FILE *f = NULL;
     if (out)
         *out = NULL;
@@ -1845,49 +1845,47 @@ int scn_parse_file(const char *path, struct scn_scenario **out, struct scn_diag 
         return SCN_ERR_INVAL;
     }
     f = fopen(path, "rb");
-    if (!f)
-        goto io_error;
-    size_t cap = 4096, len = 0;
-    const size_t max = 16u << 20;
-    buf = malloc(cap);
-    if (!buf) {
-        rc = SCN_ERR_NOMEM;
-        goto io_error;
+    if (!f) {
+        rc = SCN_ERR_IO;
+        err = errno;
+        goto exit;
     }
     for (;;) {
-        if (len == cap) {
-            if (cap >= max) {
-                errno = EFBIG;
-                goto io_error;
-            }
-            char *b = realloc(buf, cap * 2);
+        if (!buf || len == cap) {
+            size_t want = buf ? cap * 2 : cap;
+            char *b = realloc(buf, want);
             if (!b) {
                 rc = SCN_ERR_NOMEM;
-                goto io_error;
+                err = ENOMEM;
+                goto exit;
             }
             buf = b;
-            cap *= 2;
+            cap = want;
         }
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
+        if (len > max) {
+            rc = SCN_ERR_IO;
+            err = EFBIG;
+            goto exit;
+        }
         if (n == 0) {
-            if (ferror(f))
-                goto io_error;
+            if (ferror(f)) {
+                rc = SCN_ERR_IO;
+                err = errno ? errno : EIO;
+                goto exit;
+            }
             break;
         }
     }
     rc = scn_parse_buffer(path, buf, len, out, diag);
-    goto exit;
-io_error:
-    if (diag) {
-        int e = errno;
+exit:
+    if (rc != SCN_OK && err && diag) {
         memset(diag, 0, sizeof *diag);
         snprintf(diag->file, sizeof diag->file, "%s", path);
         snprintf(diag->message, sizeof diag->message, "cannot read the scenario file: %s%s",
-                 rc == SCN_ERR_NOMEM ? "out of memory" : strerror(e),
-                 e == EFBIG ? " (at most 16 MiB)" : "");
+                 strerror(err), err == EFBIG ? " (at most 16 MiB)" : "");
     }
-exit:
     if (f)
         fclose(f);
     free(buf);

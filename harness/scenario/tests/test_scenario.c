@@ -6,12 +6,14 @@
  * message; random and mangled input never crashes or leaks (run under ASan for that); steps
  * print back as the runner's timeline shows them.
  */
+#define _POSIX_C_SOURCE 200809L /* mkstemp, ftruncate */
 #include <check.h>
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hx/scenario.h"
 
@@ -694,6 +696,24 @@ START_TEST(test_a_missing_file_is_an_io_error_naming_the_file)
 }
 END_TEST
 
+START_TEST(test_a_directory_or_a_file_over_16_mib_is_refused_as_unreadable)
+{
+    struct scn_scenario *s = NULL;
+    struct scn_diag d;
+    ck_assert_int_eq(scn_parse_file(SCN_BAD_DIR, &s, &d), SCN_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(d.message, "Is a directory"));
+    char path[] = "/tmp/scn_unit_big_XXXXXX";
+    int fd = mkstemp(path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, (16 << 20) + 1), 0);
+    close(fd);
+    ck_assert_int_eq(scn_parse_file(path, &s, &d), SCN_ERR_IO);
+    unlink(path);
+    ck_assert_ptr_null(s);
+    ck_assert_ptr_nonnull(strstr(d.message, "(at most 16 MiB)"));
+}
+END_TEST
+
 START_TEST(test_a_diagnostic_formats_as_file_line_column_message)
 {
     struct scn_diag d;
@@ -1040,6 +1060,7 @@ static Suite *scenario_suite(void)
                         (int)(sizeof BAD_FILES / sizeof BAD_FILES[0]));
     tcase_add_test(tc, test_every_bad_file_is_listed_in_the_test_table);
     tcase_add_test(tc, test_a_missing_file_is_an_io_error_naming_the_file);
+    tcase_add_test(tc, test_a_directory_or_a_file_over_16_mib_is_refused_as_unreadable);
     tcase_add_test(tc, test_a_diagnostic_formats_as_file_line_column_message);
     tcase_add_test(tc, test_every_scenario_in_the_library_parses_cleanly);
     tcase_add_test(tc, test_the_tutorial_in_the_reference_parses_as_explained);
