@@ -66,7 +66,7 @@ enum scn_err {
     SCN_ERR_INVAL = -4,  /* bad argument (NULL pointer) */
 };
 
-/* A short English description of an scn_err ("syntax error"). Never NULL. */
+/* A short English description of an scn_err ("syntax error in a scenario"). Never NULL. */
 const char *scn_strerror(int err);
 
 /* Where something is in a scenario file. line and col count from 1 (col in bytes, a tab
@@ -119,7 +119,9 @@ bool scn_cmp_holds(enum scn_cmp cmp, int64_t actual, int64_t expected);
 /* ------------------------------------------------------------- selectors */
 
 enum scn_selector_kind {
-    SCN_SEL_NONE = 0, /* no selector written (only where a step allows that; see actions) */
+    SCN_SEL_NONE = 0, /* the step selects no device: ledger expectations, broker actions,
+                         `publish` without `to`, `wait`. (Device, fault and operator actions
+                         and counter expectations written without a selector get ALL.) */
     SCN_SEL_DEVICE,   /* `device 3` or `device scanner-3`: first == last */
     SCN_SEL_RANGE,    /* `devices 1..10`: first..last, inclusive */
     SCN_SEL_ALL,      /* `all devices`: 1..n_devices */
