@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L /* mkstemp, ftruncate */
 #include <check.h>
 #include <dirent.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1034,6 +1035,35 @@ START_TEST(test_a_description_that_does_not_fit_is_cut_and_still_terminated)
 }
 END_TEST
 
+/* ================================================================ the firmware's names */
+
+#ifdef SCN_WITH_FW
+#include "fw/fw_device.h"
+
+/* The language names firmware figures by the firmware's own names, in the same order, so a
+   runner can index struct fw_stats and compare screens directly. */
+START_TEST(test_reject_screen_and_counter_names_match_the_firmware)
+{
+    ck_assert_int_eq(SCN_REJECT_COUNT, FW_REJECT_COUNT);
+    for (int r = 0; r < FW_REJECT_COUNT; r++)
+        ck_assert_str_eq(scn_reject_name((enum scn_reject)r), fw_reject_name((enum fw_reject)r));
+    for (int k = 0; k < SCN_SCREEN_COUNT; k++)
+        ck_assert_str_eq(scn_screen_name((enum scn_screen)k), fw_screen_name((enum fw_screen)k));
+    ck_assert_int_eq(SCN_SCREEN_CANCELLED, FW_SCREEN_CANCELLED);
+    /* fw_stats: the uint32_t counters through storage_errors, with rejects[] in place of
+       SCN_CTR_REJECTS; any field added to fw_stats must be added here too */
+    ck_assert_uint_eq(sizeof(struct fw_stats),
+                      sizeof(uint32_t) * (SCN_CTR_STORAGE_ERRORS + FW_REJECT_COUNT));
+    ck_assert_uint_eq(offsetof(struct fw_stats, rejects),
+                      sizeof(uint32_t) * SCN_CTR_REJECTS);
+    ck_assert_uint_eq(offsetof(struct fw_stats, storage_errors),
+                      sizeof(uint32_t) * (SCN_CTR_STORAGE_ERRORS - 1 + FW_REJECT_COUNT));
+    ck_assert_uint_eq(offsetof(struct fw_stats, duplicates_suppressed),
+                      sizeof(uint32_t) * SCN_CTR_DUPLICATES_SUPPRESSED);
+}
+END_TEST
+#endif
+
 /* ================================================================ suite */
 
 static Suite *scenario_suite(void)
@@ -1067,6 +1097,9 @@ static Suite *scenario_suite(void)
     tcase_add_test(tc, test_random_selectors_draw_distinct_devices_repeatably_from_the_seed);
     tcase_add_test(tc, test_comparisons_hold_as_their_names_say);
     tcase_add_test(tc, test_a_description_that_does_not_fit_is_cut_and_still_terminated);
+#ifdef SCN_WITH_FW
+    tcase_add_test(tc, test_reject_screen_and_counter_names_match_the_firmware);
+#endif
     suite_add_tcase(s, tc);
     TCase *rob = tcase_create("robustness");
     tcase_set_timeout(rob, 300);
