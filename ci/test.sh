@@ -1,19 +1,38 @@
 #!/usr/bin/env bash
-# The test command: installs dependencies, builds, runs every test (unit, broker
-# integration, tmux, scenarios), then the whole suite again under ASan+UBSan, then the
-# RP2040 cross-compile with its footprint. Each test starts the private mosquitto it needs.
+# The test command (README, .ci/run): installs dependencies, builds, runs every test (unit,
+# broker integration, tmux, scenarios), then the suite again under ASan+UBSan, then each
+# libFuzzer target for a bounded time, then the RP2040 cross-compile with its footprint.
+# Every test starts the private mosquitto it needs on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+start=$SECONDS
+stage() { echo; echo "== $* ($((SECONDS - start)) s)"; }
+
+stage "dependencies"
 bash ci/install-deps.sh
-# mosquitto's Debian package may start a system broker on 1883; our tests never use it.
-mkdir -p build/reports
-echo "== build"
+
+stage "build (RelWithDebInfo, -Wall -Wextra -Werror)"
 bash ci/build.sh build
-echo "== tests"
+mkdir -p build/reports
+
+stage "tests"
 ctest --test-dir build --output-on-failure -j2 --output-junit reports/ctest.xml
-echo "== tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+
+stage "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 bash ci/build.sh build-asan -DSCANSIM_SANITIZE=ON
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build-asan --output-on-failure -j2 -LE nosan
-echo "== cross-compile firmware_core for RP2040 (Cortex-M0+)"
+mkdir -p build-asan/reports
+
+stage "tests under AddressSanitizer + UndefinedBehaviorSanitizer"
+# 'heavy' tests (1,000-device scenarios) run in the plain build only: under ASan they
+# measure the sanitizer, not the code.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan --output-on-failure -j2 -LE heavy --output-junit reports/ctest.xml
+
+stage "fuzzing (libFuzzer, bounded)"
+bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"
+
+stage "cross-compile firmware_core for RP2040 (Cortex-M0+)"
 bash ci/cross-arm.sh
+
+stage "all green"
