@@ -1,0 +1,602 @@
+/*
+ * test_hx_proxy.c - the fault proxy between real Paho clients and a real mosquitto.
+ *
+ * Each test (a forked Check process) starts its own broker on a free port and its own hub;
+ * clients connect through proxies, faults are set, and the tests wait (with time-outs) for
+ * what the clients and the proxy's counters must show.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proxy_test_util.h"
+
+#define TO_B HX_PROXY_TO_BROKER
+#define TO_D HX_PROXY_TO_DEVICE
+
+static struct hx_broker *broker;
+static struct hx_proxy_hub *hub;
+static struct hx_proxy *proxy;
+static uint16_t bport, pport;
+
+static void setup(void)
+{
+    struct hx_broker_opts bo = { 0 };
+    struct hx_proxy_hub_opts ho = { .log_stderr = getenv("HX_PROXY_LOG") != NULL };
+
+    bo.persistence = true;
+    ck_assert_msg(hx_broker_start(&bo, &broker) == 0, "broker: %s", hx_broker_last_error());
+    bport = hx_broker_port(broker);
+    ck_assert_msg(hx_proxy_hub_create(&ho, &hub) == 0, "%s", hx_proxy_last_error());
+    ck_assert_int_eq(hx_proxy_hub_start(hub), 0);
+    ck_assert_msg(hx_proxy_add(hub, "127.0.0.1", bport, 0, &proxy) == 0, "%s",
+                  hx_proxy_last_error());
+    ck_assert_int_eq(hx_proxy_set_name(proxy, "dev-1"), 0);
+    pport = hx_proxy_port(proxy);
+    ck_assert_uint_ne(pport, 0);
+}
+
+static void teardown(void)
+{
+    hx_proxy_hub_free(hub);
+    hub = NULL;
+    hx_broker_free(broker);
+    broker = NULL;
+}
+
+/* ---- plain forwarding ------------------------------------------------------------------ */
+
+START_TEST(clients_talk_through_the_proxy_and_every_packet_is_counted)
+{
+    struct tclient *sub = tc_connect(pport, "fwd-sub", NULL);
+    struct tclient *pub = tc_connect(pport, "fwd-pub", NULL);
+    MQTTClient_deliveryToken tok;
+    struct hx_proxy_counters c;
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(pub);
+    ck_assert_int_eq(tc_subscribe(sub, "t/fwd", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(tc_publish(pub, "t/fwd", "hello", 5, 1, &tok), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(MQTTClient_waitForCompletion(pub->c, tok, 5000), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(sub, 1, 5000));
+    ck_assert_str_eq(tc_msg(sub, 0).payload, "hello");
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].packets[HX_MQTT_PUBACK]), 1, 5000));
+
+    c = t_counters(proxy);
+    ck_assert_uint_eq(c.links_accepted, 2);
+    ck_assert_uint_eq(c.links_active, 2);
+    ck_assert_uint_eq(c.dir[TO_B].packets[HX_MQTT_CONNECT], 2);
+    ck_assert_uint_eq(c.dir[TO_D].packets[HX_MQTT_CONNACK], 2);
+    ck_assert_uint_eq(c.dir[TO_B].packets[HX_MQTT_SUBSCRIBE], 1);
+    ck_assert_uint_eq(c.dir[TO_D].packets[HX_MQTT_SUBACK], 1);
+    ck_assert_uint_eq(c.dir[TO_B].packets[HX_MQTT_PUBLISH], 1);
+    ck_assert_uint_eq(c.dir[TO_D].packets[HX_MQTT_PUBLISH], 1);
+    ck_assert_uint_eq(c.dir[TO_D].packets[HX_MQTT_PUBACK], 1);
+    ck_assert_uint_eq(c.dir[TO_B].packets[HX_MQTT_PUBACK], 1);
+    ck_assert_uint_eq(c.dir[TO_B].bytes, c.dir[TO_B].forwarded_bytes);
+    ck_assert_uint_eq(c.dir[TO_D].bytes, c.dir[TO_D].forwarded_bytes);
+    ck_assert_uint_eq(c.dir[TO_B].malformed + c.dir[TO_D].malformed, 0);
+    tc_free(pub);
+    tc_free(sub);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].packets[HX_MQTT_DISCONNECT]), 2, 5000));
+}
+END_TEST
+
+/* ---- drops ----------------------------------------------------------------------------- */
+
+START_TEST(a_dropped_device_puback_makes_the_broker_redeliver_with_dup_after_reconnect)
+{
+    struct tclient_opts persistent = { .clean = false };
+    struct tclient *dev = tc_connect(pport, "dev-redeliver", &persistent);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    MQTTClient_deliveryToken tok;
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(dev, "items/new", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_drop(proxy, TO_B, HX_MQTT_PUBACK, 1), 0);
+
+    ck_assert_int_eq(tc_publish(backend, "items/new", "item-1", 6, 1, &tok), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(dev, 1, 5000));
+    ck_assert_int_eq(tc_msg(dev, 0).dup, 0);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].dropped[HX_MQTT_PUBACK]), 1, 5000));
+
+    ck_assert_int_eq(hx_proxy_cut(proxy, HX_PROXY_CUT_RST), 1);
+    ck_assert(tc_wait_lost(dev, 10000));
+    ck_assert_int_eq(tc_reconnect(dev, &persistent), MQTTCLIENT_SUCCESS);
+
+    ck_assert(tc_wait_count(dev, 2, 10000));
+    ck_assert_str_eq(tc_msg(dev, 1).payload, "item-1");
+    ck_assert_int_eq(tc_msg(dev, 1).dup, 1);
+    ck_assert_uint_ge(t_counters(proxy).dir[TO_D].publish_dup, 1);
+    /* The second PUBACK passed: the drop rule was for one packet only. */
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].packets[HX_MQTT_PUBACK]), 2, 5000));
+    ck_assert_uint_eq(t_counters(proxy).dir[TO_B].dropped[HX_MQTT_PUBACK], 1);
+    tc_free(backend);
+    tc_free(dev);
+}
+END_TEST
+
+START_TEST(a_dropped_broker_puback_makes_the_client_resend_with_dup_after_reconnect)
+{
+    struct tclient_opts persistent = { .clean = false };
+    struct tclient *dev = tc_connect(pport, "dev-resend", &persistent);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    MQTTClient_deliveryToken tok;
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(backend, "registrations", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_drop(proxy, TO_D, HX_MQTT_PUBACK, 1), 0);
+
+    ck_assert_int_eq(tc_publish(dev, "registrations", "reg-1", 5, 1, &tok), MQTTCLIENT_SUCCESS);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_D].dropped[HX_MQTT_PUBACK]), 1, 5000));
+    ck_assert(tc_wait_count(backend, 1, 5000));
+    /* No PUBACK reached the client: the publish is still in flight. */
+    ck_assert_int_ne(MQTTClient_waitForCompletion(dev->c, tok, 100), MQTTCLIENT_SUCCESS);
+
+    ck_assert_int_eq(hx_proxy_cut(proxy, HX_PROXY_CUT_RST), 1);
+    ck_assert(tc_wait_lost(dev, 10000));
+    ck_assert_int_eq(tc_reconnect(dev, &persistent), MQTTCLIENT_SUCCESS);
+
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].publish_dup), 1, 10000));
+    ck_assert_uint_eq(t_counters(proxy).dir[TO_B].packets[HX_MQTT_PUBLISH], 2);
+    ck_assert(tc_wait_count(backend, 2, 5000));
+    ck_assert_str_eq(tc_msg(backend, 1).payload, "reg-1");
+    tc_free(backend);
+    tc_free(dev);
+}
+END_TEST
+
+/* ---- cuts ------------------------------------------------------------------------------ */
+
+START_TEST(a_reset_cut_makes_the_client_see_the_connection_lost)
+{
+    struct tclient *dev = tc_connect(pport, "dev-rst", NULL);
+    struct hx_proxy_counters c;
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_int_eq(hx_proxy_cut(proxy, HX_PROXY_CUT_RST), 1);
+    ck_assert(tc_wait_lost(dev, 10000));
+    c = t_counters(proxy);
+    ck_assert_uint_eq(c.cuts, 1);
+    ck_assert_uint_eq(c.links_active, 0);
+    tc_free(dev);
+}
+END_TEST
+
+START_TEST(a_fin_cut_makes_the_client_see_the_connection_lost_and_it_can_reconnect)
+{
+    struct tclient *dev = tc_connect(pport, "dev-fin", NULL);
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_int_eq(hx_proxy_cut(proxy, HX_PROXY_CUT_FIN), 1);
+    ck_assert(tc_wait_lost(dev, 10000));
+    ck_assert_int_eq(tc_reconnect(dev, NULL), MQTTCLIENT_SUCCESS);
+    ck_assert_uint_eq(t_counters(proxy).links_accepted, 2);
+    ck_assert_uint_eq(t_counters(proxy).links_active, 1);
+    tc_free(dev);
+}
+END_TEST
+
+/* ---- black-hole ------------------------------------------------------------------------ */
+
+START_TEST(a_black_hole_lets_keep_alive_expire_and_the_broker_publish_the_will)
+{
+    struct tclient_opts o = { .clean = true, .keepalive = 2, .will_topic = "status/dev-bh",
+                              .will_payload = "offline" };
+    struct tclient *watcher = tc_connect(bport, "watcher", NULL);
+    struct tclient *dev;
+    int64_t t0, dt;
+
+    ck_assert_ptr_nonnull(watcher);
+    ck_assert_int_eq(tc_subscribe(watcher, "status/#", 1), MQTTCLIENT_SUCCESS);
+    dev = tc_connect(pport, "dev-bh", &o);
+    ck_assert_ptr_nonnull(dev);
+
+    ck_assert_int_eq(hx_proxy_blackhole(proxy, true), 0);
+    t0 = t_now_ms();
+    ck_assert(tc_wait_count(watcher, 1, 3000 + 5000));
+    dt = tc_msg(watcher, 0).t_ms - t0;
+    fprintf(stderr, "black-hole: Will after %lld ms (keep-alive 2 s: nominal 3 s)\n", (long long)dt);
+    ck_assert_str_eq(tc_msg(watcher, 0).topic, "status/dev-bh");
+    ck_assert_str_eq(tc_msg(watcher, 0).payload, "offline");
+    ck_assert_int_ge(dt, 2000);
+    /* The client's PINGREQ was swallowed, not forwarded. */
+    ck_assert_uint_gt(t_counters(proxy).dir[TO_B].blackholed_bytes, 0);
+    /* The proxy kept the link (the broker side at least) open: no close reached the broker. */
+    ck_assert_uint_eq(t_counters(proxy).links_active, 1);
+    tc_free(dev);
+    tc_free(watcher);
+}
+END_TEST
+
+START_TEST(a_healed_black_hole_forwards_again)
+{
+    struct tclient *sub = tc_connect(pport, "dev-heal-bh", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/bh", 0), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_blackhole(proxy, true), 0);
+    ck_assert_int_eq(tc_publish(backend, "t/bh", "lost", 4, 0, NULL), MQTTCLIENT_SUCCESS);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_D].blackholed_bytes), 1, 5000));
+    ck_assert_int_eq(hx_proxy_heal(proxy), 0);
+    ck_assert_int_eq(tc_publish(backend, "t/bh", "found", 5, 0, NULL), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(sub, 1, 5000));
+    ck_assert_str_eq(tc_msg(sub, 0).payload, "found");
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+/* ---- delay, throttle, duplicate, heal --------------------------------------------------- */
+
+START_TEST(a_300_ms_delay_holds_a_publish_at_least_300_ms)
+{
+    struct tclient *sub = tc_connect(pport, "dev-delay", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    int64_t t0, base, delayed;
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/delay", 0), MQTTCLIENT_SUCCESS);
+
+    t0 = t_now_ms();
+    ck_assert_int_eq(tc_publish(backend, "t/delay", "a", 1, 0, NULL), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(sub, 1, 5000));
+    base = tc_msg(sub, 0).t_ms - t0;
+
+    ck_assert_int_eq(hx_proxy_delay(proxy, TO_D, HX_MQTT_PUBLISH, 300), 0);
+    t0 = t_now_ms();
+    ck_assert_int_eq(tc_publish(backend, "t/delay", "b", 1, 0, NULL), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(sub, 2, 5000));
+    delayed = tc_msg(sub, 1).t_ms - t0;
+    fprintf(stderr, "delay: undelayed %lld ms, delayed 300 ms -> %lld ms\n", (long long)base,
+            (long long)delayed);
+    ck_assert_int_ge(delayed, 300);
+    ck_assert_uint_eq(t_counters(proxy).dir[TO_D].delayed[HX_MQTT_PUBLISH], 1);
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+START_TEST(delayed_packets_keep_their_order)
+{
+    struct tclient *sub = tc_connect(pport, "dev-order", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    char p[8];
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/order", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_delay(proxy, TO_D, HX_PROXY_ANY_TYPE, 50), 0);
+    for (int i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%d", i);
+        ck_assert_int_eq(tc_publish(backend, "t/order", p, (int)strlen(p), 1, NULL), 0);
+    }
+    ck_assert(tc_wait_count(sub, 20, 10000));
+    for (int i = 0; i < 20; i++) {
+        snprintf(p, sizeof(p), "%d", i);
+        ck_assert_str_eq(tc_msg(sub, i).payload, p);
+    }
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+/* Time for n messages of size bytes to reach sub through the proxy (ms). */
+static int64_t transfer_ms(struct tclient *backend, struct tclient *sub, int n, int size)
+{
+    char *payload = malloc((size_t)size);
+    int have = tc_count(sub);
+    int64_t t0;
+
+    memset(payload, 'x', (size_t)size);
+    t0 = t_now_ms();
+    for (int i = 0; i < n; i++)
+        ck_assert_int_eq(tc_publish(backend, "t/bulk", payload, size, 1, NULL), 0);
+    ck_assert(tc_wait_count(sub, have + n, 30000));
+    free(payload);
+    return tc_msg(sub, have + n - 1).t_ms - t0;
+}
+
+START_TEST(throttling_lowers_throughput_to_the_set_rate)
+{
+    struct tclient *sub = tc_connect(pport, "dev-throttle", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    const int n = 10, size = 10000, rate = 40000;
+    int64_t fast, slow;
+    double measured;
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/bulk", 1), MQTTCLIENT_SUCCESS);
+    fast = transfer_ms(backend, sub, n, size);
+    ck_assert_int_eq(hx_proxy_throttle(proxy, TO_D, (uint32_t)rate), 0);
+    slow = transfer_ms(backend, sub, n, size);
+    measured = (double)(n * size) * 1000.0 / (double)(slow > 0 ? slow : 1);
+    fprintf(stderr, "throttle: 100 kB unthrottled %lld ms, at %d B/s %lld ms (%.0f B/s)\n",
+            (long long)fast, rate, (long long)slow, measured);
+    /* The burst allowance is rate/10 + 1 KiB, so 100 kB at 40 kB/s needs >= ~2.3 s. */
+    ck_assert_int_ge(slow, 2000);
+    ck_assert(measured < rate * 1.25);
+    ck_assert_int_lt(fast, slow / 2);
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+START_TEST(a_duplicated_publish_is_delivered_twice_the_copy_with_dup)
+{
+    struct tclient *sub = tc_connect(pport, "dev-dup", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/dup", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_duplicate(proxy, TO_D, 1), 0);
+    ck_assert_int_eq(tc_publish(backend, "t/dup", "item-9", 6, 1, NULL), 0);
+    ck_assert(tc_wait_count(sub, 2, 5000));
+    ck_assert_str_eq(tc_msg(sub, 0).payload, "item-9");
+    ck_assert_str_eq(tc_msg(sub, 1).payload, "item-9");
+    ck_assert_int_eq(tc_msg(sub, 0).dup, 0);
+    ck_assert_int_eq(tc_msg(sub, 1).dup, 1);
+    ck_assert_uint_eq(t_counters(proxy).dir[TO_D].duplicated[HX_MQTT_PUBLISH], 1);
+    /* Only the next one: the link still works and the following publish comes once. */
+    ck_assert_int_eq(tc_publish(backend, "t/dup", "item-10", 7, 1, NULL), 0);
+    ck_assert(tc_wait_count(sub, 3, 5000));
+    ck_assert_str_eq(tc_msg(sub, 2).payload, "item-10");
+    ck_assert_int_eq(tc_lost(sub), 0);
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+START_TEST(heal_clears_drops_delays_and_throttles)
+{
+    struct tclient *sub = tc_connect(pport, "dev-heal", NULL);
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    int64_t t0;
+
+    ck_assert_ptr_nonnull(sub);
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(sub, "t/heal", 0), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_drop(proxy, TO_D, HX_MQTT_PUBLISH, -1), 0);
+    ck_assert_int_eq(hx_proxy_delay(proxy, TO_D, HX_PROXY_ANY_TYPE, 5000), 0);
+    ck_assert_int_eq(hx_proxy_throttle(proxy, TO_D, 100), 0);
+    ck_assert_int_eq(tc_publish(backend, "t/heal", "1", 1, 0, NULL), 0);
+    ck_assert_int_eq(tc_publish(backend, "t/heal", "2", 1, 0, NULL), 0);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_D].dropped[HX_MQTT_PUBLISH]), 2, 5000));
+    ck_assert_int_eq(tc_count(sub), 0);
+
+    ck_assert_int_eq(hx_proxy_heal(proxy), 0);
+    t0 = t_now_ms();
+    ck_assert_int_eq(tc_publish(backend, "t/heal", "3", 1, 0, NULL), 0);
+    ck_assert(tc_wait_count(sub, 1, 5000));
+    ck_assert_str_eq(tc_msg(sub, 0).payload, "3");
+    ck_assert_int_lt(tc_msg(sub, 0).t_ms - t0, 2500);
+    tc_free(backend);
+    tc_free(sub);
+}
+END_TEST
+
+/* ---- down ------------------------------------------------------------------------------ */
+
+START_TEST(a_down_proxy_refuses_connections_until_healed)
+{
+    MQTTClient c;
+    MQTTClient_connectOptions co = MQTTClient_connectOptions_initializer;
+    char uri[64];
+    struct tclient *dev;
+
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%u", pport);
+    co.connectTimeout = 5;
+    ck_assert_int_eq(MQTTClient_create(&c, uri, "dev-down", MQTTCLIENT_PERSISTENCE_NONE, NULL), 0);
+
+    ck_assert_int_eq(hx_proxy_down(proxy, HX_PROXY_DOWN_RESET), 0);
+    ck_assert_int_ne(MQTTClient_connect(c, &co), MQTTCLIENT_SUCCESS);
+    ck_assert_uint_ge(t_counters(proxy).refused, 1);
+
+    ck_assert_int_eq(hx_proxy_down(proxy, HX_PROXY_DOWN_CLOSED), 0);
+    ck_assert_int_ne(MQTTClient_connect(c, &co), MQTTCLIENT_SUCCESS);
+    MQTTClient_destroy(&c);
+
+    ck_assert_int_eq(hx_proxy_heal(proxy), 0);
+    ck_assert_uint_eq(hx_proxy_port(proxy), pport);
+    dev = tc_connect(pport, "dev-down", NULL);
+    ck_assert_ptr_nonnull(dev);
+    tc_free(dev);
+}
+END_TEST
+
+/* ---- malformed ------------------------------------------------------------------------- */
+
+static void inject_and_expect_loss(enum hx_proxy_malformed what)
+{
+    struct tclient *dev = tc_connect(pport, "dev-hostile", NULL);
+    struct tclient *again;
+    MQTTClient_deliveryToken tok;
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_int_eq(hx_proxy_inject(proxy, what), 1);
+    ck_assert_msg(tc_wait_lost(dev, 10000), "the client kept the link after kind %d", (int)what);
+    ck_assert_uint_eq(t_counters(proxy).injected, 1);
+    tc_free(dev);
+    /* The proxy survives: a new link through it works end to end. */
+    again = tc_connect(pport, "dev-after", NULL);
+    ck_assert_ptr_nonnull(again);
+    ck_assert_int_eq(tc_subscribe(again, "t/after", 1), 0);
+    ck_assert_int_eq(tc_publish(again, "t/after", "ok", 2, 1, &tok), 0);
+    ck_assert_int_eq(MQTTClient_waitForCompletion(again->c, tok, 5000), MQTTCLIENT_SUCCESS);
+    ck_assert(tc_wait_count(again, 1, 5000));
+    tc_free(again);
+}
+
+START_TEST(a_five_byte_remaining_length_makes_paho_drop_the_link)
+{
+    inject_and_expect_loss(HX_PROXY_BAD_REMAINING_LENGTH);
+}
+END_TEST
+
+START_TEST(packet_type_zero_is_ignored_by_paho_and_the_link_keeps_working)
+{
+    /* Measured: Paho 1.3.12 logs and skips a packet of type 0 with length 0; the link
+       stays up. The proxy forwarded the 2 bytes (counted) and still works both ways. */
+    struct tclient *dev = tc_connect(pport, "dev-type0", NULL);
+    MQTTClient_deliveryToken tok;
+    uint64_t before;
+
+    ck_assert_ptr_nonnull(dev);
+    before = t_counters(proxy).dir[TO_D].forwarded_bytes;
+    ck_assert_int_eq(hx_proxy_inject(proxy, HX_PROXY_UNKNOWN_TYPE0), 1);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_D].forwarded_bytes), before + 2, 5000));
+    ck_assert_int_eq(tc_publish(dev, "t/type0", "ok", 2, 1, &tok), 0);
+    ck_assert_int_eq(MQTTClient_waitForCompletion(dev->c, tok, 5000), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(tc_lost(dev), 0);
+    tc_free(dev);
+}
+END_TEST
+
+START_TEST(an_oversize_header_wedges_paho_until_its_keep_alive_drops_the_link)
+{
+    /* Measured: Paho waits for the 256 MiB body; only its keep-alive (no PINGRESP can be
+       parsed any more) ends the link. With keep-alive 2 s that is a few seconds. */
+    struct tclient_opts o = { .clean = true, .keepalive = 2 };
+    struct tclient *dev = tc_connect(pport, "dev-oversize", &o);
+    int64_t t0;
+
+    ck_assert_ptr_nonnull(dev);
+    t0 = t_now_ms();
+    ck_assert_int_eq(hx_proxy_inject(proxy, HX_PROXY_OVERSIZE), 1);
+    ck_assert(tc_wait_lost(dev, 15000));
+    fprintf(stderr, "oversize header: Paho dropped the link after %lld ms (keep-alive 2 s)\n",
+            (long long)(t_now_ms() - t0));
+    tc_free(dev);
+    dev = tc_connect(pport, "dev-after", NULL);
+    ck_assert_ptr_nonnull(dev);
+    tc_free(dev);
+}
+END_TEST
+
+START_TEST(a_truncated_packet_then_close_makes_paho_drop_the_link)
+{
+    inject_and_expect_loss(HX_PROXY_TRUNCATED_THEN_CLOSE);
+}
+END_TEST
+
+START_TEST(a_device_sending_garbage_is_counted_and_cut_and_the_proxy_survives)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(pport) };
+    const unsigned char junk[] = { 0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00 };
+    char buf[16];
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct tclient *dev;
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(send(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_B].malformed), 1, 5000));
+    ck_assert_int_le(recv(fd, buf, sizeof(buf), 0), 0); /* RST or EOF: the link is gone */
+    close(fd);
+    ck_assert_uint_eq(t_counters(proxy).cuts, 1);
+    ck_assert_uint_eq(t_counters(proxy).dir[TO_B].packets[HX_MQTT_CONNECT], 0);
+    dev = tc_connect(pport, "dev-after-junk", NULL);
+    ck_assert_ptr_nonnull(dev);
+    tc_free(dev);
+}
+END_TEST
+
+/* ---- scale ----------------------------------------------------------------------------- */
+
+#define N_PROXIES 200
+
+START_TEST(two_hundred_proxies_on_one_hub_carry_a_publish_each)
+{
+    struct hx_proxy *px[N_PROXIES];
+    struct tclient *cl[N_PROXIES];
+    struct tclient *backend = tc_connect(bport, "backend", NULL);
+    int fds0 = t_open_fds(), fds1, fds2;
+    long rss0 = t_rss_kib(), rss1;
+    int64_t t0;
+
+    ck_assert_ptr_nonnull(backend);
+    ck_assert_int_eq(tc_subscribe(backend, "fleet/#", 1), 0);
+    for (int i = 0; i < N_PROXIES; i++)
+        ck_assert_msg(hx_proxy_add(hub, "127.0.0.1", bport, 0, &px[i]) == 0, "%s",
+                      hx_proxy_last_error());
+    fds1 = t_open_fds();
+    rss1 = t_rss_kib();
+    t0 = t_now_ms();
+    for (int i = 0; i < N_PROXIES; i++) {
+        char id[32], topic[32];
+        snprintf(id, sizeof(id), "fleet-%d", i);
+        snprintf(topic, sizeof(topic), "fleet/%d", i);
+        cl[i] = tc_connect(hx_proxy_port(px[i]), id, NULL);
+        ck_assert_ptr_nonnull(cl[i]);
+        ck_assert_int_eq(tc_publish(cl[i], topic, id, (int)strlen(id), 1, NULL), 0);
+    }
+    ck_assert(tc_wait_count(backend, N_PROXIES, 30000));
+    fds2 = t_open_fds();
+    fprintf(stderr, "200 proxies: listening fds +%d, with 200 clients +%d fds total; "
+            "RSS %ld -> %ld -> %ld KiB; connect+publish all in %lld ms\n",
+            fds1 - fds0, fds2 - fds0, rss0, rss1, t_rss_kib(), (long long)(t_now_ms() - t0));
+    ck_assert_int_le(fds1 - fds0, N_PROXIES + 5);
+    /* Per device: a listening socket, two link sockets, the client's socket (+ slack). */
+    ck_assert_int_le(fds2 - fds0, 4 * N_PROXIES + 20);
+    for (int i = 0; i < N_PROXIES; i++) {
+        struct hx_proxy_counters c = t_counters(px[i]);
+        ck_assert_uint_eq(c.links_active, 1);
+        ck_assert_uint_eq(c.dir[TO_B].packets[HX_MQTT_PUBLISH], 1);
+    }
+    for (int i = 0; i < N_PROXIES; i++)
+        tc_free(cl[i]);
+    for (int i = 0; i < N_PROXIES; i += 2)
+        hx_proxy_remove(px[i]); /* the rest go with the hub */
+    tc_free(backend);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("hx_proxy");
+    TCase *tc = tcase_create("broker");
+    SRunner *sr;
+    int failed;
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 90);
+    tcase_add_test(tc, clients_talk_through_the_proxy_and_every_packet_is_counted);
+    tcase_add_test(tc, a_dropped_device_puback_makes_the_broker_redeliver_with_dup_after_reconnect);
+    tcase_add_test(tc, a_dropped_broker_puback_makes_the_client_resend_with_dup_after_reconnect);
+    tcase_add_test(tc, a_reset_cut_makes_the_client_see_the_connection_lost);
+    tcase_add_test(tc, a_fin_cut_makes_the_client_see_the_connection_lost_and_it_can_reconnect);
+    tcase_add_test(tc, a_black_hole_lets_keep_alive_expire_and_the_broker_publish_the_will);
+    tcase_add_test(tc, a_healed_black_hole_forwards_again);
+    tcase_add_test(tc, a_300_ms_delay_holds_a_publish_at_least_300_ms);
+    tcase_add_test(tc, delayed_packets_keep_their_order);
+    tcase_add_test(tc, throttling_lowers_throughput_to_the_set_rate);
+    tcase_add_test(tc, a_duplicated_publish_is_delivered_twice_the_copy_with_dup);
+    tcase_add_test(tc, heal_clears_drops_delays_and_throttles);
+    tcase_add_test(tc, a_down_proxy_refuses_connections_until_healed);
+    tcase_add_test(tc, a_five_byte_remaining_length_makes_paho_drop_the_link);
+    tcase_add_test(tc, packet_type_zero_is_ignored_by_paho_and_the_link_keeps_working);
+    tcase_add_test(tc, an_oversize_header_wedges_paho_until_its_keep_alive_drops_the_link);
+    tcase_add_test(tc, a_truncated_packet_then_close_makes_paho_drop_the_link);
+    tcase_add_test(tc, a_device_sending_garbage_is_counted_and_cut_and_the_proxy_survives);
+    tcase_add_test(tc, two_hundred_proxies_on_one_hub_carry_a_publish_each);
+    suite_add_tcase(s, tc);
+    sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
