@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# demo_tmux_test.sh - drives `scansim demo` in a detached tmux session (160x50, UTF-8) the way
+# a person would, reading the screen with capture-pane and the broker with mosquitto_sub.
+#
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flow     add -> tag -> confirm, cancel, inventory,
+#                                                    network cut and restore, quit
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB signals  SIGTERM powers off cleanly; SIGSEGV (a
+#                                                    crash) still restores the terminal
+#
+# Exit 0 pass, 1 fail, 77 skip (no tmux). Each wait has a time-out; no fixed sleeps decide
+# anything. A private tmux server (-L) per run keeps parallel runs apart.
+set -u
+export LC_ALL=C.UTF-8 LANG=C.UTF-8 # character-wise string cuts; tmux in UTF-8
+bin=$1
+sub_bin=$2
+mode=${3:-flow}
+
+command -v tmux >/dev/null 2>&1 || { echo "SKIP: tmux is not installed"; exit 77; }
+
+tmp=$(mktemp -d /tmp/scansim-demo-test-XXXXXX)
+sock="scansim-demo-$$"
+T() { tmux -u -L "$sock" "$@"; }
+sub_pid=
+cleanup() {
+    [[ -n $sub_pid ]] && kill "$sub_pid" 2>/dev/null
+    T kill-server 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+cap() { T capture-pane -p -t demo; }
+fail() {
+    echo "FAIL: $*"
+    echo "----- screen -----"
+    cap
+    echo "------------------"
+    [[ -s $tmp/sub.txt ]] && { echo "----- mosquitto_sub -----"; cat "$tmp/sub.txt"; }
+    exit 1
+}
+# wait_for REGEX [SECONDS]: until the screen matches (extended regex).
+wait_for() {
+    local re=$1 limit=${2:-20} end=$((SECONDS + ${2:-20}))
+    while ((SECONDS < end)); do
+        cap | grep -qE -- "$re" && return 0
+        sleep 0.1
+    done
+    fail "the screen did not show /$re/ within ${limit}s"
+}
+# wait_file FILE REGEX [SECONDS]
+wait_file() {
+    local f=$1 re=$2 end=$((SECONDS + ${3:-20}))
+    while ((SECONDS < end)); do
+        [[ -f $f ]] && grep -qE -- "$re" "$f" && return 0
+        sleep 0.1
+    done
+    fail "$f did not get /$re/ within ${3:-20}s"
+}
+key() { T send-keys -t demo "$@"; }
+# The OLED panel: the 32 rows inside its border, the first 128 cells after the left border.
+oled() { local l; cap | sed -n '3,34p' | while IFS= read -r l; do echo "${l:1:128}"; done; }
+
+start_demo() { # start_demo ARGS...: the demo in a shell that records how it ended
+    local args="$*"
+    T new-session -d -s demo -x 160 -y 50 \
+        "env LANG=C.UTF-8 LC_ALL=C.UTF-8 sh -c 'stty -g > $tmp/stty.before; \
+         $bin demo $args 2> $tmp/stderr.txt; echo \$? > $tmp/rc; stty -g > $tmp/stty.after; \
+         echo DEMO-ENDED; exec sleep 600'" || fail "tmux could not start a session"
+    wait_for 'link +ONLINE' 30
+    port=$(cap | sed -nE 's/.*broker tcp:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' | head -1)
+    [[ -n $port ]] || fail "no broker port on the title line"
+}
+
+# expect_restored CODE_REGEX: the demo ended with an exit code matching, and the terminal
+# settings are what they were before it started.
+expect_restored() {
+    wait_file "$tmp/rc" '.' 20
+    local rc; rc=$(cat "$tmp/rc")
+    [[ $rc =~ ^($1)$ ]] || fail "scansim demo exited $rc, expected $1; stderr: $(cat "$tmp/stderr.txt")"
+    wait_file "$tmp/stty.after" '.' 10
+    cmp -s "$tmp/stty.before" "$tmp/stty.after" ||
+        fail "terminal settings not restored: before $(cat "$tmp/stty.before") after $(cat "$tmp/stty.after")"
+    wait_for 'DEMO-ENDED' 10
+    [[ $(T display -p -t demo '#{alternate_on}') == 0 ]] || fail "still on the alternate screen"
+    echo "ok: exit code $rc, terminal settings and main screen restored"
+}
+
+# The scansim process of this run: its --flash folder is unique to the run.
+demo_pid() { pgrep -f "^$bin demo .*--flash $tmp/flash" | head -1; }
+
+if [[ $mode == signals ]]; then
+    # SIGTERM: the same clean power-off as q.
+    start_demo --no-backend --seed 3 --flash "$tmp/flash"
+    pid=$(demo_pid); [[ -n $pid ]] || fail "no scansim process"
+    kill -TERM "$pid"
+    expect_restored 0
+    grep -q "powered off cleanly" <(cap) || fail "no power-off summary after SIGTERM"
+    T kill-session -t demo
+    rm -f "$tmp"/rc "$tmp"/stty.*
+    # SIGSEGV, as a crash of the firmware under test would raise: the terminal comes back
+    # and the process still dies of the signal (or of the sanitizer's report).
+    start_demo --no-backend --seed 4 --flash "$tmp/flash"
+    pid=$(demo_pid); [[ -n $pid ]] || fail "no scansim process"
+    kill -SEGV "$pid"
+    expect_restored '1|139'
+    grep -q "the terminal was restored" "$tmp/stderr.txt" || fail "no crash note on stderr"
+    echo "PASS: signals"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- the operator's flow
+start_demo --seed 42 --flash "$tmp/flash"
+echo "ok: online, broker on port $port"
+"$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
+    -t 'scanners/scanner-1/status' > "$tmp/sub.txt" 2>&1 &
+sub_pid=$!
+wait_file "$tmp/sub.txt" 'SUBACK' 10
+wait_file "$tmp/sub.txt" '^scanners/scanner-1/status online' 10
+
+# a: the backend publishes item 1; the device shows it.
+oled_idle=$(oled)
+key a
+wait_for 'screen +item ' 20
+wait_for 'item +#1 Pallet jack' 5
+[[ "$(oled)" != "$oled_idle" ]] || fail "the OLED did not change for the item screen"
+grep -q '[▀▄█]' <<<"$(oled)" || fail "no half-block pixels on the OLED"
+echo "ok: a -> item 1 on the state panel, OLED redrawn"
+
+# t: a random tag; the device asks for confirmation.
+key t
+wait_for 'screen +confirm ' 10
+tag=$(cap | sed -nE 's/.* tag +([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}) +│.*/\1/p' | head -1)
+[[ -n $tag ]] || fail "no tag on the state panel"
+echo "ok: t -> tag $tag, screen confirm"
+
+# Enter: registered, acknowledged, in the ledger and on the wire.
+key Enter
+wait_for 'registrations acked +1 ' 20
+wait_for "1 +Pallet jack +$tag +scanner-1 +1 " 20
+wait_file "$tmp/sub.txt" "^item_registered \\{\"item_id\":1,\"tag_quantity\":[1-3],\"tag\":\"$tag\",\"device_id\":\"scanner-1\",\"seq\":[0-9]+\\}" 10
+echo "ok: Enter -> acked 1, ledger row for $tag, mosquitto_sub got the registration"
+echo "----- screen after add -> scan -> confirm -----"
+cap
+echo "----------------------------------------------"
+
+# c: item 2 arrives and is skipped.
+wait_for 'screen +idle ' 10
+key a
+wait_for 'item +#2 ' 20
+wait_for 'screen +item ' 10
+key c
+wait_for 'cancels +1 ' 10
+wait_for 'screen +idle ' 10
+wait_for 'pending queue +0 ' 5
+echo "ok: c -> item 2 skipped, cancels 1"
+
+# i: inventory look-up of the registered tag, answered by the backend.
+key i
+wait_for 'screen +inventory_scan ' 10
+key T
+wait_for 'tag UID in hex' 5
+key -l "$tag"
+key Enter
+wait_for 'inventory q/answ/t-o +1/1/0 ' 15
+wait_for 'screen +inventory_result ' 5
+wait_file "$tmp/sub.txt" "^scanners/scanner-1/inventory/reply \\{\"tag\":\"$tag\",\"found\":true,\"item_id\":1" 10
+wait_for 'inventory answered 1' 10
+key c
+wait_for 'screen +idle ' 10
+echo "ok: i -> the backend found $tag as item 1"
+
+# n: the link goes away (the broker publishes the Will), n: it comes back.
+key n
+wait_for 'link +OFFLINE ' 15
+wait_for 'network +CUT' 5
+wait_file "$tmp/sub.txt" '^scanners/scanner-1/status offline' 15
+echo "ok: n -> offline, the broker published the Will"
+key n
+wait_for 'link +ONLINE ' 40
+wait_for 'reconnects +1 ' 5
+echo "ok: n -> online again"
+
+echo "----- final screen -----"
+cap
+echo "------------------------"
+# q: clean power-off; the terminal is restored and the status says offline (not the Will:
+# the device published it itself before DISCONNECT).
+key q
+expect_restored 0
+grep -q "powered off cleanly" <(cap) || fail "no power-off summary on the restored screen"
+[[ $(grep -c '^scanners/scanner-1/status offline' "$tmp/sub.txt") -ge 2 ]] ||
+    fail "no retained offline status at power-off"
+echo "PASS: flow"
