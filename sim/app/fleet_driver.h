@@ -1,0 +1,56 @@
+/*
+ * fleet_driver.h - the backend role at load: which item goes to which device, and when.
+ *
+ * Items are numbered k = 0, 1, 2, ... (item id k + 1) and assigned round-robin: item k goes
+ * to device k % N in the per-device layout (every device sees every item in the seed
+ * layout). A device queues at most FW_PENDING_ITEMS items and refuses the rest (an item
+ * refused for a full queue is lost unless re-sent), so the driver keeps at most `window`
+ * unfinished items per device: item k is published only when every item before
+ * k - window * N is finished (registered, or older than gate_timeout_ms: a cancelled or
+ * stuck item must not stall the fleet; it still counts as lost in the ledger).
+ * Finished items are found by walking a cursor through the ledger's in-memory item table
+ * (hx_backend_item_registrations: a hash look-up), so the cost is O(1) per item.
+ *
+ * One thread (the caller's) drives it. The backend is borrowed.
+ */
+#ifndef SCANSIM_FLEET_DRIVER_H
+#define SCANSIM_FLEET_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "hx/backend.h"
+
+struct fleet_driver_opts {
+    struct hx_backend *backend;  /* started; borrowed */
+    int devices;                 /* N, all workers together */
+    const char *id_prefix;
+    long id_start;
+    bool per_device;             /* false: seed layout, no device id on publish */
+    uint64_t items;              /* total to publish; 0 = no limit (rate/duration decide) */
+    double rate;                 /* items per second; 0 = as fast as the window allows */
+    int window;                  /* unfinished items per device (1..FW_PENDING_ITEMS) */
+    uint64_t gate_timeout_ms;    /* an unfinished item stops holding the window after this */
+};
+
+struct fleet_driver;
+
+/** 0 or -1 (out of memory). Copies the options' strings. */
+int fleet_driver_create(const struct fleet_driver_opts *o, struct fleet_driver **out);
+void fleet_driver_free(struct fleet_driver *d);
+
+/** Publish what is due at now_ms (at most max_batch items). Returns how many. */
+int fleet_driver_pump(struct fleet_driver *d, uint64_t now_ms, int max_batch);
+
+/** Stop publishing for good (duration over, Ctrl-C). */
+void fleet_driver_close(struct fleet_driver *d);
+
+uint64_t fleet_driver_published(const struct fleet_driver *d);
+uint64_t fleet_driver_failed(const struct fleet_driver *d); /* publish calls that failed */
+uint64_t fleet_driver_gate_skips(const struct fleet_driver *d);
+/** Every item that will be published has been (item count reached, or closed). */
+bool fleet_driver_done_publishing(const struct fleet_driver *d);
+/** Publishing is held back by the window right now. */
+bool fleet_driver_blocked(const struct fleet_driver *d);
+
+#endif /* SCANSIM_FLEET_DRIVER_H */

@@ -1,0 +1,250 @@
+/*
+ * fleet_workers.c - shard processes of `scansim run --workers K` (fleet_workers.h).
+ *
+ * Each shard is /proc/self/exe re-executed with the user's arguments plus overrides; its
+ * stdout is a pipe read here line by line (non-blocking, poll). The shard's stdin is
+ * /dev/null and its stderr is ours, so its error messages reach the user.
+ */
+#define _GNU_SOURCE
+#include "fleet_workers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define LINE_MAX_BYTES 4096
+
+struct shard {
+    pid_t pid;
+    int fd;                  /* read end of its stdout; -1 at EOF */
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+    bool have;               /* fig is valid */
+    struct fleet_figures fig;
+};
+
+struct fleet_workers {
+    struct shard *s;
+    int k;
+};
+
+int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
+                        const char *uri, struct fleet_workers **out)
+{
+    struct fleet_workers *w = calloc(1, sizeof(*w));
+    char **argv = NULL;
+    long next_id = id_start;
+
+    *out = NULL;
+    if (!w)
+        return -1;
+    w->k = k;
+    w->s = calloc((size_t)k, sizeof(*w->s));
+    argv = calloc((size_t)n_args + 16, sizeof(*argv));
+    if (!w->s || !argv)
+        goto fail;
+    for (int i = 0; i < k; i++) {
+        w->s[i].fd = -1;
+        w->s[i].pid = 0;
+    }
+    for (int i = 0; i < k; i++) {
+        int share = devices / k + (i < devices % k ? 1 : 0);
+        char ndev[24], nid[24], nshard[24];
+        int p[2], a = 0;
+
+        snprintf(ndev, sizeof(ndev), "%d", share);
+        snprintf(nid, sizeof(nid), "%ld", next_id);
+        snprintf(nshard, sizeof(nshard), "%d", i);
+        next_id += share;
+        argv[a++] = "scansim";
+        argv[a++] = "run";
+        for (int j = 0; j < n_args; j++)
+            argv[a++] = args[j];
+        argv[a++] = "--devices";
+        argv[a++] = ndev;
+        argv[a++] = "--id-start";
+        argv[a++] = nid;
+        argv[a++] = "--broker";
+        argv[a++] = (char *)uri;
+        argv[a++] = "--shard";
+        argv[a++] = nshard;
+        argv[a] = NULL;
+        if (pipe2(p, O_CLOEXEC) != 0) {
+            fprintf(stderr, "scansim run: cannot make a pipe for worker %d: %s\n", i, strerror(errno));
+            goto fail;
+        }
+        pid_t pid = fork();
+        if (pid < 0) {
+            fprintf(stderr, "scansim run: cannot start worker %d: %s\n", i, strerror(errno));
+            close(p[0]);
+            close(p[1]);
+            goto fail;
+        }
+        if (pid == 0) {
+            int devnull = open("/dev/null", O_RDONLY);
+            prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the parent */
+            if (devnull >= 0)
+                dup2(devnull, 0);
+            dup2(p[1], 1);
+            execv("/proc/self/exe", argv);
+            fprintf(stderr, "scansim run: cannot run /proc/self/exe for worker %d: %s\n", i,
+                    strerror(errno));
+            _exit(4);
+        }
+        close(p[1]);
+        fcntl(p[0], F_SETFL, O_NONBLOCK);
+        w->s[i].pid = pid;
+        w->s[i].fd = p[0];
+    }
+    free(argv);
+    *out = w;
+    return 0;
+fail:
+    free(argv);
+    fleet_workers_free(w);
+    return -1;
+}
+
+/* Take complete lines out of a shard's buffer; the last one wins. */
+static void shard_lines(struct shard *s)
+{
+    char *start = s->buf, *nl;
+
+    while ((nl = memchr(start, '\n', s->len - (size_t)(start - s->buf)))) {
+        struct fleet_figures f;
+        *nl = '\0';
+        if (fleet_figures_from_json(start, &f) == 0) {
+            s->fig = f;
+            s->have = true;
+        }
+        start = nl + 1;
+    }
+    s->len -= (size_t)(start - s->buf);
+    memmove(s->buf, start, s->len);
+    if (s->len == sizeof(s->buf)) /* a line longer than any we write: drop it */
+        s->len = 0;
+}
+
+void fleet_workers_poll(struct fleet_workers *w, int timeout_ms)
+{
+    struct pollfd pfd[256];
+    int n = 0;
+
+    for (int i = 0; i < w->k && n < 256; i++)
+        if (w->s[i].fd >= 0)
+            pfd[n++] = (struct pollfd){ .fd = w->s[i].fd, .events = POLLIN };
+    if (n == 0)
+        return;
+    if (poll(pfd, (nfds_t)n, timeout_ms) <= 0)
+        return;
+    for (int i = 0; i < w->k; i++) {
+        struct shard *s = &w->s[i];
+        ssize_t r;
+        if (s->fd < 0)
+            continue;
+        while ((r = read(s->fd, s->buf + s->len, sizeof(s->buf) - s->len)) > 0) {
+            s->len += (size_t)r;
+            shard_lines(s);
+        }
+        if (r == 0) {
+            close(s->fd);
+            s->fd = -1;
+        }
+    }
+}
+
+void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out)
+{
+    bool all_connected = true;
+    double slowest = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (int i = 0; i < w->k; i++) {
+        if (!w->s[i].have) {
+            all_connected = false;
+            continue;
+        }
+        fleet_figures_add(out, &w->s[i].fig);
+        if (w->s[i].fig.connect_seconds < 0)
+            all_connected = false;
+        else if (w->s[i].fig.connect_seconds > slowest)
+            slowest = w->s[i].fig.connect_seconds;
+    }
+    out->connect_seconds = all_connected ? slowest : -1.0;
+}
+
+int fleet_workers_alive(struct fleet_workers *w)
+{
+    int n = 0;
+
+    for (int i = 0; i < w->k; i++) {
+        if (w->s[i].pid > 0) {
+            int st;
+            if (waitpid(w->s[i].pid, &st, WNOHANG) == w->s[i].pid)
+                w->s[i].pid = 0;
+            else
+                n++;
+        }
+    }
+    return n;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
+{
+    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    bool open;
+
+    for (int i = 0; i < w->k; i++)
+        if (w->s[i].pid > 0)
+            kill(w->s[i].pid, SIGTERM);
+    do {
+        fleet_workers_poll(w, 100);
+        open = false;
+        for (int i = 0; i < w->k; i++)
+            open |= w->s[i].fd >= 0;
+    } while (open && now_ms() < end);
+    for (int i = 0; i < w->k; i++) {
+        struct shard *s = &w->s[i];
+        if (s->pid > 0) {
+            int st;
+            if (waitpid(s->pid, &st, WNOHANG) == 0) {
+                fprintf(stderr, "scansim run: worker %d (pid %d) did not stop within %d ms; "
+                        "killing it\n", i, (int)s->pid, timeout_ms);
+                kill(s->pid, SIGKILL);
+                waitpid(s->pid, &st, 0);
+            }
+            s->pid = 0;
+        }
+        if (s->fd >= 0) {
+            close(s->fd);
+            s->fd = -1;
+        }
+    }
+}
+
+void fleet_workers_free(struct fleet_workers *w)
+{
+    if (!w)
+        return;
+    if (w->s) {
+        fleet_workers_stop(w, 5000);
+        free(w->s);
+    }
+    free(w);
+}

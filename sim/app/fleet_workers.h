@@ -1,0 +1,47 @@
+/*
+ * fleet_workers.h - split a fleet over K processes (`scansim run --workers K`).
+ *
+ * Paho's threads serve every client of a process (its maintainers advise about 1,000
+ * clients a process) and a process has 20,000 file descriptors here, so a large fleet is
+ * split: the parent fork+execs K shards of scansim itself (`run ... --shard I`, a hidden
+ * flag) with their own --devices / --id-start and the parent's --broker. A shard runs its
+ * devices only (no backend) and writes its figures as one JSON line a second on its
+ * stdout, a pipe to the parent; it stops cleanly on SIGTERM (or when the parent dies) and
+ * writes a last line. The parent runs the backend and adds the shards' latest figures.
+ *
+ * One thread (the caller's) uses these functions.
+ */
+#ifndef SCANSIM_FLEET_WORKERS_H
+#define SCANSIM_FLEET_WORKERS_H
+
+#include <stdbool.h>
+
+#include "fleet_devices.h"
+
+struct fleet_workers;
+
+/**
+ * Start k shards. args/n_args: the user's `run` arguments (passed through; later flags
+ * override them). devices are split as evenly as possible, ids continue from id_start.
+ * 0 or -1 after printing why.
+ */
+int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
+                        const char *uri, struct fleet_workers **out);
+
+/** Read whatever the shards wrote, waiting up to timeout_ms. */
+void fleet_workers_poll(struct fleet_workers *w, int timeout_ms);
+
+/** The sum of the shards' latest figures. connect_seconds < 0 until every shard had all
+ *  its devices connected. */
+void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out);
+
+/** Shards still running. */
+int fleet_workers_alive(struct fleet_workers *w);
+
+/** SIGTERM every shard, read their last figures (up to timeout_ms), reap them. */
+void fleet_workers_stop(struct fleet_workers *w, int timeout_ms);
+
+/** Stop if needed and free. NULL is fine. */
+void fleet_workers_free(struct fleet_workers *w);
+
+#endif /* SCANSIM_FLEET_WORKERS_H */

@@ -1,0 +1,136 @@
+#!/bin/sh
+# fleet_test.sh - broker tests of `scansim run` (the fleet, the backend role, the report).
+#
+# usage: fleet_test.sh SCANSIM CASE
+# Each case starts what it needs (scansim's embedded mosquitto, or its own mosquitto on a
+# free port), waits for conditions with time-outs (never fixed sleeps), and checks the JSON
+# report with fleet_json_check.py. Cases: basic workers seed nobackend sigint usage
+# unreachable.
+set -u
+SCANSIM=$1
+CASE=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+CHECK="python3 $HERE/fleet_json_check.py"
+T=$(mktemp -d /tmp/fleet_test.XXXXXX)
+PIDS=""
+cleanup() {
+    for p in $PIDS; do kill "$p" 2>/dev/null; done
+    for p in $PIDS; do wait "$p" 2>/dev/null; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }; done; exit 1; }
+
+# wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds
+wait_for() {
+    n=$(($1 * 10)); shift
+    while [ "$n" -gt 0 ]; do
+        "$@" >/dev/null 2>&1 && return 0
+        sleep 0.1; n=$((n - 1))
+    done
+    return 1
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+case "$CASE" in
+basic)
+    "$SCANSIM" run --devices 20 --items 100 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
+    $CHECK "$T/r.json" devices_requested=20 devices_connected=20 items_published=100 \
+        items_registered=100 items_lost=0 duplicate_registrations=0 latency_ms.p50\>0 \
+        latency_ms.max\>=latency_ms.p50 peak_rss_kib\>0 exit_code=0 || fail "report"
+    grep -q "items lost *0" "$T/run.out" || fail "no summary table on stdout"
+    ;;
+workers)
+    "$SCANSIM" run --devices 20 --items 100 --workers 2 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
+    $CHECK "$T/r.json" workers=2 devices_requested=20 devices_connected=20 items_published=100 \
+        items_registered=100 items_lost=0 duplicate_registrations=0 registrations_acked=100 \
+        items_received=100 exit_code=0 || fail "report"
+    ;;
+seed)
+    "$SCANSIM" run --layout seed --devices 3 --items 5 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "exit code $rc, expected 0 (several registrations are expected in the seed layout)"
+    # every device sees every item: 5 items, each registered by all 3 devices
+    $CHECK "$T/r.json" layout=seed items_published=5 items_registered=5 items_lost=0 \
+        items_registered_by_several_devices=5 registrations_acked=15 items_received=15 || fail "report"
+    grep -q "registered by several devices *5 (expected" "$T/run.out" || fail "summary does not say it is expected"
+    ;;
+nobackend)
+    port=$(free_port)
+    mosquitto -p "$port" >"$T/mosq.err" 2>&1 &
+    PIDS="$PIDS $!"
+    wait_for 10 python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" || fail "mosquitto did not start"
+    mosquitto_sub -p "$port" -v -t 'scanners/+/item_registered' -t 'scanners/+/status' >"$T/sub.out" 2>&1 &
+    PIDS="$PIDS $!"
+    "$SCANSIM" run --no-backend --devices 2 --broker "tcp://127.0.0.1:$port" --json "$T/r.json" \
+        >"$T/run.out" 2>"$T/run.err" &
+    RUN=$!
+    wait_for 20 grep -q "scanners/scanner-1/status online" "$T/sub.out" || fail "scanner-1 not online"
+    wait_for 20 grep -q "scanners/scanner-2/status online" "$T/sub.out" || fail "scanner-2 not online"
+    mosquitto_pub -p "$port" -q 1 -t scanners/scanner-1/item_registration -m '{"item_id": 7, "item_name": "Pallet jack", "tag_quantity": 1}'
+    mosquitto_pub -p "$port" -q 1 -t scanners/scanner-1/item_registration -m '{"item_id": 8, "item_name": "Drill", "tag_quantity": 2}'
+    mosquitto_pub -p "$port" -q 1 -t scanners/scanner-2/item_registration -m '{"item_id": 9, "item_name": "Ladder", "tag_quantity": 1}'
+    three() { [ "$(grep -c '/item_registered ' "$T/sub.out")" -ge 3 ]; }
+    wait_for 20 three || fail "3 registrations not seen by mosquitto_sub"
+    grep -q 'scanners/scanner-1/item_registered {"item_id":8' "$T/sub.out" || fail "item 8 not registered by scanner-1"
+    grep -q 'scanners/scanner-2/item_registered {"item_id":9' "$T/sub.out" || fail "item 9 not registered by scanner-2"
+    # the devices count what they acknowledged once a second: wait for the figures, then stop
+    kill -INT $RUN
+    wait $RUN; rc=$?
+    [ $rc -eq 0 ] || fail "exit code $rc after Ctrl-C without a backend, expected 0"
+    $CHECK "$T/r.json" backend=false items_published=null items_received=3 \
+        registrations_confirmed=3 registrations_acked=3 devices_connected=2 || fail "report"
+    ;;
+sigint)
+    "$SCANSIM" run --devices 5 --item-rate 20/s --grace 5s --json "$T/r.json" >"$T/run.out" 2>"$T/run.err" &
+    RUN=$!
+    some() { grep -Eq ' [1-9][0-9]* registered' "$T/run.out"; }
+    wait_for 30 some || fail "no registrations while running"
+    kill -INT $RUN
+    wait $RUN; rc=$?
+    [ -f "$T/r.json" ] || fail "no JSON after Ctrl-C"
+    grep -q "items lost" "$T/run.out" || fail "no summary after Ctrl-C"
+    lost=$(python3 -c "import json;print(json.load(open('$T/r.json'))['items_lost'])")
+    want=0; [ "$lost" -gt 0 ] && want=1
+    [ $rc -eq $want ] || fail "exit code $rc with $lost items lost, expected $want"
+    $CHECK "$T/r.json" interrupted=true items_published\>0 exit_code=$rc || fail "report"
+    ;;
+usage)
+    for args in "--devices 0" "--bogus" "--think 2s-1s" "--cancel-rate 1.5" "--layout diagonal" \
+                "--no-backend --items 5" "--window 17" "extra"; do
+        # shellcheck disable=SC2086
+        "$SCANSIM" run $args >"$T/u.out" 2>"$T/u.err"
+        rc=$?
+        [ $rc -eq 2 ] || fail "'run $args' exited $rc, expected 2"
+        grep -q "scansim run: " "$T/u.err" || fail "'run $args' gave no clear message: $(cat "$T/u.err")"
+    done
+    "$SCANSIM" run --help >"$T/h.out" 2>&1 || fail "--help failed"
+    grep -q -- "--item-rate" "$T/h.out" || fail "--help does not list --item-rate"
+    ;;
+unreachable)
+    port=$(free_port)
+    "$SCANSIM" run --devices 2 --broker "tcp://127.0.0.1:$port" --connect-timeout 3s \
+        --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 3 ] || fail "exit code $rc for an unreachable broker, expected 3"
+    grep -q "127.0.0.1:$port" "$T/run.err" || fail "the message does not name the broker"
+    "$SCANSIM" run --no-backend --devices 2 --broker "tcp://127.0.0.1:$port" --connect-timeout 3s \
+        --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 3 ] || fail "exit code $rc with no device connected, expected 3"
+    $CHECK "$T/r.json" devices_connected=0 exit_code=3 || fail "report"
+    ;;
+*)
+    echo "fleet_test.sh: unknown case '$CASE'" >&2
+    exit 2
+    ;;
+esac
+echo "PASS ($CASE)"
+exit 0
