@@ -1,22 +1,29 @@
 /*
- * bench_hx_backend.c - how many registrations a second the backend's ledger takes, end to end
- * (publishers -> mosquitto -> Paho -> queue -> SQLite). Not a test: run by hand.
+ * bench_hx_backend.c - how many registrations a second the backend takes. Not a test: run by
+ * hand (build: cmake --build BUILD --target hx_backend_bench).
  *
- *   hx_backend_bench [registrations] [publishers] [db-file]
+ *   hx_backend_bench ledger [registrations] [db-file]
+ *       the ledger alone: registrations are fed with hx_backend_inject (no network), timed
+ *       until all are processed; also the rate from the backend thread's busy time.
+ *   hx_backend_bench e2e [registrations] [publishers] [db-file]
+ *       end to end: `publishers` mosquitto_pub -l processes (QoS 1, -M 1000) -> mosquitto ->
+ *       Paho -> queue -> SQLite, timed until the ledger has them all.
  *
- * Items are published first (not timed); then `publishers` Paho clients send one registration
- * per item (QoS 1, plus 1 % duplicates) as fast as the broker takes them, and we time until the
- * ledger has registered them all.
+ * Both publish the items first (not timed) and add 1 % duplicate deliveries (same key).
  */
 #include "hx/backend.h"
 #include "hx/broker.h"
 
-#include <MQTTAsync.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef MOSQUITTO_PUB
+#define MOSQUITTO_PUB "mosquitto_pub"
+#endif
 
 static double now_s(void)
 {
@@ -25,27 +32,46 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static volatile int connected_count;
-
-static void on_conn(void *ctx, MQTTAsync_successData *d)
+static int registration(char *out, size_t n, int item, int dev)
 {
-    (void)ctx;
-    (void)d;
-    __atomic_add_fetch(&connected_count, 1, __ATOMIC_SEQ_CST);
+    return snprintf(out, n,
+                    "{\"item_id\":%d,\"tag_quantity\":1,\"tag\":\"%08X\",\"device_id\":"
+                    "\"bench-%d\",\"seq\":%d}", item, (unsigned)item, dev, item);
+}
+
+static void print_report(struct hx_backend *b, int n, int dups, double secs)
+{
+    struct hx_ledger_report r;
+    hx_backend_report(b, &r);
+    printf("  %d registrations + %d duplicates in %.2f s -> %.0f messages/s\n", n, dups, secs,
+           (n + dups) / secs);
+    printf("  backend thread busy %.0f ms in %llu batches -> %.0f messages/s of ledger "
+           "capacity\n", r.ledger_busy_ms, (unsigned long long)r.ledger_batches,
+           (double)(r.registrations_received) / (r.ledger_busy_ms / 1000.0));
+    printf("  registered_once %llu twice %llu duplicates %llu lost %llu malformed %llu\n",
+           (unsigned long long)r.registered_once, (unsigned long long)r.registered_twice,
+           (unsigned long long)r.duplicate_deliveries, (unsigned long long)r.lost,
+           (unsigned long long)r.malformed);
 }
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 100000;
-    int pubs = argc > 2 ? atoi(argv[2]) : 4;
-    const char *db = argc > 3 ? argv[3] : NULL;
-    int rc = 1;
+    const char *mode = argc > 1 ? argv[1] : "ledger";
+    bool e2e = strcmp(mode, "e2e") == 0;
+    int n = argc > 2 ? atoi(argv[2]) : 100000;
+    int pubs = e2e && argc > 3 ? atoi(argv[3]) : 2;
+    const char *db = argc > (e2e ? 4 : 3) ? argv[e2e ? 4 : 3] : NULL;
+    int dups = n / 100, rc = 1;
     struct hx_broker *broker = NULL;
     struct hx_backend *b = NULL;
-    MQTTAsync *cl = calloc((size_t)pubs, sizeof *cl);
-    if (n <= 0 || pubs <= 0 || !cl)
+    if (n <= 0 || pubs <= 0 || (!e2e && strcmp(mode, "ledger") != 0)) {
+        fprintf(stderr, "usage: %s ledger|e2e [registrations] [publishers (e2e)] [db-file]\n",
+                argv[0]);
         return 2;
-    if (hx_broker_start(NULL, &broker) != HX_OK) {
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct hx_broker_opts bo = {.persistence = false};
+    if (hx_broker_start(&bo, &broker) != HX_OK) {
         fprintf(stderr, "broker: %s\n", hx_broker_last_error());
         goto exit;
     }
@@ -61,63 +87,54 @@ int main(int argc, char **argv)
             goto exit;
         }
     double t_items = now_s() - t0;
-    for (int p = 0; p < pubs; p++) {
-        char id[32];
-        snprintf(id, sizeof id, "bench-%d", p);
-        MQTTAsync_create(&cl[p], hx_broker_uri(broker), id, MQTTCLIENT_PERSISTENCE_NONE, NULL);
-        MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-        co.maxInflight = 4096;
-        co.onSuccess = on_conn;
-        MQTTAsync_connect(cl[p], &co);
-    }
-    while (__atomic_load_n(&connected_count, __ATOMIC_SEQ_CST) < pubs)
-        usleep(1000);
-    int dups = n / 100;
+    printf("%s, ledger %s\n  items published: %d in %.2f s (%.0f/s)\n", mode,
+           db ? db : "in memory", n, t_items, n / t_items);
+    hx_backend_sync(b, 60000);
+
+    char line[200];
     double t1 = now_s();
-    for (int i = 1; i <= n + dups; i++) {
-        int item = i <= n ? i : i - n; /* the last 1 % are re-sends of the first items */
-        int p = item % pubs;
-        char payload[160], dev[32];
-        snprintf(dev, sizeof dev, "bench-%d", p);
-        int len = snprintf(payload, sizeof payload,
-                           "{\"item_id\":%d,\"tag_quantity\":1,\"tag\":\"%08X\",\"device_id\":"
-                           "\"%s\",\"seq\":%d}", item, (unsigned)item, dev, item);
-        MQTTAsync_message m = MQTTAsync_message_initializer;
-        m.payload = payload;
-        m.payloadlen = len;
-        m.qos = 1;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        while (MQTTAsync_sendMessage(cl[p], "item_registered", &m, &ro) != MQTTASYNC_SUCCESS)
-            usleep(100);
+    if (!e2e) {
+        for (int i = 1; i <= n + dups; i++) {
+            int item = i <= n ? i : i - n;
+            int len = registration(line, sizeof line, item, item % 4);
+            hx_backend_inject(b, "item_registered", line, (size_t)len);
+        }
+    } else {
+        FILE **p = calloc((size_t)pubs, sizeof *p);
+        if (!p)
+            goto exit;
+        for (int k = 0; k < pubs; k++) {
+            char cmd[400];
+            snprintf(cmd, sizeof cmd, "%s -h 127.0.0.1 -p %u -q 1 -M 1000 -i bench-pub-%d -t "
+                     "item_registered -l", MOSQUITTO_PUB, (unsigned)hx_broker_port(broker), k);
+            p[k] = popen(cmd, "w");
+        }
+        for (int i = 1; i <= n + dups; i++) {
+            int item = i <= n ? i : i - n;
+            registration(line, sizeof line, item, item % pubs);
+            if (p[item % pubs])
+                fprintf(p[item % pubs], "%s\n", line);
+        }
+        for (int k = 0; k < pubs; k++)
+            if (p[k])
+                pclose(p[k]);
+        free(p);
     }
-    double t_sent = now_s() - t1;
-    if (hx_backend_wait_registered(b, (uint64_t)n, 120000) != HX_OK) {
+    if (hx_backend_wait_registered(b, (uint64_t)n, 300000) != HX_OK) {
         fprintf(stderr, "%s\n", hx_backend_last_error());
         goto exit;
     }
-    hx_backend_sync(b, 30000);
-    double t_all = now_s() - t1;
+    /* the duplicates too */
     struct hx_ledger_report r;
-    hx_backend_report(b, &r);
-    printf("ledger: %s\nitems published: %d in %.2f s (%.0f/s)\n", db ? db : "in memory", n,
-           t_items, n / t_items);
-    printf("registrations: %d (+%d duplicates) from %d publishers: sent in %.2f s, all in the "
-           "ledger after %.2f s -> %.0f registrations/s\n", n, dups, pubs, t_sent, t_all,
-           (n + dups) / t_all);
-    printf("registered_once %llu twice %llu duplicates %llu lost %llu malformed %llu\n",
-           (unsigned long long)r.registered_once, (unsigned long long)r.registered_twice,
-           (unsigned long long)r.duplicate_deliveries, (unsigned long long)r.lost,
-           (unsigned long long)r.malformed);
+    for (double end = now_s() + 60;;) {
+        hx_backend_report(b, &r);
+        if (r.registrations_received >= (uint64_t)(n + dups) || now_s() > end)
+            break;
+        usleep(1000);
+    }
+    print_report(b, n, dups, now_s() - t1);
     rc = 0;
 exit:
-    for (int p = 0; p < pubs; p++)
-        if (cl[p]) {
-            MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-            MQTTAsync_disconnect(cl[p], &d);
-            usleep(10000);
-            MQTTAsync_destroy(&cl[p]);
-        }
-    free(cl);
     hx_backend_free(b);
     hx_broker_free(broker);
     return rc;

@@ -33,6 +33,7 @@
 #define BACKEND_SESSION_EXPIRY_S 3600
 #define BACKEND_MAX_BUFFERED 1000000 /* items buffered by Paho while disconnected */
 #define BACKEND_MAX_INFLIGHT 4096
+#define BACKEND_FILE_COMMIT_MS 50   /* a file ledger commits at least this often */
 
 /* ---------------------------------------------------------------- types */
 
@@ -602,22 +603,44 @@ static void backend__process_item(struct hx_backend *b, const struct backend__ms
     sqlite3_reset(st);
 }
 
+/*
+ * The backend thread. A file ledger keeps one transaction open for up to
+ * BACKEND_FILE_COMMIT_MS while batches keep coming (a commit per message would cap the rate at
+ * a few thousand a second); an in-memory ledger commits every batch. Counters are updated at
+ * once either way; stop commits what is open.
+ */
 static void *backend__worker(void *arg)
 {
     struct hx_backend *b = arg;
+    const int64_t commit_us = b->db_path ? BACKEND_FILE_COMMIT_MS * 1000 : 0;
+    bool in_txn = false;
+    int64_t txn_start = 0;
     for (;;) {
         pthread_mutex_lock(&b->qlock);
-        while (!b->head && !b->stopping)
+        while (!b->head && !b->stopping && in_txn) {
+            struct timespec dl;
+            int64_t left_us = txn_start + commit_us - backend__mono_us();
+            if (left_us <= 0)
+                break;
+            backend__deadline(&dl, (int)((left_us + 999) / 1000));
+            if (pthread_cond_timedwait(&b->qcond, &b->qlock, &dl) != 0)
+                break;
+        }
+        while (!b->head && !b->stopping && !in_txn)
             pthread_cond_wait(&b->qcond, &b->qlock);
         struct backend__msg *batch = b->head;
         b->head = b->tail = NULL;
-        bool stop = b->stopping && !batch;
+        bool stopping = b->stopping;
         pthread_mutex_unlock(&b->qlock);
-        if (stop)
-            break;
+
         uint64_t n = 0;
         pthread_mutex_lock(&b->lock);
-        backend__sql_exec(b, "BEGIN");
+        int64_t t0 = backend__mono_us();
+        if (batch && !in_txn) {
+            backend__sql_exec(b, "BEGIN");
+            in_txn = true;
+            txn_start = t0;
+        }
         for (struct backend__msg *m = batch; m; m = m->next, n++) {
             switch (m->kind) {
             case MSG_REGISTRATION: backend__process_registration(b, m); break;
@@ -625,14 +648,26 @@ static void *backend__worker(void *arg)
             case MSG_ITEM: backend__process_item(b, m); break;
             }
         }
-        backend__sql_exec(b, "COMMIT");
+        if (in_txn && (stopping || !batch || backend__mono_us() - txn_start >= commit_us)) {
+            backend__sql_exec(b, "COMMIT");
+            in_txn = false;
+            b->r.ledger_batches++;
+        }
         b->done += n;
+        b->r.ledger_busy_ms += (double)(backend__mono_us() - t0) / 1000.0;
         pthread_cond_broadcast(&b->changed);
         pthread_mutex_unlock(&b->lock);
         while (batch) {
             struct backend__msg *next = batch->next;
             free(batch);
             batch = next;
+        }
+        if (stopping && !in_txn) {
+            pthread_mutex_lock(&b->qlock);
+            bool empty = !b->head;
+            pthread_mutex_unlock(&b->qlock);
+            if (empty)
+                break;
         }
     }
     return NULL;
@@ -656,32 +691,49 @@ static void backend__enqueue(struct hx_backend *b, struct backend__msg *m)
 
 /* ---------------------------------------------------------------- Paho callbacks */
 
+/* Copy a message into the FIFO (called on Paho's thread: quick, never blocks long). */
+static void backend__take(struct hx_backend *b, const char *topic, size_t tl, const void *payload,
+                          size_t len)
+{
+    struct backend__msg *m = malloc(sizeof *m + len + 1 + tl + 1);
+    if (!m)
+        return; /* dropped: nothing sane to do on Paho's thread */
+    memset(m, 0, sizeof *m);
+    m->at_us = backend__mono_us();
+    m->wall_ms = backend__wall_ms();
+    m->len = len;
+    if (len)
+        memcpy(m->data, payload, len);
+    m->data[len] = '\0';
+    m->topic = m->data + len + 1;
+    memcpy(m->topic, topic, tl);
+    m->topic[tl] = '\0';
+    bool query = b->layout == HX_BACKEND_LAYOUT_SEED
+                     ? strcmp(m->topic, b->topic_query) == 0
+                     : (tl >= 16 && strcmp(m->topic + tl - 16, "/inventory/query") == 0);
+    m->kind = query ? MSG_QUERY : MSG_REGISTRATION;
+    backend__enqueue(b, m);
+}
+
 static int backend__on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *pm)
 {
     struct hx_backend *b = ctx;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     size_t len = pm->payloadlen > 0 ? (size_t)pm->payloadlen : 0;
-    struct backend__msg *m = malloc(sizeof *m + len + 1 + tl + 1);
-    if (m) {
-        memset(m, 0, sizeof *m);
-        m->at_us = backend__mono_us();
-        m->wall_ms = backend__wall_ms();
-        m->len = len;
-        if (len)
-            memcpy(m->data, pm->payload, len);
-        m->data[len] = '\0';
-        m->topic = m->data + len + 1;
-        memcpy(m->topic, topic, tl);
-        m->topic[tl] = '\0';
-        bool query = b->layout == HX_BACKEND_LAYOUT_SEED
-                         ? strcmp(m->topic, b->topic_query) == 0
-                         : (tl >= 16 && strcmp(m->topic + tl - 16, "/inventory/query") == 0);
-        m->kind = query ? MSG_QUERY : MSG_REGISTRATION;
-        backend__enqueue(b, m);
-    }
+    backend__take(b, topic, tl, pm->payload, len);
     MQTTAsync_freeMessage(&pm);
     MQTTAsync_free(topic);
     return 1;
+}
+
+int hx_backend_inject(struct hx_backend *b, const char *topic, const void *payload, size_t len)
+{
+    if (!b || !topic || (!payload && len)) {
+        backend__set_error("hx_backend_inject: a backend, a topic and a payload are needed");
+        return HX_ERR_INVAL;
+    }
+    backend__take(b, topic, strlen(topic), payload, len);
+    return HX_OK;
 }
 
 static void backend__on_lost(void *ctx, char *cause)

@@ -88,6 +88,8 @@ struct hx_ledger_report {
     uint64_t publish_failed;         /* items Paho refused to send */
     uint64_t sql_errors;             /* unexpected SQLite failures */
     uint64_t reconnects;             /* connections after the first */
+    uint64_t ledger_batches;         /* SQL commits (a batch; a file ledger: <= 50 ms each) */
+    double ledger_busy_ms;           /* time the backend thread spent processing batches */
 };
 
 /* One row of the demo panel: a stored registration. */
@@ -136,6 +138,12 @@ int hx_backend_item_registrations(struct hx_backend *b, int32_t item_id);
 /* The newest registrations, newest first; returns how many were written (<= max). */
 int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max);
 bool hx_backend_connected(struct hx_backend *b);
+
+/*
+ * Feed one message as if it had arrived from the broker on topic (a registration or query
+ * topic of the layout); for benchmarks and broker-less checks. Works without start.
+ */
+int hx_backend_inject(struct hx_backend *b, const char *topic, const void *payload, size_t len);
 
 /* The last error message of this thread, in words. */
 const char *hx_backend_last_error(void);
