@@ -332,16 +332,24 @@ void sec_register_item(struct hx_backend *be, struct sim_device *d, int32_t item
 {
     char name[32];
     snprintf(name, sizeof name, "Item %d", (int)item_id);
-    int rc = hx_backend_publish_item(be, sim_device_id(d), item_id, name, 1);
-    ck_assert_msg(rc == 0, "publish item %d: %s", (int)item_id, hx_backend_last_error());
-    uint64_t end = sec_now_ms() + SEC_WAIT_MS;
+    /* Right after a first connect the device may not have subscribed yet, and an item
+       published before that is (correctly) not delivered: publish again every 2 s until
+       the device shows it. The device drops re-sends of an item it already has. */
+    uint64_t end = sec_now_ms() + SEC_WAIT_MS, next_publish = 0;
     struct sim_device_snapshot s;
-    do {
+    for (;;) {
+        uint64_t now = sec_now_ms();
+        if (now >= next_publish) {
+            int rc = hx_backend_publish_item(be, sim_device_id(d), item_id, name, 1);
+            ck_assert_msg(rc == 0, "publish item %d: %s", (int)item_id, hx_backend_last_error());
+            next_publish = now + 2000;
+        }
         s = sec_snap(d);
-        if (s.status.screen == FW_SCREEN_ITEM && s.status.head_item_id == item_id)
+        if ((s.status.screen == FW_SCREEN_ITEM && s.status.head_item_id == item_id) ||
+            now >= end)
             break;
         sec_nap_ms(20);
-    } while (sec_now_ms() < end);
+    }
     ck_assert_msg(s.status.screen == FW_SCREEN_ITEM && s.status.head_item_id == item_id,
                   "%s never showed item %d (screen %d, head %d, items_received %u)",
                   sim_device_id(d), (int)item_id, (int)s.status.screen,

@@ -204,7 +204,8 @@ START_TEST(an_expired_client_certificate_is_refused)
     /* TLS 1.3: the broker rejects the certificate after the client's handshake ended, so
        the client only sees the session fail; the broker's log says why. */
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "expired.crt", .key = "expired.key",
-                        .words = {"failed: no TCP or TLS session", "the CA file"},
+                        .words = {"failed: no TCP or TLS session",
+                                  "check host, port, that the broker runs"},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -213,7 +214,8 @@ END_TEST
 START_TEST(a_certificate_from_a_foreign_ca_is_refused)
 {
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "foreign.crt", .key = "foreign.key",
-                        .words = {"failed: no TCP or TLS session", "the CA file"},
+                        .words = {"failed: no TCP or TLS session",
+                                  "check host, port, that the broker runs"},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -225,7 +227,8 @@ START_TEST(a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device)
     struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
                         .cafile = "foreign-ca.crt",
                         .password = sec_device_password(1),
-                        .words = {"failed: no TCP or TLS session", "the CA file"}};
+                        .words = {"failed: no TCP or TLS session",
+                                  "check host, port, that the broker runs"}};
     refused(&c);
 }
 END_TEST
