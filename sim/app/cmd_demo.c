@@ -202,7 +202,11 @@ static void demo__on_state(void *ctx, struct sim_device *dev, const struct sim_s
     (void)dev;
     switch (s->state) {
     case SIM_CONN_CONNECTING:
-        demo_log(&d->view, DEMO_LOG_STATE, "connecting to %s", d->view.device_uri);
+        if (d->net)
+            demo_log(&d->view, DEMO_LOG_STATE, "connecting to %s (the proxy to %s)",
+                     d->view.device_uri, d->broker_uri);
+        else
+            demo_log(&d->view, DEMO_LOG_STATE, "connecting to %s", d->view.device_uri);
         break;
     case SIM_CONN_CONNECTED:
         demo_log(&d->view, DEMO_LOG_STATE, "connected (session %s)",
@@ -383,6 +387,7 @@ static void demo__key(struct demo *d, int ch)
     case 'T':
         d->view.prompt_active = true;
         d->view.prompt[0] = '\0';
+        d->view.notice[0] = '\0';
         break;
     case '\r':
     case '\n':
@@ -546,8 +551,8 @@ static int demo__start_backend(struct demo *d)
         return SIM_EXIT_INTERNAL;
     }
     if (hx_backend_start(d->backend) != HX_OK) {
-        sim_cli_error(DEMO_CMD, "the backend could not connect to %s: %s (check --broker, "
-                      "-u/-P and the TLS files, or run with --no-backend)", d->broker_uri,
+        /* The backend's words name the URI, the client id and what to check. */
+        sim_cli_error(DEMO_CMD, "%s (or run with --no-backend and use your own backend)",
                       hx_backend_last_error());
         return SIM_EXIT_BROKER;
     }

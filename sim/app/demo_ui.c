@@ -71,8 +71,11 @@ void demo_log_drop_last_if(struct demo_view *v, enum demo_log_kind kind, const c
 {
     unsigned last = (v->log_head + DEMO_LOG_LINES - 1) % DEMO_LOG_LINES;
 
-    if (!v->log_count || !words || !*words || v->log[last].kind != kind ||
-        !strstr(v->log[last].text, words))
+    char head[41];
+
+    /* The firmware's copy may be cut at FW_LOG_MAX: compare the start of the words. */
+    snprintf(head, sizeof(head), "%s", words ? words : "");
+    if (!v->log_count || !head[0] || v->log[last].kind != kind || !strstr(v->log[last].text, head))
         return;
     v->log_head = last;
     v->log_count--;
@@ -358,8 +361,10 @@ static void demo_ui__bottom(const struct demo_view *v)
     char line[512];
 
     if (v->prompt_active) {
-        snprintf(line, sizeof(line), "tag UID in hex (4, 7 or 10 bytes; Enter sends, Esc cancels): %s_",
-                 v->prompt);
+        /* A complaint about the last key stays visible beside what was typed. */
+        snprintf(line, sizeof(line), "tag UID in hex (4, 7 or 10 bytes; Enter sends, Esc cancels): %s_%s%s",
+                 v->prompt, v->notice_error && v->notice[0] ? "   " : "",
+                 v->notice_error ? v->notice : "");
         sim_ncurses_text(LINES - 2, 0, COLS, sim_ncurses_attr(SIM_COLOR_TITLE), line);
     } else if (v->notice[0]) {
         sim_ncurses_text(LINES - 2, 0, COLS,

@@ -6,6 +6,10 @@
 #                                                    network cut and restore, quit
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB signals  SIGTERM powers off cleanly; SIGSEGV (a
 #                                                    crash) still restores the terminal
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB layouts  half blocks, braille, too small, resize,
+#                                                    ASCII on a non-UTF-8 locale
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB errors   unreachable broker (exit 3 / on screen),
+#                                                    no password shown, bad keys and tags
 #
 # Exit 0 pass, 1 fail, 77 skip (no tmux). Each wait has a time-out; no fixed sleeps decide
 # anything. A private tmux server (-L) per run keeps parallel runs apart.
@@ -27,6 +31,10 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+# A session that lives for the whole run, so killing the demo's session never takes the
+# server down while the next one starts.
+T new-session -d -s keep "exec sleep 600" || { echo "FAIL: tmux could not start a server"; exit 1; }
 
 cap() { T capture-pane -p -t demo; }
 fail() {
@@ -59,12 +67,18 @@ key() { T send-keys -t demo "$@"; }
 # The OLED panel: the 32 rows inside its border, the first 128 cells after the left border.
 oled() { local l; cap | sed -n '3,34p' | while IFS= read -r l; do echo "${l:1:128}"; done; }
 
-start_demo() { # start_demo ARGS...: the demo in a shell that records how it ended
-    local args="$*"
+# launch_demo ARGS...: the demo in a 160x50 pane, in a shell that records how it ended.
+# DEMO_LOCALE (default C.UTF-8) is the pane's locale.
+launch_demo() {
+    local args="$*" loc=${DEMO_LOCALE:-C.UTF-8}
+    rm -f "$tmp"/rc "$tmp"/stty.* "$tmp"/stderr.txt
     T new-session -d -s demo -x 160 -y 50 \
-        "env LANG=C.UTF-8 LC_ALL=C.UTF-8 sh -c 'stty -g > $tmp/stty.before; \
+        "env LANG=$loc LC_ALL=$loc sh -c 'stty -g > $tmp/stty.before; \
          $bin demo $args 2> $tmp/stderr.txt; echo \$? > $tmp/rc; stty -g > $tmp/stty.after; \
          echo DEMO-ENDED; exec sleep 600'" || fail "tmux could not start a session"
+}
+start_demo() { # start_demo ARGS...: launch and wait until the device is online
+    launch_demo "$@"
     wait_for 'link +ONLINE' 30
     port=$(cap | sed -nE 's/.*broker tcp:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' | head -1)
     [[ -n $port ]] || fail "no broker port on the title line"
@@ -104,6 +118,72 @@ if [[ $mode == signals ]]; then
     expect_restored '1|139'
     grep -q "the terminal was restored" "$tmp/stderr.txt" || fail "no crash note on stderr"
     echo "PASS: signals"
+    exit 0
+fi
+
+if [[ $mode == layouts ]]; then
+    # Half blocks at 160x50; braille when smaller; a note when too small; back on resize.
+    start_demo --no-backend --flash "$tmp/flash"
+    wait_for 'OLED 128x64 - pixel-true, half blocks' 5
+    grep -q '[▀▄█]' <<<"$(oled)" || fail "no half-block pixels"
+    T resize-window -t demo -x 100 -y 30
+    wait_for 'pixel-true, braille' 10
+    cap | grep -qP '[\x{2801}-\x{28FF}]' || fail "no braille pixels on the small OLED"
+    wait_for 'link +ONLINE' 5
+    T resize-window -t demo -x 60 -y 15
+    wait_for 'terminal too small \(60x15\)' 10
+    T resize-window -t demo -x 160 -y 50
+    wait_for 'OLED 128x64 - pixel-true, half blocks' 10
+    echo "ok: half blocks -> braille -> too small -> half blocks on resize"
+    key q
+    expect_restored 0
+    T kill-session -t demo
+    # Not UTF-8: ASCII, and the panel says so.
+    DEMO_LOCALE=C start_demo --no-backend --flash "$tmp/flash"
+    wait_for 'ASCII, approximated \(terminal is not UTF-8\)' 5
+    o=$(oled)
+    grep -q '#' <<<"$o" || fail "no ASCII pixels"
+    ! grep -q '[▀▄█]' <<<"$o" || fail "half blocks on a non-UTF-8 terminal"
+    echo "ok: ASCII OLED on a C locale"
+    cap
+    key q
+    expect_restored 0
+    echo "PASS: layouts"
+    exit 0
+fi
+
+if [[ $mode == errors ]]; then
+    # The backend cannot reach the broker: exit code 3 and words, before the screen opens.
+    launch_demo --broker tcp://127.0.0.1:1 --flash "$tmp/flash"
+    wait_file "$tmp/rc" '.' 30
+    [[ $(cat "$tmp/rc") == 3 ]] || fail "unreachable broker: exit $(cat "$tmp/rc"), expected 3"
+    grep -q 'could not connect.*tcp://127.0.0.1:1' "$tmp/stderr.txt" ||
+        fail "no words for the unreachable broker: $(cat "$tmp/stderr.txt")"
+    echo "ok: unreachable broker with the backend -> exit 3: $(head -1 "$tmp/stderr.txt")"
+    T kill-session -t demo
+    # Without a backend the device keeps trying and says why on screen; no password shown.
+    launch_demo --no-backend --broker tcp://127.0.0.1:1 -u alice -P s3cr3t-pw --flash "$tmp/flash"
+    wait_for 'link +OFFLINE' 20
+    wait_for 'connect failed: connection to tcp://127.0.0.1:[0-9]+ failed' 20
+    wait_for 'connect failures +2 ' 20
+    ! cap | grep -q 's3cr3t-pw' || fail "the password is on screen"
+    key a
+    wait_for 'no backend \(--no-backend\): publish an item yourself' 5
+    key x
+    wait_for "key 'x' does nothing" 5
+    key T
+    key -l 04a1z
+    wait_for 'only hex digits' 5
+    key Escape
+    wait_for 'tag entry cancelled' 5
+    key T
+    key -l 04A1B
+    key Enter
+    wait_for 'odd number of hex digits' 5
+    echo "ok: offline device explains itself; bad keys and bad tags get words"
+    key q
+    expect_restored 0
+    echo "PASS: errors"
     exit 0
 fi
 
@@ -173,7 +253,9 @@ key n
 wait_for 'link +OFFLINE ' 15
 wait_for 'network +CUT' 5
 wait_file "$tmp/sub.txt" '^scanners/scanner-1/status offline' 15
-echo "ok: n -> offline, the broker published the Will"
+# While cut, the device's own reconnect attempt (1 s back-off, +-25 %) is refused.
+wait_for 'connect failures +1 ' 15
+echo "ok: n -> offline, the broker published the Will, a reconnect attempt was refused"
 key n
 wait_for 'link +ONLINE ' 40
 wait_for 'reconnects +1 ' 5
