@@ -1,0 +1,179 @@
+/*
+ * runner_internal.h - the runner's shared state (harness/runner/src only).
+ *
+ * runner.c sets a scenario up, runs its steps and tears it down; runner_watch.c is the
+ * status watcher (Paho), runner_load.c the backend's load and malformed payloads,
+ * runner_operator.c the scripted operators that run on the devices' owning threads.
+ */
+#ifndef RUNNER_INTERNAL_H
+#define RUNNER_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "fw/fw_device.h"
+#include "hx/backend.h"
+#include "hx/broker.h"
+#include "hx/proxy.h"
+#include "hx/runner.h"
+#include "hx/scenario.h"
+#include "sim/device.h"
+#include "sim/err.h"
+#include "sim/loop.h"
+
+#define RUNNER_PATH_MAX 1024
+
+/* Operator states (owner thread only). */
+enum runner_op_state {
+    RUNNER_OP_IDLE = 0, /* nothing to do: waiting for an item to show */
+    RUNNER_OP_THINK,    /* an item shows; acting at op_deadline */
+    RUNNER_OP_TAGGED,   /* a tag was scanned; confirming once the confirm screen shows */
+    RUNNER_OP_PRESSED,  /* a button was pressed for op_item; waiting for it to leave */
+};
+
+/* One simulated device and everything the runner keeps about it. */
+struct runner_dev {
+    uint32_t num;                 /* global device number, 1-based */
+    char id[SCN_NAME_MAX + 12];
+    const struct scn_group *group;
+    struct sim_device *dev;
+    struct runner_loop *loop;
+    struct hx_proxy *proxy;       /* NULL for `link direct` */
+    char password[64];            /* password / acl brokers */
+
+    /* scripted operator: owner thread only */
+    enum runner_op_state op_state;
+    int32_t op_item;
+    uint64_t op_deadline;
+    uint64_t op_rng;
+    bool op_cancel;               /* the decision drawn for op_item */
+    uint32_t op_tags;             /* tags scanned so far (fresh UIDs) */
+    atomic_bool op_paused;        /* `operator pause` (any thread) */
+
+    atomic_bool powered;          /* the runner's view: on unless a step powered it off */
+    /* Set (runner thread) before a clean power-off, cleared (watcher) by the next live
+       `online`: an `offline` arriving in between is the device's own, not its Will. */
+    atomic_bool clean_off;
+
+    /* figures, copied on the owning thread by runner_refresh() */
+    struct fw_stats stats;
+    struct fw_status status;
+};
+
+/* One event loop (thread) and the devices it owns. */
+struct runner_loop {
+    struct runner *r;
+    struct sim_loop *loop;
+    struct sim_loop_target op_target; /* ticks the scripted operators */
+    bool op_attached;
+    struct runner_dev **devs;
+    size_t n_devs, cap_devs;
+};
+
+/* One status message as the watcher saw it. */
+struct runner_status_event {
+    int64_t t_ms;    /* ms since the run started (monotonic) */
+    uint32_t dev;    /* device number */
+    bool online;     /* payload "online" (else "offline") */
+    bool retain;     /* delivered as a stored retained message (on subscribe) */
+    bool will;       /* a live "offline" while the device was not powered off cleanly */
+};
+
+struct runner {
+    const struct scn_scenario *s;
+    struct hx_runner_opts opts;
+    uint64_t seed;
+    uint64_t rng;                 /* selectors and `scan random tag` (runner thread) */
+    char dir[RUNNER_PATH_MAX];    /* work folder: flash, ledger (the keep dir, or a temp) */
+    bool remove_dir;
+    char ledger_path[RUNNER_PATH_MAX];
+
+    struct hx_broker *broker;
+    struct hx_broker_user *users;
+    int n_users;
+    char *acl;
+    struct hx_backend *backend;
+    struct hx_proxy_hub *hub;
+
+    struct runner_dev *devs;      /* devs[num - 1] */
+    uint32_t n_devs;
+    struct runner_loop *loops;
+    size_t n_loops;
+    struct sim_device_observer observer;
+    FILE *devlog;                 /* devices.log (keep only) */
+    pthread_mutex_t devlog_lock;
+
+    /* watcher (runner_watch.c) */
+    void *watch;                  /* MQTTAsync */
+    pthread_mutex_t wlock;
+    struct runner_status_event *ev;
+    size_t n_ev, cap_ev;
+    int8_t *status_last;          /* per device: -1 none, 0 offline, 1 online (under wlock) */
+    atomic_bool watch_subscribed;
+    atomic_int watch_failures;
+    char **sorted_ids;            /* for topic -> device number (bsearch) */
+
+    /* backend load (runner_load.c) */
+    pthread_t load_thread;
+    bool load_started;
+    atomic_bool load_stop;
+    atomic_uint_fast64_t load_published;
+
+    /* time (monotonic ms) */
+    int64_t t_start;
+    int64_t t_zero;
+    int64_t deadline;
+    int64_t since;                /* when the last action step began (Will checks) */
+
+    /* report */
+    char *timeline;
+    size_t tl_len, tl_cap;
+    char *failure;
+    bool failed;
+    size_t exp_failed;
+    size_t steps_run;
+};
+
+int64_t runner_now_ms(void);
+void runner_sleep_ms(int64_t ms);
+uint64_t runner_mix(uint64_t a, uint64_t b);
+
+/* Append a timeline line "[  t.ttts] OUTCOME where: text[: detail]" (and to progress). */
+void runner_note(struct runner *r, const char *outcome, const struct scn_pos *pos,
+                 const char *text, const char *detail);
+/* Record a failure (the first one becomes result.failure). */
+void runner_fail(struct runner *r, const struct scn_pos *pos, const char *text,
+                 const char *detail);
+
+/* Copy every device's figures on its owning thread. 0 or a negative sim_err. */
+int runner_refresh(struct runner *r);
+
+/* runner_watch.c */
+int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw);
+void runner_watch_stop(struct runner *r);
+/* Device number of a device id, 0 when unknown. */
+uint32_t runner_dev_by_id(const struct runner *r, const char *id, size_t len);
+int runner_ids_index(struct runner *r);
+void runner_ids_free(struct runner *r);
+/* Status write-up for --keep. */
+void runner_watch_dump(struct runner *r, FILE *f);
+
+/* runner_load.c */
+int runner_load_start(struct runner *r);
+void runner_load_stop(struct runner *r);
+/* Publish one good item to device num (0: the shared seed topic). 0 or negative hx_err. */
+int runner_publish_item(struct runner *r, uint32_t num);
+/* Publish one malformed item of kind to device num (0: the shared seed topic). */
+int runner_publish_malformed(struct runner *r, uint32_t num, enum scn_reject kind);
+
+/* runner_operator.c */
+void runner_operator_tick(struct sim_loop_target *t, uint64_t now_ms);
+void runner_operator_event(struct sim_loop_target *t, const struct sim_event *ev);
+/* A fresh valid UID for device d's operator (owner thread). */
+size_t runner_operator_uid(struct runner_dev *d, uint8_t *uid);
+
+#endif /* RUNNER_INTERNAL_H */

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# scenario_cli_test.sh - the contract of `scansim test` (CTest scenario_cli).
+#   usage: scenario_cli_test.sh SCANSIM SCENARIOS_DIR WORK_DIR [TSHARK]
+# Checks: a wrong scenario file gives file:line:column: message and exit 2, and nothing
+# runs; usage errors give 2; a failing scenario gives exit 1, its timeline, the replay line
+# with the seed, the summary line and a JUnit <failure>; --seed replaces the seed;
+# --keep + --pcap leave the artefacts and a capture that tshark decodes as MQTT PUBLISH.
+# Exits 77 (skip) only when tshark is absent, after everything else passed.
+set -u
+scansim=$1
+work=$3
+tshark=${4:-}
+rm -rf "$work"
+mkdir -p "$work"
+fails=0
+check() { # check DESCRIPTION CONDITION...
+    local what=$1
+    shift
+    if "$@"; then
+        echo "ok   - $what"
+    else
+        echo "FAIL - $what"
+        fails=$((fails + 1))
+    fi
+}
+
+# 1. A wrong file: file:line:column exactly as the parser gives it, exit 2, nothing runs.
+cat >"$work/bad.scn" <<'SCN'
+scenario bad
+timeout 10s
+
+group fleet of 1 device
+
+at soon broker kill
+SCN
+"$scansim" test "$work/bad.scn" >"$work/bad.out" 2>"$work/bad.err"
+rc=$?
+check "a wrong file exits 2 (got $rc)" test "$rc" -eq 2
+check "the error is file:line:column: message" \
+    grep -qx "$work/bad.scn:6:4: expected a duration such as 500ms or 2s, found 'soon'" "$work/bad.err"
+check "nothing ran (no summary line)" bash -c "! grep -q 'passed' '$work/bad.out'"
+
+# 2. Usage errors.
+"$scansim" test --bogus >/dev/null 2>&1
+check "an unknown option exits 2" test $? -eq 2
+"$scansim" test --pcap "$work/bad.scn" >/dev/null 2>&1
+check "--pcap without --keep exits 2" test $? -eq 2
+"$scansim" test "$work/missing.scn" >/dev/null 2>"$work/missing.err"
+check "a missing file exits 2" test $? -eq 2
+"$scansim" test --help >"$work/help.out" 2>&1
+check "--help exits 0 and names the exit codes" grep -q "Exit codes" "$work/help.out"
+
+# 3. A scenario that must fail: exit 1, timeline, replay line, summary, JUnit failure.
+cat >"$work/must_fail.scn" <<'SCN'
+scenario must_fail
+seed 5
+timeout 20s
+
+group fleet of 1 device
+  layout per-device
+  operator auto think 10ms..20ms
+
+at 0s publish 1 item to device 1
+wait until ledger registered_once == 1 within 10s
+expect ledger published == 2
+expect ledger lost == 0
+SCN
+"$scansim" test "$work/must_fail.scn" --seed 42 --junit "$work/junit.xml" >"$work/fail.out" 2>&1
+rc=$?
+check "a failing scenario exits 1 (got $rc)" test "$rc" -eq 1
+check "FAIL line" grep -q "^FAIL must_fail (" "$work/fail.out"
+check "the failed step with what was measured" \
+    grep -q "must_fail.scn:11:1: then: expect ledger published == 2: ledger published = 1, expected == 2" "$work/fail.out"
+check "the other expectations still ran" grep -q "ok .*line 12 .*expect ledger lost == 0" "$work/fail.out"
+check "the replay line carries the --seed used" \
+    grep -q "replay: scansim test $work/must_fail.scn --seed 42" "$work/fail.out"
+check "the summary line" grep -qx "0 passed, 1 failed" "$work/fail.out"
+check "JUnit testcase with a failure" grep -q '<failure message="' "$work/junit.xml"
+check "JUnit names the scenario" grep -q 'name="must_fail"' "$work/junit.xml"
+
+# 4. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
+cat >"$work/capture.scn" <<'SCN'
+scenario capture
+timeout 20s
+
+group fleet of 1 device
+  layout per-device
+  link proxy
+  operator auto think 10ms..20ms
+
+at 0s publish 2 items to device 1
+wait until ledger registered_once == 2 within 10s
+SCN
+"$scansim" test "$work/capture.scn" --keep "$work/keep" --pcap >"$work/keep.out" 2>&1
+rc=$?
+check "the capture scenario passes (got $rc)" test "$rc" -eq 0
+k="$work/keep/capture"
+for f in mosquitto.conf mosquitto.log ledger.sqlite timeline.txt status.log devices.log; do
+    check "--keep left $f" test -s "$k/$f"
+done
+pcap=$(ls "$k"/pcap/*.pcap 2>/dev/null | head -n 1)
+check "--pcap left a capture of the device link" test -n "$pcap"
+if [ -z "$tshark" ] || [ ! -x "$tshark" ]; then
+    echo "tshark not found: the decode check is skipped"
+    [ "$fails" -eq 0 ] && exit 77
+    exit 1
+fi
+port=$(awk '/^listener/ {print $2; exit}' "$k/mosquitto.conf")
+"$tshark" -r "$pcap" -d "tcp.port==$port,mqtt" -Y mqtt >"$work/tshark.out" 2>&1
+check "tshark decodes MQTT PUBLISH in the capture" grep -q "Publish" "$work/tshark.out"
+check "tshark decodes the CONNECT" grep -q "Connect Command" "$work/tshark.out"
+
+echo "$fails check(s) failed"
+[ "$fails" -eq 0 ]

@@ -1,0 +1,504 @@
+/*
+ * cmd_test.c - `scansim test [FILE|DIR]...`: run scenario files (scenarios/README.md) and
+ * report each as PASS / FAIL, with a per-step timeline for failures, JUnit XML for CI, and
+ * artefacts on request.
+ *
+ * Every file is parsed first; a file that does not parse is reported as
+ * file:line:column: message and nothing runs (exit 2). Then each scenario runs in its own
+ * child process (fork before any thread or Paho client exists in this process), so one
+ * scenario cannot disturb another: each has its own broker, ports, proxies and devices, and
+ * `-j N` runs N of them at once. A child writes its verdict and timeline into a result
+ * file; the parent prints, collects the JUnit report and ends with the line
+ * "N passed, M failed" that CI tooling reads.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "hx/runner.h"
+#include "hx/scenario.h"
+
+const char scansim_cmd_test_summary[] = "run scenario files (scripted faults and expectations) and report";
+
+static const char test_help[] =
+    "usage: scansim test [options] [FILE.scn | DIR]...\n"
+    "\n"
+    "Run scenarios: each starts its own private mosquitto, backend role, fault proxies and\n"
+    "simulated scanners, runs its timed steps and checks its expectations\n"
+    "(language: scenarios/README.md). A DIR means every *.scn in it, sorted by name; with no\n"
+    "argument, scenarios/. Every file is parsed before anything runs.\n"
+    "\n"
+    "Options:\n"
+    "  -j, --jobs N       run N scenarios at once (each has its own broker and ports; default 1)\n"
+    "      --junit FILE   write a JUnit XML report (one testcase per scenario)\n"
+    "      --keep DIR     keep artefacts in DIR/<scenario>/: mosquitto.conf + mosquitto.log,\n"
+    "                     ledger.sqlite, timeline.txt, status.log, devices.log\n"
+    "      --pcap         with --keep: record every proxied device link as\n"
+    "                     DIR/<scenario>/pcap/<device>-link<N>.pcap\n"
+    "                     (tshark -r F -d tcp.port==BROKER_PORT,mqtt)\n"
+    "      --seed N       use seed N instead of each scenario's `seed` (replay a failure)\n"
+    "  -v, --verbose      print every step as it happens (stderr)\n"
+    "  -h, --help         this text\n"
+    "\n"
+    "Output: one line per scenario, `PASS name (3.2 s)` or `FAIL name (3.2 s)`, the step\n"
+    "timeline of each failure with the seed to replay it, and a last line `N passed, M failed`.\n"
+    "\n"
+    "Exit codes: 0 every scenario passed; 1 a scenario failed; 2 a scenario file did not parse\n"
+    "or could not be read, or a usage error.\n";
+
+struct test_case {
+    char *path;
+    struct scn_scenario *s;
+    pid_t pid;
+    int64_t started_ms;
+    bool done;
+    bool passed;
+    int64_t duration_ms;
+    uint64_t seed;
+    char *failure;
+    char *timeline;
+    char result_path[512];
+};
+
+static int64_t test_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---------------------------------------------------------------- collecting files */
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int add_path(char ***paths, size_t *n, size_t *cap, const char *p)
+{
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        char **np = realloc(*paths, ncap * sizeof *np);
+        if (!np)
+            return -1;
+        *paths = np;
+        *cap = ncap;
+    }
+    (*paths)[*n] = strdup(p);
+    if (!(*paths)[*n])
+        return -1;
+    (*n)++;
+    return 0;
+}
+
+/* Add FILE, or DIR's *.scn sorted. -1 after printing why. */
+static int collect(const char *arg, char ***paths, size_t *n, size_t *cap)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0) {
+        sim_cli_error("test", "%s: %s; give a scenario file or a folder of *.scn files", arg,
+                      strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode))
+        return add_path(paths, n, cap, arg);
+    DIR *d = opendir(arg);
+    if (!d) {
+        sim_cli_error("test", "%s: %s", arg, strerror(errno));
+        return -1;
+    }
+    size_t first = *n;
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(d)) != NULL && rc == 0) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && strcmp(e->d_name + l - 4, ".scn") == 0 && e->d_name[0] != '.') {
+            char p[1024];
+            size_t al = strlen(arg);
+            snprintf(p, sizeof p, "%s%s%s", arg, al && arg[al - 1] == '/' ? "" : "/", e->d_name);
+            rc = add_path(paths, n, cap, p);
+        }
+    }
+    closedir(d);
+    if (rc == 0 && *n == first) {
+        sim_cli_error("test", "%s holds no *.scn file", arg);
+        return -1;
+    }
+    qsort(*paths + first, *n - first, sizeof **paths, str_cmp);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- child and results */
+
+static void one_line(char *s)
+{
+    for (; *s; s++)
+        if (*s == '\n' || *s == '\r')
+            *s = ' ';
+}
+
+/* In the child: run, write "PASS|FAIL duration seed\nfailure\ntimeline". */
+static int child_run(struct test_case *c, const struct hx_runner_opts *base, const char *keep_root)
+{
+    struct hx_runner_opts o = *base;
+    char keep[1024];
+    if (keep_root) {
+        snprintf(keep, sizeof keep, "%s/%s", keep_root, c->s->name);
+        o.keep_dir = keep;
+    }
+    struct hx_runner_result res;
+    hx_runner_run(c->s, &o, &res);
+    FILE *f = fopen(c->result_path, "w");
+    if (f) {
+        one_line(res.failure);
+        fprintf(f, "%s %lld %llu\n%s\n%s", res.passed ? "PASS" : "FAIL", (long long)res.duration_ms,
+                (unsigned long long)res.seed, res.failure, res.timeline);
+        fclose(f);
+    }
+    bool passed = res.passed;
+    hx_runner_result_free(&res);
+    return passed ? 0 : 1;
+}
+
+static char *read_file_all(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 8192, len = 0, n;
+    char *buf = malloc(cap);
+    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += n;
+        if (cap - len < 2048) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    fclose(f);
+    if (buf)
+        buf[len] = '\0';
+    return buf;
+}
+
+static void collect_result(struct test_case *c, int status, bool killed)
+{
+    c->done = true;
+    c->duration_ms = test_now_ms() - c->started_ms;
+    char *text = read_file_all(c->result_path);
+    unlink(c->result_path);
+    char verdict[8] = "";
+    long long dur = 0;
+    unsigned long long seed = c->s->seed;
+    char *nl1 = text ? strchr(text, '\n') : NULL;
+    char *nl2 = nl1 ? strchr(nl1 + 1, '\n') : NULL;
+    if (text && nl1 && nl2 && sscanf(text, "%7s %lld %llu", verdict, &dur, &seed) == 3) {
+        *nl2 = '\0';
+        c->failure = strdup(nl1 + 1);
+        c->timeline = strdup(nl2 + 1);
+        c->duration_ms = dur;
+        c->seed = seed;
+        c->passed = strcmp(verdict, "PASS") == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    } else {
+        char why[256];
+        if (killed)
+            snprintf(why, sizeof why, "%s: killed after running %.1f s, far past its timeout of %.1f s",
+                     c->path, (double)c->duration_ms / 1000.0, (double)c->s->timeout_ms / 1000.0);
+        else if (WIFSIGNALED(status))
+            snprintf(why, sizeof why, "%s: the runner crashed (signal %d)", c->path, WTERMSIG(status));
+        else
+            snprintf(why, sizeof why, "%s: the runner exited with %d and left no result", c->path,
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        c->failure = strdup(why);
+        c->timeline = strdup(text ? text : "");
+        c->passed = false;
+        c->seed = seed;
+    }
+    free(text);
+}
+
+static void print_result(const struct test_case *c)
+{
+    printf("%s %s (%.1f s)\n", c->passed ? "PASS" : "FAIL", c->s->name, (double)c->duration_ms / 1000.0);
+    if (!c->passed) {
+        printf("  %s\n", c->failure ? c->failure : "");
+        printf("  timeline (seed %llu):\n%s", (unsigned long long)c->seed, c->timeline ? c->timeline : "");
+        printf("  replay: scansim test %s --seed %llu\n", c->path, (unsigned long long)c->seed);
+    }
+    fflush(stdout);
+}
+
+/* ---------------------------------------------------------------- JUnit */
+
+static void xml_escape(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        switch (ch) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default:
+            if (ch < 0x20 && ch != '\n' && ch != '\t')
+                fputc('?', f); /* not allowed in XML 1.0 */
+            else
+                fputc(ch, f);
+        }
+    }
+}
+
+static int write_junit(const char *path, const struct test_case *cs, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        sim_cli_error("test", "--junit %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t failures = 0;
+    double total = 0;
+    for (size_t i = 0; i < n; i++) {
+        failures += !cs[i].passed;
+        total += (double)cs[i].duration_ms / 1000.0;
+    }
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    fprintf(f, "<testsuites tests=\"%zu\" failures=\"%zu\" time=\"%.3f\">\n", n, failures, total);
+    fprintf(f, "  <testsuite name=\"scansim.scenarios\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
+               "skipped=\"0\" time=\"%.3f\">\n", n, failures, total);
+    for (size_t i = 0; i < n; i++) {
+        const struct test_case *c = &cs[i];
+        fprintf(f, "    <testcase classname=\"scenarios\" name=\"");
+        xml_escape(f, c->s->name);
+        fprintf(f, "\" file=\"");
+        xml_escape(f, c->path);
+        fprintf(f, "\" time=\"%.3f\">\n", (double)c->duration_ms / 1000.0);
+        if (!c->passed) {
+            fprintf(f, "      <failure message=\"");
+            xml_escape(f, c->failure);
+            fprintf(f, "\" type=\"scenario\">");
+            xml_escape(f, c->failure);
+            fprintf(f, "\ntimeline (seed %llu):\n", (unsigned long long)c->seed);
+            xml_escape(f, c->timeline);
+            fprintf(f, "replay: scansim test ");
+            xml_escape(f, c->path);
+            fprintf(f, " --seed %llu\n</failure>\n", (unsigned long long)c->seed);
+        }
+        fprintf(f, "      <system-out>");
+        xml_escape(f, c->timeline);
+        fprintf(f, "</system-out>\n    </testcase>\n");
+    }
+    fprintf(f, "  </testsuite>\n</testsuites>\n");
+    if (fclose(f) != 0) {
+        sim_cli_error("test", "--junit %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the command */
+
+int scansim_cmd_test(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"jobs", required_argument, 0, 'j'},
+        {"junit", required_argument, 0, 0x2001},
+        {"keep", required_argument, 0, 0x2002},
+        {"pcap", no_argument, 0, 0x2003},
+        {"seed", required_argument, 0, 0x2004},
+        {"verbose", no_argument, 0, 'v'},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    long jobs = 1;
+    const char *junit = NULL, *keep = NULL;
+    bool pcap = false;
+    struct hx_runner_opts ro = {0};
+    int rc = SIM_EXIT_OK;
+    char **paths = NULL;
+    size_t n_paths = 0, cap_paths = 0;
+    struct test_case *cs = NULL;
+    char resdir[256] = "";
+
+    optind = 1;
+    opterr = 0;
+    int opt;
+    while ((opt = getopt_long(argc, argv, ":j:vh", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            if (sim_cli_parse_int("test", "--jobs", optarg, 1, 64, &jobs) != 0)
+                return SIM_EXIT_USAGE;
+            break;
+        case 0x2001: junit = optarg; break;
+        case 0x2002: keep = optarg; break;
+        case 0x2003: pcap = true; break;
+        case 0x2004: {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (errno || !end || *end || optarg[0] == '-' || !optarg[0]) {
+                sim_cli_error("test", "--seed: expected an integer 0 ... 18446744073709551615, got '%s'", optarg);
+                return SIM_EXIT_USAGE;
+            }
+            ro.seed_set = true;
+            ro.seed = v;
+            break;
+        }
+        case 'v': ro.progress = stderr; break;
+        case 'h': fputs(test_help, stdout); return SIM_EXIT_OK;
+        case ':':
+            sim_cli_error("test", "%s needs a value; see scansim test --help", argv[optind - 1]);
+            return SIM_EXIT_USAGE;
+        default:
+            sim_cli_error("test", "unknown option '%s'; see scansim test --help", argv[optind - 1]);
+            return SIM_EXIT_USAGE;
+        }
+    }
+    if (pcap && !keep) {
+        sim_cli_error("test", "--pcap needs --keep DIR (the captures are kept there)");
+        return SIM_EXIT_USAGE;
+    }
+    ro.pcap = pcap;
+
+    if (optind >= argc) {
+        if (collect("scenarios", &paths, &n_paths, &cap_paths) != 0) {
+            rc = SIM_EXIT_USAGE;
+            goto out;
+        }
+    }
+    for (int i = optind; i < argc; i++) {
+        if (collect(argv[i], &paths, &n_paths, &cap_paths) != 0) {
+            rc = SIM_EXIT_USAGE;
+            goto out;
+        }
+    }
+
+    /* Parse everything first. */
+    cs = calloc(n_paths ? n_paths : 1, sizeof *cs);
+    if (!cs) {
+        rc = SIM_EXIT_INTERNAL;
+        goto out;
+    }
+    for (size_t i = 0; i < n_paths; i++) {
+        struct scn_diag d;
+        cs[i].path = paths[i];
+        if (scn_parse_file(paths[i], &cs[i].s, &d) != SCN_OK) {
+            char msg[SCN_PATH_MAX + SCN_MESSAGE_MAX + 32];
+            scn_diag_format(&d, msg, sizeof msg);
+            fprintf(stderr, "%s\n", msg);
+            rc = SIM_EXIT_USAGE;
+        }
+    }
+    if (rc != SIM_EXIT_OK) {
+        fprintf(stderr, "scansim test: nothing was run: fix the scenario file(s) above\n");
+        goto out;
+    }
+
+    const char *tmp = getenv("TMPDIR");
+    snprintf(resdir, sizeof resdir, "%s/scansim-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(resdir)) {
+        sim_cli_error("test", "cannot create a temporary folder: %s", strerror(errno));
+        resdir[0] = '\0';
+        rc = SIM_EXIT_INTERNAL;
+        goto out;
+    }
+
+    /* Run: up to `jobs` children at once, in file order. */
+    size_t next = 0, running = 0, finished = 0, passed = 0;
+    while (finished < n_paths) {
+        while (running < (size_t)jobs && next < n_paths) {
+            struct test_case *c = &cs[next];
+            snprintf(c->result_path, sizeof c->result_path, "%s/%zu.result", resdir, next);
+            fflush(stdout);
+            fflush(stderr);
+            c->started_ms = test_now_ms();
+            pid_t pid = fork();
+            if (pid < 0) {
+                sim_cli_error("test", "fork: %s", strerror(errno));
+                rc = SIM_EXIT_INTERNAL;
+                goto out;
+            }
+            if (pid == 0) {
+                int crc = child_run(c, &ro, keep);
+                for (size_t i = 0; i < n_paths; i++) {
+                    scn_free(cs[i].s);
+                    free(paths[i]);
+                }
+                free(cs);
+                free(paths);
+                exit(crc);
+            }
+            c->pid = pid;
+            running++;
+            next++;
+        }
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno != EINTR)
+            break;
+        if (pid <= 0) {
+            /* A child far past its scenario's timeout is stuck: stop it. */
+            for (size_t i = 0; i < next; i++) {
+                struct test_case *c = &cs[i];
+                if (!c->done && c->pid > 0 &&
+                    test_now_ms() - c->started_ms > c->s->timeout_ms + 60000) {
+                    kill(c->pid, SIGKILL);
+                    waitpid(c->pid, &status, 0);
+                    collect_result(c, status, true);
+                    print_result(c);
+                    running--;
+                    finished++;
+                }
+            }
+            struct timespec ts = {0, 50 * 1000000L};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        for (size_t i = 0; i < next; i++) {
+            struct test_case *c = &cs[i];
+            if (c->pid == pid && !c->done) {
+                collect_result(c, status, false);
+                print_result(c);
+                passed += c->passed;
+                running--;
+                finished++;
+                break;
+            }
+        }
+    }
+    if (junit && write_junit(junit, cs, n_paths) != 0)
+        rc = SIM_EXIT_USAGE;
+    passed = 0;
+    for (size_t i = 0; i < n_paths; i++)
+        passed += cs[i].done && cs[i].passed;
+    printf("%zu passed, %zu failed\n", passed, n_paths - passed);
+    if (passed != n_paths)
+        rc = SIM_EXIT_FAILED;
+
+out:
+    if (resdir[0])
+        rmdir(resdir);
+    for (size_t i = 0; cs && i < n_paths; i++) {
+        scn_free(cs[i].s);
+        free(cs[i].failure);
+        free(cs[i].timeline);
+    }
+    for (size_t i = 0; i < n_paths; i++)
+        free(paths[i]);
+    free(paths);
+    free(cs);
+    return rc;
+}
