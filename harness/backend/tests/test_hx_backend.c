@@ -737,6 +737,52 @@ START_TEST(raw_payloads_reach_the_wire_unchanged)
 }
 END_TEST
 
+
+/* A throw-away CA and a server certificate for 127.0.0.1, made with the openssl command. */
+static void make_certs(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/hx-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "(cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hx-ca "
+             "-keyout ca.key -out ca.crt && openssl req -new -newkey rsa:2048 -nodes "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout server.key "
+             "-out server.csr && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+             "-CAcreateserial -days 2 -copy_extensions copy -out server.crt) >/dev/null 2>&1",
+             dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+START_TEST(the_backend_works_over_tls)
+{
+    char dir[64], ca[128], crt[128], key[128];
+    make_certs(dir, sizeof dir);
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(crt, sizeof crt, "%s/server.crt", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    struct hx_broker_opts bo = {.cafile = ca, .certfile = crt, .keyfile = key};
+    struct hx_broker *broker = NULL;
+    ck_assert_msg(hx_broker_start(&bo, &broker) == HX_OK, "%s", hx_broker_last_error());
+    struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .cafile = ca};
+    struct hx_backend *b = NULL;
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
+    ck_assert_int_eq(hx_backend_publish_item(b, NULL, 3, "Secure", 1), HX_OK);
+    char reg[256], cmd[1024];
+    registration(reg, sizeof reg, 3, "0A0B0C0D", "scanner-tls", 1);
+    snprintf(cmd, sizeof cmd, "timeout 20 %s -h 127.0.0.1 -p %u --cafile '%s' -q 1 -t "
+             "item_registered -m '%s'", MOSQUITTO_PUB, (unsigned)hx_broker_port(broker), ca,
+             reg);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(hx_backend_wait_registered(b, 1, WAIT_MS), HX_OK);
+    hx_backend_free(b);
+    hx_broker_free(broker);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
     Suite *s = suite_create("hx_backend");
@@ -756,6 +802,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, the_backend_reconnects_and_resubscribes_after_a_broker_restart);
     tcase_add_test(tc, bad_arguments_and_an_absent_broker_give_errors_not_crashes);
     tcase_add_test(tc, raw_payloads_reach_the_wire_unchanged);
+    tcase_add_test(tc, the_backend_works_over_tls);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,6 +120,43 @@ static bool dir_exists(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+
+/* A throw-away CA, a server certificate for 127.0.0.1 and a client certificate (CN
+   scanner-tls) in a fresh folder, made with the openssl command. */
+static void make_certs(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/hx-tls-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "(cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=hx-test-ca "
+             "-keyout ca.key -out ca.crt && openssl req -new -newkey rsa:2048 -nodes "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout server.key "
+             "-out server.csr && openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "
+             "-CAcreateserial -days 2 -copy_extensions copy -out server.crt && openssl req "
+             "-new -newkey rsa:2048 -nodes -subj /CN=scanner-tls -keyout client.key -out "
+             "client.csr && openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "
+             "-CAcreateserial -days 2 -out client.crt) >/dev/null 2>&1", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void remove_dir(const char *dir)
+{
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+/* mosquitto_pub against b with extra arguments; its exit code. */
+static int cli_pub(const struct hx_broker *b, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "timeout 20 %s -h 127.0.0.1 -p %u -q 1 -t t -m m %s "
+             ">/dev/null 2>&1", MOSQUITTO_PUB, (unsigned)hx_broker_port(b), args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 /* ---------------------------------------------------------------- tests */
@@ -401,6 +439,46 @@ START_TEST(bad_arguments_are_refused_without_a_crash)
 }
 END_TEST
 
+
+START_TEST(with_tls_files_the_broker_speaks_tls_only)
+{
+    char dir[64], ca[128], crt[128], key[128], args[512];
+    make_certs(dir, sizeof dir);
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(crt, sizeof crt, "%s/server.crt", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    struct hx_broker_opts o = {.cafile = ca, .certfile = crt, .keyfile = key};
+    struct hx_broker *b = start_or_fail(&o);
+    ck_assert_ptr_nonnull(strstr(hx_broker_uri(b), "ssl://127.0.0.1:"));
+    snprintf(args, sizeof args, "--cafile '%s'", ca);
+    ck_assert_int_eq(cli_pub(b, args), 0);
+    ck_assert_int_ne(cli_pub(b, ""), 0); /* plain TCP is refused */
+    hx_broker_free(b);
+    remove_dir(dir);
+}
+END_TEST
+
+START_TEST(with_require_certificate_only_clients_with_a_certificate_get_in)
+{
+    char dir[64], ca[128], crt[128], key[128], args[700];
+    make_certs(dir, sizeof dir);
+    snprintf(ca, sizeof ca, "%s/ca.crt", dir);
+    snprintf(crt, sizeof crt, "%s/server.crt", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    struct hx_broker_opts o = {.cafile = ca, .certfile = crt, .keyfile = key,
+                               .require_certificate = true, .use_identity_as_username = true,
+                               .acl = "user scanner-tls\ntopic readwrite #\n"};
+    struct hx_broker *b = start_or_fail(&o);
+    snprintf(args, sizeof args, "--cafile '%s'", ca);
+    ck_assert_int_ne(cli_pub(b, args), 0);
+    snprintf(args, sizeof args, "--cafile '%s' --cert '%s/client.crt' --key '%s/client.key'", ca,
+             dir, dir);
+    ck_assert_int_eq(cli_pub(b, args), 0);
+    hx_broker_free(b);
+    remove_dir(dir);
+}
+END_TEST
+
 static Suite *broker_suite(void)
 {
     Suite *s = suite_create("hx_broker");
@@ -419,6 +497,8 @@ static Suite *broker_suite(void)
     tcase_add_test(tc, a_broker_that_exits_at_start_reports_its_log);
     tcase_add_test(tc, asking_for_a_port_in_use_fails_with_a_clear_error);
     tcase_add_test(tc, bad_arguments_are_refused_without_a_crash);
+    tcase_add_test(tc, with_tls_files_the_broker_speaks_tls_only);
+    tcase_add_test(tc, with_require_certificate_only_clients_with_a_certificate_get_in);
     suite_add_tcase(s, tc);
     return s;
 }

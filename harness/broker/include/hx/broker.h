@@ -14,6 +14,9 @@
  *
  * Errors: functions return 0 or a negative hx_err; hx_broker_last_error() describes the
  * last failure in words (what, to what, and what to do).
+ *
+ * Lifetime: the broker gets PR_SET_PDEATHSIG, which Linux fires when the *thread* that started
+ * it exits: start (and restart) brokers from a thread that outlives them, e.g. the main thread.
  */
 #ifndef HX_BROKER_H
 #define HX_BROKER_H
@@ -39,7 +42,8 @@ struct hx_broker_user {
 struct hx_broker_opts {
     uint16_t port;                 /* 0 = pick a free loopback port */
     const char *mosquitto_path;    /* NULL = $SCANSIM_MOSQUITTO, then /usr/sbin/mosquitto */
-    bool persistence;              /* persistence true + its own persistence file (default on) */
+    bool persistence;              /* persistence true + its own persistence file (on when opts
+                                      is NULL; in a zeroed struct it is off: set it) */
     int autosave_interval_s;       /* 0 = mosquitto default (1800 s) */
     bool autosave_on_changes;      /* autosave_interval counts changes instead of seconds */
     uint32_t max_queued_messages;  /* 0 = unlimited (the harness default: nothing dropped) */
