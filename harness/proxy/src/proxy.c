@@ -105,6 +105,7 @@ struct hx_proxy {
     uint16_t up_port;
     int listen_fd;
     uint16_t port;
+    int64_t accept_paused_until;    /* EMFILE: listening paused until this time (0 = not) */
     struct watch lw;
     struct link *links;
     uint64_t next_link_id;
@@ -268,6 +269,7 @@ static int proxy__listen(struct hx_proxy *p, uint16_t port)
         return fail(HX_ERR_SYS, "epoll_ctl on proxy port %u failed: %s", p->port, strerror(e));
     }
     p->listen_fd = fd;
+    p->accept_paused_until = 0;
     return HX_OK;
 }
 
@@ -377,7 +379,9 @@ static bool flow_write(struct link *l, int dir, int64_t now)
     int dst = 1 - dir;
     uint32_t rate = p->rate[dir];
 
-    if (l->fd[dst] < 0 || l->connecting)
+    /* A black-hole holds what was queued before it (TCP would deliver it after a partition
+       heals); heal releases it. */
+    if (l->fd[dst] < 0 || l->connecting || blackholed(l))
         return true;
     while (f->head != NULL && f->head->release_us <= now) {
         struct chunk *c = f->head;
@@ -456,7 +460,7 @@ static void link__update(struct link *l, int64_t now)
         } else {
             if (!l->f[s].src_eof && l->f[s].queued < hub->high_water)
                 m |= EPOLLIN;
-            if (of->head != NULL && !(l->connecting)) {
+            if (of->head != NULL && !l->connecting && !blackholed(l)) {
                 if (of->head->release_us > now) {
                     if (wake == 0 || of->head->release_us < wake)
                         wake = of->head->release_us;
@@ -781,8 +785,18 @@ static void proxy__on_listen(struct hx_proxy *p, int64_t now)
 {
     for (int i = 0; i < ACCEPT_BATCH && p->listen_fd >= 0 && !p->dead; i++) {
         int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
-            return; /* EAGAIN, or EMFILE: try again on the next event */
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered: the socket stays readable, so pause it instead of spinning. */
+                struct ev_args a = { .kind = HX_PROXY_EV_REFUSED, .dir = -1, .type = -1 };
+                struct epoll_event ev = { .events = 0, .data.ptr = &p->lw };
+                (void)epoll_ctl(p->hub->epfd, EPOLL_CTL_MOD, p->listen_fd, &ev);
+                p->accept_paused_until = now + 100000;
+                emit(p, &a, "cannot accept a connection: %s (raise ulimit -n); retrying in "
+                     "100 ms", strerror(errno));
+            }
+            return;
+        }
         proxy__accept_one(p, fd, now);
     }
 }
@@ -848,10 +862,21 @@ static void *hub__run(void *arg)
         int timeout = -1, n;
 
         hub__bury(hub);
-        for (struct hx_proxy *p = hub->proxies; p != NULL; p = p->next)
+        for (struct hx_proxy *p = hub->proxies; p != NULL; p = p->next) {
+            if (p->accept_paused_until != 0) {
+                if (p->accept_paused_until <= now) {
+                    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &p->lw };
+                    p->accept_paused_until = 0;
+                    if (p->listen_fd >= 0)
+                        (void)epoll_ctl(hub->epfd, EPOLL_CTL_MOD, p->listen_fd, &ev);
+                } else if (wake == 0 || p->accept_paused_until < wake) {
+                    wake = p->accept_paused_until;
+                }
+            }
             for (struct link *l = p->links; l != NULL; l = l->next)
                 if (l->wake_us != 0 && (wake == 0 || l->wake_us < wake))
                     wake = l->wake_us;
+        }
         if (wake != 0)
             timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
         pthread_mutex_unlock(&hub->mu);
