@@ -612,6 +612,7 @@ int scansim_cmd_demo(int argc, char **argv)
     char err[512];
     int rc = SIM_EXIT_INTERNAL;
     bool screen_open = false;
+    bool was_online = false; /* at power-off: could it say goodbye on the wire? */
 
     if (!d) {
         sim_cli_error(DEMO_CMD, "out of memory");
@@ -703,6 +704,7 @@ int scansim_cmd_demo(int argc, char **argv)
     /* Clean power-off: the firmware publishes its retained "offline" and disconnects. */
     d->view.stopping = true;
     demo__draw(d);
+    was_online = d->view.snap.status.online;
     sim_device_stop(d->dev);
 
 out:
@@ -722,10 +724,16 @@ out:
         nftw(d->tmp_flash, demo__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     sim_ncurses_close();
     if (screen_open && rc == SIM_EXIT_OK)
-        printf("scansim demo: %s powered off cleanly (retained offline, DISCONNECT): %u "
-               "registrations acked, %u left in the outbox%s%s\n",
-               d->id, (unsigned)d->view.snap.stats.registrations_acked,
-               (unsigned)d->view.snap.status.outbox, d->view.snap.status.outbox && !d->tmp_flash[0] ? " kept in " : "",
+        printf("scansim demo: %s powered off %s: %u registrations acked, %u left in the "
+               "outbox%s%s\n",
+               d->id, was_online ? "cleanly (retained offline, DISCONNECT)"
+                                 : "while offline (the broker keeps its Will)",
+               (unsigned)d->view.snap.stats.registrations_acked,
+               (unsigned)d->view.snap.status.outbox,
+               d->view.snap.status.outbox ? (d->tmp_flash[0] ? " (lost with the temporary flash: "
+                                                               "keep it with --flash DIR)"
+                                                             : " kept in ")
+                                          : "",
                d->view.snap.status.outbox && !d->tmp_flash[0] ? d->flash_dir : "");
     else if (screen_open)
         fprintf(stderr, "scansim demo: %s\n", d->view.notice[0] ? d->view.notice : "stopped on an error");

@@ -4,15 +4,17 @@
 #   scansim_demo_tmux_signals SIGTERM and a crash restore the terminal (tmux)
 #   scansim_demo_tmux_layouts half blocks, braille, too small, resize, ASCII (tmux)
 #   scansim_demo_tmux_errors  unreachable broker, bad keys and tags (tmux)
+#   scansim_demo_tmux_flash   --flash and --broker: the outbox survives a power-off (tmux)
 # The tmux tests skip (exit 77) when tmux is missing; each starts its own private mosquitto
 # through scansim and its own tmux server, so they run in parallel.
 add_test(NAME scansim_demo_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_cli_test.sh $<TARGET_FILE:scansim>)
 set_tests_properties(scansim_demo_cli PROPERTIES LABELS unit TIMEOUT 60)
-foreach(mode flow signals layouts errors)
+foreach(mode flow signals layouts errors flash)
   add_test(NAME scansim_demo_tmux_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_tmux_test.sh $<TARGET_FILE:scansim>
                    ${MOSQUITTO_SUB} ${mode})
   set_tests_properties(scansim_demo_tmux_${mode} PROPERTIES
-                       LABELS tmux TIMEOUT 120 SKIP_RETURN_CODE 77)
+                       LABELS tmux TIMEOUT 120 SKIP_RETURN_CODE 77
+                       ENVIRONMENT "MOSQUITTO_BIN=${MOSQUITTO_BIN}")
 endforeach()

@@ -10,7 +10,10 @@
 #                                                    ASCII on a non-UTF-8 locale
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB errors   unreachable broker (exit 3 / on screen),
 #                                                    no password shown, bad keys and tags
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flash    --flash DIR and --broker: the outbox
+#                                                    survives a power-off (MOSQUITTO_BIN env)
 #
+# mosquitto_sub runs under stdbuf -oL: its -d lines (SUBACK) are not flushed otherwise.
 # Exit 0 pass, 1 fail, 77 skip (no tmux). Each wait has a time-out; no fixed sleeps decide
 # anything. A private tmux server (-L) per run keeps parallel runs apart.
 set -u
@@ -187,10 +190,63 @@ if [[ $mode == errors ]]; then
     exit 0
 fi
 
+if [[ $mode == flash ]]; then
+    # --flash DIR: a registration confirmed while the link is cut waits in the outbox, which
+    # survives a power-off; the next run with the same folder sends it. Both runs use one
+    # broker of ours (--broker), so the message can be watched across the restart.
+    mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+    for try in 1 2 3 4 5; do
+        port=$((20000 + RANDOM % 40000))
+        printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$tmp/mosq.conf"
+        "$mosq" -c "$tmp/mosq.conf" > "$tmp/mosq.log" 2>&1 &
+        mosq_pid=$!
+        for _ in $(seq 50); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            kill -0 "$mosq_pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -0 "$mosq_pid" 2>/dev/null && break # else the port was taken: try another
+    done
+    kill -0 "$mosq_pid" 2>/dev/null || fail "could not start mosquitto: $(cat "$tmp/mosq.log")"
+    trap 'kill $mosq_pid 2>/dev/null; cleanup' EXIT
+    broker="tcp://127.0.0.1:$port"
+
+    start_demo --broker "$broker" --flash "$tmp/flash" --seed 5
+    key a
+    wait_for 'screen +item ' 20
+    key t
+    wait_for 'screen +confirm ' 10
+    tag=$(cap | sed -nE 's/.* tag +([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}) +│.*/\1/p' | head -1)
+    key n
+    wait_for 'link +OFFLINE ' 15
+    key Enter
+    wait_for 'outbox +1 ' 10
+    wait_for 'registrations sent +0 ' 5
+    key q
+    expect_restored 0
+    grep -q "powered off while offline.*1 left in the outbox kept in $tmp/flash" <(T capture-pane -p -J -t demo) || fail "no outbox note at power-off"
+    [[ -s $tmp/flash/scanner-1/outbox ]] || fail "no outbox in $tmp/flash/scanner-1"
+    echo "ok: registration of $tag confirmed offline, kept in $tmp/flash across the power-off"
+    T kill-session -t demo
+
+    stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered > "$tmp/sub.txt" 2>&1 &
+    sub_pid=$!
+    wait_file "$tmp/sub.txt" 'SUBACK' 10
+    start_demo --broker "$broker" --flash "$tmp/flash" --no-backend
+    wait_for 'registrations acked +1 ' 20
+    wait_for 'outbox +0 ' 5
+    wait_file "$tmp/sub.txt" "^item_registered \\{\"item_id\":1,\"tag_quantity\":[1-3],\"tag\":\"$tag\"" 10
+    echo "ok: after the restart the outbox was sent: $(grep '^item_registered' "$tmp/sub.txt")"
+    key q
+    expect_restored 0
+    echo "PASS: flash"
+    exit 0
+fi
+
 # ---------------------------------------------------------------- the operator's flow
 start_demo --seed 42 --flash "$tmp/flash"
 echo "ok: online, broker on port $port"
-"$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
+stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
     -t 'scanners/scanner-1/status' > "$tmp/sub.txt" 2>&1 &
 sub_pid=$!
 wait_file "$tmp/sub.txt" 'SUBACK' 10
