@@ -615,13 +615,60 @@ static int fault_one(const struct scn_step *st, struct runner_dev *d, char *err,
     return rc;
 }
 
-static int power_off(struct runner *r, struct runner_dev *d)
+static long file_size(const char *path)
 {
-    (void)r;
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Does the broker's log, from byte offset on, hold needle? */
+static bool log_has(const char *path, long offset, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return false;
+    bool found = false;
+    char line[1024];
+    if (fseek(f, offset, SEEK_SET) == 0)
+        while (!found && fgets(line, sizeof line, f))
+            found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+/*
+ * Clean power-off, finished only when the broker has seen the device go. The firmware
+ * publishes "offline" and asks for a DISCONNECT, but Paho sends it only after in-flight
+ * messages completed (up to 1 s; sim/transport.h): until then the broker still delivers to
+ * the old connection, whose QoS 1 messages Paho acknowledges and the stopped firmware never
+ * sees. A scenario that publishes right after `power off` means "while it is off", so the
+ * step waits for mosquitto's "Client <id> disconnected." (a notice, always logged).
+ */
+static int power_off(struct runner *r, struct runner_dev *d, char *info, size_t cap)
+{
+    const char *log = hx_broker_running(r->broker) ? hx_broker_log_path(r->broker) : NULL;
+    long offset = log ? file_size(log) : 0;
+    bool was_online = false;
+    if (runner_refresh(r) == 0)
+        was_online = d->status.online;
     atomic_store(&d->clean_off, true); /* before: its own "offline" is not a Will */
     atomic_store(&d->powered, false);
     int rc = sim_device_stop(d->dev);
-    return rc == SIM_ERR_STATE ? 0 : rc; /* already off */
+    if (rc == SIM_ERR_STATE)
+        return 0; /* already off */
+    if (rc != 0 || !was_online || !log)
+        return rc;
+    char needle[SCN_NAME_MAX + 32];
+    snprintf(needle, sizeof needle, "Client %s disconnected", d->id);
+    int64_t end = runner_now_ms() + 3000;
+    while (!log_has(log, offset, needle)) {
+        if (runner_now_ms() >= end) {
+            snprintf(info, cap, "the broker did not log %s's disconnect within 3 s", d->id);
+            break;
+        }
+        runner_sleep_ms(20);
+    }
+    return 0;
 }
 
 static int power_on(struct runner *r, struct runner_dev *d)
@@ -724,7 +771,7 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
         return 0;
     case SCN_ACT_POWER_OFF:
         for (size_t i = 0; i < sel->n && rc == 0; i++)
-            rc = power_off(r, &r->devs[sel->num[i] - 1]);
+            rc = power_off(r, &r->devs[sel->num[i] - 1], info, cap);
         break;
     case SCN_ACT_POWER_ON:
         for (size_t i = 0; i < sel->n && rc == 0; i++)
@@ -732,7 +779,7 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
         break;
     case SCN_ACT_RESTART:
         for (size_t i = 0; i < sel->n && rc == 0; i++) {
-            rc = power_off(r, &r->devs[sel->num[i] - 1]);
+            rc = power_off(r, &r->devs[sel->num[i] - 1], info, cap);
             if (rc == 0)
                 rc = power_on(r, &r->devs[sel->num[i] - 1]);
         }
@@ -772,7 +819,7 @@ static void run_steps(struct runner *r)
     r->since = r->t_zero;
     for (size_t i = 0; i < s->n_steps; i++) {
         const struct scn_step *st = &s->steps[i];
-        char text[512], obs[1024] = "", err[512] = "", info[256] = "";
+        char text[512], obs[1024] = "", err[512] = "", info[512] = "";
         scn_step_describe(st, text, sizeof text);
         bool in_time = true;
         switch (st->timing) {
