@@ -88,9 +88,10 @@ const char sec_acl_text[] = "# each device only under its own topics\n"
                             "user backend\n"
                             "topic readwrite scanners/#\n";
 
-struct hx_broker *sec_broker_start(enum sec_broker_kind kind, const char *pki)
+static struct hx_broker *broker_start(enum sec_broker_kind kind, const char *pki, bool acl,
+                                      const char *extra_user, const char *extra_password)
 {
-    struct hx_broker_user users[SEC_DEVICES + 1];
+    struct hx_broker_user users[SEC_DEVICES + 2];
     char names[SEC_DEVICES][32];
     for (int k = 1; k <= SEC_DEVICES; k++) {
         snprintf(names[k - 1], sizeof names[0], "scanner-%d", k);
@@ -99,16 +100,21 @@ struct hx_broker *sec_broker_start(enum sec_broker_kind kind, const char *pki)
     }
     users[SEC_DEVICES].username = "backend";
     users[SEC_DEVICES].password = SEC_BACKEND_PASSWORD;
+    int n_users = SEC_DEVICES + 1;
+    if (extra_user) {
+        users[n_users].username = extra_user;
+        users[n_users++].password = extra_password;
+    }
 
     struct hx_broker_opts o = {0};
     o.persistence = false;
     o.cafile = sec_path(pki, "ca.crt");
     o.certfile = sec_path(pki, "server.crt");
     o.keyfile = sec_path(pki, "server.key");
-    o.acl = sec_acl_text;
+    o.acl = acl ? sec_acl_text : NULL;
     if (kind == SEC_BROKER_TLS_PASSWORD) {
         o.users = users;
-        o.n_users = SEC_DEVICES + 1;
+        o.n_users = n_users;
     } else {
         o.require_certificate = true;
         o.use_identity_as_username = true;
@@ -119,6 +125,17 @@ struct hx_broker *sec_broker_start(enum sec_broker_kind kind, const char *pki)
     ck_assert_msg(strncmp(hx_broker_uri(b), "ssl://", 6) == 0, "TLS broker URI %s",
                   hx_broker_uri(b));
     return b;
+}
+
+struct hx_broker *sec_broker_start(enum sec_broker_kind kind, const char *pki)
+{
+    return broker_start(kind, pki, true, NULL, NULL);
+}
+
+struct hx_broker *sec_broker_start_open(enum sec_broker_kind kind, const char *pki,
+                                        const char *extra_user, const char *extra_password)
+{
+    return broker_start(kind, pki, false, extra_user, extra_password);
 }
 
 static char *read_all(const char *path)

@@ -47,6 +47,10 @@ enum sec_broker_kind {
 extern const char sec_acl_text[];
 
 struct hx_broker *sec_broker_start(enum sec_broker_kind kind, const char *pki);
+/* The same without the ACL, and with users (TLS_PASSWORD) plus extra_user:extra_password
+   when extra_user is not NULL: for `scansim run`, whose devices share one identity. */
+struct hx_broker *sec_broker_start_open(enum sec_broker_kind kind, const char *pki,
+                                        const char *extra_user, const char *extra_password);
 
 /* Occurrences of needle in the broker's log. */
 int sec_log_count(struct hx_broker *b, const char *needle);
