@@ -453,11 +453,10 @@ static int demo__run(struct demo *d)
             return SIM_EXIT_INTERNAL;
         if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL))
             d->quit = true; /* the terminal went away: power off as on q */
-        if (pfd[0].revents & POLLIN) {
-            int ch;
-            while ((ch = getch()) != ERR && !d->quit)
-                demo__key(d, ch);
-        }
+        /* getch() also after a wake-up without input: a SIGWINCH interrupts poll() and
+           curses reports it as KEY_RESIZE from the next getch(). */
+        for (int ch; !d->quit && (ch = getch()) != ERR;)
+            demo__key(d, ch);
         if (d->dirty || sim_clock_ms() >= d->last_draw_ms + DEMO_REDRAW_MS)
             demo__draw(d);
     }

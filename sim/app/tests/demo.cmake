@@ -1,16 +1,17 @@
 # CTest registrations of `scansim demo` (included from sim/app/tests/CMakeLists.txt):
 #   scansim_demo_cli          the command-line contract without a terminal (unit)
 #   scansim_demo_tmux_flow    add -> tag -> confirm, cancel, inventory, network cut, quit (tmux)
-#   scansim_demo_tmux_signals SIGTERM and a crash restore the terminal (tmux)
+#   scansim_demo_tmux_signals SIGTERM, Ctrl-C and a crash restore the terminal (tmux)
 #   scansim_demo_tmux_layouts half blocks, braille, too small, resize, ASCII (tmux)
 #   scansim_demo_tmux_errors  unreachable broker, bad keys and tags (tmux)
 #   scansim_demo_tmux_flash   --flash and --broker: the outbox survives a power-off (tmux)
+#   scansim_demo_tmux_mqtt5   MQTT 5, per-device layout, --id (tmux)
 # The tmux tests skip (exit 77) when tmux is missing; each starts its own private mosquitto
 # through scansim and its own tmux server, so they run in parallel.
 add_test(NAME scansim_demo_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_cli_test.sh $<TARGET_FILE:scansim>)
 set_tests_properties(scansim_demo_cli PROPERTIES LABELS unit TIMEOUT 60)
-foreach(mode flow signals layouts errors flash)
+foreach(mode flow signals layouts errors flash mqtt5)
   add_test(NAME scansim_demo_tmux_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_tmux_test.sh $<TARGET_FILE:scansim>
                    ${MOSQUITTO_SUB} ${mode})

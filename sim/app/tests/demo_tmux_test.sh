@@ -4,12 +4,14 @@
 #
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flow     add -> tag -> confirm, cancel, inventory,
 #                                                    network cut and restore, quit
-#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB signals  SIGTERM powers off cleanly; SIGSEGV (a
-#                                                    crash) still restores the terminal
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB signals  SIGTERM and Ctrl-C power off cleanly;
+#                                                    SIGSEGV (a crash) still restores the terminal
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB layouts  half blocks, braille, too small, resize,
 #                                                    ASCII on a non-UTF-8 locale
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB errors   unreachable broker (exit 3 / on screen),
 #                                                    no password shown, bad keys and tags
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB mqtt5    -V 5 --layout per-device --id: the same
+#                                                    add -> tag -> confirm on per-device topics
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flash    --flash DIR and --broker: the outbox
 #                                                    survives a power-off (MOSQUITTO_BIN env)
 #
@@ -71,12 +73,14 @@ key() { T send-keys -t demo "$@"; }
 oled() { local l; cap | sed -n '3,34p' | while IFS= read -r l; do echo "${l:1:128}"; done; }
 
 # launch_demo ARGS...: the demo in a 160x50 pane, in a shell that records how it ended.
-# DEMO_LOCALE (default C.UTF-8) is the pane's locale.
+# DEMO_LOCALE (default C.UTF-8) is the pane's locale. The shell ignores SIGINT so that a
+# Ctrl-C reaches only scansim (which installs its own handler) and the shell lives on to
+# record the exit code and the terminal settings.
 launch_demo() {
     local args="$*" loc=${DEMO_LOCALE:-C.UTF-8}
     rm -f "$tmp"/rc "$tmp"/stty.* "$tmp"/stderr.txt
     T new-session -d -s demo -x 160 -y 50 \
-        "env LANG=$loc LC_ALL=$loc sh -c 'stty -g > $tmp/stty.before; \
+        "env LANG=$loc LC_ALL=$loc sh -c 'trap \"\" INT; stty -g > $tmp/stty.before; \
          $bin demo $args 2> $tmp/stderr.txt; echo \$? > $tmp/rc; stty -g > $tmp/stty.after; \
          echo DEMO-ENDED; exec sleep 600'" || fail "tmux could not start a session"
 }
@@ -112,7 +116,12 @@ if [[ $mode == signals ]]; then
     expect_restored 0
     grep -q "powered off cleanly" <(cap) || fail "no power-off summary after SIGTERM"
     T kill-session -t demo
-    rm -f "$tmp"/rc "$tmp"/stty.*
+    # Ctrl-C: SIGINT from the terminal, the same clean power-off.
+    start_demo --no-backend --seed 5 --flash "$tmp/flash"
+    key C-c
+    expect_restored 0
+    grep -q "powered off cleanly" <(cap) || fail "no power-off summary after Ctrl-C"
+    T kill-session -t demo
     # SIGSEGV, as a crash of the firmware under test would raise: the terminal comes back
     # and the process still dies of the signal (or of the sanitizer's report).
     start_demo --no-backend --seed 4 --flash "$tmp/flash"
@@ -240,6 +249,31 @@ if [[ $mode == flash ]]; then
     key q
     expect_restored 0
     echo "PASS: flash"
+    exit 0
+fi
+
+if [[ $mode == mqtt5 ]]; then
+    # MQTT 5 and the per-device layout: the backend publishes to this device's own topic.
+    start_demo -V 5 --layout per-device --id dock-7 --flash "$tmp/flash"
+    wait_for 'MQTT 5 QoS 1' 5
+    stdbuf -oL "$sub_bin" -V 5 -h 127.0.0.1 -p "$port" -d -v -t 'scanners/+/item_registered' \
+        -t 'scanners/+/item_registration' > "$tmp/sub.txt" 2>&1 &
+    sub_pid=$!
+    wait_file "$tmp/sub.txt" 'SUBACK' 10
+    key a
+    wait_for 'item +#1 Pallet jack' 20
+    wait_file "$tmp/sub.txt" '^scanners/dock-7/item_registration \{"item_id":1' 5
+    key t
+    wait_for 'screen +confirm ' 10
+    tag=$(cap | sed -nE 's/.* tag +([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}) +│.*/\1/p' | head -1)
+    key Enter
+    wait_for 'registrations acked +1 ' 20
+    wait_for "1 +Pallet jack +$tag +dock-7 +1 " 20
+    wait_file "$tmp/sub.txt" "^scanners/dock-7/item_registered \\{\"item_id\":1,\"tag_quantity\":[1-3],\"tag\":\"$tag\",\"device_id\":\"dock-7\"" 10
+    echo "ok: MQTT 5, per-device layout: item on scanners/dock-7/item_registration, registration of $tag acked and in the ledger"
+    key q
+    expect_restored 0
+    echo "PASS: mqtt5"
     exit 0
 fi
 
