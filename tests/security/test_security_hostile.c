@@ -80,6 +80,7 @@ static void survives(enum hx_proxy_malformed what, uint16_t keepalive_s, bool mu
     struct sim_device_snapshot before = sec_snap(e.dev);
 
     ck_assert_int_eq(hx_proxy_inject(e.proxy, what), 1);
+    uint64_t t_inject = sec_now_ms(), t_loss = 0;
     /* An oversize packet leaves Paho waiting for 256 MiB that never come: only the
        keep-alive (no PINGRESP gets through) ends that link. */
     int loss_wait = must_drop ? SEC_WAIT_MS + 3 * keepalive_s * 1000 : 3 * keepalive_s * 1000;
@@ -87,14 +88,17 @@ static void survives(enum hx_proxy_malformed what, uint16_t keepalive_s, bool mu
     struct sim_device_snapshot s;
     do {
         s = sec_snap(e.dev);
+        if (!t_loss && s.stats.connection_losses > before.stats.connection_losses)
+            t_loss = sec_now_ms();
         if (s.stats.connection_losses > before.stats.connection_losses &&
             s.stats.connects > before.stats.connects && s.connected)
             break;
         sec_nap_ms(50);
     } while (sec_now_ms() < end);
-    fprintf(stderr, "%s: losses %u -> %u, connects %u -> %u, words: %s\n", tcase_name(),
-            before.stats.connection_losses, s.stats.connection_losses, before.stats.connects,
-            s.stats.connects, s.last_words);
+    fprintf(stderr, "%s: losses %u -> %u (%lld ms after the injection, keep-alive %u s), "
+            "connects %u -> %u, words: %s\n", tcase_name(), before.stats.connection_losses,
+            s.stats.connection_losses, t_loss ? (long long)(t_loss - t_inject) : -1LL,
+            (unsigned)keepalive_s, before.stats.connects, s.stats.connects, s.last_words);
     struct hx_proxy_counters pc;
     ck_assert_int_eq(hx_proxy_counters(e.proxy, &pc), 0);
     ck_assert_uint_ge(pc.injected, 1);
