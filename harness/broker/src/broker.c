@@ -504,7 +504,7 @@ static int broker__launch(struct hx_broker *b)
     }
     b->pid = pid;
     struct in_addr lo = {.s_addr = htonl(INADDR_LOOPBACK)};
-    int64_t deadline = broker__now_ms() + HX_BROKER_READY_MS;
+    int64_t deadline = broker__now_ms() + HX_BROKER_READY_MS, first_answer = -1;
     for (;;) {
         int status = 0;
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -521,9 +521,15 @@ static int broker__launch(struct hx_broker *b)
                               st, log[0] ? log : "(empty)", err[0] ? err : "(empty)", b->dir);
             return HX_ERR_EXITED;
         }
-        if (broker__try_connect(&lo, b->port) &&
-            broker__file_has(b->log_path, log_from, " running"))
-            return HX_OK;
+        /* ready: the port answers and the log says "running"; if extra_config silenced the
+           log, the port answering for 300 ms from a live child will do */
+        if (broker__try_connect(&lo, b->port)) {
+            if (first_answer < 0)
+                first_answer = broker__now_ms();
+            if (broker__file_has(b->log_path, log_from, " running") ||
+                broker__now_ms() - first_answer >= 300)
+                return HX_OK;
+        }
         if (broker__now_ms() >= deadline)
             break;
         broker__sleep_ms(10);
