@@ -36,6 +36,7 @@
 #include "hx/backend.h"
 #include "sim/clock.h"
 #include "sim/device.h"
+#include "sim/display.h"
 #include "sim/err.h"
 #include "sim/loop.h"
 
@@ -52,6 +53,7 @@ enum {
     DEMO_OPT_DIRECT,
     DEMO_OPT_ASCII,
     DEMO_OPT_SEED,
+    DEMO_OPT_OLED_DUMP,
 };
 
 static const char demo_help[] =
@@ -84,12 +86,14 @@ static const char demo_help[] =
     "  --direct         connect the device straight to the broker (no proxy; n is disabled)\n"
     "  --ascii          draw the OLED in ASCII even on a UTF-8 terminal\n"
     "  --seed N         seed for the random tags (default: from the clock)\n"
+    "  --oled-dump FILE write every OLED frame to FILE as text (half blocks, 32 lines of\n"
+    "                   128; replaced atomically): for scripts that check the pixels\n"
     "  -h, --help       this help\n"
     "\n";
 
 static const char demo_help_tail[] =
     "\n"
-    "Needs a terminal (stdin and stdout a TTY) of at least 94x27; for a script, run it in\n"
+    "Needs a terminal (stdin and stdout a TTY) of at least 96x27; for a script, run it in\n"
     "tmux: tmux new-session -d -x 160 -y 50 'scansim demo'.\n"
     "\n"
     "Exit codes: 0 quit cleanly (q, Ctrl-C, SIGTERM); 2 bad option or not a terminal;\n"
@@ -108,6 +112,8 @@ struct demo {
     const char *flash_dir;        /* --flash, or tmp_flash */
     char tmp_flash[64];           /* temporary flash folder, removed on exit */
     bool direct;
+    const char *oled_dump;        /* --oled-dump FILE, or NULL */
+    bool oled_dump_failed;        /* said once; not retried */
     uint64_t rng;                 /* xorshift64 state for random tags and quantities */
 
     struct hx_broker *broker;     /* embedded mosquitto, or NULL */
@@ -164,6 +170,30 @@ static bool demo__valid_id(const char *id)
 
 /* ------------------------------------------------------------------ observer (owner thread) */
 
+/* --oled-dump: the frame as sim_display_ascii() writes it, into FILE.tmp, renamed over FILE
+   so a reader never sees half a frame. */
+static void demo__dump_frame(struct demo *d, const uint8_t *fb)
+{
+    char text[(FW_FB_HEIGHT / 2) * (FW_FB_WIDTH * 3 + 1) + 1];
+    char tmp[4096];
+    FILE *f;
+    int n = sim_display_ascii(fb, SIM_ASCII_HALFBLOCK, text, sizeof(text));
+    bool ok;
+
+    if (d->oled_dump_failed || n < 0)
+        return;
+    snprintf(tmp, sizeof(tmp), "%s.tmp", d->oled_dump);
+    f = fopen(tmp, "w");
+    ok = f && fwrite(text, 1, (size_t)n, f) == (size_t)n;
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, d->oled_dump) != 0) {
+        demo_notice(&d->view, true, "--oled-dump: cannot write %s: %s (no more dumps)",
+                    d->oled_dump, strerror(errno));
+        d->oled_dump_failed = true;
+    }
+}
+
 static void demo__on_frame(void *ctx, struct sim_device *dev, const uint8_t *fb)
 {
     struct demo *d = ctx;
@@ -172,6 +202,8 @@ static void demo__on_frame(void *ctx, struct sim_device *dev, const uint8_t *fb)
     memcpy(d->view.fb, fb, FW_FB_BYTES);
     d->view.have_frame = true;
     d->dirty = true;
+    if (d->oled_dump)
+        demo__dump_frame(d, fb);
 }
 
 static void demo__on_log(void *ctx, struct sim_device *dev, enum fw_log_level level,
@@ -411,8 +443,16 @@ static void demo__key(struct demo *d, int ch)
 
 static void demo__refresh_model(struct demo *d)
 {
+    uint32_t acked = d->view.snap.stats.registrations_acked;
+
     if (sim_device_snapshot(d->dev, &d->view.snap) == 0)
         d->view.have_snap = true;
+    /* PUBACKs do not pass the traffic hook; say in the log when the broker took one. */
+    if (d->view.have_snap && d->view.snap.stats.registrations_acked > acked)
+        demo_log(&d->view, DEMO_LOG_STATE, "broker acknowledged %u registration(s): %u acked, "
+                 "%u still in the outbox", (unsigned)(d->view.snap.stats.registrations_acked - acked),
+                 (unsigned)d->view.snap.stats.registrations_acked,
+                 (unsigned)d->view.snap.status.outbox);
     d->view.snap.status.head_item_name = d->view.snap.head_item_name;
     d->view.now_ms = sim_clock_ms();
     if (d->backend) {
@@ -449,8 +489,11 @@ static int demo__run(struct demo *d)
             demo_notice(&d->view, true, "poll failed: %s", strerror(errno));
             return SIM_EXIT_INTERNAL;
         }
-        if (sim_loop_run_once(d->loop, 0) < 0)
+        int handled = sim_loop_run_once(d->loop, 0);
+        if (handled < 0)
             return SIM_EXIT_INTERNAL;
+        if (handled > 0)
+            d->dirty = true; /* e.g. a PUBACK: no frame, but the counters moved */
         if (pfd[0].revents & (POLLHUP | POLLERR | POLLNVAL))
             d->quit = true; /* the terminal went away: power off as on q */
         /* getch() also after a wake-up without input: a SIGWINCH interrupts poll() and
@@ -474,6 +517,7 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         {"direct", no_argument, 0, DEMO_OPT_DIRECT},
         {"ascii", no_argument, 0, DEMO_OPT_ASCII},
         {"seed", required_argument, 0, DEMO_OPT_SEED},
+        {"oled-dump", required_argument, 0, DEMO_OPT_OLED_DUMP},
         {"help", no_argument, 0, 'h'},
         SIM_CLI_COMMON_OPTIONS,
         {0, 0, 0, 0},
@@ -503,6 +547,7 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         case DEMO_OPT_FLASH: d->flash_dir = optarg; break;
         case DEMO_OPT_DIRECT: d->direct = true; break;
         case DEMO_OPT_ASCII: d->view.force_ascii = true; break;
+        case DEMO_OPT_OLED_DUMP: d->oled_dump = optarg; break;
         case DEMO_OPT_SEED:
             if (sim_cli_parse_int(DEMO_CMD, "--seed", optarg, 1, 2147483647L, &v))
                 return -1;

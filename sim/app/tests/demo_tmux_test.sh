@@ -277,8 +277,20 @@ if [[ $mode == mqtt5 ]]; then
     exit 0
 fi
 
+# wait_oled_is_firmware_frame: the OLED panel on screen equals, cell for cell, the firmware's
+# latest frame as sim_display_ascii() renders it (--oled-dump): the panel is pixel-true.
+wait_oled_is_firmware_frame() {
+    local end=$((SECONDS + 10))
+    while ((SECONDS < end)); do
+        [[ -f $tmp/oled.txt && "$(oled)" == "$(cat "$tmp/oled.txt")" ]] && return 0
+        sleep 0.1
+    done
+    diff <(oled) "$tmp/oled.txt" | head -20
+    fail "the OLED panel is not the firmware's frame"
+}
+
 # ---------------------------------------------------------------- the operator's flow
-start_demo --seed 42 --flash "$tmp/flash"
+start_demo --seed 42 --flash "$tmp/flash" --oled-dump "$tmp/oled.txt"
 echo "ok: online, broker on port $port"
 stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
     -t 'scanners/scanner-1/status' > "$tmp/sub.txt" 2>&1 &
@@ -287,19 +299,22 @@ wait_file "$tmp/sub.txt" 'SUBACK' 10
 wait_file "$tmp/sub.txt" '^scanners/scanner-1/status online' 10
 
 # a: the backend publishes item 1; the device shows it.
+wait_oled_is_firmware_frame
 oled_idle=$(oled)
 key a
 wait_for 'screen +item ' 20
 wait_for 'item +#1 Pallet jack' 5
+wait_oled_is_firmware_frame
 [[ "$(oled)" != "$oled_idle" ]] || fail "the OLED did not change for the item screen"
 grep -q '[▀▄█]' <<<"$(oled)" || fail "no half-block pixels on the OLED"
-echo "ok: a -> item 1 on the state panel, OLED redrawn"
+echo "ok: a -> item 1 on the state panel; the OLED panel is the firmware's new frame, pixel for pixel"
 
 # t: a random tag; the device asks for confirmation.
 key t
 wait_for 'screen +confirm ' 10
 tag=$(cap | sed -nE 's/.* tag +([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}) +│.*/\1/p' | head -1)
 [[ -n $tag ]] || fail "no tag on the state panel"
+wait_oled_is_firmware_frame
 echo "ok: t -> tag $tag, screen confirm"
 
 # Enter: registered, acknowledged, in the ledger and on the wire.
