@@ -1098,7 +1098,13 @@ static int wait_time_zero(struct runner *r, char *err, size_t cap)
 static void teardown(struct runner *r)
 {
     runner_load_stop(r);
-    /* Devices first (their Paho clients), then the operators and loops. */
+    /* Operators first (they tick devices), then the devices (their Paho clients), then
+       the loops. */
+    for (size_t i = 0; r->loops && i < r->n_loops; i++)
+        if (r->loops[i].op_attached) {
+            sim_loop_detach(r->loops[i].loop, &r->loops[i].op_target);
+            r->loops[i].op_attached = false;
+        }
     if (r->devs)
         for (uint32_t i = 0; i < r->n_devs; i++)
             if (r->devs[i].dev) {
@@ -1108,8 +1114,6 @@ static void teardown(struct runner *r)
             }
     for (size_t i = 0; r->loops && i < r->n_loops; i++) {
         struct runner_loop *l = &r->loops[i];
-        if (l->op_attached)
-            sim_loop_detach(l->loop, &l->op_target);
         if (l->loop) {
             sim_loop_stop(l->loop);
             sim_loop_free(l->loop);
