@@ -42,6 +42,9 @@
 #define EPOLL_BATCH 128
 #define ACCEPT_BATCH 64
 #define THROTTLE_MIN_WRITE 512u
+#define HOLD_MS UINT32_MAX          /* delay_ms value meaning "hold until released" */
+#define HELD_US INT64_MAX           /* release time of a held packet */
+#define MAX_WAIT_MS 60000
 
 /* ------------------------------------------------------------------------------------------
  * Types
@@ -461,7 +464,9 @@ static void link__update(struct link *l, int64_t now)
             if (!l->f[s].src_eof && l->f[s].queued < hub->high_water)
                 m |= EPOLLIN;
             if (of->head != NULL && !l->connecting && !blackholed(l)) {
-                if (of->head->release_us > now) {
+                if (of->head->release_us == HELD_US) {
+                    /* held: no timer, released by a command */
+                } else if (of->head->release_us > now) {
                     if (wake == 0 || of->head->release_us < wake)
                         wake = of->head->release_us;
                 } else {
@@ -535,6 +540,7 @@ static void link__packet(struct link *l, int dir, const uint8_t *b, const struct
     int t = fr->type;
     int *drop;
     uint32_t delay;
+    int64_t release;
     int copies = 1;
 
     dc->packets[t]++;
@@ -566,14 +572,18 @@ static void link__packet(struct link *l, int dir, const uint8_t *b, const struct
         dc->delayed[t]++;
         a.kind = HX_PROXY_EV_DELAYED;
         a.bytes = delay;
-        emit(p, &a, "delayed %u ms", delay);
+        if (delay == HOLD_MS)
+            emit(p, &a, "held");
+        else
+            emit(p, &a, "delayed %u ms", delay);
     }
-    if (chunk_push(&l->f[dir], b, fr->total_len, now + (int64_t)delay * 1000, false) != HX_OK) {
+    release = delay == HOLD_MS ? HELD_US : now + (int64_t)delay * 1000;
+    if (chunk_push(&l->f[dir], b, fr->total_len, release, false) != HX_OK) {
         link__close(l, CLOSE_RST, "out of memory");
         return;
     }
     if (copies == 2) {
-        if (chunk_push(&l->f[dir], b, fr->total_len, now + (int64_t)delay * 1000, false) != HX_OK) {
+        if (chunk_push(&l->f[dir], b, fr->total_len, release, false) != HX_OK) {
             link__close(l, CLOSE_RST, "out of memory");
             return;
         }
@@ -878,7 +888,9 @@ static void *hub__run(void *arg)
                     wake = l->wake_us;
         }
         if (wake != 0)
-            timeout = wake <= now ? 0 : (int)((wake - now + 999) / 1000);
+            timeout = wake <= now ? 0
+                    : (wake - now) / 1000 >= MAX_WAIT_MS ? MAX_WAIT_MS
+                    : (int)((wake - now + 999) / 1000);
         pthread_mutex_unlock(&hub->mu);
         n = epoll_wait(hub->epfd, evs, EPOLL_BATCH, timeout);
         pthread_mutex_lock(&hub->mu);
@@ -1183,6 +1195,29 @@ int hx_proxy_delay(struct hx_proxy *p, enum hx_proxy_dir dir, int type, uint32_t
     if (rc != HX_OK)
         return rc;
     LOCKED(p) p->delay_ms[dir][type] = ms;
+    return HX_OK;
+}
+
+int hx_proxy_hold(struct hx_proxy *p, enum hx_proxy_dir dir, int type, bool on)
+{
+    int rc = p == NULL ? fail(HX_ERR_INVAL, "hx_proxy_hold: proxy is NULL")
+                       : check_dir_type(dir, type, "hx_proxy_hold");
+    if (rc != HX_OK)
+        return rc;
+    LOCKED(p) {
+        int64_t now = now_us();
+        p->delay_ms[dir][type] = on ? HOLD_MS : 0;
+        if (!on) {
+            for (struct link *l = p->links; l != NULL; l = l->next)
+                for (struct chunk *c = l->f[dir].head; c != NULL; c = c->next)
+                    if (c->release_us == HELD_US)
+                        c->release_us = now;
+            for (struct link *l = p->links, *next; l != NULL; l = next) {
+                next = l->next;
+                link__pump(l, now);
+            }
+        }
+    }
     return HX_OK;
 }
 

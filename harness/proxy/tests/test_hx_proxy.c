@@ -319,6 +319,23 @@ START_TEST(delayed_packets_keep_their_order)
 }
 END_TEST
 
+START_TEST(a_held_puback_is_released_in_order_on_command)
+{
+    struct tclient *dev = tc_connect(pport, "dev-hold", NULL);
+    MQTTClient_deliveryToken tok;
+
+    ck_assert_ptr_nonnull(dev);
+    ck_assert_int_eq(hx_proxy_hold(proxy, TO_D, HX_MQTT_PUBACK, true), 0);
+    ck_assert_int_eq(tc_publish(dev, "t/hold", "x", 1, 1, &tok), 0);
+    ck_assert(t_wait_counter(proxy, T_OFF(dir[TO_D].delayed[HX_MQTT_PUBACK]), 1, 5000));
+    ck_assert_int_ne(MQTTClient_waitForCompletion(dev->c, tok, 100), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(hx_proxy_hold(proxy, TO_D, HX_MQTT_PUBACK, false), 0);
+    ck_assert_int_eq(MQTTClient_waitForCompletion(dev->c, tok, 5000), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(tc_lost(dev), 0);
+    tc_free(dev);
+}
+END_TEST
+
 /* Time for n messages of size bytes to reach sub through the proxy (ms). */
 static int64_t transfer_ms(struct tclient *backend, struct tclient *sub, int n, int size)
 {
@@ -754,6 +771,7 @@ int main(void)
     tcase_add_test(tc, a_healed_black_hole_forwards_again);
     tcase_add_test(tc, a_300_ms_delay_holds_a_publish_at_least_300_ms);
     tcase_add_test(tc, delayed_packets_keep_their_order);
+    tcase_add_test(tc, a_held_puback_is_released_in_order_on_command);
     tcase_add_test(tc, throttling_lowers_throughput_to_the_set_rate);
     tcase_add_test(tc, a_duplicated_publish_is_delivered_twice_the_copy_with_dup);
     tcase_add_test(tc, heal_clears_drops_delays_and_throttles);

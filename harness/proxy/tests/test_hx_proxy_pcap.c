@@ -54,7 +54,7 @@ START_TEST(a_captured_link_decodes_as_mqtt_in_tshark)
     char file[512], cmd[1024], line[1024], types[256] = ",";
     struct hx_broker *broker;
     struct hx_proxy_hub *hub;
-    struct hx_proxy *proxy;
+    struct hx_proxy *proxy, *uncaptured;
     struct hx_proxy_hub_opts ho = { 0 };
     struct tclient *dev;
     MQTTClient_deliveryToken tok;
@@ -69,6 +69,14 @@ START_TEST(a_captured_link_decodes_as_mqtt_in_tshark)
     ck_assert_int_eq(hx_proxy_hub_start(hub), 0);
     ck_assert_int_eq(hx_proxy_add(hub, "127.0.0.1", hx_broker_port(broker), 0, &proxy), 0);
     ck_assert_int_eq(hx_proxy_set_name(proxy, "dev-pcap"), 0);
+
+    /* A proxy with capture turned off writes nothing, even with a hub folder set. */
+    ck_assert_int_eq(hx_proxy_add(hub, "127.0.0.1", hx_broker_port(broker), 0, &uncaptured), 0);
+    ck_assert_int_eq(hx_proxy_set_pcap_dir(uncaptured, NULL), 0);
+    snprintf(cmd, sizeof(cmd), "'%s' -h 127.0.0.1 -p %u -t x -m y -q 1", MOSQUITTO_PUB,
+             hx_proxy_port(uncaptured));
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_uint_eq(t_counters(uncaptured).links_accepted, 1);
 
     dev = tc_connect(hx_proxy_port(proxy), "dev-pcap", NULL);
     ck_assert_ptr_nonnull(dev);

@@ -205,6 +205,13 @@ int hx_proxy_drop(struct hx_proxy *proxy, enum hx_proxy_dir dir, int type, int c
  */
 int hx_proxy_delay(struct hx_proxy *proxy, enum hx_proxy_dir dir, int type, uint32_t ms);
 
+/**
+ * Hold packets of type (or HX_PROXY_ANY_TYPE) going in dir (on = true) until released
+ * (on = false) or healed: they queue in order, counted as delayed, and leave on release.
+ * Later packets in that direction queue behind a held one (order is kept).
+ */
+int hx_proxy_hold(struct hx_proxy *proxy, enum hx_proxy_dir dir, int type, bool on);
+
 /** Send the next count PUBLISH going in dir twice (the copy of QoS>0 gets DUP=1). */
 int hx_proxy_duplicate(struct hx_proxy *proxy, enum hx_proxy_dir dir, int count);
 
