@@ -783,6 +783,79 @@ START_TEST(the_backend_works_over_tls)
 }
 END_TEST
 
+
+struct publisher_arg {
+    struct hx_backend *b;
+    int failures;
+};
+
+static void *publish_many(void *arg)
+{
+    struct publisher_arg *a = arg;
+    for (int i = 0; i < 250; i++) {
+        int32_t id = hx_backend_next_item_id(a->b);
+        if (id <= 0 || hx_backend_publish_item(a->b, NULL, id, "Parallel", 1) != HX_OK)
+            a->failures++;
+    }
+    return NULL;
+}
+
+START_TEST(items_published_from_four_threads_are_all_recorded_with_distinct_ids)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    pthread_t th[4];
+    struct publisher_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (struct publisher_arg){.b = r.backend};
+        ck_assert_int_eq(pthread_create(&th[i], NULL, publish_many, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].failures, 0);
+    }
+    struct hx_ledger_report rep;
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.published, 1000);
+    ck_assert_uint_eq(rep.republished, 0);
+    ck_assert_uint_eq(rep.lost, 1000);
+    ck_assert_int_eq(hx_backend_next_item_id(r.backend), 1001);
+    rig_down(&r);
+}
+END_TEST
+
+START_TEST(injected_messages_are_processed_without_a_broker)
+{
+    uint16_t port = hx_free_port();
+    char uri[64];
+    snprintf(uri, sizeof uri, "tcp://127.0.0.1:%u", (unsigned)port);
+    struct hx_backend_opts o = {.uri = uri, .layout = HX_BACKEND_LAYOUT_PER_DEVICE};
+    struct hx_backend *b = NULL;
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    char reg[256];
+    for (int i = 1; i <= 100; i++) {
+        registration(reg, sizeof reg, i, "0A0B0C0D", "dev-x", i);
+        ck_assert_int_eq(hx_backend_inject(b, "scanners/dev-x/item_registered", reg,
+                                           strlen(reg)), HX_OK);
+    }
+    ck_assert_int_eq(hx_backend_inject(b, "scanners/dev-x/item_registered", reg, strlen(reg)),
+                     HX_OK);
+    ck_assert_int_eq(hx_backend_inject(b, "scanners/dev-y/item_registered", reg, strlen(reg)),
+                     HX_OK);
+    ck_assert_int_eq(hx_backend_sync(b, WAIT_MS), HX_OK);
+    struct hx_ledger_report rep;
+    hx_backend_report(b, &rep);
+    ck_assert_uint_eq(rep.registrations_received, 102);
+    ck_assert_uint_eq(rep.unknown_items, 100);
+    ck_assert_uint_eq(rep.rows_stored, 100);
+    ck_assert_uint_eq(rep.duplicate_deliveries, 1);
+    ck_assert_uint_eq(rep.malformed, 1); /* device id and topic disagree */
+    ck_assert_uint_eq(rep.published, 0);
+    ck_assert_int_eq(hx_backend_item_registrations(b, 100), 1);
+    ck_assert_int_eq(hx_backend_inject(b, NULL, "x", 1), HX_ERR_INVAL);
+    hx_backend_free(b);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
     Suite *s = suite_create("hx_backend");
@@ -803,6 +876,8 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, bad_arguments_and_an_absent_broker_give_errors_not_crashes);
     tcase_add_test(tc, raw_payloads_reach_the_wire_unchanged);
     tcase_add_test(tc, the_backend_works_over_tls);
+    tcase_add_test(tc, items_published_from_four_threads_are_all_recorded_with_distinct_ids);
+    tcase_add_test(tc, injected_messages_are_processed_without_a_broker);
     suite_add_tcase(s, tc);
     return s;
 }
