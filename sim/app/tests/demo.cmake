@@ -6,12 +6,13 @@
 #   scansim_demo_tmux_errors  unreachable broker, bad keys and tags (tmux)
 #   scansim_demo_tmux_flash   --flash and --broker: the outbox survives a power-off (tmux)
 #   scansim_demo_tmux_mqtt5   MQTT 5, per-device layout, --id (tmux)
+#   scansim_demo_tmux_tls     mutual TLS broker: direct link, registration acked (tmux)
 # The tmux tests skip (exit 77) when tmux is missing; each starts its own private mosquitto
 # through scansim and its own tmux server, so they run in parallel.
 add_test(NAME scansim_demo_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_cli_test.sh $<TARGET_FILE:scansim>)
 set_tests_properties(scansim_demo_cli PROPERTIES LABELS unit TIMEOUT 60)
-foreach(mode flow signals layouts errors flash mqtt5)
+foreach(mode flow signals layouts errors flash mqtt5 tls)
   add_test(NAME scansim_demo_tmux_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_tmux_test.sh $<TARGET_FILE:scansim>
                    ${MOSQUITTO_SUB} ${mode})

@@ -12,6 +12,8 @@
 #                                                    no password shown, bad keys and tags
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB mqtt5    -V 5 --layout per-device --id: the same
 #                                                    add -> tag -> confirm on per-device topics
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB tls      ssl:// with --cafile/--cert/--key (mutual
+#                                                    TLS, ci/make-pki.sh): direct link, n off
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flash    --flash DIR and --broker: the outbox
 #                                                    survives a power-off (MOSQUITTO_BIN env)
 #
@@ -32,6 +34,7 @@ T() { tmux -u -L "$sock" "$@"; }
 sub_pid=
 cleanup() {
     [[ -n $sub_pid ]] && kill "$sub_pid" 2>/dev/null
+    [[ -n $mosq_pid ]] && kill "$mosq_pid" 2>/dev/null
     T kill-server 2>/dev/null
     rm -rf "$tmp"
 }
@@ -87,7 +90,7 @@ launch_demo() {
 start_demo() { # start_demo ARGS...: launch and wait until the device is online
     launch_demo "$@"
     wait_for 'link +ONLINE' 30
-    port=$(cap | sed -nE 's/.*broker tcp:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' | head -1)
+    port=$(cap | sed -nE 's/.*broker (tcp|ssl):\/\/127\.0\.0\.1:([0-9]+).*/\2/p' | head -1)
     [[ -n $port ]] || fail "no broker port on the title line"
 }
 
@@ -199,14 +202,17 @@ if [[ $mode == errors ]]; then
     exit 0
 fi
 
-if [[ $mode == flash ]]; then
-    # --flash DIR: a registration confirmed while the link is cut waits in the outbox, which
-    # survives a power-off; the next run with the same folder sends it. Both runs use one
-    # broker of ours (--broker), so the message can be watched across the restart.
-    mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
+# start_mosquitto [CONFIG LINES...]: a mosquitto of the test's own on a free port ($port),
+# with the extra config lines after the listener; stopped at exit.
+mosq_pid=
+start_mosquitto() {
+    local mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
     for try in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 40000))
-        printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port" > "$tmp/mosq.conf"
+        { printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port"
+          # As root mosquitto would drop to the 'mosquitto' user, who cannot read our files.
+          [[ $(id -u) == 0 ]] && echo "user root"
+          printf '%s\n' "$@"; } > "$tmp/mosq.conf"
         "$mosq" -c "$tmp/mosq.conf" > "$tmp/mosq.log" 2>&1 &
         mosq_pid=$!
         for _ in $(seq 50); do
@@ -214,10 +220,45 @@ if [[ $mode == flash ]]; then
             kill -0 "$mosq_pid" 2>/dev/null || break
             sleep 0.1
         done
-        kill -0 "$mosq_pid" 2>/dev/null && break # else the port was taken: try another
+        kill -0 "$mosq_pid" 2>/dev/null && return 0 # else the port was taken: try another
     done
-    kill -0 "$mosq_pid" 2>/dev/null || fail "could not start mosquitto: $(cat "$tmp/mosq.log")"
-    trap 'kill $mosq_pid 2>/dev/null; cleanup' EXIT
+    fail "could not start mosquitto: $(cat "$tmp/mosq.log")"
+}
+
+if [[ $mode == tls ]]; then
+    # ssl:// with mutual TLS: the device connects directly (the proxy cannot read TLS), the
+    # screen says why n is off, and the registration still goes through; the backend uses the
+    # same --cafile/--cert/--key.
+    pki=$tmp/pki
+    "$(dirname "$0")/../../../ci/make-pki.sh" "$pki" 1 > "$tmp/pki.log" 2>&1 ||
+        fail "make-pki.sh failed: $(cat "$tmp/pki.log")"
+    start_mosquitto "cafile $pki/ca.crt" "certfile $pki/server.crt" "keyfile $pki/server.key" \
+        "require_certificate true"
+    start_demo --broker "ssl://127.0.0.1:$port" --cafile "$pki/ca.crt" --cert "$pki/scanner-1.crt" \
+        --key "$pki/scanner-1.key" --flash "$tmp/flash"
+    wait_for 'network +direct' 5
+    wait_for 'the network cut \(n\) needs a tcp:// broker' 5
+    key n
+    wait_for 'no network cut: the device connects directly' 5
+    key a
+    wait_for 'item +#1 Pallet jack' 20
+    key t
+    wait_for 'screen +confirm ' 10
+    key Enter
+    wait_for 'registrations acked +1 ' 20
+    wait_for "1 +Pallet jack +[0-9A-F]+ +scanner-1 +1 " 20
+    echo "ok: mutual TLS: item, tag, registration acked and in the ledger; n explains why it is off"
+    key q
+    expect_restored 0
+    echo "PASS: tls"
+    exit 0
+fi
+
+if [[ $mode == flash ]]; then
+    # --flash DIR: a registration confirmed while the link is cut waits in the outbox, which
+    # survives a power-off; the next run with the same folder sends it. Both runs use one
+    # broker of ours (--broker), so the message can be watched across the restart.
+    start_mosquitto
     broker="tcp://127.0.0.1:$port"
 
     start_demo --broker "$broker" --flash "$tmp/flash" --seed 5
