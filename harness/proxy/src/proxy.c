@@ -136,6 +136,7 @@ struct hx_proxy_hub {
     struct hx_proxy *proxies;
     struct hx_proxy *dead_proxies;
     struct link *dead_links;
+    uint8_t scratch[READ_CHUNK];    /* every read lands here first (hub thread only) */
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -596,7 +597,7 @@ static void link__packet(struct link *l, int dir, const uint8_t *b, const struct
     }
 }
 
-static void link__malformed(struct link *l, int dir, const struct hx_mqtt_frame *fr, const char *why)
+static void link__malformed(struct link *l, int dir, uint8_t first, const char *why)
 {
     struct hx_proxy *p = l->proxy;
     struct ev_args a = { .kind = HX_PROXY_EV_MALFORMED, .link_id = l->id, .dir = dir, .type = -1 };
@@ -604,30 +605,38 @@ static void link__malformed(struct link *l, int dir, const struct hx_mqtt_frame 
     p->c.dir[dir].malformed++;
     p->c.cuts++;
     emit(p, &a, "malformed MQTT framing %s (first byte 0x%02x, %s); cutting the link",
-         hx_proxy_dir_name(dir), l->f[dir].in_len > 0 ? l->f[dir].in[0] : 0, why);
-    (void)fr;
+         hx_proxy_dir_name(dir), first, why);
     link__close(l, CLOSE_RST, "malformed framing");
 }
 
-/* Read from side s (the source of flow s) and cut what arrived into packets. */
+/* Read from side s (the source of flow s) and cut what arrived into packets. Reads land in
+   the hub's scratch buffer; a link keeps memory only for a packet split across reads. */
 static void link__read(struct link *l, int s, int64_t now)
 {
     struct hx_proxy_hub *hub = l->proxy->hub;
     struct flow *f = &l->f[s];
-    size_t off = 0;
+    bool scratch = f->in_len == 0;
+    uint8_t *buf;
+    size_t len, off = 0;
     ssize_t n;
 
-    if (f->in_cap - f->in_len < READ_CHUNK) {
-        size_t cap = f->in_len + READ_CHUNK;
-        uint8_t *nb = realloc(f->in, cap);
-        if (nb == NULL) {
-            link__close(l, CLOSE_RST, "out of memory");
-            return;
+    if (scratch) {
+        buf = hub->scratch;
+        n = recv(l->fd[s], buf, READ_CHUNK, MSG_DONTWAIT);
+    } else {
+        if (f->in_cap - f->in_len < READ_CHUNK) {
+            size_t cap = f->in_len + READ_CHUNK;
+            uint8_t *nb = realloc(f->in, cap);
+            if (nb == NULL) {
+                link__close(l, CLOSE_RST, "out of memory");
+                return;
+            }
+            f->in = nb;
+            f->in_cap = cap;
         }
-        f->in = nb;
-        f->in_cap = cap;
+        buf = f->in;
+        n = recv(l->fd[s], f->in + f->in_len, f->in_cap - f->in_len, MSG_DONTWAIT);
     }
-    n = recv(l->fd[s], f->in + f->in_len, f->in_cap - f->in_len, MSG_DONTWAIT);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
             return;
@@ -648,13 +657,13 @@ static void link__read(struct link *l, int s, int64_t now)
         return;
     }
     l->proxy->c.dir[s].bytes += (uint64_t)n;
-    f->in_len += (size_t)n;
+    len = scratch ? (size_t)n : f->in_len + (size_t)n;
 
     for (;;) {
         struct hx_mqtt_frame fr;
-        int r = hx_mqtt_frame_parse(f->in + off, f->in_len - off, &fr);
+        int r = hx_mqtt_frame_parse(buf + off, len - off, &fr);
         if (r == HX_MQTT_FRAME_MALFORMED) {
-            link__malformed(l, s, &fr, hx_mqtt_frame_strerror(fr.error));
+            link__malformed(l, s, buf[off], hx_mqtt_frame_strerror(fr.error));
             return;
         }
         if (r == HX_MQTT_FRAME_NEED_MORE) {
@@ -662,22 +671,34 @@ static void link__read(struct link *l, int s, int64_t now)
                 char why[96];
                 snprintf(why, sizeof(why), "a %zu-byte packet exceeds max_frame %zu",
                          fr.total_len, hub->max_frame);
-                link__malformed(l, s, &fr, why);
+                link__malformed(l, s, buf[off], why);
                 return;
             }
             break;
         }
-        link__packet(l, s, f->in + off, &fr, now);
+        link__packet(l, s, buf + off, &fr, now);
         if (l->dead)
             return;
         off += fr.total_len;
     }
-    if (off > 0) {
-        memmove(f->in, f->in + off, f->in_len - off);
-        f->in_len -= off;
+    len -= off;
+    if (scratch) {
+        if (len > 0) { /* keep the start of a packet split across reads */
+            size_t cap = len + READ_CHUNK;
+            uint8_t *nb = realloc(f->in, cap);
+            if (nb == NULL) {
+                link__close(l, CLOSE_RST, "out of memory");
+                return;
+            }
+            f->in = nb;
+            f->in_cap = cap;
+            memcpy(f->in, buf + off, len);
+        }
+    } else if (off > 0) {
+        memmove(f->in, f->in + off, len);
     }
-    /* Keep a big buffer only while a big packet needs it. */
-    if (f->in_len == 0 && f->in_cap > 4 * READ_CHUNK) {
+    f->in_len = len;
+    if (f->in_len == 0 && f->in != NULL) {
         free(f->in);
         f->in = NULL;
         f->in_cap = 0;
