@@ -603,6 +603,24 @@ static int demo__start_backend(struct demo *d)
     return SIM_EXIT_OK;
 }
 
+/* The first log line: the command that shows the registrations beside the demo. */
+static void demo__log_watch_hint(struct demo *d)
+{
+    char host[256];
+    unsigned port;
+
+    char plain[512];
+    bool tls = strncmp(d->broker_uri, "ssl://", 6) == 0;
+
+    /* ssl://host:port has the same shape as tcp://host:port; mosquitto_sub wants -h/-p. */
+    snprintf(plain, sizeof(plain), "tcp://%s", d->broker_uri + (tls ? 6 : 0));
+    if (demo_net_parse_uri(tls ? plain : d->broker_uri, host, sizeof(host), &port) == 0)
+        demo_log(&d->view, DEMO_LOG_UI, "watch the registrations: mosquitto_sub -h %s -p %u%s%s "
+                 "-t '%s' -v%s", host, port, tls && d->common.cafile ? " --cafile " : "",
+                 tls && d->common.cafile ? d->common.cafile : "", d->registered_topic,
+                 tls && d->common.cert ? " (and --cert/--key)" : "");
+}
+
 static int demo__create_device(struct demo *d)
 {
     struct sim_device_opts o;
@@ -731,13 +749,7 @@ int scansim_cmd_demo(int argc, char **argv)
         goto out;
     }
     screen_open = true;
-    {
-        char host[256];
-        unsigned port;
-        if (demo_net_parse_uri(d->broker_uri, host, sizeof(host), &port) == 0)
-            demo_log(&d->view, DEMO_LOG_UI, "watch the registrations: mosquitto_sub -h %s -p %u -t '%s' -v",
-                     host, port, d->registered_topic);
-    }
+    demo__log_watch_hint(d);
     if (sim_device_start(d->dev)) {
         rc = SIM_EXIT_INTERNAL;
         goto out;

@@ -237,6 +237,7 @@ if [[ $mode == tls ]]; then
     start_demo --broker "ssl://127.0.0.1:$port" --cafile "$pki/ca.crt" --cert "$pki/scanner-1.crt" \
         --key "$pki/scanner-1.key" --flash "$tmp/flash"
     wait_for 'network +direct' 5
+    wait_for "watch the registrations: mosquitto_sub -h 127.0.0.1 -p $port --cafile " 5
     wait_for 'the network cut \(n\) needs a tcp:// broker' 5
     key n
     wait_for 'no network cut: the device connects directly' 5
@@ -332,7 +333,8 @@ wait_oled_is_firmware_frame() {
 
 # ---------------------------------------------------------------- the operator's flow
 start_demo --seed 42 --flash "$tmp/flash" --oled-dump "$tmp/oled.txt"
-echo "ok: online, broker on port $port"
+wait_for "watch the registrations: mosquitto_sub -h 127.0.0.1 -p $port -t 'item_registered' -v" 5
+echo "ok: online, broker on port $port, the mosquitto_sub line to watch it is on screen"
 stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
     -t 'scanners/scanner-1/status' > "$tmp/sub.txt" 2>&1 &
 sub_pid=$!
