@@ -54,6 +54,15 @@ struct backend__msg {
     char data[];         /* payload (NUL-terminated), then topic / strings */
 };
 
+/* An inventory answer, sent by the backend thread after it lets go of the ledger lock (Paho
+   callbacks take that lock while Paho holds its own: never call Paho under it). */
+struct backend__reply {
+    struct backend__reply *next;
+    size_t len;
+    char topic[BACKEND_DEVICE_ID_MAX + 40];
+    char payload[256];
+};
+
 /* What the ledger knows about one item id, in memory. */
 struct backend__item {
     int32_t item_id;
@@ -108,6 +117,7 @@ struct hx_backend {
     /* SQLite: backend thread (and create/free) only */
     sqlite3 *db;
     sqlite3_stmt *st_item, *st_tag, *st_key, *st_find;
+    struct backend__reply *replies, **replies_tail; /* answers of the current batch */
 };
 
 /* ---------------------------------------------------------------- errors, clocks */
@@ -567,22 +577,30 @@ static void backend__process_query(struct hx_backend *b, const struct backend__m
         cJSON_Delete(root);
         return;
     }
-    char topic[BACKEND_DEVICE_ID_MAX + 40], reply[256], name[2 * BACKEND_NAME_MAX + 2];
-    snprintf(topic, sizeof topic, "scanners/%s/inventory/reply", device_id);
+    char name[2 * BACKEND_NAME_MAX + 2];
+    struct backend__reply *rep = calloc(1, sizeof *rep);
+    if (!rep) {
+        b->r.sql_errors++; /* out of memory: counted */
+        cJSON_Delete(root);
+        return;
+    }
+    snprintf(rep->topic, sizeof rep->topic, "scanners/%s/inventory/reply", device_id);
     sqlite3_stmt *q = b->st_find;
     sqlite3_reset(q);
     sqlite3_bind_text(q, 1, tag, -1, SQLITE_TRANSIENT);
     int n;
     if (sqlite3_step(q) == SQLITE_ROW &&
         backend__json_escape(name, sizeof name, (const char *)sqlite3_column_text(q, 1)) >= 0)
-        n = snprintf(reply, sizeof reply,
+        n = snprintf(rep->payload, sizeof rep->payload,
                      "{\"tag\":\"%s\",\"found\":true,\"item_id\":%" PRId64
                      ",\"item_name\":\"%s\"}", tag, (int64_t)sqlite3_column_int64(q, 0), name);
     else
-        n = snprintf(reply, sizeof reply, "{\"tag\":\"%s\",\"found\":false}", tag);
+        n = snprintf(rep->payload, sizeof rep->payload, "{\"tag\":\"%s\",\"found\":false}",
+                     tag);
     sqlite3_reset(q);
-    if (backend__send(b, topic, reply, (size_t)n, 1) == HX_OK)
-        b->r.inventory_answered++;
+    rep->len = (size_t)n;
+    *b->replies_tail = rep;
+    b->replies_tail = &rep->next;
     cJSON_Delete(root);
 }
 
@@ -635,6 +653,8 @@ static void *backend__worker(void *arg)
 
         uint64_t n = 0;
         pthread_mutex_lock(&b->lock);
+        b->replies = NULL;
+        b->replies_tail = &b->replies;
         int64_t t0 = backend__mono_us();
         if (batch && !in_txn) {
             backend__sql_exec(b, "BEGIN");
@@ -653,10 +673,29 @@ static void *backend__worker(void *arg)
             in_txn = false;
             b->r.ledger_batches++;
         }
-        b->done += n;
         b->r.ledger_busy_ms += (double)(backend__mono_us() - t0) / 1000.0;
-        pthread_cond_broadcast(&b->changed);
+        struct backend__reply *replies = b->replies;
+        b->replies = NULL;
+        if (!replies) {
+            b->done += n;
+            pthread_cond_broadcast(&b->changed);
+        }
         pthread_mutex_unlock(&b->lock);
+        if (replies) {
+            uint64_t sent = 0;
+            while (replies) {
+                struct backend__reply *next = replies->next;
+                if (backend__send(b, replies->topic, replies->payload, replies->len, 1) == HX_OK)
+                    sent++;
+                free(replies);
+                replies = next;
+            }
+            pthread_mutex_lock(&b->lock);
+            b->r.inventory_answered += sent;
+            b->done += n;
+            pthread_cond_broadcast(&b->changed);
+            pthread_mutex_unlock(&b->lock);
+        }
         while (batch) {
             struct backend__msg *next = batch->next;
             free(batch);
