@@ -437,7 +437,9 @@ static int run_shard(const struct run_opts *o)
         }
         nap_ms(10);
     }
+    uint64_t t0 = sim_clock_ms();
     fleet_stop(f);
+    uint64_t t1 = sim_clock_ms();
     fleet_figures(f, &fig);
     if (fleet_figures_to_json(&fig, line, sizeof(line)) > 0) {
         fputs(line, stdout);
@@ -445,6 +447,9 @@ static int run_shard(const struct run_opts *o)
         fflush(stdout);
     }
     fleet_free(f);
+    if (o->c.verbose)
+        fprintf(stderr, "scansim run: shard %ld: power-off %.1f s, teardown %.1f s\n", o->shard,
+                (double)(t1 - t0) / 1000.0, (double)(sim_clock_ms() - t1) / 1000.0);
     return SIM_EXIT_OK;
 }
 
@@ -914,6 +919,9 @@ int scansim_cmd_run(int argc, char **argv)
         fleet_workers_stop(c.workers, 120000);
     else if (c.fleet)
         fleet_stop(c.fleet);
+    if (o.c.verbose)
+        fprintf(stderr, "scansim run: devices stopped in %.1f s\n",
+                (double)(sim_clock_ms() - s.t_pub_end) / 1000.0);
     if (c.backend) {
         (void)hx_backend_sync(c.backend, 5000);
         (void)hx_backend_stop(c.backend);
@@ -939,7 +947,12 @@ int scansim_cmd_run(int argc, char **argv)
 
 out:
     fleet_workers_free(c.workers);
-    fleet_free(c.fleet);
+    {
+        uint64_t t0 = sim_clock_ms();
+        fleet_free(c.fleet);
+        if (o.c.verbose && c.fleet)
+            fprintf(stderr, "scansim run: teardown %.1f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
+    }
     fleet_driver_free(c.driver);
     hx_backend_free(c.backend);
     sim_cli_broker_down(&o.c, embedded);

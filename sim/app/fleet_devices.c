@@ -585,11 +585,6 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
             goto fail;
         if ((rc = sim_loop_start_thread(fl->loop)) != SIM_OK)
             goto fail;
-        fl->op_target.on_event = op_on_event;
-        fl->op_target.on_tick = op_on_tick;
-        if ((rc = sim_loop_attach(fl->loop, &fl->op_target)) != SIM_OK)
-            goto fail;
-        fl->op_attached = true;
     }
     for (int k = 0; k < f->n_devs; k++) {
         struct fleet_dev *d = &f->devs[k];
@@ -618,6 +613,15 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     }
     if (rc != SIM_OK)
         goto fail;
+    /* The operator target last: its tick reads every device, so they must all exist. */
+    for (int i = 0; i < f->n_loops; i++) {
+        struct fleet_loop *fl = &f->loops[i];
+        fl->op_target.on_event = op_on_event;
+        fl->op_target.on_tick = op_on_tick;
+        if ((rc = sim_loop_attach(fl->loop, &fl->op_target)) != SIM_OK)
+            goto fail;
+        fl->op_attached = true;
+    }
     free(th);
     *out = f;
     return SIM_OK;

@@ -1,0 +1,516 @@
+/*
+ * cmd_bench.c - `scansim bench`: how close does a fleet of real-firmware scanners get to
+ * what the broker can do at all?
+ *
+ * One broker (the embedded mosquitto, or --broker) for everything:
+ *   (a) the raw ceiling: one Paho publisher and one Paho subscriber push QoS 1 messages
+ *       through it as fast as the protocol allows (a window of --raw-window messages in
+ *       flight), messages per second at the subscriber;
+ *   (b) `scansim run` (this same program, as a child process, so each point gets a fresh
+ *       process and its own peak RSS) with each --devices N, --items-per-device items each,
+ *       think time 0, connecting as fast as possible.
+ * Each point runs --repeat times (default 3) and the median is quoted. A registration is
+ * two QoS 1 messages through the broker (item in, registration out), so the fleet's
+ * registrations per second are compared with half the raw ceiling.
+ *
+ * Not a test: it takes minutes and its figures depend on the machine (ci/bench.sh runs it).
+ */
+#define _GNU_SOURCE
+#include <MQTTAsync.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench_stats.h"
+#include "cli.h"
+#include "sim/clock.h"
+
+const char scansim_cmd_bench_summary[] =
+    "benchmark: broker ceiling vs. 1,000 and 10,000 simulated scanners (minutes)";
+
+#define CMD "bench"
+#define BENCH_MAX_POINTS 8
+
+struct bench_opts {
+    struct sim_cli_common c;
+    long points[BENCH_MAX_POINTS];
+    int n_points;
+    long items_per_device;
+    long repeat;
+    long raw_messages;
+    long raw_window;
+    long workers;            /* 0 = auto: one per 1,000 devices */
+    long per_worker;         /* devices per worker for auto */
+    const char *json_path;
+    bool skip_raw;
+};
+
+static const char bench_help[] =
+    "usage: scansim bench [options]\n"
+    "\n"
+    "Measure on one broker (a) the raw ceiling: one Paho publisher to one Paho subscriber,\n"
+    "QoS 1, a window of messages in flight; (b) `scansim run` with N devices, per-device\n"
+    "items at full speed. Each point is run --repeat times; medians are printed.\n"
+    "\n"
+    "  --devices LIST          fleet sizes, comma-separated (default 1000,10000)\n"
+    "  --items-per-device N    items each device registers (default 10)\n"
+    "  --repeat N              runs per point (default 3)\n"
+    "  --raw-messages N        messages per raw-ceiling run (default 200000)\n"
+    "  --raw-window N          QoS 1 messages in flight in the raw run (default 1000)\n"
+    "  --workers K             worker processes for each run (default: one per\n"
+    "                          --per-worker devices)\n"
+    "  --per-worker N          devices per worker when --workers is not given (default 1000)\n"
+    "  --skip-raw              do not measure the raw ceiling\n"
+    "  --json FILE             write all figures as JSON\n"
+    "\n";
+
+static const struct option bench_long[] = {
+    {"devices", required_argument, 0, 0x3001},
+    {"items-per-device", required_argument, 0, 0x3002},
+    {"repeat", required_argument, 0, 0x3003},
+    {"raw-messages", required_argument, 0, 0x3004},
+    {"raw-window", required_argument, 0, 0x3005},
+    {"workers", required_argument, 0, 0x3006},
+    {"per-worker", required_argument, 0, 0x3007},
+    {"json", required_argument, 0, 0x3008},
+    {"skip-raw", no_argument, 0, 0x3009},
+    {"help", no_argument, 0, 'h'},
+    SIM_CLI_COMMON_OPTIONS,
+    {0, 0, 0, 0},
+};
+
+static int bench_parse(int argc, char **argv, struct bench_opts *o)
+{
+    int opt;
+
+    memset(o, 0, sizeof(*o));
+    sim_cli_common_defaults(&o->c);
+    o->points[0] = 1000;
+    o->points[1] = 10000;
+    o->n_points = 2;
+    o->items_per_device = 10;
+    o->repeat = 3;
+    o->raw_messages = 200000;
+    o->raw_window = 1000;
+    o->per_worker = 1000;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h" SIM_CLI_COMMON_SHORT, bench_long, NULL)) != -1) {
+        switch (opt) {
+        case 'h':
+            fputs(bench_help, stdout);
+            fputs(sim_cli_common_help, stdout);
+            return 1;
+        case 0x3001: {
+            char buf[256], *save = NULL, *tok;
+            snprintf(buf, sizeof(buf), "%s", optarg);
+            o->n_points = 0;
+            for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+                if (o->n_points == BENCH_MAX_POINTS) {
+                    sim_cli_error(CMD, "--devices: at most %d sizes", BENCH_MAX_POINTS);
+                    return -1;
+                }
+                if (sim_cli_parse_int(CMD, "--devices", tok, 1, 1000000, &o->points[o->n_points]))
+                    return -1;
+                o->n_points++;
+            }
+            if (o->n_points == 0) {
+                sim_cli_error(CMD, "--devices: expected sizes such as 1000,10000, got '%s'", optarg);
+                return -1;
+            }
+            break;
+        }
+        case 0x3002:
+            if (sim_cli_parse_int(CMD, "--items-per-device", optarg, 1, 100000, &o->items_per_device))
+                return -1;
+            break;
+        case 0x3003:
+            if (sim_cli_parse_int(CMD, "--repeat", optarg, 1, 99, &o->repeat))
+                return -1;
+            break;
+        case 0x3004:
+            if (sim_cli_parse_int(CMD, "--raw-messages", optarg, 1000, 100000000, &o->raw_messages))
+                return -1;
+            break;
+        case 0x3005:
+            if (sim_cli_parse_int(CMD, "--raw-window", optarg, 1, 65535, &o->raw_window))
+                return -1;
+            break;
+        case 0x3006:
+            if (sim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
+                return -1;
+            break;
+        case 0x3007:
+            if (sim_cli_parse_int(CMD, "--per-worker", optarg, 1, 100000, &o->per_worker))
+                return -1;
+            break;
+        case 0x3008:
+            o->json_path = optarg;
+            break;
+        case 0x3009:
+            o->skip_raw = true;
+            break;
+        case '?':
+            sim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim bench --help)",
+                          argv[optind - 1]);
+            return -1;
+        default: {
+            int r = sim_cli_common_option(CMD, &o->c, opt, optarg);
+            if (r <= 0) {
+                if (r == 0)
+                    sim_cli_error(CMD, "unexpected option (see scansim bench --help)");
+                return -1;
+            }
+        }
+        }
+    }
+    if (optind < argc) {
+        sim_cli_error(CMD, "unexpected argument '%s' (see scansim bench --help)", argv[optind]);
+        return -1;
+    }
+    return sim_cli_common_check(CMD, &o->c) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ (a) raw ceiling */
+
+struct raw_ctx {
+    atomic_long sent_ok;      /* PUBACKs at the publisher */
+    atomic_long received;     /* messages at the subscriber */
+    atomic_int connected;     /* clients connected */
+    atomic_int subscribed;
+    atomic_int failed;
+    atomic_uint_fast64_t last_rx_ns;
+};
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int raw_on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
+{
+    struct raw_ctx *r = ctx;
+
+    (void)len;
+    atomic_fetch_add(&r->received, 1);
+    atomic_store(&r->last_rx_ns, mono_ns());
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void raw_on_connected(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    atomic_fetch_add(&((struct raw_ctx *)ctx)->connected, 1);
+}
+
+static void raw_on_failure(void *ctx, MQTTAsync_failureData *d)
+{
+    (void)d;
+    atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
+}
+
+static void raw_on_subscribed(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    atomic_store(&((struct raw_ctx *)ctx)->subscribed, 1);
+}
+
+static void raw_on_sent(void *ctx, MQTTAsync_successData *d)
+{
+    (void)d;
+    atomic_fetch_add(&((struct raw_ctx *)ctx)->sent_ok, 1);
+}
+
+static bool raw_wait(atomic_int *v, int want, atomic_int *failed, int timeout_ms)
+{
+    for (int t = 0; t < timeout_ms; t += 5) {
+        if (atomic_load(v) >= want)
+            return true;
+        if (atomic_load(failed))
+            return false;
+        usleep(5000);
+    }
+    return false;
+}
+
+/* One raw run: messages per second at the subscriber, or < 0 on failure. */
+static double raw_once(const struct bench_opts *o, const char *uri, int run)
+{
+    MQTTAsync pub = NULL, sub = NULL;
+    MQTTAsync_createOptions cr = MQTTAsync_createOptions_initializer;
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    struct raw_ctx r;
+    char id[64], topic[64];
+    static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
+    double result = -1;
+    uint64_t t0, deadline;
+    long sent = 0;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(topic, sizeof(topic), "bench/raw/%d/%d", (int)getpid(), run);
+    cr.maxBufferedMessages = (int)o->raw_window + 16;
+    snprintf(id, sizeof(id), "bench-sub-%d-%d", (int)getpid(), run);
+    if (MQTTAsync_createWithOptions(&sub, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS)
+        goto out;
+    snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
+    if (MQTTAsync_createWithOptions(&pub, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS)
+        goto out;
+    MQTTAsync_setCallbacks(sub, &r, NULL, raw_on_message, NULL);
+    co.cleansession = 1;
+    co.keepAliveInterval = 30;
+    co.maxInflight = (int)o->raw_window;
+    co.context = &r;
+    co.onSuccess = raw_on_connected;
+    co.onFailure = raw_on_failure;
+    co.username = o->c.username;
+    co.password = o->c.password;
+    if (MQTTAsync_connect(sub, &co) != MQTTASYNC_SUCCESS || MQTTAsync_connect(pub, &co) != MQTTASYNC_SUCCESS ||
+        !raw_wait(&r.connected, 2, &r.failed, 10000)) {
+        sim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
+        goto out;
+    }
+    ro.context = &r;
+    ro.onSuccess = raw_on_subscribed;
+    ro.onFailure = raw_on_failure;
+    if (MQTTAsync_subscribe(sub, topic, 1, &ro) != MQTTASYNC_SUCCESS ||
+        !raw_wait(&r.subscribed, 1, &r.failed, 10000)) {
+        sim_cli_error(CMD, "raw ceiling: could not subscribe on %s", uri);
+        goto out;
+    }
+    t0 = mono_ns();
+    deadline = t0 + 120ull * 1000000000ull;
+    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline) {
+        /* keep the window full: sent - acknowledged < window */
+        while (sent < o->raw_messages && sent - atomic_load(&r.sent_ok) < o->raw_window) {
+            MQTTAsync_message m = MQTTAsync_message_initializer;
+            MQTTAsync_responseOptions so = MQTTAsync_responseOptions_initializer;
+            m.payload = (void *)payload;
+            m.payloadlen = (int)sizeof(payload) - 1;
+            m.qos = 1;
+            so.context = &r;
+            so.onSuccess = raw_on_sent;
+            if (MQTTAsync_sendMessage(pub, topic, &m, &so) != MQTTASYNC_SUCCESS)
+                break;
+            sent++;
+        }
+        usleep(200);
+    }
+    if (atomic_load(&r.received) < o->raw_messages) {
+        sim_cli_error(CMD, "raw ceiling: only %ld of %ld messages arrived within 120 s",
+                      atomic_load(&r.received), o->raw_messages);
+        goto out;
+    }
+    result = (double)o->raw_messages * 1e9 / (double)(atomic_load(&r.last_rx_ns) - t0);
+out:
+    if (pub) {
+        MQTTAsync_disconnect(pub, NULL);
+        MQTTAsync_destroy(&pub);
+    }
+    if (sub) {
+        MQTTAsync_disconnect(sub, NULL);
+        MQTTAsync_destroy(&sub);
+    }
+    return result;
+}
+
+/* ------------------------------------------------------------------ (b) fleet runs */
+
+struct run_fig {
+    bool ok;
+    int exit_code;
+    double connect_s, reg_per_s, p50, p99, rss_per_dev, lost, twice;
+};
+
+static double json_num(const cJSON *o, const char *path)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path);
+
+    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* Run `scansim run` as a child; its report goes to a temporary JSON file. */
+static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, long devices, int rep)
+{
+    struct run_fig f = { 0 };
+    char json[] = "/tmp/scansim-bench-XXXXXX";
+    char ndev[24], nitems[24], nwork[24], prefix[48];
+    long workers = o->workers ? o->workers : (devices + o->per_worker - 1) / o->per_worker;
+    int fd = mkstemp(json), st = 0;
+    pid_t pid;
+
+    if (fd < 0) {
+        sim_cli_error(CMD, "cannot make a temporary file: %s", strerror(errno));
+        return f;
+    }
+    close(fd);
+    if (workers > devices)
+        workers = devices;
+    snprintf(ndev, sizeof(ndev), "%ld", devices);
+    snprintf(nitems, sizeof(nitems), "%ld", devices * o->items_per_device);
+    snprintf(nwork, sizeof(nwork), "%ld", workers);
+    /* each run its own ids: sessions of earlier runs stay at the broker untouched */
+    snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
+    char *argv[] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
+                     "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
+                     "--json", json, "--grace", "20s", NULL };
+    pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        if (devnull >= 0)
+            dup2(devnull, 1); /* the child's progress lines; errors still reach stderr */
+        execv("/proc/self/exe", argv);
+        _exit(4);
+    }
+    if (pid < 0 || waitpid(pid, &st, 0) != pid) {
+        sim_cli_error(CMD, "cannot run scansim run: %s", strerror(errno));
+        unlink(json);
+        return f;
+    }
+    f.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    FILE *fp = fopen(json, "r");
+    if (fp) {
+        char buf[16384];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, fp);
+        buf[n] = '\0';
+        fclose(fp);
+        cJSON *j = cJSON_Parse(buf);
+        if (j) {
+            const cJSON *lat = cJSON_GetObjectItemCaseSensitive(j, "latency_ms");
+            f.connect_s = json_num(j, "connect_seconds");
+            f.reg_per_s = json_num(j, "registrations_per_second");
+            f.rss_per_dev = json_num(j, "peak_rss_per_device_kib");
+            f.lost = json_num(j, "items_lost");
+            f.twice = json_num(j, "duplicate_registrations");
+            f.p50 = json_num(lat, "p50");
+            f.p99 = json_num(lat, "p99");
+            f.ok = true;
+            cJSON_Delete(j);
+        }
+    }
+    unlink(json);
+    return f;
+}
+
+/* ------------------------------------------------------------------ main */
+
+int scansim_cmd_bench(int argc, char **argv)
+{
+    struct bench_opts o;
+    struct hx_broker *embedded = NULL;
+    const char *uri;
+    struct rlimit rl;
+    double raw[99], raw_med = NAN;
+    int rc = bench_parse(argc, argv, &o), exit_code = SIM_EXIT_OK;
+    cJSON *jout = cJSON_CreateObject(), *jpoints = jout ? cJSON_AddArrayToObject(jout, "points") : NULL;
+
+    if (rc != 0) {
+        cJSON_Delete(jout);
+        return rc > 0 ? SIM_EXIT_OK : SIM_EXIT_USAGE;
+    }
+    /* every device is a socket here and in the broker (a child: it inherits the limit) */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if (sim_cli_broker_up(CMD, &o.c, &embedded, &uri) != 0) {
+        cJSON_Delete(jout);
+        return SIM_EXIT_BROKER;
+    }
+    printf("scansim bench: broker %s%s, fd limit %ld, %ld cores\n", uri, embedded ? " (embedded mosquitto)" : "",
+           (long)rl.rlim_cur, sysconf(_SC_NPROCESSORS_ONLN));
+    fflush(stdout);
+
+    if (!o.skip_raw) {
+        for (int i = 0; i < o.repeat; i++) {
+            raw[i] = raw_once(&o, uri, i);
+            printf("  raw ceiling run %d: %.0f msg/s (QoS 1, window %ld, %ld messages)\n", i + 1, raw[i],
+                   o.raw_window, o.raw_messages);
+            fflush(stdout);
+        }
+        raw_med = bench_median(raw, (int)o.repeat);
+        printf("raw ceiling (median of %ld): %.0f msg/s; a registration is 2 messages: %.0f reg/s\n\n",
+               o.repeat, raw_med, raw_med / 2);
+        if (jout) {
+            cJSON_AddNumberToObject(jout, "raw_ceiling_msg_per_s", raw_med);
+            cJSON_AddNumberToObject(jout, "raw_window", (double)o.raw_window);
+        }
+    }
+    for (int p = 0; p < o.n_points; p++) {
+        long n = o.points[p];
+        double con[99], reg[99], p50[99], p99[99], rss[99];
+        int ok = 0;
+        bool clean = true;
+        for (int i = 0; i < o.repeat; i++) {
+            struct run_fig f = fleet_once(&o, uri, n, i);
+            printf("  %ld devices run %d: exit %d, connect %.2f s, %.0f reg/s, p50 %.1f ms, p99 %.1f ms, "
+                   "%.1f KiB/device, lost %.0f, twice %.0f\n", n, i + 1, f.exit_code, f.connect_s,
+                   f.reg_per_s, f.p50, f.p99, f.rss_per_dev, f.lost, f.twice);
+            fflush(stdout);
+            if (!f.ok || f.exit_code != 0)
+                clean = false;
+            if (!f.ok)
+                continue;
+            con[ok] = f.connect_s;
+            reg[ok] = f.reg_per_s;
+            p50[ok] = f.p50;
+            p99[ok] = f.p99;
+            rss[ok] = f.rss_per_dev;
+            ok++;
+        }
+        if (!clean)
+            exit_code = SIM_EXIT_FAILED;
+        double mreg = bench_median(reg, ok);
+        printf("%ld devices (median of %d): connect all %.2f s | %.0f registrations/s = %.2f x (raw "
+               "ceiling / 2) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device%s\n\n",
+               n, ok, bench_median(con, ok), mreg, isnan(raw_med) ? NAN : mreg / (raw_med / 2),
+               bench_median(p50, ok), bench_median(p99, ok), bench_median(rss, ok),
+               clean ? "" : "  (SOME RUNS FAILED)");
+        fflush(stdout);
+        if (jpoints) {
+            cJSON *jp = cJSON_CreateObject();
+            if (jp) {
+                cJSON_AddNumberToObject(jp, "devices", (double)n);
+                cJSON_AddNumberToObject(jp, "runs_ok", ok);
+                cJSON_AddBoolToObject(jp, "all_clean", clean);
+                cJSON_AddNumberToObject(jp, "connect_seconds", bench_median(con, ok));
+                cJSON_AddNumberToObject(jp, "registrations_per_second", mreg);
+                cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(raw_med) ? 0 : mreg / (raw_med / 2));
+                cJSON_AddNumberToObject(jp, "latency_p50_ms", bench_median(p50, ok));
+                cJSON_AddNumberToObject(jp, "latency_p99_ms", bench_median(p99, ok));
+                cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", bench_median(rss, ok));
+                cJSON_AddItemToArray(jpoints, jp);
+            }
+        }
+    }
+    if (o.json_path && jout) {
+        char *text = cJSON_Print(jout);
+        FILE *fp = fopen(o.json_path, "w");
+        if (!text || !fp || fputs(text, fp) < 0) {
+            sim_cli_error(CMD, "--json: cannot write %s: %s", o.json_path, strerror(errno));
+            exit_code = SIM_EXIT_INTERNAL;
+        }
+        if (fp)
+            fclose(fp);
+        free(text);
+    }
+    cJSON_Delete(jout);
+    sim_cli_broker_down(&o.c, embedded);
+    return exit_code;
+}
