@@ -205,6 +205,7 @@ static void demo_ui__state(const struct demo_view *v, const struct demo_ui_rect 
         return;
     demo_ui__kv(r, &row, s->status.online ? good : bad, "link",
                 "%s", s->status.online ? "ONLINE" : (s->powered ? "OFFLINE" : "POWERED OFF"));
+    demo_ui__kv(r, &row, 0, "broker", "%s", v->broker_uri);
     if (v->proxy_port)
         demo_ui__kv(r, &row, v->net_cut ? bad : 0, "network",
                     v->net_cut ? "CUT (n restores)" : "up (proxy :%d)", v->proxy_port);

@@ -1,7 +1,7 @@
 # CTest registrations of `scansim demo` (included from sim/app/tests/CMakeLists.txt):
 #   scansim_demo_cli          the command-line contract without a terminal (unit)
 #   scansim_demo_tmux_flow    add -> tag -> confirm, cancel, inventory, network cut, quit (tmux)
-#   scansim_demo_tmux_signals SIGTERM, Ctrl-C and a crash restore the terminal (tmux)
+#   scansim_demo_tmux_signals SIGTERM, Ctrl-C, SIGSEGV and SIGABRT restore the terminal (tmux)
 #   scansim_demo_tmux_layouts half blocks, braille, too small, resize, ASCII (tmux)
 #   scansim_demo_tmux_errors  unreachable broker, bad keys and tags (tmux)
 #   scansim_demo_tmux_flash   --flash and --broker: the outbox survives a power-off (tmux)

@@ -5,7 +5,8 @@
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flow     add -> tag -> confirm, cancel, inventory,
 #                                                    network cut and restore, quit
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB signals  SIGTERM and Ctrl-C power off cleanly;
-#                                                    SIGSEGV (a crash) still restores the terminal
+#                                                    SIGSEGV, SIGABRT (crashes) still restore the
+#                                                    terminal
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB layouts  half blocks, braille, too small, resize,
 #                                                    ASCII on a non-UTF-8 locale
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB errors   unreachable broker (exit 3 / on screen),
@@ -131,6 +132,13 @@ if [[ $mode == signals ]]; then
     pid=$(demo_pid); [[ -n $pid ]] || fail "no scansim process"
     kill -SEGV "$pid"
     expect_restored '1|139'
+    grep -q "the terminal was restored" "$tmp/stderr.txt" || fail "no crash note on stderr"
+    T kill-session -t demo
+    # SIGABRT, as a failed assert() in the firmware would raise.
+    start_demo --no-backend --seed 6 --flash "$tmp/flash"
+    pid=$(demo_pid); [[ -n $pid ]] || fail "no scansim process"
+    kill -ABRT "$pid"
+    expect_restored '1|134'
     grep -q "the terminal was restored" "$tmp/stderr.txt" || fail "no crash note on stderr"
     echo "PASS: signals"
     exit 0
