@@ -31,6 +31,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -728,6 +729,7 @@ static void link__open_pcap(struct link *l)
 
     if (dir == NULL)
         return;
+    (void)mkdir(dir, 0755); /* a missing folder is made; other failures show on open */
     memset(&peer, 0, sizeof(peer));
     (void)getpeername(l->fd[0], (struct sockaddr *)&peer, &plen);
     cip = ipv4_of(&peer, &cport, 0x7f000001u);

@@ -151,7 +151,7 @@ struct hx_proxy_event {
 typedef void (*hx_proxy_event_fn)(void *ctx, const struct hx_proxy_event *ev);
 
 struct hx_proxy_hub_opts {
-    const char *pcap_dir;       /* NULL = no capture (a proxy can set its own) */
+    const char *pcap_dir;       /* NULL = no capture (a proxy can set its own); made if missing */
     size_t max_frame;           /* 0 = 1 MiB: a bigger packet counts as malformed (link cut) */
     size_t high_water;          /* 0 = 4 MiB: queued bytes per direction before reading pauses */
     hx_proxy_event_fn on_event; /* NULL = no events */
