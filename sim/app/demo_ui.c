@@ -168,6 +168,33 @@ static void demo_ui__layout(const struct demo_view *v, struct demo_ui_layout *L)
 
 /* ------------------------------------------------------------------ panels */
 
+/* Copy at most cols characters (UTF-8 sequences, never cut) of src into dst and pad with
+   spaces to cols when pad: names from the network are UTF-8, printf counts bytes. */
+static const char *demo_ui__fit(char *dst, size_t cap, const char *src, int cols, bool pad)
+{
+    const unsigned char *p = (const unsigned char *)src;
+    size_t o = 0;
+    int n = 0;
+
+    while (*p && n < cols) {
+        size_t len = (*p >= 0xF0) ? 4 : (*p >= 0xE0) ? 3 : (*p >= 0xC0) ? 2 : 1;
+        if (o + len + 1 > cap)
+            break;
+        for (size_t i = 0; i < len && p[i]; i++)
+            dst[o++] = (char)p[i];
+        p += len;
+        n++;
+    }
+    while (pad && n < cols && o + 2 <= cap) {
+        dst[o++] = ' ';
+        n++;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+static int demo_ui__cols(const char *s);
+
 /* "label ....... value" in the state panel. */
 static void demo_ui__kv(const struct demo_ui_rect *r, int *row, int attr, const char *label,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -183,7 +210,7 @@ static void demo_ui__kv(const struct demo_ui_rect *r, int *row, int attr, const 
     va_start(ap, fmt);
     vsnprintf(value, sizeof(value), fmt, ap);
     va_end(ap);
-    int pad = inner - 2 - (int)strlen(label) - (int)strlen(value);
+    int pad = inner - 2 - demo_ui__cols(label) - demo_ui__cols(value);
     if (pad < 1)
         pad = 1;
     snprintf(line, sizeof(line), "%s%*s", label, pad, "");
@@ -217,9 +244,11 @@ static void demo_ui__state(const struct demo_view *v, const struct demo_ui_rect 
     demo_ui__kv(r, &row, 0, "session", "%s",
                 s->status.online ? (s->status.session_present ? "present" : "new") : "-");
     demo_ui__kv(r, &row, 0, "screen", "%s", fw_screen_name(s->status.screen));
-    if (s->status.head_item_id)
-        demo_ui__kv(r, &row, 0, "item", "#%d %.14s", (int)s->status.head_item_id,
-                    s->head_item_name);
+    if (s->status.head_item_id) {
+        char name[64];
+        demo_ui__kv(r, &row, 0, "item", "#%d %s", (int)s->status.head_item_id,
+                    demo_ui__fit(name, sizeof(name), s->head_item_name, 14, false));
+    }
     else
         demo_ui__kv(r, &row, 0, "item", "-");
     demo_ui__kv(r, &row, 0, "tag", "%s", v->last_tag[0] ? v->last_tag : "-");
@@ -348,8 +377,10 @@ static void demo_ui__backend(const struct demo_view *v, const struct demo_ui_rec
     sim_ncurses_text(r->y + row++, r->x + 1, inner, sim_ncurses_attr(SIM_COLOR_TITLE), line);
     for (int i = 0; i < v->nrows && row < r->h - 1; i++) {
         const struct hx_backend_row *b = &v->rows[i];
-        snprintf(line, sizeof(line), "%-5d %-14.14s %-20s %-10.10s %u", (int)b->item_id,
-                 b->item_name, b->tag, b->device_id, (unsigned)b->count);
+        char name[64], dev[48];
+        snprintf(line, sizeof(line), "%-5d %s %-20s %s %u", (int)b->item_id,
+                 demo_ui__fit(name, sizeof(name), b->item_name, 14, true), b->tag,
+                 demo_ui__fit(dev, sizeof(dev), b->device_id, 10, true), (unsigned)b->count);
         sim_ncurses_text(r->y + row++, r->x + 1, inner, b->count > 1 ? sim_ncurses_attr(SIM_COLOR_BAD) : 0,
                          line);
     }

@@ -154,12 +154,21 @@ void sim_ncurses_text(int y, int x, int w, int attr, const char *text)
         } else {
             /* One UTF-8 sequence = one column (what our panels hold: names, blocks). */
             size_t len = (*p >= 0xF0) ? 4 : (*p >= 0xE0) ? 3 : (*p >= 0xC0) ? 2 : 1;
+            size_t have = 1;
             if (cols >= w)
                 break;
-            for (size_t i = 0; i < len && p[i]; i++)
-                buf[o++] = (char)p[i];
+            while (have < len && (p[have] & 0xC0) == 0x80)
+                have++;
+            /* A cut or stray sequence, or a C1 control (U+0080..U+009F, which some
+               terminals obey): show '?' rather than pass it on. */
+            if (have < len || len == 1 || (p[0] == 0xC2 && p[1] < 0xA0)) {
+                buf[o++] = '?';
+            } else {
+                for (size_t i = 0; i < len; i++)
+                    buf[o++] = (char)p[i];
+            }
             cols++;
-            p += len;
+            p += have;
             while (*p >= 0x80 && *p < 0xC0)
                 p++; /* stray continuation bytes */
         }

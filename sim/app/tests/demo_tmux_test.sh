@@ -149,6 +149,11 @@ if [[ $mode == layouts ]]; then
     start_demo --no-backend --flash "$tmp/flash"
     wait_for 'OLED 128x64 - pixel-true, half blocks' 5
     grep -q '[▀▄█]' <<<"$(oled)" || fail "no half-block pixels"
+    # A UTF-8 item name from someone else's backend: shown as text, a C1 control as '?'.
+    "${sub_bin%_sub}_pub" -h 127.0.0.1 -p "$port" -q 1 -t item_registration \
+        -m "$(printf '{"item_id":7,"item_name":"Caf\xc3\xa9 \xe2\x9c\x93 \xc2\x85x","tag_quantity":1}')"
+    wait_for 'item +#7 Café ✓ \?x │' 10
+    echo "ok: UTF-8 item name on the state panel, C1 control neutralised"
     T resize-window -t demo -x 100 -y 30
     wait_for 'pixel-true, braille' 10
     cap | grep -qP '[\x{2801}-\x{28FF}]' || fail "no braille pixels on the small OLED"
