@@ -754,8 +754,22 @@ int scansim_cmd_run(int argc, char **argv)
         return SIM_EXIT_BROKER;
     s.t_start = sim_clock_ms();
 
-    /* the backend first: its persistent session and subscriptions exist before any
-       device registers */
+    /* the devices first (created, not powered on): the fleet's first Paho client (its
+       waker) must be the process's first, see fleet_devices.c */
+    if (o.workers > 1) {
+        if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start, uri,
+                                &c.workers) != 0)
+            goto out;
+    } else {
+        struct fleet_opts fo;
+        fleet_opts_from(&o, uri, &fo);
+        rc = fleet_create(&fo, &c.fleet);
+        if (rc != SIM_OK) {
+            exit_code = rc == SIM_ERR_INVAL || rc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
+            goto out;
+        }
+    }
+    /* then the backend: its subscriptions exist before any device is powered on */
     if (!o.no_backend) {
         struct hx_backend_opts bo;
         char cid[64];
@@ -796,20 +810,6 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
 
-    /* the devices */
-    if (o.workers > 1) {
-        if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start, uri,
-                                &c.workers) != 0)
-            goto out;
-    } else {
-        struct fleet_opts fo;
-        fleet_opts_from(&o, uri, &fo);
-        rc = fleet_create(&fo, &c.fleet);
-        if (rc != SIM_OK) {
-            exit_code = rc == SIM_ERR_INVAL || rc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
-            goto out;
-        }
-    }
     if (!s.tty)
         printf("scansim run: %ld devices on %s (%s layout)\n", o.devices, uri,
                o.c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
@@ -900,11 +900,22 @@ int scansim_cmd_run(int argc, char **argv)
                 if (c.driver && fleet_driver_done_publishing(c.driver)) {
                     if (!grace_from)
                         grace_from = now;
-                    if (s.led.registered >= s.led.published && s.led.published == s.published)
-                        break; /* everything registered */
+                    if (s.led.registered >= s.led.published && s.led.published == s.published &&
+                        (o.c.layout != SIM_LAYOUT_SEED ||
+                         s.fig.registrations_acked >= s.fig.ever_connected * s.published))
+                        break; /* everything registered (seed: by every device) */
                     if (now - grace_from >= grace_ms)
                         break; /* no progress for the grace period */
                 }
+            }
+            /* per-device layout: done when the ledger has every item (the seed layout waits
+               for the other devices' registrations: the grace rule above) */
+            if (c.driver && o.c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c.driver) &&
+                fleet_driver_published(c.driver) > 0 &&
+                hx_backend_wait_registered(c.backend, fleet_driver_published(c.driver),
+                                           c.workers ? 0 : 5) == HX_OK) {
+                s.t_last_progress = sim_clock_ms(); /* the moment the last item registered */
+                break;
             }
             if (c.workers)
                 fleet_workers_poll(c.workers, 2);

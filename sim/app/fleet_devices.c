@@ -15,7 +15,9 @@
  */
 #include "fleet_devices.h"
 
+#include <MQTTAsync.h>
 #include <errno.h>
+#include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -82,12 +84,18 @@ struct fleet {
     int n_loops;
     struct fleet_dev *devs;           /* all devices, index order */
     int n_devs;
-    int started;                      /* devices handed a start (main thread) */
+    atomic_int started;               /* devices handed a start (written by the main thread) */
     atomic_int connected, ever_connected, created;
     atomic_uint_fast64_t all_connected_ms; /* 0 until every device connected once */
     uint64_t start_ms;                /* first start */
     pthread_mutex_t words_mu;
     char last_failure[160];
+    /* the waker (see waker_thread) */
+    MQTTAsync waker;
+    pthread_t waker_th;
+    bool waker_running;
+    atomic_bool waker_stop;
+    char waker_topic[96];
 };
 
 #define LOOP_OF(t) ((struct fleet_loop *)((char *)(t) - offsetof(struct fleet_loop, op_target)))
@@ -479,6 +487,104 @@ static void obs_log(void *ctx, struct sim_device *dev, enum fw_log_level level, 
         fprintf(stderr, "[%s] %s\n", sim_device_id(dev), line);
 }
 
+/* ------------------------------------------------------------------ the waker */
+
+/*
+ * Paho's receive thread sleeps in poll() over the sockets it knew when it went in (up to a
+ * second); a socket connecting meanwhile is only noticed when that poll returns, so an
+ * idle process connects each new device a second or two late. The waker is one more Paho
+ * client in the process that sends itself a small QoS 0 message every few milliseconds
+ * while devices are being connected (and every 200 ms after): the arriving message ends
+ * the poll, and the next one includes the new sockets. Best effort: without a waker the
+ * fleet works, only connects slower.
+ */
+static void *waker_thread(void *arg)
+{
+    struct fleet *f = arg;
+    static const char ping[] = "wake";
+
+    while (!atomic_load(&f->waker_stop)) {
+        MQTTAsync_message m = MQTTAsync_message_initializer;
+        int started = atomic_load(&f->started);
+        bool connecting = atomic_load(&f->ever_connected) < started || started < f->n_devs;
+        m.payload = (void *)ping;
+        m.payloadlen = (int)sizeof(ping) - 1;
+        m.qos = 0;
+        if (MQTTAsync_isConnected(f->waker))
+            (void)MQTTAsync_sendMessage(f->waker, f->waker_topic, &m, NULL);
+        usleep(connecting ? 5000 : 200000);
+    }
+    return NULL;
+}
+
+static int waker_msg(void *ctx, char *topic, int len, MQTTAsync_message *m)
+{
+    (void)ctx;
+    (void)len;
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void waker_connected(void *ctx, char *cause)
+{
+    struct fleet *f = ctx;
+
+    (void)cause;
+    (void)MQTTAsync_subscribe(f->waker, f->waker_topic, 0, NULL);
+}
+
+static void waker_start(struct fleet *f)
+{
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    char id[64];
+
+    snprintf(id, sizeof(id), "scansim-waker-%d-%u", (int)getpid(), (unsigned)(f->o.id_start & 0xffffffu));
+    snprintf(f->waker_topic, sizeof(f->waker_topic), "scansim/waker/%s", id);
+    if (MQTTAsync_create(&f->waker, f->uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
+        f->waker = NULL;
+        return;
+    }
+    MQTTAsync_setCallbacks(f->waker, f, NULL, waker_msg, NULL);
+    MQTTAsync_setConnected(f->waker, f, waker_connected);
+    co.cleansession = 1;
+    co.keepAliveInterval = 60;
+    co.automaticReconnect = 1;
+    co.username = f->o.transport.username;
+    co.password = f->o.transport.password;
+    if (strncmp(f->uri, "ssl://", 6) == 0 || strncmp(f->uri, "mqtts://", 8) == 0) {
+        ssl.trustStore = f->o.transport.cafile;
+        ssl.keyStore = f->o.transport.certfile;
+        ssl.privateKey = f->o.transport.keyfile;
+        ssl.enableServerCertAuth = !f->o.transport.insecure;
+        ssl.verify = !f->o.transport.insecure;
+        co.ssl = &ssl;
+    }
+    if (MQTTAsync_connect(f->waker, &co) != MQTTASYNC_SUCCESS)
+        return;
+    /* The first client of a process connects at once; make the waker that client, so it
+       is in the poll set before the devices and the backend come. */
+    for (int i = 0; i < 400 && !MQTTAsync_isConnected(f->waker); i++)
+        usleep(5000);
+    atomic_store(&f->waker_stop, false);
+    f->waker_running = pthread_create(&f->waker_th, NULL, waker_thread, f) == 0;
+}
+
+static void waker_stop(struct fleet *f)
+{
+    if (f->waker_running) {
+        atomic_store(&f->waker_stop, true);
+        pthread_join(f->waker_th, NULL);
+        f->waker_running = false;
+    }
+    if (f->waker) {
+        MQTTAsync_disconnect(f->waker, NULL);
+        MQTTAsync_destroy(&f->waker);
+        f->waker = NULL;
+    }
+}
+
 /* ------------------------------------------------------------------ create */
 
 static char *dup_or_null(const char *s)
@@ -586,6 +692,7 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
         if ((rc = sim_loop_start_thread(fl->loop)) != SIM_OK)
             goto fail;
     }
+    waker_start(f);
     for (int k = 0; k < f->n_devs; k++) {
         struct fleet_dev *d = &f->devs[k];
         struct fleet_loop *fl = &f->loops[k % f->n_loops];
@@ -647,22 +754,25 @@ int fleet_start_some(struct fleet *f, int count)
 {
     int n = 0;
 
-    if (f->started == 0)
+    int started = atomic_load(&f->started);
+
+    if (started == 0)
         f->start_ms = sim_clock_ms();
-    /* round-robin over loops so every thread gets work from the first second */
-    while (n < count && f->started < f->n_devs) {
-        struct fleet_dev *d = &f->devs[f->started];
+    /* devices alternate between loops, so every thread gets work from the first second */
+    while (n < count && started < f->n_devs) {
+        struct fleet_dev *d = &f->devs[started];
         if (sim_loop_post(d->fl->loop, start_on_owner, d) != SIM_OK)
             break;
-        f->started++;
+        started++;
         n++;
     }
+    atomic_store(&f->started, started);
     return n;
 }
 
-int fleet_unstarted(const struct fleet *f)
+int fleet_unstarted(struct fleet *f)
 {
-    return f->n_devs - f->started;
+    return f->n_devs - atomic_load(&f->started);
 }
 
 void fleet_figures(struct fleet *f, struct fleet_figures *out)
@@ -677,7 +787,7 @@ void fleet_figures(struct fleet *f, struct fleet_figures *out)
     }
     out->devices = (uint64_t)f->n_devs;
     out->created = (uint64_t)atomic_load(&f->created);
-    out->started = (uint64_t)f->started;
+    out->started = (uint64_t)atomic_load(&f->started);
     out->connected = (uint64_t)atomic_load(&f->connected);
     out->ever_connected = (uint64_t)atomic_load(&f->ever_connected);
     uint64_t all = atomic_load(&f->all_connected_ms);
@@ -716,6 +826,7 @@ void fleet_stop(struct fleet *f)
 {
     pthread_t *th = calloc((size_t)f->n_loops, sizeof(*th));
 
+    waker_stop(f);
     for (int i = 0; i < f->n_loops; i++) {
         if (!f->loops[i].loop)
             continue;
@@ -754,6 +865,7 @@ void fleet_free(struct fleet *f)
 
     if (!f)
         return;
+    waker_stop(f);
     th = calloc((size_t)(f->n_loops ? f->n_loops : 1), sizeof(*th));
     for (int i = 0; f->loops && i < f->n_loops; i++)
         if (f->loops[i].loop)

@@ -93,7 +93,7 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out);
 int fleet_start_some(struct fleet *f, int count);
 
 /** Devices not started yet. */
-int fleet_unstarted(const struct fleet *f);
+int fleet_unstarted(struct fleet *f);
 
 /** Sum the figures (any time after create). */
 void fleet_figures(struct fleet *f, struct fleet_figures *out);

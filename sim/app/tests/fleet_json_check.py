@@ -2,6 +2,7 @@
 """fleet_json_check.py - check fields of a `scansim run --json` report.
 
 usage: fleet_json_check.py FILE FIELD=VALUE | FIELD>=VALUE | FIELD>VALUE ...
+VALUE may be @OTHER.FIELD to compare with another field of the report.
 Numbers compare as numbers, `null` matches JSON null. Exit 0 if all hold, 1 otherwise
 (printing every failed check and the report), 2 if the file is missing or not JSON.
 """
@@ -35,8 +36,8 @@ def main():
             return 2
         path, op, want = m.groups()
         val = lookup(rep, path)
-        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", want) and want not in ("null", "true", "false"):
-            want = repr(lookup(rep, want))  # another field of the report
+        if want.startswith("@"):
+            want = repr(lookup(rep, want[1:]))  # another field of the report
         if want == "null":
             ok = val is None if op == "=" else False
         elif not isinstance(val, (int, float)) or isinstance(val, bool):

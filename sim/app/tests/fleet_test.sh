@@ -42,7 +42,7 @@ basic)
     [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
     $CHECK "$T/r.json" devices_requested=20 devices_connected=20 items_published=100 \
         items_registered=100 items_lost=0 duplicate_registrations=0 latency_ms.p50\>0 \
-        latency_ms.max\>=latency_ms.p50 peak_rss_kib\>0 exit_code=0 || fail "report"
+        latency_ms.max\>=@latency_ms.p50 peak_rss_kib\>0 exit_code=0 || fail "report"
     grep -q "items lost *0" "$T/run.out" || fail "no summary table on stdout"
     ;;
 workers)
