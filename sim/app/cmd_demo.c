@@ -326,7 +326,7 @@ static void demo__prompt_key(struct demo *d, int ch)
     } else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
         if (n)
             d->view.prompt[n - 1] = '\0';
-    } else if (ch < 256 && ch >= 0 && strchr("0123456789abcdefABCDEF", ch) && ch) {
+    } else if (ch > 0 && ch < 256 && strchr("0123456789abcdefABCDEF", ch)) {
         if (n < DEMO_TAG_HEX_MAX) {
             d->view.prompt[n] = (char)(ch >= 'a' ? ch - 32 : ch);
             d->view.prompt[n + 1] = '\0';
