@@ -1161,6 +1161,21 @@ static void teardown(struct runner *r)
 
 /* ================================================================ entry point */
 
+struct backend_start {
+    struct hx_backend *b;
+    int rc;
+    char err[512];
+};
+
+static void *backend_start_main(void *arg)
+{
+    struct backend_start *bs = arg;
+    bs->rc = hx_backend_start(bs->b);
+    if (bs->rc != 0) /* the words are thread-local: copy them here */
+        snprintf(bs->err, sizeof bs->err, "%s", hx_backend_last_error());
+    return NULL;
+}
+
 int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
                   struct hx_runner_result *out)
 {
@@ -1256,12 +1271,26 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bo.db_path = r->ledger_path;
     bo.username = h_user;
     bo.password = h_pw;
-    if ((rc = hx_backend_create(&bo, &r->backend)) != 0 || (rc = hx_backend_start(r->backend)) != 0) {
-        snprintf(err, sizeof err, "the backend role did not start: %s", hx_backend_last_error());
+    if ((rc = hx_backend_create(&bo, &r->backend)) != 0) {
+        snprintf(err, sizeof err, "the backend role could not be made: %s", hx_backend_last_error());
         goto fail;
     }
-    if ((rc = setup_devices(r, err, sizeof err)) != 0)
+    /* The backend connects while the devices power on (each connect takes Paho a second or
+       two); it is subscribed before time zero, and nothing registers before time zero. */
+    struct backend_start bs = {r->backend, 0, ""};
+    pthread_t bt;
+    bool bt_started = pthread_create(&bt, NULL, backend_start_main, &bs) == 0;
+    if (!bt_started)
+        backend_start_main(&bs);
+    rc = setup_devices(r, err, sizeof err);
+    if (bt_started)
+        pthread_join(bt, NULL);
+    if (rc != 0)
         goto fail;
+    if ((rc = bs.rc) != 0) {
+        snprintf(err, sizeof err, "the backend role did not start: %s", bs.err);
+        goto fail;
+    }
     char info[256];
     snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", hx_broker_uri(r->broker),
              r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
