@@ -35,6 +35,7 @@ const char scansim_cmd_run_summary[] =
     "run N simulated scanners against a broker, check every item registered once";
 
 #define CMD "run"
+#define RUN_PER_WORKER 1000 /* devices per worker process with --workers auto */
 
 struct run_opts {
     struct sim_cli_common c;
@@ -73,8 +74,10 @@ static const char run_help[] =
     "  --id-start N            number of the first device (default 1), so several machines\n"
     "                          or runs never collide\n"
     "  --threads N             event-loop threads owning the devices (default: one per core)\n"
-    "  --workers K             split the fleet over K processes (Paho serves about 1,000\n"
-    "                          clients a process well); the backend runs in this one\n"
+    "  --workers K|auto        split the fleet over K processes; the backend runs in this\n"
+    "                          one. Paho serves every client of a process from one thread,\n"
+    "                          and its cost per message grows with the clients, so auto\n"
+    "                          (the default) starts one worker per 1,000 devices\n"
     "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
     "  --connect-rate N/s      power on at most N devices a second (default 2000/s)\n"
     "  --connect-timeout DUR   give up waiting for connections after DUR (default 60s);\n"
@@ -92,8 +95,8 @@ static const char run_help[] =
     "  --duration DUR          stop publishing after DUR (e.g. 60s, 5m)\n"
     "  --grace DUR             after publishing, wait this long without progress for the\n"
     "                          last registrations before counting the rest lost (default 10s)\n"
-    "  --window N              unfinished items per device (1..16, default 8; the device\n"
-    "                          queues 16 and refuses more)\n"
+    "  --window N              unfinished items per device (1..16, default 2; the device\n"
+    "                          queues 16 and refuses more; more only adds latency)\n"
     "  --db FILE               keep the SQLite ledger in FILE (default: in memory)\n"
     "  --no-backend            do not publish items: your own backend drives the devices;\n"
     "                          no ledger figures, devices still count what they did\n"
@@ -210,10 +213,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
     o->grace_ms = 10000;
     o->id_prefix = "scanner-";
     o->id_start = 1;
-    o->workers = 1;
+    o->workers = 0; /* auto */
     o->connect_rate = 2000;
     o->connect_timeout_ms = 60000;
-    o->window = 8;
+    o->window = 2;
     o->shard = -1;
     optind = 1;
     opterr = 0;
@@ -264,7 +267,9 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
                 return -1;
             break;
         case 0x2008:
-            if (sim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
+            if (strcmp(optarg, "auto") == 0)
+                o->workers = 0;
+            else if (sim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
                 return -1;
             break;
         case 0x2009:
@@ -342,7 +347,11 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
     }
     if (sim_cli_common_check(CMD, &o->c) != 0)
         return -1;
-    if (o->workers > o->devices) {
+    if (o->workers == 0) /* auto: about 1,000 clients a process, as Paho's maintainers advise */
+        o->workers = o->devices <= RUN_PER_WORKER ? 1 : (o->devices + RUN_PER_WORKER - 1) / RUN_PER_WORKER;
+    if (o->workers > 256)
+        o->workers = 256;
+    if (o->workers > o->devices && o->shard < 0) {
         sim_cli_error(CMD, "--workers %ld is more than --devices %ld: use at most one worker per device",
                       o->workers, o->devices);
         return -1;
@@ -927,7 +936,7 @@ int scansim_cmd_run(int argc, char **argv)
 
     /* phase 3: stop the devices (clean power-off), then settle the ledger */
     if (c.workers)
-        fleet_workers_stop(c.workers, 120000);
+        fleet_workers_stop(c.workers, 60000);
     else if (c.fleet)
         fleet_stop(c.fleet);
     if (o.c.verbose)

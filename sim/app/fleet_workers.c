@@ -57,12 +57,13 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
     }
     for (int i = 0; i < k; i++) {
         int share = devices / k + (i < devices % k ? 1 : 0);
-        char ndev[24], nid[24], nshard[24];
+        char ndev[24], nid[24], nshard[24], nwork[24];
         int p[2], a = 0;
 
         snprintf(ndev, sizeof(ndev), "%d", share);
         snprintf(nid, sizeof(nid), "%ld", next_id);
         snprintf(nshard, sizeof(nshard), "%d", i);
+        snprintf(nwork, sizeof(nwork), "%d", k);
         next_id += share;
         argv[a++] = "scansim";
         argv[a++] = "run";
@@ -74,6 +75,8 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         argv[a++] = nid;
         argv[a++] = "--broker";
         argv[a++] = (char *)uri;
+        argv[a++] = "--workers"; /* the shard splits --connect-rate and the cores by K */
+        argv[a++] = nwork;
         argv[a++] = "--shard";
         argv[a++] = nshard;
         argv[a] = NULL;
