@@ -33,17 +33,24 @@ tmp=$(mktemp -d /tmp/scansim-demo-test-XXXXXX)
 sock="scansim-demo-$$"
 T() { tmux -u -L "$sock" "$@"; }
 sub_pid=
+mosq_pid=
+# Whatever happens, the tmux server, mosquitto_sub, the test's mosquitto and the folder go.
 cleanup() {
-    [[ -n $sub_pid ]] && kill "$sub_pid" 2>/dev/null
-    [[ -n $mosq_pid ]] && kill "$mosq_pid" 2>/dev/null
+    [[ -n ${sub_pid:-} ]] && kill "$sub_pid" 2>/dev/null
+    [[ -n ${mosq_pid:-} ]] && kill "$mosq_pid" 2>/dev/null
     T kill-server 2>/dev/null
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock" # tmux leaves the socket file behind
     rm -rf "$tmp"
 }
 trap cleanup EXIT
 
 # A session that lives for the whole run, so killing the demo's session never takes the
 # server down while the next one starts.
-T new-session -d -s keep "exec sleep 600" || { echo "FAIL: tmux could not start a server"; exit 1; }
+if ! T new-session -d -s keep "exec sleep 600" 2> "$tmp/tmux.err"; then
+    sleep 0.5 # one retry: a server of a finished run may still be going away
+    T new-session -d -s keep "exec sleep 600" 2>> "$tmp/tmux.err" ||
+        { echo "FAIL: tmux could not start a server: $(cat "$tmp/tmux.err")"; exit 1; }
+fi
 
 cap() { T capture-pane -p -t demo; }
 fail() {
@@ -86,7 +93,8 @@ launch_demo() {
     T new-session -d -s demo -x 160 -y 50 \
         "env LANG=$loc LC_ALL=$loc sh -c 'trap \"\" INT; stty -g > $tmp/stty.before; \
          $bin demo $args 2> $tmp/stderr.txt; echo \$? > $tmp/rc; stty -g > $tmp/stty.after; \
-         echo DEMO-ENDED; exec sleep 600'" || fail "tmux could not start a session"
+         echo DEMO-ENDED; exec sleep 600'" 2> "$tmp/tmux.err" ||
+        fail "tmux could not start a session: $(cat "$tmp/tmux.err")"
 }
 start_demo() { # start_demo ARGS...: launch and wait until the device is online
     launch_demo "$@"
@@ -217,7 +225,6 @@ fi
 
 # start_mosquitto [CONFIG LINES...]: a mosquitto of the test's own on a free port ($port),
 # with the extra config lines after the listener; stopped at exit.
-mosq_pid=
 start_mosquitto() {
     local mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
     for try in 1 2 3 4 5; do
