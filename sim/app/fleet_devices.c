@@ -88,6 +88,7 @@ struct fleet {
     atomic_int connected, ever_connected, created;
     atomic_uint_fast64_t all_connected_ms; /* 0 until every device connected once */
     uint64_t start_ms;                /* first start */
+    uint64_t stopped_ms;              /* fleet_stop returned (0 = not stopped) */
     pthread_mutex_t words_mu;
     char last_failure[160];
     /* the waker (see waker_thread) */
@@ -97,6 +98,10 @@ struct fleet {
     atomic_bool waker_stop;
     char waker_topic[96];
 };
+
+/* After a clean power-off, how long Paho gets to send "offline" and DISCONNECT before
+   the handles are dropped: its disconnect time-out (1 s, sim/transport.h) and a margin. */
+#define FLEET_DRAIN_MS 1500
 
 #define LOOP_OF(t) ((struct fleet_loop *)((char *)(t) - offsetof(struct fleet_loop, op_target)))
 
@@ -840,6 +845,7 @@ void fleet_stop(struct fleet *f)
         if (th[i])
             pthread_join(th[i], NULL);
     free(th);
+    f->stopped_ms = sim_clock_ms();
 }
 
 static void close_on_owner(void *arg)
@@ -847,11 +853,26 @@ static void close_on_owner(void *arg)
     ((struct fleet_loop *)arg)->closing = true;
 }
 
+/* Drop every Paho handle of one loop at once (owner thread). The devices were powered off
+   cleanly before (fleet_stop) and had FLEET_DRAIN_MS to get "offline" and DISCONNECT on the
+   wire. Destroying a transport whose clean disconnect Paho never confirmed waits up to 3 s
+   for it (sim_transport_destroy); with thousands of devices a few such waits add up to
+   minutes, so the handles go the power-cut way, which does not wait. */
+static void cut_on_owner(void *arg)
+{
+    struct fleet_loop *fl = arg;
+
+    for (size_t k = 0; k < fl->n_devs; k++)
+        if (fl->devs[k]->dev)
+            (void)sim_device_power_cut(fl->devs[k]->dev);
+}
+
 /* Destroy one loop's devices (its own thread, so loops tear down in parallel). */
 static void *destroy_thread(void *arg)
 {
     struct fleet_loop *fl = arg;
 
+    sim_loop_call(fl->loop, cut_on_owner, fl);
     for (size_t k = 0; k < fl->n_devs; k++) {
         sim_device_destroy(fl->devs[k]->dev);
         fl->devs[k]->dev = NULL;
@@ -866,6 +887,11 @@ void fleet_free(struct fleet *f)
     if (!f)
         return;
     waker_stop(f);
+    if (f->stopped_ms) { /* let Paho finish the clean disconnects fleet_stop started */
+        uint64_t since = sim_clock_ms() - f->stopped_ms;
+        if (since < FLEET_DRAIN_MS)
+            usleep((useconds_t)(FLEET_DRAIN_MS - since) * 1000u);
+    }
     th = calloc((size_t)(f->n_loops ? f->n_loops : 1), sizeof(*th));
     for (int i = 0; f->loops && i < f->n_loops; i++)
         if (f->loops[i].loop)
