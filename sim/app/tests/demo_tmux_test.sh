@@ -128,11 +128,23 @@ if [[ $mode == signals ]]; then
     expect_restored 0
     grep -q "powered off cleanly" <(cap) || fail "no power-off summary after SIGTERM"
     T kill-session -t demo
-    # Ctrl-C: SIGINT from the terminal, the same clean power-off.
-    start_demo --no-backend --seed 5 --flash "$tmp/flash"
+    # Ctrl-C: SIGINT from the terminal, the same clean power-off: the device itself says
+    # "offline" before it disconnects (the embedded broker has its own process group, so
+    # the Ctrl-C does not reach it).
+    start_demo --no-backend --seed 5 --flash "$tmp/flash" --broker-log "$tmp/broker.log"
+    stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -v -t 'scanners/scanner-1/status' \
+        > "$tmp/status.txt" 2>&1 &
+    sub_pid=$!
+    wait_file "$tmp/status.txt" '^scanners/scanner-1/status online' 10
     key C-c
     expect_restored 0
     grep -q "powered off cleanly" <(cap) || fail "no power-off summary after Ctrl-C"
+    wait_file "$tmp/status.txt" '^scanners/scanner-1/status offline' 10
+    # The broker saw a DISCONNECT (a Will would say the same "offline" to subscribers).
+    wait_file "$tmp/broker.log" 'Client scanner-1 disconnected\.' 5
+    ! grep -qE 'scanner-1 closed its connection|error on client scanner-1' "$tmp/broker.log" ||
+        fail "the broker saw scanner-1 vanish without DISCONNECT: $(grep scanner-1 "$tmp/broker.log")"
+    echo "ok: Ctrl-C -> retained offline published by the device, then DISCONNECT (broker log)"
     T kill-session -t demo
     # SIGSEGV, as a crash of the firmware under test would raise: the terminal comes back
     # and the process still dies of the signal (or of the sanitizer's report).
