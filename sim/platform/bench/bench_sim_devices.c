@@ -2,12 +2,13 @@
  * bench_sim_devices.c - figures for many simulated devices in one process: memory per
  * device (RSS), time to connect them all, and the CPU that ticking them costs.
  *
- *   sim_bench_devices [-n DEVICES] [-l LOOPS] [-t IDLE_SECONDS] [-u URI]
+ *   sim_bench_devices [-n DEVICES] [-l LOOPS] [-t IDLE_SECONDS] [-u URI] [-c CONNECT_LIMIT]
  *
  * Starts a private mosquitto (hx_broker) unless -u names a broker, creates the devices on
  * LOOPS loop threads (default: one per core), powers them on, waits until all are online,
  * lets them idle (50 ms ticks), and prints the figures. Not a test: nothing is asserted.
  */
+#include <dirent.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,44 @@ static long rss_kib(void)
     return rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+/* CPU seconds of each thread of this process (to tell the loops from Paho's threads). */
+static void thread_cpu(double *out, char names[][16], int *count, int cap)
+{
+    char path[300], buf[512];
+    long tck = sysconf(_SC_CLK_TCK);
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    int n = 0;
+
+    while (d && n < cap && (e = readdir(d))) {
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/task/%s/stat", e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(buf, sizeof(buf), f)) {
+            char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+            unsigned long ut = 0, st = 0;
+            if (l && r) {
+                size_t len = (size_t)(r - l - 1) < 15 ? (size_t)(r - l - 1) : 15;
+                memcpy(names[n], l + 1, len);
+                names[n][len] = '\0';
+                /* after ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt
+                   cmajflt utime stime */
+                if (sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                           &st) == 2)
+                    out[n++] = (double)(ut + st) / (double)tck;
+            }
+        }
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    *count = n;
+}
+
 static double cpu_s(void)
 {
     struct rusage ru;
@@ -68,12 +107,14 @@ int main(int argc, char **argv)
     double c0, c1;
     int rc = 1;
 
-    while ((opt = getopt(argc, argv, "n:l:t:u:")) != -1) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    while ((opt = getopt(argc, argv, "n:l:t:u:c:")) != -1) {
         switch (opt) {
         case 'n': n = atoi(optarg); break;
         case 'l': loops = atoi(optarg); break;
         case 't': idle_s = atoi(optarg); break;
         case 'u': uri = optarg; break;
+        case 'c': sim_transport_set_connect_limit(atoi(optarg)); break;
         default:
             fprintf(stderr, "usage: %s [-n devices] [-l loops] [-t idle_s] [-u uri]\n", argv[0]);
             return 2;
@@ -120,6 +161,8 @@ int main(int argc, char **argv)
     t0 = sim_clock_ms();
     for (int i = 0; i < n; i++)
         sim_device_start(dev[i]);
+    printf("start calls done after %.2f s, %d online so far\n",
+           (double)(sim_clock_ms() - t0) / 1000.0, atomic_load(&online_count));
     while (atomic_load(&online_count) < n && sim_clock_ms() - t0 < 120000)
         usleep(20000);
     t1 = sim_clock_ms();
@@ -134,11 +177,20 @@ int main(int argc, char **argv)
     struct sim_loop_stats before[64], after[64];
     for (int i = 0; i < loops && i < 64; i++)
         sim_loop_stats(lp[i], &before[i]);
+    double tc0[64], tc1[64];
+    char tn0[64][16], tn1[64][16];
+    int nt0 = 0, nt1 = 0;
+    thread_cpu(tc0, tn0, &nt0, 64);
     c0 = cpu_s();
     t0 = sim_clock_ms();
     sleep((unsigned)idle_s);
     t1 = sim_clock_ms();
     c1 = cpu_s();
+    thread_cpu(tc1, tn1, &nt1, 64);
+    for (int i = 0; i < nt1 && i < nt0; i++)
+        if (tc1[i] - tc0[i] > 0.005)
+            printf("  thread %-15s %.1f %% of a core\n", tn1[i],
+                   100.0 * (tc1[i] - tc0[i]) / ((double)(t1 - t0) / 1000.0));
     rss3 = rss_kib();
     for (int i = 0; i < loops && i < 64; i++) {
         sim_loop_stats(lp[i], &after[i]);
@@ -161,9 +213,11 @@ out:
     for (int i = 0; i < n; i++)
         if (dev[i])
             sim_device_stop(dev[i]);
+    printf("stop all: %.2f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
+    t0 = sim_clock_ms();
     for (int i = 0; i < n; i++)
         sim_device_destroy(dev[i]);
-    printf("stop + destroy all: %.2f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
+    printf("destroy all: %.2f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
     for (int i = 0; i < loops; i++)
         sim_loop_free(lp[i]);
     free(dev);

@@ -219,8 +219,10 @@ static void dev_on_tick(struct sim_loop_target *t, uint64_t now_ms)
 {
     struct sim_device *dev = DEV_OF(t);
 
-    if (dev->powered)
+    if (dev->powered) {
+        sim_transport_poll(dev->transport); /* a connect waiting for a throttle slot */
         fw_device_tick(&dev->fw, now_ms);
+    }
 }
 
 /* ------------------------------------------------------------------ create / destroy */

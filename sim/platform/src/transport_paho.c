@@ -9,6 +9,13 @@
  * Per-device memory is kept small (the fleet runs 10,000 devices in one process): the
  * handle, a few flags and copies of the option strings; no buffers.
  *
+ * Connect throttle: Paho keeps one command queue for all clients of the process and scans
+ * it per command, so thousands of simultaneous connects (each followed by subscribes and a
+ * publish) make it quadratic: measured 10,000 devices reaching only 2,500 online after
+ * 120 s. At most `connect_limit` connects are therefore outstanding in the process; the
+ * others wait in their transport (a small malloc'ed copy of the parameters) and are issued
+ * from sim_transport_poll(), which the device calls on every tick.
+ *
  * Published tokens: the response options of MQTTAsync_sendMessage carry onSuccess
  * (3.1.1) or onSuccess5 (MQTT 5) with the transport as context; response->token is the
  * token MQTTAsync_sendMessage returned, which we hand the firmware. One mechanism for
@@ -38,7 +45,42 @@ struct sim_transport {
     bool connected;                 /* owner's view, from handled events */
     atomic_uint generation;         /* stamped on events; bumped by a power cut */
     atomic_bool disconnecting;      /* a clean disconnect is in progress */
+    atomic_bool connect_outstanding;/* counted in g_connects_in_flight until its outcome */
+    struct pending_connect *pending;/* waiting for a throttle slot, or NULL */
 };
+
+/* A connect waiting for a slot: the firmware's parameters, copied (they are borrowed). */
+struct pending_connect {
+    bool clean_session;
+    bool will_retain;
+    uint16_t keepalive_s;
+    int will_qos;
+    size_t will_len;
+    char *will_topic;   /* NULL = no will */
+    char will_payload[]; /* will_len bytes */
+};
+
+/* Process-wide: connects issued to Paho and not yet answered, and the cap. */
+static atomic_int g_connects_in_flight;
+static atomic_int g_connect_limit = 64;
+
+void sim_transport_set_connect_limit(int limit)
+{
+    atomic_store(&g_connect_limit, limit > 0 ? limit : 1);
+}
+
+int sim_transport_connects_in_flight(void)
+{
+    return atomic_load(&g_connects_in_flight);
+}
+
+/* The outcome of an issued connect arrived, or it never will (destroyed): free the slot
+   exactly once. Safe on Paho's threads. */
+static void release_slot(struct sim_transport *t)
+{
+    if (atomic_exchange(&t->connect_outstanding, false))
+        atomic_fetch_sub(&g_connects_in_flight, 1);
+}
 
 void sim_transport_opts_defaults(struct sim_transport_opts *opts)
 {
@@ -158,6 +200,7 @@ static void push(struct sim_transport *t, struct sim_event *ev)
 
 static void on_connected_common(struct sim_transport *t, bool session_present)
 {
+    release_slot(t);
     struct sim_event *ev = sim_event_new(SIM_EV_CONNECTED, t->target, NULL, NULL, 0, NULL);
 
     if (ev)
@@ -170,6 +213,7 @@ static void on_connect_failed_common(struct sim_transport *t, int code, const ch
     char words[FW_LOG_MAX];
     struct sim_event *ev;
 
+    release_slot(t);
     sim_transport_describe_failure(words, sizeof(words), t->uri, code, msg);
     ev = sim_event_new(SIM_EV_CONNECT_FAILED, t->target, NULL, NULL, 0, words);
     if (ev)
@@ -339,6 +383,7 @@ int sim_transport_create(const struct sim_transport_opts *opts, const char *clie
     t->insecure = opts->insecure;
     atomic_init(&t->generation, 0);
     atomic_init(&t->disconnecting, false);
+    atomic_init(&t->connect_outstanding, false);
     t->uri = dup_or_null(opts->uri, &ok);
     t->client_id = dup_or_null(client_id, &ok);
     t->username = dup_or_null(opts->username, &ok);
@@ -398,6 +443,8 @@ void sim_transport_destroy(struct sim_transport *t)
         wait_disconnect(t, 3000);
         MQTTAsync_destroy(&t->client);
     }
+    release_slot(t); /* no callback comes after MQTTAsync_destroy */
+    free(t->pending);
     free(t->uri);
     free(t->client_id);
     free(t->username);
@@ -414,7 +461,8 @@ void sim_transport_destroy(struct sim_transport *t)
     free(t);
 }
 
-int sim_transport_connect(struct sim_transport *t, const struct fw_connect_params *p)
+/* Hand a connect to Paho now (a throttle slot is ours). */
+static int issue_connect(struct sim_transport *t, const struct fw_connect_params *p)
 {
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
@@ -425,13 +473,8 @@ int sim_transport_connect(struct sim_transport *t, const struct fw_connect_param
     MQTTProperty prop;
     int rc;
 
-    if (!t || !p)
-        return FW_ERR_INVAL;
-    /* Paho silently drops a connect issued while its clean disconnect is still running
-       (seen with 1.3.12: no callback at all). A disconnect only precedes a connect when a
-       device is powered on again right after a stop, so a short bounded wait here is
-       cheaper than queueing the connect. */
-    wait_disconnect(t, 3000);
+    atomic_fetch_add(&g_connects_in_flight, 1);
+    atomic_store(&t->connect_outstanding, true);
     rc = ensure_client(t);
     if (rc != MQTTASYNC_SUCCESS)
         goto refused;
@@ -492,6 +535,64 @@ refused:
     return FW_OK;
 }
 
+int sim_transport_connect(struct sim_transport *t, const struct fw_connect_params *p)
+{
+    struct pending_connect *pc;
+    size_t tlen;
+
+    if (!t || !p)
+        return FW_ERR_INVAL;
+    /* Paho silently drops a connect issued while its clean disconnect is still running
+       (seen with 1.3.12: no callback at all). A disconnect only precedes a connect when a
+       device is powered on again right after a stop, so a short bounded wait here is
+       cheaper than queueing the connect. */
+    wait_disconnect(t, 3000);
+    free(t->pending); /* a newer request replaces a waiting one */
+    t->pending = NULL;
+    if (atomic_load(&g_connects_in_flight) < atomic_load(&g_connect_limit))
+        return issue_connect(t, p);
+    tlen = p->will_topic ? strlen(p->will_topic) + 1 : 0;
+    pc = malloc(sizeof(*pc) + p->will_len + tlen);
+    if (!pc)
+        return FW_ERR_IO;
+    pc->clean_session = p->clean_session;
+    pc->keepalive_s = p->keepalive_s;
+    pc->will_qos = p->will_qos;
+    pc->will_retain = p->will_retain;
+    pc->will_len = p->will_topic ? p->will_len : 0;
+    if (pc->will_len)
+        memcpy(pc->will_payload, p->will_payload, pc->will_len);
+    pc->will_topic = NULL;
+    if (tlen) {
+        pc->will_topic = pc->will_payload + pc->will_len;
+        memcpy(pc->will_topic, p->will_topic, tlen);
+    }
+    t->pending = pc;
+    return FW_OK;
+}
+
+void sim_transport_poll(struct sim_transport *t)
+{
+    struct fw_connect_params p;
+    struct pending_connect *pc = t->pending;
+
+    if (!pc || atomic_load(&g_connects_in_flight) >= atomic_load(&g_connect_limit))
+        return;
+    t->pending = NULL;
+    p = (struct fw_connect_params){
+        .client_id = t->client_id,
+        .clean_session = pc->clean_session,
+        .keepalive_s = pc->keepalive_s,
+        .will_topic = pc->will_topic,
+        .will_payload = pc->will_payload,
+        .will_len = pc->will_len,
+        .will_qos = pc->will_qos,
+        .will_retain = pc->will_retain,
+    };
+    (void)issue_connect(t, &p);
+    free(pc);
+}
+
 int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
                           uint32_t *token)
 {
@@ -550,7 +651,11 @@ void sim_transport_disconnect(struct sim_transport *t)
     MQTTAsync_disconnectOptions d5 = MQTTAsync_disconnectOptions_initializer5;
     MQTTAsync_disconnectOptions *o;
 
-    if (!t || !t->client)
+    if (!t)
+        return;
+    free(t->pending); /* a connect still waiting for a slot is simply not made */
+    t->pending = NULL;
+    if (!t->client)
         return;
     t->connected = false;
     if (t->mqtt_version == 5) {
@@ -571,11 +676,16 @@ void sim_transport_disconnect(struct sim_transport *t)
 
 void sim_transport_power_cut(struct sim_transport *t)
 {
-    if (!t || !t->client)
+    if (!t)
+        return;
+    free(t->pending);
+    t->pending = NULL;
+    if (!t->client)
         return;
     /* Events already queued belong to the old connection: the owner drops them. */
     atomic_fetch_add(&t->generation, 1);
     MQTTAsync_destroy(&t->client);
+    release_slot(t);
     t->client = NULL;
     t->connected = false;
     atomic_store(&t->disconnecting, false);

@@ -98,6 +98,23 @@ void sim_transport_disconnect(struct sim_transport *t);
 /* ---- extras ---- */
 
 /**
+ * Issue a connect that waits for a throttle slot, if a slot is free (owner thread; the
+ * device calls it on every tick). See sim_transport_set_connect_limit.
+ */
+void sim_transport_poll(struct sim_transport *t);
+
+/**
+ * Cap the connects outstanding in the whole process (issued to Paho, no CONNACK or failure
+ * yet); default 64. Paho scans one process-wide command queue per command, so thousands of
+ * simultaneous connects go quadratic; beyond the cap net_connect keeps the request (a small
+ * copy of the parameters) and sim_transport_poll issues it when a slot frees. Any thread.
+ */
+void sim_transport_set_connect_limit(int limit);
+
+/** Connects outstanding in the process right now (for figures and tests). Any thread. */
+int sim_transport_connects_in_flight(void);
+
+/**
  * "Power cut": destroy the Paho client without calling MQTTAsync_disconnect, forget the
  * session held in Paho's memory, and create a fresh handle at the next connect. No event
  * follows. What the broker sees, measured with Paho 1.3.12 (see tests/test_transport.c):
