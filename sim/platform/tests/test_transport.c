@@ -328,6 +328,73 @@ START_TEST(a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no
 }
 END_TEST
 
+/* Three transports, room for one connect at a time: each waits its turn (issued from
+   sim_transport_poll on the tick), the cap is never exceeded, and all get connected. */
+struct polled {
+    struct rec r;
+    int max_seen;
+};
+
+static void polled_tick(struct sim_loop_target *t, uint64_t now)
+{
+    struct polled *p = (struct polled *)t;
+    int n = sim_transport_connects_in_flight();
+    (void)now;
+    sim_transport_poll(p->r.tr);
+    if (n > p->max_seen)
+        p->max_seen = n;
+}
+
+START_TEST(the_connect_throttle_holds_connects_beyond_the_limit_and_issues_them_in_turn)
+{
+    struct hx_broker *b;
+    struct sim_loop_opts lo;
+    struct sim_loop *loop;
+    struct sim_transport_opts o;
+    struct polled p[3];
+    int total = 0, max_seen = 0;
+    uint64_t end;
+
+    ck_assert_msg(hx_broker_start(NULL, &b) == 0, "broker: %s", hx_broker_last_error());
+    sim_loop_opts_defaults(&lo);
+    lo.tick_ms = 10;
+    ck_assert_int_eq(sim_loop_create(&lo, &loop), SIM_OK);
+    sim_transport_set_connect_limit(1);
+    sim_transport_opts_defaults(&o);
+    o.uri = hx_broker_uri(b);
+    memset(p, 0, sizeof(p));
+    for (int i = 0; i < 3; i++) {
+        char id[16];
+        struct fw_connect_params cp;
+        snprintf(id, sizeof(id), "t-throttle-%d", i);
+        cp = params(id, true);
+        p[i].r.t.on_event = rec_event;
+        p[i].r.t.on_tick = polled_tick;
+        ck_assert_int_eq(sim_loop_attach(loop, &p[i].r.t), SIM_OK);
+        ck_assert_int_eq(sim_transport_create(&o, id, loop, &p[i].r.t, &p[i].r.tr), SIM_OK);
+        ck_assert_int_eq(sim_transport_connect(p[i].r.tr, &cp), FW_OK);
+        ck_assert_int_le(sim_transport_connects_in_flight(), 1);
+    }
+    end = now_ms() + WAIT_MS;
+    while (total < 3 && now_ms() < end) {
+        sim_loop_run_once(loop, 20);
+        total = p[0].r.connected + p[1].r.connected + p[2].r.connected;
+    }
+    ck_assert_int_eq(total, 3);
+    for (int i = 0; i < 3; i++)
+        max_seen = p[i].max_seen > max_seen ? p[i].max_seen : max_seen;
+    ck_assert_int_le(max_seen, 1);
+    ck_assert_int_eq(sim_transport_connects_in_flight(), 0);
+    for (int i = 0; i < 3; i++) {
+        sim_transport_destroy(p[i].r.tr);
+        sim_loop_detach(loop, &p[i].r.t);
+    }
+    sim_transport_set_connect_limit(64);
+    sim_loop_free(loop);
+    hx_broker_free(b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_transport");
@@ -344,6 +411,7 @@ int main(void)
     tcase_add_test(tc, mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password);
     tcase_add_test(tc, mqtt5_refused_password_is_described_with_the_reason_code_and_without_the_password);
     tcase_add_test(tc, an_unreachable_broker_is_described_with_its_uri_and_what_to_check);
+    tcase_add_test(tc, the_connect_throttle_holds_connects_beyond_the_limit_and_issues_them_in_turn);
     tcase_add_test(tc, a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
