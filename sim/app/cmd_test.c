@@ -213,6 +213,19 @@ static void collect_result(struct test_case *c, int status, bool killed)
         c->duration_ms = dur;
         c->seed = seed;
         c->passed = strcmp(verdict, "PASS") == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (!c->passed && strcmp(verdict, "PASS") == 0) {
+            /* Every step held, but the process did not end cleanly: a sanitizer report
+               (leak, use after free) on stderr above, or a crash in tear-down. */
+            char why[256];
+            if (WIFSIGNALED(status))
+                snprintf(why, sizeof why, "%s: every step held, but the runner died of signal %d "
+                         "afterwards (see stderr)", c->path, WTERMSIG(status));
+            else
+                snprintf(why, sizeof why, "%s: every step held, but the runner exited with %d "
+                         "(a sanitizer report on stderr?)", c->path, WEXITSTATUS(status));
+            free(c->failure);
+            c->failure = strdup(why);
+        }
     } else {
         char why[256];
         if (killed)
@@ -433,8 +446,11 @@ int scansim_cmd_test(int argc, char **argv)
             }
             if (pid == 0) {
                 int crc = child_run(c, &ro, keep);
+                /* Free what the child inherited, so a leak check sees only its own. */
                 for (size_t i = 0; i < n_paths; i++) {
                     scn_free(cs[i].s);
+                    free(cs[i].failure);
+                    free(cs[i].timeline);
                     free(paths[i]);
                 }
                 free(cs);
