@@ -913,6 +913,9 @@ int scansim_cmd_run(int argc, char **argv)
                         (o.c.layout != SIM_LAYOUT_SEED ||
                          s.fig.registrations_acked >= s.fig.ever_connected * s.published))
                         break; /* everything registered (seed: by every device) */
+                    if (o.c.layout != SIM_LAYOUT_SEED && s.fig.cancels > 0 &&
+                        s.led.registered + s.fig.cancels >= s.published)
+                        break; /* the rest were cancelled by the operators: nothing to wait for */
                     if (now - grace_from >= grace_ms)
                         break; /* no progress for the grace period */
                 }

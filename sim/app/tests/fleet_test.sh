@@ -5,7 +5,7 @@
 # Each case starts what it needs (scansim's embedded mosquitto, or its own mosquitto on a
 # free port), waits for conditions with time-outs (never fixed sleeps), and checks the JSON
 # report with fleet_json_check.py. Cases: basic workers seed nobackend sigint usage
-# unreachable.
+# unreachable operator.
 set -u
 SCANSIM=$1
 CASE=$2
@@ -126,6 +126,16 @@ unreachable)
     rc=$?
     [ $rc -eq 3 ] || fail "exit code $rc with no device connected, expected 3"
     $CHECK "$T/r.json" devices_connected=0 exit_code=3 || fail "report"
+    ;;
+operator)
+    # scripted operators that scan wrong tags, cancel items and look tags up; flash in files
+    "$SCANSIM" run --devices 6 --items 60 --think 0-30ms --wrong-tag-rate 0.3 --cancel-rate 0.2 \
+        --inventory-rate 0.3 --seed 7 --flash "$T/flash" --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "exit code $rc, expected 0 (cancelled items are not lost items)"
+    $CHECK "$T/r.json" items_published=60 items_cancelled\>0 wrong_tags\>0 inventory_queries\>0 \
+        inventory_answers=@inventory_queries items_lost=@items_cancelled duplicate_registrations=0 || fail "report"
+    [ -d "$T/flash/scanner-1" ] && [ -d "$T/flash/scanner-6" ] || fail "no flash folder per device under --flash"
     ;;
 *)
     echo "fleet_test.sh: unknown case '$CASE'" >&2
