@@ -194,6 +194,7 @@ static const char *demo_ui__fit(char *dst, size_t cap, const char *src, int cols
 }
 
 static int demo_ui__cols(const char *s);
+static size_t demo_ui__at_col(const char *s, int col);
 
 /* "label ....... value" in the state panel. */
 static void demo_ui__kv(const struct demo_ui_rect *r, int *row, int attr, const char *label,
@@ -210,12 +211,29 @@ static void demo_ui__kv(const struct demo_ui_rect *r, int *row, int attr, const 
     va_start(ap, fmt);
     vsnprintf(value, sizeof(value), fmt, ap);
     va_end(ap);
-    int pad = inner - 2 - demo_ui__cols(label) - demo_ui__cols(value);
-    if (pad < 1)
-        pad = 1;
+    int avail = inner - 2;
+    int pad = avail - demo_ui__cols(label) - demo_ui__cols(value);
+    if (pad < 1) {
+        /* Too long for one row (a broker URI): the label on its own row, the value
+           right-aligned below it, cut from the left so that its end (the port) stays. */
+        int vcols = demo_ui__cols(value);
+        const char *tail = value;
+        sim_ncurses_text(r->y + *row, r->x + 2, avail, 0, label);
+        if (++*row >= r->h - 1)
+            return;
+        if (vcols > avail) {
+            tail = value + demo_ui__at_col(value, vcols - avail + 1);
+            snprintf(line, sizeof(line), "~%s", tail);
+        } else {
+            snprintf(line, sizeof(line), "%*s%s", avail - vcols, "", value);
+        }
+        sim_ncurses_text(r->y + *row, r->x + 2, avail, attr, line);
+        (*row)++;
+        return;
+    }
     snprintf(line, sizeof(line), "%s%*s", label, pad, "");
-    sim_ncurses_text(r->y + *row, r->x + 2, inner - 2, 0, line);
-    sim_ncurses_text(r->y + *row, r->x + 2 + (int)strlen(line), inner - 2 - (int)strlen(line),
+    sim_ncurses_text(r->y + *row, r->x + 2, avail, 0, line);
+    sim_ncurses_text(r->y + *row, r->x + 2 + (int)strlen(line), avail - (int)strlen(line),
                      attr, value);
     (*row)++;
 }

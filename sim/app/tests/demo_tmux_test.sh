@@ -366,6 +366,7 @@ wait_oled_is_firmware_frame() {
 # ---------------------------------------------------------------- the operator's flow
 start_demo --seed 42 --flash "$tmp/flash" --oled-dump "$tmp/oled.txt"
 wait_for "watch the registrations: mosquitto_sub -h 127.0.0.1 -p $port -t 'item_registered' -v" 5
+wait_for "│ +tcp://127\.0\.0\.1:$port │" 5 # the whole broker URI in the state panel
 echo "ok: online, broker on port $port, the mosquitto_sub line to watch it is on screen"
 stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/inventory/reply' \
     -t 'scanners/scanner-1/status' > "$tmp/sub.txt" 2>&1 &
