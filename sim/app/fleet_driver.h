@@ -1,15 +1,14 @@
 /*
  * fleet_driver.h - the backend role at load: which item goes to which device, and when.
  *
- * Items are numbered k = 0, 1, 2, ... (item id k + 1) and assigned round-robin: item k goes
- * to device k % N in the per-device layout (every device sees every item in the seed
- * layout). A device queues at most FW_PENDING_ITEMS items and refuses the rest (an item
- * refused for a full queue is lost unless re-sent), so the driver keeps at most `window`
- * unfinished items per device: item k is published only when every item before
- * k - window * N is finished (registered, or older than gate_timeout_ms: a cancelled or
- * stuck item must not stall the fleet; it still counts as lost in the ledger).
- * Finished items are found by walking a cursor through the ledger's in-memory item table
- * (hx_backend_item_registrations: a hash look-up), so the cost is O(1) per item.
+ * Items get ids 1, 2, 3, ... and go round-robin to the devices in the per-device layout
+ * (every device sees every item in the seed layout). A device queues at most
+ * FW_PENDING_ITEMS items and refuses the rest (an item refused for a full queue is lost
+ * unless re-sent), so the driver keeps at most `window` unfinished items per device and
+ * skips a device whose window is full. An item is finished when the ledger has its
+ * registration (hx_backend_item_registrations: an in-memory hash look-up), or, for the
+ * window only, after gate_timeout_ms (cancelled by the operator, lost, very late: the
+ * ledger still counts it). O(1) work per item; one slow item never holds up the others.
  *
  * One thread (the caller's) drives it. The backend is borrowed.
  */
