@@ -78,7 +78,30 @@ check "the summary line" grep -qx "0 passed, 1 failed" "$work/fail.out"
 check "JUnit testcase with a failure" grep -q '<failure message="' "$work/junit.xml"
 check "JUnit names the scenario" grep -q 'name="must_fail"' "$work/junit.xml"
 
-# 4. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
+# 4. Replay: the same seed draws the same random devices; the seed is printed.
+cat >"$work/replay.scn" <<'SCN'
+scenario replay
+seed 3
+timeout 20s
+
+group fleet of 12 devices
+  operator manual
+
+at 0s power off random 3 devices
+after 0ms power on all devices
+expect no will for all devices
+SCN
+for run in a b; do
+    "$scansim" test "$work/replay.scn" --seed 77 --keep "$work/replay-$run" >/dev/null 2>&1
+done
+"$scansim" test "$work/replay.scn" --keep "$work/replay-c" >/dev/null 2>&1
+drew() { grep -o "drew .*" "$work/replay-$1/replay/timeline.txt"; }
+check "a random selector drew devices" test -n "$(drew a)"
+check "the same --seed draws the same devices" test "$(drew a)" = "$(drew b)"
+check "the timeline names the seed used" grep -q "seed 77" "$work/replay-a/replay/timeline.txt"
+check "without --seed the file's seed is used" grep -q "seed 3" "$work/replay-c/replay/timeline.txt"
+
+# 5. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
 cat >"$work/capture.scn" <<'SCN'
 scenario capture
 timeout 20s

@@ -621,54 +621,82 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : 0;
 }
 
-/* Does the broker's log, from byte offset on, hold needle? */
-static bool log_has(const char *path, long offset, const char *needle)
+/* The broker's log from byte offset on (malloc'ed, NUL-terminated), or NULL. */
+static char *log_tail(const char *path, long offset)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
-        return false;
-    bool found = false;
-    char line[1024];
-    if (fseek(f, offset, SEEK_SET) == 0)
-        while (!found && fgets(line, sizeof line, f))
-            found = strstr(line, needle) != NULL;
+        return NULL;
+    char *buf = NULL;
+    long end = 0;
+    if (fseek(f, 0, SEEK_END) == 0 && (end = ftell(f)) >= offset && fseek(f, offset, SEEK_SET) == 0) {
+        buf = malloc((size_t)(end - offset) + 1);
+        if (buf) {
+            size_t n = fread(buf, 1, (size_t)(end - offset), f);
+            buf[n] = '\0';
+        }
+    }
     fclose(f);
-    return found;
+    return buf;
 }
 
 /*
- * Clean power-off, finished only when the broker has seen the device go. The firmware
- * publishes "offline" and asks for a DISCONNECT, but Paho sends it only after in-flight
- * messages completed (up to 1 s; sim/transport.h): until then the broker still delivers to
- * the old connection, whose QoS 1 messages Paho acknowledges and the stopped firmware never
- * sees. A scenario that publishes right after `power off` means "while it is off", so the
- * step waits for mosquitto's "Client <id> disconnected." (a notice, always logged).
+ * Clean power-off of the selected devices, finished only when the broker has seen each one
+ * go. The firmware publishes "offline" and asks for a DISCONNECT, but Paho sends it only
+ * after in-flight messages completed (up to 1 s; sim/transport.h): until then the broker
+ * still delivers to the old connection, whose QoS 1 messages Paho acknowledges and the
+ * stopped firmware never sees. A scenario that publishes right after `power off` means
+ * "while it is off", so the step waits for mosquitto's "Client <id> disconnected." (a
+ * notice, always logged) of every device that was online. All devices are stopped first,
+ * then waited for together.
  */
-static int power_off(struct runner *r, struct runner_dev *d, char *info, size_t cap)
+static int power_off_set(struct runner *r, const struct runner_sel *sel, char *info, size_t cap)
 {
     const char *log = hx_broker_running(r->broker) ? hx_broker_log_path(r->broker) : NULL;
     long offset = log ? file_size(log) : 0;
-    bool was_online = false;
-    if (runner_refresh(r) == 0)
-        was_online = d->status.online;
-    atomic_store(&d->clean_off, true); /* before: its own "offline" is not a Will */
-    atomic_store(&d->powered, false);
-    int rc = sim_device_stop(d->dev);
-    if (rc == SIM_ERR_STATE)
-        return 0; /* already off */
-    if (rc != 0 || !was_online || !log)
-        return rc;
-    char needle[SCN_NAME_MAX + 32];
-    snprintf(needle, sizeof needle, "Client %s disconnected", d->id);
-    int64_t end = runner_now_ms() + 3000;
-    while (!log_has(log, offset, needle)) {
+    if (runner_refresh(r) != 0)
+        return SIM_ERR_NOMEM;
+    bool *wait = calloc(sel->n ? sel->n : 1, sizeof *wait);
+    if (!wait)
+        return SIM_ERR_NOMEM;
+    size_t waiting = 0;
+    int rc = 0;
+    for (size_t i = 0; i < sel->n && rc == 0; i++) {
+        struct runner_dev *d = &r->devs[sel->num[i] - 1];
+        bool was_online = d->status.online;
+        atomic_store(&d->clean_off, true); /* before: its own "offline" is not a Will */
+        atomic_store(&d->powered, false);
+        rc = sim_device_stop(d->dev);
+        if (rc == SIM_ERR_STATE)
+            rc = 0; /* already off */
+        else if (rc == 0 && was_online && log) {
+            wait[i] = true;
+            waiting++;
+        }
+    }
+    int64_t end = runner_now_ms() + 3000 + 5 * (int64_t)waiting;
+    while (rc == 0 && waiting > 0) {
+        char *tail = log_tail(log, offset);
+        for (size_t i = 0; tail && i < sel->n; i++) {
+            char needle[SCN_NAME_MAX + 32];
+            snprintf(needle, sizeof needle, "Client %s disconnected", r->devs[sel->num[i] - 1].id);
+            if (wait[i] && strstr(tail, needle)) {
+                wait[i] = false;
+                waiting--;
+            }
+        }
+        free(tail);
+        if (waiting == 0)
+            break;
         if (runner_now_ms() >= end) {
-            snprintf(info, cap, "the broker did not log %s's disconnect within 3 s", d->id);
+            snprintf(info, cap, "the broker did not log the disconnect of %zu device%s within %.1f s",
+                     waiting, waiting == 1 ? "" : "s", (double)(3000 + 5 * (int64_t)waiting) / 1000.0);
             break;
         }
         runner_sleep_ms(20);
     }
-    return 0;
+    free(wait);
+    return rc;
 }
 
 static int power_on(struct runner *r, struct runner_dev *d)
@@ -770,19 +798,16 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
             atomic_store(&r->devs[sel->num[i] - 1].op_paused, st->action == SCN_ACT_OPERATOR_PAUSE);
         return 0;
     case SCN_ACT_POWER_OFF:
-        for (size_t i = 0; i < sel->n && rc == 0; i++)
-            rc = power_off(r, &r->devs[sel->num[i] - 1], info, cap);
+        rc = power_off_set(r, sel, info, cap);
         break;
     case SCN_ACT_POWER_ON:
         for (size_t i = 0; i < sel->n && rc == 0; i++)
             rc = power_on(r, &r->devs[sel->num[i] - 1]);
         break;
     case SCN_ACT_RESTART:
-        for (size_t i = 0; i < sel->n && rc == 0; i++) {
-            rc = power_off(r, &r->devs[sel->num[i] - 1], info, cap);
-            if (rc == 0)
-                rc = power_on(r, &r->devs[sel->num[i] - 1]);
-        }
+        rc = power_off_set(r, sel, info, cap);
+        for (size_t i = 0; i < sel->n && rc == 0; i++)
+            rc = power_on(r, &r->devs[sel->num[i] - 1]);
         break;
     }
     if (rc != 0 && !*err) {
