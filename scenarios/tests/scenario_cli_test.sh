@@ -101,7 +101,29 @@ check "the same --seed draws the same devices" test "$(drew a)" = "$(drew b)"
 check "the timeline names the seed used" grep -q "seed 77" "$work/replay-a/replay/timeline.txt"
 check "without --seed the file's seed is used" grep -q "seed 3" "$work/replay-c/replay/timeline.txt"
 
-# 5. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
+# 5. TLS and mutual TLS brokers (a throw-away PKI from ci/make-pki.sh per run).
+for variant in tls mtls; do
+    cat >"$work/$variant.scn" <<SCN
+scenario ${variant}_fleet
+timeout 30s
+
+broker $variant
+
+group fleet of 2 devices
+  layout per-device
+  operator auto think 10ms..20ms
+
+backend
+  items 6
+
+wait until ledger registered_once == 6 within 15s
+expect ledger lost == 0
+SCN
+    "$scansim" test "$work/$variant.scn" >"$work/$variant.out" 2>&1
+    check "broker $variant: devices register over TLS (exit $?)" grep -qx "1 passed, 0 failed" "$work/$variant.out"
+done
+
+# 6. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
 cat >"$work/capture.scn" <<'SCN'
 scenario capture
 timeout 20s

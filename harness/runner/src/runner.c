@@ -928,6 +928,53 @@ static void obs_state(void *ctx, struct sim_device *dev, const struct sim_state_
     pthread_mutex_unlock(&r->devlog_lock);
 }
 
+#ifndef SCANSIM_MAKE_PKI
+#define SCANSIM_MAKE_PKI "ci/make-pki.sh"
+#endif
+
+/*
+ * tls / mtls brokers: a throw-away PKI in the work folder made by ci/make-pki.sh
+ * ($SCANSIM_MAKE_PKI overrides the path): a CA, the broker's certificate, and for mTLS one
+ * client certificate per device whose CN is the device id (the script names them
+ * scanner-1..N, so mTLS needs the default id prefix), plus the backend's.
+ */
+static int make_pki(struct runner *r, char *err, size_t cap)
+{
+    const struct scn_scenario *s = r->s;
+    bool mtls = s->broker.variant == SCN_BROKER_MTLS;
+    for (size_t g = 0; g < s->n_groups; g++) {
+        if (s->groups[g].link == SCN_LINK_PROXY) {
+            snprintf(err, cap, "group '%s' has 'link proxy', but the fault proxy reads MQTT and "
+                     "cannot see inside TLS: use 'link direct' with broker %s",
+                     s->groups[g].name, scn_broker_variant_name(s->broker.variant));
+            return HX_ERR_INVAL;
+        }
+    }
+    for (uint32_t i = 0; mtls && i < r->n_devs; i++) {
+        char want[32];
+        snprintf(want, sizeof want, "scanner-%u", i + 1);
+        if (strcmp(r->devs[i].id, want) != 0) {
+            snprintf(err, cap, "broker mtls gives devices certificates named scanner-1..N, but device "
+                     "%u is '%s': use the default id_prefix in a single group", i + 1, r->devs[i].id);
+            return HX_ERR_INVAL;
+        }
+    }
+    const char *script = getenv("SCANSIM_MAKE_PKI");
+    if (!script || !*script)
+        script = SCANSIM_MAKE_PKI;
+    snprintf(r->pki, sizeof r->pki, "%s/pki", r->dir);
+    char cmd[3 * RUNNER_PATH_MAX];
+    snprintf(cmd, sizeof cmd, "bash '%s' '%s' %u >'%s.log' 2>&1", script, r->pki,
+             mtls ? r->n_devs : 1u, r->pki); /* the script wants at least one */
+    int rc = system(cmd);
+    if (rc != 0) {
+        snprintf(err, cap, "could not make the test PKI with %s (status %d; see %s.log); set "
+                 "SCANSIM_MAKE_PKI to the path of ci/make-pki.sh", script, rc, r->pki);
+        return HX_ERR_SYS;
+    }
+    return 0;
+}
+
 static int setup_broker(struct runner *r, char *err, size_t cap)
 {
     const struct scn_broker *sb = &r->s->broker;
@@ -937,10 +984,21 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
     o.autosave_on_changes = sb->autosave_on_changes;
     o.max_queued_messages = sb->max_queued_messages;
     o.verbose_log = r->opts.keep_dir != NULL;
+    char ca[RUNNER_PATH_MAX + 32], crt[RUNNER_PATH_MAX + 32], key[RUNNER_PATH_MAX + 32];
     if (sb->variant == SCN_BROKER_TLS || sb->variant == SCN_BROKER_MTLS) {
-        snprintf(err, cap, "broker %s is not supported by the runner yet; use plain, password "
-                 "or acl (TLS is covered by tests/security)", scn_broker_variant_name(sb->variant));
-        return HX_ERR_INVAL;
+        int rc = make_pki(r, err, cap);
+        if (rc != 0)
+            return rc;
+        snprintf(ca, sizeof ca, "%s/ca.crt", r->pki);
+        snprintf(crt, sizeof crt, "%s/server.crt", r->pki);
+        snprintf(key, sizeof key, "%s/server.key", r->pki);
+        o.cafile = ca;
+        o.certfile = crt;
+        o.keyfile = key;
+        /* mTLS: the certificate's CN is the user name (the device id; "backend" for the
+           backend and the watcher). */
+        o.require_certificate = sb->variant == SCN_BROKER_MTLS;
+        o.use_identity_as_username = sb->variant == SCN_BROKER_MTLS;
     }
     if (sb->variant == SCN_BROKER_PASSWORD || sb->variant == SCN_BROKER_ACL) {
         /* One user per device (its id, a password derived from the seed), plus the harness
@@ -1059,6 +1117,17 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         if (d->password[0]) {
             o.transport.username = d->id;
             o.transport.password = d->password;
+        }
+        char ca[RUNNER_PATH_MAX + 32], crt[RUNNER_PATH_MAX + 64], key[RUNNER_PATH_MAX + 64];
+        if (r->pki[0]) {
+            snprintf(ca, sizeof ca, "%s/ca.crt", r->pki);
+            o.transport.cafile = ca;
+            if (r->s->broker.variant == SCN_BROKER_MTLS) {
+                snprintf(crt, sizeof crt, "%s/%s.crt", r->pki, d->id);
+                snprintf(key, sizeof key, "%s/%s.key", r->pki, d->id);
+                o.transport.certfile = crt;
+                o.transport.keyfile = key;
+            }
         }
         o.storage = d->group->flash ? SIM_STORAGE_FILE : SIM_STORAGE_NONE;
         o.storage_dir = flash;
@@ -1274,7 +1343,19 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     if ((rc = setup_broker(r, err, sizeof err)) != 0)
         goto fail;
     const char *h_user = r->users ? "harness" : NULL, *h_pw = r->users ? "harness-pw" : NULL;
-    if ((rc = runner_watch_start(r, hx_broker_uri(r->broker), h_user, h_pw)) != 0) {
+    char h_ca[RUNNER_PATH_MAX + 32], h_crt[RUNNER_PATH_MAX + 32], h_key[RUNNER_PATH_MAX + 32];
+    const char *ca = NULL, *crt = NULL, *key = NULL;
+    if (r->pki[0]) {
+        snprintf(h_ca, sizeof h_ca, "%s/ca.crt", r->pki);
+        ca = h_ca;
+        if (s->broker.variant == SCN_BROKER_MTLS) {
+            snprintf(h_crt, sizeof h_crt, "%s/backend.crt", r->pki);
+            snprintf(h_key, sizeof h_key, "%s/backend.key", r->pki);
+            crt = h_crt;
+            key = h_key;
+        }
+    }
+    if ((rc = runner_watch_start(r, hx_broker_uri(r->broker), h_user, h_pw, ca, crt, key)) != 0) {
         snprintf(err, sizeof err, "the status watcher could not subscribe to %s", hx_broker_uri(r->broker));
         goto fail;
     }
@@ -1296,6 +1377,9 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bo.db_path = r->ledger_path;
     bo.username = h_user;
     bo.password = h_pw;
+    bo.cafile = ca;
+    bo.certfile = crt;
+    bo.keyfile = key;
     if ((rc = hx_backend_create(&bo, &r->backend)) != 0) {
         snprintf(err, sizeof err, "the backend role could not be made: %s", hx_backend_last_error());
         goto fail;

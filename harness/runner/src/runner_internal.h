@@ -91,6 +91,7 @@ struct runner {
     char dir[RUNNER_PATH_MAX];    /* work folder: flash, ledger (the keep dir, or a temp) */
     bool remove_dir;
     char ledger_path[RUNNER_PATH_MAX];
+    char pki[RUNNER_PATH_MAX];    /* tls / mtls: the throw-away PKI (ci/make-pki.sh), or "" */
 
     struct hx_broker *broker;
     struct hx_broker_user *users;
@@ -153,7 +154,9 @@ void runner_fail(struct runner *r, const struct scn_pos *pos, const char *text,
 int runner_refresh(struct runner *r);
 
 /* runner_watch.c */
-int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw);
+/* Connect and subscribe; TLS when uri is ssl:// (cafile, and certfile/keyfile for mTLS). */
+int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw,
+                       const char *cafile, const char *certfile, const char *keyfile);
 void runner_watch_stop(struct runner *r);
 /* Device number of a device id, 0 when unknown. */
 uint32_t runner_dev_by_id(const struct runner *r, const char *id, size_t len);

@@ -165,7 +165,8 @@ static void watch_on_lost(void *ctx, char *cause)
     (void)cause; /* automaticReconnect takes over */
 }
 
-int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw)
+int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw,
+                       const char *cafile, const char *certfile, const char *keyfile)
 {
     char cid[64];
     snprintf(cid, sizeof cid, "scansim-watcher-%ld-%llx", (long)getpid(),
@@ -186,6 +187,15 @@ int runner_watch_start(struct runner *r, const char *uri, const char *user, cons
     co.connectTimeout = 5;
     co.username = user;
     co.password = pw;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    if (cafile) {
+        ssl.trustStore = cafile;
+        ssl.keyStore = certfile;
+        ssl.privateKey = keyfile;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1;
+        co.ssl = &ssl;
+    }
     co.onFailure = watch_on_connect_failed;
     co.context = r;
     if (MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS)
