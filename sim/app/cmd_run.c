@@ -888,8 +888,9 @@ int scansim_cmd_run(int argc, char **argv)
                         "registrations (Ctrl-C again to stop at once)\n", (double)grace_ms / 1000.0);
             }
             if (now >= next_ledger) {
-                /* the ledger report walks every item: a few times a second is plenty */
-                next_ledger = now + 250;
+                /* the ledger report walks and sorts every item's latency: once a second
+                   (the end of the run is caught by hx_backend_wait_registered below) */
+                next_ledger = now + 1000;
                 gather(&c, &s, true);
                 uint64_t reg = registered_now(&c, &s);
                 if (reg != s.last_registered) {
