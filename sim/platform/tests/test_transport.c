@@ -328,6 +328,44 @@ START_TEST(a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no
 }
 END_TEST
 
+/* The broker dies: one loss event in words naming the broker. A reconnect attempt then
+   fails; its failure event comes after anything Paho reported about the loss (one thread,
+   FIFO), so a duplicate loss would be counted by then. */
+static void broker_killed(int version)
+{
+    struct fixture f;
+    struct fw_connect_params p = params(version == 5 ? "t-lost-5" : "t-lost-3", false);
+
+    setup(&f, NULL, version, NULL, NULL, NULL, p.client_id);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 1));
+    ck_assert_int_eq(hx_broker_kill(f.broker), 0);
+    ck_assert(pump_until(f.loop, &f.rec.lost, 1));
+    ck_assert(!sim_transport_connected(f.rec.tr));
+    ck_assert_msg(strstr(f.rec.words, "lost") && strstr(f.rec.words, hx_broker_uri(f.broker)),
+                  "words: %s", f.rec.words);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.failed, 1));
+    ck_assert_int_eq(f.rec.lost, 1);
+    /* And back: the broker restarts, the same handle connects again. */
+    ck_assert_int_eq(hx_broker_restart(f.broker), 0);
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 2));
+    teardown(&f);
+}
+
+START_TEST(mqtt311_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works)
+{
+    broker_killed(3);
+}
+END_TEST
+
+START_TEST(mqtt5_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works)
+{
+    broker_killed(5);
+}
+END_TEST
+
 /* Three transports, room for one connect at a time: each waits its turn (issued from
    sim_transport_poll on the tick), the cap is never exceeded, and all get connected. */
 struct polled {
@@ -411,6 +449,8 @@ int main(void)
     tcase_add_test(tc, mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password);
     tcase_add_test(tc, mqtt5_refused_password_is_described_with_the_reason_code_and_without_the_password);
     tcase_add_test(tc, an_unreachable_broker_is_described_with_its_uri_and_what_to_check);
+    tcase_add_test(tc, mqtt311_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works);
+    tcase_add_test(tc, mqtt5_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works);
     tcase_add_test(tc, the_connect_throttle_holds_connects_beyond_the_limit_and_issues_them_in_turn);
     tcase_add_test(tc, a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will);
     suite_add_tcase(s, tc);
