@@ -902,6 +902,62 @@ static void run_steps(struct runner *r)
     }
 }
 
+/* After a failure: the figures at the end, so the timeline explains itself (a full
+   queue, losses, rejects...). Sums over the fleet, then the devices that differ. */
+static void note_figures(struct runner *r)
+{
+    char line[1024];
+    struct hx_ledger_report rep;
+    hx_backend_sync(r->backend, 2000);
+    hx_backend_report(r->backend, &rep);
+    snprintf(line, sizeof line, "  figures: ledger published %llu, registered once %llu, twice %llu, "
+             "lost %llu, duplicate deliveries %llu, malformed %llu, unknown items %llu",
+             (unsigned long long)rep.published, (unsigned long long)rep.registered_once,
+             (unsigned long long)rep.registered_twice, (unsigned long long)rep.lost,
+             (unsigned long long)rep.duplicate_deliveries, (unsigned long long)rep.malformed,
+             (unsigned long long)rep.unknown_items);
+    tl_append(r, line);
+    if (runner_refresh(r) != 0)
+        return;
+    struct fw_stats sum = {0};
+    uint32_t online = 0, outbox = 0, pending = 0;
+    for (uint32_t i = 0; i < r->n_devs; i++) {
+        const struct runner_dev *d = &r->devs[i];
+        sum.items_received += d->stats.items_received;
+        sum.duplicates_suppressed += d->stats.duplicates_suppressed;
+        sum.queue_full += d->stats.queue_full;
+        sum.registrations_confirmed += d->stats.registrations_confirmed;
+        sum.registrations_resent += d->stats.registrations_resent;
+        sum.rejects_total += d->stats.rejects_total;
+        sum.connection_losses += d->stats.connection_losses;
+        sum.connect_failures += d->stats.connect_failures;
+        online += d->status.online;
+        outbox += d->status.outbox;
+        pending += d->status.pending;
+    }
+    snprintf(line, sizeof line, "  figures: devices online %u/%u; items received %u, duplicates "
+             "suppressed %u, queue full %u, confirmed %u, resent %u, rejects %u, connection losses "
+             "%u, connect failures %u; pending %u, outbox %u", online, r->n_devs, sum.items_received,
+             sum.duplicates_suppressed, sum.queue_full, sum.registrations_confirmed,
+             sum.registrations_resent, sum.rejects_total, sum.connection_losses,
+             sum.connect_failures, pending, outbox);
+    tl_append(r, line);
+    unsigned shown = 0;
+    for (uint32_t i = 0; i < r->n_devs && shown < 5; i++) {
+        const struct runner_dev *d = &r->devs[i];
+        if (d->stats.queue_full || d->stats.outbox_full || !d->status.online || d->status.outbox ||
+            d->stats.publish_errors || d->stats.storage_errors) {
+            snprintf(line, sizeof line, "  figures: %s: %s, screen %s, pending %u, outbox %u, "
+                     "queue full %u, outbox full %u, publish errors %u, storage errors %u", d->id,
+                     d->status.online ? "online" : "offline", fw_screen_name(d->status.screen),
+                     d->status.pending, d->status.outbox, d->stats.queue_full, d->stats.outbox_full,
+                     d->stats.publish_errors, d->stats.storage_errors);
+            tl_append(r, line);
+            shown++;
+        }
+    }
+}
+
 /* ================================================================ set-up */
 
 static void obs_log(void *ctx, struct sim_device *dev, enum fw_log_level level, const char *line)
@@ -1415,6 +1471,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         goto fail;
     }
     run_steps(r);
+    if (r->failed)
+        note_figures(r);
     goto done;
 
 fail:
