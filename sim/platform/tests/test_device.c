@@ -14,6 +14,7 @@
  * --device-child), so that SIGKILL takes the whole Paho client down like a power cut.
  */
 #include <check.h>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <stdio.h>
@@ -378,6 +379,115 @@ START_TEST(an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_register
 }
 END_TEST
 
+/* ------------------------------------------------------------------ observers */
+
+struct seen_by_observer {
+    pthread_t loop_thread;
+    bool all_on_loop_thread;
+    int frames, logs, states;
+    int out_online_retained, in_item_qos1;
+    enum sim_conn_state first_state, last_state;
+    char first_log[FW_LOG_MAX];
+};
+
+static void obs_check_thread(struct seen_by_observer *o)
+{
+    if (!pthread_equal(pthread_self(), o->loop_thread))
+        o->all_on_loop_thread = false;
+}
+
+static void obs_frame(void *ctx, struct sim_device *dev, const uint8_t *fb)
+{
+    (void)dev;
+    (void)fb;
+    obs_check_thread(ctx);
+    ((struct seen_by_observer *)ctx)->frames++;
+}
+
+static void obs_log(void *ctx, struct sim_device *dev, enum fw_log_level level, const char *line)
+{
+    struct seen_by_observer *o = ctx;
+    (void)dev;
+    (void)level;
+    obs_check_thread(o);
+    if (o->logs++ == 0)
+        snprintf(o->first_log, sizeof(o->first_log), "%s", line);
+}
+
+static void obs_traffic(void *ctx, struct sim_device *dev, const struct sim_traffic *t)
+{
+    struct seen_by_observer *o = ctx;
+    (void)dev;
+    obs_check_thread(o);
+    if (t->dir == SIM_TRAFFIC_OUT && t->retain && t->len == 6 &&
+        memcmp(t->payload, "online", 6) == 0 && t->result == 0)
+        o->out_online_retained++;
+    if (t->dir == SIM_TRAFFIC_IN && strcmp(t->topic, "item_registration") == 0 && t->qos == 1)
+        o->in_item_qos1++;
+}
+
+static void obs_state(void *ctx, struct sim_device *dev, const struct sim_state_change *s)
+{
+    struct seen_by_observer *o = ctx;
+    (void)dev;
+    obs_check_thread(o);
+    if (o->states++ == 0)
+        o->first_state = s->state;
+    o->last_state = s->state;
+}
+
+static void note_loop_thread(void *arg)
+{
+    ((struct seen_by_observer *)arg)->loop_thread = pthread_self();
+}
+
+static bool item_arrived(const struct sim_device_snapshot *s, const void *arg)
+{
+    (void)arg;
+    return s->stats.items_received >= 1;
+}
+
+START_TEST(observers_see_frames_logs_traffic_both_ways_and_states_on_the_loop_thread)
+{
+    struct fixture f;
+    struct sim_device_opts o;
+    struct sim_device_snapshot s;
+    struct seen_by_observer seen = { .all_on_loop_thread = true };
+    struct sim_device_observer obs = { &seen, obs_frame, obs_log, obs_traffic, obs_state };
+
+    start_broker(&f, NULL);
+    ck_assert_int_eq(sim_loop_call(f.loop, note_loop_thread, &seen), SIM_OK);
+    sim_device_opts_defaults(&o, "dev-obs", hx_broker_uri(f.broker));
+    o.observer = &obs;
+    o.log_level = FW_LOG_DEBUG;
+    make_device(&f, &o);
+    ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
+    ck_assert(wait_snap(f.dev, &s, is_online, NULL));
+    {
+        struct watcher *ws = watcher_start(hx_broker_uri(f.broker), "watch-obs-s",
+                                           "scanners/dev-obs/status");
+        ck_assert_ptr_nonnull(ws);
+        ck_assert(watcher_wait(ws, "scanners/dev-obs/status", "online", 1, WAIT_MS));
+        watcher_stop(ws);
+    }
+    ck_assert_int_eq(run_mosquitto_pub(hx_broker_uri(f.broker), "item_registration",
+                                       "{\"item_id\": 3, \"item_name\": \"Saw\", "
+                                       "\"tag_quantity\": 1}", 1, false), 0);
+    ck_assert(wait_snap(f.dev, &s, item_arrived, NULL));
+    /* The snapshot ran on the loop thread after every callback so far: no race to read. */
+    ck_assert(seen.all_on_loop_thread);
+    ck_assert_int_eq(seen.frames, (int)s.frames);
+    ck_assert_int_gt(seen.frames, 0);
+    ck_assert_int_gt(seen.logs, 0);
+    ck_assert_int_eq(seen.out_online_retained, 1);
+    ck_assert_int_eq(seen.in_item_qos1, 1);
+    ck_assert_int_eq(seen.first_state, SIM_CONN_CONNECTING);
+    ck_assert_int_eq(seen.last_state, SIM_CONN_CONNECTED);
+    ck_assert_str_eq(sim_conn_state_name(seen.last_state), "connected");
+    finish(&f);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ errors in words */
 
 START_TEST(a_refused_password_reaches_the_device_as_words_with_the_code_and_no_password)
@@ -528,6 +638,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, mqtt5_connects_and_session_expiry_keeps_the_session_across_a_stop_and_start);
     tcase_add_test(tc, mqtt5_clean_start_is_never_present);
     tcase_add_test(tc, an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_registers_it);
+    tcase_add_test(tc, observers_see_frames_logs_traffic_both_ways_and_states_on_the_loop_thread);
     tcase_add_test(tc, a_refused_password_reaches_the_device_as_words_with_the_code_and_no_password);
     tcase_add_test(tc, an_unreachable_broker_reaches_the_device_as_words_and_it_keeps_trying);
     tcase_add_test(tc, a_registration_confirmed_offline_survives_a_restart_in_file_storage_and_is_sent);
