@@ -258,6 +258,8 @@ START_TEST(contradictory_tls_flags_exit_2_before_connecting)
          "need an ssl:// broker URI"},
         {{"run", "--broker", "ssl://127.0.0.1:1", "-P", WRONG_PASSWORD, NULL},
          "-P/--password needs -u/--username"},
+        {{"run", "--cafile", "ca.crt", "-u", FLEET_USER, "-P", WRONG_PASSWORD, NULL},
+         "TLS and user options need --broker"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct run_result r = run_scansim(cases[i].args, 30);
