@@ -3,9 +3,10 @@
  * what the broker can do at all?
  *
  * One broker (the embedded mosquitto, or --broker) for everything:
- *   (a) the raw ceiling: one Paho publisher and one Paho subscriber push QoS 1 messages
- *       through it as fast as the protocol allows (a window of --raw-window messages in
- *       flight), messages per second at the subscriber;
+ *   (a) the raw ceiling: one Paho publisher (here) and one Paho subscriber (a child
+ *       process, so each has its own Paho threads) push QoS 1 messages through it as fast
+ *       as the protocol allows (a window of --raw-window messages in flight), messages per
+ *       second at the subscriber from the first arrival to the last;
  *   (b) `scansim run` (this same program, as a child process, so each point gets a fresh
  *       process and its own peak RSS) with each --devices N, --items-per-device items each,
  *       think time 0, connecting as fast as possible.
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,7 @@ struct bench_opts {
     long per_worker;         /* devices per worker for auto */
     const char *json_path;
     bool skip_raw;
+    const char *raw_sub_topic; /* hidden --raw-subscriber TOPIC: be the subscriber process */
 };
 
 static const char bench_help[] =
@@ -84,6 +87,7 @@ static const struct option bench_long[] = {
     {"per-worker", required_argument, 0, 0x3007},
     {"json", required_argument, 0, 0x3008},
     {"skip-raw", no_argument, 0, 0x3009},
+    {"raw-subscriber", required_argument, 0, 0x300a}, /* hidden: the raw run's subscriber */
     {"help", no_argument, 0, 'h'},
     SIM_CLI_COMMON_OPTIONS,
     {0, 0, 0, 0},
@@ -160,6 +164,9 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
         case 0x3009:
             o->skip_raw = true;
             break;
+        case 0x300a:
+            o->raw_sub_topic = optarg;
+            break;
         case '?':
             sim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim bench --help)",
                           argv[optind - 1]);
@@ -189,6 +196,7 @@ struct raw_ctx {
     atomic_int connected;     /* clients connected */
     atomic_int subscribed;
     atomic_int failed;
+    atomic_uint_fast64_t first_rx_ns;
     atomic_uint_fast64_t last_rx_ns;
 };
 
@@ -205,8 +213,10 @@ static int raw_on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
     struct raw_ctx *r = ctx;
 
     (void)len;
-    atomic_fetch_add(&r->received, 1);
-    atomic_store(&r->last_rx_ns, mono_ns());
+    uint64_t now = mono_ns();
+    if (atomic_fetch_add(&r->received, 1) == 0)
+        atomic_store(&r->first_rx_ns, now);
+    atomic_store(&r->last_rx_ns, now);
     MQTTAsync_freeMessage(&m);
     MQTTAsync_free(topic);
     return 1;
@@ -248,54 +258,119 @@ static bool raw_wait(atomic_int *v, int want, atomic_int *failed, int timeout_ms
     return false;
 }
 
-/* One raw run: messages per second at the subscriber, or < 0 on failure. */
-static double raw_once(const struct bench_opts *o, const char *uri, int run)
+static int raw_connect(MQTTAsync *c, const struct bench_opts *o, const char *uri, const char *id,
+                       struct raw_ctx *r, bool subscriber)
 {
-    MQTTAsync pub = NULL, sub = NULL;
     MQTTAsync_createOptions cr = MQTTAsync_createOptions_initializer;
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    struct raw_ctx r;
-    char id[64], topic[64];
-    static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
-    double result = -1;
-    uint64_t t0, deadline;
-    long sent = 0;
 
-    memset(&r, 0, sizeof(r));
-    snprintf(topic, sizeof(topic), "bench/raw/%d/%d", (int)getpid(), run);
     cr.maxBufferedMessages = (int)o->raw_window + 16;
-    snprintf(id, sizeof(id), "bench-sub-%d-%d", (int)getpid(), run);
-    if (MQTTAsync_createWithOptions(&sub, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS)
-        goto out;
-    snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
-    if (MQTTAsync_createWithOptions(&pub, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS)
-        goto out;
-    MQTTAsync_setCallbacks(sub, &r, NULL, raw_on_message, NULL);
+    if (MQTTAsync_createWithOptions(c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS) {
+        *c = NULL;
+        return -1;
+    }
+    if (subscriber)
+        MQTTAsync_setCallbacks(*c, r, NULL, raw_on_message, NULL);
     co.cleansession = 1;
     co.keepAliveInterval = 30;
     co.maxInflight = (int)o->raw_window;
-    co.context = &r;
+    co.context = r;
     co.onSuccess = raw_on_connected;
     co.onFailure = raw_on_failure;
     co.username = o->c.username;
     co.password = o->c.password;
-    if (MQTTAsync_connect(sub, &co) != MQTTASYNC_SUCCESS || MQTTAsync_connect(pub, &co) != MQTTASYNC_SUCCESS ||
-        !raw_wait(&r.connected, 2, &r.failed, 10000)) {
-        sim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
+    if (MQTTAsync_connect(*c, &co) != MQTTASYNC_SUCCESS || !raw_wait(&r->connected, 1, &r->failed, 10000))
+        return -1;
+    return 0;
+}
+
+/*
+ * The subscriber of a raw run, in its own process (its own Paho threads, as a separate
+ * consumer would be): subscribe, say "ready", count `raw_messages` messages, print
+ * "done FIRST_NS LAST_NS" (CLOCK_MONOTONIC, comparable across processes).
+ */
+static int raw_subscriber(const struct bench_opts *o)
+{
+    MQTTAsync sub = NULL;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    struct raw_ctx r;
+    char id[64];
+    int rc = SIM_EXIT_BROKER;
+    uint64_t deadline = mono_ns() + 180ull * 1000000000ull;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(id, sizeof(id), "bench-sub-%d", (int)getpid());
+    if (raw_connect(&sub, o, o->c.broker_uri, id, &r, true) != 0)
         goto out;
-    }
     ro.context = &r;
     ro.onSuccess = raw_on_subscribed;
     ro.onFailure = raw_on_failure;
-    if (MQTTAsync_subscribe(sub, topic, 1, &ro) != MQTTASYNC_SUCCESS ||
-        !raw_wait(&r.subscribed, 1, &r.failed, 10000)) {
-        sim_cli_error(CMD, "raw ceiling: could not subscribe on %s", uri);
+    if (MQTTAsync_subscribe(sub, o->raw_sub_topic, 1, &ro) != MQTTASYNC_SUCCESS ||
+        !raw_wait(&r.subscribed, 1, &r.failed, 10000))
+        goto out;
+    printf("ready\n");
+    fflush(stdout);
+    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline)
+        usleep(1000);
+    printf("done %" PRIu64 " %" PRIu64 " %ld\n", (uint64_t)atomic_load(&r.first_rx_ns),
+           (uint64_t)atomic_load(&r.last_rx_ns), atomic_load(&r.received));
+    fflush(stdout);
+    rc = atomic_load(&r.received) >= o->raw_messages ? SIM_EXIT_OK : SIM_EXIT_FAILED;
+out:
+    if (sub) {
+        MQTTAsync_disconnect(sub, NULL);
+        MQTTAsync_destroy(&sub);
+    }
+    return rc;
+}
+
+/* One raw run: a subscriber process (raw_subscriber) and this process publishing with a
+   full window. Messages per second from the first to the last arrival, or < 0. */
+static double raw_once(const struct bench_opts *o, const char *uri, int run)
+{
+    MQTTAsync pub = NULL;
+    struct raw_ctx r;
+    char id[64], topic[64], nmsg[24], nwin[24], line[256];
+    static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
+    double result = -1;
+    long sent = 0;
+    int p[2] = { -1, -1 };
+    pid_t pid = -1;
+    FILE *from = NULL;
+    uint64_t first = 0, last = 0;
+    long got = 0;
+
+    memset(&r, 0, sizeof(r));
+    snprintf(topic, sizeof(topic), "bench/raw/%d/%d", (int)getpid(), run);
+    snprintf(nmsg, sizeof(nmsg), "%ld", o->raw_messages);
+    snprintf(nwin, sizeof(nwin), "%ld", o->raw_window);
+    if (pipe(p) != 0)
+        goto out;
+    char *argv[] = { "scansim", "bench", "--broker", (char *)uri, "--raw-messages", nmsg, "--raw-window",
+                     nwin, "--raw-subscriber", topic, NULL };
+    pid = fork();
+    if (pid == 0) {
+        dup2(p[1], 1);
+        close(p[0]);
+        close(p[1]);
+        execv("/proc/self/exe", argv);
+        _exit(4);
+    }
+    close(p[1]);
+    p[1] = -1;
+    if (pid < 0 || !(from = fdopen(p[0], "r")))
+        goto out;
+    p[0] = -1;
+    if (!fgets(line, sizeof(line), from) || strncmp(line, "ready", 5) != 0) {
+        sim_cli_error(CMD, "raw ceiling: the subscriber did not start on %s", uri);
         goto out;
     }
-    t0 = mono_ns();
-    deadline = t0 + 120ull * 1000000000ull;
-    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline) {
+    snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
+    if (raw_connect(&pub, o, uri, id, &r, false) != 0) {
+        sim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
+        goto out;
+    }
+    while (sent < o->raw_messages) {
         /* keep the window full: sent - acknowledged < window */
         while (sent < o->raw_messages && sent - atomic_load(&r.sent_ok) < o->raw_window) {
             MQTTAsync_message m = MQTTAsync_message_initializer;
@@ -311,20 +386,28 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run)
         }
         usleep(200);
     }
-    if (atomic_load(&r.received) < o->raw_messages) {
-        sim_cli_error(CMD, "raw ceiling: only %ld of %ld messages arrived within 120 s",
-                      atomic_load(&r.received), o->raw_messages);
+    if (!fgets(line, sizeof(line), from) ||
+        sscanf(line, "done %" SCNu64 " %" SCNu64 " %ld", &first, &last, &got) != 3 || got < o->raw_messages ||
+        last <= first) {
+        sim_cli_error(CMD, "raw ceiling: the subscriber got %ld of %ld messages", got, o->raw_messages);
         goto out;
     }
-    result = (double)o->raw_messages * 1e9 / (double)(atomic_load(&r.last_rx_ns) - t0);
+    result = (double)(o->raw_messages - 1) * 1e9 / (double)(last - first);
 out:
     if (pub) {
         MQTTAsync_disconnect(pub, NULL);
         MQTTAsync_destroy(&pub);
     }
-    if (sub) {
-        MQTTAsync_disconnect(sub, NULL);
-        MQTTAsync_destroy(&sub);
+    if (from)
+        fclose(from);
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    if (pid > 0) {
+        int st;
+        kill(pid, SIGTERM);
+        waitpid(pid, &st, 0);
     }
     return result;
 }
@@ -334,7 +417,7 @@ out:
 struct run_fig {
     bool ok;
     int exit_code;
-    double connect_s, reg_per_s, p50, p99, rss_per_dev, lost, twice;
+    double connect_s, reg_per_s, p50, p99, rss_per_dev, pss_per_dev, rss_all_per_dev, lost, twice;
 };
 
 static double json_num(const cJSON *o, const char *path)
@@ -395,6 +478,8 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, lo
             f.connect_s = json_num(j, "connect_seconds");
             f.reg_per_s = json_num(j, "registrations_per_second");
             f.rss_per_dev = json_num(j, "peak_rss_per_device_kib");
+            f.pss_per_dev = json_num(j, "peak_pss_per_device_kib");
+            f.rss_all_per_dev = json_num(j, "peak_rss_kib") / (double)devices;
             f.lost = json_num(j, "items_lost");
             f.twice = json_num(j, "duplicate_registrations");
             f.p50 = json_num(lat, "p50");
@@ -422,6 +507,14 @@ int scansim_cmd_bench(int argc, char **argv)
     if (rc != 0) {
         cJSON_Delete(jout);
         return rc > 0 ? SIM_EXIT_OK : SIM_EXIT_USAGE;
+    }
+    if (o.raw_sub_topic) {
+        cJSON_Delete(jout);
+        if (!o.c.broker_uri) {
+            sim_cli_error(CMD, "--raw-subscriber needs --broker");
+            return SIM_EXIT_USAGE;
+        }
+        return raw_subscriber(&o);
     }
     /* every device is a socket here and in the broker (a child: it inherits the limit) */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -454,14 +547,15 @@ int scansim_cmd_bench(int argc, char **argv)
     }
     for (int p = 0; p < o.n_points; p++) {
         long n = o.points[p];
-        double con[99], reg[99], p50[99], p99[99], rss[99];
+        double con[99], reg[99], p50[99], p99[99], rss[99], pss[99], rall[99];
         int ok = 0;
         bool clean = true;
         for (int i = 0; i < o.repeat; i++) {
             struct run_fig f = fleet_once(&o, uri, n, i);
             printf("  %ld devices run %d: exit %d, connect %.2f s, %.0f reg/s, p50 %.1f ms, p99 %.1f ms, "
-                   "%.1f KiB/device, lost %.0f, twice %.0f\n", n, i + 1, f.exit_code, f.connect_s,
-                   f.reg_per_s, f.p50, f.p99, f.rss_per_dev, f.lost, f.twice);
+                   "RSS %.1f KiB/device (%.1f with the backend), PSS %.1f KiB/device, lost %.0f, twice %.0f\n",
+                   n, i + 1, f.exit_code, f.connect_s, f.reg_per_s, f.p50, f.p99, f.rss_per_dev,
+                   f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice);
             fflush(stdout);
             if (!f.ok || f.exit_code != 0)
                 clean = false;
@@ -472,15 +566,19 @@ int scansim_cmd_bench(int argc, char **argv)
             p50[ok] = f.p50;
             p99[ok] = f.p99;
             rss[ok] = f.rss_per_dev;
+            pss[ok] = f.pss_per_dev;
+            rall[ok] = f.rss_all_per_dev;
             ok++;
         }
         if (!clean)
             exit_code = SIM_EXIT_FAILED;
         double mreg = bench_median(reg, ok);
+        double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
         printf("%ld devices (median of %d): connect all %.2f s | %.0f registrations/s = %.2f x (raw "
-               "ceiling / 2) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device%s\n\n",
+               "ceiling / 2) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
+               "backend), PSS %.1f KiB/device%s\n\n",
                n, ok, bench_median(con, ok), mreg, isnan(raw_med) ? NAN : mreg / (raw_med / 2),
-               bench_median(p50, ok), bench_median(p99, ok), bench_median(rss, ok),
+               bench_median(p50, ok), bench_median(p99, ok), mrss, mall, mpss,
                clean ? "" : "  (SOME RUNS FAILED)");
         fflush(stdout);
         if (jpoints) {
@@ -494,7 +592,9 @@ int scansim_cmd_bench(int argc, char **argv)
                 cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(raw_med) ? 0 : mreg / (raw_med / 2));
                 cJSON_AddNumberToObject(jp, "latency_p50_ms", bench_median(p50, ok));
                 cJSON_AddNumberToObject(jp, "latency_p99_ms", bench_median(p99, ok));
-                cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", bench_median(rss, ok));
+                cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", mrss);
+                cJSON_AddNumberToObject(jp, "peak_rss_with_backend_per_device_kib", mall);
+                cJSON_AddNumberToObject(jp, "peak_pss_per_device_kib", mpss);
                 cJSON_AddItemToArray(jpoints, jp);
             }
         }

@@ -477,6 +477,7 @@ struct run_state {
     double rate_now;
     uint64_t published, publish_failed, gate_skips;
     uint64_t self_rss_kib;
+    uint64_t self_pss_kib;       /* this process's highest sampled PSS (with workers) */
     bool connect_gave_up;
 };
 
@@ -521,6 +522,20 @@ static double rate_final(const struct run_state *s)
     if (t1 <= t0)
         return 0;
     return (double)reg * 1000.0 / (double)(t1 - t0);
+}
+
+/* ru_maxrss of the processes that run devices: the worker processes with --workers (the
+   backend and its ledger live in this one), else this process, backend included. */
+static uint64_t run_device_rss(const struct run_state *s)
+{
+    return s->o->workers > 1 ? s->fig.peak_rss_kib : s->self_rss_kib;
+}
+
+/* Proportional set size: this process's peak plus the workers' peaks (an upper bound of
+   the peak of the sum). */
+static uint64_t run_pss(const struct run_state *s)
+{
+    return s->o->workers > 1 ? s->self_pss_kib + s->fig.peak_pss_kib : s->fig.peak_pss_kib;
 }
 
 static void print_summary(const struct run_state *s, int exit_code)
@@ -568,8 +583,11 @@ static void print_summary(const struct run_state *s, int exit_code)
     printf("  %-34s %" PRIu64 " queue full, %" PRIu64 " outbox full, %" PRIu64 " rejects, %" PRIu64
            " publish errors\n", "device errors", g->queue_full, g->outbox_full, g->rejects,
            g->publish_errors);
-    printf("  %-34s %" PRIu64 " KiB (%.1f KiB per device)\n", "peak RSS", rss,
-           o->devices ? (double)rss / (double)o->devices : 0.0);
+    printf("  %-34s %" PRIu64 " KiB, %.1f KiB per device%s\n", "peak RSS (ru_maxrss)", rss,
+           o->devices ? (double)run_device_rss(s) / (double)o->devices : 0.0,
+           o->workers > 1 ? " (device processes)" : " (backend included)");
+    printf("  %-34s %" PRIu64 " KiB, %.1f KiB per device\n", "peak PSS (shared pages split)",
+           run_pss(s), o->devices ? (double)run_pss(s) / (double)o->devices : 0.0);
     if (g->last_failure[0] && (g->connect_failures || g->connection_losses))
         printf("  %-34s %s\n", "last connection problem", g->last_failure);
     printf("  %-34s %d\n", "exit code", exit_code);
@@ -647,7 +665,10 @@ static int write_json(const struct run_state *s, int exit_code)
         cJSON_AddNullToObject(j, "connect_seconds");
     NUM("duration_seconds", (double)(s->t_end - s->t_start) / 1000.0);
     NUM("peak_rss_kib", rss);
-    NUM("peak_rss_per_device_kib", o->devices ? (double)rss / (double)o->devices : 0.0);
+    NUM("peak_rss_device_processes_kib", run_device_rss(s));
+    NUM("peak_rss_per_device_kib", o->devices ? (double)run_device_rss(s) / (double)o->devices : 0.0);
+    NUM("peak_pss_kib", run_pss(s));
+    NUM("peak_pss_per_device_kib", o->devices ? (double)run_pss(s) / (double)o->devices : 0.0);
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
 #undef NUM
@@ -685,9 +706,12 @@ struct run_ctx {
 static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
 {
     if (c->workers) {
+        uint64_t pss = fleet_pss_kib();
         fleet_workers_poll(c->workers, 0);
         fleet_workers_figures(c->workers, &s->fig);
         s->fig.devices = (uint64_t)c->o->devices;
+        if (pss > s->self_pss_kib)
+            s->self_pss_kib = pss;
     } else {
         fleet_figures(c->fleet, &s->fig);
     }

@@ -89,6 +89,7 @@ struct fleet {
     atomic_uint_fast64_t all_connected_ms; /* 0 until every device connected once */
     uint64_t start_ms;                /* first start */
     uint64_t stopped_ms;              /* fleet_stop returned (0 = not stopped) */
+    uint64_t peak_pss_kib;            /* highest PSS sampled by fleet_figures */
     pthread_mutex_t words_mu;
     char last_failure[160];
     /* the waker (see waker_thread) */
@@ -126,6 +127,21 @@ uint64_t fleet_peak_rss_kib(void)
     if (getrusage(RUSAGE_SELF, &ru) != 0)
         return 0;
     return (uint64_t)ru.ru_maxrss;
+}
+
+uint64_t fleet_pss_kib(void)
+{
+    FILE *fp = fopen("/proc/self/smaps_rollup", "r");
+    char line[128];
+    unsigned long long kib = 0;
+
+    if (!fp)
+        return 0;
+    while (fgets(line, sizeof(line), fp))
+        if (sscanf(line, "Pss: %llu kB", &kib) == 1)
+            break;
+    fclose(fp);
+    return kib;
 }
 
 /* ------------------------------------------------------------------ randomness */
@@ -798,6 +814,10 @@ void fleet_figures(struct fleet *f, struct fleet_figures *out)
     uint64_t all = atomic_load(&f->all_connected_ms);
     out->connect_seconds = all && f->start_ms ? (double)(all - f->start_ms) / 1000.0 : -1.0;
     out->peak_rss_kib = fleet_peak_rss_kib();
+    uint64_t pss = fleet_pss_kib(); /* sampled when figures are taken: about once a second */
+    if (pss > f->peak_pss_kib)
+        f->peak_pss_kib = pss;
+    out->peak_pss_kib = f->peak_pss_kib;
     pthread_mutex_lock(&f->words_mu);
     memcpy(out->last_failure, f->last_failure, sizeof(out->last_failure));
     pthread_mutex_unlock(&f->words_mu);

@@ -76,7 +76,10 @@ struct fleet_figures {
     uint64_t publish_errors;
     uint64_t storage_errors;
     double connect_seconds;       /* start -> all devices connected once; < 0 if not yet */
-    uint64_t peak_rss_kib;        /* this process (or the sum over shards) */
+    uint64_t peak_rss_kib;        /* this process (or the sum over shards): ru_maxrss, which
+                                     counts shared library pages in every process */
+    uint64_t peak_pss_kib;        /* the highest proportional set size seen (shared pages
+                                     divided among the processes sharing them) */
     char last_failure[160];       /* words of a recent connect failure, "" if none */
 };
 
@@ -110,6 +113,9 @@ void fleet_free(struct fleet *f);
 
 /** Peak resident set size of this process, KiB (getrusage). */
 uint64_t fleet_peak_rss_kib(void);
+
+/** Proportional set size of this process now, KiB (/proc/self/smaps_rollup; 0 if unknown). */
+uint64_t fleet_pss_kib(void);
 
 /** Add b's counters into a (used to merge the figures of worker processes). */
 void fleet_figures_add(struct fleet_figures *a, const struct fleet_figures *b);

@@ -24,6 +24,7 @@ static const struct {
     FIG(outbox_full), FIG(cancels), FIG(wrong_tags), FIG(rejects), FIG(inventory_queries),
     FIG(inventory_answers), FIG(inventory_timeouts), FIG(connects), FIG(connect_failures),
     FIG(connection_losses), FIG(publish_errors), FIG(storage_errors), FIG(peak_rss_kib),
+    FIG(peak_pss_kib),
 };
 
 #define N_FIELDS (sizeof(fig_fields) / sizeof(fig_fields[0]))
