@@ -70,9 +70,9 @@ static const char bench_help[] =
     "  --repeat N              runs per point (default 3)\n"
     "  --raw-messages N        messages per raw-ceiling run (default 200000)\n"
     "  --raw-window N          QoS 1 messages in flight in the raw run (default 1000)\n"
-    "  --workers K             worker processes for each run (default: one per\n"
-    "                          --per-worker devices)\n"
-    "  --per-worker N          devices per worker when --workers is not given (default 1000)\n"
+    "  --workers K             worker processes for each run (default: scansim run's\n"
+    "                          --workers auto)\n"
+    "  --per-worker N          or one worker per N devices\n"
     "  --skip-raw              do not measure the raw ceiling\n"
     "  --json FILE             write all figures as JSON\n"
     "\n";
@@ -106,7 +106,7 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
     o->repeat = 3;
     o->raw_messages = 200000;
     o->raw_window = 1000;
-    o->per_worker = 1000;
+    o->per_worker = 0; /* 0: let scansim run choose (--workers auto) */
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "h" SIM_CLI_COMMON_SHORT, bench_long, NULL)) != -1) {
@@ -433,7 +433,7 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, lo
     struct run_fig f = { 0 };
     char json[] = "/tmp/scansim-bench-XXXXXX";
     char ndev[24], nitems[24], nwork[24], prefix[48];
-    long workers = o->workers ? o->workers : (devices + o->per_worker - 1) / o->per_worker;
+    long workers = o->workers ? o->workers : o->per_worker ? (devices + o->per_worker - 1) / o->per_worker : 0;
     int fd = mkstemp(json), st = 0;
     pid_t pid;
 
@@ -446,7 +446,10 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, lo
         workers = devices;
     snprintf(ndev, sizeof(ndev), "%ld", devices);
     snprintf(nitems, sizeof(nitems), "%ld", devices * o->items_per_device);
-    snprintf(nwork, sizeof(nwork), "%ld", workers);
+    if (workers)
+        snprintf(nwork, sizeof(nwork), "%ld", workers);
+    else
+        snprintf(nwork, sizeof(nwork), "auto"); /* scansim run decides (see run --help) */
     /* each run its own ids: sessions of earlier runs stay at the broker untouched */
     snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
     char *argv[] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
