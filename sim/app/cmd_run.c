@@ -558,8 +558,7 @@ static void print_summary(const struct run_state *s, int exit_code)
     printf("\nscansim run: %ld devices (%s layout), %ld worker process%s, %.1f s\n", o->devices,
            o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", o->workers,
            o->workers == 1 ? "" : "es", (double)(s->t_end - s->t_start) / 1000.0);
-    printf("  %-34s %" PRIu64 " of %" PRIu64 " (ever %" PRIu64 ")\n", "devices connected",
-           g->connected, g->devices, g->ever_connected);
+    printf("  %-34s %" PRIu64 " of %" PRIu64 "\n", "devices connected", g->ever_connected, g->devices);
     if (g->connect_seconds >= 0)
         printf("  %-34s %.2f s\n", "time to connect all", g->connect_seconds);
     else
