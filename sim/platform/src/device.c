@@ -39,7 +39,20 @@ struct sim_device {
     int last_failure_code;
     uint64_t frames, traffic_in, traffic_out;
     char last_words[FW_LOG_MAX];
+    struct held_msg *held_head, *held_tail; /* items waiting for room in the firmware queue */
+    uint32_t held_now;
+    uint64_t held_total;
     struct fw_device fw;                 /* the firmware's state, allocated with us */
+};
+
+/* An inbound item the firmware's queue had no room for yet (see hold_or_deliver). */
+struct held_msg {
+    struct held_msg *next;
+    int qos;
+    bool dup;
+    size_t len;
+    char *topic;        /* points into data, after the payload */
+    char data[];
 };
 
 #define DEV_OF(t) ((struct sim_device *)((char *)(t) - offsetof(struct sim_device, target)))
@@ -164,6 +177,83 @@ static void port_log(void *ctx, enum fw_log_level level, const char *line)
         fprintf(stderr, "[%s] %s %s\n", dev->id, level_name(level), line);
 }
 
+/* ------------------------------------------------------------------ inbound back-pressure */
+
+/*
+ * Paho acknowledges a QoS 1 PUBLISH before the application sees it (REFERENCE.md,
+ * paho.mqtt.c #522), so an item handed to a firmware whose pending queue is full would be
+ * acknowledged and then refused: lost at the business level. A board's MQTT client reads
+ * its socket only when the application has room, and TCP flow control holds the broker
+ * back; the broker keeps the rest. Here the items Paho already took wait in this FIFO
+ * instead (in order, behind any earlier held item) and are handed over as the queue drains.
+ * Only the item topic is held; everything else goes straight through. Held items are RAM:
+ * a power cut or a reboot loses them, as it would lose a board's socket buffer.
+ */
+static bool fw_queue_full(const struct sim_device *dev)
+{
+    struct fw_status st;
+
+    fw_device_status(&dev->fw, &st);
+    return st.pending >= FW_PENDING_ITEMS;
+}
+
+static void held_drop_all(struct sim_device *dev)
+{
+    while (dev->held_head) {
+        struct held_msg *m = dev->held_head;
+        dev->held_head = m->next;
+        free(m);
+    }
+    dev->held_tail = NULL;
+    dev->held_now = 0;
+}
+
+static void held_release(struct sim_device *dev)
+{
+    while (dev->held_head && dev->powered && !fw_queue_full(dev)) {
+        struct held_msg *m = dev->held_head;
+        dev->held_head = m->next;
+        if (!dev->held_head)
+            dev->held_tail = NULL;
+        dev->held_now--;
+        fw_device_on_message(&dev->fw, m->topic, m->data, m->len, m->qos, m->dup);
+        free(m);
+    }
+}
+
+static void hold_or_deliver(struct sim_device *dev, const struct sim_event *ev)
+{
+    const char *item_topic = fw_device_topic_item_registration(&dev->fw);
+    struct held_msg *m;
+    size_t tlen;
+
+    if (strcmp(ev->topic, item_topic) != 0 || (!dev->held_head && !fw_queue_full(dev))) {
+        fw_device_on_message(&dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
+        return;
+    }
+    tlen = strlen(ev->topic);
+    m = malloc(sizeof(*m) + ev->len + tlen + 1);
+    if (!m) {
+        /* Out of memory: hand it over anyway; the firmware counts queue_full, visibly. */
+        fw_device_on_message(&dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
+        return;
+    }
+    m->next = NULL;
+    m->qos = ev->qos;
+    m->dup = ev->dup;
+    m->len = ev->len;
+    memcpy(m->data, ev->payload, ev->len);
+    m->topic = m->data + ev->len;
+    memcpy(m->topic, ev->topic, tlen + 1);
+    if (dev->held_tail)
+        dev->held_tail->next = m;
+    else
+        dev->held_head = m;
+    dev->held_tail = m;
+    dev->held_now++;
+    dev->held_total++;
+}
+
 /* ------------------------------------------------------------------ loop target */
 
 static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
@@ -177,6 +267,7 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
             (void)fw_device_on_tag(&dev->fw, ev->payload, ev->len);
         else
             fw_device_on_button(&dev->fw, (enum fw_button)ev->code);
+        held_release(dev);
         return;
     }
     if (!sim_transport_handle_event(dev->transport, ev))
@@ -205,7 +296,7 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
         state_change(dev, SIM_CONN_LOST, false, 0, ev->words);
         break;
     case SIM_EV_MESSAGE:
-        fw_device_on_message(&dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
+        hold_or_deliver(dev, ev);
         break;
     case SIM_EV_PUBLISHED:
         fw_device_on_published(&dev->fw, ev->token);
@@ -222,6 +313,8 @@ static void dev_on_tick(struct sim_loop_target *t, uint64_t now_ms)
     if (dev->powered) {
         sim_transport_poll(dev->transport); /* a connect waiting for a throttle slot */
         fw_device_tick(&dev->fw, now_ms);
+        if (dev->held_head)
+            held_release(dev);
     }
 }
 
@@ -243,6 +336,7 @@ void sim_device_opts_defaults(struct sim_device_opts *opts, const char *device_i
 
 static void free_device(struct sim_device *dev)
 {
+    held_drop_all(dev);
     sim_transport_destroy(dev->transport);
     sim_storage_free(dev->storage);
     sim_display_free(dev->display);
@@ -388,6 +482,7 @@ static void start_on_owner(void *arg)
         a->rc = SIM_ERR_INVAL;
         return;
     }
+    held_drop_all(dev); /* RAM does not survive a reboot */
     dev->started_once = true;
     dev->powered = true;
     fw_device_start(&dev->fw);
@@ -404,6 +499,7 @@ static void stop_on_owner(void *arg)
     }
     fw_device_stop(&a->dev->fw);
     a->dev->powered = false;
+    held_drop_all(a->dev);
     a->rc = SIM_OK;
 }
 
@@ -413,6 +509,7 @@ static void cut_on_owner(void *arg)
 
     sim_transport_power_cut(a->dev->transport);
     a->dev->powered = false;
+    held_drop_all(a->dev);
     state_change(a->dev, SIM_CONN_POWER_CUT, false, 0, NULL);
     a->rc = SIM_OK;
 }
@@ -515,6 +612,8 @@ static void snapshot_on_owner(void *arg)
     s->traffic_out = dev->traffic_out;
     s->conn_state = dev->conn_state;
     s->last_failure_code = dev->last_failure_code;
+    s->inbound_held = dev->held_now;
+    s->inbound_held_total = dev->held_total;
     memcpy(s->last_words, dev->last_words, sizeof(s->last_words));
 }
 

@@ -710,6 +710,15 @@ bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event 
         if (!t->connected)
             return false;
         t->connected = false;
+        /* A fresh Paho handle after every loss: Paho 1.3.12 re-sends its own in-flight
+           QoS 1 publishes on reconnect from freed memory (wrong topic / payload on the
+           wire); the firmware re-sends its outbox itself, with the same idempotency key. */
+        if (t->client) {
+            atomic_fetch_add(&t->generation, 1);
+            MQTTAsync_destroy(&t->client);
+            release_slot(t);
+            t->client = NULL;
+        }
         return true;
     case SIM_EV_CONNECT_FAILED:
         t->connected = false;

@@ -162,6 +162,9 @@ struct sim_device_snapshot {
     enum sim_conn_state conn_state;      /* last state change */
     int last_failure_code;               /* last connect failure code, 0 if none */
     char last_words[FW_LOG_MAX];         /* last failure / loss words, "" if none */
+    uint32_t inbound_held;               /* items received while the firmware queue was
+                                            full, waiting for room (back-pressure) */
+    uint64_t inbound_held_total;         /* items that ever had to wait */
 };
 
 /** Take a snapshot on the owning thread and wait for it (any thread). 0 or SIM_ERR_NOMEM. */
