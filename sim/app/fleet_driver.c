@@ -40,6 +40,7 @@ struct fleet_driver {
     size_t n_late, cap_late;
     uint64_t next_late_check;
     uint32_t rr;           /* round-robin position */
+    uint64_t open_total;   /* sum of open[] */
     uint64_t failed, skips;
     uint64_t rate_t0, rate_base;
     bool closed, blocked;
@@ -89,8 +90,10 @@ static bool finished(struct fleet_driver *d, int32_t item_id)
 
 static void release(struct fleet_driver *d, const struct pending *p)
 {
-    if (d->open[p->device] > 0)
+    if (d->open[p->device] > 0) {
         d->open[p->device]--;
+        d->open_total--;
+    }
 }
 
 /* Move the ring's head to the late list (grows it; on no memory, give the item up). */
@@ -190,7 +193,7 @@ int fleet_driver_pump(struct fleet_driver *d, uint64_t now_ms, int max_batch)
             d->closed = true; /* item ids are positive int32 */
             break;
         }
-        if (!pick_device(d, &dv)) {
+        if ((d->o.max_open && d->open_total >= d->o.max_open) || !pick_device(d, &dv)) {
             d->blocked = true;
             break;
         }
@@ -204,6 +207,7 @@ int fleet_driver_pump(struct fleet_driver *d, uint64_t now_ms, int max_batch)
         snprintf(name, sizeof(name), "Item %ld", (long)id);
         d->ring[d->next % d->ring_cap] = (struct pending){ id, dv, now_ms };
         d->open[dv]++;
+        d->open_total++;
         if (hx_backend_publish_item(d->o.backend, target, id, name, 1) != HX_OK)
             d->failed++;
         d->next++;

@@ -29,6 +29,7 @@ struct fleet_driver_opts {
     uint64_t items;              /* total to publish; 0 = no limit (rate/duration decide) */
     double rate;                 /* items per second; 0 = as fast as the window allows */
     int window;                  /* unfinished items per device (1..FW_PENDING_ITEMS) */
+    uint64_t max_open;           /* unfinished items in all; 0 = no limit but the windows */
     uint64_t gate_timeout_ms;    /* an unfinished item stops holding the window after this */
 };
 
