@@ -9,8 +9,19 @@
  * recorded in memory by hx_backend_publish_item() before they are sent, and their SQL row goes
  * through the same FIFO, so a registration can never overtake its item.
  *
- * Locks: ledger lock (counters, item table, recent rows, SQL) and queue lock; the only nesting
- * is ledger -> queue (publish_item). SQLite is used by the backend thread only.
+ * Connection (link thread): Paho 1.3.12 re-sends its own in-flight QoS 1 publishes after a
+ * reconnect from freed memory (wrong topic or payload on the wire; paho.mqtt.c #1592). So Paho
+ * never reconnects and never buffers here (automaticReconnect and sendWhileDisconnected off):
+ * after a loss the link thread destroys the handle, makes a fresh one (same client id,
+ * persistent session), reconnects with back-off, re-subscribes, and re-publishes in order every
+ * item whose PUBACK never came (the unacked list, item id -> topic + payload; an entry leaves on
+ * its PUBACK). publish_item while the link is not open only appends to that list. Devices drop
+ * a second copy of an item by its id, so a re-send is harmless.
+ *
+ * Locks: handle lock (rwlock: read = calling Paho with b->client, write = replacing it), ledger
+ * lock (counters, item table, unacked list, link state, recent rows, SQL) and queue lock; the
+ * nesting is handle -> ledger -> queue. Paho callbacks take the ledger or queue lock only, and
+ * nobody calls Paho under them. SQLite is used by the backend thread only.
  */
 #include "hx/backend.h"
 
@@ -31,7 +42,9 @@
 #define BACKEND_DEVICE_ID_MAX 64
 #define BACKEND_NAME_MAX 32
 #define BACKEND_SESSION_EXPIRY_S 3600
-#define BACKEND_MAX_BUFFERED 1000000 /* items buffered by Paho while disconnected */
+#define BACKEND_MAX_QUEUED 1000000 /* publishes Paho may hold in its command queue */
+#define BACKEND_RETRY_MIN_MS 200   /* reconnect back-off: first wait after a failure */
+#define BACKEND_RETRY_MAX_MS 2000  /* ... doubling up to this */
 #define BACKEND_MAX_INFLIGHT 4096
 #define BACKEND_FILE_COMMIT_MS 50   /* a file ledger commits at least this often */
 
@@ -63,6 +76,32 @@ struct backend__reply {
     char payload[256];
 };
 
+/* An item publish whose PUBACK has not come (in publish order). */
+struct backend__pend {
+    struct backend__pend *prev, *next;
+    int32_t item_id;
+    uint64_t sent_gen;   /* handle generation it went out on; 0 = not sent yet */
+    size_t len;
+    char topic[BACKEND_DEVICE_ID_MAX + 40];
+    char payload[256];
+};
+
+/* Callback context of one Paho handle: callbacks of an older handle are ignored. Kept until
+   free (a callback may still be returning while its handle is destroyed). */
+struct backend__conn {
+    struct backend__conn *next;
+    struct hx_backend *b;
+    uint64_t gen;
+};
+
+enum backend__link_state {
+    LINK_IDLE,       /* not started, or stopped */
+    LINK_WANT,       /* (re)connect at retry_at_us */
+    LINK_CONNECTING, /* a connect is under way */
+    LINK_FRESH,      /* connected: subscribe and re-send due */
+    LINK_UP,         /* open: publishers send directly */
+};
+
 /* What the ledger knows about one item id, in memory. */
 struct backend__item {
     int32_t item_id;
@@ -71,6 +110,7 @@ struct backend__item {
     uint32_t keys;         /* distinct idempotency keys stored */
     int64_t published_us;  /* monotonic */
     int64_t first_reg_us;  /* monotonic arrival of the first stored registration; 0 none */
+    struct backend__pend *pend; /* its unacked publish, or NULL */
     char name[BACKEND_NAME_MAX + 1];
 };
 
@@ -85,7 +125,10 @@ struct hx_backend {
     char topic_registered[64];
     char topic_query[64];
 
+    pthread_rwlock_t hlock;        /* guards the handle: read to use, write to replace */
     MQTTAsync client;
+    bool client_used;              /* a connect was made on it: replace before the next */
+    struct backend__conn *conns;   /* contexts of every handle made (under hlock write) */
 
     /* ledger: all below under lock */
     pthread_mutex_t lock;
@@ -102,6 +145,16 @@ struct hx_backend {
     bool connected, subscribed, sub_failed, connect_failed, disconnected;
     int connections;
     char fail_msg[256];
+    /* link (under lock) */
+    enum backend__link_state link;
+    uint64_t gen;                  /* generation of the current handle */
+    int64_t retry_at_us;
+    int backoff_ms;
+    bool link_stop;
+    pthread_t linker;
+    bool link_running;
+    struct backend__pend *pend_head, *pend_tail;
+    uint64_t n_pend;
 
     /* queue: under qlock */
     pthread_mutex_t qlock;
@@ -430,8 +483,13 @@ static void backend__sql_exec(struct hx_backend *b, const char *sql)
 
 /* ---------------------------------------------------------------- publishing */
 
-static int backend__send(struct hx_backend *b, const char *topic, const void *payload,
-                         size_t len, int qos)
+static void backend__on_pub3(void *ctx, MQTTAsync_successData *d);
+static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d);
+
+/* Hand one message to Paho; the caller holds hlock for reading. Item publishes (acked) get a
+   PUBACK callback that takes them off the unacked list. Returns the Paho code. */
+static int backend__paho_send(struct hx_backend *b, const char *topic, const void *payload,
+                              size_t len, int qos, bool acked)
 {
     MQTTAsync_message m = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -439,7 +497,23 @@ static int backend__send(struct hx_backend *b, const char *topic, const void *pa
     m.payloadlen = (int)len;
     m.qos = qos;
     m.retained = 0;
-    int rc = MQTTAsync_sendMessage(b->client, topic, &m, &ro);
+    if (acked) {
+        ro.context = b;
+        if (b->mqtt_version == 5)
+            ro.onSuccess5 = backend__on_pub5;
+        else
+            ro.onSuccess = backend__on_pub3;
+    }
+    return b->client ? MQTTAsync_sendMessage(b->client, topic, &m, &ro) : MQTTASYNC_DISCONNECTED;
+}
+
+/* Publish anything not tracked (answers, raw): fails while disconnected. */
+static int backend__send(struct hx_backend *b, const char *topic, const void *payload,
+                         size_t len, int qos)
+{
+    pthread_rwlock_rdlock(&b->hlock);
+    int rc = backend__paho_send(b, topic, payload, len, qos, false);
+    pthread_rwlock_unlock(&b->hlock);
     if (rc != MQTTASYNC_SUCCESS) {
         backend__set_error("cannot publish to %s on %s: Paho error %d (%s); is the backend "
                            "started and the broker reachable?", topic, b->uri, rc,
@@ -447,6 +521,81 @@ static int backend__send(struct hx_backend *b, const char *topic, const void *pa
         return HX_ERR_PROTO;
     }
     return HX_OK;
+}
+
+/* ---------------------------------------------------------------- unacked item publishes */
+
+static void backend__pend_unlink(struct hx_backend *b, struct backend__pend *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        b->pend_head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        b->pend_tail = p->prev;
+    p->prev = p->next = NULL;
+    b->n_pend--;
+}
+
+static void backend__pend_append(struct hx_backend *b, struct backend__pend *p)
+{
+    p->next = NULL;
+    p->prev = b->pend_tail;
+    if (b->pend_tail)
+        b->pend_tail->next = p;
+    else
+        b->pend_head = p;
+    b->pend_tail = p;
+    b->n_pend++;
+}
+
+static struct backend__item *backend__find_item(struct hx_backend *b, int32_t id);
+
+/* A PUBACK for an item publish (any handle): the entry with this exact topic and payload
+   leaves the unacked list (an older copy of a re-published id leaves nothing). */
+static void backend__acked(struct hx_backend *b, const char *topic, const void *payload, int len)
+{
+    static const char prefix[] = "{\"item_id\":";
+    if (!topic || !payload || len < (int)sizeof prefix ||
+        memcmp(payload, prefix, sizeof prefix - 1) != 0)
+        return;
+    char num[16];
+    size_t k = 0;
+    const char *p = (const char *)payload + sizeof prefix - 1;
+    while (k < sizeof num - 1 && (int)(p - (const char *)payload) < len && *p >= '0' &&
+           *p <= '9')
+        num[k++] = *p++;
+    num[k] = '\0';
+    long id = strtol(num, NULL, 10);
+    if (k == 0 || id < 1 || id > INT32_MAX)
+        return;
+    pthread_mutex_lock(&b->lock);
+    struct backend__item *it = backend__find_item(b, (int32_t)id);
+    struct backend__pend *e = it ? it->pend : NULL;
+    if (e && e->len == (size_t)len && memcmp(e->payload, payload, e->len) == 0 &&
+        strcmp(e->topic, topic) == 0) {
+        backend__pend_unlink(b, e);
+        it->pend = NULL;
+        free(e);
+        pthread_cond_broadcast(&b->changed);
+    }
+    pthread_mutex_unlock(&b->lock);
+}
+
+static void backend__on_pub3(void *ctx, MQTTAsync_successData *d)
+{
+    if (d)
+        backend__acked(ctx, d->alt.pub.destinationName, d->alt.pub.message.payload,
+                       d->alt.pub.message.payloadlen);
+}
+
+static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d)
+{
+    if (d)
+        backend__acked(ctx, d->alt.pub.destinationName, d->alt.pub.message.payload,
+                       d->alt.pub.message.payloadlen);
 }
 
 /* ---------------------------------------------------------------- processing (backend thread) */
@@ -756,7 +905,7 @@ static void backend__take(struct hx_backend *b, const char *topic, size_t tl, co
 
 static int backend__on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *pm)
 {
-    struct hx_backend *b = ctx;
+    struct hx_backend *b = ((struct backend__conn *)ctx)->b;
     size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
     size_t len = pm->payloadlen > 0 ? (size_t)pm->payloadlen : 0;
     backend__take(b, topic, tl, pm->payload, len);
@@ -775,13 +924,20 @@ int hx_backend_inject(struct hx_backend *b, const char *topic, const void *paylo
     return HX_OK;
 }
 
+/* A loss of the current handle's connection: the link thread replaces the handle. Paho may
+   report one loss twice (MQTT 5), and an old handle's report is stale: both are ignored. */
 static void backend__on_lost(void *ctx, char *cause)
 {
-    struct hx_backend *b = ctx;
+    struct backend__conn *c = ctx;
+    struct hx_backend *b = c->b;
     (void)cause;
     pthread_mutex_lock(&b->lock);
-    b->connected = false;
-    pthread_cond_broadcast(&b->changed);
+    if (c->gen == b->gen && (b->link == LINK_FRESH || b->link == LINK_UP)) {
+        b->connected = false;
+        b->link = LINK_WANT;
+        b->retry_at_us = backend__mono_us(); /* at once; back-off after a failed attempt */
+        pthread_cond_broadcast(&b->changed);
+    }
     pthread_mutex_unlock(&b->lock);
 }
 
@@ -834,36 +990,36 @@ static void backend__on_sub_fail5(void *ctx, MQTTAsync_failureData5 *d)
     backend__sub_result(ctx, false, "the subscribe request failed");
 }
 
-/* Every (re)connection: subscribe again (the session may have been lost with the broker). */
+/* Every (re)connection of the current handle: the link thread subscribes and re-sends. */
 static void backend__on_connected(void *ctx, char *cause)
 {
-    struct hx_backend *b = ctx;
+    struct backend__conn *c = ctx;
+    struct hx_backend *b = c->b;
     (void)cause;
     pthread_mutex_lock(&b->lock);
-    b->connected = true;
-    if (b->connections++ > 0)
-        b->r.reconnects++;
-    pthread_cond_broadcast(&b->changed);
-    pthread_mutex_unlock(&b->lock);
-    char *topics[2] = {b->topic_registered, b->topic_query};
-    int qos[2] = {1, 1};
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.context = b;
-    if (b->mqtt_version == 5) {
-        ro.onSuccess5 = backend__on_sub5;
-        ro.onFailure5 = backend__on_sub_fail5;
-    } else {
-        ro.onSuccess = backend__on_sub3;
-        ro.onFailure = backend__on_sub_fail3;
+    if (c->gen == b->gen && b->link == LINK_CONNECTING) {
+        b->connected = true;
+        if (b->connections++ > 0)
+            b->r.reconnects++;
+        b->link = LINK_FRESH;
+        b->backoff_ms = BACKEND_RETRY_MIN_MS;
+        pthread_cond_broadcast(&b->changed);
     }
-    int rc = MQTTAsync_subscribeMany(b->client, 2, topics, qos, &ro);
-    if (rc != MQTTASYNC_SUCCESS)
-        backend__sub_result(b, false, "the subscribe request could not be sent");
+    pthread_mutex_unlock(&b->lock);
 }
 
-static void backend__connect_failed(struct hx_backend *b, int code, const char *msg)
+static void backend__connect_failed(struct backend__conn *c, int code, const char *msg)
 {
+    struct hx_backend *b = c->b;
     pthread_mutex_lock(&b->lock);
+    if (c->gen != b->gen || b->link != LINK_CONNECTING) {
+        pthread_mutex_unlock(&b->lock);
+        return;
+    }
+    b->link = LINK_WANT;
+    b->retry_at_us = backend__mono_us() + (int64_t)b->backoff_ms * 1000;
+    b->backoff_ms = b->backoff_ms * 2 < BACKEND_RETRY_MAX_MS ? b->backoff_ms * 2
+                                                              : BACKEND_RETRY_MAX_MS;
     b->connect_failed = true;
     snprintf(b->fail_msg, sizeof b->fail_msg, "connect refused or failed (code %d%s%s)", code,
              msg ? ": " : "", msg ? msg : "");
@@ -915,12 +1071,238 @@ static void backend__on_disc_fail5(void *ctx, MQTTAsync_failureData5 *d)
     backend__disconnected(ctx);
 }
 
+/* ---------------------------------------------------------------- link thread */
+
+/*
+ * A fresh Paho handle (same client id, no Paho persistence, no buffering while disconnected)
+ * in place of the old one, which is destroyed here, never inside a Paho callback. Called by
+ * the link thread or create only. Returns a Paho code.
+ */
+static int backend__new_client(struct hx_backend *b)
+{
+    struct backend__conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return MQTTASYNC_FAILURE;
+    c->b = b;
+    pthread_rwlock_wrlock(&b->hlock);
+    if (b->client)
+        MQTTAsync_destroy(&b->client);
+    b->client = NULL;
+    b->client_used = false;
+    pthread_mutex_lock(&b->lock);
+    c->gen = ++b->gen; /* callbacks of the old handle are stale from now on */
+    pthread_mutex_unlock(&b->lock);
+    c->next = b->conns;
+    b->conns = c;
+    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
+    co.MQTTVersion = b->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    co.sendWhileDisconnected = 0; /* while down, items wait in the unacked list, not in Paho */
+    co.maxBufferedMessages = BACKEND_MAX_QUEUED; /* Paho counts queued publishes even when
+                                                   connected (default 100: bursts fail) */
+    int rc = MQTTAsync_createWithOptions(&b->client, b->uri, b->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    if (rc == MQTTASYNC_SUCCESS) {
+        MQTTAsync_setCallbacks(b->client, c, backend__on_lost, backend__on_message, NULL);
+        MQTTAsync_setConnected(b->client, c, backend__on_connected);
+    } else {
+        b->client = NULL;
+    }
+    pthread_rwlock_unlock(&b->hlock);
+    return rc;
+}
+
+/* Start one connect on the current handle (a fresh one if this one was used). */
+static int backend__connect(struct hx_backend *b)
+{
+    if (b->client_used || !b->client) {
+        int rc = backend__new_client(b);
+        if (rc != MQTTASYNC_SUCCESS)
+            return rc;
+    }
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTAsync_connectOptions *c = b->mqtt_version == 5 ? &co5 : &co;
+    c->keepAliveInterval = b->keepalive_s;
+    c->connectTimeout = (b->connect_timeout_ms + 999) / 1000;
+    c->automaticReconnect = 0; /* the link thread reconnects, with a fresh handle */
+    c->maxInflight = BACKEND_MAX_INFLIGHT;
+    c->username = b->username;
+    c->password = b->password;
+    pthread_rwlock_rdlock(&b->hlock);
+    c->context = b->conns; /* the current handle's context */
+    if (b->mqtt_version == 5) {
+        c->cleanstart = b->clean_session;
+        if (!b->clean_session) {
+            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+            p.value.integer4 = BACKEND_SESSION_EXPIRY_S;
+            MQTTProperties_add(&props, &p);
+            c->connectProperties = &props;
+        }
+        c->onFailure5 = backend__on_connect_fail5;
+    } else {
+        c->cleansession = b->clean_session;
+        c->onFailure = backend__on_connect_fail3;
+    }
+    if (strncmp(b->uri, "ssl://", 6) == 0 || strncmp(b->uri, "mqtts://", 8) == 0) {
+        ssl.trustStore = b->cafile;
+        ssl.keyStore = b->certfile;
+        ssl.privateKey = b->keyfile;
+        ssl.enableServerCertAuth = b->cafile != NULL;
+        ssl.verify = b->cafile != NULL;
+        c->ssl = &ssl;
+    }
+    b->client_used = true;
+    int rc = MQTTAsync_connect(b->client, c);
+    pthread_rwlock_unlock(&b->hlock);
+    MQTTProperties_free(&props);
+    return rc;
+}
+
+static void backend__subscribe(struct hx_backend *b)
+{
+    char *topics[2] = {b->topic_registered, b->topic_query};
+    int qos[2] = {1, 1};
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.context = b;
+    if (b->mqtt_version == 5) {
+        ro.onSuccess5 = backend__on_sub5;
+        ro.onFailure5 = backend__on_sub_fail5;
+    } else {
+        ro.onSuccess = backend__on_sub3;
+        ro.onFailure = backend__on_sub_fail3;
+    }
+    pthread_rwlock_rdlock(&b->hlock);
+    int rc = b->client ? MQTTAsync_subscribeMany(b->client, 2, topics, qos, &ro)
+                       : MQTTASYNC_DISCONNECTED;
+    pthread_rwlock_unlock(&b->hlock);
+    if (rc != MQTTASYNC_SUCCESS)
+        backend__sub_result(b, false, "the subscribe request could not be sent");
+}
+
+/*
+ * Send, in publish order, every unacked item not sent on this handle yet (re-sends of items
+ * sent on an older handle are counted as republished), until none is left; then open the
+ * link to publishers. Called (and returns) with the ledger lock held; drops it to send.
+ */
+static void backend__resend(struct hx_backend *b, uint64_t gen)
+{
+    for (;;) {
+        if (b->link != LINK_FRESH || b->gen != gen)
+            return; /* lost again: the next connection re-sends */
+        size_t n = 0;
+        for (struct backend__pend *p = b->pend_head; p; p = p->next)
+            if (p->sent_gen != gen)
+                n++;
+        if (n == 0) {
+            b->link = LINK_UP;
+            pthread_cond_broadcast(&b->changed);
+            return;
+        }
+        struct backend__pend *copy = malloc(n * sizeof *copy);
+        if (!copy) {
+            pthread_mutex_unlock(&b->lock);
+            nanosleep(&(struct timespec){0, 10000000L}, NULL); /* out of memory: retry */
+            pthread_mutex_lock(&b->lock);
+            continue;
+        }
+        size_t k = 0;
+        for (struct backend__pend *p = b->pend_head; p; p = p->next) {
+            if (p->sent_gen == gen)
+                continue;
+            if (p->sent_gen != 0)
+                b->r.republished++;
+            p->sent_gen = gen;
+            copy[k++] = *p;
+        }
+        pthread_mutex_unlock(&b->lock);
+        pthread_rwlock_rdlock(&b->hlock);
+        for (size_t i = 0; i < k; i++)
+            if (backend__paho_send(b, copy[i].topic, copy[i].payload, copy[i].len, 1, true) !=
+                MQTTASYNC_SUCCESS)
+                break; /* the loss will be reported; the entries stay for the next handle */
+        pthread_rwlock_unlock(&b->hlock);
+        free(copy);
+        pthread_mutex_lock(&b->lock);
+    }
+}
+
+/* The link thread: (re)connects with back-off, subscribes and re-sends after each connect. */
+static void *backend__link_thread(void *arg)
+{
+    struct hx_backend *b = arg;
+    pthread_mutex_lock(&b->lock);
+    for (;;) {
+        if (b->link_stop)
+            break;
+        if (b->link == LINK_FRESH) {
+            uint64_t gen = b->gen;
+            pthread_mutex_unlock(&b->lock);
+            backend__subscribe(b);
+            pthread_mutex_lock(&b->lock);
+            backend__resend(b, gen);
+            continue;
+        }
+        if (b->link == LINK_WANT) {
+            int64_t left_us = b->retry_at_us - backend__mono_us();
+            if (left_us <= 0) {
+                b->link = LINK_CONNECTING;
+                pthread_mutex_unlock(&b->lock);
+                int rc = backend__connect(b);
+                pthread_mutex_lock(&b->lock);
+                if (rc != MQTTASYNC_SUCCESS && b->link == LINK_CONNECTING) {
+                    b->link = LINK_WANT;
+                    b->retry_at_us = backend__mono_us() + (int64_t)b->backoff_ms * 1000;
+                    b->backoff_ms = b->backoff_ms * 2 < BACKEND_RETRY_MAX_MS
+                                        ? b->backoff_ms * 2 : BACKEND_RETRY_MAX_MS;
+                    b->connect_failed = true;
+                    snprintf(b->fail_msg, sizeof b->fail_msg, "Paho error %d (%s)", rc,
+                             MQTTAsync_strerror(rc));
+                    pthread_cond_broadcast(&b->changed);
+                }
+                continue;
+            }
+            struct timespec dl;
+            backend__deadline(&dl, (int)((left_us + 999) / 1000));
+            pthread_cond_timedwait(&b->changed, &b->lock, &dl);
+            continue;
+        }
+        pthread_cond_wait(&b->changed, &b->lock);
+    }
+    pthread_mutex_unlock(&b->lock);
+    return NULL;
+}
+
+/* Stop the link thread (start failed, or stop). */
+static void backend__link_join(struct hx_backend *b)
+{
+    if (!b->link_running)
+        return;
+    pthread_mutex_lock(&b->lock);
+    b->link_stop = true;
+    pthread_cond_broadcast(&b->changed);
+    pthread_mutex_unlock(&b->lock);
+    pthread_join(b->linker, NULL);
+    b->link_running = false;
+}
+
 /* ---------------------------------------------------------------- API */
 
 static void backend__destroy(struct hx_backend *b)
 {
     if (b->client)
         MQTTAsync_destroy(&b->client);
+    while (b->conns) {
+        struct backend__conn *next = b->conns->next;
+        free(b->conns);
+        b->conns = next;
+    }
+    while (b->pend_head) {
+        struct backend__pend *next = b->pend_head->next;
+        free(b->pend_head);
+        b->pend_head = next;
+    }
     backend__sql_close(b);
     struct backend__msg *m = b->head;
     while (m) {
@@ -928,6 +1310,7 @@ static void backend__destroy(struct hx_backend *b)
         free(m);
         m = next;
     }
+    pthread_rwlock_destroy(&b->hlock);
     pthread_mutex_destroy(&b->lock);
     pthread_mutex_destroy(&b->qlock);
     pthread_cond_destroy(&b->changed);
@@ -975,6 +1358,7 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_rwlock_init(&b->hlock, NULL);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->qlock, NULL);
     pthread_cond_init(&b->changed, &ca);
@@ -1016,22 +1400,15 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     if ((rc = backend__sql_open(b)) != HX_OK)
         goto exit;
 
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    co.MQTTVersion = b->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    co.sendWhileDisconnected = 1;
-    co.maxBufferedMessages = BACKEND_MAX_BUFFERED;
-    int prc = MQTTAsync_createWithOptions(&b->client, b->uri, b->client_id,
-                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    b->backoff_ms = BACKEND_RETRY_MIN_MS;
+    int prc = backend__new_client(b); /* made here so that a bad uri is an error at once */
     if (prc != MQTTASYNC_SUCCESS) {
-        b->client = NULL;
         backend__set_error("cannot create the MQTT client for %s: Paho error %d (%s); check "
                            "the uri (tcp://host:port or ssl://host:port)", b->uri, prc,
                            MQTTAsync_strerror(prc));
         rc = HX_ERR_INVAL;
         goto exit;
     }
-    MQTTAsync_setCallbacks(b->client, b, backend__on_lost, backend__on_message, NULL);
-    MQTTAsync_setConnected(b->client, b, backend__on_connected);
     if (pthread_create(&b->worker, NULL, backend__worker, b) != 0) {
         backend__set_error("cannot start the backend thread: %s", strerror(errno));
         rc = HX_ERR_SYS;
@@ -1065,50 +1442,21 @@ int hx_backend_start(struct hx_backend *b)
     pthread_mutex_lock(&b->lock);
     b->subscribed = b->sub_failed = b->connect_failed = b->disconnected = false;
     b->fail_msg[0] = '\0';
+    b->link = LINK_WANT;
+    b->retry_at_us = 0;
+    b->backoff_ms = BACKEND_RETRY_MIN_MS;
+    b->link_stop = false;
     pthread_mutex_unlock(&b->lock);
+    if (pthread_create(&b->linker, NULL, backend__link_thread, b) != 0) {
+        backend__set_error("cannot start the backend's connection thread: %s", strerror(errno));
+        pthread_mutex_lock(&b->lock);
+        b->link = LINK_IDLE;
+        pthread_mutex_unlock(&b->lock);
+        return HX_ERR_SYS;
+    }
+    b->link_running = true;
 
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
-    MQTTProperties props = MQTTProperties_initializer;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    MQTTAsync_connectOptions *c = b->mqtt_version == 5 ? &co5 : &co;
-    c->keepAliveInterval = b->keepalive_s;
-    c->connectTimeout = (b->connect_timeout_ms + 999) / 1000;
-    c->automaticReconnect = 1;
-    c->minRetryInterval = 1;
-    c->maxRetryInterval = 4;
-    c->maxInflight = BACKEND_MAX_INFLIGHT;
-    c->username = b->username;
-    c->password = b->password;
-    c->context = b;
-    if (b->mqtt_version == 5) {
-        c->cleanstart = b->clean_session;
-        if (!b->clean_session) {
-            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-            p.value.integer4 = BACKEND_SESSION_EXPIRY_S;
-            MQTTProperties_add(&props, &p);
-            c->connectProperties = &props;
-        }
-        c->onFailure5 = backend__on_connect_fail5;
-    } else {
-        c->cleansession = b->clean_session;
-        c->onFailure = backend__on_connect_fail3;
-    }
-    if (strncmp(b->uri, "ssl://", 6) == 0 || strncmp(b->uri, "mqtts://", 8) == 0) {
-        ssl.trustStore = b->cafile;
-        ssl.keyStore = b->certfile;
-        ssl.privateKey = b->keyfile;
-        ssl.enableServerCertAuth = b->cafile != NULL;
-        ssl.verify = b->cafile != NULL;
-        c->ssl = &ssl;
-    }
-    int rc = MQTTAsync_connect(b->client, c);
-    MQTTProperties_free(&props);
-    if (rc != MQTTASYNC_SUCCESS) {
-        backend__set_error("cannot connect the backend to %s: Paho error %d (%s)", b->uri, rc,
-                           MQTTAsync_strerror(rc));
-        return HX_ERR_PROTO;
-    }
+    /* the first connect must work: a refusal or no answer is an error, not a retry */
     struct timespec dl;
     backend__deadline(&dl, b->connect_timeout_ms);
     int wrc = 0;
@@ -1126,9 +1474,17 @@ int hx_backend_start(struct hx_backend *b)
     backend__set_error("the backend could not connect and subscribe to %s as '%s' within %d "
                        "ms: %s; check the broker runs, the uri, user name and password",
                        b->uri, b->client_id, b->connect_timeout_ms, why);
+    backend__link_join(b);
+    pthread_mutex_lock(&b->lock);
+    b->link = LINK_IDLE;
+    b->connected = false;
+    pthread_mutex_unlock(&b->lock);
+    pthread_rwlock_rdlock(&b->hlock);
     MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
     d.timeout = 0;
-    MQTTAsync_disconnect(b->client, &d);
+    if (b->client)
+        MQTTAsync_disconnect(b->client, &d);
+    pthread_rwlock_unlock(&b->hlock);
     return wrc ? HX_ERR_TIMEOUT : HX_ERR_PROTO;
 }
 
@@ -1141,9 +1497,12 @@ int hx_backend_stop(struct hx_backend *b)
     int rc = HX_OK;
     if (b->started) {
         b->started = false;
+        backend__link_join(b); /* no reconnect from here on */
         pthread_mutex_lock(&b->lock);
         b->disconnected = false;
+        b->link = LINK_IDLE; /* publish_item queues until the next start */
         pthread_mutex_unlock(&b->lock);
+        pthread_rwlock_rdlock(&b->hlock);
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
         d.timeout = 2000;
         d.context = b;
@@ -1154,7 +1513,9 @@ int hx_backend_stop(struct hx_backend *b)
             d.onSuccess = backend__on_disc3;
             d.onFailure = backend__on_disc_fail3;
         }
-        if (MQTTAsync_disconnect(b->client, &d) == MQTTASYNC_SUCCESS) {
+        int drc = b->client ? MQTTAsync_disconnect(b->client, &d) : MQTTASYNC_DISCONNECTED;
+        pthread_rwlock_unlock(&b->hlock);
+        if (drc == MQTTASYNC_SUCCESS) {
             struct timespec dl;
             backend__deadline(&dl, 5000);
             int wrc = 0;
@@ -1247,11 +1608,26 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         m->device_id = m->data + nl + 1;
         memcpy(m->device_id, device_id, dl + 1);
     }
+    struct backend__pend *e = calloc(1, sizeof *e);
+    if (!e) {
+        free(m);
+        backend__set_error("out of memory publishing item %" PRId32, item_id);
+        return HX_ERR_NOMEM;
+    }
+    e->item_id = item_id;
+    snprintf(e->topic, sizeof e->topic, "%s", topic);
+    memcpy(e->payload, payload, (size_t)n);
+    e->len = (size_t)n;
+    /* handle before ledger lock: the handle cannot be replaced between the check that the
+       link is open and the send */
+    pthread_rwlock_rdlock(&b->hlock);
     pthread_mutex_lock(&b->lock);
     struct backend__item *it = backend__item(b, item_id);
     if (!it) {
         pthread_mutex_unlock(&b->lock);
+        pthread_rwlock_unlock(&b->hlock);
         free(m);
+        free(e);
         backend__set_error("out of memory recording item %" PRId32, item_id);
         return HX_ERR_NOMEM;
     }
@@ -1269,14 +1645,37 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
             b->r.registered++; /* registered before we published it: odd, but counted */
         backend__enqueue(b, m);
     }
-    pthread_mutex_unlock(&b->lock);
-    int rc = backend__send(b, topic, payload, (size_t)n, 1);
-    if (rc != HX_OK) {
-        pthread_mutex_lock(&b->lock);
-        b->r.publish_failed++;
-        pthread_mutex_unlock(&b->lock);
+    /* into the unacked list (a re-published id replaces its older entry, at the end) */
+    if (it->pend) {
+        backend__pend_unlink(b, it->pend);
+        free(it->pend);
     }
-    return rc;
+    it->pend = e;
+    backend__pend_append(b, e);
+    bool open = b->link == LINK_UP;
+    if (open)
+        e->sent_gen = b->gen;
+    else
+        b->r.held_offline++; /* the link thread sends it after the (re)connect */
+    pthread_mutex_unlock(&b->lock);
+    int prc = open ? backend__paho_send(b, topic, payload, (size_t)n, 1, true)
+                   : MQTTASYNC_SUCCESS;
+    pthread_rwlock_unlock(&b->hlock);
+    /* DISCONNECTED: the loss is being reported; the item goes out on the next connection */
+    if (prc == MQTTASYNC_SUCCESS || prc == MQTTASYNC_DISCONNECTED)
+        return HX_OK;
+    pthread_mutex_lock(&b->lock);
+    b->r.publish_failed++;
+    struct backend__item *cur = backend__find_item(b, item_id);
+    if (cur && cur->pend == e) {
+        backend__pend_unlink(b, e);
+        cur->pend = NULL;
+        free(e);
+    }
+    pthread_mutex_unlock(&b->lock);
+    backend__set_error("cannot publish item %" PRId32 " to %s on %s: Paho error %d (%s)",
+                       item_id, topic, b->uri, prc, MQTTAsync_strerror(prc));
+    return HX_ERR_PROTO;
 }
 
 int hx_backend_publish_raw(struct hx_backend *b, const char *topic, const void *payload,
@@ -1304,6 +1703,7 @@ void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
         return;
     pthread_mutex_lock(&b->lock);
     *r = b->r;
+    r->unacked = b->n_pend;
     r->registered_once = r->registered_twice = 0;
     double *lat = malloc((b->n_items ? b->n_items : 1) * sizeof *lat);
     size_t n = 0;

@@ -84,8 +84,12 @@ struct hx_ledger_report {
     uint64_t rows_stored;            /* rows in tags */
     uint64_t key_reused;             /* a known key with another item/tag: not stored */
     uint64_t malformed_queries;      /* inventory queries that failed the parse */
-    uint64_t republished;            /* publish_item of an id already published */
+    uint64_t republished;            /* publish_item of an id already published, plus the
+                                        backend's own re-sends of unacked items after a
+                                        connection loss */
     uint64_t publish_failed;         /* items Paho refused to send */
+    uint64_t held_offline;           /* publish_item while not connected: sent after connect */
+    uint64_t unacked;                /* item publishes whose PUBACK has not come (now) */
     uint64_t sql_errors;             /* unexpected SQLite failures */
     uint64_t reconnects;             /* connections after the first */
     uint64_t ledger_batches;         /* SQL commits (a batch; a file ledger: <= 50 ms each) */
@@ -107,7 +111,10 @@ struct hx_backend;
 /* Make a backend (client and ledger; not connected). opts->uri is required. */
 int hx_backend_create(const struct hx_backend_opts *opts, struct hx_backend **out);
 /* Connect, subscribe the layout's registration and query topics, return once subscribed.
-   The client reconnects and re-subscribes by itself afterwards. */
+   After a connection loss the backend makes a fresh Paho handle (never letting Paho re-send
+   anything itself: Paho 1.3.12 corrupts its own re-sends), reconnects with back-off (0.2 s
+   doubling to 2 s), re-subscribes and re-publishes, in order, every item whose PUBACK never
+   came (counted in republished). */
 int hx_backend_start(struct hx_backend *b);
 /* Disconnect and drain: every message received before is in the ledger afterwards. */
 int hx_backend_stop(struct hx_backend *b);
@@ -121,6 +128,8 @@ int32_t hx_backend_next_item_id(struct hx_backend *b);
  * layout's item topic: device_id names the device in the per-device layout (NULL in the seed
  * layout). Ranges as in docs/protocol.md (name 1..32 bytes, tag_quantity 1..100000).
  * Publishing an id again re-sends it (counted as republished; the first time counts).
+ * While the backend is not connected (an outage, or not started) the item is kept and sent
+ * after the connect, in order (held_offline); 0 then. Devices drop a second copy by item id.
  */
 int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t item_id,
                             const char *name, int32_t tag_quantity);
