@@ -9,6 +9,7 @@
 #include <MQTTAsync.h>
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -856,6 +857,283 @@ START_TEST(injected_messages_are_processed_without_a_broker)
 }
 END_TEST
 
+
+/* ---------------------------------------------------------------- a broker crash */
+
+/* A subscriber with a persistent session that keeps every copy it gets (topic, payload). */
+#define SINK_MAX 1024
+
+struct sink {
+    MQTTAsync c;
+    pthread_mutex_t lock;
+    int connected; /* successful connects */
+    int subscribed;
+    int n;
+    char topic[SINK_MAX][64];
+    char payload[SINK_MAX][128];
+};
+
+static int sink_arrived(void *ctx, char *topic, int tl, MQTTAsync_message *m)
+{
+    struct sink *k = ctx;
+    (void)tl;
+    pthread_mutex_lock(&k->lock);
+    if (k->n < SINK_MAX) {
+        snprintf(k->topic[k->n], sizeof k->topic[0], "%s", topic);
+        snprintf(k->payload[k->n], sizeof k->payload[0], "%.*s", m->payloadlen,
+                 (const char *)m->payload);
+        k->n++;
+    }
+    pthread_mutex_unlock(&k->lock);
+    MQTTAsync_freeMessage(&m);
+    MQTTAsync_free(topic);
+    return 1;
+}
+
+static void sink_connected(void *ctx, char *cause)
+{
+    struct sink *k = ctx;
+    (void)cause;
+    pthread_mutex_lock(&k->lock);
+    k->connected++;
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void sink_subscribed(void *ctx, MQTTAsync_successData *d)
+{
+    struct sink *k = ctx;
+    (void)d;
+    pthread_mutex_lock(&k->lock);
+    k->subscribed++;
+    pthread_mutex_unlock(&k->lock);
+}
+
+static void sink_subscribed5(void *ctx, MQTTAsync_successData5 *d)
+{
+    (void)d;
+    sink_subscribed(ctx, NULL);
+}
+
+static int sink_get(struct sink *k, int *field)
+{
+    pthread_mutex_lock(&k->lock);
+    int v = *field;
+    pthread_mutex_unlock(&k->lock);
+    return v;
+}
+
+/* Receive-only, so Paho's own reconnect is safe here (it has nothing to re-send). */
+static void sink_open(struct sink *k, const char *uri, int version)
+{
+    memset(k, 0, sizeof *k);
+    pthread_mutex_init(&k->lock, NULL);
+    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
+    cro.MQTTVersion = version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    ck_assert_int_eq(MQTTAsync_createWithOptions(&k->c, uri, "crash-sink",
+                                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro),
+                     MQTTASYNC_SUCCESS);
+    MQTTAsync_setCallbacks(k->c, k, NULL, sink_arrived, NULL);
+    MQTTAsync_setConnected(k->c, k, sink_connected);
+    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
+    MQTTProperties props = MQTTProperties_initializer;
+    MQTTAsync_connectOptions *c = version == 5 ? &co5 : &co;
+    if (version == 5) {
+        c->cleanstart = 0;
+        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
+        p.value.integer4 = 3600;
+        MQTTProperties_add(&props, &p);
+        c->connectProperties = &props;
+    } else {
+        c->cleansession = 0;
+    }
+    c->keepAliveInterval = 30;
+    c->automaticReconnect = 1;
+    c->minRetryInterval = 1;
+    c->maxRetryInterval = 1;
+    ck_assert_int_eq(MQTTAsync_connect(k->c, c), MQTTASYNC_SUCCESS);
+    MQTTProperties_free(&props);
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (sink_get(k, &k->connected) < 1 && now_ms() < deadline)
+        sleep_ms(5);
+    ck_assert_int_ge(sink_get(k, &k->connected), 1);
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.context = k;
+    if (version == 5)
+        ro.onSuccess5 = sink_subscribed5;
+    else
+        ro.onSuccess = sink_subscribed;
+    ck_assert_int_eq(MQTTAsync_subscribe(k->c, "scanners/+/item_registration", 1, &ro),
+                     MQTTASYNC_SUCCESS);
+    deadline = now_ms() + WAIT_MS;
+    while (sink_get(k, &k->subscribed) < 1 && now_ms() < deadline)
+        sleep_ms(5);
+    ck_assert_int_ge(sink_get(k, &k->subscribed), 1);
+}
+
+static void sink_close(struct sink *k)
+{
+    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+    d.timeout = 0;
+    MQTTAsync_disconnect(k->c, &d);
+    MQTTAsync_destroy(&k->c);
+    pthread_mutex_destroy(&k->lock);
+}
+
+static void crash_item(int id, char *topic, size_t tn, char *payload, size_t pn)
+{
+    snprintf(topic, tn, "scanners/scanner-%d/item_registration", 1 + id % 2);
+    snprintf(payload, pn, "{\"item_id\":%d,\"item_name\":\"Crash %d\",\"tag_quantity\":%d}", id,
+             id, 1 + id % 7);
+}
+
+/* Every item 1..n at least once, and every copy exactly as published. */
+static bool sink_has_all(struct sink *k, int n, char *why, size_t wn)
+{
+    static bool seen[SINK_MAX];
+    memset(seen, 0, sizeof seen);
+    why[0] = '\0';
+    pthread_mutex_lock(&k->lock);
+    for (int i = 0; i < k->n; i++) {
+        int id = 0;
+        char topic[64], payload[128];
+        if (sscanf(k->payload[i], "{\"item_id\":%d", &id) != 1 || id < 1 || id > n) {
+            snprintf(why, wn, "copy %d is no item of this run: %s on %s", i, k->payload[i],
+                     k->topic[i]);
+            break;
+        }
+        crash_item(id, topic, sizeof topic, payload, sizeof payload);
+        if (strcmp(topic, k->topic[i]) != 0 || strcmp(payload, k->payload[i]) != 0) {
+            snprintf(why, wn, "item %d arrived as %s on %s, published as %s on %s", id,
+                     k->payload[i], k->topic[i], payload, topic);
+            break;
+        }
+        seen[id] = true;
+    }
+    pthread_mutex_unlock(&k->lock);
+    if (why[0])
+        return false;
+    for (int id = 1; id <= n; id++) {
+        if (!seen[id]) {
+            snprintf(why, wn, "item %d never arrived", id);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void wait_broker_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    int64_t deadline = now_ms() + WAIT_MS;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        ck_assert_ptr_nonnull(f);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *paren = strrchr(buf, ')');
+        if ((paren && paren[1] == ' ' && paren[2] == 'T') || now_ms() > deadline)
+            break;
+        sleep_ms(5);
+    }
+    ck_assert_msg(strstr(buf, ") T") != NULL, "mosquitto did not stop: %s", buf);
+}
+
+#define CRASH_N 20 /* items per phase */
+
+/*
+ * mosquitto with persistence saved on every change; 20 items go through; then the broker is
+ * frozen (SIGSTOP) so the next 20 are sent but never acknowledged, killed (-9) and, while it
+ * is down, 20 more are published; then it restarts. Every item must reach the persistent
+ * subscriber exactly as published (a Paho re-send would carry another item's topic or
+ * payload), the 20 unacknowledged ones re-sent by the backend itself.
+ */
+START_TEST(every_item_survives_a_broker_kill_and_restart_intact)
+{
+    int version = _i == 0 ? 4 : 5;
+    struct hx_broker_opts bo = {.persistence = true, .autosave_interval_s = 1,
+                                .autosave_on_changes = true};
+    struct hx_broker *broker = NULL;
+    ck_assert_msg(hx_broker_start(&bo, &broker) == HX_OK, "%s", hx_broker_last_error());
+    static struct sink k;
+    sink_open(&k, hx_broker_uri(broker), version);
+    struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .mqtt_version = version,
+                                .layout = HX_BACKEND_LAYOUT_PER_DEVICE};
+    struct hx_backend *b = NULL;
+    ck_assert_msg(hx_backend_create(&o, &b) == HX_OK, "%s", hx_backend_last_error());
+    ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
+
+    char why[512];
+    int id = 0;
+    for (int i = 0; i < CRASH_N; i++) {
+        char dev[16];
+        ++id;
+        snprintf(dev, sizeof dev, "scanner-%d", 1 + id % 2);
+        char name[16];
+        snprintf(name, sizeof name, "Crash %d", id);
+        ck_assert_int_eq(hx_backend_publish_item(b, dev, id, name, 1 + id % 7), HX_OK);
+    }
+    struct hx_ledger_report rep;
+    WAIT_REPORT(b, rep, rep.unacked == 0);
+    int64_t deadline = now_ms() + WAIT_MS;
+    while (!sink_has_all(&k, CRASH_N, why, sizeof why) && now_ms() < deadline)
+        sleep_ms(10);
+    ck_assert_msg(sink_has_all(&k, CRASH_N, why, sizeof why), "before the crash: %s", why);
+
+    /* frozen: these are sent, never acknowledged */
+    pid_t pid = hx_broker_pid(broker);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    wait_broker_stopped(pid);
+    for (int i = 0; i < CRASH_N; i++) {
+        char dev[16], name[16];
+        ++id;
+        snprintf(dev, sizeof dev, "scanner-%d", 1 + id % 2);
+        snprintf(name, sizeof name, "Crash %d", id);
+        ck_assert_int_eq(hx_backend_publish_item(b, dev, id, name, 1 + id % 7), HX_OK);
+    }
+    hx_backend_report(b, &rep);
+    ck_assert_uint_eq(rep.unacked, CRASH_N);
+    ck_assert_int_eq(hx_broker_kill(broker), HX_OK);
+    deadline = now_ms() + WAIT_MS;
+    while (hx_backend_connected(b) && now_ms() < deadline)
+        sleep_ms(5);
+    ck_assert(!hx_backend_connected(b));
+
+    /* down: held by the backend, not failed */
+    for (int i = 0; i < CRASH_N; i++) {
+        char dev[16], name[16];
+        ++id;
+        snprintf(dev, sizeof dev, "scanner-%d", 1 + id % 2);
+        snprintf(name, sizeof name, "Crash %d", id);
+        ck_assert_msg(hx_backend_publish_item(b, dev, id, name, 1 + id % 7) == HX_OK, "%s",
+                      hx_backend_last_error());
+    }
+    hx_backend_report(b, &rep);
+    ck_assert_uint_eq(rep.held_offline, CRASH_N);
+    ck_assert_uint_eq(rep.unacked, 2 * CRASH_N);
+    ck_assert_uint_eq(rep.publish_failed, 0);
+
+    ck_assert_msg(hx_broker_restart(broker) == HX_OK, "%s", hx_broker_last_error());
+    deadline = now_ms() + 3 * WAIT_MS;
+    while (!sink_has_all(&k, 3 * CRASH_N, why, sizeof why) && now_ms() < deadline)
+        sleep_ms(10);
+    ck_assert_msg(sink_has_all(&k, 3 * CRASH_N, why, sizeof why), "after the crash: %s", why);
+    WAIT_REPORT(b, rep, rep.unacked == 0);
+    ck_assert_uint_eq(rep.published, 3 * CRASH_N);
+    ck_assert_uint_eq(rep.republished, CRASH_N); /* exactly the frozen ones */
+    ck_assert_uint_ge(rep.reconnects, 1);
+    ck_assert_uint_eq(rep.publish_failed, 0);
+    ck_assert(hx_backend_connected(b));
+
+    hx_backend_free(b);
+    sink_close(&k);
+    hx_broker_free(broker);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
     Suite *s = suite_create("hx_backend");
@@ -878,6 +1156,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, the_backend_works_over_tls);
     tcase_add_test(tc, items_published_from_four_threads_are_all_recorded_with_distinct_ids);
     tcase_add_test(tc, injected_messages_are_processed_without_a_broker);
+    tcase_add_loop_test(tc, every_item_survives_a_broker_kill_and_restart_intact, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }
