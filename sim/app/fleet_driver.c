@@ -208,8 +208,11 @@ int fleet_driver_pump(struct fleet_driver *d, uint64_t now_ms, int max_batch)
         d->ring[d->next % d->ring_cap] = (struct pending){ id, dv, now_ms };
         d->open[dv]++;
         d->open_total++;
-        if (hx_backend_publish_item(d->o.backend, target, id, name, 1) != HX_OK)
-            d->failed++;
+        if (hx_backend_publish_item(d->o.backend, target, id, name, 1) != HX_OK) {
+            if (d->failed++ == 0) /* the first one in words; the count is in the report */
+                fprintf(stderr, "scansim run: publishing item %ld failed: %s\n", (long)id,
+                        hx_backend_last_error());
+        }
         d->next++;
         n++;
     }
