@@ -455,7 +455,9 @@ static Suite *security_suite(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
+        /* Unchecked: runs in the runner process, so the PKI is removed even when a failed
+           assertion ends the test's own process early. */
+        tcase_add_unchecked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 90);
         _tcase_add_test(tc, cases[i].test, 0, 0, 0, 1);
         suite_add_tcase(s, tc);
