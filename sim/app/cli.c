@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile int sim_cli_stop_requested;
 
@@ -254,6 +255,16 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
     if (!tls && (c->cafile || c->cert)) {
         sim_cli_error(cmd, "--cafile/--cert need an ssl:// broker URI, got '%s'", c->broker_uri);
         return -1;
+    }
+    /* A missing or unreadable file is a usage error, said now, not a TLS failure later. */
+    const struct { const char *flag, *path; } files[] = {
+        {"--cafile", c->cafile}, {"--cert", c->cert}, {"--key", c->key}};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        if (files[i].path && access(files[i].path, R_OK) != 0) {
+            sim_cli_error(cmd, "%s: cannot read '%s': %s", files[i].flag, files[i].path,
+                          strerror(errno));
+            return -1;
+        }
     }
     return 0;
 }

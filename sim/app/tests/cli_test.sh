@@ -27,9 +27,12 @@ for cmd in demo run test bench; do
     fi
 done
 if "$bin" --help | grep -qE '^  run '; then
-    expect 2 -- "--qos: expected a whole number from 0 to 1, got '7'" -- run --qos 7
-    expect 2 -- "--broker: expected a URI" -- run --broker localhost
-    expect 2 -- "--protocol-version: expected 311" -- run -V 4
+    expect 2 "--qos: expected a whole number from 0 to 1, got '7'" -- run --qos 7
+    expect 2 "--broker: expected a URI" -- run --broker localhost
+    expect 2 "--protocol-version: expected 311" -- run -V 4
+    expect 2 "--cafile: cannot read '/nonexistent/ca.crt': No such file or directory" -- \
+        run --broker ssl://127.0.0.1:8883 --cafile /nonexistent/ca.crt
+    expect 2 "--cert and --key go together" -- run --broker ssl://127.0.0.1:8883 --cert /etc/hostname
     # An unreachable broker is reported in words with exit code 3, and the password never shows.
     out=$("$bin" run --broker tcp://127.0.0.1:1 -u alice -P s3cr3t-pw --devices 1 --items 1 --duration 3s 2>&1); rc=$?
     if [[ $rc -ne 3 && $rc -ne 1 ]]; then echo "FAIL: unreachable broker exited $rc"; fail=1; fi
