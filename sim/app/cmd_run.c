@@ -983,7 +983,7 @@ int scansim_cmd_run(int argc, char **argv)
 
     /* phase 3: stop the devices (clean power-off), then settle the ledger */
     if (c.workers)
-        fleet_workers_stop(c.workers, 60000);
+        fleet_workers_stop(c.workers, 30000);
     else if (c.fleet)
         fleet_stop(c.fleet);
     if (o.c.verbose)
