@@ -523,7 +523,7 @@ static int want_device(struct parser *p, struct scn_selector *sel)
     if (!t)
         return expected(p, "a device number or id such as 3 or scanner-3");
     if (is_digit(t->s[0])) {
-        uint32_t col = t->col, n;
+        uint32_t col = t->col, n = 0;
         if (want_u32(p, 1, UINT32_MAX, "a device number such as 3", &n) < 0)
             return -1;
         if (n > s->n_devices)
@@ -614,7 +614,7 @@ static int want_selector(struct parser *p, struct scn_selector *sel)
         break;
     case 3: {
         sel->kind = SCN_SEL_RANDOM;
-        uint32_t col = here_col(p), n;
+        uint32_t col = here_col(p), n = 0;
         if (want_u32(p, 1, UINT32_MAX, "how many devices to draw, such as 5", &n) < 0)
             return -1;
         if (n > s->n_devices)
