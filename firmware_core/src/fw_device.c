@@ -462,6 +462,68 @@ void fw_device_on_published(struct fw_device *d, uint32_t token)
     device__present(d);
 }
 
+/* "not authorized (0x87)" into out. */
+static void device__reason_words(char *out, size_t cap, int reason_code)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    struct fw_text t;
+    fw_text__init(&t, out, cap);
+    fw_text__str(&t, fw_reason_code_name(reason_code));
+    fw_text__str(&t, " (0x");
+    fw_text__char(&t, hex[(reason_code >> 4) & 0xF]);
+    fw_text__char(&t, hex[reason_code & 0xF]);
+    fw_text__char(&t, ')');
+}
+
+void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reason_code)
+{
+    if (d == NULL)
+        return;
+    int i = fw_outbox__find_token(&d->outbox, token);
+    bool query = i < 0 && d->qos > 0 && d->inv_state == FW_INV_WAITING &&
+                 token == d->inv_token;
+    if (reason_code < 0x80 || reason_code > 0xFF) {
+        /* Lost on the way, not refused: a later send may well succeed. */
+        if (i < 0)
+            return;
+        d->outbox.entries[i].flags &= (uint8_t)~FW_OUTBOX_IN_FLIGHT;
+        d->stats.publish_errors++;
+        device__log(d, FW_LOG_WARN, "publishing a registration failed:",
+                    fw_strerror(reason_code < 0 ? reason_code : FW_ERR_IO),
+                    "(kept in the outbox)");
+        device__dirty(d);
+        device__present(d);
+        return;
+    }
+    char words[48];
+    device__reason_words(words, sizeof words, reason_code);
+    d->stats.publishes_refused++;
+    if (i >= 0) {
+        /* The broker will refuse it again however often it is sent, and the entries
+           behind it must not wait for it: drop it, loudly. */
+        char what[64];
+        struct fw_text t;
+        fw_text__init(&t, what, sizeof what);
+        fw_text__str(&t, "registration of item ");
+        fw_text__i32(&t, d->outbox.entries[i].item_id);
+        fw_text__str(&t, " refused by the broker:");
+        fw_outbox__remove(&d->outbox, i);
+        device__save_outbox(d);
+        device__log(d, FW_LOG_ERROR, what, words, "- dropped from the outbox");
+    } else if (query) {
+        d->inv_state = FW_INV_NONE;
+        device__log(d, FW_LOG_ERROR, "inventory query refused by the broker:", words, NULL);
+    } else {
+        /* The status announcement, or a publish of an earlier connection. */
+        device__log(d, FW_LOG_WARN, "publish refused by the broker:", words, NULL);
+        device__present(d);
+        return;
+    }
+    d->refused_reason = reason_code;
+    device__notice(d, FW_NOTICE_REFUSED);
+    device__present(d);
+}
+
 /* ==================================================== inbound messages */
 
 static void device__reject(struct fw_device *d, int rc, const char *topic)
@@ -653,6 +715,7 @@ static void device__inventory_query(struct fw_device *d, const struct fw_tag_uid
         return;
     }
     d->stats.inventory_queries++;
+    d->inv_token = token;
     d->inv_tag = *tag;
     d->inv_state = FW_INV_WAITING;
     d->inv_deadline_ms = device__now(d) + FW_INVENTORY_TIMEOUT_MS;

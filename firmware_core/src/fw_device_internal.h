@@ -29,6 +29,7 @@ enum fw_notice {
     FW_NOTICE_TAG_USED,          /* registered recently */
     FW_NOTICE_OFFLINE,           /* inventory look-up needs a connection */
     FW_NOTICE_FLASH_ERROR,       /* sequence number could not be persisted */
+    FW_NOTICE_REFUSED,           /* the broker refused a publish (refused_reason) */
 };
 
 enum fw_inv { FW_INV_NONE = 0, FW_INV_WAITING, FW_INV_ANSWERED, FW_INV_TIMED_OUT };

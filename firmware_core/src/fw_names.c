@@ -51,3 +51,18 @@ const char *fw_screen_name(enum fw_screen screen)
     }
     return "unknown";
 }
+
+const char *fw_reason_code_name(int reason_code)
+{
+    /* The MQTT 5 codes a PUBACK (or PUBREC) may carry [MQTT 5 3.4.2.1]. */
+    switch (reason_code) {
+    case 0x80: return "unspecified error";
+    case 0x83: return "implementation specific error";
+    case 0x87: return "not authorized";
+    case 0x90: return "topic name invalid";
+    case 0x91: return "packet identifier in use";
+    case 0x97: return "quota exceeded";
+    case 0x99: return "payload format invalid";
+    default: return "unknown reason";
+    }
+}

@@ -99,6 +99,7 @@ static const char *screens__notice_text(enum fw_notice n)
     case FW_NOTICE_TAG_USED: return "tag already used";
     case FW_NOTICE_OFFLINE: return "offline, try later";
     case FW_NOTICE_FLASH_ERROR: return "flash error";
+    case FW_NOTICE_REFUSED: return "refused by broker";
     case FW_NOTICE_NONE: break;
     }
     return "";
@@ -113,6 +114,8 @@ static void screens__notice(const struct fw_device *d, uint8_t *fb, enum fw_scre
     fw_display__text(fb, 0, 3, screens__notice_text((enum fw_notice)d->notice), false);
     if (screen == FW_SCREEN_REGISTERED)
         screens__label_u32(fb, 4, "seq ", d->seq);
+    if (d->notice == FW_NOTICE_REFUSED)
+        fw_display__text(fb, 0, 4, fw_reason_code_name(d->refused_reason), false);
     fw_display__text(fb, 0, 7, "OK=continue", false);
 }
 

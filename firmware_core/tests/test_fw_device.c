@@ -483,6 +483,123 @@ START_TEST(a_refused_publish_keeps_the_registration_for_the_next_connection)
 }
 END_TEST
 
+START_TEST(a_registration_refused_by_the_broker_leaves_the_outbox_and_unblocks_the_rest)
+{
+    online();
+    uint8_t uid[4];
+    for (int i = 1; i <= 3; i++) {
+        item(i, "Item", i, false);
+        uid_of(i, uid);
+        register_head(uid, 4);
+    }
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 3);
+    ck_assert_uint_eq(status().outbox_in_flight, 3);
+    /* The broker's ACL refuses the first one (MQTT 5 PUBACK 0x87). */
+    fw_device_on_publish_refused(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->token, 0x87);
+    ck_assert_uint_eq(fw_device_stats(&D)->publishes_refused, 1);
+    ck_assert_uint_eq(fw_device_stats(&D)->registrations_acked, 0);
+    ck_assert_uint_eq(status().outbox, 2);
+    ck_assert_int_eq(screen(), FW_SCREEN_ERROR);
+    ck_assert_msg(fwt_log_contains(&P, "not authorized (0x87)"), "reason not logged in words");
+    ck_assert(fwt_log_contains(&P, "registration of item 1 refused by the broker"));
+    /* A repeated or unknown token changes nothing. */
+    fw_device_on_publish_refused(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->token, 0x87);
+    ck_assert_uint_eq(status().outbox, 2);
+    /* The ones behind it are acknowledged as usual. */
+    fw_device_on_published(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->token);
+    fw_device_on_published(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 2)->token);
+    ck_assert_uint_eq(status().outbox, 0);
+    ck_assert_uint_eq(fw_device_stats(&D)->registrations_acked, 2);
+    /* The error screen is transient, like the others. */
+    pass_time(FW_NOTICE_MS + 10);
+    ck_assert_int_eq(screen(), FW_SCREEN_IDLE);
+    /* Dropped for good: neither a reconnect nor a restart sends it again. */
+    restart();
+    online();
+    ck_assert_uint_eq(status().outbox, 0);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 3);
+}
+END_TEST
+
+START_TEST(a_refused_registration_stays_dropped_after_a_restart_while_others_wait)
+{
+    fw_device_start(&D); /* offline: both wait in the outbox */
+    uint8_t uid[4];
+    for (int i = 1; i <= 2; i++) {
+        item(i, "Item", i, false);
+        uid_of(i, uid);
+        register_head(uid, 4);
+    }
+    fw_device_on_connected(&D, false);
+    fw_device_on_publish_refused(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->token, 0x97);
+    ck_assert(fwt_log_contains(&P, "quota exceeded (0x97)"));
+    ck_assert_uint_eq(status().outbox, 1);
+    restart();
+    online();
+    /* Only item 1 comes back (seq 1), item 2 (refused) does not. */
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 3);
+    ck_assert_ptr_nonnull(strstr(fwt_nth_pub(&P, REGISTERED_TOPIC, 2)->payload, "\"seq\":1}"));
+}
+END_TEST
+
+START_TEST(a_publish_lost_by_the_platform_is_kept_and_sent_again)
+{
+    online();
+    item(1, "One", 1, false);
+    register_head(TAG1, sizeof TAG1);
+    const struct fwt_pub *first = fwt_last_pub(&P, REGISTERED_TOPIC);
+    fw_device_on_publish_refused(&D, first->token, FW_ERR_IO);
+    ck_assert_uint_eq(fw_device_stats(&D)->publishes_refused, 0);
+    ck_assert_uint_eq(fw_device_stats(&D)->publish_errors, 1);
+    ck_assert_uint_eq(status().outbox, 1);
+    ck_assert_uint_eq(status().outbox_in_flight, 0);
+    /* The next connection sends it again with the same key. */
+    fw_device_on_connection_lost(&D, "gone");
+    P.now = status().next_connect_ms;
+    fw_device_tick(&D, P.now);
+    fw_device_on_connected(&D, true);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 2);
+    ck_assert_str_eq(fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->payload,
+                     fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->payload);
+}
+END_TEST
+
+START_TEST(an_inventory_query_refused_by_the_broker_ends_the_wait_with_an_error)
+{
+    online();
+    fw_device_on_button(&D, FW_BUTTON_MODE);
+    ck_assert_int_eq(fw_device_on_tag(&D, TAG1, sizeof TAG1), FW_OK);
+    ck_assert_int_eq(screen(), FW_SCREEN_INVENTORY_WAIT);
+    const struct fwt_pub *q = fwt_last_pub(&P, "inventory/query");
+    ck_assert_ptr_nonnull(q);
+    uint8_t before[FW_FB_BYTES];
+    memcpy(before, P.frame, sizeof before);
+    fw_device_on_publish_refused(&D, q->token, 0x87);
+    ck_assert_int_eq(screen(), FW_SCREEN_ERROR);
+    ck_assert_msg(memcmp(before, P.frame, sizeof before) != 0, "the display did not change");
+    ck_assert_uint_eq(fw_device_stats(&D)->publishes_refused, 1);
+    ck_assert(fwt_log_contains(&P, "inventory query refused by the broker: not authorized (0x87)"));
+    /* No time-out follows: the wait is over. */
+    pass_time(2 * FW_INVENTORY_TIMEOUT_MS);
+    ck_assert_uint_eq(fw_device_stats(&D)->inventory_timeouts, 0);
+    ck_assert_int_eq(screen(), FW_SCREEN_INVENTORY_SCAN);
+}
+END_TEST
+
+START_TEST(a_refused_status_publish_is_counted_and_logged_only)
+{
+    online();
+    const struct fwt_pub *st = fwt_last_pub(&P, "scanners/scanner-1/status");
+    ck_assert_ptr_nonnull(st);
+    fw_device_on_publish_refused(&D, st->token, 0x87);
+    ck_assert_uint_eq(fw_device_stats(&D)->publishes_refused, 1);
+    ck_assert(fwt_log_contains(&P, "publish refused by the broker: not authorized (0x87)"));
+    ck_assert_int_eq(screen(), FW_SCREEN_IDLE);
+    ck_assert_str_eq(fw_reason_code_name(0x87), "not authorized");
+    ck_assert_str_eq(fw_reason_code_name(0x42), "unknown reason");
+}
+END_TEST
+
 START_TEST(the_sequence_number_is_persisted_and_never_reused_after_a_restart)
 {
     online();
@@ -947,6 +1064,11 @@ static Suite *device_suite(void)
     tcase_add_test(t, a_corrupt_stored_outbox_is_reported_and_ignored);
     tcase_add_test(t, a_registration_in_flight_at_a_connection_loss_is_resent_with_the_same_seq);
     tcase_add_test(t, a_refused_publish_keeps_the_registration_for_the_next_connection);
+    tcase_add_test(t, a_registration_refused_by_the_broker_leaves_the_outbox_and_unblocks_the_rest);
+    tcase_add_test(t, a_refused_registration_stays_dropped_after_a_restart_while_others_wait);
+    tcase_add_test(t, a_publish_lost_by_the_platform_is_kept_and_sent_again);
+    tcase_add_test(t, an_inventory_query_refused_by_the_broker_ends_the_wait_with_an_error);
+    tcase_add_test(t, a_refused_status_publish_is_counted_and_logged_only);
     tcase_add_test(t, the_sequence_number_is_persisted_and_never_reused_after_a_restart);
     tcase_add_test(t, a_sequence_number_that_cannot_be_persisted_is_not_used);
     tcase_add_test(t, start_connects_with_a_retained_offline_last_will);

@@ -11,8 +11,9 @@
  *     device backs off (connection attempts counted in the broker's log over a window)
  *     and no password is ever printed;
  *   - a device publishing under another device's topics is refused by the ACL (MQTT 3.1.1:
- *     the message never reaches the backend; MQTT 5: PUBACK reason 0x87) and the ledger is
- *     unharmed.
+ *     the message never reaches the backend; MQTT 5: PUBACK reason 0x87, which the device
+ *     counts (publishes_refused), logs in words and drops from its outbox) and the ledger
+ *     is unharmed.
  * Each case is a Check tcase; CTest runs them as separate tests (CK_RUN_CASE) so they run
  * in parallel.
  */
@@ -319,10 +320,30 @@ static void foreign_topic_publish(int mqtt_version)
     ck_assert_int_eq(n, 1);
     ck_assert_str_eq(rows[0].device_id, "scanner-2");
     ck_assert_int_eq(rows[0].item_id, 8);
+    if (mqtt_version == 5) {
+        /* MQTT 5: PUBACK 0x87 reaches the firmware, which drops the registration from its
+           outbox (retrying cannot help), counts it and says why. */
+        end = sec_now_ms() + SEC_WAIT_MS;
+        while ((sec_snap(rogue).stats.publishes_refused < 1 || sec_snap(rogue).status.outbox) &&
+               sec_now_ms() < end)
+            sec_nap_ms(20);
+        struct sim_device_snapshot rs = sec_snap(rogue);
+        ck_assert_uint_eq(rs.stats.publishes_refused, 1);
+        ck_assert_uint_eq(rs.status.outbox, 0);
+        ck_assert_uint_eq(rs.stats.registrations_acked, 0);
+        ck_assert_uint_eq(sec_snap(honest).stats.publishes_refused, 0);
+        char *text = sec_fleet_text(&f);
+        assert_has(text, "registration of item 7 refused by the broker: not authorized (0x87)");
+        free(text);
+    } else {
+        /* 3.1.1 has no refusal on the wire: nothing to report, nothing refused. */
+        ck_assert_uint_eq(sec_snap(rogue).stats.publishes_refused, 0);
+    }
     struct sim_device_snapshot s = sec_snap(rogue);
     fprintf(stderr, "%s: rogue device after the denied publish: sent %u, acked %u, outbox %u, "
-            "publish_errors %u\n", tcase_name(), s.stats.registrations_sent,
-            s.stats.registrations_acked, s.status.outbox, s.stats.publish_errors);
+            "publish_errors %u, publishes_refused %u\n", tcase_name(),
+            s.stats.registrations_sent, s.stats.registrations_acked, s.status.outbox,
+            s.stats.publish_errors, s.stats.publishes_refused);
     sec_fleet_free(&f);
     hx_backend_free(be);
     hx_broker_free(b);

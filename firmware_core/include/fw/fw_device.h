@@ -66,6 +66,10 @@ enum fw_reject {
 /* Stable snake_case name of a reason ("missing_field"), for logs and reports. */
 const char *fw_reject_name(enum fw_reject reason);
 
+/* Words for an MQTT 5 reason code a broker refuses a publish with ("not authorized" for
+   0x87). Never NULL: "unknown reason" for codes it does not know. */
+const char *fw_reason_code_name(int reason_code);
+
 /* ------------------------------------------------------------- inputs */
 
 enum fw_button {
@@ -141,6 +145,9 @@ struct fw_stats {
     uint32_t connection_losses;
     uint32_t publish_errors;
     uint32_t storage_errors;
+    /* Appended last so that existing readers keep their offsets. */
+    uint32_t publishes_refused;      /* publishes the broker answered with a reason code
+                                        >= 0x80 (MQTT 5 PUBACK, e.g. 0x87 not authorized) */
 };
 
 /* A snapshot for status panels and expectations. */
@@ -188,6 +195,15 @@ void fw_device_on_connection_lost(struct fw_device *d, const char *why);
 void fw_device_on_message(struct fw_device *d, const char *topic, const void *payload,
                           size_t len, int qos, bool dup);
 void fw_device_on_published(struct fw_device *d, uint32_t token);
+/* A publish did not succeed. reason_code >= 0x80: the broker refused it (MQTT 5 PUBACK
+   reason code, e.g. 0x87 not authorized); retrying cannot change that, so a refused
+   registration leaves the outbox (it must not block the entries behind it), an awaited
+   inventory query ends its wait, and both are counted (publishes_refused), logged with
+   the reason in words and shown on the error screen. reason_code < 0x80 (a negative
+   fw_err: the platform lost the publish, e.g. MQTT 3.1.1 onFailure): the registration
+   stays in the outbox and is sent again on the next flush (next connection or next
+   confirm), with the same idempotency key. Unknown tokens are ignored. */
+void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reason_code);
 
 /* --- events from the RFID reader and the buttons --- */
 /* A tag was presented. Returns FW_OK or FW_ERR_INVAL (UID not 4, 7 or 10 bytes: shown as a

@@ -74,12 +74,14 @@ struct fw_device {
     bool dirty;                            /* framebuffer older than the state */
     uint64_t notice_until_ms;
     struct fw_tag_uid scanned;
+    int32_t refused_reason;                /* reason code shown by the "refused" notice */
 
     /* inventory look-up */
     uint8_t inv_state;                     /* none, waiting, answered, timed out */
     bool inv_found;
     struct fw_tag_uid inv_tag;
     uint64_t inv_deadline_ms;
+    uint32_t inv_token;                    /* the network token of the awaited query */
     int32_t inv_item_id;
     char inv_item_name[FW_ITEM_NAME_MAX];
 

@@ -301,6 +301,9 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
     case SIM_EV_PUBLISHED:
         fw_device_on_published(&dev->fw, ev->token);
         break;
+    case SIM_EV_PUBLISH_REFUSED:
+        fw_device_on_publish_refused(&dev->fw, ev->token, ev->code);
+        break;
     default:
         break;
     }

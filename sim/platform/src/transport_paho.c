@@ -20,6 +20,13 @@
  * (3.1.1) or onSuccess5 (MQTT 5) with the transport as context; response->token is the
  * token MQTTAsync_sendMessage returned, which we hand the firmware. One mechanism for
  * both versions (MQTTAsync_setDeliveryCompleted would also do for 3.1.1).
+ *
+ * Refused publishes: an MQTT 5 broker may answer a QoS 1 PUBLISH with a PUBACK reason
+ * code >= 0x80 (mosquitto: 0x87 when the ACL denies the topic); Paho then calls
+ * onFailure5 with that reasonCode. Without an onFailure5 it is dropped silently and the
+ * firmware would wait for an ack that never comes, so onFailure5 / onFailure become a
+ * SIM_EV_PUBLISH_REFUSED: the reason code when the broker gave one, FW_ERR_IO when Paho
+ * only lost the publish (handle destroyed or disconnected with it in flight).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -319,6 +326,31 @@ static void cb_published5(void *ctx, MQTTAsync_successData5 *r)
     on_published_common(ctx, r ? r->token : 0);
 }
 
+static void on_publish_failed_common(struct sim_transport *t, MQTTAsync_token token, int code)
+{
+    struct sim_event *ev = sim_event_new(SIM_EV_PUBLISH_REFUSED, t->target, NULL, NULL, 0,
+                                         NULL);
+
+    if (ev) {
+        ev->token = (uint32_t)token;
+        ev->code = code;
+    }
+    push(t, ev);
+}
+
+static void cb_publish_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    /* 3.1.1 has no refusal on the wire: this is Paho losing the publish. */
+    on_publish_failed_common(ctx, r ? r->token : 0, FW_ERR_IO);
+}
+
+static void cb_publish_failed5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    int reason = r ? (int)r->reasonCode : 0;
+
+    on_publish_failed_common(ctx, r ? r->token : 0, reason >= 0x80 ? reason : FW_ERR_IO);
+}
+
 static void cb_disconnect_done(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
@@ -612,10 +644,13 @@ int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
     m.retained = msg->retain;
     if (msg->qos > 0) {
         ro.context = t;
-        if (t->mqtt_version == 5)
+        if (t->mqtt_version == 5) {
             ro.onSuccess5 = cb_published5;
-        else
+            ro.onFailure5 = cb_publish_failed5;
+        } else {
             ro.onSuccess = cb_published;
+            ro.onFailure = cb_publish_failed;
+        }
     }
     rc = MQTTAsync_sendMessage(t->client, msg->topic, &m, &ro);
     if (rc == MQTTASYNC_DISCONNECTED)

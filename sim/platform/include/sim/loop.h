@@ -46,6 +46,8 @@ enum sim_event_kind {
     SIM_EV_CALL,            /* fn(arg) on the owning thread (internal: sim_loop_post) */
     SIM_EV_TAG,             /* payload = RFID UID, len bytes (sim_device_post_tag) */
     SIM_EV_BUTTON,          /* code = enum fw_button (sim_device_post_button) */
+    SIM_EV_PUBLISH_REFUSED, /* token, code: the broker's reason code (>= 0x80, MQTT 5
+                               PUBACK) or a negative fw_err when the publish was lost */
 };
 
 typedef void (*sim_loop_fn)(void *arg);
@@ -62,8 +64,9 @@ struct sim_event {
     bool retain;                     /* MESSAGE */
     int qos;                         /* MESSAGE */
     int code;                        /* CONNECT_FAILED: CONNACK / reason code or negative
+                                        fw_err; PUBLISH_REFUSED: reason code or negative
                                         fw_err; BUTTON: the button */
-    uint32_t token;                  /* PUBLISHED */
+    uint32_t token;                  /* PUBLISHED, PUBLISH_REFUSED */
     const char *topic;               /* MESSAGE: NUL-terminated, inside this allocation */
     const void *payload;             /* MESSAGE: len bytes (+ a NUL for convenience) */
     size_t len;

@@ -6,7 +6,8 @@
  * threads while holding its library mutex; the transport's callbacks only copy what they
  * got into a struct sim_event and push it onto the owning device's loop
  * (sim/loop.h): SIM_EV_CONNECTED, SIM_EV_CONNECT_FAILED (code + words),
- * SIM_EV_CONNECTION_LOST (words), SIM_EV_MESSAGE, SIM_EV_PUBLISHED (token). The owner
+ * SIM_EV_CONNECTION_LOST (words), SIM_EV_MESSAGE, SIM_EV_PUBLISHED (token),
+ * SIM_EV_PUBLISH_REFUSED (token + the broker's reason code, or FW_ERR_IO). The owner
  * thread hands them to firmware_core (sim/device.h does that).
  *
  * Reconnects: the firmware owns the policy (back-off + jitter). net_connect may be called
