@@ -1358,7 +1358,13 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_rwlock_init(&b->hlock, NULL);
+    /* writer first: a steady stream of publishers must not starve the handle's replacement
+       (nobody takes it twice for reading, so this cannot deadlock) */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&b->hlock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     pthread_mutex_init(&b->lock, NULL);
     pthread_mutex_init(&b->qlock, NULL);
     pthread_cond_init(&b->changed, &ca);
