@@ -23,7 +23,8 @@ const char sim_cli_common_help[] =
     "  --broker URI            tcp://host:port or ssl://host:port (default: start a private\n"
     "                          mosquitto on a free loopback port and stop it on exit)\n"
     "  -u, --username NAME     MQTT user name\n"
-    "  -P, --password PASS     MQTT password (never printed)\n"
+    "  -P, --password PASS     MQTT password (never printed; blanked in the process list;\n"
+    "                          or set SCANSIM_MQTT_PASSWORD to keep it off the command line)\n"
     "  --cafile FILE           CA certificate(s) to check the broker's certificate (ssl://)\n"
     "  --cert FILE, --key FILE client certificate and key (mutual TLS)\n"
     "  --insecure              do not check the broker's host name against its certificate\n"
@@ -176,8 +177,24 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
         }
         c->broker_uri = arg;
         return 1;
-    case 'u': c->username = arg; return 1;
-    case 'P': c->password = arg; return 1;
+    case 'u':
+        c->username = arg;
+        if (!c->password && getenv(SIM_CLI_PASSWORD_ENV) && *getenv(SIM_CLI_PASSWORD_ENV))
+            c->password = getenv(SIM_CLI_PASSWORD_ENV);
+        return 1;
+    case 'P': {
+        /* Keep a copy and blank the argument, so `ps` shows stars once we run. */
+        static char saved[256];
+        size_t n = strlen(arg);
+        if (n >= sizeof(saved)) {
+            sim_cli_error(cmd, "-P/--password: longer than %zu bytes", sizeof(saved) - 1);
+            return -1;
+        }
+        memcpy(saved, arg, n + 1);
+        memset((char *)arg, '*', n);
+        c->password = saved;
+        return 1;
+    }
     case 0x1002: c->cafile = arg; return 1;
     case 0x1003: c->cert = arg; return 1;
     case 0x1004: c->key = arg; return 1;

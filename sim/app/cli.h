@@ -49,6 +49,10 @@ struct sim_cli_common {
     int verbose;              /* -v (repeatable) */
 };
 
+/* The environment variable that may carry the MQTT password instead of -P (used with -u;
+   also how `run` hands the password to its worker processes, off their command line). */
+#define SIM_CLI_PASSWORD_ENV "SCANSIM_MQTT_PASSWORD"
+
 /* Long options for getopt_long; append to a subcommand's table before its {0} end. */
 #define SIM_CLI_COMMON_OPTIONS                                          \
     {"broker", required_argument, 0, 0x1001},                           \

@@ -809,6 +809,7 @@ int scansim_cmd_run(int argc, char **argv)
        waker) must be the process's first, see fleet_devices.c */
     if (o.workers > 1) {
         if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start, uri,
+                                o.c.password,
                                 &c.workers) != 0)
             goto out;
     } else {

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "fleet_workers.h"
+#include "cli.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,7 @@ struct fleet_workers {
 };
 
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
-                        const char *uri, struct fleet_workers **out)
+                        const char *uri, const char *password, struct fleet_workers **out)
 {
     struct fleet_workers *w = calloc(1, sizeof(*w));
     char **argv = NULL;
@@ -67,8 +68,17 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         next_id += share;
         argv[a++] = "scansim";
         argv[a++] = "run";
-        for (int j = 0; j < n_args; j++)
+        for (int j = 0; j < n_args; j++) {
+            /* The password reaches the worker through the environment, not argv (which
+               holds stars by now, see cli.c). */
+            if (strcmp(args[j], "-P") == 0 || strcmp(args[j], "--password") == 0) {
+                j++;
+                continue;
+            }
+            if (strncmp(args[j], "-P", 2) == 0 || strncmp(args[j], "--password=", 11) == 0)
+                continue;
             argv[a++] = args[j];
+        }
         argv[a++] = "--devices";
         argv[a++] = ndev;
         argv[a++] = "--id-start";
@@ -97,6 +107,8 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
             if (devnull >= 0)
                 dup2(devnull, 0);
             dup2(p[1], 1);
+            if (password)
+                setenv(SIM_CLI_PASSWORD_ENV, password, 1);
             execv("/proc/self/exe", argv);
             fprintf(stderr, "scansim run: cannot run /proc/self/exe for worker %d: %s\n", i,
                     strerror(errno));

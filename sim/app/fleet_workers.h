@@ -25,8 +25,10 @@ struct fleet_workers;
  * override them). devices are split as evenly as possible, ids continue from id_start.
  * 0 or -1 after printing why.
  */
+/* password (may be NULL): handed to each worker in SCANSIM_MQTT_PASSWORD, never on its
+   command line (-P/--password and their values are left out of the passed-through args). */
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
-                        const char *uri, struct fleet_workers **out);
+                        const char *uri, const char *password, struct fleet_workers **out);
 
 /** Read whatever the shards wrote, waiting up to timeout_ms. */
 void fleet_workers_poll(struct fleet_workers *w, int timeout_ms);
