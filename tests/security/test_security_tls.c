@@ -122,6 +122,9 @@ END_TEST
 
 /* ------------------------------------------------------------ refused devices */
 
+/* The whole advice of a failed TLS session, to its last word. */
+#define TLS_ADVICE "- check host, port, that the broker runs, --cafile, --cert/--key and their dates"
+
 struct refusal {
     enum sec_broker_kind broker;
     const char *scheme_override; /* "tcp" to knock on the TLS port in plain text, or NULL */
@@ -167,8 +170,11 @@ static void refused(const struct refusal *c)
     ck_assert_uint_eq(s.stats.connects, 0);
     ck_assert_msg(!s.connected, "the device must not be connected");
     ck_assert_int_eq(s.conn_state, SIM_CONN_FAILED);
-    for (int i = 0; i < 3 && c->words[i]; i++)
+    /* Whole, in what was said and in the device's last words: never cut mid-advice. */
+    for (int i = 0; i < 3 && c->words[i]; i++) {
         assert_has(text, c->words[i]);
+        assert_has(s.last_words, c->words[i]);
+    }
     assert_has(text, uri); /* to what */
     if (c->broker_log)
         ck_assert_msg(sec_file_contains(hx_broker_log_path(b), c->broker_log),
@@ -206,7 +212,7 @@ START_TEST(an_expired_client_certificate_is_refused)
        the client only sees the session fail; the broker's log says why. */
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "expired.crt", .key = "expired.key",
                         .words = {"failed: no TCP or TLS session",
-                                  "check host, port, that the broker runs"},
+                                  TLS_ADVICE},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -216,7 +222,7 @@ START_TEST(a_certificate_from_a_foreign_ca_is_refused)
 {
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "foreign.crt", .key = "foreign.key",
                         .words = {"failed: no TCP or TLS session",
-                                  "check host, port, that the broker runs"},
+                                  TLS_ADVICE},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -229,7 +235,7 @@ START_TEST(a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device)
                         .cafile = "foreign-ca.crt",
                         .password = sec_device_password(1),
                         .words = {"failed: no TCP or TLS session",
-                                  "check host, port, that the broker runs"}};
+                                  TLS_ADVICE}};
     refused(&c);
 }
 END_TEST
@@ -260,7 +266,8 @@ START_TEST(plain_tcp_on_the_tls_port_fails)
     struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
                         .scheme_override = "tcp",
                         .password = sec_device_password(1),
-                        .words = {"failed", "check host and port"},
+                        .words = {"failed: the broker cannot be reached",
+                                  "- check host and port and that the broker runs"},
                         .broker_log = "wrong version number"};
     refused(&c);
 }

@@ -38,7 +38,7 @@ struct sim_device {
     enum sim_conn_state conn_state;
     int last_failure_code;
     uint64_t frames, traffic_in, traffic_out;
-    char last_words[FW_LOG_MAX];
+    char last_words[SIM_WORDS_MAX];
     struct held_msg *held_head, *held_tail; /* items waiting for room in the firmware queue */
     uint32_t held_now;
     uint64_t held_total;

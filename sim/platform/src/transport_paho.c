@@ -150,7 +150,8 @@ void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int 
                                     const char *paho_message)
 {
     const struct reason *r;
-    bool tls = uri && strncmp(uri, "ssl://", 6) == 0;
+    bool tls = uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0);
+    char detail[96];
 
     if (!uri)
         uri = "(no uri)";
@@ -183,14 +184,21 @@ void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int 
     default:
         break;
     }
-    if (tls)
-        snprintf(out, cap, "connection to %s failed: no TCP or TLS session (%s, code %d) - "
-                 "check host, port, that the broker runs, the CA file and certificates", uri,
-                 paho_message && *paho_message ? paho_message : "no detail from Paho", code);
+    /* Paho's generic texts only repeat the code: leave them out, the advice matters. */
+    if (paho_message && (strcmp(paho_message, "TCP/TLS connect failure") == 0 ||
+                         strcmp(paho_message, "TCP connect completion failure") == 0))
+        paho_message = NULL;
+    if (paho_message && *paho_message)
+        snprintf(detail, sizeof(detail), "%s, code %d", paho_message, code);
     else
-        snprintf(out, cap, "connection to %s failed: the broker cannot be reached (%s, code "
-                 "%d) - check host and port and that the broker runs", uri,
-                 paho_message && *paho_message ? paho_message : "no detail from Paho", code);
+        snprintf(detail, sizeof(detail), "code %d", code);
+    if (tls)
+        snprintf(out, cap, "connection to %s failed: no TCP or TLS session (%s) - check host, "
+                 "port, that the broker runs, --cafile, --cert/--key and their dates", uri,
+                 detail);
+    else
+        snprintf(out, cap, "connection to %s failed: the broker cannot be reached (%s) - "
+                 "check host and port and that the broker runs", uri, detail);
 }
 
 /* ------------------------------------------------------------------ callbacks (Paho threads) */
@@ -217,7 +225,7 @@ static void on_connected_common(struct sim_transport *t, bool session_present)
 
 static void on_connect_failed_common(struct sim_transport *t, int code, const char *msg)
 {
-    char words[FW_LOG_MAX];
+    char words[SIM_WORDS_MAX];
     struct sim_event *ev;
 
     release_slot(t);
@@ -258,7 +266,7 @@ static void cb_connect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 static void cb_connection_lost(void *ctx, char *cause)
 {
     struct sim_transport *t = ctx;
-    char words[FW_LOG_MAX];
+    char words[SIM_WORDS_MAX];
 
     snprintf(words, sizeof(words), "connection to %s lost: %s", t->uri,
              cause && *cause ? cause : "network failure, keep-alive time-out or broker gone");
@@ -269,7 +277,7 @@ static void cb_disconnected5(void *ctx, MQTTProperties *props, enum MQTTReasonCo
 {
     struct sim_transport *t = ctx;
     const struct reason *r = find_reason(reason5, sizeof(reason5) / sizeof(reason5[0]), rc);
-    char words[FW_LOG_MAX];
+    char words[SIM_WORDS_MAX];
 
     (void)props;
     snprintf(words, sizeof(words), "connection to %s closed by the broker: %s (reason code "

@@ -285,7 +285,32 @@ START_TEST(failure_words_cover_each_connack_code_and_unknown_codes)
     sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", 0xEE, NULL);
     ck_assert_msg(strstr(w, "unknown reason (reason code 0xEE)"), "%s", w);
     sim_transport_describe_failure(w, sizeof(w), "ssl://h:1", -1, "TLS handshake failed");
-    ck_assert_msg(strstr(w, "TLS handshake failed") && strstr(w, "CA file"), "%s", w);
+    ck_assert_msg(strstr(w, "TLS handshake failed") && strstr(w, "--cafile"), "%s", w);
+}
+END_TEST
+
+START_TEST(failure_words_end_with_their_whole_advice)
+{
+    /* The longest usual case, a TLS failure to a five-digit port: the advice must be
+       there to its last word, and short enough for a firmware log line as well. */
+    char w[SIM_WORDS_MAX];
+    const char *advice = "check host, port, that the broker runs, --cafile, --cert/--key and "
+                         "their dates";
+
+    sim_transport_describe_failure(w, sizeof(w), "ssl://127.0.0.1:65535", -1,
+                                   "TCP/TLS connect failure");
+    ck_assert_msg(strlen(w) > strlen(advice) &&
+                  strcmp(w + strlen(w) - strlen(advice), advice) == 0, "%s", w);
+    ck_assert_msg(strlen(w) < FW_LOG_MAX, "%zu bytes: %s", strlen(w), w);
+    ck_assert_msg(strstr(w, "(code -1)"), "%s", w);
+    sim_transport_describe_failure(w, sizeof(w), "tcp://127.0.0.1:65535", -1,
+                                   "TCP connect completion failure");
+    ck_assert_msg(strstr(w, "cannot be reached (code -1) - check host and port and that the "
+                            "broker runs"), "%s", w);
+    ck_assert_msg(strlen(w) < FW_LOG_MAX, "%zu bytes: %s", strlen(w), w);
+    /* A specific Paho text is kept. */
+    sim_transport_describe_failure(w, sizeof(w), "tcp://127.0.0.1:1", -1, "TCP connect timeout");
+    ck_assert_msg(strstr(w, "(TCP connect timeout, code -1)"), "%s", w);
 }
 END_TEST
 
@@ -457,6 +482,7 @@ int main(void)
 
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, failure_words_cover_each_connack_code_and_unknown_codes);
+    tcase_add_test(tc, failure_words_end_with_their_whole_advice);
     tcase_add_test(tc, mqtt311_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
     tcase_add_test(tc, mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
     tcase_add_test(tc, mqtt311_persistent_session_is_present_on_reconnect_and_clean_session_is_not);

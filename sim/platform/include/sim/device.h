@@ -161,7 +161,7 @@ struct sim_device_snapshot {
     uint64_t traffic_in, traffic_out;    /* messages received / handed to publish */
     enum sim_conn_state conn_state;      /* last state change */
     int last_failure_code;               /* last connect failure code, 0 if none */
-    char last_words[FW_LOG_MAX];         /* last failure / loss words, "" if none */
+    char last_words[SIM_WORDS_MAX];      /* last failure / loss words, "" if none */
     uint32_t inbound_held;               /* items received while the firmware queue was
                                             full, waiting for room (back-pressure) */
     uint64_t inbound_held_total;         /* items that ever had to wait */

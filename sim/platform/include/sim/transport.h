@@ -39,6 +39,11 @@
 extern "C" {
 #endif
 
+/* Room for the words of a failure or a loss (what, to what, why, what to do), larger than
+   the firmware's log line (FW_LOG_MAX) so that the advice is never cut mid-word; the
+   firmware's own log keeps FW_LOG_MAX. */
+#define SIM_WORDS_MAX 320
+
 #define SIM_TRANSPORT_OPTS_VERSION 1
 
 struct sim_transport_opts {
