@@ -234,8 +234,11 @@ START_TEST(a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device)
     struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
                         .cafile = "foreign-ca.crt",
                         .password = sec_device_password(1),
-                        .words = {"failed: no TCP or TLS session",
-                                  TLS_ADVICE}};
+                        /* OpenSSL's reason, caught with ssl_error_cb, names the cause */
+                        .words = {"failed: the broker's certificate was not trusted "
+                                  "(certificate verify failed)",
+                                  "- check --cafile and the name and dates in the broker's "
+                                  "certificate"}};
     refused(&c);
 }
 END_TEST
@@ -270,6 +273,37 @@ START_TEST(plain_tcp_on_the_tls_port_fails)
                                   "- check host and port and that the broker runs"},
                         .broker_log = "wrong version number"};
     refused(&c);
+}
+END_TEST
+
+START_TEST(tls_to_a_plain_tcp_port_fails_with_words)
+{
+    /* The mirror image of the case above: ssl:// pointed at a broker that speaks plain
+       MQTT. Whatever OpenSSL makes of the answer, the device says what failed and what
+       to do, in whole words, and backs off. */
+    struct hx_broker_opts bo = {0};
+    struct hx_broker *b = NULL;
+    ck_assert_msg(hx_broker_start(&bo, &b) == 0, "broker: %s", hx_broker_last_error());
+    char uri[80];
+    snprintf(uri, sizeof uri, "ssl://127.0.0.1:%u", (unsigned)hx_broker_port(b));
+    struct sec_fleet f;
+    sec_fleet_init(&f);
+    struct sim_device_opts o;
+    sec_device_opts(&o, "scanner-1", uri, sec_path(pki, "ca.crt"), NULL, NULL);
+    struct sim_device *d = sec_fleet_add(&f, &o);
+    ck_assert_msg(sec_wait_failures(d, 2, SEC_WAIT_MS), "no second connect failure reported");
+    struct sim_device_snapshot s = sec_snap(d);
+    fprintf(stderr, "%s: device words: %s\n", tcase_name(), s.last_words);
+    ck_assert_uint_eq(s.stats.connects, 0);
+    assert_has(s.last_words, uri);
+    assert_has(s.last_words, " failed: ");
+    /* The words end with advice that names the TLS options, not cut. */
+    assert_has(s.last_words, "--cafile");
+    size_t n = strlen(s.last_words);
+    ck_assert_msg(n > 0 && n + 1 < sizeof s.last_words, "words fill the buffer: %s",
+                  s.last_words);
+    sec_fleet_free(&f);
+    hx_broker_free(b);
 }
 END_TEST
 
@@ -477,6 +511,7 @@ static Suite *security_suite(void)
         {"plain_tcp_on_tls_port", plain_tcp_on_the_tls_port_fails},
         {"untrusted_broker", a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device},
         {"insecure", insecure_skips_the_broker_certificate_check},
+        {"tls_to_plain_port", tls_to_a_plain_tcp_port_fails_with_words},
         {"acl_mqtt311", a_device_cannot_publish_under_another_device_mqtt311},
         {"acl_mqtt5", a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed},
         {"acl_mqtt5_puback", mqtt5_puback_reports_not_authorized_0x87},

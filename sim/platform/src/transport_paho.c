@@ -27,7 +27,14 @@
  * firmware would wait for an ack that never comes, so onFailure5 / onFailure become a
  * SIM_EV_PUBLISH_REFUSED: the reason code when the broker gave one, FW_ERR_IO when Paho
  * only lost the publish (handle destroyed or disconnected with it in flight).
+ *
+ * TLS failures: Paho reports every failed TCP or TLS session as "TCP/TLS connect
+ * failure". MQTTAsync_SSLOptions.ssl_error_cb gets OpenSSL's error lines (on Paho's
+ * thread); the first reason of an attempt is kept per transport under a mutex and named
+ * in the failure words, so an untrusted broker certificate says so.
  */
+#include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +61,10 @@ struct sim_transport {
     atomic_bool disconnecting;      /* a clean disconnect is in progress */
     atomic_bool connect_outstanding;/* counted in g_connects_in_flight until its outcome */
     struct pending_connect *pending;/* waiting for a throttle slot, or NULL */
+    /* OpenSSL's reason for the current attempt's TLS failure ("certificate verify
+       failed"), written by ssl_error_cb on Paho's thread, read when the attempt fails. */
+    pthread_mutex_t tls_mu;
+    char tls_reason[64];
 };
 
 /* A connect waiting for a slot: the firmware's parameters, copied (they are borrowed). */
@@ -146,8 +157,58 @@ static const struct reason *find_reason(const struct reason *tab, size_t n, int 
     return NULL;
 }
 
+/* Does the lower-case OpenSSL reason hold any of the words? */
+static bool reason_has(const char *reason, const char *const *words)
+{
+    for (; *words; words++)
+        if (strstr(reason, *words))
+            return true;
+    return false;
+}
+
+/* Words for a TLS failure OpenSSL named; false when the reason says nothing useful. */
+static bool describe_tls_reason(char *out, size_t cap, const char *uri, const char *reason)
+{
+    static const char *const not_tls[] = { "wrong version number", "unknown protocol",
+                                           "packet length too long", "http request", NULL };
+    static const char *const cert_refused[] = { "alert bad certificate", "alert unknown ca",
+                                                "alert certificate", "alert decrypt error",
+                                                "alert access denied", NULL };
+    static const char *const files[] = { "no such file", "system lib", "no start line",
+                                         "pem lib", "key values mismatch", "bad end line",
+                                         "ca md too weak", "ee key too small", NULL };
+
+    if (!reason || !*reason)
+        return false;
+    if (strstr(reason, "certificate verify failed"))
+        snprintf(out, cap, "connection to %s failed: the broker's certificate was not trusted "
+                 "(%s) - check --cafile and the name and dates in the broker's certificate",
+                 uri, reason);
+    else if (reason_has(reason, not_tls))
+        snprintf(out, cap, "connection to %s failed: the server did not answer in TLS (%s) - "
+                 "is it a plain MQTT port? use tcp:// there, or the TLS port", uri, reason);
+    else if (reason_has(reason, cert_refused))
+        snprintf(out, cap, "connection to %s failed: the broker refused the device's "
+                 "certificate (%s) - check --cert/--key, the CA that signed them and their "
+                 "dates", uri, reason);
+    else if (reason_has(reason, files))
+        snprintf(out, cap, "connection to %s failed: the TLS files could not be used (%s) - "
+                 "check that --cafile, --cert and --key exist, are PEM and that the key "
+                 "matches", uri, reason);
+    else
+        snprintf(out, cap, "connection to %s failed: TLS handshake failed (%s) - check "
+                 "--cafile, --cert/--key and their dates", uri, reason);
+    return true;
+}
+
 void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int code,
                                     const char *paho_message)
+{
+    sim_transport_describe_failure_tls(out, cap, uri, code, paho_message, NULL);
+}
+
+void sim_transport_describe_failure_tls(char *out, size_t cap, const char *uri, int code,
+                                        const char *paho_message, const char *tls_reason)
 {
     const struct reason *r;
     bool tls = uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0);
@@ -184,6 +245,8 @@ void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int 
     default:
         break;
     }
+    if (code < 0 && describe_tls_reason(out, cap, uri, tls_reason))
+        return;
     /* Paho's generic texts only repeat the code: leave them out, the advice matters. */
     if (paho_message && (strcmp(paho_message, "TCP/TLS connect failure") == 0 ||
                          strcmp(paho_message, "TCP connect completion failure") == 0))
@@ -223,13 +286,67 @@ static void on_connected_common(struct sim_transport *t, bool session_present)
     push(t, ev);
 }
 
+/* OpenSSL's line "TID:error:CODE:LIBRARY:FUNCTION:REASON:FILE:LINE:..." -> "REASON",
+   lower case, printable, into out ("" when the line has no such field). */
+static void ssl_reason_of(const char *line, size_t len, char *out, size_t cap)
+{
+    const char *end = line + len;
+    const char *p = NULL;
+    size_t n = 0;
+
+    for (const char *q = line; q + 6 <= end; q++) {
+        if (memcmp(q, "error:", 6) == 0) {
+            p = q + 6;
+            break;
+        }
+    }
+    for (int colons = 0; p && p < end && colons < 3; p++)
+        if (*p == ':')
+            colons++;
+    while (p && p < end && *p != ':' && *p != '\n' && n + 1 < cap) {
+        unsigned char c = (unsigned char)*p++;
+        out[n++] = isprint(c) ? (char)tolower(c) : ' ';
+    }
+    out[n] = '\0';
+}
+
+/* Paho's thread: OpenSSL prints its error queue here, oldest (the cause) first. Returns
+   1 so OpenSSL goes on with the next line. */
+static int cb_ssl_error(const char *str, size_t len, void *u)
+{
+    struct sim_transport *t = u;
+    char reason[sizeof(t->tls_reason)];
+
+    if (!t || !str)
+        return 1;
+    ssl_reason_of(str, len, reason, sizeof(reason));
+    if (!reason[0])
+        return 1;
+    pthread_mutex_lock(&t->tls_mu);
+    if (!t->tls_reason[0])
+        memcpy(t->tls_reason, reason, sizeof(reason));
+    pthread_mutex_unlock(&t->tls_mu);
+    return 1;
+}
+
+/* Take (and forget) the attempt's TLS reason; any thread. */
+static void take_tls_reason(struct sim_transport *t, char *out, size_t cap)
+{
+    pthread_mutex_lock(&t->tls_mu);
+    snprintf(out, cap, "%s", t->tls_reason);
+    t->tls_reason[0] = '\0';
+    pthread_mutex_unlock(&t->tls_mu);
+}
+
 static void on_connect_failed_common(struct sim_transport *t, int code, const char *msg)
 {
     char words[SIM_WORDS_MAX];
+    char tls_reason[sizeof(t->tls_reason)];
     struct sim_event *ev;
 
     release_slot(t);
-    sim_transport_describe_failure(words, sizeof(words), t->uri, code, msg);
+    take_tls_reason(t, tls_reason, sizeof(tls_reason));
+    sim_transport_describe_failure_tls(words, sizeof(words), t->uri, code, msg, tls_reason);
     ev = sim_event_new(SIM_EV_CONNECT_FAILED, t->target, NULL, NULL, 0, words);
     if (ev)
         ev->code = code > 0 ? code : FW_ERR_IO;
@@ -415,6 +532,7 @@ int sim_transport_create(const struct sim_transport_opts *opts, const char *clie
     t = calloc(1, sizeof(*t));
     if (!t)
         return SIM_ERR_NOMEM;
+    pthread_mutex_init(&t->tls_mu, NULL);
     t->loop = loop;
     t->target = target;
     t->mqtt_version = opts->mqtt_version == 5 ? 5 : 3;
@@ -498,6 +616,7 @@ void sim_transport_destroy(struct sim_transport *t)
     free(t->cafile);
     free(t->certfile);
     free(t->keyfile);
+    pthread_mutex_destroy(&t->tls_mu);
     free(t);
 }
 
@@ -515,6 +634,7 @@ static int issue_connect(struct sim_transport *t, const struct fw_connect_params
 
     atomic_fetch_add(&g_connects_in_flight, 1);
     atomic_store(&t->connect_outstanding, true);
+    take_tls_reason(t, NULL, 0); /* a reason left from an earlier attempt is not this one's */
     rc = ensure_client(t);
     if (rc != MQTTASYNC_SUCCESS)
         goto refused;
@@ -560,6 +680,8 @@ static int issue_connect(struct sim_transport *t, const struct fw_connect_params
         ssl.privateKey = t->keyfile;
         ssl.enableServerCertAuth = !t->insecure;
         ssl.verify = !t->insecure;
+        ssl.ssl_error_cb = cb_ssl_error; /* struct_version 5 of 1.3.12 has it (>= 3) */
+        ssl.ssl_error_context = t;
         o->ssl = &ssl;
     }
     rc = MQTTAsync_connect(t->client, o);

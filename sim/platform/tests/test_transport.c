@@ -314,6 +314,40 @@ START_TEST(failure_words_end_with_their_whole_advice)
 }
 END_TEST
 
+START_TEST(tls_failure_words_name_what_openssl_said)
+{
+    char w[SIM_WORDS_MAX];
+    static const struct {
+        const char *reason, *want;
+    } cases[] = {
+        { "certificate verify failed", "failed: the broker's certificate was not trusted "
+          "(certificate verify failed) - check --cafile" },
+        { "wrong version number", "failed: the server did not answer in TLS (wrong version "
+          "number) - is it a plain MQTT port? use tcp:// there, or the TLS port" },
+        { "tlsv13 alert certificate required", "failed: the broker refused the device's "
+          "certificate (tlsv13 alert certificate required) - check --cert/--key" },
+        { "sslv3 alert bad certificate", "the broker refused the device's certificate" },
+        { "no such file or directory", "the TLS files could not be used (no such file or "
+          "directory) - check that --cafile, --cert and --key exist" },
+        { "unsafe legacy renegotiation disabled", "failed: TLS handshake failed (unsafe "
+          "legacy renegotiation disabled) - check --cafile, --cert/--key and their dates" },
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        sim_transport_describe_failure_tls(w, sizeof(w), "ssl://127.0.0.1:8883", -1,
+                                           "TCP/TLS connect failure", cases[i].reason);
+        ck_assert_msg(strstr(w, cases[i].want), "%s -> %s", cases[i].reason, w);
+        ck_assert_msg(strstr(w, "connection to ssl://127.0.0.1:8883 "), "%s", w);
+        ck_assert_msg(strlen(w) + 1 < sizeof(w), "%s", w);
+    }
+    /* No reason: the generic words; a broker's refusal code wins over a TLS reason. */
+    sim_transport_describe_failure_tls(w, sizeof(w), "ssl://h:1", -1, NULL, "");
+    ck_assert_msg(strstr(w, "no TCP or TLS session (code -1)"), "%s", w);
+    sim_transport_describe_failure_tls(w, sizeof(w), "ssl://h:1", 5, NULL, "whatever");
+    ck_assert_msg(strstr(w, "refused: not authorised (CONNACK 5)"), "%s", w);
+}
+END_TEST
+
 /* What sim_transport_power_cut does on the wire with Paho 1.3.12: MQTTAsync_destroy
    closes the session with a DISCONNECT packet when the socket has nothing pending, so the
    broker logs a clean disconnect and does not publish the Will. Pinned here so that a
@@ -483,6 +517,7 @@ int main(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, failure_words_cover_each_connack_code_and_unknown_codes);
     tcase_add_test(tc, failure_words_end_with_their_whole_advice);
+    tcase_add_test(tc, tls_failure_words_name_what_openssl_said);
     tcase_add_test(tc, mqtt311_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
     tcase_add_test(tc, mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
     tcase_add_test(tc, mqtt311_persistent_session_is_present_on_reconnect_and_clean_session_is_not);

@@ -157,6 +157,17 @@ int sim_transport_mqtt_version(const struct sim_transport *t);
 void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int code,
                                     const char *paho_message);
 
+/**
+ * The same, with OpenSSL's reason for a failed TLS session (lower case, as
+ * MQTTAsync_SSLOptions.ssl_error_cb reports it, e.g. "certificate verify failed",
+ * "wrong version number"), or NULL / "" when there was none. With a reason and a negative
+ * code the words name what failed: "the broker's certificate was not trusted
+ * (certificate verify failed) - check --cafile ...", "the server did not answer in TLS
+ * (wrong version number) ...", "the broker refused the device's certificate (...)".
+ */
+void sim_transport_describe_failure_tls(char *out, size_t cap, const char *uri, int code,
+                                        const char *paho_message, const char *tls_reason);
+
 #ifdef __cplusplus
 }
 #endif
