@@ -91,7 +91,7 @@ struct fleet {
     uint64_t stopped_ms;              /* fleet_stop returned (0 = not stopped) */
     uint64_t peak_pss_kib;            /* highest PSS sampled by fleet_figures */
     pthread_mutex_t words_mu;
-    char last_failure[160];
+    char last_failure[FW_DEVICE_ID_MAX + 2 + SIM_WORDS_MAX];
     /* the waker (see waker_thread) */
     MQTTAsync waker;
     pthread_t waker_th;

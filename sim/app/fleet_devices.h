@@ -80,7 +80,7 @@ struct fleet_figures {
                                      counts shared library pages in every process */
     uint64_t peak_pss_kib;        /* the highest proportional set size seen (shared pages
                                      divided among the processes sharing them) */
-    char last_failure[160];       /* words of a recent connect failure, "" if none */
+    char last_failure[FW_DEVICE_ID_MAX + 2 + SIM_WORDS_MAX]; /* "<id>: <words>" of a recent connect failure, "" if none */
 };
 
 /** Fill opts with defaults (1 device, "scanner-", id 1, 1 thread, memory flash, per-device
