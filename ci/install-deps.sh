@@ -6,7 +6,7 @@ PKGS=(
   build-essential cmake pkg-config git
   libpaho-mqtt-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev libyaml-dev
   libssl-dev openssl
-  mosquitto mosquitto-clients tmux tshark
+  mosquitto mosquitto-clients tmux tshark python3 procps coreutils
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   clang libclang-rt-14-dev
 )
