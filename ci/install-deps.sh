@@ -4,7 +4,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
-  libpaho-mqtt-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev libyaml-dev
+  libpaho-mqtt-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev
   libssl-dev openssl
   mosquitto mosquitto-clients tmux tshark python3 procps coreutils
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
