@@ -26,6 +26,7 @@
 #include "cli.h"
 #include "hx/runner.h"
 #include "hx/scenario.h"
+#include "sim/clock.h"
 
 const char scansim_cmd_test_summary[] = "run scenario files (scripted faults and expectations) and report";
 
@@ -71,9 +72,7 @@ struct test_case {
 
 static int64_t test_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)sim_clock_ms();
 }
 
 /* ---------------------------------------------------------------- collecting files */

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include "fleet_workers.h"
 #include "cli.h"
+#include "sim/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -212,17 +213,9 @@ int fleet_workers_alive(struct fleet_workers *w)
     return n;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
 {
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
+    uint64_t end = sim_clock_ms() + (uint64_t)timeout_ms;
     bool open;
 
     for (int i = 0; i < w->k; i++)
@@ -233,7 +226,7 @@ void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
         open = false;
         for (int i = 0; i < w->k; i++)
             open |= w->s[i].fd >= 0;
-    } while (open && now_ms() < end);
+    } while (open && sim_clock_ms() < end);
     for (int i = 0; i < w->k; i++) {
         struct shard *s = &w->s[i];
         if (s->pid > 0) {

@@ -17,6 +17,7 @@
  * events, or the ledger file (registration order). Every step leaves one timeline entry.
  */
 #include "runner_internal.h"
+#include "sim/clock.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -38,9 +39,7 @@
 
 int64_t runner_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)sim_clock_ms();
 }
 
 void runner_sleep_ms(int64_t ms)
