@@ -215,7 +215,7 @@ int fleet_workers_alive(struct fleet_workers *w)
 
 void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
 {
-    uint64_t end = sim_clock_ms() + (uint64_t)timeout_ms;
+    uint64_t t0 = sim_clock_ms(), end = t0 + (uint64_t)timeout_ms;
     bool open;
 
     for (int i = 0; i < w->k; i++)
@@ -231,9 +231,14 @@ void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
         struct shard *s = &w->s[i];
         if (s->pid > 0) {
             int st;
-            if (waitpid(s->pid, &st, WNOHANG) == 0) {
-                fprintf(stderr, "scansim run: worker %d (pid %d) did not stop within %d ms; "
-                        "killing it\n", i, (int)s->pid, timeout_ms);
+            pid_t r;
+            /* End of its pipe comes a moment before the exit status: a worker whose pipe
+               closed gets the rest of the time to be reaped, not a SIGKILL at once. */
+            while ((r = waitpid(s->pid, &st, WNOHANG)) == 0 && sim_clock_ms() < end)
+                usleep(5000);
+            if (r == 0) {
+                fprintf(stderr, "scansim run: worker %d (pid %d) did not stop within %.1f s; "
+                        "killing it\n", i, (int)s->pid, (double)(sim_clock_ms() - t0) / 1000.0);
                 kill(s->pid, SIGKILL);
                 waitpid(s->pid, &st, 0);
             }
