@@ -3,7 +3,8 @@
  * broker, the backend role publishing items and checking the ledger, live figures, a
  * summary, a JSON report and an exit code that says whether anything was lost.
  *
- * Pieces: fleet_devices.c (the devices and their scripted operators), fleet_driver.c
+ * Pieces: run_opts.c (the options and a worker's shard loop, shared with scansim-worker),
+ * fleet_devices.c (the devices and their scripted operators), fleet_driver.c
  * (which item goes where and when), fleet_workers.c (--workers: shards in other processes,
  * figures over pipes), fleet_figures.c (adding and carrying figures), hx_backend (the
  * backend role and its SQLite ledger). This file parses flags, runs the phases
@@ -28,6 +29,7 @@
 #include "fleet_driver.h"
 #include "fleet_workers.h"
 #include "hx/backend.h"
+#include "run_opts.h"
 #include "sim/clock.h"
 #include "sim/err.h"
 
@@ -35,451 +37,6 @@ const char scansim_cmd_run_summary[] =
     "run N simulated scanners against a broker, check every item registered once";
 
 #define CMD "run"
-#define RUN_PER_WORKER 1000 /* devices per worker process with --workers auto */
-
-struct run_opts {
-    struct sim_cli_common c;
-    long devices;
-    long items;               /* 0 = not given */
-    double item_rate;         /* 0 = full speed */
-    uint64_t duration_ms;     /* 0 = not given */
-    uint64_t grace_ms;
-    const char *id_prefix;
-    long id_start;
-    long threads;             /* 0 = one per core */
-    long workers;
-    const char *flash_dir;
-    uint64_t think_min_ms, think_max_ms;
-    double wrong_tag_rate, cancel_rate, inventory_rate;
-    double connect_rate;      /* devices per second; 0 = no limit */
-    uint64_t connect_timeout_ms;
-    long window;
-    long max_in_flight;       /* unfinished items in all; 0 = only the windows */
-    long seed;
-    const char *db_path;
-    const char *json_path;
-    bool no_backend;
-    long shard;               /* -1 = not a shard */
-};
-
-static const char run_help[] =
-    "usage: scansim run [options]\n"
-    "\n"
-    "Start N simulated scanners, each running the real firmware with its own MQTT client,\n"
-    "flash and a scripted operator; the backend role publishes items round-robin to them\n"
-    "and checks in its ledger that every item was registered exactly once, and how fast.\n"
-    "\n"
-    "Fleet:\n"
-    "  -n, --devices N         scanners to run (default 10)\n"
-    "  --id-prefix TEXT        client id prefix (default scanner-); ids are TEXT<number>\n"
-    "  --id-start N            number of the first device (default 1), so several machines\n"
-    "                          or runs never collide\n"
-    "  --threads N             event-loop threads owning the devices (default: one per core)\n"
-    "  --workers K|auto        split the fleet over K processes; the backend runs in this\n"
-    "                          one. Paho serves every client of a process from one thread,\n"
-    "                          and its cost per message grows with the clients, so auto\n"
-    "                          (the default) starts one worker per 1,000 devices (at\n"
-    "                          least 2 from 500 devices on; --workers 1: one process)\n"
-    "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
-    "  --connect-rate N/s      power on at most N devices a second (default 2000/s)\n"
-    "  --connect-timeout DUR   give up waiting for connections after DUR (default 60s);\n"
-    "                          no device connected by then exits 3\n"
-    "Operator (per device):\n"
-    "  --think MIN-MAX         time to look at an item before scanning it, e.g. 1s-3s\n"
-    "                          (default 0: full speed, the load-test setting)\n"
-    "  --wrong-tag-rate P      probability of scanning a wrong tag first (default 0)\n"
-    "  --cancel-rate P         probability of cancelling an item instead (default 0)\n"
-    "  --inventory-rate P      probability of an inventory look-up after a registration\n"
-    "  --seed N                operator randomness (default fixed: runs repeat)\n"
-    "Backend role:\n"
-    "  --items N               items to publish in total (default 10 per device)\n"
-    "  --item-rate R/s         publish at this rate instead of as fast as possible\n"
-    "  --duration DUR          stop publishing after DUR (e.g. 60s, 5m)\n"
-    "  --grace DUR             after publishing, wait this long without progress for the\n"
-    "                          last registrations before counting the rest lost (default 10s)\n"
-    "  --window N              unfinished items per device (1..16, default 2; the device\n"
-    "                          queues 16 and refuses more; more only adds latency)\n"
-    "  --max-in-flight N       unfinished items in all (default 2000; 0: only --window\n"
-    "                          limits). The backend's one Paho client slows down with many\n"
-    "                          messages in flight (10,000 devices: 3,900 registrations/s at\n"
-    "                          2000, 2,900 with no limit)\n"
-    "  --db FILE               keep the SQLite ledger in FILE (default: in memory)\n"
-    "  --no-backend            do not publish items: your own backend drives the devices;\n"
-    "                          no ledger figures, devices still count what they did\n"
-    "Output:\n"
-    "  --json FILE             write the figures as JSON to FILE\n"
-    "  A progress line once a second (rewritten in place on a terminal), a summary at the\n"
-    "  end. Ctrl-C stops publishing and waits a short grace; a second Ctrl-C stops at once.\n"
-    "  The default topic layout of run is per-device; --layout seed sends every item to\n"
-    "  every device (as the seed did), so items are registered by several devices.\n"
-    "\n"
-    "Exit codes: 0 every item registered exactly once; 1 items lost (beyond the operators'\n"
-    "cancels) or registered twice; 2 usage; 3 broker unreachable or refused (no device\n"
-    "connected within --connect-timeout, or the backend could not connect); 4 internal.\n"
-    "\n";
-
-static const struct option run_long[] = {
-    {"devices", required_argument, 0, 'n'},
-    {"items", required_argument, 0, 0x2001},
-    {"item-rate", required_argument, 0, 0x2002},
-    {"duration", required_argument, 0, 0x2003},
-    {"grace", required_argument, 0, 0x2004},
-    {"id-prefix", required_argument, 0, 0x2005},
-    {"id-start", required_argument, 0, 0x2006},
-    {"threads", required_argument, 0, 0x2007},
-    {"workers", required_argument, 0, 0x2008},
-    {"flash", required_argument, 0, 0x2009},
-    {"think", required_argument, 0, 0x200a},
-    {"wrong-tag-rate", required_argument, 0, 0x200b},
-    {"cancel-rate", required_argument, 0, 0x200c},
-    {"inventory-rate", required_argument, 0, 0x200d},
-    {"connect-rate", required_argument, 0, 0x200e},
-    {"connect-timeout", required_argument, 0, 0x200f},
-    {"window", required_argument, 0, 0x2010},
-    {"max-in-flight", required_argument, 0, 0x2016},
-    {"seed", required_argument, 0, 0x2011},
-    {"db", required_argument, 0, 0x2012},
-    {"json", required_argument, 0, 0x2013},
-    {"no-backend", no_argument, 0, 0x2014},
-    {"shard", required_argument, 0, 0x2015},
-    {"help", no_argument, 0, 'h'},
-    SIM_CLI_COMMON_OPTIONS,
-    {0, 0, 0, 0},
-};
-
-/* ------------------------------------------------------------------ signals */
-
-static volatile sig_atomic_t run_signals; /* SIGINT/SIGTERM count */
-
-static void run_on_signal(int sig)
-{
-    (void)sig;
-    run_signals++;
-}
-
-static void run_install_signals(bool shard)
-{
-    struct sigaction sa;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = run_on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    if (shard) {
-        /* Ctrl-C reaches the whole process group: the parent decides for its shards */
-        signal(SIGINT, SIG_IGN);
-    } else {
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGHUP, &sa, NULL);
-    }
-    signal(SIGPIPE, SIG_IGN);
-}
-
-/* ------------------------------------------------------------------ helpers */
-
-static void raise_fd_limit(void)
-{
-    struct rlimit rl;
-
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        (void)setrlimit(RLIMIT_NOFILE, &rl);
-    }
-}
-
-static long fd_limit(void)
-{
-    struct rlimit rl;
-
-    return getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (long)rl.rlim_cur : 1024;
-}
-
-static void nap_ms(int ms)
-{
-    struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-    nanosleep(&ts, NULL); /* EINTR (a signal) just ends the nap early */
-}
-
-static int parse_probability(const char *flag, const char *arg, double *out)
-{
-    return sim_cli_parse_double(CMD, flag, arg, 0.0, 1.0, out);
-}
-
-/* ------------------------------------------------------------------ options */
-
-static int run_parse(int argc, char **argv, struct run_opts *o)
-{
-    bool workers_given = false;
-    long v;
-    int opt;
-
-    memset(o, 0, sizeof(*o));
-    sim_cli_common_defaults(&o->c);
-    o->c.layout = SIM_LAYOUT_PER_DEVICE; /* run's default (cli.h: layout_set tells) */
-    o->devices = 10;
-    o->grace_ms = 10000;
-    o->id_prefix = "scanner-";
-    o->id_start = 1;
-    o->workers = 0; /* auto */
-    o->connect_rate = 2000;
-    o->connect_timeout_ms = 60000;
-    o->window = 2;
-    o->max_in_flight = 2000;
-    o->shard = -1;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "hn:" SIM_CLI_COMMON_SHORT, run_long, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            fputs(run_help, stdout);
-            fputs(sim_cli_common_help, stdout);
-            return 1;
-        case 'n':
-            if (sim_cli_parse_int(CMD, "--devices", optarg, 1, 1000000, &o->devices))
-                return -1;
-            break;
-        case 0x2001:
-            if (sim_cli_parse_int(CMD, "--items", optarg, 1, 2000000000L, &o->items))
-                return -1;
-            break;
-        case 0x2002:
-            if (sim_cli_parse_rate(CMD, "--item-rate", optarg, &o->item_rate))
-                return -1;
-            break;
-        case 0x2003:
-            if (sim_cli_parse_duration_ms(CMD, "--duration", optarg, &o->duration_ms))
-                return -1;
-            if (o->duration_ms == 0) {
-                sim_cli_error(CMD, "--duration: expected a positive duration such as 30s, got '%s'", optarg);
-                return -1;
-            }
-            break;
-        case 0x2004:
-            if (sim_cli_parse_duration_ms(CMD, "--grace", optarg, &o->grace_ms))
-                return -1;
-            break;
-        case 0x2005:
-            if (!*optarg || strpbrk(optarg, "+#/") || strlen(optarg) > 30) {
-                sim_cli_error(CMD, "--id-prefix: expected up to 30 printable characters without "
-                                   "'+', '#' or '/', got '%s'", optarg);
-                return -1;
-            }
-            o->id_prefix = optarg;
-            break;
-        case 0x2006:
-            if (sim_cli_parse_int(CMD, "--id-start", optarg, 0, 1000000000L, &o->id_start))
-                return -1;
-            break;
-        case 0x2007:
-            if (sim_cli_parse_int(CMD, "--threads", optarg, 1, 256, &o->threads))
-                return -1;
-            break;
-        case 0x2008:
-            if (strcmp(optarg, "auto") == 0)
-                o->workers = 0;
-            else if (sim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
-                return -1;
-            workers_given = o->workers > 0;
-            break;
-        case 0x2009:
-            o->flash_dir = optarg;
-            break;
-        case 0x200a:
-            if (sim_cli_parse_range_ms(CMD, "--think", optarg, &o->think_min_ms, &o->think_max_ms))
-                return -1;
-            break;
-        case 0x200b:
-            if (parse_probability("--wrong-tag-rate", optarg, &o->wrong_tag_rate))
-                return -1;
-            break;
-        case 0x200c:
-            if (parse_probability("--cancel-rate", optarg, &o->cancel_rate))
-                return -1;
-            break;
-        case 0x200d:
-            if (parse_probability("--inventory-rate", optarg, &o->inventory_rate))
-                return -1;
-            break;
-        case 0x200e:
-            if (strcmp(optarg, "0") == 0 || strcmp(optarg, "unlimited") == 0)
-                o->connect_rate = 0;
-            else if (sim_cli_parse_rate(CMD, "--connect-rate", optarg, &o->connect_rate))
-                return -1;
-            break;
-        case 0x200f:
-            if (sim_cli_parse_duration_ms(CMD, "--connect-timeout", optarg, &o->connect_timeout_ms))
-                return -1;
-            break;
-        case 0x2010:
-            if (sim_cli_parse_int(CMD, "--window", optarg, 1, FW_PENDING_ITEMS, &o->window))
-                return -1;
-            break;
-        case 0x2016:
-            if (sim_cli_parse_int(CMD, "--max-in-flight", optarg, 0, 100000000L, &o->max_in_flight))
-                return -1;
-            break;
-        case 0x2011:
-            if (sim_cli_parse_int(CMD, "--seed", optarg, 0, 0xffffffffL, &o->seed))
-                return -1;
-            break;
-        case 0x2012:
-            o->db_path = optarg;
-            break;
-        case 0x2013:
-            o->json_path = optarg;
-            break;
-        case 0x2014:
-            o->no_backend = true;
-            break;
-        case 0x2015:
-            if (sim_cli_parse_int(CMD, "--shard", optarg, 0, 255, &o->shard))
-                return -1;
-            break;
-        case '?':
-            if (optopt)
-                sim_cli_error(CMD, "unknown option '-%c' or it needs a value (see scansim run --help)", optopt);
-            else
-                sim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim run --help)",
-                              argv[optind - 1]);
-            return -1;
-        default: {
-            int r = sim_cli_common_option(CMD, &o->c, opt, optarg);
-            if (r < 0)
-                return -1;
-            if (r == 0) {
-                sim_cli_error(CMD, "unexpected option (see scansim run --help)");
-                return -1;
-            }
-        }
-        }
-    }
-    if (optind < argc) {
-        sim_cli_error(CMD, "unexpected argument '%s' (run takes options only; see scansim run --help)",
-                      argv[optind]);
-        return -1;
-    }
-    if (sim_cli_common_check(CMD, &o->c) != 0)
-        return -1;
-    /* auto: about 1,000 clients a process, as Paho's maintainers advise, and at least two
-       processes from 500 devices on (measured: 1,000 devices in one process register ~6x
-       slower than in two) */
-    if (o->workers == 0)
-        o->workers = o->devices < 500 ? 1 : (o->devices + RUN_PER_WORKER - 1) / RUN_PER_WORKER;
-    if (o->workers == 1 && o->devices >= 500 && !workers_given)
-        o->workers = 2;
-    if (o->workers > 256)
-        o->workers = 256;
-    if (o->workers > o->devices && o->shard < 0) {
-        sim_cli_error(CMD, "--workers %ld is more than --devices %ld: use at most one worker per device",
-                      o->workers, o->devices);
-        return -1;
-    }
-    if (o->no_backend && (o->items || o->item_rate > 0 || o->db_path)) {
-        sim_cli_error(CMD, "--no-backend publishes nothing: --items, --item-rate and --db need the "
-                           "backend role (drop --no-backend or those flags)");
-        return -1;
-    }
-    if (o->id_start + o->devices - 1 > 2147483647L) {
-        sim_cli_error(CMD, "--id-start %ld + --devices %ld runs past 2147483647", o->id_start, o->devices);
-        return -1;
-    }
-    (void)v;
-    return 0;
-}
-
-static void fleet_opts_from(const struct run_opts *o, const char *uri, struct fleet_opts *fo)
-{
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-
-    fleet_opts_defaults(fo);
-    fo->uri = uri;
-    fo->transport.uri = uri;
-    fo->transport.username = o->c.username;
-    fo->transport.password = o->c.password;
-    fo->transport.cafile = o->c.cafile;
-    fo->transport.certfile = o->c.cert;
-    fo->transport.keyfile = o->c.key;
-    fo->transport.insecure = o->c.insecure;
-    fo->transport.mqtt_version = o->c.protocol_version == 5 ? 5 : 3;
-    fo->transport.session_expiry_s = (uint32_t)o->c.session_expiry_s;
-    fo->devices = (int)o->devices;
-    fo->id_prefix = o->id_prefix;
-    fo->id_start = o->id_start;
-    fo->threads = (int)(o->threads ? o->threads : (ncpu > 0 ? ncpu : 1));
-    if (!o->threads && o->shard >= 0 && o->workers > 1)
-        fo->threads = (int)((ncpu > o->workers ? ncpu / o->workers : 1));
-    fo->tick_ms = 50;
-    fo->flash_dir = o->flash_dir;
-    fo->layout = o->c.layout == SIM_LAYOUT_SEED ? FW_LAYOUT_SEED : FW_LAYOUT_PER_DEVICE;
-    fo->clean_session = o->c.session == SIM_SESSION_CLEAN;
-    fo->keepalive_s = o->c.keepalive_s;
-    fo->qos = o->c.qos;
-    fo->think_min_ms = o->think_min_ms;
-    fo->think_max_ms = o->think_max_ms;
-    fo->wrong_tag_rate = o->wrong_tag_rate;
-    fo->cancel_rate = o->cancel_rate;
-    fo->inventory_rate = o->inventory_rate;
-    fo->seed = (uint32_t)o->seed;
-    fo->verbose = o->c.verbose;
-}
-
-/* ------------------------------------------------------------------ shard mode */
-
-/* A worker process: run the devices, report figures on stdout once a second. */
-static int run_shard(const struct run_opts *o)
-{
-    struct fleet_opts fo;
-    struct fleet *f = NULL;
-    struct fleet_figures fig;
-    char line[4096];
-    uint64_t next_report = 0, last_start = sim_clock_ms();
-    double rate = o->connect_rate > 0 ? o->connect_rate / (double)o->workers : 0;
-    double credit = 0;
-
-    fleet_opts_from(o, o->c.broker_uri, &fo);
-    if (fleet_create(&fo, &f) != SIM_OK)
-        return SIM_EXIT_INTERNAL;
-    while (!run_signals) {
-        uint64_t now = sim_clock_ms();
-        if (fleet_unstarted(f) > 0) {
-            if (rate <= 0) {
-                fleet_start_some(f, fleet_unstarted(f));
-            } else {
-                credit += rate * (double)(now - last_start) / 1000.0;
-                if (credit > rate)
-                    credit = rate;
-                int n = (int)credit;
-                credit -= fleet_start_some(f, n);
-            }
-        }
-        last_start = now;
-        if (now >= next_report) {
-            next_report = now + 1000;
-            fleet_figures(f, &fig);
-            if (fleet_figures_to_json(&fig, line, sizeof(line)) > 0) {
-                fputs(line, stdout);
-                fputc('\n', stdout);
-                fflush(stdout);
-            }
-        }
-        nap_ms(10);
-    }
-    uint64_t t0 = sim_clock_ms();
-    fleet_stop(f);
-    uint64_t t1 = sim_clock_ms();
-    fleet_figures(f, &fig);
-    if (fleet_figures_to_json(&fig, line, sizeof(line)) > 0) {
-        fputs(line, stdout);
-        fputc('\n', stdout);
-        fflush(stdout);
-    }
-    fleet_free(f);
-    if (o->c.verbose)
-        fprintf(stderr, "scansim run: shard %ld: power-off %.1f s, teardown %.1f s\n", o->shard,
-                (double)(t1 - t0) / 1000.0, (double)(sim_clock_ms() - t1) / 1000.0);
-    return SIM_EXIT_OK;
-}
 
 /* ------------------------------------------------------------------ reporting */
 
@@ -498,6 +55,7 @@ struct run_state {
     uint64_t self_rss_kib;
     uint64_t self_pss_kib;       /* this process's highest sampled PSS (with workers) */
     bool connect_gave_up;
+    const char *worker_program;  /* the shards' program, NULL without workers */
 };
 
 static void progress_line(struct run_state *s)
@@ -631,6 +189,8 @@ static int write_json(const struct run_state *s, int exit_code)
     NUM("devices_connected_at_end", g->connected);
     cJSON_AddStringToObject(j, "layout", o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
     NUM("workers", o->workers);
+    if (s->worker_program)
+        cJSON_AddStringToObject(j, "worker_program", s->worker_program);
     cJSON_AddBoolToObject(j, "backend", !o->no_backend);
     if (s->have_ledger) {
         NUM("items_published", s->led.published);
@@ -786,7 +346,7 @@ int scansim_cmd_run(int argc, char **argv)
         return SIM_EXIT_OK;
     if (rc < 0)
         return SIM_EXIT_USAGE;
-    raise_fd_limit();
+    run_raise_fd_limit();
     run_install_signals(o.shard >= 0);
     if (o.shard >= 0)
         return run_shard(&o);
@@ -796,10 +356,10 @@ int scansim_cmd_run(int argc, char **argv)
     c.o = &o;
     s.o = &o;
     s.tty = isatty(STDOUT_FILENO);
-    if (o.workers == 1 && o.devices + 64 > fd_limit())
+    if (o.workers == 1 && o.devices + 64 > run_fd_limit())
         fprintf(stderr, "scansim run: warning: %ld devices need about %ld file descriptors, the "
                 "limit is %ld: use --workers K or raise 'ulimit -n'\n", o.devices, o.devices + 64,
-                fd_limit());
+                run_fd_limit());
 
     if (sim_cli_broker_up(CMD, &o.c, &embedded, &uri) != 0)
         return SIM_EXIT_BROKER;
@@ -812,9 +372,10 @@ int scansim_cmd_run(int argc, char **argv)
                                 o.c.password,
                                 &c.workers) != 0)
             goto out;
+        s.worker_program = fleet_workers_program(c.workers);
     } else {
         struct fleet_opts fo;
-        fleet_opts_from(&o, uri, &fo);
+        run_fleet_opts(&o, uri, &fo);
         rc = fleet_create(&fo, &c.fleet);
         if (rc != SIM_OK) {
             exit_code = rc == SIM_ERR_INVAL || rc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
@@ -899,7 +460,7 @@ int scansim_cmd_run(int argc, char **argv)
         if (c.workers)
             fleet_workers_poll(c.workers, 20);
         else
-            nap_ms(10);
+            run_nap_ms(10);
     }
 
     /* phase 2: publish (or, without a backend, let the user's backend drive) */
@@ -977,7 +538,7 @@ int scansim_cmd_run(int argc, char **argv)
             if (c.workers)
                 fleet_workers_poll(c.workers, 2);
             else
-                nap_ms(2);
+                run_nap_ms(2);
         }
     }
     s.t_pub_end = sim_clock_ms();

@@ -1,8 +1,10 @@
 /*
  * fleet_workers.c - shard processes of `scansim run --workers K` (fleet_workers.h).
  *
- * Each shard is /proc/self/exe re-executed with the user's arguments plus overrides; its
- * stdout is a pipe read here line by line (non-blocking, poll). The shard's stdin is
+ * Each shard is a process started with the user's arguments plus overrides: scansim-worker
+ * (beside this program) for a plain broker, which holds the devices only; this program
+ * again (/proc/self/exe) for a TLS broker or when scansim-worker is not there. Its stdout
+ * is a pipe read here line by line (non-blocking, poll). The shard's stdin is
  * /dev/null and its stderr is ours, so its error messages reach the user.
  */
 #define _GNU_SOURCE
@@ -12,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -36,13 +39,39 @@ struct shard {
 struct fleet_workers {
     struct shard *s;
     int k;
+    bool lean;    /* the shards run scansim-worker */
 };
+
+/* The program a shard runs: scansim-worker beside this program for a plain broker (the
+   devices only, Paho without TLS: megabytes less per process), else this program. */
+static void worker_program(const char *uri, char *out, size_t cap)
+{
+    static const char *const tls[] = { "ssl://", "mqtts://", "wss://" };
+    char self[PATH_MAX], cand[PATH_MAX + 32];
+    ssize_t n;
+    char *slash;
+
+    snprintf(out, cap, "/proc/self/exe");
+    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+        if (strncmp(uri, tls[i], strlen(tls[i])) == 0)
+            return;
+    n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+    if (n <= 0)
+        return;
+    self[n] = '\0';
+    if (!(slash = strrchr(self, '/')))
+        return;
+    *slash = '\0';
+    snprintf(cand, sizeof(cand), "%s/scansim-worker", self);
+    if (access(cand, X_OK) == 0 && strlen(cand) < cap)
+        snprintf(out, cap, "%s", cand);
+}
 
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
                         const char *uri, const char *password, struct fleet_workers **out)
 {
     struct fleet_workers *w = calloc(1, sizeof(*w));
-    char **argv = NULL;
+    char **argv = NULL, prog[PATH_MAX];
     long next_id = id_start;
 
     *out = NULL;
@@ -57,6 +86,8 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         w->s[i].fd = -1;
         w->s[i].pid = 0;
     }
+    worker_program(uri, prog, sizeof(prog));
+    w->lean = strcmp(prog, "/proc/self/exe") != 0;
     for (int i = 0; i < k; i++) {
         int share = devices / k + (i < devices % k ? 1 : 0);
         char ndev[24], nid[24], nshard[24], nwork[24];
@@ -110,8 +141,8 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
             dup2(p[1], 1);
             if (password)
                 setenv(SIM_CLI_PASSWORD_ENV, password, 1);
-            execv("/proc/self/exe", argv);
-            fprintf(stderr, "scansim run: cannot run /proc/self/exe for worker %d: %s\n", i,
+            execv(prog, argv);
+            fprintf(stderr, "scansim run: cannot run %s for worker %d: %s\n", prog, i,
                     strerror(errno));
             _exit(4);
         }
@@ -249,6 +280,11 @@ void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
             s->fd = -1;
         }
     }
+}
+
+const char *fleet_workers_program(const struct fleet_workers *w)
+{
+    return w->lean ? "scansim-worker" : "scansim";
 }
 
 void fleet_workers_free(struct fleet_workers *w)

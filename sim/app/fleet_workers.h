@@ -3,8 +3,9 @@
  *
  * Paho's threads serve every client of a process (its maintainers advise about 1,000
  * clients a process) and a process has 20,000 file descriptors here, so a large fleet is
- * split: the parent fork+execs K shards of scansim itself (`run ... --shard I`, a hidden
- * flag) with their own --devices / --id-start and the parent's --broker. A shard runs its
+ * split: the parent fork+execs K shards (`run ... --shard I`, a hidden flag) with their own
+ * --devices / --id-start and the parent's --broker. A shard is scansim-worker (the devices
+ * only, no TLS library) for a plain broker, scansim itself for a TLS one. A shard runs its
  * devices only (no backend) and writes its figures as one JSON line a second on its
  * stdout, a pipe to the parent; it stops cleanly on SIGTERM (or when the parent dies) and
  * writes a last line. The parent runs the backend and adds the shards' latest figures.
@@ -36,6 +37,9 @@ void fleet_workers_poll(struct fleet_workers *w, int timeout_ms);
 /** The sum of the shards' latest figures. connect_seconds < 0 until every shard had all
  *  its devices connected. */
 void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out);
+
+/** The program the shards run: "scansim-worker" or "scansim". */
+const char *fleet_workers_program(const struct fleet_workers *w);
 
 /** Shards still running. */
 int fleet_workers_alive(struct fleet_workers *w);

@@ -119,9 +119,11 @@ START_TEST(run_over_tls_with_a_password_registers_everything)
                                                 FLEET_PASSWORD);
     const char *args[] = {"run", "--broker", hx_broker_uri(b), "--cafile",
                           sec_path(pki, "ca.crt"), "-u", FLEET_USER, "-P", FLEET_PASSWORD,
-                          "-n", "3", "--items", "9", NULL};
+                          "-n", "3", "--items", "9", "--workers", "2", NULL};
     struct run_result r = run_scansim(args, 60);
     ck_assert_int_eq(r.exit_code, 0);
+    /* two worker processes: scansim itself, as scansim-worker has no TLS */
+    assert_has(r.output, "2 worker processes");
     assert_has(r.output, "exit code                          0");
     assert_has(r.output, "9 registered");
     assert_lacks(r.output, FLEET_PASSWORD);

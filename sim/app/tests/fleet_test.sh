@@ -49,7 +49,7 @@ workers)
     "$SCANSIM" run --devices 20 --items 100 --workers 2 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
     rc=$?
     [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
-    $CHECK "$T/r.json" workers=2 devices_requested=20 devices_connected=20 items_published=100 \
+    $CHECK "$T/r.json" workers=2 worker_program=scansim-worker devices_requested=20 devices_connected=20 items_published=100 \
         items_registered=100 items_lost=0 duplicate_registrations=0 registrations_acked=100 \
         items_received=100 exit_code=0 || fail "report"
     ;;

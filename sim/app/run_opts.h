@@ -1,0 +1,63 @@
+/*
+ * run_opts.h - what `scansim run` and its worker processes share: the options, their
+ * parser, the fleet options they make, the signal count and the shard (worker) loop.
+ *
+ * run_opts.c holds all of it, so the worker program (worker_main.c, scansim-worker) links
+ * the devices without the backend, its SQLite ledger, the fault proxy or ncurses.
+ */
+#ifndef SCANSIM_RUN_OPTS_H
+#define SCANSIM_RUN_OPTS_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "fleet_devices.h"
+
+#define RUN_PER_WORKER 1000 /* devices per worker process with --workers auto */
+
+struct run_opts {
+    struct sim_cli_common c;
+    long devices;
+    long items;               /* 0 = not given */
+    double item_rate;         /* 0 = full speed */
+    uint64_t duration_ms;     /* 0 = not given */
+    uint64_t grace_ms;
+    const char *id_prefix;
+    long id_start;
+    long threads;             /* 0 = one per core */
+    long workers;
+    const char *flash_dir;
+    uint64_t think_min_ms, think_max_ms;
+    double wrong_tag_rate, cancel_rate, inventory_rate;
+    double connect_rate;      /* devices per second; 0 = no limit */
+    uint64_t connect_timeout_ms;
+    long window;
+    long max_in_flight;       /* unfinished items in all; 0 = only the windows */
+    long seed;
+    const char *db_path;
+    const char *json_path;
+    bool no_backend;
+    long shard;               /* -1 = not a shard */
+};
+
+
+/* SIGINT/SIGTERM/SIGHUP seen (a shard ignores SIGINT: the parent decides for it). */
+extern volatile sig_atomic_t run_signals;
+void run_install_signals(bool shard);
+
+/* Parse `run`'s arguments (argv[0] is "run"). 0 = go on, 1 = help printed, -1 = usage error
+   (said on stderr). */
+int run_parse(int argc, char **argv, struct run_opts *o);
+/* The fleet options for these run options and broker URI. */
+void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts *fo);
+/* A worker process (--shard): run the devices, one JSON figures line a second on stdout,
+   until SIGTERM; then power off and a last line. Returns an exit code. */
+int run_shard(const struct run_opts *o);
+
+void run_raise_fd_limit(void);
+long run_fd_limit(void);
+void run_nap_ms(int ms); /* a signal ends it early */
+
+#endif
