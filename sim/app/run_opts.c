@@ -59,10 +59,10 @@ static const char run_help[] =
     "                          last registrations before counting the rest lost (default 10s)\n"
     "  --window N              unfinished items per device (1..16, default 2; the device\n"
     "                          queues 16 and refuses more; more only adds latency)\n"
-    "  --max-in-flight N       unfinished items in all (default 2000; 0: only --window\n"
-    "                          limits). The backend's one Paho client slows down with many\n"
-    "                          messages in flight (10,000 devices: 3,900 registrations/s at\n"
-    "                          2000, 2,900 with no limit)\n"
+    "  --max-in-flight N       unfinished items in all (default 1000; 0: only --window\n"
+    "                          limits). More does not register faster, it only queues:\n"
+    "                          latency grows with it; the backend's one Paho client slows\n"
+    "                          down with very many messages in flight\n"
     "  --db FILE               keep the SQLite ledger in FILE (default: in memory)\n"
     "  --no-backend            do not publish items: your own backend drives the devices;\n"
     "                          no ledger figures, devices still count what they did\n"
@@ -185,7 +185,7 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     o->connect_rate = 2000;
     o->connect_timeout_ms = 60000;
     o->window = 2;
-    o->max_in_flight = 2000;
+    o->max_in_flight = 1000;
     o->shard = -1;
     optind = 1;
     opterr = 0;
