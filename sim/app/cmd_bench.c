@@ -35,6 +35,7 @@
 
 #include "bench_stats.h"
 #include "cli.h"
+#include "fleet_devices.h"
 #include "sim/clock.h"
 
 const char scansim_cmd_bench_summary[] =
@@ -324,10 +325,20 @@ out:
     return rc;
 }
 
+/* CPU per message of a raw run, microseconds (NAN = not known). */
+struct raw_cpu {
+    double pub, sub, broker;
+};
+
 /* One raw run: a subscriber process (raw_subscriber) and this process publishing with a
-   full window. Messages per second from the first to the last arrival, or < 0. */
-static double raw_once(const struct bench_opts *o, const char *uri, int run)
+   full window. Messages per second from the first to the last arrival, or < 0; *cpu gets
+   the CPU time each party used per message while publishing. */
+static double raw_once(const struct bench_opts *o, const char *uri, int run, int broker_pid,
+                       struct raw_cpu *cpu)
 {
+    uint64_t c_pub = 0, c_sub = 0, c_brk = 0;
+
+    cpu->pub = cpu->sub = cpu->broker = NAN;
     MQTTAsync pub = NULL;
     struct raw_ctx r;
     char id[64], topic[64], nmsg[24], nwin[24], line[256];
@@ -370,6 +381,9 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run)
         sim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
         goto out;
     }
+    c_pub = fleet_proc_cpu_ms(0);
+    c_sub = fleet_proc_cpu_ms((int)pid);
+    c_brk = broker_pid > 0 ? fleet_proc_cpu_ms(broker_pid) : 0;
     while (sent < o->raw_messages) {
         /* keep the window full: sent - acknowledged < window */
         while (sent < o->raw_messages && sent - atomic_load(&r.sent_ok) < o->raw_window) {
@@ -393,6 +407,10 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run)
         goto out;
     }
     result = (double)(o->raw_messages - 1) * 1e9 / (double)(last - first);
+    cpu->pub = (double)(fleet_proc_cpu_ms(0) - c_pub) * 1000.0 / (double)o->raw_messages;
+    cpu->sub = (double)(fleet_proc_cpu_ms((int)pid) - c_sub) * 1000.0 / (double)o->raw_messages;
+    if (broker_pid > 0)
+        cpu->broker = (double)(fleet_proc_cpu_ms(broker_pid) - c_brk) * 1000.0 / (double)o->raw_messages;
 out:
     if (pub) {
         MQTTAsync_disconnect(pub, NULL);
@@ -418,6 +436,7 @@ struct run_fig {
     bool ok;
     int exit_code;
     double connect_s, reg_per_s, p50, p99, rss_per_dev, pss_per_dev, rss_all_per_dev, lost, twice;
+    double cpu_all, cpu_backend, cpu_devices, cpu_broker; /* us per registration, NAN = unknown */
 };
 
 static double json_num(const cJSON *o, const char *path)
@@ -428,11 +447,12 @@ static double json_num(const cJSON *o, const char *path)
 }
 
 /* Run `scansim run` as a child; its report goes to a temporary JSON file. */
-static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, long devices, int rep)
+static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, int broker_pid,
+                                 long devices, int rep)
 {
     struct run_fig f = { 0 };
     char json[] = "/tmp/scansim-bench-XXXXXX";
-    char ndev[24], nitems[24], nwork[24], prefix[48];
+    char ndev[24], nitems[24], nwork[24], prefix[48], bpid[24];
     long workers = o->workers ? o->workers : o->per_worker ? (devices + o->per_worker - 1) / o->per_worker : 0;
     int fd = mkstemp(json), st = 0;
     pid_t pid;
@@ -452,9 +472,11 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, lo
         snprintf(nwork, sizeof(nwork), "auto"); /* scansim run decides (see run --help) */
     /* each run its own ids: sessions of earlier runs stay at the broker untouched */
     snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
+    snprintf(bpid, sizeof(bpid), "%d", broker_pid);
     char *argv[] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
                      "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
-                     "--json", json, "--grace", "20s", NULL };
+                     "--json", json, "--grace", "20s",
+                     broker_pid > 0 ? "--broker-pid" : NULL, bpid, NULL };
     pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);
@@ -485,6 +507,11 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, lo
             f.rss_all_per_dev = json_num(j, "peak_rss_kib") / (double)devices;
             f.lost = json_num(j, "items_lost");
             f.twice = json_num(j, "duplicate_registrations");
+            const cJSON *cpu = cJSON_GetObjectItemCaseSensitive(j, "cpu_us_per_registration");
+            f.cpu_all = json_num(cpu, "all");
+            f.cpu_backend = json_num(cpu, "backend_process");
+            f.cpu_devices = json_num(cpu, "device_processes");
+            f.cpu_broker = json_num(cpu, "broker");
             f.p50 = json_num(lat, "p50");
             f.p99 = json_num(lat, "p99");
             f.ok = true;
@@ -534,31 +561,47 @@ int scansim_cmd_bench(int argc, char **argv)
     fflush(stdout);
 
     if (!o.skip_raw) {
+        double cpu_msg[99], cpu_pub[99], cpu_sub[99], cpu_brk[99];
+        int broker_pid = embedded ? (int)hx_broker_pid(embedded) : 0;
         for (int i = 0; i < o.repeat; i++) {
-            raw[i] = raw_once(&o, uri, i);
-            printf("  raw ceiling run %d: %.0f msg/s (QoS 1, window %ld, %ld messages)\n", i + 1, raw[i],
-                   o.raw_window, o.raw_messages);
+            struct raw_cpu rc1 = { NAN, NAN, NAN };
+            raw[i] = raw_once(&o, uri, i, broker_pid, &rc1);
+            cpu_pub[i] = rc1.pub;
+            cpu_sub[i] = rc1.sub;
+            cpu_brk[i] = rc1.broker;
+            cpu_msg[i] = rc1.pub + rc1.sub + (isnan(rc1.broker) ? 0 : rc1.broker);
+            printf("  raw ceiling run %d: %.0f msg/s (QoS 1, window %ld, %ld messages), CPU per "
+                   "message %.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", i + 1, raw[i],
+                   o.raw_window, o.raw_messages, cpu_msg[i], rc1.pub, rc1.sub, rc1.broker);
             fflush(stdout);
         }
         raw_med = bench_median(raw, (int)o.repeat);
-        printf("raw ceiling (median of %ld): %.0f msg/s; a registration is 2 messages: %.0f reg/s\n\n",
-               o.repeat, raw_med, raw_med / 2);
+        printf("raw ceiling (median of %ld): %.0f msg/s; a registration is 2 messages: %.0f reg/s"
+               " | CPU per message %.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n\n",
+               o.repeat, raw_med, raw_med / 2, bench_median(cpu_msg, (int)o.repeat),
+               bench_median(cpu_pub, (int)o.repeat), bench_median(cpu_sub, (int)o.repeat),
+               bench_median(cpu_brk, (int)o.repeat));
         if (jout) {
             cJSON_AddNumberToObject(jout, "raw_ceiling_msg_per_s", raw_med);
             cJSON_AddNumberToObject(jout, "raw_window", (double)o.raw_window);
+            cJSON_AddNumberToObject(jout, "raw_cpu_us_per_message", bench_median(cpu_msg, (int)o.repeat));
+            cJSON_AddNumberToObject(jout, "raw_cpu_us_per_message_broker", bench_median(cpu_brk, (int)o.repeat));
         }
     }
     for (int p = 0; p < o.n_points; p++) {
         long n = o.points[p];
         double con[99], reg[99], p50[99], p99[99], rss[99], pss[99], rall[99];
+        double c_all[99], c_be[99], c_dev[99], c_brk[99];
         int ok = 0;
         bool clean = true;
         for (int i = 0; i < o.repeat; i++) {
-            struct run_fig f = fleet_once(&o, uri, n, i);
+            struct run_fig f = fleet_once(&o, uri, embedded ? (int)hx_broker_pid(embedded) : 0, n, i);
             printf("  %ld devices run %d: exit %d, connect %.2f s, %.0f reg/s, p50 %.1f ms, p99 %.1f ms, "
-                   "RSS %.1f KiB/device (%.1f with the backend), PSS %.1f KiB/device, lost %.0f, twice %.0f\n",
+                   "RSS %.1f KiB/device (%.1f with the backend), PSS %.1f KiB/device, lost %.0f, twice %.0f, "
+                   "CPU per registration %.0f us (backend %.0f, devices %.0f, broker %.0f)\n",
                    n, i + 1, f.exit_code, f.connect_s, f.reg_per_s, f.p50, f.p99, f.rss_per_dev,
-                   f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice);
+                   f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice, f.cpu_all, f.cpu_backend,
+                   f.cpu_devices, f.cpu_broker);
             fflush(stdout);
             if (!f.ok || f.exit_code != 0)
                 clean = false;
@@ -571,6 +614,10 @@ int scansim_cmd_bench(int argc, char **argv)
             rss[ok] = f.rss_per_dev;
             pss[ok] = f.pss_per_dev;
             rall[ok] = f.rss_all_per_dev;
+            c_all[ok] = f.cpu_all;
+            c_be[ok] = f.cpu_backend;
+            c_dev[ok] = f.cpu_devices;
+            c_brk[ok] = f.cpu_broker;
             ok++;
         }
         if (!clean)
@@ -579,10 +626,13 @@ int scansim_cmd_bench(int argc, char **argv)
         double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
         printf("%ld devices (median of %d): connect all %.2f s | %.0f registrations/s = %.2f x (raw "
                "ceiling / 2) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
-               "backend), PSS %.1f KiB/device%s\n\n",
+               "backend), PSS %.1f KiB/device%s\n",
                n, ok, bench_median(con, ok), mreg, isnan(raw_med) ? NAN : mreg / (raw_med / 2),
                bench_median(p50, ok), bench_median(p99, ok), mrss, mall, mpss,
                clean ? "" : "  (SOME RUNS FAILED)");
+        printf("%ld devices (median of %d): CPU per registration %.0f us: backend %.0f, devices %.0f, "
+               "broker %.0f\n\n", n, ok, bench_median(c_all, ok), bench_median(c_be, ok),
+               bench_median(c_dev, ok), bench_median(c_brk, ok));
         fflush(stdout);
         if (jpoints) {
             cJSON *jp = cJSON_CreateObject();
@@ -598,6 +648,10 @@ int scansim_cmd_bench(int argc, char **argv)
                 cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", mrss);
                 cJSON_AddNumberToObject(jp, "peak_rss_with_backend_per_device_kib", mall);
                 cJSON_AddNumberToObject(jp, "peak_pss_per_device_kib", mpss);
+                cJSON_AddNumberToObject(jp, "cpu_us_per_registration", bench_median(c_all, ok));
+                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_backend", bench_median(c_be, ok));
+                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_devices", bench_median(c_dev, ok));
+                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_broker", bench_median(c_brk, ok));
                 cJSON_AddItemToArray(jpoints, jp);
             }
         }

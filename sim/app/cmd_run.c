@@ -56,7 +56,31 @@ struct run_state {
     uint64_t self_pss_kib;       /* this process's highest sampled PSS (with workers) */
     bool connect_gave_up;
     const char *worker_program;  /* the shards' program, NULL without workers */
+    /* CPU used while publishing (from the first item to the end of the registrations), ms:
+       this process (the backend; with the devices when there are no workers), the worker
+       processes, the embedded broker; < 0 = not known */
+    double cpu_self_ms, cpu_workers_ms, cpu_broker_ms;
 };
+
+/* CPU counters at one moment (struct run_state's cpu_*_ms are differences of two). */
+struct run_cpu {
+    uint64_t self, workers, broker;
+};
+
+static void run_cpu_sample(struct run_cpu *c, struct fleet_workers *w, int broker_pid)
+{
+    c->self = fleet_proc_cpu_ms(0);
+    c->workers = w ? fleet_workers_cpu_ms(w) : 0;
+    c->broker = broker_pid > 0 ? fleet_proc_cpu_ms(broker_pid) : 0;
+}
+
+/* CPU microseconds per registration, or < 0 when unknown. */
+static double cpu_per_reg(const struct run_state *s, double ms)
+{
+    uint64_t reg = s->have_ledger ? s->led.registered : s->fig.registrations_acked;
+
+    return ms >= 0 && reg > 0 ? ms * 1000.0 / (double)reg : -1;
+}
 
 static void progress_line(struct run_state *s)
 {
@@ -164,6 +188,17 @@ static void print_summary(const struct run_state *s, int exit_code)
            o->workers > 1 ? " (device processes)" : " (backend included)");
     printf("  %-34s %" PRIu64 " KiB, %.1f KiB per device\n", "peak PSS (shared pages split)",
            run_pss(s), o->devices ? (double)run_pss(s) / (double)o->devices : 0.0);
+    if (cpu_per_reg(s, s->cpu_self_ms) >= 0) {
+        double all = s->cpu_self_ms + (s->cpu_workers_ms > 0 ? s->cpu_workers_ms : 0) +
+                     (s->cpu_broker_ms > 0 ? s->cpu_broker_ms : 0);
+        printf("  %-34s %.0f us: %s %.0f", "CPU per registration", cpu_per_reg(s, all),
+               o->workers > 1 ? "backend" : "scansim", cpu_per_reg(s, s->cpu_self_ms));
+        if (o->workers > 1)
+            printf(", devices %.0f", cpu_per_reg(s, s->cpu_workers_ms));
+        if (s->cpu_broker_ms >= 0)
+            printf(", broker %.0f", cpu_per_reg(s, s->cpu_broker_ms));
+        printf("\n");
+    }
     if (g->last_failure[0] && (g->connect_failures || g->connection_losses))
         printf("  %-34s %s\n", "last connection problem", g->last_failure);
     printf("  %-34s %d\n", "exit code", exit_code);
@@ -247,6 +282,24 @@ static int write_json(const struct run_state *s, int exit_code)
     NUM("peak_rss_per_device_kib", o->devices ? (double)run_device_rss(s) / (double)o->devices : 0.0);
     NUM("peak_pss_kib", run_pss(s));
     NUM("peak_pss_per_device_kib", o->devices ? (double)run_pss(s) / (double)o->devices : 0.0);
+    if (cpu_per_reg(s, s->cpu_self_ms) >= 0) {
+        /* CPU time while publishing, per registration: who the machine works for */
+        cJSON *cpu = cJSON_AddObjectToObject(j, "cpu_us_per_registration");
+        double all = s->cpu_self_ms;
+        if (cpu) {
+            cJSON_AddNumberToObject(cpu, o->workers > 1 ? "backend_process" : "scansim_process",
+                                    cpu_per_reg(s, s->cpu_self_ms));
+            if (o->workers > 1) {
+                cJSON_AddNumberToObject(cpu, "device_processes", cpu_per_reg(s, s->cpu_workers_ms));
+                all += s->cpu_workers_ms;
+            }
+            if (s->cpu_broker_ms >= 0) {
+                cJSON_AddNumberToObject(cpu, "broker", cpu_per_reg(s, s->cpu_broker_ms));
+                all += s->cpu_broker_ms;
+            }
+            cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, all));
+        }
+    }
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
 #undef NUM
@@ -335,12 +388,15 @@ int scansim_cmd_run(int argc, char **argv)
     struct run_ctx c;
     struct run_state s;
     struct hx_broker *embedded = NULL;
+    struct run_cpu cpu0 = { 0 }, cpu1 = { 0 };
+    int broker_pid = 0;
     const char *uri = NULL;
     int rc, exit_code = SIM_EXIT_INTERNAL;
     uint64_t next_progress, next_ledger = 0;
 
     memset(&c, 0, sizeof(c));
     memset(&s, 0, sizeof(s));
+    s.cpu_self_ms = s.cpu_workers_ms = s.cpu_broker_ms = -1;
     rc = run_parse(argc, argv, &o);
     if (rc > 0)
         return SIM_EXIT_OK;
@@ -465,6 +521,8 @@ int scansim_cmd_run(int argc, char **argv)
 
     /* phase 2: publish (or, without a backend, let the user's backend drive) */
     s.t_pub_start = sim_clock_ms();
+    broker_pid = embedded ? (int)hx_broker_pid(embedded) : (int)o.broker_pid;
+    run_cpu_sample(&cpu0, c.workers, broker_pid);
     s.t_last_progress = s.t_pub_start;
     if (!s.connect_gave_up) {
         uint64_t grace_from = 0, grace_ms = o.grace_ms;
@@ -542,6 +600,12 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
     s.t_pub_end = sim_clock_ms();
+    run_cpu_sample(&cpu1, c.workers, broker_pid);
+    s.cpu_self_ms = (double)(cpu1.self - cpu0.self);
+    s.cpu_workers_ms = c.workers ? (double)(cpu1.workers - cpu0.workers) : -1;
+    s.cpu_broker_ms = broker_pid > 0 ? (double)(cpu1.broker - cpu0.broker) : -1;
+    if (cpu1.self == 0 || (c.workers && cpu1.workers < cpu0.workers) || cpu1.broker < cpu0.broker)
+        s.cpu_self_ms = -1; /* not readable, or a worker went away meanwhile: say nothing */
 
     /* phase 3: stop the devices (clean power-off), then settle the ledger */
     if (c.workers)

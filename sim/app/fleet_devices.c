@@ -144,6 +144,33 @@ uint64_t fleet_pss_kib(void)
     return kib;
 }
 
+uint64_t fleet_proc_cpu_ms(int pid)
+{
+    char path[64], buf[1024];
+    unsigned long long ut = 0, st = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    FILE *fp;
+    size_t n;
+    char *p;
+
+    if (pid > 0)
+        snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    else
+        snprintf(path, sizeof(path), "/proc/self/stat");
+    if (!(fp = fopen(path, "r")))
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    /* after the command name (which may hold spaces or parentheses): state is field 3,
+       utime and stime are fields 14 and 15 */
+    if (!(p = strrchr(buf, ')')) ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2 ||
+        hz <= 0)
+        return 0;
+    return (uint64_t)((ut + st) * 1000ull / (unsigned long long)hz);
+}
+
 /* ------------------------------------------------------------------ randomness */
 
 static uint32_t rng_next(struct fleet_dev *d)

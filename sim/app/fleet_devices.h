@@ -117,6 +117,10 @@ uint64_t fleet_peak_rss_kib(void);
 /** Proportional set size of this process now, KiB (/proc/self/smaps_rollup; 0 if unknown). */
 uint64_t fleet_pss_kib(void);
 
+/** CPU time (user + system, all threads) process pid has used so far, in ms; pid 0 = this
+ *  process. 0 when it cannot be read (/proc/PID/stat). */
+uint64_t fleet_proc_cpu_ms(int pid);
+
 /** Add b's counters into a (used to merge the figures of worker processes). */
 void fleet_figures_add(struct fleet_figures *a, const struct fleet_figures *b);
 

@@ -228,6 +228,16 @@ void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out)
     out->connect_seconds = all_connected ? slowest : -1.0;
 }
 
+uint64_t fleet_workers_cpu_ms(const struct fleet_workers *w)
+{
+    uint64_t ms = 0;
+
+    for (int i = 0; i < w->k; i++)
+        if (w->s[i].pid > 0)
+            ms += fleet_proc_cpu_ms((int)w->s[i].pid);
+    return ms;
+}
+
 int fleet_workers_alive(struct fleet_workers *w)
 {
     int n = 0;

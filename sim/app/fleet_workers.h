@@ -41,6 +41,9 @@ void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out);
 /** The program the shards run: "scansim-worker" or "scansim". */
 const char *fleet_workers_program(const struct fleet_workers *w);
 
+/** CPU time (ms, user + system) the running shards have used so far, added up. */
+uint64_t fleet_workers_cpu_ms(const struct fleet_workers *w);
+
 /** Shards still running. */
 int fleet_workers_alive(struct fleet_workers *w);
 

@@ -68,6 +68,8 @@ static const char run_help[] =
     "                          no ledger figures, devices still count what they did\n"
     "Output:\n"
     "  --json FILE             write the figures as JSON to FILE\n"
+    "  --broker-pid PID        a broker on this machine: count its CPU time in the CPU per\n"
+    "                          registration figures (the embedded broker always counts)\n"
     "  A progress line once a second (rewritten in place on a terminal), a summary at the\n"
     "  end. Ctrl-C stops publishing and waits a short grace; a second Ctrl-C stops at once.\n"
     "  The default topic layout of run is per-device; --layout seed sends every item to\n"
@@ -102,6 +104,7 @@ static const struct option run_long[] = {
     {"json", required_argument, 0, 0x2013},
     {"no-backend", no_argument, 0, 0x2014},
     {"shard", required_argument, 0, 0x2015},
+    {"broker-pid", required_argument, 0, 0x2030},
     {"help", no_argument, 0, 'h'},
     SIM_CLI_COMMON_OPTIONS,
     {0, 0, 0, 0},
@@ -295,6 +298,14 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         case 0x2015:
             if (sim_cli_parse_int(CMD, "--shard", optarg, 0, 255, &o->shard))
                 return -1;
+            break;
+        case 0x2030:
+            if (sim_cli_parse_int(CMD, "--broker-pid", optarg, 1, 2147483647L, &o->broker_pid))
+                return -1;
+            if (kill((pid_t)o->broker_pid, 0) != 0 && errno == ESRCH) {
+                sim_cli_error(CMD, "--broker-pid %ld: no such process", o->broker_pid);
+                return -1;
+            }
             break;
         case '?':
             if (optopt)

@@ -40,6 +40,7 @@ struct run_opts {
     const char *json_path;
     bool no_backend;
     long shard;               /* -1 = not a shard */
+    long broker_pid;          /* --broker-pid: a local broker whose CPU is counted; 0 = none */
 };
 
 

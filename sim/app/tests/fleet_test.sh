@@ -42,7 +42,9 @@ basic)
     [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
     $CHECK "$T/r.json" devices_requested=20 devices_connected=20 items_published=100 \
         items_registered=100 items_lost=0 duplicate_registrations=0 latency_ms.p50\>0 \
-        latency_ms.max\>=@latency_ms.p50 peak_rss_kib\>0 exit_code=0 || fail "report"
+        latency_ms.max\>=@latency_ms.p50 peak_rss_kib\>0 exit_code=0 \
+        cpu_us_per_registration.scansim_process\>=0 cpu_us_per_registration.broker\>=0 \
+        cpu_us_per_registration.all\>=@cpu_us_per_registration.scansim_process || fail "report"
     grep -q "items lost *0" "$T/run.out" || fail "no summary table on stdout"
     ;;
 workers)
@@ -51,7 +53,8 @@ workers)
     [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
     $CHECK "$T/r.json" workers=2 worker_program=scansim-worker devices_requested=20 devices_connected=20 items_published=100 \
         items_registered=100 items_lost=0 duplicate_registrations=0 registrations_acked=100 \
-        items_received=100 exit_code=0 || fail "report"
+        items_received=100 exit_code=0 cpu_us_per_registration.device_processes\>=0 \
+        cpu_us_per_registration.backend_process\>=0 || fail "report"
     ;;
 seed)
     "$SCANSIM" run --layout seed --devices 3 --items 5 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"
