@@ -10,9 +10,11 @@
  *   (b) `scansim run` (this same program, as a child process, so each point gets a fresh
  *       process and its own peak RSS) with each --devices N, --items-per-device items each,
  *       think time 0, connecting as fast as possible.
- * Each point runs --repeat times (default 3) and the median is quoted. A registration is
- * two QoS 1 messages through the broker (item in, registration out), so the fleet's
- * registrations per second are compared with half the raw ceiling.
+ * --repeat rounds (default 3) each run (a) and then every (b) point, so that a slow
+ * stretch of a shared machine weighs on both sides; medians over the rounds are quoted. A
+ * registration is two QoS 1 messages through the broker (item in, registration out), so a
+ * point's registrations per second are compared with half of the same round's raw ceiling.
+ * Every run also reports the CPU time each process spent per message or registration.
  *
  * Not a test: it takes minutes and its figures depend on the machine (ci/bench.sh runs it).
  */
@@ -64,11 +66,12 @@ static const char bench_help[] =
     "\n"
     "Measure on one broker (a) the raw ceiling: one Paho publisher to one Paho subscriber,\n"
     "QoS 1, a window of messages in flight; (b) `scansim run` with N devices, per-device\n"
-    "items at full speed. Each point is run --repeat times; medians are printed.\n"
+    "items at full speed. --repeat rounds each run (a) then every (b); medians over the\n"
+    "rounds are printed, ratios taken within each round.\n"
     "\n"
     "  --devices LIST          fleet sizes, comma-separated (default 1000,10000)\n"
     "  --items-per-device N    items each device registers (default 10)\n"
-    "  --repeat N              runs per point (default 3)\n"
+    "  --repeat N              rounds (default 3)\n"
     "  --raw-messages N        messages per raw-ceiling run (default 200000)\n"
     "  --raw-window N          QoS 1 messages in flight in the raw run (default 1000)\n"
     "  --workers K             worker processes for each run (default: scansim run's\n"
@@ -530,7 +533,7 @@ int scansim_cmd_bench(int argc, char **argv)
     struct hx_broker *embedded = NULL;
     const char *uri;
     struct rlimit rl;
-    double raw[99], raw_med = NAN;
+    double raw_med = NAN;
     int rc = bench_parse(argc, argv, &o), exit_code = SIM_EXIT_OK;
     cJSON *jout = cJSON_CreateObject(), *jpoints = jout ? cJSON_AddArrayToObject(jout, "points") : NULL;
 
@@ -560,27 +563,54 @@ int scansim_cmd_bench(int argc, char **argv)
            (long)rl.rlim_cur, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
 
-    if (!o.skip_raw) {
-        double cpu_msg[99], cpu_pub[99], cpu_sub[99], cpu_brk[99];
-        int broker_pid = embedded ? (int)hx_broker_pid(embedded) : 0;
-        for (int i = 0; i < o.repeat; i++) {
+    /*
+     * Rounds: each round measures the raw ceiling and then every fleet point, one after the
+     * other, so that a slower or busier stretch of a shared machine falls on both sides of a
+     * ratio. The ratio of a point is taken per round (its registrations per second over half
+     * of the same round's raw ceiling) and the median over the rounds is quoted.
+     */
+    static double raw[99], cpu_msg[99], cpu_pub[99], cpu_sub[99], cpu_brk[99];
+    static struct run_fig figs[BENCH_MAX_POINTS][99];
+    int broker_pid = embedded ? (int)hx_broker_pid(embedded) : 0;
+    for (int i = 0; i < o.repeat; i++) {
+        printf("round %d of %ld\n", i + 1, o.repeat);
+        raw[i] = cpu_msg[i] = cpu_pub[i] = cpu_sub[i] = cpu_brk[i] = NAN;
+        if (!o.skip_raw) {
             struct raw_cpu rc1 = { NAN, NAN, NAN };
             raw[i] = raw_once(&o, uri, i, broker_pid, &rc1);
+            if (raw[i] <= 0)
+                raw[i] = NAN;
             cpu_pub[i] = rc1.pub;
             cpu_sub[i] = rc1.sub;
             cpu_brk[i] = rc1.broker;
             cpu_msg[i] = rc1.pub + rc1.sub + (isnan(rc1.broker) ? 0 : rc1.broker);
-            printf("  raw ceiling run %d: %.0f msg/s (QoS 1, window %ld, %ld messages), CPU per "
-                   "message %.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", i + 1, raw[i],
-                   o.raw_window, o.raw_messages, cpu_msg[i], rc1.pub, rc1.sub, rc1.broker);
+            printf("  raw ceiling: %.0f msg/s (QoS 1, window %ld, %ld messages), CPU per message "
+                   "%.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", raw[i], o.raw_window,
+                   o.raw_messages, cpu_msg[i], rc1.pub, rc1.sub, rc1.broker);
             fflush(stdout);
         }
-        raw_med = bench_median(raw, (int)o.repeat);
-        printf("raw ceiling (median of %ld): %.0f msg/s; a registration is 2 messages: %.0f reg/s"
-               " | CPU per message %.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n\n",
-               o.repeat, raw_med, raw_med / 2, bench_median(cpu_msg, (int)o.repeat),
-               bench_median(cpu_pub, (int)o.repeat), bench_median(cpu_sub, (int)o.repeat),
-               bench_median(cpu_brk, (int)o.repeat));
+        for (int p = 0; p < o.n_points; p++) {
+            struct run_fig f = fleet_once(&o, uri, broker_pid, o.points[p], i);
+            figs[p][i] = f;
+            printf("  %ld devices: exit %d, connect %.2f s, %.0f reg/s (%.2f x raw ceiling / 2), p50 "
+                   "%.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the backend), PSS %.1f "
+                   "KiB/device, lost %.0f, twice %.0f, CPU per registration %.0f us (backend %.0f, "
+                   "devices %.0f, broker %.0f)\n",
+                   o.points[p], f.exit_code, f.connect_s, f.reg_per_s, f.reg_per_s / (raw[i] / 2),
+                   f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice,
+                   f.cpu_all, f.cpu_backend, f.cpu_devices, f.cpu_broker);
+            fflush(stdout);
+        }
+    }
+    printf("\nmedians of %ld rounds\n", o.repeat);
+    if (!o.skip_raw) {
+        double tmp[99];
+        memcpy(tmp, raw, sizeof(tmp));
+        raw_med = bench_median(tmp, (int)o.repeat);
+        printf("raw ceiling: %.0f msg/s; a registration is 2 messages: %.0f reg/s | CPU per message "
+               "%.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", raw_med, raw_med / 2,
+               bench_median(cpu_msg, (int)o.repeat), bench_median(cpu_pub, (int)o.repeat),
+               bench_median(cpu_sub, (int)o.repeat), bench_median(cpu_brk, (int)o.repeat));
         if (jout) {
             cJSON_AddNumberToObject(jout, "raw_ceiling_msg_per_s", raw_med);
             cJSON_AddNumberToObject(jout, "raw_window", (double)o.raw_window);
@@ -590,49 +620,41 @@ int scansim_cmd_bench(int argc, char **argv)
     }
     for (int p = 0; p < o.n_points; p++) {
         long n = o.points[p];
-        double con[99], reg[99], p50[99], p99[99], rss[99], pss[99], rall[99];
+        double con[99], reg[99], ratio[99], p50[99], p99[99], rss[99], pss[99], rall[99];
         double c_all[99], c_be[99], c_dev[99], c_brk[99];
         int ok = 0;
         bool clean = true;
         for (int i = 0; i < o.repeat; i++) {
-            struct run_fig f = fleet_once(&o, uri, embedded ? (int)hx_broker_pid(embedded) : 0, n, i);
-            printf("  %ld devices run %d: exit %d, connect %.2f s, %.0f reg/s, p50 %.1f ms, p99 %.1f ms, "
-                   "RSS %.1f KiB/device (%.1f with the backend), PSS %.1f KiB/device, lost %.0f, twice %.0f, "
-                   "CPU per registration %.0f us (backend %.0f, devices %.0f, broker %.0f)\n",
-                   n, i + 1, f.exit_code, f.connect_s, f.reg_per_s, f.p50, f.p99, f.rss_per_dev,
-                   f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice, f.cpu_all, f.cpu_backend,
-                   f.cpu_devices, f.cpu_broker);
-            fflush(stdout);
-            if (!f.ok || f.exit_code != 0)
+            const struct run_fig *f = &figs[p][i];
+            if (!f->ok || f->exit_code != 0)
                 clean = false;
-            if (!f.ok)
+            if (!f->ok)
                 continue;
-            con[ok] = f.connect_s;
-            reg[ok] = f.reg_per_s;
-            p50[ok] = f.p50;
-            p99[ok] = f.p99;
-            rss[ok] = f.rss_per_dev;
-            pss[ok] = f.pss_per_dev;
-            rall[ok] = f.rss_all_per_dev;
-            c_all[ok] = f.cpu_all;
-            c_be[ok] = f.cpu_backend;
-            c_dev[ok] = f.cpu_devices;
-            c_brk[ok] = f.cpu_broker;
+            con[ok] = f->connect_s;
+            reg[ok] = f->reg_per_s;
+            ratio[ok] = isnan(raw[i]) ? NAN : f->reg_per_s / (raw[i] / 2);
+            p50[ok] = f->p50;
+            p99[ok] = f->p99;
+            rss[ok] = f->rss_per_dev;
+            pss[ok] = f->pss_per_dev;
+            rall[ok] = f->rss_all_per_dev;
+            c_all[ok] = f->cpu_all;
+            c_be[ok] = f->cpu_backend;
+            c_dev[ok] = f->cpu_devices;
+            c_brk[ok] = f->cpu_broker;
             ok++;
         }
         if (!clean)
             exit_code = SIM_EXIT_FAILED;
-        double mreg = bench_median(reg, ok);
+        double mreg = bench_median(reg, ok), mratio = bench_median(ratio, ok);
         double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
-        printf("%ld devices (median of %d): connect all %.2f s | %.0f registrations/s = %.2f x (raw "
-               "ceiling / 2) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
-               "backend), PSS %.1f KiB/device%s\n",
-               n, ok, bench_median(con, ok), mreg, isnan(raw_med) ? NAN : mreg / (raw_med / 2),
-               bench_median(p50, ok), bench_median(p99, ok), mrss, mall, mpss,
-               clean ? "" : "  (SOME RUNS FAILED)");
-        printf("%ld devices (median of %d): CPU per registration %.0f us: backend %.0f, devices %.0f, "
-               "broker %.0f\n\n", n, ok, bench_median(c_all, ok), bench_median(c_be, ok),
-               bench_median(c_dev, ok), bench_median(c_brk, ok));
+        printf("%ld devices: connect all %.2f s | %.0f registrations/s = %.2f x (raw ceiling / 2, "
+               "per round) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
+               "backend), PSS %.1f KiB/device | CPU per registration %.0f us: backend %.0f, devices "
+               "%.0f, broker %.0f%s\n",
+               n, bench_median(con, ok), mreg, mratio, bench_median(p50, ok), bench_median(p99, ok),
+               mrss, mall, mpss, bench_median(c_all, ok), bench_median(c_be, ok),
+               bench_median(c_dev, ok), bench_median(c_brk, ok), clean ? "" : "  (SOME RUNS FAILED)");
         fflush(stdout);
         if (jpoints) {
             cJSON *jp = cJSON_CreateObject();
@@ -642,7 +664,7 @@ int scansim_cmd_bench(int argc, char **argv)
                 cJSON_AddBoolToObject(jp, "all_clean", clean);
                 cJSON_AddNumberToObject(jp, "connect_seconds", bench_median(con, ok));
                 cJSON_AddNumberToObject(jp, "registrations_per_second", mreg);
-                cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(raw_med) ? 0 : mreg / (raw_med / 2));
+                cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(mratio) ? 0 : mratio);
                 cJSON_AddNumberToObject(jp, "latency_p50_ms", bench_median(p50, ok));
                 cJSON_AddNumberToObject(jp, "latency_p99_ms", bench_median(p99, ok));
                 cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", mrss);
