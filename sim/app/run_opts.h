@@ -15,7 +15,8 @@
 #include "cli.h"
 #include "fleet_devices.h"
 
-#define RUN_PER_WORKER 1000 /* devices per worker process with --workers auto */
+#define RUN_PER_WORKER 1000      /* devices per worker process with --workers auto */
+#define RUN_MIN_WORKERS_FROM 100 /* --workers auto: from this many devices on, 2 workers or more */
 
 struct run_opts {
     struct sim_cli_common c;
