@@ -733,6 +733,7 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
             goto fail;
         sim_loop_opts_defaults(&lo);
         lo.tick_ms = f->o.tick_ms;
+        lo.batch_us = f->o.batch_us;
         snprintf(name, sizeof(name), "fleet-%d", i);
         lo.name = name;
         if ((rc = sim_loop_create(&lo, &fl->loop)) != SIM_OK)

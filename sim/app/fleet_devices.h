@@ -36,6 +36,7 @@ struct fleet_opts {
     long id_start;               /* first number: ids are prefix + (id_start + i) */
     int threads;                 /* event loops (threads) owning devices */
     unsigned tick_ms;            /* loop tick: firmware timers and think-time resolution */
+    unsigned batch_us;           /* each loop handles its events at most this often (sim/loop.h) */
     const char *flash_dir;       /* NULL = memory flash; else one folder per device below */
     enum fw_layout layout;
     bool clean_session;

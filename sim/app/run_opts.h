@@ -42,6 +42,7 @@ struct run_opts {
     bool no_backend;
     long shard;               /* -1 = not a shard */
     long broker_pid;          /* --broker-pid: a local broker whose CPU is counted; 0 = none */
+    uint64_t event_batch_ms;  /* --event-batch: a device loop handles events at most this often */
 };
 
 

@@ -49,6 +49,7 @@ struct sim_loop {
     size_t n_targets, cap_targets;
     uint64_t next_tick;
     unsigned tick_ms;
+    unsigned batch_us;
 
     atomic_uint_fast64_t ticks, events, tick_ns;
     atomic_size_t n_targets_pub;
@@ -125,6 +126,7 @@ int sim_loop_create(const struct sim_loop_opts *opts, struct sim_loop **out)
     pthread_mutex_init(&loop->exec, NULL);
     pthread_cond_init(&loop->cond, NULL);
     loop->tick_ms = opts->tick_ms ? opts->tick_ms : 50;
+    loop->batch_us = opts->batch_us;
     loop->next_tick = sim_clock_ms() + loop->tick_ms;
     atomic_init(&loop->stop_requested, false);
     atomic_init(&loop->ticks, 0);
@@ -453,14 +455,34 @@ int sim_loop_run_once(struct sim_loop *loop, int timeout_ms)
     return n;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static void *loop_thread(void *arg)
 {
     struct sim_loop *loop = arg;
 
     pthread_setname_np(pthread_self(), loop->name);
+    uint64_t last_drain_us = 0;
+
     tl_current = loop;
     while (!atomic_load(&loop->stop_requested)) {
         wait_events(loop, -1);
+        if (loop->batch_us) {
+            /* at most one drain per batch_us: what arrives meanwhile joins this one */
+            uint64_t now = mono_us();
+            if (now < last_drain_us + loop->batch_us) {
+                uint64_t d = last_drain_us + loop->batch_us - now;
+                struct timespec ts = { (time_t)(d / 1000000u), (long)(d % 1000000u) * 1000L };
+                nanosleep(&ts, NULL);
+            }
+            last_drain_us = mono_us();
+        }
         pthread_mutex_lock(&loop->exec);
         drain_and_tick(loop);
         pthread_mutex_unlock(&loop->exec);

@@ -159,6 +159,45 @@ START_TEST(a_posted_closure_runs_on_the_owner_thread_and_a_call_waits_for_it)
 }
 END_TEST
 
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void stamp(void *arg)
+{
+    atomic_store((_Atomic uint64_t *)arg, now_us());
+}
+
+/* With batch_us, a loop thread drains at most once per batch_us: an event that comes right
+   after a drain waits for the next one, and everything queued meanwhile goes with it. */
+START_TEST(a_batching_loop_handles_events_at_most_once_per_batch)
+{
+    struct sim_loop_opts o;
+    struct sim_loop *loop;
+    _Atomic uint64_t first = 0, second = 0, third = 0;
+
+    sim_loop_opts_defaults(&o);
+    o.batch_us = 80000;
+    ck_assert_int_eq(sim_loop_create(&o, &loop), SIM_OK);
+    ck_assert_int_eq(sim_loop_start_thread(loop), SIM_OK);
+    /* a call waits for its drain: the first drain of an idle loop */
+    ck_assert_int_eq(sim_loop_call(loop, stamp, &first), SIM_OK);
+    ck_assert_int_eq(sim_loop_post(loop, stamp, &second), SIM_OK);
+    ck_assert_int_eq(sim_loop_call(loop, stamp, &third), SIM_OK);
+    /* both waited for the next drain, 80 ms after the first, and went in the same one */
+    ck_assert_msg(atomic_load(&second) >= atomic_load(&first) + 75000,
+                  "second event handled %llu us after the first drain, expected >= 75000",
+                  (unsigned long long)(atomic_load(&second) - atomic_load(&first)));
+    ck_assert_uint_ge(atomic_load(&third), atomic_load(&second));
+    ck_assert_int_eq(sim_loop_stop(loop), SIM_OK);
+    sim_loop_free(loop);
+}
+END_TEST
+
 START_TEST(the_fd_is_readable_while_events_wait_and_run_once_drains_them)
 {
     struct sim_loop *loop;
@@ -309,6 +348,7 @@ int main(void)
     tcase_add_test(tc, events_from_one_producer_are_handled_in_the_order_pushed);
     tcase_add_test(tc, events_pushed_from_other_threads_run_on_the_loop_thread_in_each_producers_order);
     tcase_add_test(tc, a_posted_closure_runs_on_the_owner_thread_and_a_call_waits_for_it);
+    tcase_add_test(tc, a_batching_loop_handles_events_at_most_once_per_batch);
     tcase_add_test(tc, the_fd_is_readable_while_events_wait_and_run_once_drains_them);
     tcase_add_test(tc, targets_are_ticked_at_the_set_interval);
     tcase_add_test(tc, detaching_a_target_drops_its_queued_events_but_not_others);

@@ -104,6 +104,12 @@ struct sim_loop_opts {
     int version;      /* SIM_LOOP_OPTS_VERSION */
     unsigned tick_ms; /* how often targets are ticked; 0 = 50 ms */
     const char *name; /* for the thread name and logs ("loop-0"); copied; may be NULL */
+    /* A loop thread (sim_loop_start_thread) handles its events at most once every
+       batch_us: events that arrive meanwhile wait and are handled together. A loop that
+       was idle for batch_us handles the first event at once. Under load one wake-up of the
+       loop, and of Paho's send thread for the publishes it makes, serves many events
+       instead of one each. 0 (the default): handle every event as soon as it comes. */
+    unsigned batch_us;
 };
 
 /** Fill opts with defaults (50 ms tick). */
