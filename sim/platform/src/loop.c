@@ -455,14 +455,6 @@ int sim_loop_run_once(struct sim_loop *loop, int timeout_ms)
     return n;
 }
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void *loop_thread(void *arg)
 {
     struct sim_loop *loop = arg;
@@ -475,13 +467,13 @@ static void *loop_thread(void *arg)
         wait_events(loop, -1);
         if (loop->batch_us) {
             /* at most one drain per batch_us: what arrives meanwhile joins this one */
-            uint64_t now = mono_us();
+            uint64_t now = sim_clock_us();
             if (now < last_drain_us + loop->batch_us) {
                 uint64_t d = last_drain_us + loop->batch_us - now;
                 struct timespec ts = { (time_t)(d / 1000000u), (long)(d % 1000000u) * 1000L };
                 nanosleep(&ts, NULL);
             }
-            last_drain_us = mono_us();
+            last_drain_us = sim_clock_us();
         }
         pthread_mutex_lock(&loop->exec);
         drain_and_tick(loop);

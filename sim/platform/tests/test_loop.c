@@ -159,17 +159,9 @@ START_TEST(a_posted_closure_runs_on_the_owner_thread_and_a_call_waits_for_it)
 }
 END_TEST
 
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static void stamp(void *arg)
 {
-    atomic_store((_Atomic uint64_t *)arg, now_us());
+    atomic_store((_Atomic uint64_t *)arg, sim_clock_us());
 }
 
 /* With batch_us, a loop thread drains at most once per batch_us: an event that comes right

@@ -1,5 +1,5 @@
 /*
- * sim/clock.h - the clock port on Linux: CLOCK_MONOTONIC in milliseconds.
+ * sim/clock.h - the clock port on Linux: CLOCK_MONOTONIC in milliseconds (and microseconds).
  *
  * The origin is arbitrary (boot), so only differences mean anything. Never goes back, does
  * not jump with NTP or date changes: the firmware's time-outs and back-off rely on that.
@@ -15,6 +15,9 @@ extern "C" {
 
 /** Monotonic milliseconds (CLOCK_MONOTONIC). Thread-safe. */
 uint64_t sim_clock_ms(void);
+
+/** The same clock in microseconds. */
+uint64_t sim_clock_us(void);
 
 #ifdef __cplusplus
 }
