@@ -74,6 +74,13 @@ static void run_cpu_sample(struct run_cpu *c, struct fleet_workers *w, int broke
     c->broker = broker_pid > 0 ? fleet_proc_cpu_ms(broker_pid) : 0;
 }
 
+/* CPU used while publishing by every process counted (ms; the unknown parts count 0). */
+static double cpu_all_ms(const struct run_state *s)
+{
+    return s->cpu_self_ms + (s->cpu_workers_ms > 0 ? s->cpu_workers_ms : 0) +
+           (s->cpu_broker_ms > 0 ? s->cpu_broker_ms : 0);
+}
+
 /* CPU microseconds per registration, or < 0 when unknown. */
 static double cpu_per_reg(const struct run_state *s, double ms)
 {
@@ -189,9 +196,7 @@ static void print_summary(const struct run_state *s, int exit_code)
     printf("  %-34s %" PRIu64 " KiB, %.1f KiB per device\n", "peak PSS (shared pages split)",
            run_pss(s), o->devices ? (double)run_pss(s) / (double)o->devices : 0.0);
     if (cpu_per_reg(s, s->cpu_self_ms) >= 0) {
-        double all = s->cpu_self_ms + (s->cpu_workers_ms > 0 ? s->cpu_workers_ms : 0) +
-                     (s->cpu_broker_ms > 0 ? s->cpu_broker_ms : 0);
-        printf("  %-34s %.0f us: %s %.0f", "CPU per registration", cpu_per_reg(s, all),
+        printf("  %-34s %.0f us: %s %.0f", "CPU per registration", cpu_per_reg(s, cpu_all_ms(s)),
                o->workers > 1 ? "backend" : "scansim", cpu_per_reg(s, s->cpu_self_ms));
         if (o->workers > 1)
             printf(", devices %.0f", cpu_per_reg(s, s->cpu_workers_ms));
@@ -285,19 +290,14 @@ static int write_json(const struct run_state *s, int exit_code)
     if (cpu_per_reg(s, s->cpu_self_ms) >= 0) {
         /* CPU time while publishing, per registration: who the machine works for */
         cJSON *cpu = cJSON_AddObjectToObject(j, "cpu_us_per_registration");
-        double all = s->cpu_self_ms;
         if (cpu) {
             cJSON_AddNumberToObject(cpu, o->workers > 1 ? "backend_process" : "scansim_process",
                                     cpu_per_reg(s, s->cpu_self_ms));
-            if (o->workers > 1) {
+            if (o->workers > 1)
                 cJSON_AddNumberToObject(cpu, "device_processes", cpu_per_reg(s, s->cpu_workers_ms));
-                all += s->cpu_workers_ms;
-            }
-            if (s->cpu_broker_ms >= 0) {
+            if (s->cpu_broker_ms >= 0)
                 cJSON_AddNumberToObject(cpu, "broker", cpu_per_reg(s, s->cpu_broker_ms));
-                all += s->cpu_broker_ms;
-            }
-            cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, all));
+            cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, cpu_all_ms(s)));
         }
     }
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);

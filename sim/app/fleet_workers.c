@@ -42,9 +42,10 @@ struct fleet_workers {
     bool lean;    /* the shards run scansim-worker */
 };
 
-/* The program a shard runs: scansim-worker beside this program for a plain broker (the
-   devices only, Paho without TLS: megabytes less per process), else this program. */
-static void worker_program(const char *uri, char *out, size_t cap)
+/* The program a shard runs, into out: scansim-worker beside this program for a plain broker
+   (the devices only, Paho without TLS: megabytes less per process; returns true), else this
+   program (false). */
+static bool worker_program(const char *uri, char *out, size_t cap)
 {
     static const char *const tls[] = { "ssl://", "mqtts://", "wss://" };
     char self[PATH_MAX], cand[PATH_MAX + 32];
@@ -54,17 +55,19 @@ static void worker_program(const char *uri, char *out, size_t cap)
     snprintf(out, cap, "/proc/self/exe");
     for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
         if (strncmp(uri, tls[i], strlen(tls[i])) == 0)
-            return;
+            return false;
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
-        return;
+        return false;
     self[n] = '\0';
     if (!(slash = strrchr(self, '/')))
-        return;
+        return false;
     *slash = '\0';
     snprintf(cand, sizeof(cand), "%s/scansim-worker", self);
-    if (access(cand, X_OK) == 0 && strlen(cand) < cap)
-        snprintf(out, cap, "%s", cand);
+    if (access(cand, X_OK) != 0 || strlen(cand) >= cap)
+        return false;
+    snprintf(out, cap, "%s", cand);
+    return true;
 }
 
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
@@ -86,8 +89,7 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         w->s[i].fd = -1;
         w->s[i].pid = 0;
     }
-    worker_program(uri, prog, sizeof(prog));
-    w->lean = strcmp(prog, "/proc/self/exe") != 0;
+    w->lean = worker_program(uri, prog, sizeof(prog));
     for (int i = 0; i < k; i++) {
         int share = devices / k + (i < devices % k ? 1 : 0);
         char ndev[24], nid[24], nshard[24], nwork[24];

@@ -458,10 +458,9 @@ int sim_loop_run_once(struct sim_loop *loop, int timeout_ms)
 static void *loop_thread(void *arg)
 {
     struct sim_loop *loop = arg;
-
-    pthread_setname_np(pthread_self(), loop->name);
     uint64_t last_drain_us = 0;
 
+    pthread_setname_np(pthread_self(), loop->name);
     tl_current = loop;
     while (!atomic_load(&loop->stop_requested)) {
         wait_events(loop, -1);
