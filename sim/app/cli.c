@@ -7,6 +7,8 @@
  */
 #include "cli.h"
 
+#include "sim/transport.h"
+
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -35,6 +37,10 @@ const char sim_cli_common_help[] =
     "  --session-expiry SECS   MQTT 5 session expiry for persistent sessions (default 3600)\n"
     "  --layout seed|per-device     topic layout (docs/protocol.md)\n"
     "  --broker-log FILE       copy the embedded broker's log to FILE on exit\n"
+    "  --nagle                 leave Nagle's algorithm on in the TCP connections (Paho's\n"
+    "                          default; by default scansim sets TCP_NODELAY, as mosquitto\n"
+    "                          does, since with Nagle a small packet can wait up to 40 ms\n"
+    "                          for the broker's delayed ACK, and that shows as latency)\n"
     "  -v, --verbose           more output (repeat for more)\n";
 
 void sim_cli_error(const char *cmd, const char *fmt, ...)
@@ -246,6 +252,7 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
         c->layout_set = true;
         return 1;
     case 0x1009: c->broker_log = arg; return 1;
+    case 0x100a: c->nagle = true; return 1;
     case 'v': c->verbose++; return 1;
     default:
         return 0;
@@ -286,10 +293,16 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
     return 0;
 }
 
+void sim_cli_transport_setup(const struct sim_cli_common *c)
+{
+    sim_transport_set_tcp_nodelay(!c->nagle);
+}
+
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,
                       const char **uri)
 {
     *embedded = NULL;
+    sim_cli_transport_setup(c);
     if (c->broker_uri) {
         *uri = c->broker_uri;
         return 0;

@@ -46,6 +46,7 @@ struct sim_cli_common {
     enum sim_cli_layout layout;   /* --layout seed|per-device */
     bool layout_set;          /* --layout was given (run defaults to per-device) */
     const char *broker_log;   /* --broker-log FILE: keep the embedded broker's log there */
+    bool nagle;               /* --nagle: leave Nagle's algorithm on (default TCP_NODELAY) */
     int verbose;              /* -v (repeatable) */
 };
 
@@ -69,6 +70,7 @@ struct sim_cli_common {
     {"session-expiry", required_argument, 0, 0x1007},                   \
     {"layout", required_argument, 0, 0x1008},                           \
     {"broker-log", required_argument, 0, 0x1009},                       \
+    {"nagle", no_argument, 0, 0x100a},                                  \
     {"verbose", no_argument, 0, 'v'}
 
 /* Short option letters of the common options, for getopt_long's optstring. */
@@ -94,6 +96,10 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c);
    (valid until sim_cli_broker_down), or -1 after printing why to stderr. */
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,
                       const char **uri);
+/* Apply the process-wide transport settings (TCP_NODELAY unless --nagle) before any
+   connection opens; sim_cli_broker_up does it, a worker without a broker of its own calls
+   it itself. */
+void sim_cli_transport_setup(const struct sim_cli_common *c);
 /* Stop the embedded broker (NULL is fine), copying its log to --broker-log first. */
 void sim_cli_broker_down(const struct sim_cli_common *c, struct hx_broker *embedded);
 

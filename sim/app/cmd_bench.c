@@ -370,7 +370,7 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
     if (pipe(p) != 0)
         goto out;
     char *argv[] = { "scansim", "bench", "--broker", (char *)uri, "--raw-messages", nmsg, "--raw-window",
-                     nwin, "--raw-subscriber", topic, NULL };
+                     nwin, "--raw-subscriber", topic, o->c.nagle ? "--nagle" : NULL, NULL };
     pid = fork();
     if (pid == 0) {
         dup2(p[1], 1);
@@ -488,10 +488,17 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
     /* each run its own ids: sessions of earlier runs stay at the broker untouched */
     snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
     snprintf(bpid, sizeof(bpid), "%d", broker_pid);
-    char *argv[] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
-                     "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
-                     "--json", json, "--grace", "20s",
-                     broker_pid > 0 ? "--broker-pid" : NULL, bpid, NULL };
+    char *argv[24] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
+                       "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
+                       "--json", json, "--grace", "20s" };
+    size_t a = 18;
+    if (o->c.nagle)
+        argv[a++] = "--nagle";
+    if (broker_pid > 0) {
+        argv[a++] = "--broker-pid";
+        argv[a++] = bpid;
+    }
+    argv[a] = NULL;
     pid = fork();
     if (pid == 0) {
         int devnull = open("/dev/null", O_WRONLY);

@@ -18,6 +18,10 @@
 #define RUN_PER_WORKER 1000      /* devices per worker process with --workers auto */
 #define RUN_MIN_WORKERS_FROM 100 /* --workers auto: from this many devices on, 2 workers or more */
 
+/* --event-batch not given: 10 ms at full speed, none with --item-rate (run_parse). */
+#define RUN_EVENT_BATCH_AUTO UINT64_MAX
+#define RUN_EVENT_BATCH_FULL_SPEED_MS 10
+
 struct run_opts {
     struct sim_cli_common c;
     long devices;

@@ -7,7 +7,11 @@
  * No firmware here: a recording target stands in for the device, on a caller-driven
  * loop pumped by the test thread.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,6 +451,59 @@ struct polled {
     int max_seen;
 };
 
+/* TCP_NODELAY of this process's TCP connections to port: 1 or 0 each, in *on and *off. */
+static void count_nodelay(uint16_t port, int *on, int *off)
+{
+    *on = *off = 0;
+    for (int fd = 0; fd < 4096; fd++) {
+        struct sockaddr_in peer;
+        socklen_t pl = sizeof peer;
+        int type = 0, nd = 0;
+        socklen_t tl = sizeof type, nl = sizeof nd;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
+            getpeername(fd, (struct sockaddr *)&peer, &pl) != 0 || peer.sin_family != AF_INET ||
+            ntohs(peer.sin_port) != port ||
+            getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, &nl) != 0)
+            continue;
+        if (nd)
+            (*on)++;
+        else
+            (*off)++;
+    }
+}
+
+/* Paho has no option for it: the transport's connect() interposer must reach Paho's own
+   sockets, and leave them alone when switched off. */
+static void nodelay_as_set(bool nodelay)
+{
+    struct fixture f;
+    struct fw_connect_params p = params("t-nodelay", true);
+    int on, off;
+
+    sim_transport_set_tcp_nodelay(nodelay);
+    ck_assert(sim_transport_tcp_nodelay() == nodelay);
+    setup(&f, NULL, 3, NULL, NULL, NULL, "t-nodelay");
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.connected, 1));
+    count_nodelay(hx_broker_port(f.broker), &on, &off);
+    ck_assert_int_eq(on + off, 1);
+    ck_assert_int_eq(on, (nodelay ? 1 : 0));
+    teardown(&f);
+    sim_transport_set_tcp_nodelay(false);
+}
+
+START_TEST(with_tcp_nodelay_set_the_connection_paho_opens_has_nagle_off)
+{
+    nodelay_as_set(true);
+}
+END_TEST
+
+START_TEST(without_tcp_nodelay_the_connection_keeps_pahos_default_nagle_on)
+{
+    nodelay_as_set(false);
+}
+END_TEST
+
 static void polled_tick(struct sim_loop_target *t, uint64_t now)
 {
     struct polled *p = (struct polled *)t;
@@ -529,6 +586,8 @@ int main(void)
     tcase_add_test(tc, mqtt5_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works);
     tcase_add_test(tc, the_connect_throttle_holds_connects_beyond_the_limit_and_issues_them_in_turn);
     tcase_add_test(tc, a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will);
+    tcase_add_test(tc, with_tcp_nodelay_set_the_connection_paho_opens_has_nagle_off);
+    tcase_add_test(tc, without_tcp_nodelay_the_connection_keeps_pahos_default_nagle_on);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
