@@ -449,6 +449,7 @@ struct run_fig {
     int exit_code;
     double connect_s, reg_per_s, p50, p99, rss_per_dev, pss_per_dev, rss_all_per_dev, lost, twice;
     double cpu_all, cpu_backend, cpu_devices, cpu_broker; /* us per registration, NAN = unknown */
+    double cpu_one;          /* backend and devices in one process (no workers), else NAN */
 };
 
 static double json_num(const cJSON *o, const char *path)
@@ -456,6 +457,16 @@ static double json_num(const cJSON *o, const char *path)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, path);
 
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
+}
+
+/* "backend B, devices D, broker K", or "scansim S, broker K" for a fleet in one process. */
+static const char *cpu_split(char *buf, size_t n, double be, double dev, double one, double brk)
+{
+    if (!isnan(one) && isnan(be))
+        snprintf(buf, n, "backend and devices in one process %.0f, broker %.0f", one, brk);
+    else
+        snprintf(buf, n, "backend %.0f, devices %.0f, broker %.0f", be, dev, brk);
+    return buf;
 }
 
 /* Run `scansim run` as a child; its report goes to a temporary JSON file. */
@@ -534,6 +545,7 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
             f.cpu_backend = json_num(cpu, "backend_process");
             f.cpu_devices = json_num(cpu, "device_processes");
             f.cpu_broker = json_num(cpu, "broker");
+            f.cpu_one = json_num(cpu, "scansim_process");
             f.p50 = json_num(lat, "p50");
             f.p99 = json_num(lat, "p99");
             f.ok = true;
@@ -610,14 +622,15 @@ int scansim_cmd_bench(int argc, char **argv)
         }
         for (int p = 0; p < o.n_points; p++) {
             struct run_fig f = fleet_once(&o, uri, broker_pid, o.points[p], i);
+            char split[128];
             figs[p][i] = f;
             printf("  %ld devices: exit %d, connect %.2f s, %.0f reg/s (%.2f x raw ceiling / 2), p50 "
                    "%.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the backend), PSS %.1f "
-                   "KiB/device, lost %.0f, twice %.0f, CPU per registration %.0f us (backend %.0f, "
-                   "devices %.0f, broker %.0f)\n",
+                   "KiB/device, lost %.0f, twice %.0f, CPU per registration %.0f us (%s)\n",
                    o.points[p], f.exit_code, f.connect_s, f.reg_per_s, f.reg_per_s / (raw[i] / 2),
                    f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice,
-                   f.cpu_all, f.cpu_backend, f.cpu_devices, f.cpu_broker);
+                   f.cpu_all, cpu_split(split, sizeof split, f.cpu_backend, f.cpu_devices,
+                                        f.cpu_one, f.cpu_broker));
             fflush(stdout);
         }
     }
@@ -640,7 +653,8 @@ int scansim_cmd_bench(int argc, char **argv)
     for (int p = 0; p < o.n_points; p++) {
         long n = o.points[p];
         double con[99], reg[99], ratio[99], p50[99], p99[99], rss[99], pss[99], rall[99];
-        double c_all[99], c_be[99], c_dev[99], c_brk[99];
+        double c_all[99], c_be[99], c_dev[99], c_brk[99], c_one[99];
+        char split[128];
         int ok = 0;
         bool clean = true;
         for (int i = 0; i < o.repeat; i++) {
@@ -661,6 +675,7 @@ int scansim_cmd_bench(int argc, char **argv)
             c_be[ok] = f->cpu_backend;
             c_dev[ok] = f->cpu_devices;
             c_brk[ok] = f->cpu_broker;
+            c_one[ok] = f->cpu_one;
             ok++;
         }
         if (!clean)
@@ -669,11 +684,12 @@ int scansim_cmd_bench(int argc, char **argv)
         double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
         printf("%ld devices: connect all %.2f s | %.0f registrations/s = %.2f x (raw ceiling / 2, "
                "per round) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
-               "backend), PSS %.1f KiB/device | CPU per registration %.0f us: backend %.0f, devices "
-               "%.0f, broker %.0f%s\n",
+               "backend), PSS %.1f KiB/device | CPU per registration %.0f us: %s%s\n",
                n, bench_median(con, ok), mreg, mratio, bench_median(p50, ok), bench_median(p99, ok),
-               mrss, mall, mpss, bench_median(c_all, ok), bench_median(c_be, ok),
-               bench_median(c_dev, ok), bench_median(c_brk, ok), clean ? "" : "  (SOME RUNS FAILED)");
+               mrss, mall, mpss, bench_median(c_all, ok),
+               cpu_split(split, sizeof split, bench_median(c_be, ok), bench_median(c_dev, ok),
+                         bench_median(c_one, ok), bench_median(c_brk, ok)),
+               clean ? "" : "  (SOME RUNS FAILED)");
         fflush(stdout);
         if (jpoints) {
             cJSON *jp = cJSON_CreateObject();
