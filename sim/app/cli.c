@@ -293,6 +293,48 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
     return 0;
 }
 
+int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t *n, size_t max,
+                            char buf[24])
+{
+    char *add[16];
+    size_t k = 0;
+
+    if (c->username) {
+        add[k++] = "-u";
+        add[k++] = (char *)c->username;
+    }
+    if (c->password && setenv(SIM_CLI_PASSWORD_ENV, c->password, 1) != 0)
+        return -1;
+    if (c->cafile) {
+        add[k++] = "--cafile";
+        add[k++] = (char *)c->cafile;
+    }
+    if (c->cert) {
+        add[k++] = "--cert";
+        add[k++] = (char *)c->cert;
+    }
+    if (c->key) {
+        add[k++] = "--key";
+        add[k++] = (char *)c->key;
+    }
+    if (c->insecure)
+        add[k++] = "--insecure";
+    snprintf(buf, 12, "%d", c->keepalive_s);
+    snprintf(buf + 12, 12, "%d", c->protocol_version);
+    add[k++] = "-k";
+    add[k++] = buf;
+    add[k++] = "-V";
+    add[k++] = buf + 12;
+    if (c->nagle)
+        add[k++] = "--nagle";
+    if (*n + k >= max)
+        return -1;
+    for (size_t i = 0; i < k; i++)
+        argv[(*n)++] = add[i];
+    argv[*n] = NULL;
+    return 0;
+}
+
 void sim_cli_transport_setup(const struct sim_cli_common *c)
 {
     sim_transport_set_tcp_nodelay(!c->nagle);

@@ -96,6 +96,14 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c);
    (valid until sim_cli_broker_down), or -1 after printing why to stderr. */
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,
                       const char **uri);
+/* How a child scansim process reaches the same broker the same way: appends to argv, from
+   index *n (at most max entries in all), the user name, TLS files, --insecure, keep-alive,
+   protocol version and --nagle (not --broker: the caller gives the URI it resolved). The
+   password is not in argv: the child finds it in SIM_CLI_PASSWORD_ENV, which this sets.
+   Numbers are written into buf (room for 2 x 12 bytes). 0, or -1 when max is too small. */
+int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t *n, size_t max,
+                            char buf[24]);
+
 /* Apply the process-wide transport settings (TCP_NODELAY unless --nagle) before any
    connection opens; sim_cli_broker_up does it, a worker without a broker of its own calls
    it itself. */

@@ -294,6 +294,15 @@ static int raw_connect(MQTTAsync *c, const struct bench_opts *o, const char *uri
     co.onFailure = raw_on_failure;
     co.username = o->c.username;
     co.password = o->c.password;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    if (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0) {
+        ssl.trustStore = o->c.cafile;
+        ssl.keyStore = o->c.cert;
+        ssl.privateKey = o->c.key;
+        ssl.enableServerCertAuth = !o->c.insecure;
+        ssl.verify = !o->c.insecure;
+        co.ssl = &ssl;
+    }
     if (MQTTAsync_connect(*c, &co) != MQTTASYNC_SUCCESS || !raw_wait(&r->connected, 1, &r->failed, 10000))
         return -1;
     return 0;
@@ -371,8 +380,12 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
     snprintf(nwin, sizeof(nwin), "%ld", o->raw_window);
     if (pipe(p) != 0)
         goto out;
-    char *argv[] = { "scansim", "bench", "--broker", (char *)uri, "--raw-messages", nmsg, "--raw-window",
-                     nwin, "--raw-subscriber", topic, NULL };
+    char *argv[32] = { "scansim", "bench", "--broker", (char *)uri, "--raw-messages", nmsg,
+                       "--raw-window", nwin, "--raw-subscriber", topic };
+    char cbuf[24];
+    size_t a = 10;
+    if (sim_cli_connection_args(&o->c, argv, &a, 32, cbuf) != 0)
+        goto out;
     pid = fork();
     if (pid == 0) {
         dup2(p[1], 1);
@@ -501,12 +514,13 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
     /* each run its own ids: sessions of earlier runs stay at the broker untouched */
     snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
     snprintf(bpid, sizeof(bpid), "%d", broker_pid);
-    char *argv[24] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
+    char *argv[44] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
                        "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
                        "--json", json, "--grace", "20s" };
     size_t a = 18;
-    if (o->c.nagle)
-        argv[a++] = "--nagle";
+    char cbuf[24];
+    if (sim_cli_connection_args(&o->c, argv, &a, 40, cbuf) != 0)
+        return f;
     if (broker_pid > 0) {
         argv[a++] = "--broker-pid";
         argv[a++] = bpid;

@@ -149,6 +149,28 @@ START_TEST(run_over_mutual_tls_registers_everything)
 }
 END_TEST
 
+/* The benchmark's own clients (raw pair, and each `scansim run` it starts) get the same
+   TLS files and credentials as the user gave it. */
+START_TEST(bench_over_tls_with_a_password_measures_the_raw_pair_and_the_fleet)
+{
+    struct hx_broker *b = sec_broker_start_open(SEC_BROKER_TLS_PASSWORD, pki, FLEET_USER,
+                                                FLEET_PASSWORD);
+    const char *args[] = {"bench", "--broker", hx_broker_uri(b), "--cafile",
+                          sec_path(pki, "ca.crt"), "-u", FLEET_USER, "-P", FLEET_PASSWORD,
+                          "--devices", "3", "--items-per-device", "3", "--min-items", "9",
+                          "--raw-messages", "2000", "--repeat", "1", NULL};
+    struct run_result r = run_scansim(args, 90);
+    ck_assert_int_eq(r.exit_code, 0);
+    assert_has(r.output, "raw ceiling: ");
+    assert_has(r.output, "3 devices: exit 0,");
+    assert_has(r.output, "lost 0, twice 0");
+    assert_lacks(r.output, FLEET_PASSWORD);
+    ck_assert(!sec_file_contains(hx_broker_log_path(b), FLEET_PASSWORD));
+    free(r.output);
+    hx_broker_free(b);
+}
+END_TEST
+
 /* ------------------------------------------------------------ refused */
 
 START_TEST(run_with_a_wrong_password_exits_3_without_printing_it)
@@ -282,6 +304,7 @@ static Suite *cli_suite(void)
     } cases[] = {
         {"cli_tls_password", run_over_tls_with_a_password_registers_everything},
         {"cli_mtls", run_over_mutual_tls_registers_everything},
+        {"cli_bench_tls_password", bench_over_tls_with_a_password_measures_the_raw_pair_and_the_fleet},
         {"cli_wrong_password", run_with_a_wrong_password_exits_3_without_printing_it},
         {"cli_expired_certificate", run_with_an_expired_certificate_exits_3},
         {"cli_foreign_ca", run_with_a_foreign_ca_certificate_exits_3},
