@@ -22,7 +22,6 @@
 #include "sim/transport.h"
 
 #include <dlfcn.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
