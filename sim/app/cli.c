@@ -344,7 +344,6 @@ int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx
                       const char **uri)
 {
     *embedded = NULL;
-    sim_cli_transport_setup(c);
     if (c->broker_uri) {
         *uri = c->broker_uri;
         return 0;

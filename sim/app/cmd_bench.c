@@ -40,7 +40,6 @@
 #include "cli.h"
 #include "fleet_devices.h"
 #include "sim/clock.h"
-#include "sim/transport.h"
 
 const char scansim_cmd_bench_summary[] =
     "benchmark: broker ceiling vs. 1,000 and 10,000 simulated scanners (minutes)";
@@ -474,7 +473,8 @@ static double json_num(const cJSON *o, const char *path)
     return cJSON_IsNumber(v) ? v->valuedouble : NAN;
 }
 
-/* "backend B, devices D, broker K", or "scansim S, broker K" for a fleet in one process. */
+/* "backend B, devices D, broker K", or one figure for backend and devices together when
+   the fleet ran in one process (no workers). */
 static const char *cpu_split(char *buf, size_t n, double be, double dev, double one, double brk)
 {
     if (!isnan(one) && isnan(be))
@@ -606,11 +606,11 @@ int scansim_cmd_bench(int argc, char **argv)
         cJSON_Delete(jout);
         return SIM_EXIT_BROKER;
     }
-    /* The raw pair keeps Nagle's algorithm on whatever the fleet uses (--nagle or not): one
-       publisher streaming QoS 1 messages gets many into each TCP segment that way, and
-       measured 15-25 % faster than with TCP_NODELAY, side by side. The ceiling is the
-       faster of the two, so the fleet's ratio is not flattered. */
-    sim_transport_set_tcp_nodelay(false);
+    /* No sim_cli_transport_setup here: the raw pair keeps Nagle's algorithm on whatever the
+       fleet uses (--nagle or not). One publisher streaming QoS 1 messages gets many into
+       each TCP segment that way, and measured 15-25 % faster than with TCP_NODELAY, side
+       by side. The ceiling is the faster of the two, so the fleet's ratio is not flattered.
+       The fleet runs are `scansim run` processes, which set their own. */
     printf("scansim bench: broker %s%s, fd limit %ld, %ld cores\n", uri, embedded ? " (embedded mosquitto)" : "",
            (long)rl.rlim_cur, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);

@@ -711,6 +711,7 @@ int scansim_cmd_demo(int argc, char **argv)
         }
         d->flash_dir = d->tmp_flash;
     }
+    sim_cli_transport_setup(&d->common);
     if (sim_cli_broker_up(DEMO_CMD, &d->common, &d->broker, &d->broker_uri)) {
         rc = SIM_EXIT_BROKER;
         goto out;

@@ -417,6 +417,7 @@ int scansim_cmd_run(int argc, char **argv)
                 "limit is %ld: use --workers K or raise 'ulimit -n'\n", o.devices, o.devices + 64,
                 run_fd_limit());
 
+    sim_cli_transport_setup(&o.c);
     if (sim_cli_broker_up(CMD, &o.c, &embedded, &uri) != 0)
         return SIM_EXIT_BROKER;
     s.t_start = sim_clock_ms();

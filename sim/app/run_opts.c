@@ -431,7 +431,7 @@ int run_shard(const struct run_opts *o)
     double rate = o->connect_rate > 0 ? o->connect_rate / (double)o->workers : 0;
     double credit = 0;
 
-    sim_cli_transport_setup(&o->c); /* the parent's broker_up does it for the parent */
+    sim_cli_transport_setup(&o->c);
     run_fleet_opts(o, o->c.broker_uri, &fo);
     if (fleet_create(&fo, &f) != SIM_OK)
         return SIM_EXIT_INTERNAL;
