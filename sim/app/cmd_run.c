@@ -11,6 +11,7 @@
  * (connect, publish, grace, stop) and reports.
  */
 #define _GNU_SOURCE
+#include <MQTTReasonCodes.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -95,7 +96,8 @@ static void progress_line(struct run_state *s)
     char line[512];
     double secs = (double)(sim_clock_ms() - s->t_start) / 1000.0;
     uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
-    uint64_t errors = g->connect_failures + g->publish_errors + g->rejects + g->storage_errors;
+    uint64_t errors = g->connect_failures + g->publish_errors + g->rejects + g->storage_errors +
+                      (s->have_ledger ? s->led.publish_refused : 0);
     int n;
 
     if (s->have_ledger)
@@ -168,6 +170,11 @@ static void print_summary(const struct run_state *s, int exit_code)
         printf("  %-34s %" PRIu64 "\n", "items registered", s->led.registered);
         printf("  %-34s %" PRIu64 "%s\n", "items lost", s->led.lost,
                g->cancels ? " (includes items the operators cancelled)" : "");
+        if (s->led.publish_refused)
+            printf("  %-34s %" PRIu64 " (MQTT 5 reason code 0x%02X, %s): the broker does not let "
+                   "the backend publish items - check its ACL for the backend's user\n",
+                   "items refused by the broker", s->led.publish_refused, s->led.refused_reason,
+                   MQTTReasonCode_toString((enum MQTTReasonCodes)s->led.refused_reason));
         if (o->c.layout == SIM_LAYOUT_SEED)
             printf("  %-34s %" PRIu64 " (expected: every device sees every item)\n",
                    "items registered by several devices", s->led.registered_twice);
@@ -242,6 +249,8 @@ static int write_json(const struct run_state *s, int exit_code)
         NUM("ledger_malformed", s->led.malformed);
         NUM("ledger_unknown_items", s->led.unknown_items);
         NUM("publish_failed", s->led.publish_failed + s->publish_failed);
+        NUM("items_refused", s->led.publish_refused);
+        NUM("refused_reason_code", s->led.refused_reason);
         NUM("window_skips", s->gate_skips);
         NUM("registrations_per_second", rate_final(s));
         lat = cJSON_AddObjectToObject(j, "latency_ms");
@@ -578,9 +587,11 @@ int scansim_cmd_run(int argc, char **argv)
                         (o.c.layout != SIM_LAYOUT_SEED ||
                          s.fig.registrations_acked >= s.fig.ever_connected * s.published))
                         break; /* everything registered (seed: by every device) */
-                    if (o.c.layout != SIM_LAYOUT_SEED && s.fig.cancels > 0 &&
-                        s.led.registered + s.fig.cancels >= s.published)
-                        break; /* the rest were cancelled by the operators: nothing to wait for */
+                    if (o.c.layout != SIM_LAYOUT_SEED &&
+                        (s.fig.cancels > 0 || s.led.publish_refused > 0) &&
+                        s.led.registered + s.fig.cancels + s.led.publish_refused >= s.published)
+                        break; /* the rest were cancelled by the operators or refused by the
+                                  broker: nothing to wait for */
                     if (now - grace_from >= grace_ms)
                         break; /* no progress for the grace period */
                 }

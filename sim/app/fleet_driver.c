@@ -6,7 +6,7 @@
  *   - a ring of the items published and not yet known finished, in publish order
  *     (`ring`, between `cursor` and `next`), each with its device and publish time;
  *   - the cursor walks the ring and pops finished items (the ledger's in-memory table says
- *     registered); an item still unfinished after SLOW_MS moves to the `late` list so one
+ *     registered, or refused by the broker); an item still unfinished after SLOW_MS moves to the `late` list so one
  *     cancelled or slow item never holds up the others;
  *   - the late list is re-checked every LATE_CHECK_MS; an item leaves it when registered
  *     or after gate_timeout_ms (cancelled, lost or very late: it still counts as lost in
@@ -85,7 +85,7 @@ void fleet_driver_free(struct fleet_driver *d)
 
 static bool finished(struct fleet_driver *d, int32_t item_id)
 {
-    return hx_backend_item_registrations(d->o.backend, item_id) > 0;
+    return hx_backend_item_finished(d->o.backend, item_id);
 }
 
 static void release(struct fleet_driver *d, const struct pending *p)

@@ -295,6 +295,39 @@ START_TEST(contradictory_tls_flags_exit_2_before_connecting)
 }
 END_TEST
 
+/* ------------------------------------------------------------ the broker refuses items */
+
+/* MQTT 5, a broker whose ACL does not let the backend publish items: the run names the
+   refusal and the reason code, counts every item as refused and lost, does not wait out
+   the grace period for them, and exits 1. */
+START_TEST(run_mqtt5_names_the_items_the_broker_refuses)
+{
+    struct hx_broker_opts bo = {.persistence = true,
+                                .acl = "topic read scanners/#\n"
+                                       "topic write scanners/+/item_registered\n"
+                                       "topic write scanners/+/inventory/query\n"
+                                       "topic write scanners/+/status\n"};
+    struct hx_broker *b = NULL;
+    ck_assert_msg(hx_broker_start(&bo, &b) == HX_OK, "%s", hx_broker_last_error());
+    char json[300];
+    snprintf(json, sizeof json, "%s/run.json", pki);
+    const char *args[] = {"run", "--broker", hx_broker_uri(b), "-V", "5", "-n", "3",
+                          "--items", "12", "--grace", "30s", "--json", json, NULL};
+    struct run_result r = run_scansim(args, 60);
+    ck_assert_int_eq(r.exit_code, 1);
+    assert_has(r.output, "items lost                         12");
+    assert_has(r.output, "items refused by the broker        12 (MQTT 5 reason code 0x87, "
+                         "Not authorized)");
+    assert_has(r.output, "check its ACL");
+    ck_assert_msg(r.ms < 25000, "the run waited for refused items: %llu ms",
+                  (unsigned long long)r.ms);
+    ck_assert(sec_file_contains(json, "\"items_refused\":\t12,"));
+    ck_assert(sec_file_contains(json, "\"refused_reason_code\":\t135,"));
+    free(r.output);
+    hx_broker_free(b);
+}
+END_TEST
+
 static Suite *cli_suite(void)
 {
     Suite *s = suite_create("security_cli");
@@ -310,6 +343,7 @@ static Suite *cli_suite(void)
         {"cli_foreign_ca", run_with_a_foreign_ca_certificate_exits_3},
         {"cli_plain_tcp_on_tls_port", run_with_plain_tcp_on_the_tls_port_exits_3},
         {"cli_flags", contradictory_tls_flags_exit_2_before_connecting},
+        {"cli_mqtt5_refused_items", run_mqtt5_names_the_items_the_broker_refuses},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         TCase *tc = tcase_create(cases[i].name);

@@ -15,7 +15,8 @@
  * after a loss the link thread destroys the handle, makes a fresh one (same client id,
  * persistent session), reconnects with back-off, re-subscribes, and re-publishes in order every
  * item whose PUBACK never came (the unacked list, item id -> topic + payload; an entry leaves on
- * its PUBACK). publish_item while the link is not open only appends to that list. Devices drop
+ * its PUBACK, or on an MQTT 5 PUBACK that refuses it: found by Paho's token, the item counts
+ * as refused and is not re-sent). publish_item while the link is not open only appends to that list. Devices drop
  * a second copy of an item by its id, so a re-send is harmless.
  *
  * Locks: handle lock (rwlock: read = calling Paho with b->client, write = replacing it), ledger
@@ -82,6 +83,7 @@ struct backend__pend {
     struct backend__pend *prev, *next;
     int32_t item_id;
     uint64_t sent_gen;   /* handle generation it went out on; 0 = not sent yet */
+    int token;           /* Paho's token of that send (its packet id); 0 = not known yet */
     size_t len;
     char topic[BACKEND_DEVICE_ID_MAX + 40];
     char payload[256];
@@ -112,6 +114,7 @@ struct backend__item {
     int64_t published_us;  /* monotonic */
     int64_t first_reg_us;  /* monotonic arrival of the first stored registration; 0 none */
     struct backend__pend *pend; /* its unacked publish, or NULL */
+    bool refused;          /* the broker refused its publish (MQTT 5 PUBACK >= 0x80) */
     char name[BACKEND_NAME_MAX + 1];
 };
 
@@ -158,6 +161,10 @@ struct hx_backend {
     bool link_running;
     struct backend__pend *pend_head, *pend_tail;
     uint64_t n_pend;
+    /* refusals whose token was not yet recorded at their send (the PUBACK overtook the
+       return from Paho): matched when it is; a small ring, oldest overwritten */
+    struct { uint64_t gen; int token, code; } early[16];
+    unsigned n_early;
 
     /* queue: under qlock */
     pthread_mutex_t qlock;
@@ -496,11 +503,13 @@ static void backend__sql_exec(struct hx_backend *b, const char *sql)
 
 static void backend__on_pub3(void *ctx, MQTTAsync_successData *d);
 static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d);
+static void backend__on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d);
 
 /* Hand one message to Paho; the caller holds hlock for reading. Item publishes (acked) get a
-   PUBACK callback that takes them off the unacked list. Returns the Paho code. */
+   PUBACK callback that takes them off the unacked list (MQTT 5: a refusing PUBACK marks the
+   item refused); *token gets Paho's token for them. Returns the Paho code. */
 static int backend__paho_send(struct hx_backend *b, const char *topic, const void *payload,
-                              size_t len, int qos, bool acked)
+                              size_t len, int qos, bool acked, int *token)
 {
     MQTTAsync_message m = MQTTAsync_message_initializer;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -509,13 +518,18 @@ static int backend__paho_send(struct hx_backend *b, const char *topic, const voi
     m.qos = qos;
     m.retained = 0;
     if (acked) {
-        ro.context = b;
-        if (b->mqtt_version == 5)
+        ro.context = b->conns; /* the current handle's context */
+        if (b->mqtt_version == 5) {
             ro.onSuccess5 = backend__on_pub5;
-        else
+            ro.onFailure5 = backend__on_pub_fail5;
+        } else {
             ro.onSuccess = backend__on_pub3;
+        }
     }
-    return b->client ? MQTTAsync_sendMessage(b->client, topic, &m, &ro) : MQTTASYNC_DISCONNECTED;
+    int rc = b->client ? MQTTAsync_sendMessage(b->client, topic, &m, &ro) : MQTTASYNC_DISCONNECTED;
+    if (token)
+        *token = rc == MQTTASYNC_SUCCESS ? ro.token : 0;
+    return rc;
 }
 
 /* Publish anything not tracked (answers, raw): fails while disconnected. */
@@ -523,7 +537,7 @@ static int backend__send(struct hx_backend *b, const char *topic, const void *pa
                          size_t len, int qos)
 {
     pthread_rwlock_rdlock(&b->hlock);
-    int rc = backend__paho_send(b, topic, payload, len, qos, false);
+    int rc = backend__paho_send(b, topic, payload, len, qos, false, NULL);
     pthread_rwlock_unlock(&b->hlock);
     if (rc != MQTTASYNC_SUCCESS) {
         backend__set_error("cannot publish to %s on %s: Paho error %d (%s); is the backend "
@@ -598,15 +612,70 @@ static void backend__acked(struct hx_backend *b, const char *topic, const void *
 static void backend__on_pub3(void *ctx, MQTTAsync_successData *d)
 {
     if (d)
-        backend__acked(ctx, d->alt.pub.destinationName, d->alt.pub.message.payload,
-                       d->alt.pub.message.payloadlen);
+        backend__acked(((struct backend__conn *)ctx)->b, d->alt.pub.destinationName,
+                       d->alt.pub.message.payload, d->alt.pub.message.payloadlen);
 }
 
 static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d)
 {
     if (d)
-        backend__acked(ctx, d->alt.pub.destinationName, d->alt.pub.message.payload,
-                       d->alt.pub.message.payloadlen);
+        backend__acked(((struct backend__conn *)ctx)->b, d->alt.pub.destinationName,
+                       d->alt.pub.message.payload, d->alt.pub.message.payloadlen);
+}
+
+/* The broker refused an item publish (MQTT 5 PUBACK reason code >= 0x80: not authorized,
+   quota exceeded, ...). A re-send would be refused again, so the entry leaves the unacked
+   list, the item counts as refused (and, never registered, as lost). Under the ledger lock. */
+static void backend__refuse(struct hx_backend *b, struct backend__pend *e, int code)
+{
+    struct backend__item *it = backend__find_item(b, e->item_id);
+    if (it && it->pend == e) {
+        it->pend = NULL;
+        it->refused = true;
+    }
+    backend__pend_unlink(b, e);
+    free(e);
+    b->r.publish_refused++;
+    b->r.refused_reason = code;
+    pthread_cond_broadcast(&b->changed);
+}
+
+/* A send of this handle got its token: a refusal that came first is applied now. Under the
+   ledger lock. */
+static void backend__token_known(struct hx_backend *b, struct backend__pend *e, uint64_t gen,
+                                 int token)
+{
+    e->token = token;
+    unsigned n = b->n_early < 16 ? b->n_early : 16;
+    for (unsigned i = 0; i < n; i++)
+        if (b->early[i].gen == gen && b->early[i].token == token) {
+            int code = b->early[i].code;
+            b->early[i].token = 0;
+            backend__refuse(b, e, code);
+            return;
+        }
+}
+
+static void backend__on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
+{
+    struct backend__conn *c = ctx;
+    struct hx_backend *b = c->b;
+    /* no reason code: the send failed with the connection; the entry stays for the re-send */
+    if (!d || (int)d->reasonCode < 0x80 || d->token == 0)
+        return;
+    pthread_mutex_lock(&b->lock);
+    struct backend__pend *e = b->pend_head;
+    while (e && !(e->sent_gen == c->gen && e->token == d->token))
+        e = e->next;
+    if (e) {
+        backend__refuse(b, e, (int)d->reasonCode);
+    } else {
+        unsigned i = b->n_early++ % 16;
+        b->early[i].gen = c->gen;
+        b->early[i].token = d->token;
+        b->early[i].code = (int)d->reasonCode;
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 /* ---------------------------------------------------------------- processing (backend thread) */
@@ -1235,13 +1304,19 @@ static void backend__resend(struct hx_backend *b, uint64_t gen)
         }
         pthread_mutex_unlock(&b->lock);
         pthread_rwlock_rdlock(&b->hlock);
-        for (size_t i = 0; i < k; i++)
-            if (backend__paho_send(b, copy[i].topic, copy[i].payload, copy[i].len, 1, true) !=
-                MQTTASYNC_SUCCESS)
+        size_t sent = 0;
+        for (; sent < k; sent++)
+            if (backend__paho_send(b, copy[sent].topic, copy[sent].payload, copy[sent].len, 1,
+                                   true, &copy[sent].token) != MQTTASYNC_SUCCESS)
                 break; /* the loss will be reported; the entries stay for the next handle */
         pthread_rwlock_unlock(&b->hlock);
-        free(copy);
         pthread_mutex_lock(&b->lock);
+        for (size_t i = 0; i < sent; i++) {
+            struct backend__item *it = backend__find_item(b, copy[i].item_id);
+            if (it && it->pend && it->pend->sent_gen == gen && it->pend->token == 0)
+                backend__token_known(b, it->pend, gen, copy[i].token);
+        }
+        free(copy);
     }
 }
 
@@ -1671,6 +1746,7 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         backend__enqueue(b, m);
     }
     /* into the unacked list (a re-published id replaces its older entry, at the end) */
+    it->refused = false;
     if (it->pend) {
         backend__pend_unlink(b, it->pend);
         free(it->pend);
@@ -1678,14 +1754,24 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
     it->pend = e;
     backend__pend_append(b, e);
     bool open = b->link == LINK_UP;
+    uint64_t gen = b->gen;
     if (open)
-        e->sent_gen = b->gen;
+        e->sent_gen = gen;
     else
         b->r.held_offline++; /* the link thread sends it after the (re)connect */
     pthread_mutex_unlock(&b->lock);
-    int prc = open ? backend__paho_send(b, topic, payload, (size_t)n, 1, true)
+    int token = 0;
+    int prc = open ? backend__paho_send(b, topic, payload, (size_t)n, 1, true, &token)
                    : MQTTASYNC_SUCCESS;
     pthread_rwlock_unlock(&b->hlock);
+    if (open && prc == MQTTASYNC_SUCCESS && b->mqtt_version == 5) {
+        /* only MQTT 5 can refuse: its failure callback finds the entry by this token */
+        pthread_mutex_lock(&b->lock);
+        struct backend__item *cur = backend__find_item(b, item_id);
+        if (cur && cur->pend == e && e->sent_gen == gen)
+            backend__token_known(b, e, gen, token);
+        pthread_mutex_unlock(&b->lock);
+    }
     /* DISCONNECTED: the loss is being reported; the item goes out on the next connection */
     if (prc == MQTTASYNC_SUCCESS || prc == MQTTASYNC_DISCONNECTED)
         return HX_OK;
@@ -1806,6 +1892,17 @@ int hx_backend_item_registrations(struct hx_backend *b, int32_t item_id)
     int n = it ? (int)it->keys : 0;
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+bool hx_backend_item_finished(struct hx_backend *b, int32_t item_id)
+{
+    if (!b)
+        return false;
+    pthread_mutex_lock(&b->lock);
+    const struct backend__item *it = backend__find_item(b, item_id);
+    bool done = it && (it->keys > 0 || it->refused);
+    pthread_mutex_unlock(&b->lock);
+    return done;
 }
 
 int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max)

@@ -646,6 +646,57 @@ START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
 }
 END_TEST
 
+/* MQTT 5: the broker's PUBACK refuses items its ACL does not let the backend publish (0x87).
+   Those, and only those, leave the unacked list as refused (lost, never re-sent); the
+   allowed ones interleaved with them still go out and register. */
+START_TEST(an_mqtt5_backend_counts_the_items_the_broker_refuses_and_only_those)
+{
+    struct hx_broker_opts bo = {.persistence = true,
+                                .acl = "topic read scanners/#\n"
+                                       "topic write scanners/+/item_registered\n"
+                                       "topic write scanners/dev-ok/item_registration\n"};
+    struct hx_broker *broker = NULL;
+    ck_assert_msg(hx_broker_start(&bo, &broker) == HX_OK, "%s", hx_broker_last_error());
+    struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .mqtt_version = 5,
+                                .layout = HX_BACKEND_LAYOUT_PER_DEVICE};
+    struct hx_backend *b = NULL;
+    ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+    ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
+    struct dev *d = dev_connect(hx_broker_uri(broker), "dev-ok");
+    dev_subscribe(d, "scanners/dev-ok/item_registration");
+
+    enum { N = 40 };
+    for (int i = 1; i <= N; i++) /* odd ids to the allowed device, even ones refused */
+        ck_assert_int_eq(hx_backend_publish_item(b, i % 2 ? "dev-ok" : "dev-no", i, "Item", 1),
+                         HX_OK);
+    struct hx_ledger_report rep;
+    WAIT_REPORT(b, rep, rep.publish_refused == N / 2 && rep.unacked == 0);
+    ck_assert_int_eq(rep.refused_reason, 0x87);
+    for (int i = 1; i <= N; i++)
+        ck_assert_msg(hx_backend_item_finished(b, i) == !(i % 2), "item %d", i);
+
+    char t[128], p[512], reg[256];
+    for (int k = 0; k < N / 2; k++) {
+        ck_assert(dev_message(d, k, WAIT_MS, t, sizeof t, p, sizeof p));
+        int id = atoi(p + strlen("{\"item_id\":"));
+        ck_assert_msg(id % 2 == 1, "a refused item reached the device: %s", p);
+        registration(reg, sizeof reg, id, "0A0B0C0D", "dev-ok", id);
+        dev_publish(d, "scanners/dev-ok/item_registered", reg);
+    }
+    ck_assert_int_eq(hx_backend_wait_registered(b, N / 2, WAIT_MS), HX_OK);
+    hx_backend_report(b, &rep);
+    ck_assert_uint_eq(rep.published, N);
+    ck_assert_uint_eq(rep.lost, N / 2);
+    ck_assert_uint_eq(rep.publish_refused, N / 2);
+    ck_assert_uint_eq(rep.republished, 0);
+    for (int i = 1; i <= N; i++)
+        ck_assert(hx_backend_item_finished(b, i));
+    dev_close(d);
+    hx_backend_free(b);
+    hx_broker_free(broker);
+}
+END_TEST
+
 START_TEST(the_backend_reconnects_and_resubscribes_after_a_broker_restart)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
@@ -1150,6 +1201,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, the_per_device_layout_uses_each_device_topics);
     tcase_add_test(tc, latency_figures_are_positive_and_ordered);
     tcase_add_test(tc, an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused);
+    tcase_add_test(tc, an_mqtt5_backend_counts_the_items_the_broker_refuses_and_only_those);
     tcase_add_test(tc, the_backend_reconnects_and_resubscribes_after_a_broker_restart);
     tcase_add_test(tc, bad_arguments_and_an_absent_broker_give_errors_not_crashes);
     tcase_add_test(tc, raw_payloads_reach_the_wire_unchanged);

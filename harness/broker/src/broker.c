@@ -17,6 +17,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <netinet/in.h>
@@ -451,7 +452,14 @@ static int broker__build_config(struct hx_broker *b, const struct hx_broker_opts
     } else {
         fprintf(f, "persistence false\n");
     }
-    fprintf(f, "max_queued_messages %u\n", (unsigned)o->max_queued_messages);
+    /* "Unlimited" is written as INT_MAX, not as mosquitto's own 0: mosquitto 2.0.11 answers
+       a refused publish (MQTT 5 PUBACK >= 0x80, e.g. an ACL denial) and then checks
+       out_packet_count >= max_queued_messages, which with 0 always holds, and closes the
+       client's connection after every refusal. */
+    fprintf(f, "max_queued_messages %u\n",
+            o->max_queued_messages && o->max_queued_messages < INT_MAX
+                ? (unsigned)o->max_queued_messages
+                : (unsigned)INT_MAX);
     fprintf(f, "set_tcp_nodelay true\n");
     fprintf(f, "log_dest file %s\n", b->log_path);
     if (o->verbose_log)

@@ -88,6 +88,10 @@ struct hx_ledger_report {
                                         backend's own re-sends of unacked items after a
                                         connection loss */
     uint64_t publish_failed;         /* items Paho refused to send */
+    uint64_t publish_refused;        /* items the broker refused (MQTT 5 PUBACK reason code
+                                        >= 0x80, e.g. 0x87 not authorized by its ACL): not
+                                        re-sent, and counted in lost */
+    int refused_reason;              /* the reason code of the last refusal; 0 = none */
     uint64_t held_offline;           /* publish_item while not connected: sent after connect */
     uint64_t unacked;                /* item publishes whose PUBACK has not come (now) */
     uint64_t sql_errors;             /* unexpected SQLite failures */
@@ -144,6 +148,8 @@ int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout
 int hx_backend_sync(struct hx_backend *b, int timeout_ms);
 /* Distinct registrations (keys) stored for item_id: 0, 1, 2, ... */
 int hx_backend_item_registrations(struct hx_backend *b, int32_t item_id);
+/* The item is done with: registered at least once, or its publish refused by the broker. */
+bool hx_backend_item_finished(struct hx_backend *b, int32_t item_id);
 /* The newest registrations, newest first; returns how many were written (<= max). */
 int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max);
 bool hx_backend_connected(struct hx_backend *b);

@@ -46,7 +46,8 @@ struct hx_broker_opts {
                                       is NULL; in a zeroed struct it is off: set it) */
     int autosave_interval_s;       /* 0 = mosquitto default (1800 s) */
     bool autosave_on_changes;      /* autosave_interval counts changes instead of seconds */
-    uint32_t max_queued_messages;  /* 0 = unlimited (the harness default: nothing dropped) */
+    uint32_t max_queued_messages;  /* 0 = unlimited (the harness default: nothing dropped;
+                                      written as INT_MAX, see broker.c) */
     const char *extra_config;      /* appended verbatim to the generated config, or NULL */
     /* Authentication: with users, allow_anonymous false and a password file made with
        mosquitto_passwd. With acl, an acl_file with that text. */
