@@ -161,6 +161,11 @@ struct hx_backend {
     bool link_running;
     struct backend__pend *pend_head, *pend_tail;
     uint64_t n_pend;
+    /* n_pend = inflight (sent on the current handle, PUBACK not in) + backlog (not sent on
+       it yet). MQTT 5: at most recv_max in flight, the broker's Receive Maximum (mosquitto:
+       max_inflight_messages, 20); 0 = no limit (MQTT 3.1.1). */
+    uint64_t inflight, backlog;
+    int recv_max;
     /* refusals whose token was not yet recorded at their send (the PUBACK overtook the
        return from Paho): matched when it is; a small ring, oldest overwritten */
     struct { uint64_t gen; int token, code; } early[16];
@@ -562,6 +567,12 @@ static void backend__pend_unlink(struct hx_backend *b, struct backend__pend *p)
         b->pend_tail = p->prev;
     p->prev = p->next = NULL;
     b->n_pend--;
+    if (p->sent_gen == b->gen)
+        b->inflight--;
+    else
+        b->backlog--;
+    if (b->backlog && b->link == LINK_UP)
+        pthread_cond_signal(&b->link_cond); /* room for the backlog (backend__pump) */
 }
 
 static void backend__pend_append(struct hx_backend *b, struct backend__pend *p)
@@ -574,6 +585,31 @@ static void backend__pend_append(struct hx_backend *b, struct backend__pend *p)
         b->pend_head = p;
     b->pend_tail = p;
     b->n_pend++;
+    if (p->sent_gen == b->gen) {
+        if (++b->inflight > b->r.peak_inflight)
+            b->r.peak_inflight = b->inflight;
+    } else {
+        b->backlog++;
+    }
+}
+
+/* An entry goes out on the current handle (under the ledger lock). */
+static void backend__pend_sent(struct hx_backend *b, struct backend__pend *p)
+{
+    if (p->sent_gen != b->gen) {
+        p->sent_gen = b->gen;
+        b->backlog--;
+        if (++b->inflight > b->r.peak_inflight)
+            b->r.peak_inflight = b->inflight;
+    }
+}
+
+/* How many more item publishes may be in flight now. */
+static uint64_t backend__room(const struct hx_backend *b)
+{
+    if (b->recv_max <= 0)
+        return UINT64_MAX;
+    return b->inflight < (uint64_t)b->recv_max ? (uint64_t)b->recv_max - b->inflight : 0;
 }
 
 static struct backend__item *backend__find_item(struct hx_backend *b, int32_t id);
@@ -1076,6 +1112,22 @@ static void backend__on_sub_fail5(void *ctx, MQTTAsync_failureData5 *d)
     backend__sub_result(ctx, false, "the subscribe request failed");
 }
 
+/* MQTT 5 CONNACK: the broker's Receive Maximum bounds the item publishes in flight (Paho
+   queues any more and its send thread takes them up only about every 50 ms: 1,000 devices
+   registered 137 items/s against 6,086 with MQTT 3.1.1 before the backend kept to it). */
+static void backend__on_connect_ok5(void *ctx, MQTTAsync_successData5 *d)
+{
+    struct backend__conn *c = ctx;
+    struct hx_backend *b = c->b;
+    int rm = 0;
+    if (d && MQTTProperties_hasProperty(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+        rm = MQTTProperties_getNumericValue(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+    pthread_mutex_lock(&b->lock);
+    if (c->gen == b->gen)
+        b->recv_max = rm > 0 ? rm : 0;
+    pthread_mutex_unlock(&b->lock);
+}
+
 /* Every (re)connection of the current handle: the link thread subscribes and re-sends. */
 static void backend__on_connected(void *ctx, char *cause)
 {
@@ -1177,6 +1229,9 @@ static int backend__new_client(struct hx_backend *b)
     b->client_used = false;
     pthread_mutex_lock(&b->lock);
     c->gen = ++b->gen; /* callbacks of the old handle are stale from now on */
+    b->inflight = 0;   /* nothing is sent on the new handle yet */
+    b->backlog = b->n_pend;
+    b->recv_max = 0;   /* until its CONNACK says */
     pthread_mutex_unlock(&b->lock);
     c->next = b->conns;
     b->conns = c;
@@ -1226,6 +1281,7 @@ static int backend__connect(struct hx_backend *b)
             MQTTProperties_add(&props, &p);
             c->connectProperties = &props;
         }
+        c->onSuccess5 = backend__on_connect_ok5;
         c->onFailure5 = backend__on_connect_fail5;
     } else {
         c->cleansession = b->clean_session;
@@ -1268,22 +1324,27 @@ static void backend__subscribe(struct hx_backend *b)
 }
 
 /*
- * Send, in publish order, every unacked item not sent on this handle yet (re-sends of items
- * sent on an older handle are counted as republished), until none is left; then open the
- * link to publishers. Called (and returns) with the ledger lock held; drops it to send.
+ * Send, in publish order, unacked items not sent on this handle yet, as many as the window
+ * allows (re-sends of items sent on an older handle are counted as republished). After a
+ * connect (`fresh`) the link then opens to publishers, even with a backlog left: while there
+ * is one, publishers only append and the link thread sends it as PUBACKs make room. Called
+ * (and returns) with the ledger lock held; drops it to send.
  */
-static void backend__resend(struct hx_backend *b, uint64_t gen)
+static void backend__pump(struct hx_backend *b, uint64_t gen, bool fresh)
 {
     for (;;) {
-        if (b->link != LINK_FRESH || b->gen != gen)
+        if (b->gen != gen || b->link != (fresh ? LINK_FRESH : LINK_UP))
             return; /* lost again: the next connection re-sends */
+        uint64_t room = backend__room(b);
         size_t n = 0;
-        for (struct backend__pend *p = b->pend_head; p; p = p->next)
+        for (struct backend__pend *p = b->pend_head; p && n < room; p = p->next)
             if (p->sent_gen != gen)
                 n++;
         if (n == 0) {
-            b->link = LINK_UP;
-            pthread_cond_broadcast(&b->changed);
+            if (fresh) {
+                b->link = LINK_UP;
+                pthread_cond_broadcast(&b->changed);
+            }
             return;
         }
         struct backend__pend *copy = malloc(n * sizeof *copy);
@@ -1294,12 +1355,12 @@ static void backend__resend(struct hx_backend *b, uint64_t gen)
             continue;
         }
         size_t k = 0;
-        for (struct backend__pend *p = b->pend_head; p; p = p->next) {
+        for (struct backend__pend *p = b->pend_head; p && k < n; p = p->next) {
             if (p->sent_gen == gen)
                 continue;
             if (p->sent_gen != 0)
                 b->r.republished++;
-            p->sent_gen = gen;
+            backend__pend_sent(b, p);
             copy[k++] = *p;
         }
         pthread_mutex_unlock(&b->lock);
@@ -1317,6 +1378,8 @@ static void backend__resend(struct hx_backend *b, uint64_t gen)
                 backend__token_known(b, it->pend, gen, copy[i].token);
         }
         free(copy);
+        if (sent < k)
+            return;
     }
 }
 
@@ -1333,7 +1396,11 @@ static void *backend__link_thread(void *arg)
             pthread_mutex_unlock(&b->lock);
             backend__subscribe(b);
             pthread_mutex_lock(&b->lock);
-            backend__resend(b, gen);
+            backend__pump(b, gen, true);
+            continue;
+        }
+        if (b->link == LINK_UP && b->backlog > 0 && backend__room(b) > 0) {
+            backend__pump(b, b->gen, false);
             continue;
         }
         if (b->link == LINK_WANT) {
@@ -1752,13 +1819,17 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         free(it->pend);
     }
     it->pend = e;
-    backend__pend_append(b, e);
-    bool open = b->link == LINK_UP;
     uint64_t gen = b->gen;
+    bool up = b->link == LINK_UP;
+    /* in order and within the window, or the link thread sends it */
+    bool open = up && b->backlog == 0 && backend__room(b) > 0;
     if (open)
         e->sent_gen = gen;
-    else
+    backend__pend_append(b, e);
+    if (!up)
         b->r.held_offline++; /* the link thread sends it after the (re)connect */
+    else if (!open)
+        pthread_cond_signal(&b->link_cond);
     pthread_mutex_unlock(&b->lock);
     int token = 0;
     int prc = open ? backend__paho_send(b, topic, payload, (size_t)n, 1, true, &token)
@@ -1815,6 +1886,7 @@ void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
     pthread_mutex_lock(&b->lock);
     *r = b->r;
     r->unacked = b->n_pend;
+    r->receive_maximum = b->recv_max;
     r->registered_once = r->registered_twice = 0;
     double *lat = malloc((b->n_items ? b->n_items : 1) * sizeof *lat);
     size_t n = 0;

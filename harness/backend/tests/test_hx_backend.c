@@ -697,6 +697,47 @@ START_TEST(an_mqtt5_backend_counts_the_items_the_broker_refuses_and_only_those)
 }
 END_TEST
 
+/* MQTT 5: no more item publishes in flight than the broker's Receive Maximum (mosquitto's
+   default max_inflight_messages, 20), the rest held in order and sent as PUBACKs come; MQTT
+   3.1.1 has no such bound. Paho would otherwise queue the excess and send it about every
+   50 ms. Every item still arrives, in publish order. */
+START_TEST(an_mqtt5_backend_keeps_to_the_brokers_receive_maximum)
+{
+    struct hx_broker *broker = NULL;
+    ck_assert_msg(hx_broker_start(NULL, &broker) == HX_OK, "%s", hx_broker_last_error());
+    for (int version = 4; version <= 5; version++) {
+        char dev_id[16], topic[64];
+        snprintf(dev_id, sizeof dev_id, "dev-rm%d", version);
+        snprintf(topic, sizeof topic, "scanners/%s/item_registration", dev_id);
+        struct dev *d = dev_connect(hx_broker_uri(broker), dev_id);
+        dev_subscribe(d, topic);
+        struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .mqtt_version = version,
+                                    .layout = HX_BACKEND_LAYOUT_PER_DEVICE};
+        struct hx_backend *b = NULL;
+        ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
+        ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
+        enum { N = 60 }; /* < DEV_INBOX */
+        for (int i = 1; i <= N; i++)
+            ck_assert_int_eq(hx_backend_publish_item(b, dev_id, i, "Item", 1), HX_OK);
+        struct hx_ledger_report rep;
+        WAIT_REPORT(b, rep, rep.unacked == 0);
+        ck_assert_int_eq(rep.receive_maximum, version == 5 ? 20 : 0);
+        ck_assert_uint_gt(rep.peak_inflight, 0);
+        if (version == 5)
+            ck_assert_uint_le(rep.peak_inflight, 20);
+        char t[128], p[512], want[64];
+        for (int i = 1; i <= N; i++) {
+            ck_assert(dev_message(d, i - 1, WAIT_MS, t, sizeof t, p, sizeof p));
+            snprintf(want, sizeof want, "{\"item_id\":%d,", i);
+            ck_assert_msg(strncmp(p, want, strlen(want)) == 0, "message %d: %s", i, p);
+        }
+        hx_backend_free(b);
+        dev_close(d);
+    }
+    hx_broker_free(broker);
+}
+END_TEST
+
 START_TEST(the_backend_reconnects_and_resubscribes_after_a_broker_restart)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
@@ -1202,6 +1243,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, latency_figures_are_positive_and_ordered);
     tcase_add_test(tc, an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused);
     tcase_add_test(tc, an_mqtt5_backend_counts_the_items_the_broker_refuses_and_only_those);
+    tcase_add_test(tc, an_mqtt5_backend_keeps_to_the_brokers_receive_maximum);
     tcase_add_test(tc, the_backend_reconnects_and_resubscribes_after_a_broker_restart);
     tcase_add_test(tc, bad_arguments_and_an_absent_broker_give_errors_not_crashes);
     tcase_add_test(tc, raw_payloads_reach_the_wire_unchanged);

@@ -94,6 +94,11 @@ struct hx_ledger_report {
     int refused_reason;              /* the reason code of the last refusal; 0 = none */
     uint64_t held_offline;           /* publish_item while not connected: sent after connect */
     uint64_t unacked;                /* item publishes whose PUBACK has not come (now) */
+    uint64_t peak_inflight;          /* most item publishes in flight at once on one
+                                        connection */
+    int receive_maximum;             /* MQTT 5: the broker's Receive Maximum, which bounds
+                                        the item publishes in flight (the rest wait, in
+                                        order); 0 = no bound (MQTT 3.1.1) */
     uint64_t sql_errors;             /* unexpected SQLite failures */
     uint64_t reconnects;             /* connections after the first */
     uint64_t ledger_batches;         /* SQL commits (a batch; a file ledger: <= 50 ms each) */
