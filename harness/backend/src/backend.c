@@ -16,8 +16,14 @@
  * persistent session), reconnects with back-off, re-subscribes, and re-publishes in order every
  * item whose PUBACK never came (the unacked list, item id -> topic + payload; an entry leaves on
  * its PUBACK, or on an MQTT 5 PUBACK that refuses it: found by Paho's token, the item counts
- * as refused and is not re-sent). publish_item while the link is not open only appends to that list. Devices drop
- * a second copy of an item by its id, so a re-send is harmless.
+ * as refused and is not re-sent). publish_item while the link is not open only appends to that
+ * list. Devices drop a second copy of an item by its id, so a re-send is harmless.
+ *
+ * Window (MQTT 5): at most the broker's Receive Maximum (from the CONNACK) item publishes are
+ * in flight; the entries beyond it wait in the list, in order (publish_item appends behind
+ * them), and the link thread sends them as PUBACKs make room (backend__pump, which also does
+ * the re-send after a connect). Paho would queue them itself and send from that queue only
+ * about every 50 ms.
  *
  * Locks: handle lock (rwlock: read = calling Paho with b->client, write = replacing it), ledger
  * lock (counters, item table, unacked list, link state, recent rows, SQL) and queue lock; the
