@@ -106,7 +106,7 @@ int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t 
 
 /* Apply the process-wide transport settings (TCP_NODELAY unless --nagle) before any
    connection of the simulator opens: run, its workers and demo call it. The benchmark's raw
-   pair does not (it keeps Paho's default, see cmd_bench.c). */
+   pair does not (it chooses by protocol version, raw_tcp_setup in cmd_bench.c). */
 void sim_cli_transport_setup(const struct sim_cli_common *c);
 /* Stop the embedded broker (NULL is fine), copying its log to --broker-log first. */
 void sim_cli_broker_down(const struct sim_cli_common *c, struct hx_broker *embedded);
