@@ -41,6 +41,7 @@
 #include "cli.h"
 #include "fleet_devices.h"
 #include "sim/clock.h"
+#include "sim/paho.h"
 #include "sim/transport.h"
 
 const char scansim_cmd_bench_summary[] =
@@ -340,10 +341,8 @@ static int raw_connect(MQTTAsync *c, const struct bench_opts *o, const char *uri
     cr.maxBufferedMessages = (int)o->raw_window + 16;
     if (o->c.protocol_version == 5)
         cr.MQTTVersion = MQTTVERSION_5;
-    if (MQTTAsync_createWithOptions(c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL, &cr) != MQTTASYNC_SUCCESS) {
-        *c = NULL;
+    if (sim_paho_create(c, uri, id, &cr) != MQTTASYNC_SUCCESS)
         return -1;
-    }
     if (subscriber)
         MQTTAsync_setCallbacks(*c, r, NULL, raw_on_message, NULL);
     if (o->c.protocol_version == 5) {

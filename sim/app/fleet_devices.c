@@ -29,6 +29,7 @@
 #include "sim/clock.h"
 #include "sim/err.h"
 #include "sim/loop.h"
+#include "sim/paho.h"
 
 /* Operator flags (struct fleet_dev.flags). */
 #define FD_STARTED 0x01u     /* powered on */
@@ -590,10 +591,8 @@ static void waker_start(struct fleet *f)
 
     snprintf(id, sizeof(id), "scansim-waker-%d-%u", (int)getpid(), (unsigned)(f->o.id_start & 0xffffffu));
     snprintf(f->waker_topic, sizeof(f->waker_topic), "scansim/waker/%s", id);
-    if (MQTTAsync_create(&f->waker, f->uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS) {
-        f->waker = NULL;
+    if (sim_paho_create(&f->waker, f->uri, id, NULL) != MQTTASYNC_SUCCESS)
         return;
-    }
     MQTTAsync_setCallbacks(f->waker, f, NULL, waker_msg, NULL);
     MQTTAsync_setConnected(f->waker, f, waker_connected);
     co.cleansession = 1;

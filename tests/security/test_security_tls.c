@@ -25,6 +25,7 @@
 #include <MQTTAsync.h>
 
 #include "sec_util.h"
+#include "sim/paho.h"
 
 /* Attempts allowed in the window: back-off 1 s doubling (+-25 %) gives about 4 in 8 s;
    a device hammering the broker would make dozens. */
@@ -450,9 +451,7 @@ START_TEST(mqtt5_puback_reports_not_authorized_0x87)
     struct hx_broker *b = sec_broker_start(SEC_BROKER_MTLS, pki);
     MQTTAsync c = NULL;
     MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-    ck_assert_int_eq(MQTTAsync_createWithOptions(&c, hx_broker_uri(b), "scanner-1",
-                                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &co),
-                     MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(b), "scanner-1", &co), MQTTASYNC_SUCCESS);
     struct pub_result conn = {0}, own = {0}, foreign = {0};
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
     ssl.trustStore = sec_path(pki, "ca.crt");

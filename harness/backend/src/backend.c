@@ -45,6 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim/paho.h"
+
 #define BACKEND_PAYLOAD_MAX 4096   /* registrations/queries above this are malformed */
 #define BACKEND_DEVICE_ID_MAX 64
 #define BACKEND_NAME_MAX 32
@@ -1246,13 +1248,10 @@ static int backend__new_client(struct hx_backend *b)
     co.sendWhileDisconnected = 0; /* while down, items wait in the unacked list, not in Paho */
     co.maxBufferedMessages = BACKEND_MAX_QUEUED; /* Paho counts queued publishes even when
                                                    connected (default 100: bursts fail) */
-    int rc = MQTTAsync_createWithOptions(&b->client, b->uri, b->client_id,
-                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
+    int rc = sim_paho_create(&b->client, b->uri, b->client_id, &co);
     if (rc == MQTTASYNC_SUCCESS) {
         MQTTAsync_setCallbacks(b->client, c, backend__on_lost, backend__on_message, NULL);
         MQTTAsync_setConnected(b->client, c, backend__on_connected);
-    } else {
-        b->client = NULL;
     }
     pthread_rwlock_unlock(&b->hlock);
     return rc;

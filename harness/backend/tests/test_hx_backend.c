@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sim/paho.h"
+
 #define WAIT_MS 10000
 
 static int64_t now_ms(void)
@@ -107,8 +109,7 @@ static struct dev *dev_connect(const char *uri, const char *id)
     ck_assert_ptr_nonnull(v);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
-    ck_assert_int_eq(MQTTAsync_create(&v->c, uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL),
-                     MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(sim_paho_create(&v->c, uri, id, NULL), MQTTASYNC_SUCCESS);
     MQTTAsync_setCallbacks(v->c, v, NULL, dev_arrived, NULL);
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
     co.cleansession = 1;
@@ -623,8 +624,8 @@ START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
     struct dev *d = calloc(1, sizeof *d);
     pthread_mutex_init(&d->lock, NULL);
     pthread_cond_init(&d->cond, NULL);
-    ck_assert_int_eq(MQTTAsync_create(&c, hx_broker_uri(broker), "scanner-5",
-                                      MQTTCLIENT_PERSISTENCE_NONE, NULL), MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(broker), "scanner-5", NULL),
+                     MQTTASYNC_SUCCESS);
     d->c = c;
     MQTTAsync_setCallbacks(c, d, NULL, dev_arrived, NULL);
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
@@ -1021,9 +1022,7 @@ static void sink_open(struct sink *k, const char *uri, int version)
     pthread_mutex_init(&k->lock, NULL);
     MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
     cro.MQTTVersion = version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    ck_assert_int_eq(MQTTAsync_createWithOptions(&k->c, uri, "crash-sink",
-                                                 MQTTCLIENT_PERSISTENCE_NONE, NULL, &cro),
-                     MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(sim_paho_create(&k->c, uri, "crash-sink", &cro), MQTTASYNC_SUCCESS);
     MQTTAsync_setCallbacks(k->c, k, NULL, sink_arrived, NULL);
     MQTTAsync_setConnected(k->c, k, sink_connected);
     MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;

@@ -34,6 +34,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sim/paho.h"
+
 static int ids_cmp(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -172,7 +174,7 @@ int runner_watch_start(struct runner *r, const char *uri, const char *user, cons
     snprintf(cid, sizeof cid, "scansim-watcher-%ld-%llx", (long)getpid(),
              (unsigned long long)(r->seed & 0xffffff));
     MQTTAsync c = NULL;
-    if (MQTTAsync_create(&c, uri, cid, MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS)
+    if (sim_paho_create(&c, uri, cid, NULL) != MQTTASYNC_SUCCESS)
         return HX_ERR_SYS;
     r->watch = c;
     if (MQTTAsync_setCallbacks(c, r, watch_on_lost, watch_on_message, NULL) != MQTTASYNC_SUCCESS ||

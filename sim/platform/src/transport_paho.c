@@ -45,6 +45,7 @@
 
 #include "fw/fw_device.h"
 #include "sim/err.h"
+#include "sim/paho.h"
 #include "sim/transport.h"
 
 struct sim_transport {
@@ -566,12 +567,9 @@ static int ensure_client(struct sim_transport *t)
     if (t->client)
         return MQTTASYNC_SUCCESS;
     co.MQTTVersion = t->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    rc = MQTTAsync_createWithOptions(&t->client, t->uri, t->client_id,
-                                     MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
-    if (rc != MQTTASYNC_SUCCESS) {
-        t->client = NULL;
+    rc = sim_paho_create(&t->client, t->uri, t->client_id, &co);
+    if (rc != MQTTASYNC_SUCCESS)
         return rc;
-    }
     rc = MQTTAsync_setCallbacks(t->client, t, cb_connection_lost, cb_message, NULL);
     if (rc == MQTTASYNC_SUCCESS && t->mqtt_version == 5)
         rc = MQTTAsync_setDisconnected(t->client, t, cb_disconnected5);

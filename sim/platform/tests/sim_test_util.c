@@ -12,6 +12,7 @@
 
 #include <MQTTAsync.h>
 
+#include "sim/paho.h"
 #include "sim_test_util.h"
 
 #define MAX_SEEN 256
@@ -93,7 +94,7 @@ struct watcher *watcher_start(const char *uri, const char *client_id, const char
     if (!w)
         return NULL;
     pthread_mutex_init(&w->mu, NULL);
-    if (MQTTAsync_create(&w->c, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL) != 0)
+    if (sim_paho_create(&w->c, uri, client_id, NULL) != MQTTASYNC_SUCCESS)
         goto fail;
     MQTTAsync_setCallbacks(w->c, w, NULL, w_arrived, NULL);
     co.cleansession = 1;

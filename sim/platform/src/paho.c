@@ -1,0 +1,37 @@
+/*
+ * paho.c - Paho MQTTAsync clients that never take Paho's library down (sim/paho.h).
+ *
+ * One idle client per process keeps Paho's client list from emptying, so
+ * MQTTAsync_terminate, which races with Paho's own threads, never runs. The file links
+ * against no Paho library of its own: the program picks one (paho-mqtt3as with TLS, or
+ * paho-mqtt3a for scansim-worker) and these calls bind to it.
+ */
+#include "sim/paho.h"
+
+#include <pthread.h>
+#include <stddef.h>
+
+static pthread_once_t paho__once = PTHREAD_ONCE_INIT;
+static MQTTAsync paho__idle; /* written once, under paho__once */
+
+static void paho__make_idle(void)
+{
+    /* Never connected: the address is only parsed. Persistence NONE writes no files. */
+    if (MQTTAsync_createWithOptions(&paho__idle, "tcp://127.0.0.1:1", "scansim-paho-idle",
+                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, NULL) !=
+        MQTTASYNC_SUCCESS)
+        paho__idle = NULL; /* then clients work as before, with Paho's tear-down */
+}
+
+int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
+                    MQTTAsync_createOptions *opts)
+{
+    int rc;
+
+    pthread_once(&paho__once, paho__make_idle);
+    rc = MQTTAsync_createWithOptions(handle, uri, client_id, MQTTCLIENT_PERSISTENCE_NONE, NULL,
+                                     opts);
+    if (rc != MQTTASYNC_SUCCESS)
+        *handle = NULL;
+    return rc;
+}
