@@ -16,10 +16,11 @@ static MQTTAsync paho__idle; /* written once, under paho__once */
 
 static void paho__make_idle(void)
 {
-    /* Never connected: the address is only parsed. Persistence NONE writes no files. */
-    if (MQTTAsync_createWithOptions(&paho__idle, "tcp://127.0.0.1:1", "scansim-paho-idle",
-                                    MQTTCLIENT_PERSISTENCE_NONE, NULL, NULL) !=
-        MQTTASYNC_SUCCESS)
+    /* Never connected: the address is only parsed. Persistence NONE writes no files.
+       MQTTAsync_create, unlike ..._createWithOptions, also seeds rand() for Paho's
+       reconnect jitter (automaticReconnect): once per process, as before. */
+    if (MQTTAsync_create(&paho__idle, "tcp://127.0.0.1:1", "scansim-paho-idle",
+                         MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTASYNC_SUCCESS)
         paho__idle = NULL; /* then clients work as before, with Paho's tear-down */
 }
 
