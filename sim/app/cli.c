@@ -29,7 +29,7 @@ const char sim_cli_common_help[] =
     "                          or set SCANSIM_MQTT_PASSWORD to keep it off the command line)\n"
     "  --cafile FILE           CA certificate(s) to check the broker's certificate (ssl://)\n"
     "  --cert FILE, --key FILE client certificate and key (mutual TLS)\n"
-    "  --insecure              do not check the broker's host name against its certificate\n"
+    "  --insecure              do not check the broker's certificate nor its host name\n"
     "  -k, --keepalive SECS    MQTT keep-alive (default 30; 0 disables)\n"
     "  -V, --protocol-version  311 (MQTT 3.1.1, default, what the board speaks) or 5\n"
     "  -q, --qos 0|1           QoS of subscriptions and registrations (default 1)\n"

@@ -37,7 +37,7 @@ struct sim_cli_common {
     const char *cafile;       /* --cafile */
     const char *cert;         /* --cert (client certificate) */
     const char *key;          /* --key (client key) */
-    bool insecure;            /* --insecure: do not check the server's host name */
+    bool insecure;            /* --insecure: do not check the broker's certificate nor host name */
     int keepalive_s;          /* -k/--keepalive, seconds */
     int protocol_version;     /* -V/--protocol-version: 311 (default) or 5 */
     int qos;                  /* -q/--qos: 0 or 1 (default 1) */

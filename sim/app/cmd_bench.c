@@ -362,14 +362,7 @@ static int raw_connect(MQTTAsync *c, const struct bench_opts *o, const char *uri
     co.username = o->c.username;
     co.password = o->c.password;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    if (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0) {
-        ssl.trustStore = o->c.cafile;
-        ssl.keyStore = o->c.cert;
-        ssl.privateKey = o->c.key;
-        ssl.enableServerCertAuth = !o->c.insecure;
-        ssl.verify = !o->c.insecure;
-        co.ssl = &ssl;
-    }
+    sim_paho_tls(&co, &ssl, uri, o->c.cafile, o->c.cert, o->c.key, !o->c.insecure);
     if (MQTTAsync_connect(*c, &co) != MQTTASYNC_SUCCESS || !raw_wait(&r->connected, 1, &r->failed, 10000))
         return -1;
     return 0;

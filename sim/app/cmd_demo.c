@@ -588,6 +588,7 @@ static int demo__start_backend(struct demo *d)
     o.cafile = d->common.cafile;
     o.certfile = d->common.cert;
     o.keyfile = d->common.key;
+    o.insecure = d->common.insecure;
     o.mqtt_version = d->common.protocol_version == 5 ? 5 : 4;
     o.layout = d->common.layout == SIM_LAYOUT_PER_DEVICE ? HX_BACKEND_LAYOUT_PER_DEVICE
                                                          : HX_BACKEND_LAYOUT_SEED;

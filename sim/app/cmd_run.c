@@ -461,6 +461,7 @@ int scansim_cmd_run(int argc, char **argv)
         bo.cafile = o.c.cafile;
         bo.certfile = o.c.cert;
         bo.keyfile = o.c.key;
+        bo.insecure = o.c.insecure;
         bo.mqtt_version = o.c.protocol_version == 5 ? 5 : 4;
         bo.layout = o.c.layout == SIM_LAYOUT_SEED ? HX_BACKEND_LAYOUT_SEED : HX_BACKEND_LAYOUT_PER_DEVICE;
         bo.clean_session = true; /* a run's ledger starts empty: so does its session */

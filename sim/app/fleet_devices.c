@@ -600,14 +600,8 @@ static void waker_start(struct fleet *f)
     co.automaticReconnect = 1;
     co.username = f->o.transport.username;
     co.password = f->o.transport.password;
-    if (strncmp(f->uri, "ssl://", 6) == 0 || strncmp(f->uri, "mqtts://", 8) == 0) {
-        ssl.trustStore = f->o.transport.cafile;
-        ssl.keyStore = f->o.transport.certfile;
-        ssl.privateKey = f->o.transport.keyfile;
-        ssl.enableServerCertAuth = !f->o.transport.insecure;
-        ssl.verify = !f->o.transport.insecure;
-        co.ssl = &ssl;
-    }
+    sim_paho_tls(&co, &ssl, f->uri, f->o.transport.cafile, f->o.transport.certfile,
+                 f->o.transport.keyfile, !f->o.transport.insecure);
     if (MQTTAsync_connect(f->waker, &co) != MQTTASYNC_SUCCESS)
         return;
     /* The first client of a process connects at once; make the waker that client, so it

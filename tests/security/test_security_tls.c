@@ -265,6 +265,40 @@ START_TEST(insecure_skips_the_broker_certificate_check)
 }
 END_TEST
 
+/* Start a backend over TLS with a password; 0 or hx_backend_start's error. */
+static int backend_tls(struct hx_broker *b, const char *cafile, bool insecure)
+{
+    struct hx_backend_opts o = {0};
+    struct hx_backend *be = NULL;
+    int rc;
+
+    o.uri = hx_broker_uri(b);
+    o.cafile = cafile;
+    o.insecure = insecure;
+    o.username = "backend";
+    o.password = SEC_BACKEND_PASSWORD;
+    o.connect_timeout_ms = 5000;
+    ck_assert_int_eq(hx_backend_create(&o, &be), 0);
+    rc = hx_backend_start(be);
+    hx_backend_free(be);
+    return rc;
+}
+
+/* The backend role checks the broker as a device does: against --cafile, or without it
+   against the system's store (which does not hold the test CA), unless insecure. */
+START_TEST(the_backend_checks_the_brokers_certificate_unless_insecure)
+{
+    struct hx_broker *b = sec_broker_start(SEC_BROKER_TLS_PASSWORD, pki);
+
+    ck_assert_int_ne(backend_tls(b, sec_path(pki, "foreign-ca.crt"), false), 0);
+    ck_assert_int_ne(backend_tls(b, NULL, false), 0);
+    ck_assert_msg(backend_tls(b, NULL, true) == 0, "insecure: %s", hx_backend_last_error());
+    ck_assert_msg(backend_tls(b, sec_path(pki, "ca.crt"), false) == 0, "with the CA: %s",
+                  hx_backend_last_error());
+    hx_broker_free(b);
+}
+END_TEST
+
 START_TEST(plain_tcp_on_the_tls_port_fails)
 {
     struct refusal c = {.broker = SEC_BROKER_TLS_PASSWORD,
@@ -510,6 +544,7 @@ static Suite *security_suite(void)
         {"plain_tcp_on_tls_port", plain_tcp_on_the_tls_port_fails},
         {"untrusted_broker", a_broker_certificate_from_an_untrusted_ca_is_refused_by_the_device},
         {"insecure", insecure_skips_the_broker_certificate_check},
+        {"backend_verifies", the_backend_checks_the_brokers_certificate_unless_insecure},
         {"tls_to_plain_port", tls_to_a_plain_tcp_port_fails_with_words},
         {"acl_mqtt311", a_device_cannot_publish_under_another_device_mqtt311},
         {"acl_mqtt5", a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed},

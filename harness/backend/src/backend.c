@@ -129,6 +129,7 @@ struct backend__item {
 struct hx_backend {
     /* options (copies) */
     char *uri, *client_id, *username, *password, *cafile, *certfile, *keyfile, *db_path;
+    bool insecure;
     int mqtt_version;
     enum hx_backend_layout layout;
     bool clean_session;
@@ -1292,14 +1293,7 @@ static int backend__connect(struct hx_backend *b)
         c->cleansession = b->clean_session;
         c->onFailure = backend__on_connect_fail3;
     }
-    if (strncmp(b->uri, "ssl://", 6) == 0 || strncmp(b->uri, "mqtts://", 8) == 0) {
-        ssl.trustStore = b->cafile;
-        ssl.keyStore = b->certfile;
-        ssl.privateKey = b->keyfile;
-        ssl.enableServerCertAuth = b->cafile != NULL;
-        ssl.verify = b->cafile != NULL;
-        c->ssl = &ssl;
-    }
+    sim_paho_tls(c, &ssl, b->uri, b->cafile, b->certfile, b->keyfile, !b->insecure);
     b->client_used = true;
     int rc = MQTTAsync_connect(b->client, c);
     pthread_rwlock_unlock(&b->hlock);
@@ -1546,6 +1540,7 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     b->cafile = backend__strdup(o->cafile);
     b->certfile = backend__strdup(o->certfile);
     b->keyfile = backend__strdup(o->keyfile);
+    b->insecure = o->insecure;
     b->db_path = backend__strdup(o->db_path);
     b->mqtt_version = o->mqtt_version == 5 ? 5 : 4;
     b->layout = o->layout;

@@ -190,14 +190,7 @@ int runner_watch_start(struct runner *r, const char *uri, const char *user, cons
     co.username = user;
     co.password = pw;
     MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    if (cafile) {
-        ssl.trustStore = cafile;
-        ssl.keyStore = certfile;
-        ssl.privateKey = keyfile;
-        ssl.enableServerCertAuth = 1;
-        ssl.verify = 1;
-        co.ssl = &ssl;
-    }
+    sim_paho_tls(&co, &ssl, uri, cafile, certfile, keyfile, true);
     co.onFailure = watch_on_connect_failed;
     co.context = r;
     if (MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS)

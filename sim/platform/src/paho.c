@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <stddef.h>
+#include <string.h>
 
 static pthread_once_t paho__once = PTHREAD_ONCE_INIT;
 static MQTTAsync paho__idle; /* written once, under paho__once */
@@ -35,4 +36,18 @@ int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
     if (rc != MQTTASYNC_SUCCESS)
         *handle = NULL;
     return rc;
+}
+
+bool sim_paho_tls(MQTTAsync_connectOptions *co, MQTTAsync_SSLOptions *ssl, const char *uri,
+                  const char *cafile, const char *certfile, const char *keyfile, bool verify)
+{
+    if (strncmp(uri, "ssl://", 6) != 0 && strncmp(uri, "mqtts://", 8) != 0)
+        return false;
+    ssl->trustStore = cafile;
+    ssl->keyStore = certfile;
+    ssl->privateKey = keyfile;
+    ssl->enableServerCertAuth = verify;
+    ssl->verify = verify;
+    co->ssl = ssl;
+    return true;
 }

@@ -672,15 +672,9 @@ static int issue_connect(struct sim_transport *t, const struct fw_connect_params
         will.retained = p->will_retain;
         o->will = &will;
     }
-    if (strncmp(t->uri, "ssl://", 6) == 0 || strncmp(t->uri, "mqtts://", 8) == 0) {
-        ssl.trustStore = t->cafile;
-        ssl.keyStore = t->certfile;
-        ssl.privateKey = t->keyfile;
-        ssl.enableServerCertAuth = !t->insecure;
-        ssl.verify = !t->insecure;
+    if (sim_paho_tls(o, &ssl, t->uri, t->cafile, t->certfile, t->keyfile, !t->insecure)) {
         ssl.ssl_error_cb = cb_ssl_error; /* struct_version 5 of 1.3.12 has it (>= 3) */
         ssl.ssl_error_context = t;
-        o->ssl = &ssl;
     }
     rc = MQTTAsync_connect(t->client, o);
     MQTTProperties_free(&props);

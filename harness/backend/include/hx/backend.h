@@ -52,9 +52,10 @@ struct hx_backend_opts {
     const char *client_id;    /* NULL = "scansim-backend-<pid>" */
     const char *username;     /* NULL = none */
     const char *password;     /* NULL = none; never logged */
-    const char *cafile;       /* TLS: CA to verify the broker (ssl:// URIs) */
+    const char *cafile;       /* TLS: CA to verify the broker (ssl:// URIs); NULL = system */
     const char *certfile;     /* TLS client certificate, or NULL */
     const char *keyfile;      /* its private key, or NULL */
+    bool insecure;            /* TLS: do not verify the broker's certificate or host name */
     int mqtt_version;         /* 0 or 4 = MQTT 3.1.1, 5 = MQTT 5 */
     enum hx_backend_layout layout;
     bool clean_session;       /* false (default) = persistent session (MQTT 5: expiry 1 h) */

@@ -29,6 +29,8 @@
 #ifndef SIM_PAHO_H
 #define SIM_PAHO_H
 
+#include <stdbool.h>
+
 #include <MQTTAsync.h>
 
 #ifdef __cplusplus
@@ -46,6 +48,21 @@ extern "C" {
  */
 int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
                     MQTTAsync_createOptions *opts);
+
+/**
+ * The TLS part of a connect, the same for every client: for a TLS address (ssl:// or
+ * mqtts://) fill *ssl with the CA that vouches for the broker, the client's certificate and
+ * key, and whether to verify the broker (certificate and host name), and point co->ssl at
+ * it. Any other address leaves both untouched. Everything is borrowed: ssl and the strings
+ * must live until MQTTAsync_connect has returned.
+ * @param cafile    PEM bundle to verify the broker with; NULL = the system's
+ * @param certfile  the client's certificate (PEM), NULL = none
+ * @param keyfile   its private key (PEM), NULL = in certfile
+ * @param verify    false skips the broker's certificate and host name checks
+ * @return true when the address is a TLS one and co->ssl was set
+ */
+bool sim_paho_tls(MQTTAsync_connectOptions *co, MQTTAsync_SSLOptions *ssl, const char *uri,
+                  const char *cafile, const char *certfile, const char *keyfile, bool verify);
 
 #ifdef __cplusplus
 }
