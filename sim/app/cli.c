@@ -7,6 +7,7 @@
  */
 #include "cli.h"
 
+#include "sim/paho.h"
 #include "sim/transport.h"
 
 #include <errno.h>
@@ -337,7 +338,7 @@ int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t 
 
 void sim_cli_transport_setup(const struct sim_cli_common *c)
 {
-    sim_transport_set_tcp_nodelay(!c->nagle);
+    sim_paho_set_tcp_nodelay(!c->nagle);
 }
 
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,

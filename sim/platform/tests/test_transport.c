@@ -20,6 +20,7 @@
 #include "hx/broker.h"
 #include "sim/err.h"
 #include "sim/loop.h"
+#include "sim/paho.h"
 #include "sim/transport.h"
 #include "sim_test_util.h"
 
@@ -480,8 +481,8 @@ static void nodelay_as_set(bool nodelay)
     struct fw_connect_params p = params("t-nodelay", true);
     int on, off;
 
-    sim_transport_set_tcp_nodelay(nodelay);
-    ck_assert(sim_transport_tcp_nodelay() == nodelay);
+    sim_paho_set_tcp_nodelay(nodelay);
+    ck_assert(sim_paho_tcp_nodelay() == nodelay);
     setup(&f, NULL, 3, NULL, NULL, NULL, "t-nodelay");
     ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
     ck_assert(pump_until(f.loop, &f.rec.connected, 1));
@@ -489,7 +490,7 @@ static void nodelay_as_set(bool nodelay)
     ck_assert_int_eq(on + off, 1);
     ck_assert_int_eq(on, (nodelay ? 1 : 0));
     teardown(&f);
-    sim_transport_set_tcp_nodelay(false);
+    sim_paho_set_tcp_nodelay(false);
 }
 
 START_TEST(with_tcp_nodelay_set_the_connection_paho_opens_has_nagle_off)

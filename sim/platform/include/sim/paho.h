@@ -15,12 +15,17 @@
  * tear-down never runs while the process lives. Paho's two threads then keep running once
  * started, idle in a 1 s poll() when no client is connected.
  *
- * Cost, known: Paho's receive thread does not see a new socket until its poll() returns
- * (paho.mqtt.c #1430, fixed upstream after 1.3.12), so a connect made while the threads run
- * idle takes up to about 1 s longer. That was already so whenever another client of the
- * process stayed connected (the demo's backend, any fleet); now it is so after the last
- * client went too. In exchange a destroy no longer waits the 100 ms steps of Paho's thread
- * shutdown.
+ * Cost, without the sockets part below: Paho's receive thread does not see a new socket
+ * until its 1 s poll() returns (paho.mqtt.c #1430, fixed upstream after 1.3.12), so a connect
+ * made while the threads run idle would take 1-2 s longer, as it always did whenever another
+ * client of the process stayed connected. A destroy no longer waits the 100 ms steps of
+ * Paho's thread shutdown.
+ *
+ * Sockets: every program that uses sim_paho_create also gets the connect() and poll() of
+ * src/paho_socket.c, which Paho's sockets pass through: TCP_NODELAY when switched on
+ * (sim_paho_set_tcp_nodelay), and a receive thread that is woken when a connect starts and
+ * polls briefly while one is in progress, so a client connects in milliseconds rather than
+ * after Paho's 1 s poll() (paho.mqtt.c #1430). The cost above then no longer applies.
  *
  * Ownership: the handle made in *handle is the caller's, freed with MQTTAsync_destroy as any
  * other. The idle client is Paho's until the process ends (reachable from Paho's globals, so
@@ -63,6 +68,18 @@ int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
  */
 bool sim_paho_tls(MQTTAsync_connectOptions *co, MQTTAsync_SSLOptions *ssl, const char *uri,
                   const char *cafile, const char *certfile, const char *keyfile, bool verify);
+
+/**
+ * Turn Nagle's algorithm off (TCP_NODELAY) on every TCP connection Paho opens in this
+ * process from now on, the backend's included; on = false leaves Paho's default (Nagle on).
+ * Paho has no option for it: src/paho_socket.c sets it in connect() (why there). With
+ * Nagle, a small packet written right after another can wait up to 40 ms for the broker's
+ * delayed ACK, which shows as latency that is neither the broker's nor the backend's.
+ * Any thread; off until called.
+ */
+void sim_paho_set_tcp_nodelay(bool on);
+/** Whether sim_paho_set_tcp_nodelay(true) is in force. Any thread. */
+bool sim_paho_tcp_nodelay(void);
 
 #ifdef __cplusplus
 }

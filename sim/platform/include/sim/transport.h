@@ -121,18 +121,6 @@ void sim_transport_set_connect_limit(int limit);
 int sim_transport_connects_in_flight(void);
 
 /**
- * Turn Nagle's algorithm off (TCP_NODELAY) on every TCP connection Paho opens in this
- * process from now on, the backend's included; on = false leaves Paho's default (Nagle on).
- * Paho has no option for it: src/tcp_nodelay.c interposes connect() (why and how there).
- * With Nagle, a small packet written right after another can wait up to 40 ms for the
- * broker's delayed ACK, which shows as latency that is neither the broker's nor the
- * backend's. Any thread; off until called.
- */
-void sim_transport_set_tcp_nodelay(bool on);
-/** Whether sim_transport_set_tcp_nodelay(true) is in force. Any thread. */
-bool sim_transport_tcp_nodelay(void);
-
-/**
  * "Power cut": destroy the Paho client without calling MQTTAsync_disconnect, forget the
  * session held in Paho's memory, and create a fresh handle at the next connect. No event
  * follows. What the broker sees, measured with Paho 1.3.12 (see tests/test_transport.c):
