@@ -431,8 +431,6 @@ int scansim_cmd_run(int argc, char **argv)
         return SIM_EXIT_BROKER;
     s.t_start = sim_clock_ms();
 
-    /* the devices first (created, not powered on): the fleet's first Paho client (its
-       waker) must be the process's first, see fleet_devices.c */
     if (o.workers > 1) {
         if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start, uri,
                                 o.c.password,

@@ -15,7 +15,6 @@
  */
 #include "fleet_devices.h"
 
-#include <MQTTAsync.h>
 #include <errno.h>
 #include <unistd.h>
 #include <pthread.h>
@@ -29,7 +28,6 @@
 #include "sim/clock.h"
 #include "sim/err.h"
 #include "sim/loop.h"
-#include "sim/paho.h"
 
 /* Operator flags (struct fleet_dev.flags). */
 #define FD_STARTED 0x01u     /* powered on */
@@ -93,12 +91,6 @@ struct fleet {
     uint64_t peak_pss_kib;            /* highest PSS sampled by fleet_figures */
     pthread_mutex_t words_mu;
     char last_failure[FW_DEVICE_ID_MAX + 2 + SIM_WORDS_MAX];
-    /* the waker (see waker_thread) */
-    MQTTAsync waker;
-    pthread_t waker_th;
-    bool waker_running;
-    atomic_bool waker_stop;
-    char waker_topic[96];
 };
 
 /* After a clean power-off, how long Paho gets to send "offline" and DISCONNECT before
@@ -536,96 +528,6 @@ static void obs_log(void *ctx, struct sim_device *dev, enum fw_log_level level, 
         fprintf(stderr, "[%s] %s\n", sim_device_id(dev), line);
 }
 
-/* ------------------------------------------------------------------ the waker */
-
-/*
- * Paho's receive thread sleeps in poll() over the sockets it knew when it went in (up to a
- * second); a socket connecting meanwhile is only noticed when that poll returns, so an
- * idle process connects each new device a second or two late. The waker is one more Paho
- * client in the process that sends itself a small QoS 0 message every few milliseconds
- * while devices are being connected (and every 200 ms after): the arriving message ends
- * the poll, and the next one includes the new sockets. Best effort: without a waker the
- * fleet works, only connects slower.
- */
-static void *waker_thread(void *arg)
-{
-    struct fleet *f = arg;
-    static const char ping[] = "wake";
-
-    while (!atomic_load(&f->waker_stop)) {
-        MQTTAsync_message m = MQTTAsync_message_initializer;
-        int started = atomic_load(&f->started);
-        bool connecting = atomic_load(&f->ever_connected) < started || started < f->n_devs;
-        m.payload = (void *)ping;
-        m.payloadlen = (int)sizeof(ping) - 1;
-        m.qos = 0;
-        if (MQTTAsync_isConnected(f->waker))
-            (void)MQTTAsync_sendMessage(f->waker, f->waker_topic, &m, NULL);
-        usleep(connecting ? 5000 : 200000);
-    }
-    return NULL;
-}
-
-static int waker_msg(void *ctx, char *topic, int len, MQTTAsync_message *m)
-{
-    (void)ctx;
-    (void)len;
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
-}
-
-static void waker_connected(void *ctx, char *cause)
-{
-    struct fleet *f = ctx;
-
-    (void)cause;
-    (void)MQTTAsync_subscribe(f->waker, f->waker_topic, 0, NULL);
-}
-
-static void waker_start(struct fleet *f)
-{
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    char id[64];
-
-    snprintf(id, sizeof(id), "scansim-waker-%d-%u", (int)getpid(), (unsigned)(f->o.id_start & 0xffffffu));
-    snprintf(f->waker_topic, sizeof(f->waker_topic), "scansim/waker/%s", id);
-    if (sim_paho_create(&f->waker, f->uri, id, NULL) != MQTTASYNC_SUCCESS)
-        return;
-    MQTTAsync_setCallbacks(f->waker, f, NULL, waker_msg, NULL);
-    MQTTAsync_setConnected(f->waker, f, waker_connected);
-    co.cleansession = 1;
-    co.keepAliveInterval = 60;
-    co.automaticReconnect = 1;
-    co.username = f->o.transport.username;
-    co.password = f->o.transport.password;
-    sim_paho_tls(&co, &ssl, f->uri, f->o.transport.cafile, f->o.transport.certfile,
-                 f->o.transport.keyfile, !f->o.transport.insecure);
-    if (MQTTAsync_connect(f->waker, &co) != MQTTASYNC_SUCCESS)
-        return;
-    /* The first client of a process connects at once; make the waker that client, so it
-       is in the poll set before the devices and the backend come. */
-    for (int i = 0; i < 400 && !MQTTAsync_isConnected(f->waker); i++)
-        usleep(5000);
-    atomic_store(&f->waker_stop, false);
-    f->waker_running = pthread_create(&f->waker_th, NULL, waker_thread, f) == 0;
-}
-
-static void waker_stop(struct fleet *f)
-{
-    if (f->waker_running) {
-        atomic_store(&f->waker_stop, true);
-        pthread_join(f->waker_th, NULL);
-        f->waker_running = false;
-    }
-    if (f->waker) {
-        MQTTAsync_disconnect(f->waker, NULL);
-        MQTTAsync_destroy(&f->waker);
-        f->waker = NULL;
-    }
-}
-
 /* ------------------------------------------------------------------ create */
 
 static char *dup_or_null(const char *s)
@@ -734,7 +636,6 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
         if ((rc = sim_loop_start_thread(fl->loop)) != SIM_OK)
             goto fail;
     }
-    waker_start(f);
     for (int k = 0; k < f->n_devs; k++) {
         struct fleet_dev *d = &f->devs[k];
         struct fleet_loop *fl = &f->loops[k % f->n_loops];
@@ -872,7 +773,6 @@ void fleet_stop(struct fleet *f)
 {
     pthread_t *th = calloc((size_t)f->n_loops, sizeof(*th));
 
-    waker_stop(f);
     for (int i = 0; i < f->n_loops; i++) {
         if (!f->loops[i].loop)
             continue;
@@ -927,7 +827,6 @@ void fleet_free(struct fleet *f)
 
     if (!f)
         return;
-    waker_stop(f);
     if (f->stopped_ms) { /* let Paho finish the clean disconnects fleet_stop started */
         uint64_t since = sim_clock_ms() - f->stopped_ms;
         if (since < FLEET_DRAIN_MS)
