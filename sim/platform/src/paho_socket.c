@@ -82,12 +82,36 @@ static atomic_int paho_socket__n_pending;
 static struct pollfd *paho_socket__buf;
 static nfds_t paho_socket__buf_cap;
 
+/* A forked child (scansim test runs each scenario in one) has Paho threads of its own:
+   it must not share the parent's eventfd, nor its notes of the parent's connects. */
+static void paho_socket__before_fork(void)
+{
+    pthread_mutex_lock(&paho_socket__mu);
+}
+
+static void paho_socket__after_fork_parent(void)
+{
+    pthread_mutex_unlock(&paho_socket__mu);
+}
+
+static void paho_socket__after_fork_child(void)
+{
+    memset(paho_socket__pending, 0, sizeof paho_socket__pending);
+    atomic_store(&paho_socket__n_pending, 0);
+    if (paho_socket__wake_fd >= 0)
+        close(paho_socket__wake_fd);
+    paho_socket__wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    pthread_mutex_unlock(&paho_socket__mu);
+}
+
 static void paho_socket__init(void)
 {
     paho_socket__next_connect = (paho_socket__connect_fn)dlsym(RTLD_NEXT, "connect");
     paho_socket__next_poll = (paho_socket__poll_fn)dlsym(RTLD_NEXT, "poll");
     paho_socket__next_usleep = (paho_socket__usleep_fn)dlsym(RTLD_NEXT, "usleep");
     paho_socket__wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    (void)pthread_atfork(paho_socket__before_fork, paho_socket__after_fork_parent,
+                         paho_socket__after_fork_child);
 }
 
 void sim_paho__sockets_init(void)
