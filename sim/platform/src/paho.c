@@ -3,9 +3,9 @@
  *
  * One idle client per process keeps Paho's client list from emptying, so
  * MQTTAsync_terminate, which races with Paho's own threads, never runs. The first create
- * also brings in paho_socket.c (connect() and poll() for Paho's sockets). The library links
- * against no Paho library of its own: the program picks one (paho-mqtt3as with TLS, or
- * paho-mqtt3a for scansim-worker) and these calls bind to it.
+ * also brings in paho_socket.c (connect(), poll() and usleep() for Paho's sockets). The
+ * library links against no Paho library of its own: the program picks one (paho-mqtt3as
+ * with TLS, or paho-mqtt3a for scansim-worker) and these calls bind to it.
  */
 #include "sim/paho.h"
 #include "paho_internal.h"

@@ -3,10 +3,11 @@
  * TCP_NODELAY on each one (sim_paho_set_tcp_nodelay), and a receive thread that notices a
  * connecting socket at once instead of one to two seconds later (paho.mqtt.c #1430).
  *
- * How: this file defines connect() and poll(). Paho calls both through the dynamic linker,
- * and a definition in the executable comes before libc's for every library of the process;
- * the next definition (libc's, or a sanitizer's) does the real work. The object is linked
- * into every program that makes its clients with sim_paho_create (paho.c pulls it in).
+ * How: this file defines connect(), poll() and usleep(). Paho calls them through the
+ * dynamic linker, and a definition in the executable comes before libc's for every library
+ * of the process; the next definition (libc's, or a sanitizer's) does the real work. The
+ * object is linked into every program that makes its clients with sim_paho_create (paho.c
+ * pulls it in).
  *
  * TCP_NODELAY. Paho C leaves Nagle's algorithm on and has no option to turn it off
  * (paho.mqtt.c #530). A device writes its PUBACK for an item and, a moment later, its

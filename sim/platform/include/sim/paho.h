@@ -13,19 +13,15 @@
  * What: sim_paho_create() first makes, once per process, one idle client that is never
  * connected and never destroyed, so Paho's count of clients never falls to zero and its
  * tear-down never runs while the process lives. Paho's two threads then keep running once
- * started, idle in a 1 s poll() when no client is connected.
+ * started, idle when no client is connected. A destroy no longer waits in the 100 ms steps
+ * of Paho's thread shutdown either.
  *
- * Cost, without the sockets part below: Paho's receive thread does not see a new socket
- * until its 1 s poll() returns (paho.mqtt.c #1430, fixed upstream after 1.3.12), so a connect
- * made while the threads run idle would take 1-2 s longer, as it always did whenever another
- * client of the process stayed connected. A destroy no longer waits the 100 ms steps of
- * Paho's thread shutdown.
- *
- * Sockets: every program that uses sim_paho_create also gets the connect() and poll() of
- * src/paho_socket.c, which Paho's sockets pass through: TCP_NODELAY when switched on
- * (sim_paho_set_tcp_nodelay), and a receive thread that is woken when a connect starts and
- * polls briefly while one is in progress, so a client connects in milliseconds rather than
- * after Paho's 1 s poll() (paho.mqtt.c #1430). The cost above then no longer applies.
+ * Sockets: every program that uses sim_paho_create also gets the connect(), poll() and
+ * usleep() of src/paho_socket.c, which Paho's sockets and receive thread pass through:
+ * TCP_NODELAY when switched on (sim_paho_set_tcp_nodelay), and a receive thread that sees
+ * a connect at once, not after its 1 s poll() (paho.mqtt.c #1430: 1.8 s -> 1 ms for a
+ * client next to a quiet one). Without that, the threads kept up above would make every
+ * connect wait that way, as one next to another connected client always did.
  *
  * Ownership: the handle made in *handle is the caller's, freed with MQTTAsync_destroy as any
  * other. The idle client is Paho's until the process ends (reachable from Paho's globals, so
