@@ -4,6 +4,7 @@
 #include "proxy_test_util.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,11 +84,26 @@ int tc_reconnect(struct tclient *t, const struct tclient_opts *o)
     return MQTTClient_connect(t->c, &co);
 }
 
+/* Paho's MQTTClient library, like its MQTTAsync one (sim/paho.h), tears itself down when the
+   last client of a process is destroyed, racing with its own background thread; a client
+   whose link the proxy cut is destroyed while that thread still runs. One idle client for
+   the life of the test process keeps the tear-down from running. */
+static pthread_once_t tc_idle_once = PTHREAD_ONCE_INIT;
+static MQTTClient tc_idle;
+
+static void tc_make_idle(void)
+{
+    if (MQTTClient_create(&tc_idle, "tcp://127.0.0.1:1", "proxy-test-idle",
+                          MQTTCLIENT_PERSISTENCE_NONE, NULL) != MQTTCLIENT_SUCCESS)
+        tc_idle = NULL;
+}
+
 struct tclient *tc_connect(uint16_t port, const char *id, const struct tclient_opts *o)
 {
     struct tclient *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return NULL;
+    pthread_once(&tc_idle_once, tc_make_idle);
     pthread_mutex_init(&t->mu, NULL);
     snprintf(t->uri, sizeof(t->uri), "tcp://127.0.0.1:%u", port);
     snprintf(t->id, sizeof(t->id), "%s", id);
