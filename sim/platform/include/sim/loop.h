@@ -108,7 +108,8 @@ struct sim_loop_opts {
        batch_us: events that arrive meanwhile wait and are handled together. A loop that
        was idle for batch_us handles the first event at once. Under load one wake-up of the
        loop, and of Paho's send thread for the publishes it makes, serves many events
-       instead of one each. 0 (the default): handle every event as soon as it comes. */
+       instead of one each. A sim_loop_call is not held: its drain comes at once, with
+       whatever waits. 0 (the default): handle every event as soon as it comes. */
     unsigned batch_us;
 };
 
