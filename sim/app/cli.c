@@ -275,8 +275,7 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
                            "and anonymous");
         return -1;
     }
-    bool tls = c->broker_uri && (strncmp(c->broker_uri, "ssl://", 6) == 0 ||
-                                 strncmp(c->broker_uri, "mqtts://", 8) == 0);
+    bool tls = sim_paho_uri_is_tls(c->broker_uri);
     if (!tls && (c->cafile || c->cert)) {
         sim_cli_error(cmd, "--cafile/--cert need an ssl:// broker URI, got '%s'", c->broker_uri);
         return -1;

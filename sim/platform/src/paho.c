@@ -41,10 +41,15 @@ int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
     return rc;
 }
 
+bool sim_paho_uri_is_tls(const char *uri)
+{
+    return uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0);
+}
+
 bool sim_paho_tls(MQTTAsync_connectOptions *co, MQTTAsync_SSLOptions *ssl, const char *uri,
                   const char *cafile, const char *certfile, const char *keyfile, bool verify)
 {
-    if (strncmp(uri, "ssl://", 6) != 0 && strncmp(uri, "mqtts://", 8) != 0)
+    if (!sim_paho_uri_is_tls(uri))
         return false;
     ssl->trustStore = cafile;
     ssl->keyStore = certfile;

@@ -212,7 +212,7 @@ void sim_transport_describe_failure_tls(char *out, size_t cap, const char *uri, 
                                         const char *paho_message, const char *tls_reason)
 {
     const struct reason *r;
-    bool tls = uri && (strncmp(uri, "ssl://", 6) == 0 || strncmp(uri, "mqtts://", 8) == 0);
+    bool tls = sim_paho_uri_is_tls(uri);
     char detail[96];
 
     if (!uri)

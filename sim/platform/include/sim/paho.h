@@ -50,6 +50,9 @@ extern "C" {
 int sim_paho_create(MQTTAsync *handle, const char *uri, const char *client_id,
                     MQTTAsync_createOptions *opts);
 
+/** Is uri a TLS address (ssl:// or mqtts://)? NULL is not. */
+bool sim_paho_uri_is_tls(const char *uri);
+
 /**
  * The TLS part of a connect, the same for every client: for a TLS address (ssl:// or
  * mqtts://) fill *ssl with the CA that vouches for the broker, the client's certificate and
