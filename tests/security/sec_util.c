@@ -175,6 +175,11 @@ int sec_log_count(struct hx_broker *b, const char *needle)
     return n;
 }
 
+int sec_log_connections(struct hx_broker *b)
+{
+    return sec_log_count(b, "New connection from") + sec_log_count(b, "Client connection from");
+}
+
 bool sec_file_contains(const char *path, const char *needle)
 {
     char *text = read_all(path);

@@ -54,6 +54,10 @@ struct hx_broker *sec_broker_start_open(enum sec_broker_kind kind, const char *p
 
 /* Occurrences of needle in the broker's log. */
 int sec_log_count(struct hx_broker *b, const char *needle);
+/* Connections the broker's log shows so far, one line each: "New connection from", or, for
+   a TLS listener whose handshake failed on the client's very first bytes (a plain client
+   that sends CONNECT at once), "Client connection from ... failed" instead. */
+int sec_log_connections(struct hx_broker *b);
 /* Does the whole log (or any file) contain needle? */
 bool sec_file_contains(const char *path, const char *needle);
 
