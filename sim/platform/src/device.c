@@ -61,6 +61,7 @@ const char *sim_conn_state_name(enum sim_conn_state s)
 {
     switch (s) {
     case SIM_CONN_CONNECTING: return "connecting";
+    case SIM_CONN_SUBSCRIBING: return "subscribing";
     case SIM_CONN_CONNECTED: return "connected";
     case SIM_CONN_FAILED: return "connect_failed";
     case SIM_CONN_LOST: return "connection_lost";
@@ -114,9 +115,9 @@ static int port_net_publish(void *ctx, const struct fw_publish *msg, uint32_t *t
     return rc;
 }
 
-static int port_net_subscribe(void *ctx, const char *filter, int qos)
+static int port_net_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
-    return sim_transport_subscribe(((struct sim_device *)ctx)->transport, filter, qos);
+    return sim_transport_subscribe(((struct sim_device *)ctx)->transport, filter, qos, token);
 }
 
 static void port_net_disconnect(void *ctx)
@@ -256,6 +257,19 @@ static void hold_or_deliver(struct sim_device *dev, const struct sim_event *ev)
 
 /* ------------------------------------------------------------------ loop target */
 
+/* SIM_CONN_CONNECTED once the firmware is online (every SUBACK granted), once per
+   connection: observers count a device as connected only when items can reach it. */
+static void report_ready(struct sim_device *dev)
+{
+    struct fw_status st;
+
+    if (dev->conn_state != SIM_CONN_SUBSCRIBING)
+        return;
+    fw_device_status(&dev->fw, &st);
+    if (st.online)
+        state_change(dev, SIM_CONN_CONNECTED, st.session_present, 0, NULL);
+}
+
 static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
 {
     struct sim_device *dev = DEV_OF(t);
@@ -285,7 +299,11 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
     switch (ev->kind) {
     case SIM_EV_CONNECTED:
         fw_device_on_connected(&dev->fw, ev->session_present);
-        state_change(dev, SIM_CONN_CONNECTED, ev->session_present, 0, NULL);
+        state_change(dev, SIM_CONN_SUBSCRIBING, ev->session_present, 0, NULL);
+        break;
+    case SIM_EV_SUBSCRIBED:
+        fw_device_on_subscribed(&dev->fw, ev->token, ev->code);
+        report_ready(dev);
         break;
     case SIM_EV_CONNECT_FAILED:
         fw_device_on_connect_failed(&dev->fw, ev->code, ev->words);
@@ -316,6 +334,7 @@ static void dev_on_tick(struct sim_loop_target *t, uint64_t now_ms)
     if (dev->powered) {
         sim_transport_poll(dev->transport); /* a connect waiting for a throttle slot */
         fw_device_tick(&dev->fw, now_ms);
+        report_ready(dev); /* a refused subscription asked again may be granted later */
         if (dev->held_head)
             held_release(dev);
     }
