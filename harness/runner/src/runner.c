@@ -200,6 +200,7 @@ static int64_t counter_value(const struct runner_dev *d, enum scn_counter c, enu
     case SCN_CTR_PUBLISH_ERRORS: return s->publish_errors;
     case SCN_CTR_STORAGE_ERRORS: return s->storage_errors;
     case SCN_CTR_PUBLISHES_REFUSED: return s->publishes_refused;
+    case SCN_CTR_SUBSCRIPTIONS_REFUSED: return s->subscriptions_refused;
     case SCN_CTR_RECONNECTS: return s->connects > 0 ? (int64_t)s->connects - 1 : 0;
     case SCN_CTR_ONLINE: return d->status.online;
     case SCN_CTR_SESSION_PRESENT: return d->status.session_present;

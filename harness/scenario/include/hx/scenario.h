@@ -361,6 +361,7 @@ enum scn_counter {
     SCN_CTR_PUBLISH_ERRORS,
     SCN_CTR_STORAGE_ERRORS,
     SCN_CTR_PUBLISHES_REFUSED, /* MQTT 5: the broker refused a publish (PUBACK >= 0x80) */
+    SCN_CTR_SUBSCRIPTIONS_REFUSED, /* SUBACKs that refused, or subscribes the client lost */
     /* derived */
     SCN_CTR_RECONNECTS,       /* connects - 1 (0 before the first connect) */
     /* struct fw_status */
