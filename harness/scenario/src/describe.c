@@ -65,6 +65,12 @@ const char *scn_selector_kind_name(enum scn_selector_kind kind)
     return NAME_OF(t, kind);
 }
 
+const char *scn_broker_kind_name(enum scn_broker_kind k)
+{
+    static const char *const t[] = {"mosquitto", "rabbitmq"};
+    return NAME_OF(t, k);
+}
+
 const char *scn_broker_variant_name(enum scn_broker_variant v)
 {
     static const char *const t[] = {"plain", "password", "acl", "tls", "mtls"};

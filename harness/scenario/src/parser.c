@@ -1326,6 +1326,11 @@ static int parse_broker_setting(struct parser *p)
                                             "autosave_on_changes, max_queued_messages)");
     if (k < 0 || once(p, k, kw) < 0)
         return -1;
+    if (b->kind == SCN_BROKER_RABBITMQ)
+        return fail_at(p, kw->col, "'%.*s' is a mosquitto setting that broker rabbitmq cannot "
+                                   "honour; remove it or use 'broker mosquitto'",
+                       (int)kw->len, kw->s);
+    b->settings_written = true;
     int rc = 0;
     switch (k) {
     case 0:
@@ -1675,11 +1680,26 @@ static int parse_top_line(struct parser *p)
         s->broker.pos.file = s->file;
         s->broker.pos.line = p->ln->lineno;
         s->broker.pos.col = kw->col;
+        static const char *const kinds[] = {"mosquitto", "rabbitmq", NULL};
+        const struct scn__tok *word;
+        int k = match(p, kinds);
+        if (k >= 0) {
+            s->broker.kind = (enum scn_broker_kind)k;
+            s->broker.kind_written = true;
+        }
         if (!at_end(p)) {
-            int v = want_one_of(p, w, "a broker variant (plain, password, acl, tls, mtls)");
+            word = peek(p);
+            int v = want_one_of(p, w, k >= 0 ? "a broker variant (plain, password, acl, tls, mtls)"
+                                             : "a broker (mosquitto, rabbitmq) or a variant (plain, "
+                                               "password, acl, tls, mtls)");
             if (v < 0)
                 return -1;
+            if (v != SCN_BROKER_PLAIN && s->broker.kind == SCN_BROKER_RABBITMQ)
+                return fail_at(p, word->col, "broker rabbitmq runs plain only (anonymous, plain "
+                                             "TCP); '%.*s' needs 'broker mosquitto'",
+                               (int)word->len, word->s);
             s->broker.variant = (enum scn_broker_variant)v;
+            s->broker.settings_written |= v != SCN_BROKER_PLAIN;
         }
         p->sec = SEC_BROKER;
         return want_end(p);
@@ -1745,6 +1765,14 @@ static int check_scenario(struct parser *p)
         none.lineno = s->broker.pos.line;
         return fail_at(p, s->broker.pos.col, "autosave_interval and autosave_on_changes need "
                                              "'persistence on'");
+    }
+    for (size_t g = 0; s->broker.kind == SCN_BROKER_RABBITMQ && g < s->n_groups; g++) {
+        if (s->groups[g].mqtt != SCN_MQTT_5)
+            continue;
+        none.lineno = s->groups[g].pos.line;
+        return fail_at(p, s->groups[g].pos.col, "group '%s' has 'mqtt 5', but broker rabbitmq "
+                       "(line %u) speaks MQTT 3.1.1 only; use 'mqtt 3.1.1'", s->groups[g].name,
+                       s->broker.pos.line);
     }
     if (s->broker.autosave_on_changes && !s->broker.autosave_interval) {
         none.lineno = s->broker.pos.line;

@@ -635,6 +635,8 @@ static const struct {
     {"fault_without_proxy.scn", 7, 7, "drop needs a fault proxy, but group 'fleet' (line 4)"},
     {"keepalive_off.scn", 9, 49, "'keepalive' is not defined here: group 'fleet' has keep-alive off"},
     {"at_backwards.scn", 7, 4, "must not go backwards"},
+    {"rabbitmq_setting.scn", 5, 3, "broker rabbitmq cannot honour"},
+    {"rabbitmq_mqtt5.scn", 4, 1, "speaks MQTT 3.1.1 only"},
     {"missing_timeout.scn", 1, 1, "no 'timeout <duration>' line"},
     {"setting_not_indented.scn", 5, 1, "'qos' is a block setting: indent it"},
     {"bad_tag.scn", 7, 16, "found '04A1B2C'"},

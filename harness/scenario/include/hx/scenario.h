@@ -151,7 +151,18 @@ enum scn_broker_variant {
 };
 const char *scn_broker_variant_name(enum scn_broker_variant v);
 
+/* Which broker the runner starts (`broker rabbitmq`). */
+enum scn_broker_kind {
+    SCN_BROKER_MOSQUITTO = 0, /* the default */
+    SCN_BROKER_RABBITMQ,      /* RabbitMQ with its MQTT plugin: plain, 3.1.1, no settings */
+};
+const char *scn_broker_kind_name(enum scn_broker_kind k); /* "mosquitto" / "rabbitmq" */
+
 struct scn_broker {
+    enum scn_broker_kind kind;
+    bool kind_written;            /* `broker mosquitto|rabbitmq` names it */
+    bool settings_written;        /* a setting line under `broker` (or a variant other than
+                                     plain): only a broker the runner starts can honour it */
     enum scn_broker_variant variant;
     bool persistence;             /* default true */
     uint32_t autosave_interval;   /* seconds, or changes with autosave_on_changes; 0 = default */
