@@ -648,8 +648,9 @@ static char *log_tail(const char *path, long offset)
  * still delivers to the old connection, whose QoS 1 messages Paho acknowledges and the
  * stopped firmware never sees. A scenario that publishes right after `power off` means
  * "while it is off", so the step waits for mosquitto's "Client <id> disconnected." (a
- * notice, always logged) of every device that was online. All devices are stopped first,
- * then waited for together.
+ * notice, always logged) of every device that was online; on a broker the runner did not
+ * start (no log to read), for the device's client to have sent its DISCONNECT. All devices
+ * are stopped first, then waited for together.
  */
 static int power_off_set(struct runner *r, const struct runner_sel *sel, char *info, size_t cap)
 {
@@ -671,18 +672,22 @@ static int power_off_set(struct runner *r, const struct runner_sel *sel, char *i
         rc = sim_device_stop(d->dev);
         if (rc == SIM_ERR_STATE)
             rc = 0; /* already off */
-        else if (rc == 0 && was_online && log) {
+        else if (rc == 0 && was_online) {
             wait[i] = true;
             waiting++;
         }
     }
     int64_t end = runner_now_ms() + 3000 + 5 * (int64_t)waiting;
     while (rc == 0 && waiting > 0) {
-        char *tail = log_tail(log, offset);
-        for (size_t i = 0; tail && i < sel->n; i++) {
+        char *tail = log ? log_tail(log, offset) : NULL;
+        for (size_t i = 0; i < sel->n; i++) {
+            struct runner_dev *d = &r->devs[sel->num[i] - 1];
             char needle[SCN_NAME_MAX + 32];
-            snprintf(needle, sizeof needle, "Client %s disconnected", r->devs[sel->num[i] - 1].id);
-            if (wait[i] && strstr(tail, needle)) {
+            snprintf(needle, sizeof needle, "Client %s disconnected", d->id);
+            struct sim_device_snapshot snap;
+            bool gone = log ? tail && strstr(tail, needle)
+                            : sim_device_snapshot(d->dev, &snap) == 0 && !snap.disconnecting;
+            if (wait[i] && gone) {
                 wait[i] = false;
                 waiting--;
             }
@@ -691,8 +696,9 @@ static int power_off_set(struct runner *r, const struct runner_sel *sel, char *i
         if (waiting == 0)
             break;
         if (runner_now_ms() >= end) {
-            snprintf(info, cap, "the broker did not log the disconnect of %zu device%s within %.1f s",
-                     waiting, waiting == 1 ? "" : "s", (double)(3000 + 5 * (int64_t)waiting) / 1000.0);
+            snprintf(info, cap, "%s the disconnect of %zu device%s within %.1f s",
+                     log ? "the broker did not log" : "the client did not finish", waiting,
+                     waiting == 1 ? "" : "s", (double)(3000 + 5 * (int64_t)waiting) / 1000.0);
             break;
         }
         runner_sleep_ms(20);

@@ -51,15 +51,26 @@ static bool needs_cmd(const struct scn_scenario *s, enum scn_action a, const cha
     return true;
 }
 
+/* "variant acl" or "the setting on line 13". */
+static void broker_config_words(const struct scn_broker *b, char *out, size_t cap)
+{
+    if (b->variant != SCN_BROKER_PLAIN)
+        snprintf(out, cap, "variant %s on line %u", scn_broker_variant_name(b->variant),
+                 b->pos.line);
+    else
+        snprintf(out, cap, "the setting on line %u", b->settings_line);
+}
+
 bool hx_runner_skip_reason(const struct scn_scenario *s, const struct hx_runner_opts *o,
                            char *why, size_t cap)
 {
     enum scn_broker_kind kind = s->broker.kind_written ? s->broker.kind : o->broker_kind;
     if (o->broker_uri) {
         if (s->broker.settings_written) {
-            snprintf(why, cap, "it configures its broker (line %u: variant %s or broker "
-                     "settings), which scansim can do only for a broker it starts",
-                     s->broker.pos.line, scn_broker_variant_name(s->broker.variant));
+            char what[64];
+            broker_config_words(&s->broker, what, sizeof what);
+            snprintf(why, cap, "it configures its broker (%s), which scansim can do only for "
+                     "a broker it starts", what);
             return true;
         }
         return needs_cmd(s, SCN_ACT_BROKER_STOP, o->broker_stop_cmd, "--broker-stop", why, cap) ||
@@ -70,9 +81,9 @@ bool hx_runner_skip_reason(const struct scn_scenario *s, const struct hx_runner_
     if (kind != SCN_BROKER_RABBITMQ)
         return false;
     if (s->broker.settings_written) {
-        snprintf(why, cap, "it configures its broker (line %u: variant %s or mosquitto "
-                 "settings), which RabbitMQ cannot honour", s->broker.pos.line,
-                 scn_broker_variant_name(s->broker.variant));
+        char what[64];
+        broker_config_words(&s->broker, what, sizeof what);
+        snprintf(why, cap, "it configures mosquitto (%s), which RabbitMQ cannot honour", what);
         return true;
     }
     for (size_t g = 0; g < s->n_groups; g++) {

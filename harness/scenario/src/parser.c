@@ -1326,11 +1326,6 @@ static int parse_broker_setting(struct parser *p)
                                             "autosave_on_changes, max_queued_messages)");
     if (k < 0 || once(p, k, kw) < 0)
         return -1;
-    if (b->kind == SCN_BROKER_RABBITMQ)
-        return fail_at(p, kw->col, "'%.*s' is a mosquitto setting that broker rabbitmq cannot "
-                                   "honour; remove it or use 'broker mosquitto'",
-                       (int)kw->len, kw->s);
-    b->settings_written = true;
     int rc = 0;
     switch (k) {
     case 0:
@@ -1348,7 +1343,21 @@ static int parse_broker_setting(struct parser *p)
                       &b->max_queued_messages);
         break;
     }
-    return rc < 0 ? rc : want_end(p);
+    if (rc < 0)
+        return rc;
+    /* The defaults (persistence on, nothing dropped) are what any broker is taken to do;
+       any other value configures mosquitto. */
+    bool is_default = (k == 0 && b->persistence) || (k == 2 && !b->autosave_on_changes) ||
+                      (k == 3 && b->max_queued_messages == 0);
+    if (!is_default && b->kind == SCN_BROKER_RABBITMQ)
+        return fail_at(p, kw->col, "'%.*s' with this value is a mosquitto setting that broker "
+                                   "rabbitmq cannot honour; remove it or use 'broker mosquitto'",
+                       (int)kw->len, kw->s);
+    if (!is_default && !b->settings_written) {
+        b->settings_written = true;
+        b->settings_line = p->ln->lineno;
+    }
+    return want_end(p);
 }
 
 static const char *const GROUP_SETTINGS[] = {"id_prefix", "session", "qos", "mqtt", "keepalive",

@@ -629,6 +629,7 @@ static void snapshot_on_owner(void *arg)
     s->status.head_item_name = s->head_item_name;
     s->powered = dev->powered;
     s->connected = sim_transport_connected(dev->transport);
+    s->disconnecting = sim_transport_disconnecting(dev->transport);
     s->frames = dev->frames;
     s->traffic_in = dev->traffic_in;
     s->traffic_out = dev->traffic_out;

@@ -939,6 +939,11 @@ bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event 
     }
 }
 
+bool sim_transport_disconnecting(const struct sim_transport *t)
+{
+    return t && atomic_load(&((struct sim_transport *)t)->disconnecting);
+}
+
 const char *sim_transport_uri(const struct sim_transport *t)
 {
     return t->uri;

@@ -161,8 +161,10 @@ const char *scn_broker_kind_name(enum scn_broker_kind k); /* "mosquitto" / "rabb
 struct scn_broker {
     enum scn_broker_kind kind;
     bool kind_written;            /* `broker mosquitto|rabbitmq` names it */
-    bool settings_written;        /* a setting line under `broker` (or a variant other than
-                                     plain): only a broker the runner starts can honour it */
+    bool settings_written;        /* a setting other than its default under `broker` (or a
+                                     variant other than plain): only a broker the runner
+                                     starts can honour it */
+    uint32_t settings_line;       /* the first such setting's line, 0 when none */
     enum scn_broker_variant variant;
     bool persistence;             /* default true */
     uint32_t autosave_interval;   /* seconds, or changes with autosave_on_changes; 0 = default */

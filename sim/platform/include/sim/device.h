@@ -159,6 +159,7 @@ struct sim_device_snapshot {
     char head_item_name[FW_ITEM_NAME_MAX];
     bool powered;                        /* started and not stopped / cut */
     bool connected;                      /* transport's view */
+    bool disconnecting;                  /* a clean disconnect is still under way */
     uint64_t frames;                     /* frames flushed */
     uint64_t traffic_in, traffic_out;    /* messages received / handed to publish */
     enum sim_conn_state conn_state;      /* last state change */

@@ -145,6 +145,10 @@ bool sim_transport_connected(const struct sim_transport *t);
  */
 bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event *ev);
 
+/** A clean disconnect asked for is still under way (Paho has not yet sent DISCONNECT and
+ *  closed the socket, or said it failed). Any thread. */
+bool sim_transport_disconnecting(const struct sim_transport *t);
+
 /** The broker URI (for messages and panels). */
 const char *sim_transport_uri(const struct sim_transport *t);
 
