@@ -15,7 +15,7 @@ const struct demo_key_doc demo_keys[] = {
     { "Enter", "confirm", "ok", "CONFIRM button: register the scanned tag, acknowledge a screen",
       false, false },
     { "c", "cancel", "cancel", "CANCEL button: skip the item, leave a mode", false, false },
-    { "i", "inventory", "inventory", "MODE button: inventory look-up (scan a tag, the backend answers)",
+    { "i", "inventory", "look-up", "MODE button: inventory look-up (scan a tag, the backend answers)",
       false, false },
     { "n", "cut net", "net", "cut the chosen scanner's network link / restore it (a fault proxy: "
       "offline, Will, reconnect by its own back-off)", false, false },
@@ -35,7 +35,7 @@ static int demo_keys__item(char *out, size_t cap, const struct demo_key_doc *k, 
     const char *word = brief ? k->brief : k->word;
 
     if (strcmp(k->key, "n") == 0 && net_cut)
-        word = brief ? "RESTORE" : "RESTORE net";
+        word = brief ? "RESTORE" : "RESTORE network";
     return snprintf(out, cap, "%s %s", k->key, word);
 }
 

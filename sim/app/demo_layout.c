@@ -24,7 +24,8 @@
 #define DEMO_LAYOUT_STATE_MIN_W 30  /* state panel, border included */
 #define DEMO_LAYOUT_SIDE_MIN_W 14   /* the narrow ledger panel */
 #define DEMO_LAYOUT_LOG_MIN_W 30    /* below this the log gives way to nothing else */
-#define DEMO_LAYOUT_BACKEND_MIN_W 24
+#define DEMO_LAYOUT_BACKEND_MIN_W 32 /* "1    Pallet jack    registered" */
+#define DEMO_LAYOUT_BELOW_MIN_W 100 /* log and ledger side by side */
 #define DEMO_LAYOUT_BOTTOM_MIN_H 6  /* boxed panels below the strip, border included */
 #define DEMO_LAYOUT_CHROME_H 3      /* title, notice, keys */
 
@@ -54,6 +55,7 @@ static bool demo_layout__strip(int cols, int lines, int ndev, bool utf8, struct 
                        room_h - strip_h < DEMO_LAYOUT_BOTTOM_MIN_H))
             continue;
         L->style = tries[i];
+        L->big_style = tries[0];
         L->col_w = col_w;
         L->oled_h = ch + 2;
         L->shown = fit;
@@ -102,8 +104,9 @@ void demo_layout_compute(int cols, int lines, int ndev, int chosen, bool utf8,
     below.h = lines - 2 - below.y;
     if (side_w >= DEMO_LAYOUT_STATE_MIN_W) {
         L->side_kind = DEMO_SIDE_STATE;
-        /* With the small OLED the state takes the whole right side: it has ~30 rows. */
-        bool tall = L->style == SIM_OLED_BRAILLE || L->style == SIM_OLED_ASCII_SMALL;
+        /* The state has ~30 rows: it takes the whole right side when the panels below the
+           strip still get a useful width beside it, else the panels below get the width. */
+        bool tall = L->style != L->big_style && strip_w >= DEMO_LAYOUT_BELOW_MIN_W;
         L->side = (struct demo_rect){ 1, strip_w, tall ? lines - 3 : L->oled_h + 1, side_w };
         if (tall)
             below.w = strip_w;

@@ -33,6 +33,7 @@ struct demo_layout {
     bool too_small;           /* not even one braille OLED fits: only a note */
     int min_cols, min_lines;  /* the smallest terminal with a layout */
     enum sim_oled_style style;
+    enum sim_oled_style big_style; /* what style would be with room (half blocks or ASCII) */
     int first, shown;         /* scanners first .. first + shown - 1 have a column */
     int col_w, oled_h;        /* one scanner column: OLED box width and height; its state
                                  line is the row under the box */

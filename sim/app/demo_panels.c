@@ -63,6 +63,38 @@ static size_t demo_panel__at_col(const char *s, int col)
     return (size_t)(p - (const unsigned char *)s);
 }
 
+int demo_panel_wrap(const char *text, int w, int y, int x, bool draw, int attr)
+{
+    char piece[256];
+    int rows = 0;
+
+    while (*text) {
+        size_t n = strlen(text);
+        if ((int)n > w) {
+            /* Break at a double space (between "label value" pairs) if there is one, else
+               at a space, else in the word. */
+            size_t at = (size_t)w;
+            while (at > 0 && !(text[at] == ' ' && text[at - 1] == ' '))
+                at--;
+            if (at == 0)
+                for (at = (size_t)w; at > 0 && text[at] != ' ';)
+                    at--;
+            n = at ? at : (size_t)w;
+        }
+        if (n >= sizeof(piece))
+            n = sizeof(piece) - 1;
+        memcpy(piece, text, n);
+        piece[n] = '\0';
+        if (draw)
+            sim_ncurses_text(y + rows, x, w, attr, piece);
+        rows++;
+        text += n;
+        while (*text == ' ')
+            text++;
+    }
+    return rows;
+}
+
 /* ------------------------------------------------------------------ state */
 
 /* "label ....... value" in the state panel. */
@@ -125,17 +157,9 @@ void demo_panel_state(const struct demo_view *v, const struct demo_view_dev *dv,
                    "%s", s->status.online ? "ONLINE" : (s->powered ? "OFFLINE" : "POWERED OFF"));
     if (demo_offline_reason(dv, why, sizeof(why))[0])
         demo_panel__kv(r, &row, bad, "why", "%s", why);
-    demo_panel__kv(r, &row, 0, "broker", "%s", v->broker_uri);
-    if (dv->proxy_port)
-        demo_panel__kv(r, &row, dv->net_cut ? bad : 0, "network",
-                       dv->net_cut ? "CUT (n restores)" : "up (proxy :%d)", dv->proxy_port);
-    else
-        demo_panel__kv(r, &row, 0, "network", "direct");
     if (!s->status.online && s->powered && s->status.next_connect_ms > v->now_ms)
         demo_panel__kv(r, &row, 0, "next connect in", "%.1fs",
                        (double)(s->status.next_connect_ms - v->now_ms) / 1000.0);
-    demo_panel__kv(r, &row, 0, "session", "%s",
-                   s->status.online ? (s->status.session_present ? "present" : "new") : "-");
     demo_panel__kv(r, &row, 0, "screen", "%s", fw_screen_name(s->status.screen));
     if (s->status.head_item_id) {
         char name[64];
@@ -148,13 +172,22 @@ void demo_panel_state(const struct demo_view *v, const struct demo_view_dev *dv,
     demo_panel__kv(r, &row, 0, "pending queue", "%u", (unsigned)s->status.pending);
     demo_panel__kv(r, &row, s->status.outbox ? bad : 0, "outbox", "%u", (unsigned)s->status.outbox);
     demo_panel__kv(r, &row, 0, "  in flight", "%u", (unsigned)s->status.outbox_in_flight);
+    /* What a short panel (100x30) must still show comes first; the rest is detail. */
+    demo_panel__kv(r, &row, 0, "registrations sent", "%u", (unsigned)st->registrations_sent);
+    demo_panel__kv(r, &row, st->registrations_acked ? good : 0, "registrations acked", "%u",
+                   (unsigned)st->registrations_acked);
+    if (dv->proxy_port)
+        demo_panel__kv(r, &row, dv->net_cut ? bad : 0, "network",
+                       dv->net_cut ? "CUT (n restores)" : "up (proxy :%d)", dv->proxy_port);
+    else
+        demo_panel__kv(r, &row, 0, "network", "direct");
+    demo_panel__kv(r, &row, 0, "broker", "%s", v->broker_uri);
+    demo_panel__kv(r, &row, 0, "session", "%s",
+                   s->status.online ? (s->status.session_present ? "present" : "new") : "-");
     demo_panel__kv(r, &row, 0, "seq", "%u", (unsigned)s->status.seq);
     row++;
     demo_panel__kv(r, &row, 0, "items received", "%u", (unsigned)st->items_received);
     demo_panel__kv(r, &row, 0, "duplicates suppressed", "%u", (unsigned)st->duplicates_suppressed);
-    demo_panel__kv(r, &row, 0, "registrations sent", "%u", (unsigned)st->registrations_sent);
-    demo_panel__kv(r, &row, st->registrations_acked ? good : 0, "registrations acked", "%u",
-                   (unsigned)st->registrations_acked);
     demo_panel__kv(r, &row, 0, "registrations resent", "%u", (unsigned)st->registrations_resent);
     demo_panel__kv(r, &row, 0, "cancels", "%u", (unsigned)st->cancels);
     demo_panel__kv(r, &row, st->wrong_tags ? bad : 0, "wrong tags", "%u", (unsigned)st->wrong_tags);
@@ -303,8 +336,12 @@ static int demo_panel__item(const struct demo_view *v, const struct demo_rect *r
     snprintf(line, sizeof(line), "%-4d %s ", (int)it->id,
              demo_panel_fit(name, sizeof(name), it->name, 14, true));
     sim_ncurses_text(r->y + row, r->x + 1, inner, 0, line);
-    sim_ncurses_text(r->y + row++, r->x + 1 + demo_panel_cols(line), inner - demo_panel_cols(line),
-                     attr, state);
+    int at = demo_panel_cols(line);
+    if (at + demo_panel_cols(state) > inner && row + 1 < r->h - 1) {
+        row++; /* a narrow panel: the state on its own row, under the name */
+        at = 5;
+    }
+    sim_ncurses_text(r->y + row++, r->x + 1 + at, inner - at, attr, state);
     for (int i = 0; i < v->nrows && row < r->h - 1; i++) {
         const struct hx_backend_row *b = &v->rows[i];
         char dev[48];
@@ -353,11 +390,12 @@ void demo_panel_backend(const struct demo_view *v, const struct demo_rect *r)
     sim_ncurses_box(r->y, r->x, r->h, r->w,
                     v->backend_connected ? "backend ledger" : "backend ledger (reconnecting)");
     demo_panel__figures(v, line, sizeof(line));
-    sim_ncurses_text(r->y + row++, r->x + 1, inner, 0, line);
+    row += demo_panel_wrap(line, inner, r->y + row, r->x + 1, true, 0);
     snprintf(line, sizeof(line), "duplicates %llu  malformed %llu  inventory answered %llu",
              (unsigned long long)rep->duplicate_deliveries, (unsigned long long)rep->malformed,
              (unsigned long long)rep->inventory_answered);
-    sim_ncurses_text(r->y + row++, r->x + 1, inner, 0, line);
+    if (demo_panel_cols(line) <= inner) /* detail: left out of a narrow panel, not cut */
+        sim_ncurses_text(r->y + row++, r->x + 1, inner, 0, line);
     snprintf(line, sizeof(line), "%-4s %-14s %s", "item", "name", "state (tag by scanner)");
     sim_ncurses_text(r->y + row++, r->x + 1, inner, sim_ncurses_attr(SIM_COLOR_TITLE), line);
     for (int i = 0; i < v->nitems && row < r->h - 1; i++)

@@ -18,6 +18,11 @@ int demo_panel_cols(const char *s);
  *  to cols when pad. Returns dst. */
 const char *demo_panel_fit(char *dst, size_t cap, const char *src, int cols, bool pad);
 
+/** Cut text (ASCII) into rows of at most w columns, at a double space if it can (between
+ *  "label value" pairs), else at a space; drawn from (y, x) with attr when draw. Returns
+ *  the rows it takes. */
+int demo_panel_wrap(const char *text, int w, int y, int x, bool draw, int attr);
+
 /** The chosen scanner's state panel: link, why offline, screen, queues, counters. */
 void demo_panel_state(const struct demo_view *v, const struct demo_view_dev *dv,
                       const struct demo_rect *r);

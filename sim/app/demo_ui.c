@@ -76,9 +76,9 @@ static void demo_ui__scanner(const struct demo_view *v, const struct demo_layout
     char title[160];
 
     if (v->ndev == 1)
-        snprintf(title, sizeof(title), "OLED 128x64 - %s", sim_oled_style_name(L->style));
+        snprintf(title, sizeof(title), " OLED 128x64 - %s ", sim_oled_style_name(L->style));
     else
-        snprintf(title, sizeof(title), "%s%d %s%s - %s", chosen ? ">> " : "", k + 1, dv->id,
+        snprintf(title, sizeof(title), " %s%d %s%s - %s ", chosen ? ">> " : "", k + 1, dv->id,
                  chosen ? " << keys" : "", sim_oled_style_name(L->style));
     if (frame)
         attron(frame);
@@ -110,36 +110,6 @@ static void demo_ui__roster(const struct demo_view *v, const struct demo_layout 
 
 /* ------------------------------------------------------------------ help, notice, keys */
 
-/* Cut text (ASCII) at spaces into rows of at most w columns, drawn from (y, x) when draw;
-   returns how many rows it takes. */
-static int demo_ui__wrap(const char *text, int w, int y, int x, bool draw)
-{
-    char piece[256];
-    int rows = 0;
-
-    while (*text) {
-        size_t n = strlen(text);
-        if ((int)n > w) {
-            n = (size_t)w;
-            while (n > 0 && text[n] != ' ')
-                n--;
-            if (n == 0)
-                n = (size_t)w;
-        }
-        if (n >= sizeof(piece))
-            n = sizeof(piece) - 1;
-        memcpy(piece, text, n);
-        piece[n] = '\0';
-        if (draw)
-            sim_ncurses_text(y + rows, x, w, 0, piece);
-        rows++;
-        text += n;
-        while (*text == ' ')
-            text++;
-    }
-    return rows;
-}
-
 /* Every key and what it does, wrapped to the width, over the panels. */
 static void demo_ui__help(const struct demo_view *v)
 {
@@ -148,7 +118,7 @@ static void demo_ui__help(const struct demo_view *v)
     char line[256];
 
     for (size_t i = 0; i < demo_keys_count; i++)
-        h += demo_ui__wrap(demo_keys[i].help, text_w, 0, 0, false);
+        h += demo_panel_wrap(demo_keys[i].help, text_w, 0, 0, false, 0);
     y = LINES > h ? (LINES - h) / 2 : 0;
     for (int r = 0; r < h; r++) /* blank the panels under the overlay */
         sim_ncurses_text(y + r, x, w, 0, demo_panel_fit(line, sizeof(line), "", w, true));
@@ -157,7 +127,7 @@ static void demo_ui__help(const struct demo_view *v)
     for (size_t i = 0; i < demo_keys_count; i++) {
         const struct demo_key_doc *k = &demo_keys[i];
         sim_ncurses_text(row, x + 2, 7, sim_ncurses_attr(SIM_COLOR_TITLE), k->key);
-        row += demo_ui__wrap(k->help, text_w, row, x + 2 + 7, true);
+        row += demo_panel_wrap(k->help, text_w, row, x + 2 + 7, true, 0);
     }
     if (v->ndev < 2 && row < y + h - 1)
         sim_ncurses_text(row, x + 2, w - 4, 0, "(Tab and 1-9 choose a scanner with --devices N)");
