@@ -55,14 +55,15 @@ enum {
 static const char demo_help[] =
     "usage: scansim demo [options]\n"
     "\n"
-    "Runs simulated scanners - the real firmware - in this terminal, against a real broker:\n"
-    "each one's 128x64 OLED (pixel-true: braille from 80x24 on, half blocks on a UTF-8\n"
-    "terminal of 160x44 or more), its state, a log of the MQTT traffic, and the backend's\n"
-    "ledger (each item pending, registered, twice, or lost once the broker refused it). A\n"
-    "smaller terminal drops panels, never the OLED. By default a private mosquitto is\n"
-    "started on a free loopback port (its URI is on the top line, so you can watch with:\n"
-    "mosquitto_sub -h 127.0.0.1 -p PORT -t item_registered -v) and the harness backend\n"
-    "publishes items and records registrations.\n"
+    "Runs simulated scanners - the real firmware - in this terminal, against a real\n"
+    "broker: each one's 128x64 OLED (pixel-true: braille from 80x24 on, half blocks\n"
+    "on a UTF-8 terminal of 160x44 or more), its state, a log of the MQTT traffic,\n"
+    "and the backend's ledger (each item pending, registered, twice, or lost once\n"
+    "the broker refused it). A smaller terminal drops panels, never the OLED. By\n"
+    "default a private mosquitto is started on a free loopback port (its URI is on\n"
+    "the top line, so you can watch with: mosquitto_sub -h 127.0.0.1 -p PORT -t\n"
+    "item_registered -v) and the harness backend publishes items and records\n"
+    "registrations.\n"
     "\n"
     "Keys (the RFID reader and the buttons of the chosen scanner):\n";
 

@@ -76,8 +76,29 @@ void demo_keys_line(char *out, size_t cap, int cols, int ndev, bool net_cut)
         demo_keys__pass(out, cap, cols, ndev, net_cut, true);
 }
 
+/* --help is read in an 80-column terminal: each key's words wrap under themselves. */
+#define DEMO_KEYS_HELP_W 78
+#define DEMO_KEYS_HELP_INDENT 10
+
 void demo_keys_print(FILE *f)
 {
-    for (size_t i = 0; i < demo_keys_count; i++)
-        fprintf(f, "  %-7s %s\n", demo_keys[i].key, demo_keys[i].help);
+    for (size_t i = 0; i < demo_keys_count; i++) {
+        const char *text = demo_keys[i].help;
+        int room = DEMO_KEYS_HELP_W - DEMO_KEYS_HELP_INDENT;
+        fprintf(f, "  %-7s ", demo_keys[i].key);
+        while (*text) {
+            int n = (int)strlen(text);
+            if (n > room)
+                for (n = room; n > 0 && text[n] != ' ';)
+                    n--;
+            if (n <= 0)
+                n = room;
+            fprintf(f, "%.*s\n", n, text);
+            text += n;
+            while (*text == ' ')
+                text++;
+            if (*text)
+                fprintf(f, "%*s", DEMO_KEYS_HELP_INDENT, "");
+        }
+    }
 }

@@ -139,6 +139,23 @@ static void demo_panel__kv(const struct demo_rect *r, int *row, int attr, const 
     (*row)++;
 }
 
+/* Why the scanner is offline: beside the label when it fits, else under it, wrapped (never
+   cut: the words are the point). */
+static void demo_panel__why(const struct demo_rect *r, int *row, int attr, const char *why)
+{
+    int avail = r->w - 4;
+
+    if (demo_panel_cols(why) + 4 <= avail) {
+        demo_panel__kv(r, row, attr, "why", "%s", why);
+        return;
+    }
+    if (*row >= r->h - 1)
+        return;
+    sim_ncurses_text(r->y + (*row)++, r->x + 2, avail, 0, "why");
+    if (*row < r->h - 1)
+        *row += demo_panel_wrap(why, avail - 2, r->y + *row, r->x + 4, true, attr);
+}
+
 void demo_panel_state(const struct demo_view *v, const struct demo_view_dev *dv,
                       const struct demo_rect *r)
 {
@@ -156,7 +173,7 @@ void demo_panel_state(const struct demo_view *v, const struct demo_view_dev *dv,
     demo_panel__kv(r, &row, s->status.online ? good : bad, "link",
                    "%s", s->status.online ? "ONLINE" : (s->powered ? "OFFLINE" : "POWERED OFF"));
     if (demo_offline_reason(dv, why, sizeof(why))[0])
-        demo_panel__kv(r, &row, bad, "why", "%s", why);
+        demo_panel__why(r, &row, bad, why);
     if (!s->status.online && s->powered && s->status.next_connect_ms > v->now_ms)
         demo_panel__kv(r, &row, 0, "next connect in", "%.1fs",
                        (double)(s->status.next_connect_ms - v->now_ms) / 1000.0);

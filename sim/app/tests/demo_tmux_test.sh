@@ -386,12 +386,13 @@ if [[ $mode == errors ]]; then
 fi
 
 # start_mosquitto [CONFIG LINES...]: a mosquitto of the test's own on a free port ($port),
-# with the extra config lines after the listener; stopped at exit.
+# with the extra config lines after the listener; stopped at exit. MOSQ_ANON=false refuses
+# clients without a user name.
 start_mosquitto() {
     local mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
     for try in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 40000))
-        { printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port"
+        { printf 'listener %s 127.0.0.1\nallow_anonymous %s\n' "$port" "${MOSQ_ANON:-true}"
           # As root mosquitto would drop to the 'mosquitto' user, who cannot read our files.
           [[ $(id -u) == 0 ]] && echo "user root"
           printf '%s\n' "$@"; } > "$tmp/mosq.conf"
@@ -406,6 +407,34 @@ start_mosquitto() {
     done
     fail "could not start mosquitto: $(cat "$tmp/mosq.log")"
 }
+
+if [[ $mode == offline ]]; then
+    # The state says why a scanner is offline. A broker that refuses it (no anonymous
+    # clients: CONNACK 5, not authorised), then a broker that goes away under it.
+    MOSQ_ANON=false start_mosquitto
+    launch_demo --no-backend --broker "tcp://127.0.0.1:$port" --flash "$tmp/flash"
+    wait_for 'link OFFLINE: refused by the broker \(code 5\)' 20
+    wait_for '│   refused by the broker +│' 5 # the state panel, under 'why'
+    echo "ok: a refusing broker -> 'refused by the broker (code 5)'"
+    key q
+    expect_restored 0
+    T kill-session -t demo
+    kill "$mosq_pid"; wait "$mosq_pid" 2>/dev/null; mosq_pid=
+    start_mosquitto
+    start_demo --no-backend --broker "tcp://127.0.0.1:$port" --flash "$tmp/flash"
+    kill "$mosq_pid"; wait "$mosq_pid" 2>/dev/null; mosq_pid=
+    wait_for 'link OFFLINE: broker gone' 20
+    wait_for '│ why +broker gone │' 5
+    # It stays gone through the device's own reconnect attempts (each refused by the OS).
+    wait_for 'connect failures +[1-9]' 20
+    wait_for 'link OFFLINE: broker gone' 5
+    echo "ok: the broker killed -> 'broker gone', through the reconnect attempts"
+    key q
+    expect_restored 0
+    grep -q "powered off while offline" <(cap) || fail "no offline power-off summary"
+    echo "PASS: offline"
+    exit 0
+fi
 
 if [[ $mode == tls ]]; then
     # ssl:// with mutual TLS: the device connects directly (the proxy cannot read TLS), the
