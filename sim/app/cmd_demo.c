@@ -395,6 +395,19 @@ static int demo__open_link(struct demo *d, struct demo_unit *u)
     return SIM_EXIT_OK;
 }
 
+/* The per-device layout puts the id in the topic; to watch every scanner, the hint
+   names the level with '+' instead ("scanners/+/item_registered"). */
+static void demo__topic_for_all(char *topic, size_t cap, const char *id, int ndev)
+{
+    char *at = strstr(topic, id);
+    char rest[FW_TOPIC_MAX];
+
+    if (ndev < 2 || !at)
+        return;
+    snprintf(rest, sizeof(rest), "%s", at + strlen(id));
+    snprintf(at, cap - (size_t)(at - topic), "+%s", rest);
+}
+
 static int demo__create_scanners(struct demo *d)
 {
     struct sim_loop_opts lo;
@@ -417,6 +430,8 @@ static int demo__create_scanners(struct demo *d)
     snprintf(d->item_topic, sizeof(d->item_topic), "%s", fw_device_topic_item_registration(fw));
     snprintf(d->registered_topic, sizeof(d->registered_topic), "%s",
              fw_device_topic_item_registered(fw));
+    demo__topic_for_all(d->registered_topic, sizeof(d->registered_topic), d->units[0].id,
+                        d->ndev);
     return SIM_EXIT_OK;
 }
 
