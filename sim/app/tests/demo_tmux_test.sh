@@ -90,6 +90,16 @@ wait_file() {
     fail "$f did not get /$re/ within ${3:-20}s"
 }
 key() { T send-keys -t demo "$@"; }
+# wait_count REGEX N SECONDS WHAT: until the screen shows REGEX exactly N times.
+wait_count() {
+    local end=$((SECONDS + $3))
+    until [[ $(cap | grep -oE -- "$1" | wc -l) == "$2" ]]; do
+        ((SECONDS < end)) || fail "$4 within $3s"
+        sleep 0.2
+    done
+}
+# resize_to W H REGEX: the pane becomes WxH and the screen, laid out again, matches.
+resize_to() { T resize-window -t demo -x "$1" -y "$2"; wait_for "$3" 10; }
 # The OLED panel: the 32 rows inside its border, the first 128 cells after the left border.
 oled() { local l; cap | sed -n '3,34p' | while IFS= read -r l; do echo "${l:1:128}"; done; }
 
@@ -125,6 +135,16 @@ expect_restored() {
     wait_for 'DEMO-ENDED' 10
     [[ $(T display -p -t demo '#{alternate_on}') == 0 ]] || fail "still on the alternate screen"
     echo "ok: exit code $rc, terminal settings and main screen restored"
+}
+
+# quit_expecting REGEX...: q, the terminal restored with exit code 0, and each REGEX in the
+# power-off summary left on the screen.
+quit_expecting() {
+    key q
+    expect_restored 0
+    for re in "$@"; do
+        grep -q -- "$re" <(cap) || fail "no power-off summary /$re/"
+    done
 }
 
 # The scansim process of this run: its --flash folder is unique to the run.
@@ -184,14 +204,11 @@ if [[ $mode == layouts ]]; then
         -m "$(printf '{"item_id":7,"item_name":"Caf\xc3\xa9 \xe2\x9c\x93 \xc2\x85x","tag_quantity":1}')"
     wait_for 'item +#7 Café ✓ \?x │' 10
     echo "ok: UTF-8 item name on the state panel, C1 control neutralised"
-    T resize-window -t demo -x 100 -y 30
-    wait_for 'pixel-true, braille' 10
+    resize_to 100 30 'pixel-true, braille'
     cap | grep -qP '[\x{2801}-\x{28FF}]' || fail "no braille pixels on the small OLED"
     wait_for 'link +ONLINE' 5
-    T resize-window -t demo -x 60 -y 15
-    wait_for 'terminal too small \(60x15\)' 10
-    T resize-window -t demo -x 160 -y 50
-    wait_for 'OLED 128x64 - pixel-true, half blocks' 10
+    resize_to 60 15 'terminal too small \(60x15\)'
+    resize_to 160 50 'OLED 128x64 - pixel-true, half blocks'
     echo "ok: half blocks -> braille -> too small -> half blocks on resize"
     key q
     expect_restored 0
@@ -249,24 +266,18 @@ if [[ $mode == small ]]; then
     ! cap | grep -q 'keys - any key closes' || fail "the help did not close"
     ! cap | grep -q "key 'x' does nothing" || fail "the key that closed the help did something"
     echo "ok: ? shows every key; any key closes it"
-    T resize-window -t demo -x 100 -y 30
-    wait_for '─ device state ─' 10
+    resize_to 100 30 '─ device state ─'
     wait_for '─ backend ledger ─' 5
     wait_for 'pixel-true, braille' 5
     wait_for '1 +Pallet jack +registered' 5
-    T resize-window -t demo -x 200 -y 55
-    wait_for 'OLED 128x64 - pixel-true, half blocks' 10
+    resize_to 200 55 'OLED 128x64 - pixel-true, half blocks'
     wait_for '─ MQTT traffic and events' 5
     wait_for 'published 1  pending 0  registered 1  twice 0  lost 0' 5
-    T resize-window -t demo -x 60 -y 15
-    wait_for 'terminal too small \(60x15\): the OLED needs at least 66x22' 10
-    T resize-window -t demo -x 80 -y 24
-    wait_for '│registered +1│' 10
+    resize_to 60 15 'terminal too small \(60x15\): the OLED needs at least 66x22'
+    resize_to 80 24 '│registered +1│'
     echo "ok: 80x24 -> 100x30 (state, ledger) -> 200x55 (half blocks) -> too small -> 80x24"
     cap
-    key q
-    expect_restored 0
-    grep -q "scanner-1 powered off cleanly" <(cap) || fail "no power-off summary"
+    quit_expecting "scanner-1 powered off cleanly"
     echo "PASS: small"
     exit 0
 fi
@@ -276,11 +287,7 @@ if [[ $mode == race ]]; then
     # operators can register the same item with two tags. Three scanners at 200x55.
     DEMO_SIZE=200x55 launch_demo --devices 3 --layout seed --seed 11 --flash "$tmp/flash"
     wait_for '3 scanners \(seed layout\)' 30
-    end=$((SECONDS + 30))
-    until [[ $(cap | grep -o 'link ONLINE' | wc -l) == 3 ]]; do
-        ((SECONDS < end)) || fail "not all three scanners came online"
-        sleep 0.2
-    done
+    wait_count 'link ONLINE' 3 30 "not all three scanners came online"
     port=$(cap | sed -nE 's/.*broker tcp:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' | head -1)
     [[ -n $port ]] || fail "no broker port on the title line"
     wait_for '>> 1 scanner-1 << keys' 5
@@ -292,11 +299,7 @@ if [[ $mode == race ]]; then
     sub_pid=$!
     wait_file "$tmp/sub.txt" 'SUBACK' 10
     key a
-    end=$((SECONDS + 20))
-    until [[ $(cap | grep -o 'item #1 Pallet jack' | wc -l) == 3 ]]; do
-        ((SECONDS < end)) || fail "item 1 did not reach all three scanners"
-        sleep 0.2
-    done
+    wait_count 'item #1 Pallet jack' 3 20 "item 1 did not reach all three scanners"
     wait_for '1 +Pallet jack +pending' 5
     echo "ok: a -> item 1 on every scanner (seed layout), pending in the ledger"
     key t
@@ -322,30 +325,21 @@ if [[ $mode == race ]]; then
     wait_file "$tmp/sub.txt" '^scanners/scanner-3/status offline' 15
     [[ $(cap | grep -o 'link ONLINE' | wc -l) == 2 ]] || fail "n cut more than the chosen scanner"
     key n
-    end=$((SECONDS + 40))
-    until [[ $(cap | grep -o 'link ONLINE' | wc -l) == 3 ]]; do
-        ((SECONDS < end)) || fail "scanner 3 did not come back"
-        sleep 0.2
-    done
+    wait_count 'link ONLINE' 3 40 "scanner 3 did not come back"
     key Tab
     wait_for '>> 1 scanner-1 << keys' 5
     echo "ok: Tab -> 3; n cut only scanner-3 (its Will on the wire), n restored it; Tab wraps to 1"
     # Smaller terminals show fewer OLEDs, the chosen one always, the others named.
-    T resize-window -t demo -x 80 -y 24
-    wait_for '>> 1 scanner-1 << keys' 10
+    resize_to 80 24 '>> 1 scanner-1 << keys'
     wait_for 'not shown \(Tab or 1-3\):  2 scanner-2 ONLINE  3 scanner-3 ONLINE' 5
     key 3
     wait_for '>> 3 scanner-3 << keys' 5
     wait_for 'not shown \(Tab or 1-3\):  1 scanner-1 ONLINE  2 scanner-2 ONLINE' 5
     echo "ok: at 80x24 the chosen scanner's OLED and a roster of the others"
-    T resize-window -t demo -x 200 -y 55
-    wait_for '─ backend ledger ─' 10
+    resize_to 200 55 '─ backend ledger ─'
     cap
-    key q
-    expect_restored 0
-    for n in 1 2 3; do
-        grep -q "scanner-$n powered off cleanly" <(cap) || fail "no power-off summary for scanner-$n"
-    done
+    quit_expecting "scanner-1 powered off cleanly" "scanner-2 powered off cleanly" \
+        "scanner-3 powered off cleanly"
     echo "PASS: race"
     exit 0
 fi
@@ -429,9 +423,7 @@ if [[ $mode == offline ]]; then
     wait_for 'connect failures +[1-9]' 20
     wait_for 'link OFFLINE: broker gone' 5
     echo "ok: the broker killed -> 'broker gone', through the reconnect attempts"
-    key q
-    expect_restored 0
-    grep -q "powered off while offline" <(cap) || fail "no offline power-off summary"
+    quit_expecting "powered off while offline"
     echo "PASS: offline"
     exit 0
 fi
