@@ -122,9 +122,12 @@ static void demo_watch__on_state(void *ctx, struct sim_device *dev, const struct
         else
             demo_log(&d->view, DEMO_LOG_STATE, "%sconnecting to %s", who, uri);
         break;
-    case SIM_CONN_CONNECTED:
-        demo_log(&d->view, DEMO_LOG_STATE, "%sconnected (session %s)", who,
+    case SIM_CONN_SUBSCRIBING:
+        demo_log(&d->view, DEMO_LOG_STATE, "%sconnected (session %s), subscribing", who,
                  s->session_present ? "present" : "new");
+        break;
+    case SIM_CONN_CONNECTED:
+        demo_log(&d->view, DEMO_LOG_STATE, "%ssubscriptions granted: online", who);
         break;
     case SIM_CONN_FAILED:
     case SIM_CONN_LOST:
