@@ -113,16 +113,6 @@ static void restart_or_fail(struct hx_broker *b)
     fprintf(stderr, "rabbitmq: restarted in %lld ms\n", (long long)(now_ms() - t0));
 }
 
-/* mosquitto_pub against b with extra arguments; its exit code. */
-static int cli_pub(const struct hx_broker *b, const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "timeout 20 %s -h 127.0.0.1 -p %u -q 1 -t t -m m %s "
-             ">/dev/null 2>&1", MOSQUITTO_PUB, (unsigned)hx_broker_port(b), args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* A QoS 1 publish from one client reaches another's subscription. */
 static void expect_qos1_round_trip(struct hx_broker *b, const char *text)
 {
