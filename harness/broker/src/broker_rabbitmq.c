@@ -423,7 +423,8 @@ static int rabbit__wait_ready(struct hx_broker *b, struct rabbit *r, off_t log_f
             return rabbit__exited_at_start(b, r, status, log_from, out_from);
         if (broker__file_has(b->log_path, log_from, listener) &&
             broker__mqtt_accepts(b->port, 2000)) {
-            b->pid = rabbit__vm_of(r->script);
+            pid_t vm = rabbit__vm_of(r->script);
+            b->pid = vm ? vm : r->script; /* the script forwards SIGTERM to the VM */
             return HX_OK;
         }
         if (broker__now_ms() >= deadline)

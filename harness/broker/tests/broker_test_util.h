@@ -1,7 +1,8 @@
 /*
  * broker_test_util.h - what the broker suites share: real Paho MQTTClient clients against
  * an hx_broker (connect, publish and wait for the acknowledgement, receive with a time-out,
- * read a retained message), a mosquitto_pub run and a start that fails the test with the broker's words.
+ * read a retained message), a mosquitto_pub run, and a start that fails the test with the
+ * broker's words.
  */
 #ifndef BROKER_TEST_UTIL_H
 #define BROKER_TEST_UTIL_H
