@@ -365,7 +365,9 @@ static int rabbit__start_epmd(struct hx_broker *b, struct rabbit *r)
     char out[300];
     broker__read_tail(r->epmd_out, 0, out, sizeof out);
     broker__set_error("cannot start epmd for RabbitMQ on a free port of 127.0.0.1: %s; see "
-                      "%s", out[0] ? out : "(no output)", r->epmd_out);
+                      "%s%s", out[0] ? out : "(no output)", r->epmd_out,
+                      r->switch_user ? " (as root it runs as the user 'rabbitmq', which must "
+                                       "reach that folder: check TMPDIR)" : "");
     return HX_ERR_SYS;
 }
 
@@ -411,7 +413,7 @@ static int rabbit__exited_at_start(struct hx_broker *b, struct rabbit *r, int st
                       "check the config and the log in %s%s", r->node, r->server, st,
                       log[0] ? log : "(empty)", out[0] ? out : "(empty)", b->dir,
                       r->switch_user ? " (as root it runs as the user 'rabbitmq', which "
-                                       "must reach that folder)" : "");
+                                       "must reach that folder: check TMPDIR)" : "");
     return HX_ERR_EXITED;
 }
 
