@@ -32,6 +32,8 @@ struct call_done {
 struct sim_loop {
     pthread_mutex_t mu;            /* guards the FIFO, owner_active/owner, signalled */
     pthread_cond_t cond;           /* sim_loop_call completions */
+    pthread_cond_t batch_cv;       /* cuts a batch wait short when a caller arrives
+                                      (CLOCK_MONOTONIC) */
     struct sim_event *head, *tail; /* the FIFO */
     bool signalled;                /* the eventfd counter is non-zero */
     int efd;
@@ -126,6 +128,11 @@ int sim_loop_create(const struct sim_loop_opts *opts, struct sim_loop **out)
     pthread_mutex_init(&loop->mu, NULL);
     pthread_mutex_init(&loop->exec, NULL);
     pthread_cond_init(&loop->cond, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&loop->batch_cv, &ca);
+    pthread_condattr_destroy(&ca);
     loop->tick_ms = opts->tick_ms ? opts->tick_ms : 50;
     loop->batch_us = opts->batch_us;
     loop->next_tick = sim_clock_ms() + loop->tick_ms;
@@ -169,6 +176,7 @@ void sim_loop_free(struct sim_loop *loop)
     pthread_mutex_unlock(&loop->exec);
     close(loop->efd);
     pthread_cond_destroy(&loop->cond);
+    pthread_cond_destroy(&loop->batch_cv);
     pthread_mutex_destroy(&loop->exec);
     pthread_mutex_destroy(&loop->mu);
     free(loop->targets);
@@ -248,6 +256,7 @@ int sim_loop_call(struct sim_loop *loop, sim_loop_fn fn, void *arg)
     atomic_fetch_add(&loop->callers_waiting, 1);
     sim_loop_push(loop, ev);
     pthread_mutex_lock(&loop->mu);
+    pthread_cond_signal(&loop->batch_cv); /* a batch wait already begun ends now */
     while (!done.done)
         pthread_cond_wait(&loop->cond, &loop->mu);
     pthread_mutex_unlock(&loop->mu);
@@ -459,6 +468,25 @@ int sim_loop_run_once(struct sim_loop *loop, int timeout_ms)
     return n;
 }
 
+/* Until until_us (sim_clock_us), unless a thread waits in sim_loop_call or comes to: the
+   caller signals batch_cv under mu after counting itself, so none is missed. */
+static void batch_wait(struct sim_loop *loop, uint64_t until_us)
+{
+    pthread_mutex_lock(&loop->mu);
+    while (atomic_load(&loop->callers_waiting) == 0 && !atomic_load(&loop->stop_requested)) {
+        uint64_t now = sim_clock_us();
+        if (now >= until_us)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        uint64_t ns = (uint64_t)ts.tv_nsec + (until_us - now) * 1000u;
+        ts.tv_sec += (time_t)(ns / 1000000000u);
+        ts.tv_nsec = (long)(ns % 1000000000u);
+        pthread_cond_timedwait(&loop->batch_cv, &loop->mu, &ts);
+    }
+    pthread_mutex_unlock(&loop->mu);
+}
+
 static void *loop_thread(void *arg)
 {
     struct sim_loop *loop = arg;
@@ -473,13 +501,7 @@ static void *loop_thread(void *arg)
            every create, start, stop and destroy of a device a batch (10 ms in a fleet:
            1,000 devices took 5 s to create and as long to destroy). */
         if (loop->batch_us) {
-            uint64_t now = sim_clock_us();
-            if (now < last_drain_us + loop->batch_us &&
-                atomic_load(&loop->callers_waiting) == 0) {
-                uint64_t d = last_drain_us + loop->batch_us - now;
-                struct timespec ts = { (time_t)(d / 1000000u), (long)(d % 1000000u) * 1000L };
-                nanosleep(&ts, NULL);
-            }
+            batch_wait(loop, last_drain_us + loop->batch_us);
             last_drain_us = sim_clock_us();
         }
         pthread_mutex_lock(&loop->exec);
