@@ -56,18 +56,21 @@ static const char test_help[] =
     "                     the scenario's device ids' sessions and retained status there first\n"
     "      --broker-stop CMD, --broker-kill CMD, --broker-start CMD\n"
     "                     shell commands for `broker stop|kill|restart` on that broker\n"
+
+    "  -v, --verbose      print every step as it happens (stderr)\n"
+    "  -h, --help         this text\n"
     "\n"
     "A scenario that cannot run on the chosen broker (it configures its broker, stops it\n"
     "without a command, or needs MQTT 5 of RabbitMQ) is skipped with the reason, counted\n"
     "and reported as skipped in JUnit, never passed.\n"
-    "  -v, --verbose      print every step as it happens (stderr)\n"
-    "  -h, --help         this text\n"
     "\n"
     "Output: one line per scenario, `PASS name (3.2 s)` or `FAIL name (3.2 s)`, the step\n"
-    "timeline of each failure with the seed to replay it, and a last line `N passed, M failed`.\n"
+    "timeline of each failure with the seed to replay it, `SKIP name: reason` for a skipped\n"
+    "one, and a last line `N passed, M failed` (`, K skipped` when any was).\n"
     "\n"
-    "Exit codes: 0 every scenario passed; 1 a scenario failed; 2 a scenario file did not parse\n"
-    "or could not be read, or a usage error.\n";
+    "Exit codes: 0 every scenario that ran passed; 1 a scenario failed; 2 a scenario file did\n"
+    "not parse or could not be read, or a usage error; 3 the broker of --broker-type did not\n"
+    "start.\n";
 
 struct test_case {
     char *path;

@@ -1319,10 +1319,12 @@ static void teardown(struct runner *r)
     if (r->broker) {
         if (r->opts.keep_dir) {
             char to[RUNNER_PATH_MAX + 32], from[RUNNER_PATH_MAX + 32];
+            bool mosq = hx_broker_kind(r->broker) == HX_BROKER_MOSQUITTO;
             snprintf(from, sizeof from, "%s/mosquitto.conf", hx_broker_dir(r->broker));
             snprintf(to, sizeof to, "%s/mosquitto.conf", r->dir);
-            copy_file(from, to);
-            snprintf(to, sizeof to, "%s/mosquitto.log", r->dir);
+            if (mosq)
+                copy_file(from, to);
+            snprintf(to, sizeof to, "%s/%s.log", r->dir, mosq ? "mosquitto" : "rabbitmq");
             if (hx_broker_running(r->broker))
                 hx_broker_stop(r->broker); /* flush the log */
             copy_file(hx_broker_log_path(r->broker), to);
