@@ -1,0 +1,86 @@
+/*
+ * fw_trace_replay.c - replay trace files against this build of firmware_core.
+ *
+ *   fw_trace_replay FILE...
+ *
+ * The same program runs on Linux and, cross-compiled, on the emulated Cortex-M (arm/),
+ * where stdio reaches the host through semihosting. What a target measures around each
+ * event (stack, instructions, heap) comes through the probe of fw_probe.h: none on Linux,
+ * arm/probe_mps2.c on the board. Exit: 0 every trace matched, 1 one differed, 2 a trace
+ * could not be read or a wrong argument.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "fw/fw_replay.h"
+#include "fw_probe.h"
+
+static long file_read(void *ctx, void *buf, size_t cap)
+{
+    size_t n = fread(buf, 1, cap, ctx);
+    return n == 0 && ferror((FILE *)ctx) ? -1 : (long)n;
+}
+
+static void print_line(void *ctx, const char *line)
+{
+    fprintf(ctx, "%s\n", line);
+}
+
+static void before(void *ctx, unsigned type)
+{
+    (void)ctx;
+    fw_probe_before(type);
+}
+
+static void after(void *ctx, unsigned type)
+{
+    (void)ctx;
+    fw_probe_after(type);
+}
+
+/* 0 match, 1 differ, 2 unreadable. */
+static int replay_file(const char *path)
+{
+    static struct fw_replay rp;
+    struct fw_replay_result res;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fw_trace_replay: %s: cannot open\n", path);
+        return 2;
+    }
+    struct fw_replay_source src = {file_read, f};
+    struct fw_replay_hooks hooks = {stdout, before, after, print_line};
+    printf("== %s\n", path);
+    fw_replay_run(&rp, &src, &hooks, &res);
+    fclose(f);
+    switch (res.outcome) {
+    case FW_REPLAY_MATCH:
+        printf("%s: %u events, %u port records: identical\n", path, (unsigned)res.events,
+               (unsigned)res.records);
+        return 0;
+    case FW_REPLAY_DIFFER:
+        printf("%s: DIFFERS at event %u (offset %llu)\n", path, (unsigned)res.events,
+               (unsigned long long)res.event_offset);
+        return 1;
+    default:
+        fprintf(stderr, "fw_trace_replay: %s: offset %llu: %s\n", path,
+                (unsigned long long)res.err.offset, res.err.what);
+        return 2;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
+        fprintf(stderr, "usage: fw_trace_replay FILE...  (replays traces, docs/trace.md)\n");
+        return 2;
+    }
+    fw_probe_init();
+    int worst = 0;
+    for (int i = 1; i < argc; i++) {
+        int rc = replay_file(argv[i]);
+        worst = rc > worst ? rc : worst;
+    }
+    fw_probe_report();
+    return worst;
+}
