@@ -308,7 +308,7 @@ static const uint8_t *replay__nth(const uint8_t *buf, size_t len, unsigned n, ch
 static void replay__report(struct fw_replay *rp, const struct fw_trace_rec *ev,
                            const struct fw_replay_hooks *h, uint32_t index)
 {
-    char line[320], a[512], b[512], evs[200];
+    char line[640], a[512], b[512], evs[200];
     snprintf(line, sizeof line, "first difference at event %u (offset %llu): %s",
              (unsigned)index, (unsigned long long)rp->in_base, fw_trace_format(ev, evs, sizeof evs));
     replay__print(h, line);
