@@ -54,6 +54,7 @@ enum {
     DEMO_OPT_ASCII,
     DEMO_OPT_SEED,
     DEMO_OPT_OLED_DUMP,
+    DEMO_OPT_TRACE,
 };
 
 static const char demo_help[] =
@@ -84,6 +85,7 @@ static const char demo_help[] =
     "  --no-backend     do not start the harness backend: your backend publishes the items\n"
     "  --flash DIR      keep the device's flash (outbox, sequence number) in DIR/<id>, so it\n"
     "                   survives a restart (default: a temporary folder removed on exit)\n"
+    "  --trace DIR      record the device's trace as DIR/<id>.fwtrace (docs/trace.md)\n"
     "  --direct         connect the device straight to the broker (no proxy; n is disabled)\n"
     "  --ascii          draw the OLED in ASCII even on a UTF-8 terminal\n"
     "  --seed N         seed for the random tags (default: from the clock)\n"
@@ -115,6 +117,7 @@ struct demo {
     char tmp_flash[64];           /* temporary flash folder, removed on exit */
     bool direct;
     const char *oled_dump;        /* --oled-dump FILE, or NULL */
+    const char *trace_dir;        /* --trace DIR, or NULL */
     bool oled_dump_failed;        /* said once; not retried */
     uint64_t rng;                 /* xorshift64 state for random tags and quantities */
 
@@ -520,6 +523,7 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         {"ascii", no_argument, 0, DEMO_OPT_ASCII},
         {"seed", required_argument, 0, DEMO_OPT_SEED},
         {"oled-dump", required_argument, 0, DEMO_OPT_OLED_DUMP},
+        {"trace", required_argument, 0, DEMO_OPT_TRACE},
         {"help", no_argument, 0, 'h'},
         SIM_CLI_COMMON_OPTIONS,
         {0, 0, 0, 0},
@@ -547,6 +551,7 @@ static int demo__parse(struct demo *d, int argc, char **argv)
             break;
         case DEMO_OPT_NO_BACKEND: d->no_backend = true; break;
         case DEMO_OPT_FLASH: d->flash_dir = optarg; break;
+        case DEMO_OPT_TRACE: d->trace_dir = optarg; break;
         case DEMO_OPT_DIRECT: d->direct = true; break;
         case DEMO_OPT_ASCII: d->view.force_ascii = true; break;
         case DEMO_OPT_OLED_DUMP: d->oled_dump = optarg; break;
@@ -654,7 +659,14 @@ static int demo__create_device(struct demo *d)
     o.display_frames = 0; /* the observer gets every frame; no headless copy needed */
     o.log_level = d->common.verbose ? FW_LOG_DEBUG : FW_LOG_WARN;
     o.observer = &d->observer;
+    o.trace_dir = d->trace_dir;
     rc = sim_device_create(d->loop, &o, &d->dev);
+    if (rc == SIM_ERR_IO && d->trace_dir) {
+        sim_cli_error(DEMO_CMD, "--flash '%s' or --trace '%s': not a writable folder (the "
+                      "line above names the file) - pick another folder", d->flash_dir,
+                      d->trace_dir);
+        return SIM_EXIT_USAGE;
+    }
     if (rc == SIM_ERR_IO) {
         sim_cli_error(DEMO_CMD, "--flash: cannot use '%s/%s' as the device's flash (not a "
                       "writable folder?) - pick another folder", d->flash_dir, d->id);

@@ -47,6 +47,8 @@ static const char test_help[] =
     "                     DIR/<scenario>/pcap/<device>-link<N>.pcap\n"
     "                     (tshark -r F -d tcp.port==BROKER_PORT,mqtt)\n"
     "      --seed N       use seed N instead of each scenario's `seed` (replay a failure)\n"
+    "      --trace DIR    record each device's trace as DIR/<scenario>/<device>.fwtrace\n"
+    "                     (docs/trace.md; replay with fw_trace_replay)\n"
     "  -v, --verbose      print every step as it happens (stderr)\n"
     "  -h, --help         this text\n"
     "\n"
@@ -149,10 +151,15 @@ static void one_line(char *s)
 static int child_run(struct test_case *c, const struct hx_runner_opts *base, const char *keep_root)
 {
     struct hx_runner_opts o = *base;
-    char keep[1024];
+    char keep[1024], trace[1024];
     if (keep_root) {
         snprintf(keep, sizeof keep, "%s/%s", keep_root, c->s->name);
         o.keep_dir = keep;
+    }
+    if (base->trace_dir) {
+        /* One folder per scenario: device ids repeat across scenarios. */
+        snprintf(trace, sizeof trace, "%s/%s", base->trace_dir, c->s->name);
+        o.trace_dir = trace;
     }
     struct hx_runner_result res;
     hx_runner_run(c->s, &o, &res);
@@ -331,6 +338,7 @@ int scansim_cmd_test(int argc, char **argv)
         {"keep", required_argument, 0, 0x2002},
         {"pcap", no_argument, 0, 0x2003},
         {"seed", required_argument, 0, 0x2004},
+        {"trace", required_argument, 0, 0x2005},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -369,6 +377,7 @@ int scansim_cmd_test(int argc, char **argv)
             ro.seed = v;
             break;
         }
+        case 0x2005: ro.trace_dir = optarg; break;
         case 'v': ro.progress = stderr; break;
         case 'h': fputs(test_help, stdout); return SIM_EXIT_OK;
         case ':':

@@ -48,6 +48,8 @@ struct hx_runner_opts {
                              devices.log, pcap/ (with pcap) */
     bool pcap;            /* with keep_dir: record every proxied device link as a pcap */
     FILE *progress;       /* NULL = quiet; else each timeline entry as it happens */
+    const char *trace_dir; /* NULL = no traces; else each device records its trace as
+                              trace_dir/<device id>.fwtrace (docs/trace.md) */
 };
 
 struct hx_runner_result {
