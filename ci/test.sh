@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs dependencies, builds, runs every test (unit,
 # broker integration, tmux, scenarios), then the suite again under ASan+UBSan, then each
-# libFuzzer target for a bounded time, then the RP2040 cross-compile with its footprint.
+# libFuzzer target for a bounded time, then the RP2040 cross-compile with its footprint,
+# then device traces recorded on Linux replayed on an emulated Cortex-M (QEMU), which must
+# make the same calls byte for byte.
 # Every test starts the private mosquitto it needs on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,10 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 stage "fuzzing (libFuzzer, bounded)"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"
 
-stage "cross-compile firmware_core for RP2040 (Cortex-M0+)"
-bash ci/cross-arm.sh
+stage "cross-compile firmware_core for RP2040 (Cortex-M0+), cJSON from Debian's source"
+bash ci/cross-arm.sh build-arm
+
+stage "traces from Linux replayed on QEMU mps2-an385 (Cortex-M)"
+bash ci/arm-replay.sh build build-arm
 
 stage "all green"

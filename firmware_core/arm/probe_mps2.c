@@ -5,7 +5,8 @@
  * - Instructions: SysTick on the core clock (25 MHz) while QEMU runs with
  *   `-icount shift=6`, i.e. every instruction takes 64 ns of virtual time: one tick is
  *   40 ns, so instructions = ticks * 40 / 64, exact to a tick. The cost of the probe's own
- *   calls is measured once and subtracted.
+ *   calls is measured once and subtracted, and so is the time spent in port calls (the
+ *   replay platform records and compares there; a board's ports cost what they cost).
  * - Stack: the stack below the caller is painted with a pattern before the event and the
  *   deepest overwritten word found after it (a painted stack, as on a board).
  * - cJSON heap: cJSON_InitHooks routes cJSON to a static pool, as a board would; a bump
@@ -52,6 +53,7 @@ static uintptr_t sp_ref;
 static uint32_t *watch_lo;           /* lowest watched word */
 static uint32_t t_start;
 static uint32_t last_insn, last_stack, last_heap;
+static uint32_t port_t0, port_ticks, port_calls, port_overhead_ticks;
 
 /* ================================================================ cJSON's pool */
 
@@ -115,6 +117,7 @@ void fw_probe_before(unsigned type)
     watch_lo = (uint32_t *)(sp_ref - STACK_WATCHED);
     stack_paint();
     pool_peak = 0;
+    port_ticks = port_calls = 0;
     t_start = SYST_CVR; /* last: the count covers the event, not the painting */
 }
 
@@ -122,7 +125,8 @@ void fw_probe_after(unsigned type)
 {
     uint32_t t_end = SYST_CVR;
     uint32_t ticks = (t_start - t_end) & 0xFFFFFFu; /* SysTick counts down, 24 bits */
-    ticks = ticks > overhead_ticks ? ticks - overhead_ticks : 0;
+    uint32_t platform = overhead_ticks + port_ticks + port_calls * port_overhead_ticks;
+    ticks = ticks > platform ? ticks - platform : 0;
     last_insn = (uint32_t)((uint64_t)ticks * TICK_NS / INSN_NS);
     last_stack = stack_used();
     last_heap = (uint32_t)pool_peak;
@@ -137,18 +141,40 @@ void fw_probe_after(unsigned type)
         f->heap_max = last_heap;
 }
 
-/* The probe's own cost: an empty event, measured the same way. */
-static void probe_calibrate(void)
+void fw_probe_port(bool enter)
 {
-    overhead_ticks = 0;
+    uint32_t t = SYST_CVR;
+    if (enter) {
+        port_t0 = t;
+        return;
+    }
+    port_ticks += (port_t0 - t) & 0xFFFFFFu;
+    port_calls++;
+}
+
+/* The least ticks of an empty event, with or without one empty port call inside. */
+static uint32_t probe_least(bool with_port)
+{
     uint32_t least = 0xFFFFFFu;
     for (int i = 0; i < 8; i++) {
         fw_probe_before(0);
+        if (with_port) {
+            fw_probe_port(true);
+            fw_probe_port(false);
+        }
         fw_probe_after(0);
         uint32_t t = (uint32_t)((uint64_t)last_insn * INSN_NS / TICK_NS);
         least = t < least ? t : least;
     }
-    overhead_ticks = least;
+    return least;
+}
+
+/* The probe's own cost, measured the same way: an empty event, an empty port call. */
+static void probe_calibrate(void)
+{
+    overhead_ticks = port_overhead_ticks = 0;
+    overhead_ticks = probe_least(false);
+    port_overhead_ticks = probe_least(true);
     memset(&figures[0], 0, sizeof figures[0]);
 }
 

@@ -176,6 +176,101 @@ static void ans_log(void *ctx, enum fw_log_level level, const char *line)
     (void)replay__take(ctx, FW_TR_LOG);
 }
 
+/* ================================================================ timed ports */
+
+/* Each forwards to the recording port between the hook's enter and leave. */
+#define TIMED(rp, call)                                                                   \
+    do {                                                                                  \
+        (rp)->hooks->port((rp)->hooks->ctx, true);                                        \
+        call;                                                                             \
+        (rp)->hooks->port((rp)->hooks->ctx, false);                                       \
+    } while (0)
+
+static int timed_connect(void *ctx, const struct fw_connect_params *p)
+{
+    struct fw_replay *rp = ctx;
+    int rc;
+    TIMED(rp, rc = rp->rec.ports.net_connect(rp->rec.ports.ctx, p));
+    return rc;
+}
+
+static int timed_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
+{
+    struct fw_replay *rp = ctx;
+    int rc;
+    TIMED(rp, rc = rp->rec.ports.net_publish(rp->rec.ports.ctx, m, token));
+    return rc;
+}
+
+static int timed_subscribe(void *ctx, const char *filter, int qos)
+{
+    struct fw_replay *rp = ctx;
+    int rc;
+    TIMED(rp, rc = rp->rec.ports.net_subscribe(rp->rec.ports.ctx, filter, qos));
+    return rc;
+}
+
+static void timed_disconnect(void *ctx)
+{
+    struct fw_replay *rp = ctx;
+    TIMED(rp, rp->rec.ports.net_disconnect(rp->rec.ports.ctx));
+}
+
+static void timed_flush(void *ctx, const uint8_t *fb)
+{
+    struct fw_replay *rp = ctx;
+    TIMED(rp, rp->rec.ports.display_flush(rp->rec.ports.ctx, fb));
+}
+
+static uint64_t timed_clock(void *ctx)
+{
+    struct fw_replay *rp = ctx;
+    uint64_t ms;
+    TIMED(rp, ms = rp->rec.ports.clock_ms(rp->rec.ports.ctx));
+    return ms;
+}
+
+static int timed_read(void *ctx, const char *key, void *buf, size_t cap, size_t *len)
+{
+    struct fw_replay *rp = ctx;
+    int rc;
+    TIMED(rp, rc = rp->rec.ports.storage_read(rp->rec.ports.ctx, key, buf, cap, len));
+    return rc;
+}
+
+static int timed_write(void *ctx, const char *key, const void *buf, size_t len)
+{
+    struct fw_replay *rp = ctx;
+    int rc;
+    TIMED(rp, rc = rp->rec.ports.storage_write(rp->rec.ports.ctx, key, buf, len));
+    return rc;
+}
+
+static void timed_log(void *ctx, enum fw_log_level level, const char *line)
+{
+    struct fw_replay *rp = ctx;
+    TIMED(rp, rp->rec.ports.log(rp->rec.ports.ctx, level, line));
+}
+
+/* The ports the device under replay gets: the recording ones, timed if asked. */
+static const struct fw_ports *replay__device_ports(struct fw_replay *rp)
+{
+    if (rp->hooks->port == NULL)
+        return &rp->rec.ports;
+    const struct fw_ports *r = &rp->rec.ports;
+    rp->timed = (struct fw_ports){rp,
+                                  timed_connect,
+                                  timed_publish,
+                                  timed_subscribe,
+                                  timed_disconnect,
+                                  r->display_flush ? timed_flush : NULL,
+                                  timed_clock,
+                                  timed_read,
+                                  timed_write,
+                                  r->log ? timed_log : NULL};
+    return &rp->timed;
+}
+
 /* ================================================================ events */
 
 /* A byte field as a C string in out (FW_REPLAY_STR_MAX); NULL when absent. */
@@ -212,12 +307,10 @@ static int replay__init(struct fw_replay *rp, const struct fw_trace_rec *ev)
     if (!ok)
         return -1;
     unsigned have = (unsigned)ev->f[6].num;
-    if (!(have & FW_TRACE_PORT_DISPLAY))
-        rp->answers.display_flush = NULL;
-    if (!(have & FW_TRACE_PORT_LOG))
-        rp->answers.log = NULL;
+    rp->answers.display_flush = have & FW_TRACE_PORT_DISPLAY ? ans_flush : NULL;
+    rp->answers.log = have & FW_TRACE_PORT_LOG ? ans_log : NULL;
     fw_trace_recorder_wrap(&rp->rec, &rp->answers);
-    int rc = fw_device_init(&rp->dev, &cfg, &rp->rec.ports);
+    int rc = fw_device_init(&rp->dev, &cfg, replay__device_ports(rp));
     fw_trace_recorder_result(&rp->rec, rc);
     return 0;
 }
@@ -356,6 +449,7 @@ int fw_replay_run(struct fw_replay *rp, const struct fw_replay_source *src,
     const struct fw_replay_hooks *h = hooks ? hooks : &none;
     memset(res, 0, sizeof *res);
     memset(rp, 0, sizeof *rp);
+    rp->hooks = h;
     rp->answers = (struct fw_ports){rp, ans_connect, ans_publish, ans_subscribe,
                                     ans_disconnect, ans_flush, ans_clock, ans_read,
                                     ans_write, ans_log};

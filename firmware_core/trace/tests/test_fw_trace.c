@@ -77,7 +77,7 @@ static int replay(size_t len, struct fw_replay_result *res)
 {
     struct mem m = {trace, len, 0};
     struct fw_replay_source src = {mem_read, &m};
-    struct fw_replay_hooks hooks = {NULL, NULL, NULL, collect};
+    struct fw_replay_hooks hooks = {NULL, NULL, NULL, NULL, collect};
     printed[0] = '\0';
     return fw_replay_run(&rp, &src, &hooks, res);
 }

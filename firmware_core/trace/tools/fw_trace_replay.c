@@ -1,8 +1,10 @@
 /*
  * fw_trace_replay.c - replay trace files against this build of firmware_core.
  *
- *   fw_trace_replay FILE...
+ *   fw_trace_replay FILE... | @LIST
  *
+ * @LIST names a file with one trace path a line: semihosting passes a command line of at
+ * most 255 bytes to the board, too short for many paths.
  * The same program runs on Linux and, cross-compiled, on the emulated Cortex-M (arm/),
  * where stdio reaches the host through semihosting. What a target measures around each
  * event (stack, instructions, heap) comes through the probe of fw_probe.h: none on Linux,
@@ -38,6 +40,12 @@ static void after(void *ctx, unsigned type)
     fw_probe_after(type);
 }
 
+static void port(void *ctx, bool enter)
+{
+    (void)ctx;
+    fw_probe_port(enter);
+}
+
 /* 0 match, 1 differ, 2 unreadable. */
 static int replay_file(const char *path)
 {
@@ -49,7 +57,7 @@ static int replay_file(const char *path)
         return 2;
     }
     struct fw_replay_source src = {file_read, f};
-    struct fw_replay_hooks hooks = {stdout, before, after, print_line};
+    struct fw_replay_hooks hooks = {stdout, before, after, port, print_line};
     printf("== %s\n", path);
     fw_replay_run(&rp, &src, &hooks, &res);
     fclose(f);
@@ -69,16 +77,46 @@ static int replay_file(const char *path)
     }
 }
 
+/* Every path listed in the file at list, one a line; the worst outcome. */
+static int replay_list(const char *list)
+{
+    char path[1024];
+    int worst = 0, line = 0;
+    FILE *f = fopen(list, "r");
+    if (f == NULL) {
+        fprintf(stderr, "fw_trace_replay: %s: cannot open the list\n", list);
+        return 2;
+    }
+    while (fgets(path, sizeof path, f) != NULL) {
+        line++;
+        size_t n = strcspn(path, "\r\n");
+        if (path[n] == '\0' && !feof(f)) {
+            fprintf(stderr, "fw_trace_replay: %s:%d: path longer than %u bytes\n", list, line,
+                    (unsigned)sizeof path - 2);
+            worst = 2;
+            break;
+        }
+        path[n] = '\0';
+        if (n == 0)
+            continue;
+        int rc = replay_file(path);
+        worst = rc > worst ? rc : worst;
+    }
+    fclose(f);
+    return worst;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: fw_trace_replay FILE...  (replays traces, docs/trace.md)\n");
+        fprintf(stderr, "usage: fw_trace_replay FILE... | @LIST  (replays traces, "
+                        "docs/trace.md)\n");
         return 2;
     }
     fw_probe_init();
     int worst = 0;
     for (int i = 1; i < argc; i++) {
-        int rc = replay_file(argv[i]);
+        int rc = argv[i][0] == '@' ? replay_list(argv[i] + 1) : replay_file(argv[i]);
         worst = rc > worst ? rc : worst;
     }
     fw_probe_report();

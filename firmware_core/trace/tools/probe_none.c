@@ -7,4 +7,5 @@
 void fw_probe_init(void) {}
 void fw_probe_before(unsigned type) { (void)type; }
 void fw_probe_after(unsigned type) { (void)type; }
+void fw_probe_port(bool enter) { (void)enter; }
 void fw_probe_report(void) {}

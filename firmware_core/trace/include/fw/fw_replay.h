@@ -49,6 +49,9 @@ struct fw_replay_hooks {
     /* Around each event call into the device (measurements); may be NULL. */
     void (*before)(void *ctx, unsigned type);
     void (*after)(void *ctx, unsigned type);
+    /* Around each port call the firmware makes, so a probe can leave the platform's cost
+       (here: recording and comparing) out of the firmware's; may be NULL. */
+    void (*port)(void *ctx, bool enter);
     /* One line of the report (no newline); may be NULL. */
     void (*print)(void *ctx, const char *line);
 };
@@ -74,6 +77,8 @@ struct fw_replay {
     uint64_t last_clock;
     struct fw_ports answers;  /* ports that answer from the trace */
     struct fw_trace_recorder rec; /* records this build's calls into out */
+    struct fw_ports timed;    /* rec.ports between hooks->port calls (with a port hook) */
+    const struct fw_replay_hooks *hooks;
     struct fw_device dev;
     char strs[6][FW_REPLAY_STR_MAX]; /* device id and topic overrides of the last init */
     char topic[FW_TRACE_PAYLOAD_MAX + 1];
