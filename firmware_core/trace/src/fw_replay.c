@@ -418,7 +418,14 @@ static void replay__report(struct fw_replay *rp, const struct fw_trace_rec *ev,
         if (ra == NULL && rb == NULL)
             break;
         bool same = ra && rb && sa == sb && memcmp(ra, rb, sa) == 0;
-        snprintf(line, sizeof line, "%3u %c %-64.64s | %.64s", i + 1, same ? '=' : '!', a, b);
+        /* A differing row starts near its first differing character, so the columns show it. */
+        size_t skip = 0;
+        while (!same && a[skip] && a[skip] == b[skip])
+            skip++;
+        skip = skip > 40 ? skip - 40 : 0;
+        snprintf(line, sizeof line, "%3u %c %s%-*.*s | %s%.64s", i + 1, same ? '=' : '!',
+                 skip ? "..." : "", skip ? 61 : 64, skip ? 61 : 64, a + skip,
+                 skip ? "..." : "", b + skip);
         replay__print(h, line);
         if (!same && first) {
             first = false;

@@ -303,6 +303,9 @@ static void line_bytes(struct line *l, const struct fw_trace_field *f)
         uint8_t c = f->ptr[i];
         if (c >= 0x20 && c < 0x7F && c != '"' && c != '\\') {
             line_put(l, (char)c);
+        } else if (c == '"' || c == '\\') {
+            line_put(l, '\\');
+            line_put(l, (char)c);
         } else {
             line_put(l, '\\');
             line_put(l, 'x');

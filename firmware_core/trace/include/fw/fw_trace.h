@@ -150,7 +150,8 @@ long fw_trace_read(const uint8_t *buf, size_t avail, uint64_t base, struct fw_tr
                    struct fw_trace_error *err);
 
 /* One line for people: `publish topic="a/b" payload="{..}" qos=1 retain=0 | rc=0 token=3`,
-   non-printable bytes as \xNN, cut to cap (always NUL-terminated). Returns out. */
+   with " and \\ after a backslash and other non-printable bytes as \xNN, cut to cap
+   (always NUL-terminated). Returns out. */
 char *fw_trace_format(const struct fw_trace_rec *r, char *out, size_t cap);
 
 #ifdef __cplusplus
