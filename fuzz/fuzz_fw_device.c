@@ -1,7 +1,7 @@
 /*
  * fuzz_fw_device.c - libFuzzer target for a whole scanner (firmware_core) driven by hostile
  * events: corrupt flash, arbitrary messages on its topics, acknowledgements of unknown
- * tokens, connection churn, wrong tags, random buttons, time jumps and reboots.
+ * tokens, SUBACKs granted or refused, connection churn, wrong tags, random buttons, time jumps and reboots.
  *
  * The input is a flash image followed by a script. Bytes 0..1: length L of the stored
  * outbox, then L bytes of it; one byte: length S of the stored sequence record, then S
@@ -93,8 +93,10 @@ static void run_event(struct reader *r)
         return;
     uint8_t buf[1200];
     switch (op % 11) {
-    case 0: /* connected, session present or not */
+    case 0: /* connected, session present or not; its SUBACKs granted, refused or later */
         fw_device_on_connected(&dev, (op >> 4) & 1);
+        if (op & 0x40)
+            fwt_suback_all(&plat, &dev, op & 0x20 ? 0x80 : (op >> 7));
         break;
     case 1:
         fw_device_on_connection_lost(&dev, "fuzz: lost");

@@ -10,7 +10,7 @@
 
 static int stub_connect(void *c, const struct fw_connect_params *p) { (void)c; (void)p; return 0; }
 static int stub_publish(void *c, const struct fw_publish *m, uint32_t *t) { (void)c; (void)m; *t = 0; return 0; }
-static int stub_subscribe(void *c, const char *f, int q) { (void)c; (void)f; (void)q; return 0; }
+static int stub_subscribe(void *c, const char *f, int q, uint32_t *t) { (void)c; (void)f; (void)q; *t = 1; return 0; }
 static void stub_disconnect(void *c) { (void)c; }
 static void stub_flush(void *c, const uint8_t *fb) { (void)c; (void)fb; }
 static uint64_t stub_clock(void *c) { (void)c; return 0; }
@@ -34,6 +34,7 @@ int main(void)
         return 1;
     fw_device_start(&device);
     fw_device_on_connected(&device, false);
+    fw_device_on_subscribed(&device, 1, 1);
     fw_device_on_connect_failed(&device, 5, "");
     fw_device_on_connection_lost(&device, "");
     fw_device_on_message(&device, "t", "{}", 2, 1, false);

@@ -294,16 +294,22 @@ static int device__next_seq(struct fw_device *d, uint32_t *out)
 /* ===================================================== connection, back-off */
 
 static void device__connect(struct fw_device *d);
+static void device__reason_words(char *out, size_t cap, int reason_code);
 
-/* Next attempt after backoff_ms +/- 25 %, then double the base up to the cap. */
-static void device__schedule_reconnect(struct fw_device *d)
+/* When the next try is due: after *base_ms +/- 25 %; the base then doubles up to the cap. */
+static uint64_t device__backoff(struct fw_device *d, uint32_t *base_ms)
 {
-    uint32_t base = d->backoff_ms;
+    uint32_t base = *base_ms;
     uint32_t quarter = base / 4;
     uint32_t delay = base - quarter + device__random(d) % (2 * quarter + 1);
-    d->next_connect_ms = device__now(d) + delay;
+    *base_ms = base >= FW_RECONNECT_MAX_MS / 2 ? FW_RECONNECT_MAX_MS : base * 2;
+    return device__now(d) + delay;
+}
+
+static void device__schedule_reconnect(struct fw_device *d)
+{
+    d->next_connect_ms = device__backoff(d, &d->backoff_ms);
     d->conn = FW_CONN_WAITING;
-    d->backoff_ms = base >= FW_RECONNECT_MAX_MS / 2 ? FW_RECONNECT_MAX_MS : base * 2;
     device__dirty(d);
 }
 
@@ -389,32 +395,110 @@ static void device__flush_outbox(struct fw_device *d)
 
 /* ====================================================== network events */
 
-void fw_device_on_connected(struct fw_device *d, bool session_present)
-{
-    if (d == NULL || (d->conn != FW_CONN_CONNECTING && d->conn != FW_CONN_WAITING))
-        return; /* stale (stopped, or already online) */
-    d->conn = FW_CONN_ONLINE;
-    d->session_present = session_present;
-    d->backoff_ms = FW_RECONNECT_MIN_MS;
-    d->stats.connects++;
-    if (session_present)
-        d->stats.sessions_present++;
-    device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
-                NULL);
+/* ======================================================= subscriptions */
 
-    /* Subscribe even with a resumed session: cheap, and right if the broker lost it. */
-    const char *subs[2] = {d->topic_item, d->topic_reply};
-    for (int i = 0; i < 2; i++) {
-        int rc = d->ports.net_subscribe(d->ports.ctx, subs[i], d->qos);
-        if (rc < 0)
-            device__log(d, FW_LOG_ERROR, "subscribing to", subs[i], fw_strerror(rc));
+static const char *device__sub_topic(const struct fw_device *d, int i)
+{
+    return i == 0 ? d->topic_item : d->topic_reply;
+}
+
+/* A subscription was refused or lost: counted, logged, shown, asked again later. */
+static void device__subscribe_failed(struct fw_device *d, int i, int code)
+{
+    char words[48];
+    struct fw_text t;
+    fw_text__init(&t, words, sizeof words);
+    fw_text__str(&t, "refused: ");
+    if (code >= 0x80 && code <= 0xFF)
+        device__reason_words(words + t.len, sizeof words - t.len, code);
+    else
+        fw_text__str(&t, fw_strerror(code < 0 ? code : FW_ERR_IO));
+    d->stats.subscriptions_refused++;
+    device__log(d, FW_LOG_ERROR, "subscription to", device__sub_topic(d, i), words);
+    if (d->sub_retry_ms == 0)
+        d->sub_retry_ms = device__backoff(d, &d->sub_backoff_ms);
+    d->refused_reason = code;
+    device__notice(d, FW_NOTICE_SUB_REFUSED);
+}
+
+/* Asks for every subscription neither granted nor awaited. */
+static void device__subscribe_missing(struct fw_device *d)
+{
+    for (int i = 0; i < FW_SUBSCRIPTIONS && d->conn == FW_CONN_SUBSCRIBING; i++) {
+        uint8_t bit = (uint8_t)(1u << i);
+        if ((d->subs_granted | d->subs_awaited) & bit)
+            continue;
+        uint32_t token = 0;
+        int rc = d->ports.net_subscribe(d->ports.ctx, device__sub_topic(d, i), d->qos, &token);
+        if (rc < 0) {
+            device__subscribe_failed(d, i, rc);
+            continue;
+        }
+        d->sub_token[i] = token;
+        d->subs_awaited |= bit;
     }
+}
+
+/* Every subscription granted: only now can items reach the device, so only now does it
+   say "online" (the backend and the fleet start from that), and send its outbox. */
+static void device__ready(struct fw_device *d)
+{
+    d->conn = FW_CONN_ONLINE;
+    d->sub_backoff_ms = FW_RECONNECT_MIN_MS;
+    d->sub_retry_ms = 0;
+    device__log(d, FW_LOG_INFO, "subscriptions granted, online", NULL, NULL);
+    device__dirty(d);
     uint32_t token = 0;
     struct fw_publish online = {d->topic_status, STATUS_ONLINE, sizeof STATUS_ONLINE - 1,
                                 d->qos, true};
     if (d->ports.net_publish(d->ports.ctx, &online, &token) < 0)
         d->stats.publish_errors++;
     device__flush_outbox(d);
+}
+
+void fw_device_on_subscribed(struct fw_device *d, uint32_t token, int granted_qos)
+{
+    if (d == NULL || d->conn != FW_CONN_SUBSCRIBING)
+        return; /* stale: from an earlier connection */
+    int i = 0;
+    while (i < FW_SUBSCRIPTIONS && !((d->subs_awaited >> i) & 1u && d->sub_token[i] == token))
+        i++;
+    if (i == FW_SUBSCRIPTIONS)
+        return;
+    d->subs_awaited &= (uint8_t)~(1u << i);
+    if (granted_qos >= 0 && granted_qos <= 2) {
+        d->subs_granted |= (uint8_t)(1u << i);
+        if (granted_qos < d->qos)
+            device__log(d, FW_LOG_WARN, "subscription granted at a lower QoS:",
+                        device__sub_topic(d, i), NULL);
+        if (d->subs_granted == (1u << FW_SUBSCRIPTIONS) - 1)
+            device__ready(d);
+    } else {
+        device__subscribe_failed(d, i, granted_qos);
+    }
+    device__present(d);
+}
+
+/* ====================================================== network events */
+
+void fw_device_on_connected(struct fw_device *d, bool session_present)
+{
+    if (d == NULL || (d->conn != FW_CONN_CONNECTING && d->conn != FW_CONN_WAITING))
+        return; /* stale (stopped, or already online) */
+    d->conn = FW_CONN_SUBSCRIBING;
+    d->session_present = session_present;
+    d->backoff_ms = FW_RECONNECT_MIN_MS;
+    d->sub_backoff_ms = FW_RECONNECT_MIN_MS;
+    d->sub_retry_ms = 0;
+    d->subs_granted = 0;
+    d->subs_awaited = 0;
+    d->stats.connects++;
+    if (session_present)
+        d->stats.sessions_present++;
+    device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
+                NULL);
+    /* Subscribe even with a resumed session: cheap, and right if the broker lost it. */
+    device__subscribe_missing(d);
     device__dirty(d);
     device__present(d);
 }
@@ -435,7 +519,7 @@ void fw_device_on_connection_lost(struct fw_device *d, const char *why)
         fw_device_on_connect_failed(d, FW_ERR_IO, why);
         return;
     }
-    if (d->conn != FW_CONN_ONLINE)
+    if (d->conn != FW_CONN_ONLINE && d->conn != FW_CONN_SUBSCRIBING)
         return;
     d->stats.connection_losses++;
     d->session_present = false;
@@ -863,6 +947,10 @@ void fw_device_tick(struct fw_device *d, uint64_t now_ms)
     /* Three comparisons when nothing is due: cheap for a fleet of thousands. */
     if (d->conn == FW_CONN_WAITING && now_ms >= d->next_connect_ms)
         device__connect(d);
+    if (d->conn == FW_CONN_SUBSCRIBING && d->sub_retry_ms != 0 && now_ms >= d->sub_retry_ms) {
+        d->sub_retry_ms = 0;
+        device__subscribe_missing(d);
+    }
     if (d->inv_state == FW_INV_WAITING && now_ms >= d->inv_deadline_ms) {
         d->inv_state = FW_INV_TIMED_OUT;
         d->stats.inventory_timeouts++;
@@ -880,7 +968,7 @@ void fw_device_stop(struct fw_device *d)
 {
     if (d == NULL || d->conn == FW_CONN_IDLE || d->conn == FW_CONN_STOPPED)
         return;
-    if (d->conn == FW_CONN_ONLINE) {
+    if (d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING) {
         uint32_t token = 0;
         struct fw_publish off = {d->topic_status, STATUS_OFFLINE, sizeof STATUS_OFFLINE - 1,
                                  d->qos, true};
@@ -921,6 +1009,7 @@ void fw_device_status(const struct fw_device *d, struct fw_status *out)
     }
     out->next_connect_ms = d->conn == FW_CONN_WAITING ? d->next_connect_ms : 0;
     out->seq = d->seq;
+    out->connected = d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING;
 }
 
 /* Headless devices render here, on demand, only when the state changed since the last

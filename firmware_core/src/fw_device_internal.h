@@ -10,9 +10,10 @@
 enum fw_conn {
     FW_CONN_IDLE = 0,   /* initialised, not started */
     FW_CONN_CONNECTING, /* net_connect called, outcome pending */
-    FW_CONN_ONLINE,
+    FW_CONN_ONLINE,     /* connected and every subscription granted */
     FW_CONN_WAITING,    /* back-off: next attempt at next_connect_ms */
     FW_CONN_STOPPED,
+    FW_CONN_SUBSCRIBING,/* connected, waiting for SUBACKs (or to ask a refused one again) */
 };
 
 enum fw_mode { FW_MODE_REGISTER = 0, FW_MODE_INVENTORY };
@@ -30,6 +31,7 @@ enum fw_notice {
     FW_NOTICE_OFFLINE,           /* inventory look-up needs a connection */
     FW_NOTICE_FLASH_ERROR,       /* sequence number could not be persisted */
     FW_NOTICE_REFUSED,           /* the broker refused a publish (refused_reason) */
+    FW_NOTICE_SUB_REFUSED,       /* the broker refused a subscription (refused_reason) */
 };
 
 enum fw_inv { FW_INV_NONE = 0, FW_INV_WAITING, FW_INV_ANSWERED, FW_INV_TIMED_OUT };

@@ -100,6 +100,7 @@ static const char *screens__notice_text(enum fw_notice n)
     case FW_NOTICE_OFFLINE: return "offline, try later";
     case FW_NOTICE_FLASH_ERROR: return "flash error";
     case FW_NOTICE_REFUSED: return "refused by broker";
+    case FW_NOTICE_SUB_REFUSED: return "subscribe refused";
     case FW_NOTICE_NONE: break;
     }
     return "";
@@ -114,8 +115,11 @@ static void screens__notice(const struct fw_device *d, uint8_t *fb, enum fw_scre
     fw_display__text(fb, 0, 3, screens__notice_text((enum fw_notice)d->notice), false);
     if (screen == FW_SCREEN_REGISTERED)
         screens__label_u32(fb, 4, "seq ", d->seq);
-    if (d->notice == FW_NOTICE_REFUSED)
-        fw_display__text(fb, 0, 4, fw_reason_code_name(d->refused_reason), false);
+    if (d->notice == FW_NOTICE_REFUSED || d->notice == FW_NOTICE_SUB_REFUSED)
+        fw_display__text(fb, 0, 4,
+                         d->refused_reason < 0 ? fw_strerror(d->refused_reason)
+                                               : fw_reason_code_name(d->refused_reason),
+                         false);
     fw_display__text(fb, 0, 7, "OK=continue", false);
 }
 

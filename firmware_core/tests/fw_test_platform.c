@@ -50,12 +50,17 @@ static int t_publish(void *ctx, const struct fw_publish *msg, uint32_t *token)
     return 0;
 }
 
-static int t_subscribe(void *ctx, const char *filter, int qos)
+static int t_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
     struct fwt_platform *p = ctx;
     p->net_calls++;
+    if (p->subscribe_rc != 0)
+        return p->subscribe_rc;
+    *token = ++p->next_token;
     if (p->nsubs < FWT_MAX_SUBS) {
         copy_str(p->subs[p->nsubs], FW_TOPIC_MAX, filter);
+        p->sub_token[p->nsubs] = *token;
+        p->sub_acked[p->nsubs] = false;
         p->sub_qos[p->nsubs++] = qos;
     }
     return 0;
@@ -133,6 +138,31 @@ void fwt_init(struct fwt_platform *p, bool with_display)
     p->ports.storage_read = t_read;
     p->ports.storage_write = t_write;
     p->ports.log = t_log;
+}
+
+/* granted < 0 with as_asked: each at the QoS it asked for. */
+static int suback_all(struct fwt_platform *p, struct fw_device *d, int granted, bool as_asked)
+{
+    int n = 0;
+    for (int i = 0; i < p->nsubs; i++) {
+        if (p->sub_acked[i])
+            continue;
+        p->sub_acked[i] = true;
+        fw_device_on_subscribed(d, p->sub_token[i], as_asked ? p->sub_qos[i] : granted);
+        n++;
+    }
+    return n;
+}
+
+int fwt_suback_all(struct fwt_platform *p, struct fw_device *d, int granted_qos)
+{
+    return suback_all(p, d, granted_qos, false);
+}
+
+void fwt_online(struct fwt_platform *p, struct fw_device *d, bool session_present)
+{
+    fw_device_on_connected(d, session_present);
+    suback_all(p, d, 0, true);
 }
 
 void fwt_clear_calls(struct fwt_platform *p)

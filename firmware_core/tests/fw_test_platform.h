@@ -52,7 +52,10 @@ struct fwt_platform {
     int npubs;
     char subs[FWT_MAX_SUBS][FW_TOPIC_MAX];
     int sub_qos[FWT_MAX_SUBS];
+    uint32_t sub_token[FWT_MAX_SUBS];    /* tokens share the publish counter */
+    bool sub_acked[FWT_MAX_SUBS];        /* a SUBACK was delivered for it */
     int nsubs;
+    int subscribe_rc;                    /* what net_subscribe returns */
     int disconnect_calls;
     int disconnect_order;
     int net_calls;
@@ -80,6 +83,12 @@ struct fwt_platform {
 void fwt_init(struct fwt_platform *p, bool with_display);
 /* Forget the calls recorded so far (publishes, subscribes, logs), keep storage. */
 void fwt_clear_calls(struct fwt_platform *p);
+
+/* Delivers a SUBACK with granted_qos (0..2, >= 0x80 refused, < 0 lost) for every recorded
+   subscribe that has none yet; returns how many. */
+int fwt_suback_all(struct fwt_platform *p, struct fw_device *d, int granted_qos);
+/* The broker accepts the connection and grants every subscription at the QoS asked. */
+void fwt_online(struct fwt_platform *p, struct fw_device *d, bool session_present);
 
 /* Publishes recorded on topic; the last one (NULL if none). */
 int fwt_count_pubs(const struct fwt_platform *p, const char *topic);

@@ -47,7 +47,7 @@ static void restart(void)
 static void online(void)
 {
     fw_device_start(&D);
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
 }
 
 static void item(int id, const char *name, int qty, bool dup)
@@ -357,7 +357,7 @@ START_TEST(a_full_outbox_refuses_the_confirm_and_keeps_the_item)
     ck_assert_uint_eq(status().outbox, FW_OUTBOX_LEN);
     ck_assert_int_eq(status().head_item_id, 500);
     /* After the broker acknowledged one, the same confirm goes through. */
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     fw_device_on_published(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->token);
     fw_device_on_button(&D, FW_BUTTON_CONFIRM); /* acknowledge the error */
     ck_assert_int_eq(screen(), FW_SCREEN_CONFIRM);
@@ -382,7 +382,7 @@ START_TEST(registrations_made_offline_are_sent_in_order_once_on_reconnect)
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 0);
     ck_assert_uint_eq(status().outbox, 3);
 
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 3);
     for (int i = 0; i < 3; i++) {
         char want[32];
@@ -396,7 +396,7 @@ START_TEST(registrations_made_offline_are_sent_in_order_once_on_reconnect)
     fw_device_on_connection_lost(&D, "test");
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
-    fw_device_on_connected(&D, true);
+    fwt_online(&P, &D, true);
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 3);
     ck_assert_uint_eq(fw_device_stats(&D)->registrations_sent, 3);
 }
@@ -453,7 +453,7 @@ START_TEST(a_registration_in_flight_at_a_connection_loss_is_resent_with_the_same
 
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
-    fw_device_on_connected(&D, true);
+    fwt_online(&P, &D, true);
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 2);
     const struct fwt_pub *again = fwt_last_pub(&P, REGISTERED_TOPIC);
     ck_assert_str_eq(again->payload, payload);
@@ -478,7 +478,7 @@ START_TEST(a_refused_publish_keeps_the_registration_for_the_next_connection)
     fw_device_on_connection_lost(&D, "gone");
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 1);
 }
 END_TEST
@@ -530,7 +530,7 @@ START_TEST(a_refused_registration_stays_dropped_after_a_restart_while_others_wai
         uid_of(i, uid);
         register_head(uid, 4);
     }
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     fw_device_on_publish_refused(&D, fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->token, 0x97);
     ck_assert(fwt_log_contains(&P, "quota exceeded (0x97)"));
     ck_assert_uint_eq(status().outbox, 1);
@@ -557,7 +557,7 @@ START_TEST(a_publish_lost_by_the_platform_is_kept_and_sent_again)
     fw_device_on_connection_lost(&D, "gone");
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
-    fw_device_on_connected(&D, true);
+    fwt_online(&P, &D, true);
     ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 2);
     ck_assert_str_eq(fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->payload,
                      fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->payload);
@@ -664,6 +664,115 @@ START_TEST(on_connect_the_device_subscribes_and_announces_online_retained)
 }
 END_TEST
 
+/* A broker may complete SUBSCRIBE after it has answered later packets (RabbitMQ binds a
+   queue): an item published on "online" before the SUBACK would reach nobody. */
+START_TEST(the_device_announces_online_only_when_every_subscription_is_granted)
+{
+    fw_device_start(&D);
+    fw_device_on_connected(&D, false);
+    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
+    ck_assert(!status().online);
+    ck_assert(status().connected);
+    fw_device_on_subscribed(&D, P.sub_token[1], 1);
+    P.sub_acked[1] = true;
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
+    ck_assert(!status().online);
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    P.sub_acked[0] = true;
+    const struct fwt_pub *st = fwt_last_pub(&P, "scanners/scanner-1/status");
+    ck_assert_ptr_nonnull(st);
+    ck_assert_str_eq(st->payload, "online");
+    ck_assert(status().online);
+    /* A repeated or unknown SUBACK changes nothing. */
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    fw_device_on_subscribed(&D, 9999, 0x80);
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 1);
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 0);
+}
+END_TEST
+
+START_TEST(a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_off)
+{
+    fw_device_start(&D);
+    fw_device_on_connected(&D, false);
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    fw_device_on_subscribed(&D, P.sub_token[1], 0x80);
+    P.sub_acked[0] = P.sub_acked[1] = true;
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 1);
+    ck_assert_int_eq(screen(), FW_SCREEN_ERROR);
+    ck_assert(fwt_log_contains(&P, "subscription to scanners/scanner-1/inventory/reply refused: "
+                                   "unspecified error (0x80)"));
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
+    ck_assert(!status().online);
+    /* Not before three quarters of the first back-off; by five quarters, only that one. */
+    P.now += FW_RECONNECT_MIN_MS * 3 / 4 - 1;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, 2);
+    P.now += FW_RECONNECT_MIN_MS / 2 + 2;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, 3);
+    ck_assert_str_eq(P.subs[2], "scanners/scanner-1/inventory/reply");
+    /* Refused again: the next wait is about twice as long. */
+    fw_device_on_subscribed(&D, P.sub_token[2], 0x87);
+    P.sub_acked[2] = true;
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 2);
+    P.now += FW_RECONNECT_MIN_MS * 5 / 4;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, 3);
+    P.now += FW_RECONNECT_MIN_MS * 5 / 4;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, 4);
+    ck_assert_int_eq(fwt_suback_all(&P, &D, 1), 1);
+    ck_assert(status().online);
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 1);
+}
+END_TEST
+
+START_TEST(a_subscribe_the_port_refuses_is_counted_and_asked_again)
+{
+    fw_device_start(&D);
+    P.subscribe_rc = FW_ERR_IO;
+    fw_device_on_connected(&D, false);
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 2);
+    ck_assert_int_eq(P.nsubs, 0);
+    P.subscribe_rc = 0;
+    P.now += FW_RECONNECT_MIN_MS * 5 / 4;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, 2);
+    fwt_suback_all(&P, &D, 1);
+    ck_assert(status().online);
+}
+END_TEST
+
+START_TEST(the_outbox_waits_for_the_subscriptions_and_a_reconnect_waits_again)
+{
+    fw_device_start(&D);
+    item(300, "Widget", 1, false);
+    register_head(TAG1, 4); /* offline: kept in the outbox */
+    ck_assert_uint_eq(status().outbox, 1);
+    fw_device_on_connected(&D, false);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 0);
+    fwt_suback_all(&P, &D, 1);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 1);
+    uint32_t old_token = P.sub_token[0];
+
+    fw_device_on_connection_lost(&D, "link cut");
+    ck_assert(!status().connected);
+    fwt_clear_calls(&P);
+    P.now = status().next_connect_ms;
+    fw_device_tick(&D, P.now);
+    fw_device_on_connected(&D, true);
+    ck_assert_int_eq(P.nsubs, 2);
+    /* A SUBACK of the previous connection does not count for this one. */
+    fw_device_on_subscribed(&D, old_token, 1);
+    ck_assert(!status().online);
+    fwt_suback_all(&P, &D, 1);
+    ck_assert(status().online);
+    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 1);
+}
+END_TEST
+
 START_TEST(stop_publishes_offline_retained_before_a_clean_disconnect)
 {
     online();
@@ -706,7 +815,7 @@ START_TEST(reconnect_delays_double_with_jitter_up_to_the_cap_and_reset_after_suc
     ck_assert_msg(saw_non_base, "no jitter at all");
     ck_assert_uint_eq(fw_device_stats(&D)->connect_failures, 10);
     /* Success resets the back-off: a loss waits about the first delay again. */
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     fw_device_on_connection_lost(&D, "keep-alive timeout");
     uint64_t delay = status().next_connect_ms - P.now;
     ck_assert(delay >= FW_RECONNECT_MIN_MS * 3 / 4 && delay <= FW_RECONNECT_MIN_MS * 5 / 4);
@@ -746,7 +855,7 @@ START_TEST(a_connect_refused_by_the_port_is_retried_later)
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
     ck_assert_int_eq(P.connect_calls, 2);
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     ck_assert(status().online);
 }
 END_TEST
@@ -987,7 +1096,9 @@ START_TEST(random_events_keep_every_bound_and_every_key_unique)
             fw_device_on_button(&D, (enum fw_button)rnd(3));
             break;
         case 6:
+            /* A SUBACK may also refuse: the device then asks again on a later tick. */
             fw_device_on_connected(&D, rnd(2));
+            fwt_suback_all(&P, &D, rnd(4) == 0 ? 0x80 : 1);
             break;
         case 7:
             if (rnd(3) == 0)
@@ -1073,6 +1184,10 @@ static Suite *device_suite(void)
     tcase_add_test(t, a_sequence_number_that_cannot_be_persisted_is_not_used);
     tcase_add_test(t, start_connects_with_a_retained_offline_last_will);
     tcase_add_test(t, on_connect_the_device_subscribes_and_announces_online_retained);
+    tcase_add_test(t, the_device_announces_online_only_when_every_subscription_is_granted);
+    tcase_add_test(t, a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_off);
+    tcase_add_test(t, a_subscribe_the_port_refuses_is_counted_and_asked_again);
+    tcase_add_test(t, the_outbox_waits_for_the_subscriptions_and_a_reconnect_waits_again);
     tcase_add_test(t, stop_publishes_offline_retained_before_a_clean_disconnect);
     tcase_add_test(t, reconnect_delays_double_with_jitter_up_to_the_cap_and_reset_after_success);
     tcase_add_test(t, devices_with_different_seeds_spread_their_reconnects);

@@ -35,7 +35,7 @@ static void assert_picture(const uint8_t *frame, int x, int y, int w, int h, con
 START_TEST(the_idle_screen_shows_an_inverted_title_and_the_pending_count)
 {
     start_device(true);
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     /* Title bar, first 7 cells: "SCANNER" dark on lit. */
     assert_picture(P.frame, 0, 0, 42, 8,
                    "#....##...###...##.###.#.###.#.....#....##\n"
@@ -71,7 +71,7 @@ START_TEST(the_title_bar_says_online_or_offline_at_the_right_edge)
                    ".###.#\n"
                    ".###.#\n"
                    "#...##\n");
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
     /* "ONLINE" is 6 cells: its 'O' starts at 90, the 'N' at 96. */
     assert_picture(P.frame, 96, 0, 6, 7,
                    ".###.#\n"
@@ -166,6 +166,12 @@ START_TEST(an_event_flushes_at_most_one_frame_and_an_idle_tick_none)
     ck_assert_int_eq(before, 1); /* start drew the first frame */
     fw_device_on_connected(&D, false);
     ck_assert_int_eq(P.flushes, before + 1);
+    /* The first SUBACK changes nothing visible; the last one puts ONLINE in the title. */
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    ck_assert_int_eq(P.flushes, before + 1);
+    fw_device_on_subscribed(&D, P.sub_token[1], 1);
+    ck_assert_int_eq(P.flushes, before + 2);
+    before++;
     char buf[128];
     fwt_item_json(buf, sizeof buf, 5, "Box", 1);
     fw_device_on_message(&D, fw_device_topic_item_registration(&D), buf, strlen(buf), 1, false);
@@ -187,7 +193,7 @@ START_TEST(a_headless_device_renders_only_when_its_framebuffer_is_asked_for)
     static struct fwt_platform P2;
     static struct fw_device D2;
     start_device(true);
-    fw_device_on_connected(&D, false);
+    fwt_online(&P, &D, false);
 
     fwt_init(&P2, false);
     struct fw_device_config cfg;
@@ -195,7 +201,7 @@ START_TEST(a_headless_device_renders_only_when_its_framebuffer_is_asked_for)
     cfg.device_id = "scanner-1";
     ck_assert_int_eq(fw_device_init(&D2, &cfg, &P2.ports), FW_OK);
     fw_device_start(&D2);
-    fw_device_on_connected(&D2, false);
+    fwt_online(&P2, &D2, false);
     ck_assert_int_eq(P2.flushes, 0);
     ck_assert_mem_eq(fw_device_framebuffer(&D2), P.frame, FW_FB_BYTES);
     /* And it follows the state afterwards. */

@@ -38,6 +38,8 @@ const char sim_cli_common_help[] =
     "  --session-expiry SECS   MQTT 5 session expiry for persistent sessions (default 3600)\n"
     "  --layout seed|per-device     topic layout (docs/protocol.md)\n"
     "  --broker-log FILE       copy the embedded broker's log to FILE on exit\n"
+    "  --broker-type mosquitto|rabbitmq   the broker started without --broker (default\n"
+    "                          mosquitto; rabbitmq: RabbitMQ's MQTT plugin, ~15 s to start)\n"
     "  --nagle                 leave Nagle's algorithm on in the TCP connections (Paho's\n"
     "                          default; by default scansim sets TCP_NODELAY, as mosquitto\n"
     "                          does, since with Nagle a small packet can wait up to 40 ms\n"
@@ -184,6 +186,15 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
         }
         c->broker_uri = arg;
         return 1;
+    case 0x100b: {
+        enum hx_broker_kind k;
+        if (hx_broker_kind_parse(arg, &k) != 0) {
+            sim_cli_error(cmd, "--broker-type: expected mosquitto or rabbitmq, got '%s'", arg);
+            return -1;
+        }
+        c->broker_type = (int)k;
+        return 1;
+    }
     case 'u':
         c->username = arg;
         if (!c->password && getenv(SIM_CLI_PASSWORD_ENV) && *getenv(SIM_CLI_PASSWORD_ENV))
@@ -270,6 +281,16 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
         sim_cli_error(cmd, "-P/--password needs -u/--username");
         return -1;
     }
+    if (c->broker_uri && c->broker_type != HX_BROKER_MOSQUITTO) {
+        sim_cli_error(cmd, "--broker-type names the broker scansim starts; with --broker URI "
+                           "it starts none: give one of the two");
+        return -1;
+    }
+    if (!c->broker_uri && c->broker_type == HX_BROKER_RABBITMQ && c->protocol_version == 5) {
+        sim_cli_error(cmd, "RabbitMQ 3.10's MQTT plugin speaks MQTT 3.1.1 only: drop -V 5 or "
+                           "use the embedded mosquitto");
+        return -1;
+    }
     if (!c->broker_uri && (c->cafile || c->cert || c->username)) {
         sim_cli_error(cmd, "TLS and user options need --broker: the embedded broker is plain TCP "
                            "and anonymous");
@@ -352,11 +373,13 @@ int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx
     memset(&opts, 0, sizeof(opts));
     opts.persistence = true;
     opts.max_queued_messages = 0; /* unlimited: the embedded broker never drops silently */
+    opts.kind = (enum hx_broker_kind)c->broker_type;
     int rc = hx_broker_start(&opts, embedded);
     if (rc != HX_OK) {
-        sim_cli_error(cmd, "could not start the embedded mosquitto: %s (install it with "
-                           "'apt-get install mosquitto', or point at a broker with --broker URI)",
-                      hx_broker_last_error());
+        sim_cli_error(cmd, "could not start the embedded %s: %s (install it with "
+                           "'apt-get install %s', or point at a broker with --broker URI)",
+                      hx_broker_kind_name(opts.kind), hx_broker_last_error(),
+                      opts.kind == HX_BROKER_RABBITMQ ? "rabbitmq-server" : "mosquitto");
         return -1;
     }
     *uri = hx_broker_uri(*embedded);

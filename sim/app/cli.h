@@ -46,6 +46,7 @@ struct sim_cli_common {
     enum sim_cli_layout layout;   /* --layout seed|per-device */
     bool layout_set;          /* --layout was given (run defaults to per-device) */
     const char *broker_log;   /* --broker-log FILE: keep the embedded broker's log there */
+    int broker_type;          /* --broker-type: the embedded broker's enum hx_broker_kind */
     bool nagle;               /* --nagle: leave Nagle's algorithm on (default TCP_NODELAY) */
     int verbose;              /* -v (repeatable) */
 };
@@ -71,6 +72,7 @@ struct sim_cli_common {
     {"layout", required_argument, 0, 0x1008},                           \
     {"broker-log", required_argument, 0, 0x1009},                       \
     {"nagle", no_argument, 0, 0x100a},                                  \
+    {"broker-type", required_argument, 0, 0x100b},                      \
     {"verbose", no_argument, 0, 'v'}
 
 /* Short option letters of the common options, for getopt_long's optstring. */

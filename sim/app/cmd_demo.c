@@ -1,17 +1,19 @@
 /*
- * cmd_demo.c - `scansim demo`: one scanner running the real firmware in a terminal.
+ * cmd_demo.c - `scansim demo`: scanners running the real firmware in a terminal.
  *
- * What a firmware developer runs to see and drive the device as an operator would: the
- * firmware's 128x64 OLED drawn in the terminal (display_ncurses.c), its state and counters,
- * the MQTT traffic it sends and receives, and the backend's ledger (demo_ui.c). The keyboard
- * stands in for the RFID reader and the buttons; `n` takes the network away through the
- * harness fault proxy (demo_net.c) and gives it back.
+ * What a newcomer runs first and a firmware developer runs to see and drive the device as
+ * an operator would: each scanner's 128x64 OLED drawn in the terminal (display_ncurses.c),
+ * its state and counters, the MQTT traffic, and the backend's ledger (demo_ui.c, laid out
+ * for any terminal from 80x24 by demo_layout.c). The keyboard stands in for the RFID reader
+ * and the buttons of the chosen scanner (demo_input.c); `n` takes that scanner's network
+ * away through its own harness fault proxy (demo_net.c) and gives it back. With several
+ * scanners in the seed layout every scanner gets every item, so two operators can register
+ * one item twice: the seed's own race, on screen.
  *
- * Threads: the main thread owns the device's loop (sim_loop_fd + poll together with the
- * keyboard), so the device's observer - frames, traffic, state changes - runs on the same
- * thread as curses and needs no lock. Keys reach the firmware as loop events
- * (sim_device_post_tag / sim_device_post_button). The backend (hx_backend) and the proxy
- * hub run their own threads; the main thread only calls their thread-safe functions.
+ * This file: options, set-up, the loop, tear-down. Threads: the main thread owns the
+ * scanners' loop (sim_loop_fd + poll together with the keyboard), so their observer
+ * (demo_watch.c) runs on the same thread as curses and needs no lock. The backend
+ * (hx_backend) and the proxy hubs run their own threads.
  *
  * Start-up failures are printed before the screen opens, with scansim's exit codes.
  */
@@ -28,22 +30,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "demo_net.h"
-#include "demo_ui.h"
+#include "demo_app.h"
+#include "demo_keys.h"
 #include "display_ncurses.h"
-#include "fw/fw_device.h"
-#include "hx/backend.h"
 #include "sim/clock.h"
-#include "sim/device.h"
-#include "sim/display.h"
 #include "sim/err.h"
-#include "sim/loop.h"
 
 const char scansim_cmd_demo_summary[] =
-    "one scanner in the terminal: its OLED, state, MQTT log; keys for tags and buttons";
+    "scanners in the terminal: OLEDs, state, MQTT log, ledger; keys for tags and buttons";
 
-#define DEMO_CMD "demo"
 #define DEMO_REDRAW_MS 250   /* at least this often (countdowns, backend figures) */
 
 enum {
@@ -54,101 +49,63 @@ enum {
     DEMO_OPT_ASCII,
     DEMO_OPT_SEED,
     DEMO_OPT_OLED_DUMP,
+    DEMO_OPT_DEVICES,
     DEMO_OPT_TRACE,
 };
 
 static const char demo_help[] =
     "usage: scansim demo [options]\n"
     "\n"
-    "Runs one simulated scanner - the real firmware - in this terminal, against a real broker:\n"
-    "its 128x64 OLED (pixel-true with half blocks on a UTF-8 terminal of 160x43 or more),\n"
-    "its state and counters, a log of its MQTT traffic, and the backend's ledger. By default a\n"
-    "private mosquitto is started on a free loopback port (its URI is on the top line, so you\n"
-    "can watch with: mosquitto_sub -h 127.0.0.1 -p PORT -t item_registered -v) and the\n"
-    "harness backend publishes items and records registrations.\n"
+    "Runs simulated scanners - the real firmware - in this terminal, against a real\n"
+    "broker: each one's 128x64 OLED (pixel-true: braille from 80x24 on, half blocks\n"
+    "on a UTF-8 terminal of 160x44 or more), its state, a log of the MQTT traffic,\n"
+    "and the backend's ledger (each item pending, registered, twice, or lost once\n"
+    "the broker refused it). A smaller terminal drops panels, never the OLED. By\n"
+    "default a private mosquitto is started on a free loopback port (its URI is on\n"
+    "the top line, so you can watch with: mosquitto_sub -h 127.0.0.1 -p PORT -t\n"
+    "item_registered -v) and the harness backend publishes items and records\n"
+    "registrations.\n"
     "\n"
-    "Keys (the RFID reader and the buttons):\n"
-    "  a       the backend creates the next item and publishes it\n"
-    "  t       present a random RFID tag (4, 7 or 10 byte UID)\n"
-    "  T       type a tag UID in hex (Enter sends, Esc cancels)\n"
-    "  Enter   CONFIRM button (register the scanned tag, acknowledge a screen)\n"
-    "  c       CANCEL button (skip the item, leave a mode)\n"
-    "  i       MODE button: inventory look-up (scan a tag, the backend answers)\n"
-    "  n       cut the device's network link / restore it (a fault proxy between device and\n"
-    "          broker: the device goes offline, the broker publishes its Will, and it\n"
-    "          reconnects by its own back-off once restored; needs a tcp:// broker: with\n"
-    "          ssl:// the proxy cannot read the MQTT frames and the device connects directly)\n"
-    "  q       quit: clean power-off (retained \"offline\", DISCONNECT); Ctrl-C does the same\n"
+    "Keys (the RFID reader and the buttons of the chosen scanner):\n";
+
+static const char demo_help_options[] =
+    "\n"
+    "n puts a fault proxy between each scanner and the broker: cut, the scanner goes offline,\n"
+    "the broker publishes its Will, and it reconnects by its own back-off once restored; it\n"
+    "needs a tcp:// broker (with ssl:// the proxy cannot read the MQTT frames and the\n"
+    "scanners connect directly).\n"
     "\n"
     "Demo options:\n"
-    "  --id ID          device id, also the MQTT client id (default scanner-1)\n"
+    "  --devices N      N scanners (1 to 9, default 1), their OLEDs side by side as the\n"
+    "                   terminal allows; Tab or 1-9 choose the one the keys drive. With\n"
+    "                   several the topic layout defaults to per-device (a goes to the chosen\n"
+    "                   scanner); --layout seed gives every item to every scanner, so two\n"
+    "                   operators can register one item with two tags (\"twice\" in the ledger)\n"
+    "  --id ID          device id, also the MQTT client id (default scanner-1); with\n"
+    "                   --devices N the scanners are ID-1 .. ID-N (default scanner-1 ..)\n"
     "  --no-backend     do not start the harness backend: your backend publishes the items\n"
-    "  --flash DIR      keep the device's flash (outbox, sequence number) in DIR/<id>, so it\n"
+    "  --flash DIR      keep each device's flash (outbox, sequence number) in DIR/<id>, so it\n"
     "                   survives a restart (default: a temporary folder removed on exit)\n"
-    "  --trace DIR      record the device's trace as DIR/<id>.fwtrace (docs/trace.md)\n"
-    "  --direct         connect the device straight to the broker (no proxy; n is disabled)\n"
+    "  --trace DIR      record each scanner's trace as DIR/<id>.fwtrace (docs/trace.md)\n"
+    "  --direct         connect the devices straight to the broker (no proxy; n is disabled)\n"
     "  --ascii          draw the OLED in ASCII even on a UTF-8 terminal\n"
     "  --seed N         seed for the random tags (default: from the clock)\n"
     "  -v               also show the firmware's info and debug log lines in the log panel\n"
-    "  --oled-dump FILE write every OLED frame to FILE as text (half blocks, 32 lines of\n"
-    "                   128; replaced atomically): for scripts that check the pixels\n"
+    "  --oled-dump FILE write every OLED frame of the first scanner to FILE as text (half\n"
+    "                   blocks, 32 lines of 128; replaced atomically): for scripts that check\n"
+    "                   the pixels\n"
     "  -h, --help       this help\n"
     "\n";
 
 static const char demo_help_tail[] =
     "\n"
-    "Needs a terminal (stdin and stdout a TTY) of at least 96x27; for a script, run it in\n"
-    "tmux: tmux new-session -d -x 160 -y 50 'scansim demo'.\n"
+    "Needs a terminal (stdin and stdout a TTY) of at least 66x22 (80x24 is fine); for a\n"
+    "script, run it in tmux: tmux new-session -d -x 160 -y 50 'scansim demo'.\n"
     "\n"
     "Exit codes: 0 quit cleanly (q, Ctrl-C, SIGTERM); 2 bad option or not a terminal;\n"
     "3 broker unreachable, refused, or the embedded broker did not start; 4 internal error.\n";
 
-/* Names the backend gives the items it creates (cycled). */
-static const char *const demo_item_names[] = {
-    "Pallet jack", "Cordless drill", "Safety helmet", "Label printer", "Hand truck",
-    "Torque wrench", "Laser level", "Ladder 3m", "Tool case", "Fire extinguisher",
-};
-
-struct demo {
-    struct sim_cli_common common;
-    const char *id;
-    bool no_backend;
-    const char *flash_dir;        /* --flash, or tmp_flash */
-    char tmp_flash[64];           /* temporary flash folder, removed on exit */
-    bool direct;
-    const char *oled_dump;        /* --oled-dump FILE, or NULL */
-    const char *trace_dir;        /* --trace DIR, or NULL */
-    bool oled_dump_failed;        /* said once; not retried */
-    uint64_t rng;                 /* xorshift64 state for random tags and quantities */
-
-    struct hx_broker *broker;     /* embedded mosquitto, or NULL */
-    const char *broker_uri;
-    struct hx_backend *backend;
-    struct demo_net *net;
-    struct sim_loop *loop;
-    struct sim_device *dev;
-    struct sim_device_observer observer;
-    char item_topic[FW_TOPIC_MAX];
-    char registered_topic[FW_TOPIC_MAX];
-
-    bool quit;
-    bool dirty;                   /* something on screen changed */
-    uint64_t last_draw_ms;
-    struct demo_view view;        /* big: the log ring; this struct is heap-allocated */
-};
-
 /* ------------------------------------------------------------------ small helpers */
-
-static uint64_t demo__rand(struct demo *d)
-{
-    uint64_t x = d->rng;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    d->rng = x;
-    return x;
-}
 
 static int demo__rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
 {
@@ -173,305 +130,11 @@ static bool demo__valid_id(const char *id)
     return true;
 }
 
-/* ------------------------------------------------------------------ observer (owner thread) */
-
-/* --oled-dump: the frame as sim_display_ascii() writes it, into FILE.tmp, renamed over FILE
-   so a reader never sees half a frame. */
-static void demo__dump_frame(struct demo *d, const uint8_t *fb)
-{
-    char text[(FW_FB_HEIGHT / 2) * (FW_FB_WIDTH * 3 + 1) + 1];
-    char tmp[4096];
-    FILE *f;
-    int n = sim_display_ascii(fb, SIM_ASCII_HALFBLOCK, text, sizeof(text));
-    bool ok;
-
-    if (d->oled_dump_failed || n < 0)
-        return;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", d->oled_dump);
-    f = fopen(tmp, "w");
-    ok = f && fwrite(text, 1, (size_t)n, f) == (size_t)n;
-    if (f && fclose(f) != 0)
-        ok = false;
-    if (!ok || rename(tmp, d->oled_dump) != 0) {
-        demo_notice(&d->view, true, "--oled-dump: cannot write %s: %s (no more dumps)",
-                    d->oled_dump, strerror(errno));
-        d->oled_dump_failed = true;
-    }
-}
-
-static void demo__on_frame(void *ctx, struct sim_device *dev, const uint8_t *fb)
-{
-    struct demo *d = ctx;
-
-    (void)dev;
-    memcpy(d->view.fb, fb, FW_FB_BYTES);
-    d->view.have_frame = true;
-    d->dirty = true;
-    if (d->oled_dump)
-        demo__dump_frame(d, fb);
-}
-
-static void demo__on_log(void *ctx, struct sim_device *dev, enum fw_log_level level,
-                         const char *line)
-{
-    struct demo *d = ctx;
-    static const char *const names[] = { "debug", "info", "warn", "error" };
-
-    (void)dev;
-    demo_log(&d->view, level >= FW_LOG_WARN ? DEMO_LOG_ERROR : DEMO_LOG_FW, "fw %s: %s",
-             (unsigned)level < 4 ? names[level] : "?", line);
-    d->dirty = true;
-}
-
-static void demo__on_traffic(void *ctx, struct sim_device *dev, const struct sim_traffic *t)
-{
-    struct demo *d = ctx;
-
-    (void)dev;
-    demo_log_traffic(&d->view, t);
-    d->dirty = true;
-}
-
-static void demo__on_state(void *ctx, struct sim_device *dev, const struct sim_state_change *s)
-{
-    struct demo *d = ctx;
-
-    (void)dev;
-    switch (s->state) {
-    case SIM_CONN_CONNECTING:
-        if (d->net)
-            demo_log(&d->view, DEMO_LOG_STATE, "connecting to %s (the proxy to %s)",
-                     d->view.device_uri, d->broker_uri);
-        else
-            demo_log(&d->view, DEMO_LOG_STATE, "connecting to %s", d->view.device_uri);
-        break;
-    case SIM_CONN_CONNECTED:
-        demo_log(&d->view, DEMO_LOG_STATE, "connected (session %s)",
-                 s->session_present ? "present" : "new");
-        break;
-    case SIM_CONN_FAILED:
-    case SIM_CONN_LOST:
-        /* The firmware has just logged the same words: keep one line, the clearer one. */
-        demo_log_drop_last_if(&d->view, DEMO_LOG_ERROR, s->words);
-        demo_log(&d->view, DEMO_LOG_ERROR, "%s: %s",
-                 s->state == SIM_CONN_LOST ? "connection lost" : "connect failed", s->words);
-        break;
-    default:
-        demo_log(&d->view, DEMO_LOG_STATE, "%s", sim_conn_state_name(s->state));
-        break;
-    }
-    d->dirty = true;
-}
-
-/* ------------------------------------------------------------------ keys */
-
-static void demo__present_tag(struct demo *d, const uint8_t *uid, size_t len, const char *how)
-{
-    char hex[DEMO_TAG_HEX_MAX + 1];
-    int rc;
-
-    fw_tag_to_hex(uid, len, hex, sizeof(hex));
-    rc = sim_device_post_tag(d->dev, uid, len);
-    if (rc) {
-        demo_notice(&d->view, true, "could not present tag %s: %s", hex, sim_strerror(rc));
-        return;
-    }
-    snprintf(d->view.last_tag, sizeof(d->view.last_tag), "%s", hex);
-    demo_log(&d->view, DEMO_LOG_UI, "tag %s presented (%s, %zu bytes)", hex, how, len);
-    demo_notice(&d->view, false, "tag %s presented", hex);
-}
-
-static void demo__random_tag(struct demo *d)
-{
-    static const size_t lens[] = { 4, 7, 10 };
-    uint8_t uid[FW_TAG_UID_MAX];
-    size_t len = lens[demo__rand(d) % 3];
-
-    for (size_t i = 0; i < len; i++)
-        uid[i] = (uint8_t)demo__rand(d);
-    if (len == 7)
-        uid[0] = 0x04; /* NXP's manufacturer code, as on most 7-byte NTAG/Ultralight UIDs */
-    demo__present_tag(d, uid, len, "random");
-}
-
-/* The typed tag: hex digits, an even number of them, 1 to 10 bytes. Other lengths than 4,
-   7 and 10 are sent on purpose: they exercise the firmware's wrong-tag screen. */
-static void demo__prompt_submit(struct demo *d)
-{
-    uint8_t uid[FW_TAG_UID_MAX];
-    size_t n = strlen(d->view.prompt);
-
-    d->view.prompt_active = false;
-    if (n == 0) {
-        demo_notice(&d->view, false, "no tag typed");
-        return;
-    }
-    if (n % 2) {
-        demo_notice(&d->view, true, "tag '%s' has an odd number of hex digits: two per byte "
-                    "(e.g. 04A1B2C3), press T to try again", d->view.prompt);
-        return;
-    }
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        sscanf(d->view.prompt + 2 * i, "%2x", &v);
-        uid[i] = (uint8_t)v;
-    }
-    demo__present_tag(d, uid, n / 2, "typed");
-}
-
-static void demo__prompt_key(struct demo *d, int ch)
-{
-    size_t n = strlen(d->view.prompt);
-
-    if (ch == 27) { /* Esc */
-        d->view.prompt_active = false;
-        demo_notice(&d->view, false, "tag entry cancelled");
-    } else if (ch == '\r' || ch == '\n' || ch == KEY_ENTER) {
-        demo__prompt_submit(d);
-    } else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
-        if (n)
-            d->view.prompt[n - 1] = '\0';
-    } else if (ch > 0 && ch < 256 && strchr("0123456789abcdefABCDEF", ch)) {
-        if (n < DEMO_TAG_HEX_MAX) {
-            d->view.prompt[n] = (char)(ch >= 'a' ? ch - 32 : ch);
-            d->view.prompt[n + 1] = '\0';
-            d->view.notice[0] = '\0';
-        } else {
-            demo_notice(&d->view, true, "a UID has at most 10 bytes (20 hex digits)");
-        }
-    } else if (ch != KEY_RESIZE) {
-        demo_notice(&d->view, true, "only hex digits 0-9 A-F in a tag UID (Esc cancels)");
-    }
-}
-
-static void demo__add_item(struct demo *d)
-{
-    if (!d->backend) {
-        demo_notice(&d->view, true, "no backend (--no-backend): publish an item yourself, e.g. "
-                    "mosquitto_pub -t %s -q 1 -m '{\"item_id\":1,\"item_name\":\"Drill\",\"tag_quantity\":1}'",
-                    d->item_topic);
-        return;
-    }
-    int32_t id = hx_backend_next_item_id(d->backend);
-    const char *name = demo_item_names[(size_t)(id - 1) % (sizeof(demo_item_names) /
-                                                              sizeof(demo_item_names[0]))];
-    int32_t qty = 1 + (int32_t)(demo__rand(d) % 3);
-    bool per_device = d->common.layout == SIM_LAYOUT_PER_DEVICE;
-    int rc = hx_backend_publish_item(d->backend, per_device ? d->id : NULL, id, name, qty);
-
-    if (rc) {
-        demo_notice(&d->view, true, "the backend could not publish item %d: %s", (int)id,
-                    hx_backend_last_error());
-        return;
-    }
-    demo_log(&d->view, DEMO_LOG_UI, "backend publishes item %d \"%s\" (tag_quantity %d)",
-             (int)id, name, (int)qty);
-    demo_notice(&d->view, false, "item %d \"%s\" published", (int)id, name);
-}
-
-static void demo__toggle_net(struct demo *d)
-{
-    char err[256];
-
-    if (!d->net) {
-        demo_notice(&d->view, true, "no network cut: the device connects directly (%s)",
-                    d->direct ? "--direct" : "the broker URI cannot be proxied");
-        return;
-    }
-    if (!demo_net_is_cut(d->net)) {
-        int n = demo_net_cut(d->net, err, sizeof(err));
-        if (n < 0) {
-            demo_notice(&d->view, true, "%s", err);
-            return;
-        }
-        demo_log(&d->view, DEMO_LOG_UI, "network cut: proxy refuses connections, %d link(s) reset", n);
-        demo_notice(&d->view, false, "network cut (press n to restore)");
-    } else {
-        if (demo_net_restore(d->net, err, sizeof(err)) < 0) {
-            demo_notice(&d->view, true, "%s", err);
-            return;
-        }
-        demo_log(&d->view, DEMO_LOG_UI, "network restored: the device reconnects at its next attempt");
-        demo_notice(&d->view, false, "network restored");
-    }
-    d->view.net_cut = demo_net_is_cut(d->net);
-}
-
-static void demo__button(struct demo *d, enum fw_button b, const char *name)
-{
-    int rc = sim_device_post_button(d->dev, b);
-
-    if (rc) {
-        demo_notice(&d->view, true, "could not press %s: %s", name, sim_strerror(rc));
-        return;
-    }
-    demo_log(&d->view, DEMO_LOG_UI, "button %s", name);
-    demo_notice(&d->view, false, "%s pressed", name);
-}
-
-static void demo__key(struct demo *d, int ch)
-{
-    d->dirty = true;
-    if (ch == KEY_RESIZE)
-        return; /* curses updated LINES/COLS; the next draw lays out again */
-    if (d->view.prompt_active) {
-        demo__prompt_key(d, ch);
-        return;
-    }
-    switch (ch) {
-    case 'a': demo__add_item(d); break;
-    case 't': demo__random_tag(d); break;
-    case 'T':
-        d->view.prompt_active = true;
-        d->view.prompt[0] = '\0';
-        d->view.notice[0] = '\0';
-        break;
-    case '\r':
-    case '\n':
-    case KEY_ENTER: demo__button(d, FW_BUTTON_CONFIRM, "CONFIRM"); break;
-    case 'c': demo__button(d, FW_BUTTON_CANCEL, "CANCEL"); break;
-    case 'i': demo__button(d, FW_BUTTON_MODE, "MODE"); break;
-    case 'n': demo__toggle_net(d); break;
-    case 'q':
-    case 'Q': d->quit = true; break;
-    case 12: /* Ctrl-L: repaint everything */
-        clearok(stdscr, TRUE);
-        break;
-    default:
-        if (ch >= 0x20 && ch < 0x7f)
-            demo_notice(&d->view, true, "key '%c' does nothing: the keys are on the bottom line", ch);
-        break;
-    }
-}
-
 /* ------------------------------------------------------------------ the loop */
-
-static void demo__refresh_model(struct demo *d)
-{
-    uint32_t acked = d->view.snap.stats.registrations_acked;
-
-    if (sim_device_snapshot(d->dev, &d->view.snap) == 0)
-        d->view.have_snap = true;
-    /* PUBACKs do not pass the traffic hook; say in the log when the broker took one. */
-    if (d->view.have_snap && d->view.snap.stats.registrations_acked > acked)
-        demo_log(&d->view, DEMO_LOG_STATE, "broker acknowledged %u registration(s): %u acked, "
-                 "%u still in the outbox", (unsigned)(d->view.snap.stats.registrations_acked - acked),
-                 (unsigned)d->view.snap.stats.registrations_acked,
-                 (unsigned)d->view.snap.status.outbox);
-    d->view.snap.status.head_item_name = d->view.snap.head_item_name;
-    d->view.now_ms = sim_clock_ms();
-    if (d->backend) {
-        hx_backend_report(d->backend, &d->view.report);
-        d->view.nrows = hx_backend_recent(d->backend, d->view.rows, DEMO_BACKEND_ROWS);
-        if (d->view.nrows < 0)
-            d->view.nrows = 0;
-        d->view.backend_connected = hx_backend_connected(d->backend);
-    }
-}
 
 static void demo__draw(struct demo *d)
 {
-    demo__refresh_model(d);
+    demo_refresh_model(d);
     demo_ui_draw(&d->view);
     d->dirty = false;
     d->last_draw_ms = sim_clock_ms();
@@ -504,7 +167,7 @@ static int demo__run(struct demo *d)
         /* getch() also after a wake-up without input: a SIGWINCH interrupts poll() and
            curses reports it as KEY_RESIZE from the next getch(). */
         for (int ch; !d->quit && (ch = getch()) != ERR;)
-            demo__key(d, ch);
+            demo_key(d, ch);
         if (d->dirty || sim_clock_ms() >= d->last_draw_ms + DEMO_REDRAW_MS)
             demo__draw(d);
     }
@@ -513,10 +176,82 @@ static int demo__run(struct demo *d)
 
 /* ------------------------------------------------------------------ set-up and tear-down */
 
+static void demo__print_help(void)
+{
+    fputs(demo_help, stdout);
+    demo_keys_print(stdout);
+    fputs(demo_help_options, stdout);
+    fputs(sim_cli_common_help, stdout);
+    fputs(demo_help_tail, stdout);
+}
+
+/* One demo option; 0, or -1 after saying what is wrong. */
+static int demo__option(struct demo *d, int opt, const char *arg)
+{
+    long v;
+
+    switch (opt) {
+    case DEMO_OPT_ID:
+        if (!demo__valid_id(arg)) {
+            sim_cli_error(DEMO_CMD, "--id: expected 1 to %d printable ASCII characters "
+                          "without '+', '#' or '/' (it is the MQTT client id and part of "
+                          "topics), got '%s'", FW_DEVICE_ID_MAX - 1, arg);
+            return -1;
+        }
+        d->id = arg;
+        d->id_set = true;
+        return 0;
+    case DEMO_OPT_DEVICES:
+        if (sim_cli_parse_int(DEMO_CMD, "--devices", arg, 1, DEMO_DEVICES_MAX, &v))
+            return -1;
+        d->ndev = (int)v;
+        return 0;
+    case DEMO_OPT_NO_BACKEND: d->no_backend = true; return 0;
+    case DEMO_OPT_FLASH: d->flash_dir = arg; return 0;
+    case DEMO_OPT_TRACE: d->trace_dir = arg; return 0;
+    case DEMO_OPT_DIRECT: d->direct = true; return 0;
+    case DEMO_OPT_ASCII: d->view.force_ascii = true; return 0;
+    case DEMO_OPT_OLED_DUMP: d->oled_dump = arg; return 0;
+    case DEMO_OPT_SEED:
+        if (sim_cli_parse_int(DEMO_CMD, "--seed", arg, 1, 2147483647L, &v))
+            return -1;
+        d->rng = (uint64_t)v;
+        return 0;
+    default: {
+        int rc = sim_cli_common_option(DEMO_CMD, &d->common, opt, arg);
+        if (rc == 0)
+            sim_cli_error(DEMO_CMD, "unknown option");
+        return rc > 0 ? 0 : -1;
+    }
+    }
+}
+
+/* The scanners' ids: --id as given for one, ID-1 .. ID-N for several. 0 or -1. */
+static int demo__name_units(struct demo *d)
+{
+    const char *prefix = d->id_set ? d->id : "scanner";
+
+    for (int k = 0; k < d->ndev; k++) {
+        struct demo_unit *u = &d->units[k];
+        int n = d->ndev == 1 && d->id_set
+                    ? snprintf(u->id, sizeof(u->id), "%s", d->id)
+                    : snprintf(u->id, sizeof(u->id), "%s-%d", prefix, k + 1);
+        u->index = k;
+        if (n < 0 || (size_t)n >= sizeof(u->id)) {
+            sim_cli_error(DEMO_CMD, "--id: '%s' is too long for %d scanners: '%s-%d' must stay "
+                          "under %d characters", d->id, d->ndev, d->id, d->ndev, FW_DEVICE_ID_MAX);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* 0 go on, 1 help printed, -1 usage error (said). */
 static int demo__parse(struct demo *d, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"id", required_argument, 0, DEMO_OPT_ID},
+        {"devices", required_argument, 0, DEMO_OPT_DEVICES},
         {"no-backend", no_argument, 0, DEMO_OPT_NO_BACKEND},
         {"flash", required_argument, 0, DEMO_OPT_FLASH},
         {"direct", no_argument, 0, DEMO_OPT_DIRECT},
@@ -529,49 +264,18 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         {0, 0, 0, 0},
     };
     int opt;
-    long v;
 
     opterr = 1;
     optind = 1;
     while ((opt = getopt_long(argc, argv, "h" SIM_CLI_COMMON_SHORT, longopts, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            fputs(demo_help, stdout);
-            fputs(sim_cli_common_help, stdout);
-            fputs(demo_help_tail, stdout);
+        if (opt == 'h') {
+            demo__print_help();
             return 1;
-        case DEMO_OPT_ID:
-            if (!demo__valid_id(optarg)) {
-                sim_cli_error(DEMO_CMD, "--id: expected 1 to %d printable ASCII characters "
-                              "without '+', '#' or '/' (it is the MQTT client id and part of "
-                              "topics), got '%s'", FW_DEVICE_ID_MAX - 1, optarg);
-                return -1;
-            }
-            d->id = optarg;
-            break;
-        case DEMO_OPT_NO_BACKEND: d->no_backend = true; break;
-        case DEMO_OPT_FLASH: d->flash_dir = optarg; break;
-        case DEMO_OPT_TRACE: d->trace_dir = optarg; break;
-        case DEMO_OPT_DIRECT: d->direct = true; break;
-        case DEMO_OPT_ASCII: d->view.force_ascii = true; break;
-        case DEMO_OPT_OLED_DUMP: d->oled_dump = optarg; break;
-        case DEMO_OPT_SEED:
-            if (sim_cli_parse_int(DEMO_CMD, "--seed", optarg, 1, 2147483647L, &v))
-                return -1;
-            d->rng = (uint64_t)v;
-            break;
-        case '?':
+        }
+        if (opt == '?')
             return -1; /* getopt_long said what */
-        default: {
-            int rc = sim_cli_common_option(DEMO_CMD, &d->common, opt, optarg);
-            if (rc < 0)
-                return -1;
-            if (rc == 0) {
-                sim_cli_error(DEMO_CMD, "unknown option");
-                return -1;
-            }
-        }
-        }
+        if (demo__option(d, opt, optarg))
+            return -1;
     }
     if (optind < argc) {
         sim_cli_error(DEMO_CMD, "unexpected argument '%s' (see scansim demo --help)", argv[optind]);
@@ -579,7 +283,11 @@ static int demo__parse(struct demo *d, int argc, char **argv)
     }
     if (sim_cli_common_check(DEMO_CMD, &d->common))
         return -1;
-    return 0;
+    /* Several scanners: each gets its own items unless the seed layout is asked for, as in
+       `scansim run`; one scanner keeps the seed's topics. */
+    if (d->ndev > 1 && !d->common.layout_set)
+        d->common.layout = SIM_LAYOUT_PER_DEVICE;
+    return demo__name_units(d);
 }
 
 static int demo__start_backend(struct demo *d)
@@ -629,19 +337,12 @@ static void demo__log_watch_hint(struct demo *d)
                  tls && d->common.cert ? " (and --cert/--key)" : "");
 }
 
-static int demo__create_device(struct demo *d)
+static int demo__create_device(struct demo *d, struct demo_unit *u)
 {
     struct sim_device_opts o;
-    struct sim_loop_opts lo;
     int rc;
 
-    sim_loop_opts_defaults(&lo);
-    lo.name = "demo";
-    if ((rc = sim_loop_create(&lo, &d->loop))) {
-        sim_cli_error(DEMO_CMD, "could not create the event loop: %s", sim_strerror(rc));
-        return SIM_EXIT_INTERNAL;
-    }
-    sim_device_opts_defaults(&o, d->id, d->view.device_uri);
+    sim_device_opts_defaults(&o, u->id, d->view.devs[u->index].device_uri);
     o.fw.layout = d->common.layout == SIM_LAYOUT_PER_DEVICE ? FW_LAYOUT_PER_DEVICE : FW_LAYOUT_SEED;
     o.fw.clean_session = d->common.session == SIM_SESSION_CLEAN;
     o.fw.keepalive_s = (uint16_t)d->common.keepalive_s;
@@ -659,8 +360,9 @@ static int demo__create_device(struct demo *d)
     o.display_frames = 0; /* the observer gets every frame; no headless copy needed */
     o.log_level = d->common.verbose ? FW_LOG_DEBUG : FW_LOG_WARN;
     o.observer = &d->observer;
+    o.user = u;
     o.trace_dir = d->trace_dir;
-    rc = sim_device_create(d->loop, &o, &d->dev);
+    rc = sim_device_create(d->loop, &o, &u->dev);
     if (rc == SIM_ERR_IO && d->trace_dir) {
         sim_cli_error(DEMO_CMD, "--flash '%s' or --trace '%s': not a writable folder (the "
                       "line above names the file) - pick another folder", d->flash_dir,
@@ -669,34 +371,198 @@ static int demo__create_device(struct demo *d)
     }
     if (rc == SIM_ERR_IO) {
         sim_cli_error(DEMO_CMD, "--flash: cannot use '%s/%s' as the device's flash (not a "
-                      "writable folder?) - pick another folder", d->flash_dir, d->id);
+                      "writable folder?) - pick another folder", d->flash_dir, u->id);
         return SIM_EXIT_USAGE;
     }
     if (rc) {
-        sim_cli_error(DEMO_CMD, "could not create the device '%s': %s", d->id, sim_strerror(rc));
+        sim_cli_error(DEMO_CMD, "could not create the device '%s': %s", u->id, sim_strerror(rc));
         return rc == SIM_ERR_INVAL ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
     }
-    snprintf(d->item_topic, sizeof(d->item_topic), "%s",
-             fw_device_topic_item_registration(sim_device_fw(d->dev)));
-    snprintf(d->registered_topic, sizeof(d->registered_topic), "%s",
-             fw_device_topic_item_registered(sim_device_fw(d->dev)));
     return SIM_EXIT_OK;
+}
+
+/* Scanner k's link: its own proxy (so n cuts only this one), or the broker itself. */
+static int demo__open_link(struct demo *d, struct demo_unit *u)
+{
+    struct demo_view_dev *dv = &d->view.devs[u->index];
+    char err[512];
+    int nrc;
+
+    dv->id = u->id;
+    dv->device_uri = d->broker_uri;
+    if (d->direct)
+        return SIM_EXIT_OK;
+    nrc = demo_net_open(d->broker_uri, &u->net, err, sizeof(err));
+    if (nrc < 0) {
+        sim_cli_error(DEMO_CMD, "%s", err);
+        return SIM_EXIT_INTERNAL;
+    }
+    if (nrc == 0) {
+        dv->device_uri = demo_net_device_uri(u->net);
+        dv->proxy_port = demo_net_port(u->net);
+    } else if (u->index == 0) {
+        demo_log(&d->view, DEMO_LOG_UI, "%s", err); /* why n is off: once, not per scanner */
+    }
+    return SIM_EXIT_OK;
+}
+
+/* The per-device layout puts the id in the topic; to watch every scanner, the hint
+   names the level with '+' instead ("scanners/+/item_registered"). */
+static void demo__topic_for_all(char *topic, size_t cap, const char *id, int ndev)
+{
+    char *at = strstr(topic, id);
+    char rest[FW_TOPIC_MAX];
+
+    if (ndev < 2 || !at)
+        return;
+    snprintf(rest, sizeof(rest), "%s", at + strlen(id));
+    snprintf(at, cap - (size_t)(at - topic), "+%s", rest);
+}
+
+static int demo__create_scanners(struct demo *d)
+{
+    struct sim_loop_opts lo;
+    int rc;
+
+    sim_loop_opts_defaults(&lo);
+    lo.name = "demo";
+    if ((rc = sim_loop_create(&lo, &d->loop))) {
+        sim_cli_error(DEMO_CMD, "could not create the event loop: %s", sim_strerror(rc));
+        return SIM_EXIT_INTERNAL;
+    }
+    d->observer = demo_observer_hooks;
+    d->observer.ctx = d;
+    for (int k = 0; k < d->ndev; k++) {
+        if ((rc = demo__open_link(d, &d->units[k])) != SIM_EXIT_OK ||
+            (rc = demo__create_device(d, &d->units[k])) != SIM_EXIT_OK)
+            return rc;
+    }
+    struct fw_device *fw = sim_device_fw(d->units[0].dev);
+    snprintf(d->item_topic, sizeof(d->item_topic), "%s", fw_device_topic_item_registration(fw));
+    snprintf(d->registered_topic, sizeof(d->registered_topic), "%s",
+             fw_device_topic_item_registered(fw));
+    demo__topic_for_all(d->registered_topic, sizeof(d->registered_topic), d->units[0].id,
+                        d->ndev);
+    return SIM_EXIT_OK;
+}
+
+static void demo__fill_view(struct demo *d)
+{
+    d->view.ndev = d->ndev;
+    d->view.broker_uri = d->broker_uri;
+    d->view.item_topic = d->item_topic;
+    d->view.registered_topic = d->registered_topic;
+    d->view.backend_on = d->backend != NULL;
+    d->view.seed_layout = d->common.layout == SIM_LAYOUT_SEED;
+    d->view.protocol = d->common.protocol_version == 5 ? "5" : "3.1.1";
+    d->view.qos = d->common.qos;
+}
+
+/* The temporary flash folder when no --flash is given. 0 or -1 (said). */
+static int demo__flash_folder(struct demo *d)
+{
+    if (d->flash_dir)
+        return 0;
+    snprintf(d->tmp_flash, sizeof(d->tmp_flash), "/tmp/scansim-demo-XXXXXX");
+    if (!mkdtemp(d->tmp_flash)) {
+        sim_cli_error(DEMO_CMD, "could not make a temporary flash folder in /tmp: %s",
+                      strerror(errno));
+        d->tmp_flash[0] = '\0';
+        return -1;
+    }
+    d->flash_dir = d->tmp_flash;
+    return 0;
+}
+
+/* Everything before the screen opens: broker, backend, links, scanners. */
+static int demo__set_up(struct demo *d)
+{
+    int rc;
+
+    if (demo__flash_folder(d))
+        return SIM_EXIT_INTERNAL;
+    sim_cli_transport_setup(&d->common);
+    if (sim_cli_broker_up(DEMO_CMD, &d->common, &d->broker, &d->broker_uri))
+        return SIM_EXIT_BROKER;
+    if (!d->no_backend && (rc = demo__start_backend(d)) != SIM_EXIT_OK)
+        return rc;
+    if ((rc = demo__create_scanners(d)) != SIM_EXIT_OK)
+        return rc;
+    demo__fill_view(d);
+    return SIM_EXIT_OK;
+}
+
+/* Power every scanner on; the loop; then the clean power-off of each. */
+static int demo__screen(struct demo *d, bool *was_online)
+{
+    int rc;
+
+    demo__log_watch_hint(d);
+    for (int k = 0; k < d->ndev; k++)
+        if (sim_device_start(d->units[k].dev))
+            return SIM_EXIT_INTERNAL;
+    demo__draw(d);
+    rc = demo__run(d);
+    /* Clean power-off: the firmware publishes its retained "offline" and disconnects. */
+    d->view.stopping = true;
+    demo__draw(d);
+    for (int k = 0; k < d->ndev; k++) {
+        was_online[k] = d->view.devs[k].snap.status.online;
+        sim_device_stop(d->units[k].dev);
+    }
+    return rc;
+}
+
+/* After the screen closed: one line per scanner, what it took with it. */
+static void demo__summary(const struct demo *d, const bool *was_online)
+{
+    for (int k = 0; k < d->ndev; k++) {
+        const struct sim_device_snapshot *s = &d->view.devs[k].snap;
+        bool kept = s->status.outbox && !d->tmp_flash[0];
+        printf("scansim demo: %s powered off %s: %u registrations acked, %u left in the "
+               "outbox%s%s\n", d->units[k].id,
+               was_online[k] ? "cleanly (retained offline, DISCONNECT)"
+                             : "while offline (the broker keeps its Will)",
+               (unsigned)s->stats.registrations_acked, (unsigned)s->status.outbox,
+               s->status.outbox ? (kept ? " kept in " : " (lost with the temporary flash: "
+                                                        "keep it with --flash DIR)")
+                                : "",
+               kept ? d->flash_dir : "");
+    }
+}
+
+static void demo__tear_down(struct demo *d, bool screen_open)
+{
+    if (screen_open)
+        demo_refresh_model(d);
+    for (int k = 0; k < d->ndev; k++)
+        sim_device_destroy(d->units[k].dev);
+    sim_loop_free(d->loop);
+    for (int k = 0; k < d->ndev; k++)
+        demo_net_free(d->units[k].net);
+    if (d->backend) {
+        hx_backend_stop(d->backend);
+        hx_backend_free(d->backend);
+    }
+    sim_cli_broker_down(&d->common, d->broker);
+    if (d->tmp_flash[0])
+        nftw(d->tmp_flash, demo__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sim_ncurses_close();
 }
 
 int scansim_cmd_demo(int argc, char **argv)
 {
     struct demo *d = calloc(1, sizeof(*d));
-    char err[512];
     int rc = SIM_EXIT_INTERNAL;
     bool screen_open = false;
-    bool was_online = false; /* at power-off: could it say goodbye on the wire? */
+    bool was_online[DEMO_DEVICES_MAX] = { false }; /* at power-off: could it say goodbye? */
 
     if (!d) {
         sim_cli_error(DEMO_CMD, "out of memory");
         return SIM_EXIT_INTERNAL;
     }
     sim_cli_common_defaults(&d->common);
-    d->id = "scanner-1";
+    d->ndev = 1;
     switch (demo__parse(d, argc, argv)) {
     case 1: rc = SIM_EXIT_OK; goto out;
     case -1: rc = SIM_EXIT_USAGE; goto out;
@@ -713,51 +579,8 @@ int scansim_cmd_demo(int argc, char **argv)
     if (!d->rng)
         d->rng = ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ 0x9E3779B97F4A7C15ull;
     sim_cli_install_signals();
-
-    if (!d->flash_dir) {
-        snprintf(d->tmp_flash, sizeof(d->tmp_flash), "/tmp/scansim-demo-XXXXXX");
-        if (!mkdtemp(d->tmp_flash)) {
-            sim_cli_error(DEMO_CMD, "could not make a temporary flash folder in /tmp: %s",
-                          strerror(errno));
-            d->tmp_flash[0] = '\0';
-            goto out;
-        }
-        d->flash_dir = d->tmp_flash;
-    }
-    sim_cli_transport_setup(&d->common);
-    if (sim_cli_broker_up(DEMO_CMD, &d->common, &d->broker, &d->broker_uri)) {
-        rc = SIM_EXIT_BROKER;
+    if ((rc = demo__set_up(d)) != SIM_EXIT_OK)
         goto out;
-    }
-    if (!d->no_backend && (rc = demo__start_backend(d)) != SIM_EXIT_OK)
-        goto out;
-    d->view.device_uri = d->broker_uri;
-    if (!d->direct) {
-        int nrc = demo_net_open(d->broker_uri, &d->net, err, sizeof(err));
-        if (nrc < 0) {
-            sim_cli_error(DEMO_CMD, "%s", err);
-            rc = SIM_EXIT_INTERNAL;
-            goto out;
-        }
-        if (nrc == 0) {
-            d->view.device_uri = demo_net_device_uri(d->net);
-            d->view.proxy_port = demo_net_port(d->net);
-        } else {
-            demo_log(&d->view, DEMO_LOG_UI, "%s", err);
-        }
-    }
-    d->observer = (struct sim_device_observer){ d, demo__on_frame, demo__on_log,
-                                                demo__on_traffic, demo__on_state };
-    if ((rc = demo__create_device(d)) != SIM_EXIT_OK)
-        goto out;
-    d->view.device_id = d->id;
-    d->view.broker_uri = d->broker_uri;
-    d->view.item_topic = d->item_topic;
-    d->view.registered_topic = d->registered_topic;
-    d->view.backend_on = d->backend != NULL;
-    d->view.protocol = d->common.protocol_version == 5 ? "5" : "3.1.1";
-    d->view.qos = d->common.qos;
-
     if (sim_ncurses_open() != 0) {
         sim_cli_error(DEMO_CMD, "cannot drive this terminal (TERM=%s): set TERM to your "
                       "terminal's type, e.g. TERM=xterm-256color", getenv("TERM") ? getenv("TERM") : "");
@@ -765,48 +588,11 @@ int scansim_cmd_demo(int argc, char **argv)
         goto out;
     }
     screen_open = true;
-    demo__log_watch_hint(d);
-    if (sim_device_start(d->dev)) {
-        rc = SIM_EXIT_INTERNAL;
-        goto out;
-    }
-    demo__draw(d);
-    rc = demo__run(d);
-
-    /* Clean power-off: the firmware publishes its retained "offline" and disconnects. */
-    d->view.stopping = true;
-    demo__draw(d);
-    was_online = d->view.snap.status.online;
-    sim_device_stop(d->dev);
-
+    rc = demo__screen(d, was_online);
 out:
-    if (d->dev) {
-        if (screen_open)
-            demo__refresh_model(d);
-        sim_device_destroy(d->dev);
-    }
-    sim_loop_free(d->loop);
-    demo_net_free(d->net);
-    if (d->backend) {
-        hx_backend_stop(d->backend);
-        hx_backend_free(d->backend);
-    }
-    sim_cli_broker_down(&d->common, d->broker);
-    if (d->tmp_flash[0])
-        nftw(d->tmp_flash, demo__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    sim_ncurses_close();
+    demo__tear_down(d, screen_open);
     if (screen_open && rc == SIM_EXIT_OK)
-        printf("scansim demo: %s powered off %s: %u registrations acked, %u left in the "
-               "outbox%s%s\n",
-               d->id, was_online ? "cleanly (retained offline, DISCONNECT)"
-                                 : "while offline (the broker keeps its Will)",
-               (unsigned)d->view.snap.stats.registrations_acked,
-               (unsigned)d->view.snap.status.outbox,
-               d->view.snap.status.outbox ? (d->tmp_flash[0] ? " (lost with the temporary flash: "
-                                                               "keep it with --flash DIR)"
-                                                             : " kept in ")
-                                          : "",
-               d->view.snap.status.outbox && !d->tmp_flash[0] ? d->flash_dir : "");
+        demo__summary(d, was_online);
     else if (screen_open)
         fprintf(stderr, "scansim demo: %s\n", d->view.notice[0] ? d->view.notice : "stopped on an error");
     free(d);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "hx/broker.h"
 #include "hx/runner.h"
 #include "hx/scenario.h"
 #include "sim/clock.h"
@@ -49,6 +50,18 @@ static const char test_help[] =
     "      --seed N       use seed N instead of each scenario's `seed` (replay a failure)\n"
     "      --trace DIR    record each device's trace as DIR/<scenario>/<device>.fwtrace\n"
     "                     (docs/trace.md; replay with fw_trace_replay)\n"
+    "      --broker-type mosquitto|rabbitmq\n"
+    "                     the broker scansim starts (default mosquitto, one per scenario);\n"
+    "                     rabbitmq: one RabbitMQ for the whole run, a private one for a\n"
+    "                     scenario that stops or kills its broker\n"
+    "      --broker URI   run against your broker (tcp://host:port) instead; scansim clears\n"
+    "                     the scenario's device ids' sessions and retained status there first\n"
+    "      --broker-stop CMD, --broker-kill CMD, --broker-start CMD\n"
+    "                     shell commands for `broker stop|kill|restart` on that broker\n"
+    "\n"
+    "A scenario that cannot run on the chosen broker (it configures its broker, stops it\n"
+    "without a command, or needs MQTT 5 of RabbitMQ) is skipped with the reason, counted\n"
+    "and reported as skipped in JUnit, never passed.\n"
     "  -v, --verbose      print every step as it happens (stderr)\n"
     "  -h, --help         this text\n"
     "\n"
@@ -70,6 +83,8 @@ struct test_case {
     char *failure;
     char *timeline;
     char result_path[512];
+    bool skipped;
+    char skip_why[256];
 };
 
 static int64_t test_now_ms(void)
@@ -147,10 +162,47 @@ static void one_line(char *s)
             *s = ' ';
 }
 
+static bool changes_broker(const struct scn_scenario *s)
+{
+    for (size_t i = 0; i < s->n_steps; i++)
+        if (s->steps[i].action == SCN_ACT_BROKER_STOP || s->steps[i].action == SCN_ACT_BROKER_KILL ||
+            s->steps[i].action == SCN_ACT_BROKER_RESTART)
+            return true;
+    return false;
+}
+
+/* The broker a scenario runs against: the user's, else the run's shared one unless the
+   scenario stops or kills its broker (it then gets a private one), else its own. */
+static void case_broker(const struct test_case *c, struct hx_runner_opts *o, const char *shared_uri)
+{
+    if (!o->broker_uri && shared_uri && !changes_broker(c->s) && !c->s->broker.kind_written)
+        o->broker_uri = shared_uri;
+}
+
+/* Start the one broker of --broker-type rabbitmq for the whole run (RabbitMQ takes about
+   15 s to start: once per run, not per scenario). 0, or SIM_EXIT_BROKER with words. */
+static int start_shared_broker(enum scn_broker_kind kind, struct hx_broker **out)
+{
+    struct hx_broker_opts bo = {0};
+    bo.kind = (enum hx_broker_kind)kind;
+    bo.persistence = true;
+    printf("starting %s for the whole run...\n", scn_broker_kind_name(kind));
+    fflush(stdout);
+    if (hx_broker_start(&bo, out) != 0) {
+        sim_cli_error("test", "the %s broker did not start: %s", scn_broker_kind_name(kind),
+                      hx_broker_last_error());
+        return SIM_EXIT_BROKER;
+    }
+    printf("%s at %s\n", scn_broker_kind_name(kind), hx_broker_uri(*out));
+    return 0;
+}
+
 /* In the child: run, write "PASS|FAIL duration seed\nfailure\ntimeline". */
-static int child_run(struct test_case *c, const struct hx_runner_opts *base, const char *keep_root)
+static int child_run(struct test_case *c, const struct hx_runner_opts *base, const char *keep_root,
+                     const char *shared_uri)
 {
     struct hx_runner_opts o = *base;
+    case_broker(c, &o, shared_uri);
     char keep[1024], trace[1024];
     if (keep_root) {
         snprintf(keep, sizeof keep, "%s/%s", keep_root, c->s->name);
@@ -252,6 +304,11 @@ static void collect_result(struct test_case *c, int status, bool killed)
 
 static void print_result(const struct test_case *c)
 {
+    if (c->skipped) {
+        printf("SKIP %s: %s\n", c->s->name, c->skip_why);
+        fflush(stdout);
+        return;
+    }
     printf("%s %s (%.1f s)\n", c->passed ? "PASS" : "FAIL", c->s->name, (double)c->duration_ms / 1000.0);
     if (!c->passed) {
         printf("  %s\n", c->failure ? c->failure : "");
@@ -288,16 +345,17 @@ static int write_junit(const char *path, const struct test_case *cs, size_t n)
         sim_cli_error("test", "--junit %s: %s", path, strerror(errno));
         return -1;
     }
-    size_t failures = 0;
+    size_t failures = 0, skipped = 0;
     double total = 0;
     for (size_t i = 0; i < n; i++) {
-        failures += !cs[i].passed;
+        failures += !cs[i].passed && !cs[i].skipped;
+        skipped += cs[i].skipped;
         total += (double)cs[i].duration_ms / 1000.0;
     }
     fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     fprintf(f, "<testsuites tests=\"%zu\" failures=\"%zu\" time=\"%.3f\">\n", n, failures, total);
     fprintf(f, "  <testsuite name=\"scansim.scenarios\" tests=\"%zu\" failures=\"%zu\" errors=\"0\" "
-               "skipped=\"0\" time=\"%.3f\">\n", n, failures, total);
+               "skipped=\"%zu\" time=\"%.3f\">\n", n, failures, skipped, total);
     for (size_t i = 0; i < n; i++) {
         const struct test_case *c = &cs[i];
         fprintf(f, "    <testcase classname=\"scenarios\" name=\"");
@@ -305,6 +363,12 @@ static int write_junit(const char *path, const struct test_case *cs, size_t n)
         fprintf(f, "\" file=\"");
         xml_escape(f, c->path);
         fprintf(f, "\" time=\"%.3f\">\n", (double)c->duration_ms / 1000.0);
+        if (c->skipped) {
+            fprintf(f, "      <skipped message=\"");
+            xml_escape(f, c->skip_why);
+            fprintf(f, "\"/>\n    </testcase>\n");
+            continue;
+        }
         if (!c->passed) {
             fprintf(f, "      <failure message=\"");
             xml_escape(f, c->failure);
@@ -338,7 +402,12 @@ int scansim_cmd_test(int argc, char **argv)
         {"keep", required_argument, 0, 0x2002},
         {"pcap", no_argument, 0, 0x2003},
         {"seed", required_argument, 0, 0x2004},
-        {"trace", required_argument, 0, 0x2005},
+        {"broker", required_argument, 0, 0x2005},
+        {"broker-type", required_argument, 0, 0x2006},
+        {"broker-stop", required_argument, 0, 0x2007},
+        {"broker-kill", required_argument, 0, 0x2008},
+        {"broker-start", required_argument, 0, 0x2009},
+        {"trace", required_argument, 0, 0x200a},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -352,6 +421,7 @@ int scansim_cmd_test(int argc, char **argv)
     size_t n_paths = 0, cap_paths = 0;
     struct test_case *cs = NULL;
     char resdir[256] = "";
+    struct hx_broker *shared = NULL; /* --broker-type rabbitmq: one for the run */
 
     optind = 1;
     opterr = 0;
@@ -377,7 +447,21 @@ int scansim_cmd_test(int argc, char **argv)
             ro.seed = v;
             break;
         }
-        case 0x2005: ro.trace_dir = optarg; break;
+        case 0x2005: ro.broker_uri = optarg; break;
+        case 0x2006:
+            if (strcmp(optarg, "mosquitto") == 0) {
+                ro.broker_kind = SCN_BROKER_MOSQUITTO;
+            } else if (strcmp(optarg, "rabbitmq") == 0) {
+                ro.broker_kind = SCN_BROKER_RABBITMQ;
+            } else {
+                sim_cli_error("test", "--broker-type: expected mosquitto or rabbitmq, got '%s'", optarg);
+                return SIM_EXIT_USAGE;
+            }
+            break;
+        case 0x2007: ro.broker_stop_cmd = optarg; break;
+        case 0x2008: ro.broker_kill_cmd = optarg; break;
+        case 0x2009: ro.broker_start_cmd = optarg; break;
+        case 0x200a: ro.trace_dir = optarg; break;
         case 'v': ro.progress = stderr; break;
         case 'h': fputs(test_help, stdout); return SIM_EXIT_OK;
         case ':':
@@ -393,6 +477,17 @@ int scansim_cmd_test(int argc, char **argv)
         return SIM_EXIT_USAGE;
     }
     ro.pcap = pcap;
+    if (ro.broker_uri && strncmp(ro.broker_uri, "tcp://", 6) != 0 &&
+        strncmp(ro.broker_uri, "mqtt://", 7) != 0) {
+        sim_cli_error("test", "--broker %s: expected tcp://HOST:PORT (the fault proxy and the "
+                      "scenarios' variants need plain TCP)", ro.broker_uri);
+        return SIM_EXIT_USAGE;
+    }
+    if (!ro.broker_uri && (ro.broker_stop_cmd || ro.broker_kill_cmd || ro.broker_start_cmd)) {
+        sim_cli_error("test", "--broker-stop/--broker-kill/--broker-start act on --broker URI: "
+                      "give the broker too");
+        return SIM_EXIT_USAGE;
+    }
 
     if (optind >= argc) {
         if (collect("scenarios", &paths, &n_paths, &cap_paths) != 0) {
@@ -427,6 +522,18 @@ int scansim_cmd_test(int argc, char **argv)
         fprintf(stderr, "scansim test: nothing was run: fix the scenario file(s) above\n");
         goto out;
     }
+    size_t to_run = 0;
+    for (size_t i = 0; i < n_paths; i++) {
+        cs[i].skipped = hx_runner_skip_reason(cs[i].s, &ro, cs[i].skip_why, sizeof cs[i].skip_why);
+        to_run += !cs[i].skipped;
+    }
+    bool shared_used = false;
+    for (size_t i = 0; i < n_paths; i++)
+        shared_used |= !cs[i].skipped && !changes_broker(cs[i].s) && !cs[i].s->broker.kind_written;
+    if (!ro.broker_uri && ro.broker_kind == SCN_BROKER_RABBITMQ && shared_used &&
+        (rc = start_shared_broker(ro.broker_kind, &shared)) != 0)
+        goto out;
+    const char *shared_uri = shared ? hx_broker_uri(shared) : NULL;
 
     const char *tmp = getenv("TMPDIR");
     snprintf(resdir, sizeof resdir, "%s/scansim-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
@@ -442,6 +549,13 @@ int scansim_cmd_test(int argc, char **argv)
     while (finished < n_paths) {
         while (running < (size_t)jobs && next < n_paths) {
             struct test_case *c = &cs[next];
+            if (c->skipped) {
+                c->done = true;
+                print_result(c);
+                next++;
+                finished++;
+                continue;
+            }
             snprintf(c->result_path, sizeof c->result_path, "%s/%zu.result", resdir, next);
             fflush(stdout);
             fflush(stderr);
@@ -453,7 +567,7 @@ int scansim_cmd_test(int argc, char **argv)
                 goto out;
             }
             if (pid == 0) {
-                int crc = child_run(c, &ro, keep);
+                int crc = child_run(c, &ro, keep, shared_uri);
                 /* Free what the child inherited, so a leak check sees only its own. */
                 for (size_t i = 0; i < n_paths; i++) {
                     scn_free(cs[i].s);
@@ -507,12 +621,16 @@ int scansim_cmd_test(int argc, char **argv)
         rc = SIM_EXIT_USAGE;
     passed = 0;
     for (size_t i = 0; i < n_paths; i++)
-        passed += cs[i].done && cs[i].passed;
-    printf("%zu passed, %zu failed\n", passed, n_paths - passed);
-    if (passed != n_paths)
+        passed += cs[i].done && cs[i].passed && !cs[i].skipped;
+    if (to_run < n_paths)
+        printf("%zu passed, %zu failed, %zu skipped\n", passed, to_run - passed, n_paths - to_run);
+    else
+        printf("%zu passed, %zu failed\n", passed, n_paths - passed);
+    if (passed != to_run)
         rc = SIM_EXIT_FAILED;
 
 out:
+    hx_broker_free(shared);
     if (resdir[0])
         rmdir(resdir);
     for (size_t i = 0; cs && i < n_paths; i++) {

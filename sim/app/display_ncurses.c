@@ -224,7 +224,7 @@ const char *sim_oled_style_name(enum sim_oled_style style)
 {
     switch (style) {
     case SIM_OLED_HALFBLOCK: return "pixel-true, half blocks";
-    case SIM_OLED_BRAILLE: return "pixel-true, braille (terminal too small for half blocks)";
+    case SIM_OLED_BRAILLE: return "pixel-true, braille";
     case SIM_OLED_ASCII: return "ASCII, approximated (terminal is not UTF-8)";
     default: return "ASCII 2x4, approximated (not UTF-8 and small)";
     }

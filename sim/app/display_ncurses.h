@@ -9,7 +9,7 @@
  *     UTF-8 terminal too small for half blocks;
  *   - ASCII ('#', '"', '.', ' '): approximated, when the terminal is not UTF-8 (128x32
  *     cells, or 64x16 cells with 2x4 pixels each when it is small).
- * The panel's title says which one is in use and why.
+ * The panel's title says which one is in use.
  *
  * It also owns the terminal's life: sim_ncurses_open() enters curses mode and makes sure
  * the terminal is restored whatever happens next - a normal exit (atexit), or a crash of

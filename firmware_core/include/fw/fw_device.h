@@ -148,11 +148,14 @@ struct fw_stats {
     /* Appended last so that existing readers keep their offsets. */
     uint32_t publishes_refused;      /* publishes the broker answered with a reason code
                                         >= 0x80 (MQTT 5 PUBACK, e.g. 0x87 not authorized) */
+    uint32_t subscriptions_refused;  /* SUBACKs that refused (0x80, or an MQTT 5 reason
+                                        code), or subscribes the platform lost */
 };
 
 /* A snapshot for status panels and expectations. */
 struct fw_status {
-    bool online;
+    bool online;               /* connected and every subscription granted: the device has
+                                  announced "online" and can receive items */
     bool session_present;
     enum fw_screen screen;
     uint32_t pending;          /* items waiting in the queue (head included) */
@@ -162,6 +165,7 @@ struct fw_status {
     const char *head_item_name;/* "" when none */
     uint64_t next_connect_ms;  /* when offline: when the next connect attempt is due */
     uint32_t seq;              /* last sequence number used in an idempotency key */
+    bool connected;            /* MQTT connection up (online, or still awaiting SUBACKs) */
 };
 
 /* ------------------------------------------------------------- device */
@@ -187,7 +191,16 @@ void fw_device_tick(struct fw_device *d, uint64_t now_ms);
 void fw_device_stop(struct fw_device *d);
 
 /* --- events from the network --- */
+/* CONNACK accepted: the device subscribes to its topics and waits for their SUBACKs
+   (fw_device_on_subscribed) before it announces "online" and sends its outbox. */
 void fw_device_on_connected(struct fw_device *d, bool session_present);
+/* The SUBACK of the subscribe that returned token. granted_qos 0..2: granted (once every
+   subscription is, the device publishes its retained "online", flushes the outbox and
+   counts as online); >= 0x80: refused by the broker (3.1.1 0x80, an MQTT 5 reason code);
+   a negative fw_err: the platform lost the request. A refusal is counted
+   (subscriptions_refused), logged in words, shown on the error screen and asked again
+   after a back-off while the connection lasts. Unknown tokens are ignored. */
+void fw_device_on_subscribed(struct fw_device *d, uint32_t token, int granted_qos);
 /* reason_code: the broker's CONNACK code (3.1.1: 1..5, MQTT 5: >= 0x80) or a negative
    fw_err for a transport failure; why: words for people (never a password). */
 void fw_device_on_connect_failed(struct fw_device *d, int reason_code, const char *why);

@@ -19,6 +19,9 @@
 #include "fw/fw_config.h"
 #include "fw/fw_ports.h"
 
+/* Topic filters the device subscribes to: items and inventory replies. */
+#define FW_SUBSCRIPTIONS 2
+
 /* An RFID UID as read: 4, 7 or 10 bytes. */
 struct fw_tag_uid {
     uint8_t bytes[FW_TAG_UID_MAX];
@@ -66,6 +69,13 @@ struct fw_device {
     uint32_t backoff_ms;                   /* base of the next reconnect delay */
     uint32_t rng;                          /* xorshift32 state for the jitter */
     uint64_t next_connect_ms;              /* when conn == waiting */
+
+    /* subscriptions: all granted (SUBACK) before the device announces itself online */
+    uint32_t sub_token[FW_SUBSCRIPTIONS];  /* the network token of each awaited SUBACK */
+    uint8_t subs_granted;                  /* bit i: subscription i granted */
+    uint8_t subs_awaited;                  /* bit i: SUBSCRIBE sent, no SUBACK yet */
+    uint32_t sub_backoff_ms;               /* base of the next re-subscribe delay */
+    uint64_t sub_retry_ms;                 /* when refused ones are asked again; 0 = never */
 
     /* user interface */
     uint8_t mode;                          /* registration or inventory */

@@ -61,7 +61,7 @@ struct fw_ports {
      * disconnect: clean disconnect (sends DISCONNECT, so no Will is published). */
     int (*net_connect)(void *ctx, const struct fw_connect_params *params);
     int (*net_publish)(void *ctx, const struct fw_publish *msg, uint32_t *token);
-    int (*net_subscribe)(void *ctx, const char *topic_filter, int qos);
+    int (*net_subscribe)(void *ctx, const char *topic_filter, int qos, uint32_t *token);
     void (*net_disconnect)(void *ctx);
 
     /* --- display ---

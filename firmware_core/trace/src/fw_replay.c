@@ -120,11 +120,13 @@ static int ans_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
     return reply_i(t, 4, FW_ERR_OFFLINE);
 }
 
-static int ans_subscribe(void *ctx, const char *filter, int qos)
+static int ans_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
     (void)filter;
     (void)qos;
-    return reply_i(replay__take(ctx, FW_TR_SUBSCRIBE), 2, FW_OK);
+    const struct fw_trace_rec *t = replay__take(ctx, FW_TR_SUBSCRIBE);
+    *token = t ? (uint32_t)t->f[3].num : 0;
+    return reply_i(t, 2, FW_OK);
 }
 
 static void ans_disconnect(void *ctx)
@@ -202,11 +204,11 @@ static int timed_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
     return rc;
 }
 
-static int timed_subscribe(void *ctx, const char *filter, int qos)
+static int timed_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
     struct fw_replay *rp = ctx;
     int rc;
-    TIMED(rp, rc = rp->rec.ports.net_subscribe(rp->rec.ports.ctx, filter, qos));
+    TIMED(rp, rc = rp->rec.ports.net_subscribe(rp->rec.ports.ctx, filter, qos, token));
     return rc;
 }
 
@@ -353,6 +355,7 @@ static int replay__event(struct fw_replay *rp, const struct fw_trace_rec *ev,
     case FW_TR_MESSAGE:
         fw_device_on_message(d, topic, rp->payload, f[2].len, (int)f[3].num, f[4].num != 0);
         break;
+    case FW_TR_SUBSCRIBED: fw_device_on_subscribed(d, (uint32_t)f[0].num, (int)f[1].num); break;
     case FW_TR_PUBLISHED: fw_device_on_published(d, (uint32_t)f[0].num); break;
     case FW_TR_PUBLISH_REFUSED:
         fw_device_on_publish_refused(d, (uint32_t)f[0].num, (int)f[1].num);

@@ -60,12 +60,11 @@ static int rec_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
     return rc;
 }
 
-static int rec_subscribe(void *ctx, const char *filter, int qos)
+static int rec_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
     struct fw_trace_recorder *r = ctx;
-    int rc = r->inner.net_subscribe(r->inner.ctx, filter, qos);
-    /* Token 0 until the port hands one out for the SUBACK. */
-    struct fw_trace_field f[] = {str(filter), num(qos), num(rc), num(0)};
+    int rc = r->inner.net_subscribe(r->inner.ctx, filter, qos, token);
+    struct fw_trace_field f[] = {str(filter), num(qos), num(rc), num(*token)};
     rec(r, FW_TR_SUBSCRIBE, f);
     return rc;
 }
@@ -242,6 +241,16 @@ void fw_traced_on_message(struct fw_trace_recorder *r, struct fw_device *d, cons
         rec(r, FW_TR_MESSAGE, f);
     }
     fw_device_on_message(d, topic, payload, len, qos, dup);
+}
+
+void fw_traced_on_subscribed(struct fw_trace_recorder *r, struct fw_device *d,
+                             uint32_t token, int granted_qos)
+{
+    if (r != NULL) {
+        struct fw_trace_field f[] = {num(token), num(granted_qos)};
+        rec(r, FW_TR_SUBSCRIBED, f);
+    }
+    fw_device_on_subscribed(d, token, granted_qos);
 }
 
 void fw_traced_on_published(struct fw_trace_recorder *r, struct fw_device *d, uint32_t token)

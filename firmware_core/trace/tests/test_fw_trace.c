@@ -38,6 +38,8 @@ static void record_session(void)
     ck_assert_int_eq(fw_traced_init(&rec, &dev, &cfg, &plat.ports), FW_OK);
     fw_traced_start(&rec, &dev);
     fw_traced_on_connected(&rec, &dev, false);
+    for (int i = 0; i < plat.nsubs; i++)
+        fw_traced_on_subscribed(&rec, &dev, plat.sub_token[i], 1);
     fwt_item_json(item, sizeof item, 42, "Drill", 1);
     fw_traced_on_message(&rec, &dev, "item_registration", item, strlen(item), 1, false);
     const uint8_t uid[4] = {0x04, 0xA1, 0xB2, 0xC3};
@@ -161,7 +163,7 @@ START_TEST(a_recorded_session_replays_with_identical_calls)
     record_session();
     struct fw_replay_result res;
     ck_assert_int_eq(replay(tb.len, &res), FW_REPLAY_MATCH);
-    ck_assert_uint_eq(res.events, 9);
+    ck_assert_uint_eq(res.events, 11);
     ck_assert_uint_gt(res.records, 20);
     ck_assert_str_eq(printed, "");
 }

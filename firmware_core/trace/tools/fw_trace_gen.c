@@ -7,8 +7,9 @@
  * clock that moves only on ticks, a network that connects when the generator says so and
  * hands out publish tokens, an in-memory flash that sometimes refuses a write. The events
  * are drawn from a seeded generator: items (valid, repeated, hostile), inventory answers,
- * tags and buttons, acknowledgements and refusals of outstanding publishes, connects,
- * failures, losses and reboots. The same seed gives the same trace, byte for byte; the ARM
+ * tags and buttons, SUBACKs (granted, refused, lost) of outstanding subscribes,
+ * acknowledgements and refusals of outstanding publishes, connects, failures, losses and
+ * reboots. The same seed gives the same trace, byte for byte; the ARM
  * image replays it (docs/trace.md).
  */
 #include <errno.h>
@@ -31,6 +32,8 @@ struct gen {
     uint32_t next_token;
     uint32_t tokens[GEN_TOKENS]; /* outstanding QoS 1 publishes */
     int ntokens;
+    uint32_t subs[GEN_TOKENS];   /* subscribes awaiting their SUBACK */
+    int nsubs;
     struct {
         char key[16];
         uint8_t value[GEN_VALUE_MAX];
@@ -89,19 +92,31 @@ static int p_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
     return 0;
 }
 
-static int p_subscribe(void *ctx, const char *filter, int qos)
+static int p_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
     struct gen *g = ctx;
     (void)filter;
     (void)qos;
-    return g->online ? 0 : FW_ERR_OFFLINE;
+    if (!g->online)
+        return FW_ERR_OFFLINE;
+    *token = ++g->next_token;
+    if (g->nsubs < GEN_TOKENS)
+        g->subs[g->nsubs++] = *token;
+    return 0;
+}
+
+/* The network forgets what was in flight: publishes and subscribes. */
+static void gen_forget(struct gen *g)
+{
+    g->ntokens = 0;
+    g->nsubs = 0;
 }
 
 static void p_disconnect(void *ctx)
 {
     struct gen *g = ctx;
     g->online = g->connecting = false;
-    g->ntokens = 0;
+    gen_forget(g);
 }
 
 static void p_flush(void *ctx, const uint8_t *fb)
@@ -270,9 +285,16 @@ static bool gen_network(struct gen *g, struct fw_trace_recorder *r, struct fw_de
             g->online = true;
             fw_traced_on_connected(r, d, pick(g, 2) == 0);
         }
+    } else if (g->online && g->nsubs > 0 && pick(g, 4) != 0) {
+        /* A SUBACK: mostly granted, sometimes refused (0x80), rarely lost on the way. */
+        int i = (int)pick(g, (uint32_t)g->nsubs);
+        uint32_t token = g->subs[i];
+        g->subs[i] = g->subs[--g->nsubs];
+        uint32_t x = pick(g, 20);
+        fw_traced_on_subscribed(r, d, token, x < 16 ? 1 : x < 19 ? 0x80 : FW_ERR_IO);
     } else if (g->online && pick(g, 3) == 0) {
         g->online = false;
-        g->ntokens = 0;
+        gen_forget(g);
         fw_traced_on_connection_lost(r, d, "keep-alive timeout");
     } else {
         return false;
@@ -288,7 +310,7 @@ static int gen_reboot(struct gen *g, struct fw_trace_recorder *r, struct fw_devi
     if (clean)
         fw_traced_stop(r, d);
     g->online = g->connecting = false;
-    g->ntokens = 0;
+    gen_forget(g);
     (void)fw_traced_init(r, d, cfg, ports);
     fw_traced_start(r, d);
     return clean ? 3 : 2;

@@ -200,6 +200,7 @@ static int64_t counter_value(const struct runner_dev *d, enum scn_counter c, enu
     case SCN_CTR_PUBLISH_ERRORS: return s->publish_errors;
     case SCN_CTR_STORAGE_ERRORS: return s->storage_errors;
     case SCN_CTR_PUBLISHES_REFUSED: return s->publishes_refused;
+    case SCN_CTR_SUBSCRIPTIONS_REFUSED: return s->subscriptions_refused;
     case SCN_CTR_RECONNECTS: return s->connects > 0 ? (int64_t)s->connects - 1 : 0;
     case SCN_CTR_ONLINE: return d->status.online;
     case SCN_CTR_SESSION_PRESENT: return d->status.session_present;
@@ -647,12 +648,14 @@ static char *log_tail(const char *path, long offset)
  * still delivers to the old connection, whose QoS 1 messages Paho acknowledges and the
  * stopped firmware never sees. A scenario that publishes right after `power off` means
  * "while it is off", so the step waits for mosquitto's "Client <id> disconnected." (a
- * notice, always logged) of every device that was online. All devices are stopped first,
- * then waited for together.
+ * notice, always logged) of every device that was online; on a broker the runner did not
+ * start (no log to read), for the device's client to have sent its DISCONNECT. All devices
+ * are stopped first, then waited for together.
  */
 static int power_off_set(struct runner *r, const struct runner_sel *sel, char *info, size_t cap)
 {
-    const char *log = hx_broker_running(r->broker) ? hx_broker_log_path(r->broker) : NULL;
+    const char *log = r->broker && hx_broker_running(r->broker) ? hx_broker_log_path(r->broker)
+                                                                : NULL;
     long offset = log ? file_size(log) : 0;
     if (runner_refresh(r) != 0)
         return SIM_ERR_NOMEM;
@@ -669,18 +672,22 @@ static int power_off_set(struct runner *r, const struct runner_sel *sel, char *i
         rc = sim_device_stop(d->dev);
         if (rc == SIM_ERR_STATE)
             rc = 0; /* already off */
-        else if (rc == 0 && was_online && log) {
+        else if (rc == 0 && was_online) {
             wait[i] = true;
             waiting++;
         }
     }
     int64_t end = runner_now_ms() + 3000 + 5 * (int64_t)waiting;
     while (rc == 0 && waiting > 0) {
-        char *tail = log_tail(log, offset);
-        for (size_t i = 0; tail && i < sel->n; i++) {
+        char *tail = log ? log_tail(log, offset) : NULL;
+        for (size_t i = 0; i < sel->n; i++) {
+            struct runner_dev *d = &r->devs[sel->num[i] - 1];
             char needle[SCN_NAME_MAX + 32];
-            snprintf(needle, sizeof needle, "Client %s disconnected", r->devs[sel->num[i] - 1].id);
-            if (wait[i] && strstr(tail, needle)) {
+            snprintf(needle, sizeof needle, "Client %s disconnected", d->id);
+            struct sim_device_snapshot snap;
+            bool gone = log ? tail && strstr(tail, needle)
+                            : sim_device_snapshot(d->dev, &snap) == 0 && !snap.disconnecting;
+            if (wait[i] && gone) {
                 wait[i] = false;
                 waiting--;
             }
@@ -689,8 +696,9 @@ static int power_off_set(struct runner *r, const struct runner_sel *sel, char *i
         if (waiting == 0)
             break;
         if (runner_now_ms() >= end) {
-            snprintf(info, cap, "the broker did not log the disconnect of %zu device%s within %.1f s",
-                     waiting, waiting == 1 ? "" : "s", (double)(3000 + 5 * (int64_t)waiting) / 1000.0);
+            snprintf(info, cap, "%s the disconnect of %zu device%s within %.1f s",
+                     log ? "the broker did not log" : "the client did not finish", waiting,
+                     waiting == 1 ? "" : "s", (double)(3000 + 5 * (int64_t)waiting) / 1000.0);
             break;
         }
         runner_sleep_ms(20);
@@ -724,13 +732,13 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
             rc = fault_one(st, &r->devs[sel->num[i] - 1], err, cap);
         return rc;
     case SCN_ACT_BROKER_STOP:
-        rc = hx_broker_stop(r->broker);
-        break;
     case SCN_ACT_BROKER_KILL:
-        rc = hx_broker_kill(r->broker);
-        break;
     case SCN_ACT_BROKER_RESTART:
-        rc = hx_broker_restart(r->broker);
+        if (!r->broker)
+            return runner_broker_command(r, st->action, err, cap);
+        rc = st->action == SCN_ACT_BROKER_STOP   ? hx_broker_stop(r->broker)
+             : st->action == SCN_ACT_BROKER_KILL ? hx_broker_kill(r->broker)
+                                                 : hx_broker_restart(r->broker);
         break;
     case SCN_ACT_PUBLISH_ITEMS:
     case SCN_ACT_PUBLISH_MALFORMED: {
@@ -1031,10 +1039,34 @@ static int make_pki(struct runner *r, char *err, size_t cap)
     return 0;
 }
 
+/* The broker's address, for the devices, proxies, watcher and backend. */
+static int broker_address(struct runner *r, const char *uri, char *err, size_t cap)
+{
+    const char *hp = strstr(uri, "://");
+    hp = hp ? hp + 3 : uri;
+    const char *colon = strrchr(hp, ':');
+    unsigned port = 0;
+    if (!colon || (size_t)(colon - hp) >= sizeof r->broker_host || sscanf(colon + 1, "%u", &port) != 1 ||
+        port == 0 || port > 65535) {
+        snprintf(err, cap, "broker %s: expected tcp://HOST:PORT", uri);
+        return HX_ERR_INVAL;
+    }
+    snprintf(r->broker_uri, sizeof r->broker_uri, "%s", uri);
+    snprintf(r->broker_host, sizeof r->broker_host, "%.*s", (int)(colon - hp), hp);
+    r->broker_port = (uint16_t)port;
+    return 0;
+}
+
 static int setup_broker(struct runner *r, char *err, size_t cap)
 {
     const struct scn_broker *sb = &r->s->broker;
     struct hx_broker_opts o = {0};
+    if (r->opts.broker_uri) {
+        int rc = broker_address(r, r->opts.broker_uri, err, cap);
+        return rc != 0 ? rc : runner_broker_wipe(r, err, cap);
+    }
+    o.kind = sb->kind_written ? (enum hx_broker_kind)sb->kind
+                              : (enum hx_broker_kind)r->opts.broker_kind;
     o.persistence = sb->persistence;
     o.autosave_interval_s = (int)sb->autosave_interval;
     o.autosave_on_changes = sb->autosave_on_changes;
@@ -1084,9 +1116,11 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
         }
     }
     int rc = hx_broker_start(&o, &r->broker);
-    if (rc != 0)
+    if (rc != 0) {
         snprintf(err, cap, "the broker did not start: %s", hx_broker_last_error());
-    return rc;
+        return rc;
+    }
+    return broker_address(r, hx_broker_uri(r->broker), err, cap);
 }
 
 static int setup_devices(struct runner *r, char *err, size_t cap)
@@ -1144,16 +1178,16 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
     r->observer.on_state = obs_state;
     char flash[RUNNER_PATH_MAX];
     snprintf(flash, sizeof flash, "%s/flash", r->dir);
-    const char *broker_host = "127.0.0.1";
+    const char *broker_host = r->broker_host;
     for (uint32_t i = 0; i < r->n_devs; i++) {
         struct runner_dev *d = &r->devs[i];
         struct runner_loop *l = &r->loops[i % r->n_loops];
         d->loop = l;
         l->devs[l->n_devs++] = d;
         char uri[128];
-        snprintf(uri, sizeof uri, "%s", hx_broker_uri(r->broker));
+        snprintf(uri, sizeof uri, "%s", r->broker_uri);
         if (d->group->link == SCN_LINK_PROXY) {
-            int rc = hx_proxy_add(r->hub, broker_host, hx_broker_port(r->broker), 0, &d->proxy);
+            int rc = hx_proxy_add(r->hub, broker_host, r->broker_port, 0, &d->proxy);
             if (rc != 0) {
                 snprintf(err, cap, "proxy for %s: %s", d->id, hx_proxy_last_error());
                 return rc;
@@ -1412,8 +1446,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
             key = h_key;
         }
     }
-    if ((rc = runner_watch_start(r, hx_broker_uri(r->broker), h_user, h_pw, ca, crt, key)) != 0) {
-        snprintf(err, sizeof err, "the status watcher could not subscribe to %s", hx_broker_uri(r->broker));
+    if ((rc = runner_watch_start(r, r->broker_uri, h_user, h_pw, ca, crt, key)) != 0) {
+        snprintf(err, sizeof err, "the status watcher could not subscribe to %s", r->broker_uri);
         goto fail;
     }
     bool any_per_device = false;
@@ -1429,7 +1463,7 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         goto fail;
     }
     struct hx_backend_opts bo = {0};
-    bo.uri = hx_broker_uri(r->broker);
+    bo.uri = r->broker_uri;
     bo.layout = any_per_device ? HX_BACKEND_LAYOUT_PER_DEVICE : HX_BACKEND_LAYOUT_SEED;
     bo.db_path = r->ledger_path;
     bo.username = h_user;
@@ -1458,7 +1492,7 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         goto fail;
     }
     char info[256];
-    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", hx_broker_uri(r->broker),
+    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", r->broker_uri,
              r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
     runner_note(r, "ok", NULL, "set up", info);
     if ((rc = wait_time_zero(r, err, sizeof err)) != 0)

@@ -93,7 +93,10 @@ struct runner {
     char ledger_path[RUNNER_PATH_MAX];
     char pki[RUNNER_PATH_MAX];    /* tls / mtls: the throw-away PKI (ci/make-pki.sh), or "" */
 
-    struct hx_broker *broker;
+    struct hx_broker *broker;     /* the broker the runner started; NULL with opts.broker_uri */
+    char broker_uri[256];         /* whichever broker the scenario runs against */
+    char broker_host[128];
+    uint16_t broker_port;
     struct hx_broker_user *users;
     int n_users;
     char *acl;
@@ -140,6 +143,10 @@ struct runner {
 };
 
 int64_t runner_now_ms(void);
+
+/* runner_broker.c: a broker the runner did not start. */
+int runner_broker_command(struct runner *r, enum scn_action a, char *err, size_t cap);
+int runner_broker_wipe(struct runner *r, char *err, size_t cap);
 void runner_sleep_ms(int64_t ms);
 uint64_t runner_mix(uint64_t a, uint64_t b);
 

@@ -65,6 +65,12 @@ const char *scn_selector_kind_name(enum scn_selector_kind kind)
     return NAME_OF(t, kind);
 }
 
+const char *scn_broker_kind_name(enum scn_broker_kind k)
+{
+    static const char *const t[] = {"mosquitto", "rabbitmq"};
+    return NAME_OF(t, k);
+}
+
 const char *scn_broker_variant_name(enum scn_broker_variant v)
 {
     static const char *const t[] = {"plain", "password", "acl", "tls", "mtls"};
@@ -202,7 +208,7 @@ const char *scn_counter_name(enum scn_counter c)
         "registrations_resent", "outbox_full", "cancels", "wrong_tags", "rejects_total",
         "rejects", "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
         "sessions_present", "connect_failures", "connection_losses", "publish_errors",
-        "storage_errors", "publishes_refused", "reconnects", "online", "session_present", "pending", "outbox",
+        "storage_errors", "publishes_refused", "subscriptions_refused", "reconnects", "online", "session_present", "pending", "outbox",
         "outbox_in_flight", "screen"};
     return NAME_OF(t, c);
 }

@@ -770,7 +770,7 @@ static const char *const COUNTER_WORDS[] = {
     "registrations_resent", "outbox_full", "cancels", "wrong_tags", "rejects_total", "rejects",
     "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
     "sessions_present", "connect_failures", "connection_losses", "publish_errors",
-    "storage_errors", "publishes_refused", "reconnects", "online", "session_present", "pending", "outbox",
+    "storage_errors", "publishes_refused", "subscriptions_refused", "reconnects", "online", "session_present", "pending", "outbox",
     "outbox_in_flight", "screen", NULL};
 
 static const char *const SCREEN_WORDS[] = {
@@ -1343,7 +1343,21 @@ static int parse_broker_setting(struct parser *p)
                       &b->max_queued_messages);
         break;
     }
-    return rc < 0 ? rc : want_end(p);
+    if (rc < 0)
+        return rc;
+    /* The defaults (persistence on, nothing dropped) are what any broker is taken to do;
+       any other value configures mosquitto. */
+    bool is_default = (k == 0 && b->persistence) || (k == 2 && !b->autosave_on_changes) ||
+                      (k == 3 && b->max_queued_messages == 0);
+    if (!is_default && b->kind == SCN_BROKER_RABBITMQ)
+        return fail_at(p, kw->col, "'%.*s' with this value is a mosquitto setting that broker "
+                                   "rabbitmq cannot honour; remove it or use 'broker mosquitto'",
+                       (int)kw->len, kw->s);
+    if (!is_default && !b->settings_written) {
+        b->settings_written = true;
+        b->settings_line = p->ln->lineno;
+    }
+    return want_end(p);
 }
 
 static const char *const GROUP_SETTINGS[] = {"id_prefix", "session", "qos", "mqtt", "keepalive",
@@ -1675,11 +1689,26 @@ static int parse_top_line(struct parser *p)
         s->broker.pos.file = s->file;
         s->broker.pos.line = p->ln->lineno;
         s->broker.pos.col = kw->col;
+        static const char *const kinds[] = {"mosquitto", "rabbitmq", NULL};
+        const struct scn__tok *word;
+        int k = match(p, kinds);
+        if (k >= 0) {
+            s->broker.kind = (enum scn_broker_kind)k;
+            s->broker.kind_written = true;
+        }
         if (!at_end(p)) {
-            int v = want_one_of(p, w, "a broker variant (plain, password, acl, tls, mtls)");
+            word = peek(p);
+            int v = want_one_of(p, w, k >= 0 ? "a broker variant (plain, password, acl, tls, mtls)"
+                                             : "a broker (mosquitto, rabbitmq) or a variant (plain, "
+                                               "password, acl, tls, mtls)");
             if (v < 0)
                 return -1;
+            if (v != SCN_BROKER_PLAIN && s->broker.kind == SCN_BROKER_RABBITMQ)
+                return fail_at(p, word->col, "broker rabbitmq runs plain only (anonymous, plain "
+                                             "TCP); '%.*s' needs 'broker mosquitto'",
+                               (int)word->len, word->s);
             s->broker.variant = (enum scn_broker_variant)v;
+            s->broker.settings_written |= v != SCN_BROKER_PLAIN;
         }
         p->sec = SEC_BROKER;
         return want_end(p);
@@ -1745,6 +1774,14 @@ static int check_scenario(struct parser *p)
         none.lineno = s->broker.pos.line;
         return fail_at(p, s->broker.pos.col, "autosave_interval and autosave_on_changes need "
                                              "'persistence on'");
+    }
+    for (size_t g = 0; s->broker.kind == SCN_BROKER_RABBITMQ && g < s->n_groups; g++) {
+        if (s->groups[g].mqtt != SCN_MQTT_5)
+            continue;
+        none.lineno = s->groups[g].pos.line;
+        return fail_at(p, s->groups[g].pos.col, "group '%s' has 'mqtt 5', but broker rabbitmq "
+                       "(line %u) speaks MQTT 3.1.1 only; use 'mqtt 3.1.1'", s->groups[g].name,
+                       s->broker.pos.line);
     }
     if (s->broker.autosave_on_changes && !s->broker.autosave_interval) {
         none.lineno = s->broker.pos.line;

@@ -635,6 +635,8 @@ static const struct {
     {"fault_without_proxy.scn", 7, 7, "drop needs a fault proxy, but group 'fleet' (line 4)"},
     {"keepalive_off.scn", 9, 49, "'keepalive' is not defined here: group 'fleet' has keep-alive off"},
     {"at_backwards.scn", 7, 4, "must not go backwards"},
+    {"rabbitmq_setting.scn", 5, 3, "broker rabbitmq cannot honour"},
+    {"rabbitmq_mqtt5.scn", 4, 1, "speaks MQTT 3.1.1 only"},
     {"missing_timeout.scn", 1, 1, "no 'timeout <duration>' line"},
     {"setting_not_indented.scn", 5, 1, "'qos' is a block setting: indent it"},
     {"bad_tag.scn", 7, 16, "found '04A1B2C'"},
@@ -1050,10 +1052,12 @@ START_TEST(test_reject_screen_and_counter_names_match_the_firmware)
     for (int k = 0; k < SCN_SCREEN_COUNT; k++)
         ck_assert_str_eq(scn_screen_name((enum scn_screen)k), fw_screen_name((enum fw_screen)k));
     ck_assert_int_eq(SCN_SCREEN_CANCELLED, FW_SCREEN_CANCELLED);
-    /* fw_stats: the uint32_t counters through publishes_refused, with rejects[] in place of
-       SCN_CTR_REJECTS; any field added to fw_stats must be added here too */
+    /* fw_stats: the uint32_t counters through subscriptions_refused, with rejects[] in place
+       of SCN_CTR_REJECTS; any field added to fw_stats must be added here too */
     ck_assert_uint_eq(sizeof(struct fw_stats),
-                      sizeof(uint32_t) * (SCN_CTR_PUBLISHES_REFUSED + FW_REJECT_COUNT));
+                      sizeof(uint32_t) * (SCN_CTR_SUBSCRIPTIONS_REFUSED + FW_REJECT_COUNT));
+    ck_assert_uint_eq(offsetof(struct fw_stats, subscriptions_refused),
+                      sizeof(uint32_t) * (SCN_CTR_SUBSCRIPTIONS_REFUSED - 1 + FW_REJECT_COUNT));
     ck_assert_uint_eq(offsetof(struct fw_stats, publishes_refused),
                       sizeof(uint32_t) * (SCN_CTR_PUBLISHES_REFUSED - 1 + FW_REJECT_COUNT));
     ck_assert_uint_eq(offsetof(struct fw_stats, rejects),

@@ -1,6 +1,16 @@
 #!/usr/bin/env bash
-# demo_tmux_test.sh - drives `scansim demo` in a detached tmux session (160x50, UTF-8) the way
-# a person would, reading the screen with capture-pane and the broker with mosquitto_sub.
+# demo_tmux_test.sh - drives `scansim demo` in a detached tmux session (160x50 unless a mode
+# says otherwise, UTF-8) the way a person would, reading the screen with capture-pane and the
+# broker with mosquitto_sub.
+#
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB small    the README's first command at 80x24:
+#                                                    add -> tag -> confirm, pending (not lost),
+#                                                    n, the help, resize to 100x30 and 200x55
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB race     --devices 3 --layout seed at 200x55: two
+#                                                    scanners register one item, the ledger
+#                                                    shows it twice; n cuts only the chosen one
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB offline  why a scanner is offline: refused by the
+#                                                    broker, broker gone (MOSQUITTO_BIN env)
 #
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flow     add -> tag -> confirm, cancel, inventory,
 #                                                    network cut and restore, quit
@@ -80,17 +90,27 @@ wait_file() {
     fail "$f did not get /$re/ within ${3:-20}s"
 }
 key() { T send-keys -t demo "$@"; }
+# wait_count REGEX N SECONDS WHAT: until the screen shows REGEX exactly N times.
+wait_count() {
+    local end=$((SECONDS + $3))
+    until [[ $(cap | grep -oE -- "$1" | wc -l) == "$2" ]]; do
+        ((SECONDS < end)) || fail "$4 within $3s"
+        sleep 0.2
+    done
+}
+# resize_to W H REGEX: the pane becomes WxH and the screen, laid out again, matches.
+resize_to() { T resize-window -t demo -x "$1" -y "$2"; wait_for "$3" 10; }
 # The OLED panel: the 32 rows inside its border, the first 128 cells after the left border.
 oled() { local l; cap | sed -n '3,34p' | while IFS= read -r l; do echo "${l:1:128}"; done; }
 
-# launch_demo ARGS...: the demo in a 160x50 pane, in a shell that records how it ended.
-# DEMO_LOCALE (default C.UTF-8) is the pane's locale. The shell ignores SIGINT so that a
+# launch_demo ARGS...: the demo in a pane of DEMO_SIZE (default 160x50), in a shell that
+# records how it ended. DEMO_LOCALE (default C.UTF-8) is the pane's locale. The shell ignores SIGINT so that a
 # Ctrl-C reaches only scansim (which installs its own handler) and the shell lives on to
 # record the exit code and the terminal settings.
 launch_demo() {
-    local args="$*" loc=${DEMO_LOCALE:-C.UTF-8}
+    local args="$*" loc=${DEMO_LOCALE:-C.UTF-8} size=${DEMO_SIZE:-160x50}
     rm -f "$tmp"/rc "$tmp"/stty.* "$tmp"/stderr.txt
-    T new-session -d -s demo -x 160 -y 50 \
+    T new-session -d -s demo -x "${size%x*}" -y "${size#*x}" \
         "env LANG=$loc LC_ALL=$loc sh -c 'trap \"\" INT; stty -g > $tmp/stty.before; \
          $bin demo $args 2> $tmp/stderr.txt; echo \$? > $tmp/rc; stty -g > $tmp/stty.after; \
          echo DEMO-ENDED; exec sleep 600'" 2> "$tmp/tmux.err" ||
@@ -115,6 +135,16 @@ expect_restored() {
     wait_for 'DEMO-ENDED' 10
     [[ $(T display -p -t demo '#{alternate_on}') == 0 ]] || fail "still on the alternate screen"
     echo "ok: exit code $rc, terminal settings and main screen restored"
+}
+
+# quit_expecting REGEX...: q, the terminal restored with exit code 0, and each REGEX in the
+# power-off summary left on the screen.
+quit_expecting() {
+    key q
+    expect_restored 0
+    for re in "$@"; do
+        grep -q -- "$re" <(cap) || fail "no power-off summary /$re/"
+    done
 }
 
 # The scansim process of this run: its --flash folder is unique to the run.
@@ -174,14 +204,11 @@ if [[ $mode == layouts ]]; then
         -m "$(printf '{"item_id":7,"item_name":"Caf\xc3\xa9 \xe2\x9c\x93 \xc2\x85x","tag_quantity":1}')"
     wait_for 'item +#7 Café ✓ \?x │' 10
     echo "ok: UTF-8 item name on the state panel, C1 control neutralised"
-    T resize-window -t demo -x 100 -y 30
-    wait_for 'pixel-true, braille' 10
+    resize_to 100 30 'pixel-true, braille'
     cap | grep -qP '[\x{2801}-\x{28FF}]' || fail "no braille pixels on the small OLED"
     wait_for 'link +ONLINE' 5
-    T resize-window -t demo -x 60 -y 15
-    wait_for 'terminal too small \(60x15\)' 10
-    T resize-window -t demo -x 160 -y 50
-    wait_for 'OLED 128x64 - pixel-true, half blocks' 10
+    resize_to 60 15 'terminal too small \(60x15\)'
+    resize_to 160 50 'OLED 128x64 - pixel-true, half blocks'
     echo "ok: half blocks -> braille -> too small -> half blocks on resize"
     key q
     expect_restored 0
@@ -197,6 +224,123 @@ if [[ $mode == layouts ]]; then
     key q
     expect_restored 0
     echo "PASS: layouts"
+    exit 0
+fi
+
+if [[ $mode == small ]]; then
+    # The README's first command in a classic 80x24 terminal: the braille OLED, a state line,
+    # the narrow ledger, log lines and a key line that fits; the whole operator flow works.
+    DEMO_SIZE=80x24 start_demo --seed 7 --flash "$tmp/flash"
+    ! cap | grep -q 'terminal too small' || fail "80x24 is called too small"
+    wait_for 'OLED 128x64 - pixel-true, braille' 5
+    cap | grep -qP '[\x{2801}-\x{28FF}]' || fail "no braille pixels at 80x24"
+    wait_for '^a item  t tag  T type  Enter ok  c cancel  i look-up  n net  \? help  q quit *$' 5
+    wait_for '│published +0│' 5
+    echo "ok: 80x24: braille OLED, state line, narrow ledger, every key on the key line"
+    key a
+    wait_for 'link ONLINE  screen item  item #1 Pallet jack' 20
+    # An item waiting for its operator is pending: nobody has given up on it.
+    wait_for '│pending +1│' 5
+    wait_for '│lost +0│' 5
+    echo "ok: a -> item 1 on the state line; the ledger says pending 1, lost 0"
+    key t
+    wait_for 'screen confirm ' 10
+    key Enter
+    wait_for 'acked 1' 20
+    wait_for '│registered +1│' 10
+    wait_for '│pending +0│' 5
+    echo "ok: t, Enter -> acked, the ledger says registered 1, pending 0"
+    key n
+    wait_for 'link OFFLINE: cut by the demo \(n restores\)' 15
+    wait_for ' n RESTORE  \? help  q quit' 5
+    key n
+    wait_for 'link ONLINE ' 40
+    echo "ok: n -> offline, cut by the demo; n -> online again"
+    key '?'
+    wait_for 'keys - any key closes this help' 5
+    for k in 'a +the backend publishes' 'Enter +CONFIRM button' 'n +cut the chosen' 'q +clean power-off'; do
+        wait_for "│ $k" 2
+    done
+    key x
+    sleep 0.3 # the key is consumed by the help, not reported as unknown
+    ! cap | grep -q 'keys - any key closes' || fail "the help did not close"
+    ! cap | grep -q "key 'x' does nothing" || fail "the key that closed the help did something"
+    echo "ok: ? shows every key; any key closes it"
+    resize_to 100 30 '─ device state ─'
+    wait_for '─ backend ledger ─' 5
+    wait_for 'pixel-true, braille' 5
+    wait_for '1 +Pallet jack +registered' 5
+    resize_to 200 55 'OLED 128x64 - pixel-true, half blocks'
+    wait_for '─ MQTT traffic and events' 5
+    wait_for 'published 1  pending 0  registered 1  twice 0  lost 0' 5
+    resize_to 60 15 'terminal too small \(60x15\): the OLED needs at least 66x22'
+    resize_to 80 24 '│registered +1│'
+    echo "ok: 80x24 -> 100x30 (state, ledger) -> 200x55 (half blocks) -> too small -> 80x24"
+    cap
+    quit_expecting "scanner-1 powered off cleanly"
+    echo "PASS: small"
+    exit 0
+fi
+
+if [[ $mode == race ]]; then
+    # The seed's hazard, watched: in the seed layout every scanner gets every item, so two
+    # operators can register the same item with two tags. Three scanners at 200x55.
+    DEMO_SIZE=200x55 launch_demo --devices 3 --layout seed --seed 11 --flash "$tmp/flash"
+    wait_for '3 scanners \(seed layout\)' 30
+    wait_count 'link ONLINE' 3 30 "not all three scanners came online"
+    port=$(cap | sed -nE 's/.*broker tcp:\/\/127\.0\.0\.1:([0-9]+).*/\1/p' | head -1)
+    [[ -n $port ]] || fail "no broker port on the title line"
+    wait_for '>> 1 scanner-1 << keys' 5
+    wait_for '─ 2 scanner-2 - pixel-true, braille' 5
+    wait_for '─ 3 scanner-3 - pixel-true, braille' 5
+    echo "ok: three OLEDs side by side, scanner 1 chosen"
+    stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t item_registered -t 'scanners/+/status' \
+        > "$tmp/sub.txt" 2>&1 &
+    sub_pid=$!
+    wait_file "$tmp/sub.txt" 'SUBACK' 10
+    key a
+    wait_count 'item #1 Pallet jack' 3 20 "item 1 did not reach all three scanners"
+    wait_for '1 +Pallet jack +pending' 5
+    echo "ok: a -> item 1 on every scanner (seed layout), pending in the ledger"
+    key t
+    key Enter
+    wait_for '1 +Pallet jack +registered$|1 +Pallet jack +registered +│' 20
+    key 2
+    wait_for '>> 2 scanner-2 << keys' 5
+    wait_for 'state of 2 scanner-2' 5
+    key t
+    key Enter
+    wait_for '1 +Pallet jack +twice: registered by 2 devices' 20
+    wait_for ' [0-9A-F]+ by scanner-2 ' 5
+    wait_for ' [0-9A-F]+ by scanner-1 ' 5
+    wait_for 'published 1  pending 0  registered 1  twice 1  lost 0' 5
+    wait_file "$tmp/sub.txt" '^item_registered \{"item_id":1,.*"device_id":"scanner-1"' 10
+    wait_file "$tmp/sub.txt" '^item_registered \{"item_id":1,.*"device_id":"scanner-2"' 10
+    echo "ok: scanners 1 and 2 registered item 1: the ledger shows it twice, by 2 devices"
+    # Tab to scanner 3, whose operator still sees item 1; n cuts only its link.
+    key Tab
+    wait_for '>> 3 scanner-3 << keys' 5
+    key n
+    wait_for 'link OFFLINE: cut by the demo \(n restores\)' 15
+    wait_file "$tmp/sub.txt" '^scanners/scanner-3/status offline' 15
+    [[ $(cap | grep -o 'link ONLINE' | wc -l) == 2 ]] || fail "n cut more than the chosen scanner"
+    key n
+    wait_count 'link ONLINE' 3 40 "scanner 3 did not come back"
+    key Tab
+    wait_for '>> 1 scanner-1 << keys' 5
+    echo "ok: Tab -> 3; n cut only scanner-3 (its Will on the wire), n restored it; Tab wraps to 1"
+    # Smaller terminals show fewer OLEDs, the chosen one always, the others named.
+    resize_to 80 24 '>> 1 scanner-1 << keys'
+    wait_for 'not shown \(Tab or 1-3\):  2 scanner-2 ONLINE  3 scanner-3 ONLINE' 5
+    key 3
+    wait_for '>> 3 scanner-3 << keys' 5
+    wait_for 'not shown \(Tab or 1-3\):  1 scanner-1 ONLINE  2 scanner-2 ONLINE' 5
+    echo "ok: at 80x24 the chosen scanner's OLED and a roster of the others"
+    resize_to 200 55 '─ backend ledger ─'
+    cap
+    quit_expecting "scanner-1 powered off cleanly" "scanner-2 powered off cleanly" \
+        "scanner-3 powered off cleanly"
+    echo "PASS: race"
     exit 0
 fi
 
@@ -236,12 +380,13 @@ if [[ $mode == errors ]]; then
 fi
 
 # start_mosquitto [CONFIG LINES...]: a mosquitto of the test's own on a free port ($port),
-# with the extra config lines after the listener; stopped at exit.
+# with the extra config lines after the listener; stopped at exit. MOSQ_ANON=false refuses
+# clients without a user name.
 start_mosquitto() {
     local mosq=${MOSQUITTO_BIN:-$(command -v mosquitto || echo /usr/sbin/mosquitto)}
     for try in 1 2 3 4 5; do
         port=$((20000 + RANDOM % 40000))
-        { printf 'listener %s 127.0.0.1\nallow_anonymous true\n' "$port"
+        { printf 'listener %s 127.0.0.1\nallow_anonymous %s\n' "$port" "${MOSQ_ANON:-true}"
           # As root mosquitto would drop to the 'mosquitto' user, who cannot read our files.
           [[ $(id -u) == 0 ]] && echo "user root"
           printf '%s\n' "$@"; } > "$tmp/mosq.conf"
@@ -256,6 +401,32 @@ start_mosquitto() {
     done
     fail "could not start mosquitto: $(cat "$tmp/mosq.log")"
 }
+
+if [[ $mode == offline ]]; then
+    # The state says why a scanner is offline. A broker that refuses it (no anonymous
+    # clients: CONNACK 5, not authorised), then a broker that goes away under it.
+    MOSQ_ANON=false start_mosquitto
+    launch_demo --no-backend --broker "tcp://127.0.0.1:$port" --flash "$tmp/flash"
+    wait_for 'link OFFLINE: refused by the broker \(code 5\)' 20
+    wait_for '│   refused by the broker +│' 5 # the state panel, under 'why'
+    echo "ok: a refusing broker -> 'refused by the broker (code 5)'"
+    key q
+    expect_restored 0
+    T kill-session -t demo
+    kill "$mosq_pid"; wait "$mosq_pid" 2>/dev/null; mosq_pid=
+    start_mosquitto
+    start_demo --no-backend --broker "tcp://127.0.0.1:$port" --flash "$tmp/flash"
+    kill "$mosq_pid"; wait "$mosq_pid" 2>/dev/null; mosq_pid=
+    wait_for 'link OFFLINE: broker gone' 20
+    wait_for '│ why +broker gone │' 5
+    # It stays gone through the device's own reconnect attempts (each refused by the OS).
+    wait_for 'connect failures +[1-9]' 20
+    wait_for 'link OFFLINE: broker gone' 5
+    echo "ok: the broker killed -> 'broker gone', through the reconnect attempts"
+    quit_expecting "powered off while offline"
+    echo "PASS: offline"
+    exit 0
+fi
 
 if [[ $mode == tls ]]; then
     # ssl:// with mutual TLS: the device connects directly (the proxy cannot read TLS), the
@@ -279,7 +450,8 @@ if [[ $mode == tls ]]; then
     wait_for 'screen +confirm ' 10
     key Enter
     wait_for 'registrations acked +1 ' 20
-    wait_for "1 +Pallet jack +[0-9A-F]+ +scanner-1 +1 " 20
+    wait_for "1 +Pallet jack +registered" 20
+    wait_for " [0-9A-F]+ by scanner-1" 5
     echo "ok: mutual TLS: item, tag, registration acked and in the ledger; n explains why it is off"
     key q
     expect_restored 0
@@ -342,7 +514,8 @@ if [[ $mode == mqtt5 ]]; then
     tag=$(cap | sed -nE 's/.* tag +([0-9A-F]{8}|[0-9A-F]{14}|[0-9A-F]{20}) +│.*/\1/p' | head -1)
     key Enter
     wait_for 'registrations acked +1 ' 20
-    wait_for "1 +Pallet jack +$tag +dock-7 +1 " 20
+    wait_for "1 +Pallet jack +registered" 20
+    wait_for " $tag by dock-7" 5
     wait_file "$tmp/sub.txt" "^scanners/dock-7/item_registered \\{\"item_id\":1,\"tag_quantity\":[1-3],\"tag\":\"$tag\",\"device_id\":\"dock-7\"" 10
     echo "ok: MQTT 5, per-device layout: item on scanners/dock-7/item_registration, registration of $tag acked and in the ledger"
     key q
@@ -396,7 +569,8 @@ echo "ok: t -> tag $tag, screen confirm"
 # Enter: registered, acknowledged, in the ledger and on the wire.
 key Enter
 wait_for 'registrations acked +1 ' 20
-wait_for "1 +Pallet jack +$tag +scanner-1 +1 " 20
+wait_for "1 +Pallet jack +registered" 20
+wait_for " $tag by scanner-1" 5
 wait_file "$tmp/sub.txt" "^item_registered \\{\"item_id\":1,\"tag_quantity\":[1-3],\"tag\":\"$tag\",\"device_id\":\"scanner-1\",\"seq\":[0-9]+\\}" 10
 echo "ok: Enter -> acked 1, ledger row for $tag, mosquitto_sub got the registration"
 echo "----- screen after add -> scan -> confirm -----"

@@ -69,6 +69,7 @@ const char *sim_conn_state_name(enum sim_conn_state s)
 {
     switch (s) {
     case SIM_CONN_CONNECTING: return "connecting";
+    case SIM_CONN_SUBSCRIBING: return "subscribing";
     case SIM_CONN_CONNECTED: return "connected";
     case SIM_CONN_FAILED: return "connect_failed";
     case SIM_CONN_LOST: return "connection_lost";
@@ -122,9 +123,9 @@ static int port_net_publish(void *ctx, const struct fw_publish *msg, uint32_t *t
     return rc;
 }
 
-static int port_net_subscribe(void *ctx, const char *filter, int qos)
+static int port_net_subscribe(void *ctx, const char *filter, int qos, uint32_t *token)
 {
-    return sim_transport_subscribe(((struct sim_device *)ctx)->transport, filter, qos);
+    return sim_transport_subscribe(((struct sim_device *)ctx)->transport, filter, qos, token);
 }
 
 static void port_net_disconnect(void *ctx)
@@ -264,6 +265,19 @@ static void hold_or_deliver(struct sim_device *dev, const struct sim_event *ev)
 
 /* ------------------------------------------------------------------ loop target */
 
+/* SIM_CONN_CONNECTED once the firmware is online (every SUBACK granted), once per
+   connection: observers count a device as connected only when items can reach it. */
+static void report_ready(struct sim_device *dev)
+{
+    struct fw_status st;
+
+    if (dev->conn_state != SIM_CONN_SUBSCRIBING)
+        return;
+    fw_device_status(&dev->fw, &st);
+    if (st.online)
+        state_change(dev, SIM_CONN_CONNECTED, st.session_present, 0, NULL);
+}
+
 static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
 {
     struct sim_device *dev = DEV_OF(t);
@@ -293,7 +307,11 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
     switch (ev->kind) {
     case SIM_EV_CONNECTED:
         fw_traced_on_connected(dev->rec, &dev->fw, ev->session_present);
-        state_change(dev, SIM_CONN_CONNECTED, ev->session_present, 0, NULL);
+        state_change(dev, SIM_CONN_SUBSCRIBING, ev->session_present, 0, NULL);
+        break;
+    case SIM_EV_SUBSCRIBED:
+        fw_traced_on_subscribed(dev->rec, &dev->fw, ev->token, ev->code);
+        report_ready(dev);
         break;
     case SIM_EV_CONNECT_FAILED:
         fw_traced_on_connect_failed(dev->rec, &dev->fw, ev->code, ev->words);
@@ -324,6 +342,7 @@ static void dev_on_tick(struct sim_loop_target *t, uint64_t now_ms)
     if (dev->powered) {
         sim_transport_poll(dev->transport); /* a connect waiting for a throttle slot */
         fw_traced_tick(dev->rec, &dev->fw, now_ms);
+        report_ready(dev); /* a refused subscription asked again may be granted later */
         if (dev->held_head)
             held_release(dev);
     }
@@ -640,6 +659,7 @@ static void snapshot_on_owner(void *arg)
     s->status.head_item_name = s->head_item_name;
     s->powered = dev->powered;
     s->connected = sim_transport_connected(dev->transport);
+    s->disconnecting = sim_transport_disconnecting(dev->transport);
     s->frames = dev->frames;
     s->traffic_in = dev->traffic_in;
     s->traffic_out = dev->traffic_out;

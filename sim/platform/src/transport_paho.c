@@ -477,6 +477,45 @@ static void cb_publish_failed5(void *ctx, MQTTAsync_failureData5 *r)
     on_publish_failed_common(ctx, r ? r->token : 0, reason >= 0x80 ? reason : FW_ERR_IO);
 }
 
+/* SUBACK: code = the granted QoS (0..2), the broker's refusal (>= 0x80), or a negative
+   fw_err when Paho lost the request. Paho reports a refusal through onFailure or, in
+   some versions, as a granted "QoS" of 0x80 through onSuccess: both end up the same. */
+static void on_subscribed_common(struct sim_transport *t, MQTTAsync_token token, int code)
+{
+    struct sim_event *ev = sim_event_new(SIM_EV_SUBSCRIBED, t->target, NULL, NULL, 0, NULL);
+
+    if (ev) {
+        ev->token = (uint32_t)token;
+        ev->code = code;
+    }
+    push(t, ev);
+}
+
+static void cb_subscribed(void *ctx, MQTTAsync_successData *r)
+{
+    on_subscribed_common(ctx, r ? r->token : 0, r ? r->alt.qos : FW_ERR_IO);
+}
+
+static void cb_subscribed5(void *ctx, MQTTAsync_successData5 *r)
+{
+    /* For one filter the SUBACK's reason code is the granted QoS (0..2) or a refusal. */
+    on_subscribed_common(ctx, r ? r->token : 0, r ? (int)r->reasonCode : FW_ERR_IO);
+}
+
+static void cb_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
+{
+    int code = r && r->code == MQTT_BAD_SUBSCRIBE ? MQTT_BAD_SUBSCRIBE : FW_ERR_IO;
+
+    on_subscribed_common(ctx, r ? r->token : 0, code);
+}
+
+static void cb_subscribe_failed5(void *ctx, MQTTAsync_failureData5 *r)
+{
+    int reason = r ? (int)r->reasonCode : 0;
+
+    on_subscribed_common(ctx, r ? r->token : 0, reason >= 0x80 ? reason : FW_ERR_IO);
+}
+
 static void cb_disconnect_done(void *ctx, MQTTAsync_successData *r)
 {
     (void)r;
@@ -787,19 +826,34 @@ int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
     return FW_OK;
 }
 
-int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos)
+int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
+                            uint32_t *token)
 {
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     int rc;
 
+    if (token)
+        *token = 0;
     if (!t || !filter || qos < 0 || qos > 2)
         return FW_ERR_INVAL;
     if (!t->client || !t->connected)
         return FW_ERR_OFFLINE;
+    ro.context = t;
+    if (t->mqtt_version == 5) {
+        ro.onSuccess5 = cb_subscribed5;
+        ro.onFailure5 = cb_subscribe_failed5;
+    } else {
+        ro.onSuccess = cb_subscribed;
+        ro.onFailure = cb_subscribe_failed;
+    }
     rc = MQTTAsync_subscribe(t->client, filter, qos, &ro);
     if (rc == MQTTASYNC_DISCONNECTED)
         return FW_ERR_OFFLINE;
-    return rc == MQTTASYNC_SUCCESS ? FW_OK : FW_ERR_IO;
+    if (rc != MQTTASYNC_SUCCESS)
+        return FW_ERR_IO;
+    if (token)
+        *token = (uint32_t)ro.token;
+    return FW_OK;
 }
 
 void sim_transport_disconnect(struct sim_transport *t)
@@ -883,6 +937,11 @@ bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event 
     default:
         return true;
     }
+}
+
+bool sim_transport_disconnecting(const struct sim_transport *t)
+{
+    return t && atomic_load(&((struct sim_transport *)t)->disconnecting);
 }
 
 const char *sim_transport_uri(const struct sim_transport *t)

@@ -27,7 +27,9 @@
 struct rec {
     struct sim_loop_target t;
     struct sim_transport *tr;
-    int connected, failed, lost, messages, published;
+    int connected, failed, lost, messages, published, subscribed;
+    int granted; /* the last SUBACK's code */
+    uint32_t sub_token;
     bool session_present;
     int code;
     char words[FW_LOG_MAX];
@@ -67,6 +69,11 @@ static void rec_event(struct sim_loop_target *t, const struct sim_event *ev)
     case SIM_EV_PUBLISHED:
         r->published++;
         r->token = ev->token;
+        break;
+    case SIM_EV_SUBSCRIBED:
+        r->subscribed++;
+        r->granted = ev->code;
+        r->sub_token = ev->token;
         break;
     default:
         break;
@@ -145,8 +152,12 @@ static void publish_and_receive(int version)
     ck_assert(pump_until(f.loop, &f.rec.connected, 1));
     ck_assert(!f.rec.session_present);
     ck_assert(sim_transport_connected(f.rec.tr));
-    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/echo", 1), FW_OK);
-    /* The subscription must be in place before the publish: use a second round trip. */
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/echo", 1, &token), FW_OK);
+    ck_assert_uint_ne(token, 0);
+    /* The subscription exists when its SUBACK says so. */
+    ck_assert(pump_until(f.loop, &f.rec.subscribed, 1));
+    ck_assert_uint_eq(f.rec.sub_token, token);
+    ck_assert_int_eq(f.rec.granted, 1);
     ck_assert_int_eq(sim_transport_publish(f.rec.tr, &msg, &token), FW_OK);
     ck_assert_uint_ne(token, 0);
     ck_assert(pump_until(f.loop, &f.rec.published, 1));
@@ -171,6 +182,44 @@ START_TEST(mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_ar
 }
 END_TEST
 
+/* mosquitto 2.0 grants a subscription that its ACL file denies and filters at delivery
+   instead (docs/brokers.md): the SUBACK reports what the broker granted, nothing more. */
+static void acl_denied_subscription(int version, int want)
+{
+    static const struct hx_broker_user users[] = { { "dev", "pw" } };
+    struct hx_broker_opts bo = { 0 };
+    struct fixture f;
+    struct fw_connect_params p = params("t-acl", true);
+    uint32_t token = 0;
+
+    bo.users = users;
+    bo.n_users = 1;
+    bo.acl = "user dev\ntopic readwrite sim-test/allowed\n";
+    setup(&f, &bo, version, "dev", "pw", NULL, "t-acl");
+    ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
+    ck_assert_msg(pump_until(f.loop, &f.rec.connected, 1), "%s", f.rec.words);
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/denied", 1, &token), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.subscribed, 1));
+    ck_assert_uint_eq(f.rec.sub_token, token);
+    ck_assert_int_eq(f.rec.granted, want);
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/allowed", 1, &token), FW_OK);
+    ck_assert(pump_until(f.loop, &f.rec.subscribed, 2));
+    ck_assert_int_eq(f.rec.granted, 1);
+    teardown(&f);
+}
+
+START_TEST(mqtt311_the_suback_reports_what_mosquitto_grants_even_for_a_filter_its_acl_denies)
+{
+    acl_denied_subscription(3, 1);
+}
+END_TEST
+
+START_TEST(mqtt5_the_suback_reports_what_mosquitto_grants_even_for_a_filter_its_acl_denies)
+{
+    acl_denied_subscription(5, 1);
+}
+END_TEST
+
 static void session_present(int version)
 {
     struct fixture f;
@@ -184,7 +233,7 @@ static void session_present(int version)
     ck_assert_int_eq(sim_transport_connect(f.rec.tr, &persistent), FW_OK);
     ck_assert(pump_until(f.loop, &f.rec.connected, 1));
     ck_assert_msg(!f.rec.session_present, "a first connection has no session");
-    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/s", 1), FW_OK);
+    ck_assert_int_eq(sim_transport_subscribe(f.rec.tr, "sim-test/s", 1, NULL), FW_OK);
     sim_transport_disconnect(f.rec.tr);
     ck_assert(!sim_transport_connected(f.rec.tr));
     /* Reconnect on the same handle: the broker kept the session. */
@@ -578,6 +627,8 @@ int main(void)
     tcase_add_test(tc, tls_failure_words_name_what_openssl_said);
     tcase_add_test(tc, mqtt311_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
     tcase_add_test(tc, mqtt5_publish_reports_its_token_on_puback_and_a_subscribed_message_arrives);
+    tcase_add_test(tc, mqtt311_the_suback_reports_what_mosquitto_grants_even_for_a_filter_its_acl_denies);
+    tcase_add_test(tc, mqtt5_the_suback_reports_what_mosquitto_grants_even_for_a_filter_its_acl_denies);
     tcase_add_test(tc, mqtt311_persistent_session_is_present_on_reconnect_and_clean_session_is_not);
     tcase_add_test(tc, mqtt5_session_expiry_keeps_the_session_for_a_reconnect_and_clean_start_drops_it);
     tcase_add_test(tc, mqtt311_refused_password_is_described_with_the_connack_code_and_without_the_password);

@@ -46,6 +46,8 @@ void fw_traced_stop(struct fw_trace_recorder *r, struct fw_device *d);
 void fw_traced_tick(struct fw_trace_recorder *r, struct fw_device *d, uint64_t now_ms);
 void fw_traced_on_connected(struct fw_trace_recorder *r, struct fw_device *d,
                             bool session_present);
+void fw_traced_on_subscribed(struct fw_trace_recorder *r, struct fw_device *d,
+                             uint32_t token, int granted_qos);
 void fw_traced_on_connect_failed(struct fw_trace_recorder *r, struct fw_device *d,
                                  int reason_code, const char *why);
 void fw_traced_on_connection_lost(struct fw_trace_recorder *r, struct fw_device *d,

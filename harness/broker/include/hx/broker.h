@@ -1,13 +1,18 @@
 /*
- * hx/broker.h - a private mosquitto for the demo, the fleet and every test.
+ * hx/broker.h - a private broker for the demo, the fleet and every test: mosquitto (the
+ * default) or RabbitMQ with its MQTT plugin (opts.kind).
  *
- * hx_broker_start() writes a generated mosquitto.conf into a fresh temporary folder (its
- * own persistence file, log file, and optional password file / ACL / TLS files), picks a
- * free loopback port (or uses the one asked for), starts /usr/sbin/mosquitto as a child
- * process, and returns once the port accepts TCP connections. The broker can be stopped
- * gracefully (SIGTERM: persistence written), killed with SIGKILL (what was not saved is
- * lost) and restarted on the same port and persistence file. hx_broker_free() stops it if
- * it runs and removes the folder (unless keep_dir is set).
+ * hx_broker_start() writes a generated config into a fresh temporary folder (its own
+ * persistence / data folder, log file, and for mosquitto optional password file / ACL / TLS
+ * files), picks a free loopback port (or uses the one asked for), starts the broker as a child
+ * process, and returns once the port answers MQTT. The broker can be stopped gracefully
+ * (SIGTERM: persistence written), killed with SIGKILL (what was not saved is lost) and
+ * restarted on the same port and persistence. hx_broker_free() stops it if it runs and
+ * removes the folder (unless keep_dir is set).
+ *
+ * Kinds differ in what they honour (hx_broker_kind_supports); an option the chosen kind cannot
+ * honour makes hx_broker_start fail with HX_ERR_INVAL and words naming the option and the
+ * kind, never silently ignored. RabbitMQ runs as the user 'rabbitmq' when the caller is root.
  *
  * Ownership: the caller owns the struct hx_broker returned by hx_broker_start() and frees
  * it with hx_broker_free(). Strings in hx_broker_opts are copied.
@@ -32,6 +37,26 @@ extern "C" {
 #endif
 
 /* Errors: enum hx_err in hx/err.h. */
+
+/* Which broker program runs; zero (the default) is mosquitto. */
+enum hx_broker_kind {
+    HX_BROKER_MOSQUITTO = 0,
+    HX_BROKER_RABBITMQ,     /* RabbitMQ 3.10 + rabbitmq_mqtt (Debian rabbitmq-server) */
+};
+
+/* What a caller may ask of a kind (hx_broker_kind_supports). */
+enum hx_broker_feature {
+    HX_BROKER_FEATURE_PERSISTENCE,   /* retained messages and sessions kept across a restart */
+    HX_BROKER_FEATURE_TLS,           /* cafile/certfile/keyfile, require_certificate,
+                                        use_identity_as_username */
+    HX_BROKER_FEATURE_USERS,         /* users (a password file) */
+    HX_BROKER_FEATURE_ACL,           /* acl */
+    HX_BROKER_FEATURE_AUTOSAVE,      /* autosave_interval_s, autosave_on_changes */
+    HX_BROKER_FEATURE_MAX_QUEUED,    /* max_queued_messages other than 0 (unlimited) */
+    HX_BROKER_FEATURE_EXTRA_CONFIG,  /* extra_config (mosquitto.conf text) */
+    HX_BROKER_FEATURE_MQTT5,         /* MQTT 5 clients are accepted */
+    HX_BROKER_FEATURE_QOS2,          /* QoS 2 kept end to end (RabbitMQ downgrades it to 1) */
+};
 
 /* One user of the password file. */
 struct hx_broker_user {
@@ -62,9 +87,19 @@ struct hx_broker_opts {
     bool use_identity_as_username;
     bool verbose_log;              /* log_type all (otherwise errors, warnings, notices) */
     bool keep_dir;                 /* keep the temporary folder on free (artefacts) */
+    enum hx_broker_kind kind;      /* 0 = mosquitto; see hx_broker_kind_supports for what
+                                      the others honour */
 };
 
 struct hx_broker;
+
+/* "mosquitto", "rabbitmq"; "unknown" for a value outside the enum. */
+const char *hx_broker_kind_name(enum hx_broker_kind kind);
+/* The kind named by word (as hx_broker_kind_name spells it): 0, or HX_ERR_INVAL with the
+   words in hx_broker_last_error(). */
+int hx_broker_kind_parse(const char *word, enum hx_broker_kind *out);
+/* Can a broker of this kind honour feature? (false for an unknown kind or feature) */
+bool hx_broker_kind_supports(enum hx_broker_kind kind, enum hx_broker_feature feature);
 
 /* Start a broker. opts may be NULL (defaults: free port, persistence, anonymous, plain TCP). */
 int hx_broker_start(const struct hx_broker_opts *opts, struct hx_broker **out);
@@ -73,15 +108,17 @@ uint16_t hx_broker_port(const struct hx_broker *b);
 /* "tcp://127.0.0.1:PORT" (or "ssl://..." with TLS); valid until hx_broker_free. */
 const char *hx_broker_uri(const struct hx_broker *b);
 const char *hx_broker_dir(const struct hx_broker *b);      /* the temporary folder */
-const char *hx_broker_log_path(const struct hx_broker *b); /* mosquitto's log file */
-pid_t hx_broker_pid(const struct hx_broker *b);            /* 0 when not running */
+const char *hx_broker_log_path(const struct hx_broker *b); /* the broker's own log file */
+enum hx_broker_kind hx_broker_kind(const struct hx_broker *b);
+/* The broker process (RabbitMQ: the Erlang VM, beam.smp); 0 when not running. */
+pid_t hx_broker_pid(const struct hx_broker *b);
 bool hx_broker_running(struct hx_broker *b);
 
-/* SIGTERM and wait (mosquitto saves persistence on a clean stop). */
+/* SIGTERM and wait (a broker saves its state on a clean stop). */
 int hx_broker_stop(struct hx_broker *b);
 /* SIGKILL and wait: a crash; unsaved state is lost. */
 int hx_broker_kill(struct hx_broker *b);
-/* Start again on the same port, config and persistence file; waits until ready. */
+/* Start again on the same port, config and persistence; waits until ready. */
 int hx_broker_restart(struct hx_broker *b);
 /* Stop if running, remove the folder unless keep_dir, free. NULL is fine. */
 void hx_broker_free(struct hx_broker *b);

@@ -48,6 +48,17 @@ struct hx_runner_opts {
                              devices.log, pcap/ (with pcap) */
     bool pcap;            /* with keep_dir: record every proxied device link as a pcap */
     FILE *progress;       /* NULL = quiet; else each timeline entry as it happens */
+    /* A broker the runner does not start (the user's, or one shared by a whole `scansim
+       test`): every scenario connects to it, after hx_runner_skip_reason() said it can.
+       Before the devices start, the runner clears what an earlier run left there for the
+       scenario's device ids (their sessions and retained status). */
+    const char *broker_uri;       /* NULL = start the scenario's own broker */
+    const char *broker_stop_cmd;  /* shell commands run for `broker stop|kill|restart` */
+    const char *broker_kill_cmd;  /*   on that broker; NULL = the scenario is skipped */
+    const char *broker_start_cmd; /*   (restart: the command, then wait for the port) */
+    /* The broker the runner starts when the scenario names none (`broker mosquitto` or
+       `broker rabbitmq` in the file wins): SCN_BROKER_MOSQUITTO by default. */
+    enum scn_broker_kind broker_kind;
     const char *trace_dir; /* NULL = no traces; else each device records its trace as
                               trace_dir/<device id>.fwtrace (docs/trace.md) */
 };
@@ -71,6 +82,15 @@ struct hx_runner_result {
  */
 int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
                   struct hx_runner_result *out);
+
+/**
+ * Can s run with opts? false when it can; true with the reason in why (one line, for
+ * people; counted as skipped, never as passed) when it configures a broker it would not
+ * start (a variant or a setting on an external broker), stops or kills a broker without
+ * the command for it, or asks of RabbitMQ what it cannot do (MQTT 5).
+ */
+bool hx_runner_skip_reason(const struct scn_scenario *s, const struct hx_runner_opts *opts,
+                           char *why, size_t cap);
 
 /** Free the result's strings (the struct itself is the caller's). NULL is fine. */
 void hx_runner_result_free(struct hx_runner_result *r);

@@ -151,7 +151,20 @@ enum scn_broker_variant {
 };
 const char *scn_broker_variant_name(enum scn_broker_variant v);
 
+/* Which broker the runner starts (`broker rabbitmq`). */
+enum scn_broker_kind {
+    SCN_BROKER_MOSQUITTO = 0, /* the default */
+    SCN_BROKER_RABBITMQ,      /* RabbitMQ with its MQTT plugin: plain, 3.1.1, no settings */
+};
+const char *scn_broker_kind_name(enum scn_broker_kind k); /* "mosquitto" / "rabbitmq" */
+
 struct scn_broker {
+    enum scn_broker_kind kind;
+    bool kind_written;            /* `broker mosquitto|rabbitmq` names it */
+    bool settings_written;        /* a setting other than its default under `broker` (or a
+                                     variant other than plain): only a broker the runner
+                                     starts can honour it */
+    uint32_t settings_line;       /* the first such setting's line, 0 when none */
     enum scn_broker_variant variant;
     bool persistence;             /* default true */
     uint32_t autosave_interval;   /* seconds, or changes with autosave_on_changes; 0 = default */
@@ -361,6 +374,7 @@ enum scn_counter {
     SCN_CTR_PUBLISH_ERRORS,
     SCN_CTR_STORAGE_ERRORS,
     SCN_CTR_PUBLISHES_REFUSED, /* MQTT 5: the broker refused a publish (PUBACK >= 0x80) */
+    SCN_CTR_SUBSCRIPTIONS_REFUSED, /* SUBACKs that refused, or subscribes the client lost */
     /* derived */
     SCN_CTR_RECONNECTS,       /* connects - 1 (0 before the first connect) */
     /* struct fw_status */

@@ -62,11 +62,13 @@ struct sim_traffic {
 
 enum sim_conn_state {
     SIM_CONN_CONNECTING = 0, /* net_connect called */
-    SIM_CONN_CONNECTED,      /* session_present valid */
+    SIM_CONN_CONNECTED,      /* connected and every subscription granted: the firmware has
+                                announced "online"; session_present valid */
     SIM_CONN_FAILED,         /* code and words valid */
     SIM_CONN_LOST,           /* words valid */
     SIM_CONN_DISCONNECTED,   /* clean disconnect by the firmware */
     SIM_CONN_POWER_CUT,      /* sim_device_power_cut */
+    SIM_CONN_SUBSCRIBING,    /* CONNACK accepted, SUBACKs awaited; session_present valid */
 };
 
 /* Stable snake_case name of a state ("connect_failed"... see device.c). */
@@ -166,6 +168,7 @@ struct sim_device_snapshot {
     char head_item_name[FW_ITEM_NAME_MAX];
     bool powered;                        /* started and not stopped / cut */
     bool connected;                      /* transport's view */
+    bool disconnecting;                  /* a clean disconnect is still under way */
     uint64_t frames;                     /* frames flushed */
     uint64_t traffic_in, traffic_out;    /* messages received / handed to publish */
     enum sim_conn_state conn_state;      /* last state change */

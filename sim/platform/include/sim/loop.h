@@ -48,6 +48,8 @@ enum sim_event_kind {
     SIM_EV_BUTTON,          /* code = enum fw_button (sim_device_post_button) */
     SIM_EV_PUBLISH_REFUSED, /* token, code: the broker's reason code (>= 0x80, MQTT 5
                                PUBACK) or a negative fw_err when the publish was lost */
+    SIM_EV_SUBSCRIBED,      /* token, code: the SUBACK's granted QoS (0..2), its refusal
+                               (>= 0x80) or a negative fw_err when the request was lost */
 };
 
 typedef void (*sim_loop_fn)(void *arg);
@@ -65,8 +67,9 @@ struct sim_event {
     int qos;                         /* MESSAGE */
     int code;                        /* CONNECT_FAILED: CONNACK / reason code or negative
                                         fw_err; PUBLISH_REFUSED: reason code or negative
-                                        fw_err; BUTTON: the button */
-    uint32_t token;                  /* PUBLISHED, PUBLISH_REFUSED */
+                                        fw_err; SUBSCRIBED: granted QoS, refusal or
+                                        negative fw_err; BUTTON: the button */
+    uint32_t token;                  /* PUBLISHED, PUBLISH_REFUSED, SUBSCRIBED */
     const char *topic;               /* MESSAGE: NUL-terminated, inside this allocation */
     const void *payload;             /* MESSAGE: len bytes (+ a NUL for convenience) */
     size_t len;

@@ -7,7 +7,8 @@
  * got into a struct sim_event and push it onto the owning device's loop
  * (sim/loop.h): SIM_EV_CONNECTED, SIM_EV_CONNECT_FAILED (code + words),
  * SIM_EV_CONNECTION_LOST (words), SIM_EV_MESSAGE, SIM_EV_PUBLISHED (token),
- * SIM_EV_PUBLISH_REFUSED (token + the broker's reason code, or FW_ERR_IO). The owner
+ * SIM_EV_PUBLISH_REFUSED (token + the broker's reason code, or FW_ERR_IO),
+ * SIM_EV_SUBSCRIBED (token + the granted QoS, the broker's refusal, or FW_ERR_IO). The owner
  * thread hands them to firmware_core (sim/device.h does that).
  *
  * Reconnects: the firmware owns the policy (back-off + jitter). net_connect may be called
@@ -94,8 +95,10 @@ int sim_transport_connect(struct sim_transport *t, const struct fw_connect_param
 int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
                           uint32_t *token);
 
-/** Subscribe to a filter at a QoS. 0, FW_ERR_OFFLINE, FW_ERR_IO. */
-int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos);
+/** Subscribe to a filter at a QoS. *token identifies it in the later SIM_EV_SUBSCRIBED
+ *  (the broker's SUBACK: granted QoS, or a refusal). 0, FW_ERR_OFFLINE, FW_ERR_IO. */
+int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
+                            uint32_t *token);
 
 /** Clean disconnect: Paho sends DISCONNECT after in-flight messages completed (up to
  *  1 s), so the broker does not publish the Will. No event follows. */
@@ -141,6 +144,10 @@ bool sim_transport_connected(const struct sim_transport *t);
  * report when it was not connected). Returns true when the event should be passed on.
  */
 bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event *ev);
+
+/** A clean disconnect asked for is still under way (Paho has not yet sent DISCONNECT and
+ *  closed the socket, or said it failed). Any thread. */
+bool sim_transport_disconnecting(const struct sim_transport *t);
 
 /** The broker URI (for messages and panels). */
 const char *sim_transport_uri(const struct sim_transport *t);

@@ -1,0 +1,72 @@
+/*
+ * demo_app.h - the state of one `scansim demo` run, shared by its files: cmd_demo.c (options,
+ * set-up, the loop, tear-down), demo_input.c (what each key does) and demo_watch.c (the
+ * devices' observer and the model behind the screen). Internal to the demo.
+ *
+ * Threads: everything here runs on the main thread, which owns the devices' loop; the
+ * backend and the proxies run their own threads and are only called through their
+ * thread-safe functions.
+ */
+#ifndef DEMO_APP_H
+#define DEMO_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cli.h"
+#include "demo_net.h"
+#include "demo_ui.h"
+#include "fw/fw_device.h"
+#include "hx/backend.h"
+#include "sim/device.h"
+#include "sim/loop.h"
+
+#define DEMO_CMD "demo"
+
+/* One scanner: its device and its own cuttable link. */
+struct demo_unit {
+    int index;                    /* in demo.units and view.devs */
+    char id[FW_DEVICE_ID_MAX];
+    struct sim_device *dev;
+    struct demo_net *net;         /* NULL: direct connection */
+};
+
+struct demo {
+    struct sim_cli_common common;
+    const char *id;               /* --id: the id (one scanner) or the prefix (several) */
+    bool id_set;
+    int ndev;                     /* --devices */
+    bool no_backend;
+    const char *flash_dir;        /* --flash, or tmp_flash */
+    char tmp_flash[64];           /* temporary flash folder, removed on exit */
+    bool direct;
+    const char *oled_dump;        /* --oled-dump FILE (the first scanner), or NULL */
+    const char *trace_dir;        /* --trace DIR, or NULL */
+    bool oled_dump_failed;        /* said once; not retried */
+    uint64_t rng;                 /* xorshift64 state for random tags and quantities */
+
+    struct hx_broker *broker;     /* embedded mosquitto, or NULL */
+    const char *broker_uri;
+    struct hx_backend *backend;
+    struct sim_loop *loop;        /* one loop, on the main thread, for every scanner */
+    struct demo_unit units[DEMO_DEVICES_MAX];
+    struct sim_device_observer observer;
+    char item_topic[FW_TOPIC_MAX];      /* the first scanner's */
+    char registered_topic[FW_TOPIC_MAX];
+
+    bool quit;
+    bool dirty;                   /* something on screen changed */
+    uint64_t last_draw_ms;
+    struct demo_view view;        /* big: the log ring; this struct is heap-allocated */
+};
+
+/* demo_input.c */
+void demo_key(struct demo *d, int ch);
+
+/* demo_watch.c */
+extern const struct sim_device_observer demo_observer_hooks; /* ctx is set per run */
+void demo_refresh_model(struct demo *d);
+/** "scanner-2 " when there are several scanners, "" for one: the log's prefix. */
+const char *demo_who(const struct demo *d, int k);
+
+#endif /* DEMO_APP_H */
