@@ -27,6 +27,13 @@ err=$("$replay" "$work/magic.fwtrace" 2>&1); rc=$?
 set -e
 [[ $rc -eq 2 ]] && grep -q "magic.fwtrace: offset 0: not a trace" <<<"$err" || fail "bad magic: $rc $err"
 
+dump=$("$replay" --dump "$work/a.fwtrace") || fail "--dump of a fresh trace failed"
+grep -q "^       8 init device_id=\"gen-1\"" <<<"$dump" || fail "--dump does not start with init at 8"
+set +e
+err=$("$replay" --dump "$work/cut.fwtrace" 2>&1); rc=$?
+set -e
+[[ $rc -eq 2 ]] && grep -q "cut.fwtrace: offset [0-9]*: truncated" <<<"$err" || fail "--dump of a cut trace: $rc $err"
+
 set +e
 err=$("$gen" --seed x --out "$work/c.fwtrace" 2>&1); rc=$?
 set -e

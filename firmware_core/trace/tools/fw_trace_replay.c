@@ -2,6 +2,7 @@
  * fw_trace_replay.c - replay trace files against this build of firmware_core.
  *
  *   fw_trace_replay FILE... | @LIST
+ *   fw_trace_replay --dump FILE        every record, one line each, with its offset
  *
  * @LIST names a file with one trace path a line: semihosting passes a command line of at
  * most 255 bytes to the board, too short for many paths.
@@ -12,6 +13,7 @@
  * could not be read or a wrong argument.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fw/fw_replay.h"
@@ -77,6 +79,55 @@ static int replay_file(const char *path)
     }
 }
 
+/* Prints every record of the trace at path: 0, or 2 with the offset of what is wrong. */
+static int dump_file(const char *path)
+{
+    static uint8_t buf[FW_REPLAY_WINDOW];
+    struct fw_trace_error err;
+    struct fw_trace_rec r;
+    char line[1024];
+    size_t len = 0, pos = FW_TRACE_HEADER_LEN;
+    uint64_t base = 0;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "fw_trace_replay: %s: cannot open\n", path);
+        return 2;
+    }
+    len = fread(buf, 1, sizeof buf, f);
+    int rc = fw_trace_check_header(buf, len, &err);
+    while (rc == 0) {
+        long n = fw_trace_read(buf + pos, len - pos, base + pos, &r, &err);
+        if (n == 0 && len - pos < sizeof buf && !feof(f)) {
+            /* Slide the window: keep the partial record, read more behind it. */
+            memmove(buf, buf + pos, len - pos);
+            base += pos;
+            len -= pos;
+            pos = 0;
+            len += fread(buf + len, 1, sizeof buf - len, f);
+            continue;
+        }
+        if (n == 0 && pos == len)
+            break;
+        if (n <= 0) {
+            if (n == 0) {
+                err.offset = base + pos;
+                snprintf(err.what, sizeof err.what, "truncated record at the end of the trace");
+            }
+            rc = -1;
+            break;
+        }
+        printf("%8llu %s%s\n", (unsigned long long)(base + pos),
+               fw_trace_is_event(r.type) ? "" : "  ", fw_trace_format(&r, line, sizeof line));
+        pos += (size_t)n;
+    }
+    fclose(f);
+    if (rc == 0)
+        return 0;
+    fprintf(stderr, "fw_trace_replay: %s: offset %llu: %s\n", path,
+            (unsigned long long)err.offset, err.what);
+    return 2;
+}
+
 /* Every path listed in the file at list, one a line; the worst outcome. */
 static int replay_list(const char *list)
 {
@@ -108,11 +159,15 @@ static int replay_list(const char *list)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || argv[1][0] == '-') {
-        fprintf(stderr, "usage: fw_trace_replay FILE... | @LIST  (replays traces, "
-                        "docs/trace.md)\n");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+        (argv[1][0] == '-' && (strcmp(argv[1], "--dump") != 0 || argc != 3))) {
+        fprintf(stderr, "usage: fw_trace_replay FILE... | @LIST   replay traces against this build\n"
+                        "       fw_trace_replay --dump FILE       print every record "
+                        "(docs/trace.md)\n");
         return 2;
     }
+    if (strcmp(argv[1], "--dump") == 0)
+        return dump_file(argv[2]);
     fw_probe_init();
     int worst = 0;
     for (int i = 1; i < argc; i++) {
