@@ -14,20 +14,6 @@
 #include "fw/fw_replay.h"
 #include "fw/fw_trace.h"
 
-struct mem {
-    const uint8_t *p;
-    size_t len, pos;
-};
-
-static long mem_read(void *ctx, void *buf, size_t cap)
-{
-    struct mem *m = ctx;
-    size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
-    memcpy(buf, m->p + m->pos, n);
-    m->pos += n;
-    return (long)n;
-}
-
 static void swallow(void *ctx, const char *line)
 {
     (void)ctx;
@@ -38,8 +24,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct fw_replay rp;
     struct fw_replay_result res;
-    struct mem m = {data, size, 0};
-    struct fw_replay_source src = {mem_read, &m};
+    struct fw_replay_mem m = {data, size, 0};
+    struct fw_replay_source src = {fw_replay_mem_read, &m};
     struct fw_replay_hooks hooks = {NULL, NULL, NULL, NULL, swallow};
     fw_replay_run(&rp, &src, &hooks, &res);
 

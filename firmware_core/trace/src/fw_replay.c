@@ -35,6 +35,15 @@ static int replay__refill(struct fw_replay *rp, const struct fw_replay_source *s
     return 0;
 }
 
+long fw_replay_mem_read(void *ctx, void *buf, size_t cap)
+{
+    struct fw_replay_mem *m = ctx;
+    size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
+    memcpy(buf, m->p + m->pos, n);
+    m->pos += n;
+    return (long)n;
+}
+
 /* Decodes the record at in[pos]; its size, or -1 with err (truncated included). */
 static long replay__record(struct fw_replay *rp, size_t pos, struct fw_trace_rec *r,
                            struct fw_trace_error *err)

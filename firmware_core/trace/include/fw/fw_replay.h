@@ -44,6 +44,14 @@ struct fw_replay_source {
     void *ctx;
 };
 
+/* A source over bytes in memory (tests, fuzzing, a trace linked into an image):
+   {fw_replay_mem_read, &mem} with mem = {bytes, len, 0}. */
+struct fw_replay_mem {
+    const uint8_t *p;
+    size_t len, pos;
+};
+long fw_replay_mem_read(void *ctx, void *buf, size_t cap);
+
 struct fw_replay_hooks {
     void *ctx;
     /* Around each event call into the device (measurements); may be NULL. */

@@ -54,20 +54,6 @@ static void record_session(void)
     ck_assert(!tb.overflow);
 }
 
-struct mem {
-    const uint8_t *p;
-    size_t len, pos;
-};
-
-static long mem_read(void *ctx, void *buf, size_t cap)
-{
-    struct mem *m = ctx;
-    size_t n = m->len - m->pos < cap ? m->len - m->pos : cap;
-    memcpy(buf, m->p + m->pos, n);
-    m->pos += n;
-    return (long)n;
-}
-
 static void collect(void *ctx, const char *line)
 {
     (void)ctx;
@@ -77,8 +63,8 @@ static void collect(void *ctx, const char *line)
 
 static int replay(size_t len, struct fw_replay_result *res)
 {
-    struct mem m = {trace, len, 0};
-    struct fw_replay_source src = {mem_read, &m};
+    struct fw_replay_mem m = {trace, len, 0};
+    struct fw_replay_source src = {fw_replay_mem_read, &m};
     struct fw_replay_hooks hooks = {NULL, NULL, NULL, NULL, collect};
     printed[0] = '\0';
     return fw_replay_run(&rp, &src, &hooks, res);
