@@ -326,35 +326,37 @@ static int replay__init(struct fw_replay *rp, const struct fw_trace_rec *ev)
     return 0;
 }
 
-/* Makes the event's call into the device. -1 when its fields cannot be replayed. */
-static int replay__event(struct fw_replay *rp, const struct fw_trace_rec *ev,
-                         const struct fw_replay_hooks *h)
+/* The C strings and bytes an event hands over, copied out of the trace: the bytes into an
+   aligned buffer of their own, as a network stack's would be. -1 when they do not fit. */
+static int replay__args(struct fw_replay *rp, const struct fw_trace_rec *ev,
+                        const char **topic, const char **why)
 {
     const struct fw_trace_field *f = ev->f;
-    struct fw_device *d = &rp->dev;
     bool ok = true;
-    const char *topic = NULL;
+    *topic = *why = NULL;
     if (ev->type == FW_TR_MESSAGE || ev->type == FW_TR_TAG) {
-        /* The bytes go into an aligned buffer of their own, as a network stack's would. */
         const struct fw_trace_field *b = &f[ev->type == FW_TR_MESSAGE ? 2 : 0];
         if (b->len > sizeof rp->payload)
             return -1;
         if (b->len > 0)
             memcpy(rp->payload, b->ptr, b->len);
         if (ev->type == FW_TR_MESSAGE)
-            topic = replay__cstr(&f[0], rp->topic, sizeof rp->topic, &ok);
+            *topic = replay__cstr(&f[0], rp->topic, sizeof rp->topic, &ok);
     }
-    const char *why = NULL;
     if (ev->type == FW_TR_CONNECT_FAILED || ev->type == FW_TR_CONNECTION_LOST)
-        why = replay__cstr(&f[ev->type == FW_TR_CONNECT_FAILED ? 1 : 0], rp->topic,
-                           sizeof rp->topic, &ok);
-    if (!ok)
-        return -1;
-    if (h->before)
-        h->before(h->ctx, ev->type);
-    int rc = 0, bad = 0;
+        *why = replay__cstr(&f[ev->type == FW_TR_CONNECT_FAILED ? 1 : 0], rp->topic,
+                            sizeof rp->topic, &ok);
+    return ok ? 0 : -1;
+}
+
+/* The one call into the device; *rc: what it returned (init, tag). -1: no such call. */
+static int replay__call(struct fw_replay *rp, const struct fw_trace_rec *ev, const char *topic,
+                        const char *why, int *rc)
+{
+    const struct fw_trace_field *f = ev->f;
+    struct fw_device *d = &rp->dev;
     switch ((enum fw_trace_type)ev->type) {
-    case FW_TR_INIT: bad = replay__init(rp, ev); break;
+    case FW_TR_INIT: return replay__init(rp, ev);
     case FW_TR_START: fw_device_start(d); break;
     case FW_TR_STOP: fw_device_stop(d); break;
     case FW_TR_TICK: fw_device_tick(d, (uint64_t)f[0].num); break;
@@ -369,10 +371,25 @@ static int replay__event(struct fw_replay *rp, const struct fw_trace_rec *ev,
     case FW_TR_PUBLISH_REFUSED:
         fw_device_on_publish_refused(d, (uint32_t)f[0].num, (int)f[1].num);
         break;
-    case FW_TR_TAG: rc = fw_device_on_tag(d, (const uint8_t *)rp->payload, f[0].len); break;
+    case FW_TR_TAG: *rc = fw_device_on_tag(d, (const uint8_t *)rp->payload, f[0].len); break;
     case FW_TR_BUTTON: fw_device_on_button(d, (enum fw_button)f[0].num); break;
-    default: bad = -1; break; /* an event this firmware has no call for */
+    default: return -1; /* an event this firmware has no call for */
     }
+    return 0;
+}
+
+/* Makes the event's call into the device, between the hooks. -1 when it cannot be
+   replayed. */
+static int replay__event(struct fw_replay *rp, const struct fw_trace_rec *ev,
+                         const struct fw_replay_hooks *h)
+{
+    const char *topic, *why;
+    int rc = 0;
+    if (replay__args(rp, ev, &topic, &why) != 0)
+        return -1;
+    if (h->before)
+        h->before(h->ctx, ev->type);
+    int bad = replay__call(rp, ev, topic, why, &rc);
     if (h->after)
         h->after(h->ctx, ev->type);
     if (ev->type == FW_TR_TAG)
@@ -455,6 +472,20 @@ static void replay__report(struct fw_replay *rp, const struct fw_trace_rec *ev,
 
 /* ================================================================ the run */
 
+/* Did this build make the recorded calls? Counts the records compared when it did. */
+static bool replay__same(struct fw_replay *rp, struct fw_replay_result *res)
+{
+    size_t want = rp->group_end - rp->ports_start;
+    if (rp->outb.overflow || rp->outb.len != want ||
+        memcmp(rp->out, rp->in + rp->ports_start, want) != 0)
+        return false;
+    for (size_t pos = rp->ports_start; pos < rp->group_end; res->records++) {
+        struct fw_trace_rec r;
+        pos += (size_t)fw_trace_read(rp->in + pos, rp->group_end - pos, 0, &r, NULL);
+    }
+    return true;
+}
+
 static int replay__bad(struct fw_replay_result *res)
 {
     res->outcome = FW_REPLAY_BAD_TRACE;
@@ -495,17 +526,11 @@ int fw_replay_run(struct fw_replay *rp, const struct fw_replay_source *src,
                      "(a string too long or with a NUL, or an unknown call)", ev.layout->name);
             return replay__bad(res);
         }
-        size_t want = rp->group_end - rp->ports_start;
-        if (rp->outb.overflow || rp->outb.len != want ||
-            memcmp(rp->out, rp->in + rp->ports_start, want) != 0) {
+        if (!replay__same(rp, res)) {
             res->outcome = FW_REPLAY_DIFFER;
             res->event_offset = rp->in_base;
             replay__report(rp, &ev, h, res->events);
             return res->outcome;
-        }
-        for (size_t pos = rp->ports_start; pos < rp->group_end; res->records++) {
-            struct fw_trace_rec r;
-            pos += (size_t)fw_trace_read(rp->in + pos, rp->group_end - pos, 0, &r, NULL);
         }
         from = (size_t)n;
     }
