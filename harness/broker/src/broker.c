@@ -41,7 +41,11 @@ const char *hx_broker_kind_name(enum hx_broker_kind kind)
 
 int hx_broker_kind_parse(const char *word, enum hx_broker_kind *out)
 {
-    for (unsigned k = 0; word && out && k < BROKER__N_KINDS; k++) {
+    if (!out) {
+        broker__set_error("hx_broker_kind_parse: out must not be NULL");
+        return HX_ERR_INVAL;
+    }
+    for (unsigned k = 0; word && k < BROKER__N_KINDS; k++) {
         if (strcmp(word, broker__drivers[k]->name) == 0) {
             *out = (enum hx_broker_kind)k;
             return HX_OK;

@@ -103,7 +103,8 @@ exit:
     return rc;
 }
 
-static int mosq__build_config(struct hx_broker *b, struct mosq *m, const struct hx_broker_opts *o)
+static int mosq__build_config(struct hx_broker *b, struct mosq *m,
+                              const struct hx_broker_opts *o)
 {
     int rc = HX_OK;
     char *text = NULL, *path = NULL;

@@ -5,7 +5,9 @@
 
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,4 +106,13 @@ void read_retained(struct hx_broker *b, const char *topic, int timeout_ms, char 
     if (!client_receive(c, timeout_ms, t, sizeof t, text, n))
         text[0] = '\0';
     client_close(&c);
+}
+
+int cli_pub(const struct hx_broker *b, const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "timeout 20 %s -h 127.0.0.1 -p %u -q 1 -t t -m m %s "
+             ">/dev/null 2>&1", MOSQUITTO_PUB, (unsigned)hx_broker_port(b), args);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

@@ -1,7 +1,8 @@
 /*
  * broker_test_util.h - what the broker suites share: real Paho MQTTClient clients against
  * an hx_broker (connect, publish and wait for the acknowledgement, receive with a time-out,
- * read a retained message) and a start that fails the test with the broker's words.
+ * read a retained message), a mosquitto_pub run, and a start that fails the test with the
+ * broker's words.
  */
 #ifndef BROKER_TEST_UTIL_H
 #define BROKER_TEST_UTIL_H
@@ -33,5 +34,7 @@ struct hx_broker *start_or_fail(const struct hx_broker_opts *o);
 /* Retained message on topic, or "" when none arrives within timeout_ms. */
 void read_retained(struct hx_broker *b, const char *topic, int timeout_ms, char *text,
                    size_t n);
+/* mosquitto_pub (QoS 1, topic t) against b with extra arguments; its exit code. */
+int cli_pub(const struct hx_broker *b, const char *args);
 
 #endif /* BROKER_TEST_UTIL_H */

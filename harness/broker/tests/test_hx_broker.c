@@ -48,16 +48,6 @@ static void remove_dir(const char *dir)
     ck_assert_int_eq(system(cmd), 0);
 }
 
-/* mosquitto_pub against b with extra arguments; its exit code. */
-static int cli_pub(const struct hx_broker *b, const char *args)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "timeout 20 %s -h 127.0.0.1 -p %u -q 1 -t t -m m %s "
-             ">/dev/null 2>&1", MOSQUITTO_PUB, (unsigned)hx_broker_port(b), args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 START_TEST(a_started_broker_accepts_paho_and_mosquitto_pub_clients)

@@ -68,7 +68,8 @@ struct hx_broker_opts {
     uint16_t port;                 /* 0 = pick a free loopback port */
     const char *mosquitto_path;    /* NULL = $SCANSIM_MOSQUITTO, then /usr/sbin/mosquitto */
     bool persistence;              /* persistence true + its own persistence file (on when opts
-                                      is NULL; in a zeroed struct it is off: set it) */
+                                      is NULL; in a zeroed struct it is off: set it). RabbitMQ
+                                      always writes its data folder; off, a restart empties it */
     int autosave_interval_s;       /* 0 = mosquitto default (1800 s) */
     bool autosave_on_changes;      /* autosave_interval counts changes instead of seconds */
     uint32_t max_queued_messages;  /* 0 = unlimited (the harness default: nothing dropped;
