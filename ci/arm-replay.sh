@@ -48,7 +48,16 @@ rc=$?
 set -e
 grep -v '^== \./' "$arm/reports/arm-replay.txt" | grep -v ': [0-9]* events, .*identical$' || true
 echo "   $(grep -c 'identical$' "$arm/reports/arm-replay.txt") of $(wc -l < "$traces/list.txt") traces identical on the board"
-if ((rc != 0)); then
+if ((rc == 3)); then
+  # The image faulted: name the faulting function and its caller.
+  read -r pc lr < <(sed -n 's/.*fault .*pc=\(0x[0-9a-f]*\) lr=\(0x[0-9a-f]*\).*/\1 \2/p' \
+                    "$arm/reports/arm-replay.txt" | head -1) || true
+  [[ -n ${pc:-} ]] && arm-none-eabi-addr2line -f -p -e "$image" "$pc" "$lr" | sed 's/^/   at /'
+fi
+if ((rc == 3)); then
+  echo "arm-replay: FAIL: the firmware faulted on the board, see above and $arm/reports/arm-replay.txt" >&2
+  exit 1
+elif ((rc != 0)); then
   echo "arm-replay: FAIL (exit $rc): the board's calls differ from Linux's, see above and $arm/reports/arm-replay.txt" >&2
   exit 1
 fi

@@ -11,7 +11,8 @@ set(CMAKE_RANLIB arm-none-eabi-ranlib)
 set(CMAKE_SIZE arm-none-eabi-size)
 # No OS to link a test program against while CMake probes the compiler.
 set(CMAKE_TRY_COMPILE_TARGET_TYPE STATIC_LIBRARY)
-set(CMAKE_C_FLAGS_INIT "-mcpu=cortex-m0plus -mthumb -ffunction-sections -fdata-sections")
+# -g costs no flash (debug sections are not loaded) and lets a fault's PC name its line.
+set(CMAKE_C_FLAGS_INIT "-mcpu=cortex-m0plus -mthumb -ffunction-sections -fdata-sections -g")
 set(CMAKE_EXE_LINKER_FLAGS_INIT "-Wl,--gc-sections")
 # The firmware is measured as it would ship: -Os, unless the caller picks another type.
 set(CMAKE_BUILD_TYPE MinSizeRel CACHE STRING "")

@@ -14,7 +14,8 @@
  *   message), so its high-water mark is the heap one message needs.
  * - RAM per device: sizeof(struct fw_device) as this compiler lays it out.
  * Before the traces, the codec's heaviest accepted payloads are decoded once each, so
- * the worst case is known even if no trace carries it.
+ * the worst case is known even if no trace carries it. The core is set to fault on
+ * unaligned loads and stores, as the RP2040's Cortex-M0+ does (the M3 would allow them).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -27,6 +28,8 @@
 #include "fw/fw_device.h"
 #include "fw/fw_trace.h"
 #include "fw_probe.h"
+
+void mps2__trap_unaligned(void); /* startup_mps2.c */
 
 #define REG(addr) (*(volatile uint32_t *)(addr))
 #define SYST_CSR REG(0xE000E010u)
@@ -219,6 +222,7 @@ void fw_probe_init(void)
     static char buf[FW_INBOUND_MAX + 1];
     static cJSON_Hooks hooks = {pool_malloc, pool_free};
     cJSON_InitHooks(&hooks);
+    mps2__trap_unaligned();
     SYST_RVR = 0xFFFFFFu;
     SYST_CVR = 0;
     SYST_CSR = 5u; /* enabled, core clock, no interrupt */

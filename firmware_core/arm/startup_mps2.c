@@ -4,7 +4,8 @@
  * Reset goes to newlib's rdimon crt0 (_start), which sets up the C library over
  * semihosting and calls main. A fault (a bad pointer, an unaligned access the core traps)
  * is reported with the faulting PC and the image exits with code 3, so CI sees it at
- * once instead of a hung emulator.
+ * once instead of a hung emulator. mps2__trap_unaligned() makes the Cortex-M3 fault on an
+ * unaligned load or store, as the RP2040's Cortex-M0+ always does.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -25,10 +26,19 @@ __attribute__((naked)) static void mps2__fault(void)
 
 void mps2__fault_report(const uint32_t *frame)
 {
-    printf("HardFault: pc=0x%08lx lr=0x%08lx (arm-none-eabi-addr2line -e IMAGE ADDRESS)\n",
-           (unsigned long)frame[6], (unsigned long)frame[5]);
+    printf("fault (an unaligned access, a bad pointer, a stack overflow): pc=0x%08lx "
+           "lr=0x%08lx\n", (unsigned long)frame[6], (unsigned long)frame[5]);
     fflush(stdout);
     _Exit(3);
+}
+
+/* SVC does nothing: taking it is what makes QEMU apply a new CCR to the code it runs. */
+static void mps2__svc(void) {}
+
+void mps2__trap_unaligned(void)
+{
+    *(volatile uint32_t *)0xE000ED14u |= 1u << 3; /* SCB->CCR.UNALIGN_TRP */
+    __asm volatile("svc 0" ::: "memory");
 }
 
 __attribute__((section(".vectors"), used)) static const void *const vectors[16] = {
@@ -38,5 +48,7 @@ __attribute__((section(".vectors"), used)) static const void *const vectors[16] 
     (const void *)mps2__fault, /* HardFault */
     (const void *)mps2__fault, /* MemManage (M3) */
     (const void *)mps2__fault, /* BusFault (M3) */
-    (const void *)mps2__fault, /* UsageFault (M3) */
+    (const void *)mps2__fault, /* UsageFault (M3): unaligned access, with UNALIGN_TRP */
+    NULL, NULL, NULL, NULL,
+    (const void *)mps2__svc,   /* SVCall */
 };
