@@ -219,6 +219,18 @@ START_TEST(a_port_record_before_any_event_is_refused)
 }
 END_TEST
 
+START_TEST(an_event_without_a_successful_init_before_it_is_refused)
+{
+    /* A start with no init: the device was never initialised, so nothing may call it. */
+    const uint8_t start_only[] = {'F', 'W', 'T', 'R', 1, 0, 0, 0, FW_TR_START, 0, 0, 0, 0};
+    memcpy(trace, start_only, sizeof start_only);
+    struct fw_replay_result res;
+    ck_assert_int_eq(replay(sizeof start_only, &res), FW_REPLAY_BAD_TRACE);
+    ck_assert_uint_eq(res.err.offset, FW_TRACE_HEADER_LEN);
+    ck_assert_str_eq(res.err.what, "event 'start' cannot be replayed: no successful init before it");
+}
+END_TEST
+
 START_TEST(a_file_that_is_not_a_trace_is_refused_at_offset_0)
 {
     memcpy(trace, "PK\3\4 not a trace", 17);
@@ -243,6 +255,7 @@ int main(void)
     tcase_add_test(rep, a_different_answer_is_fed_back_so_the_outputs_follow_it);
     tcase_add_test(rep, a_trace_cut_inside_a_record_is_refused_with_the_offset);
     tcase_add_test(rep, a_port_record_before_any_event_is_refused);
+    tcase_add_test(rep, an_event_without_a_successful_init_before_it_is_refused);
     tcase_add_test(rep, a_file_that_is_not_a_trace_is_refused_at_offset_0);
     suite_add_tcase(s, rep);
     SRunner *sr = srunner_create(s);

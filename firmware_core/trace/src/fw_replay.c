@@ -315,13 +315,16 @@ static int replay__init(struct fw_replay *rp, const struct fw_trace_rec *ev)
                               &cfg.topic_status};
     for (int i = 0; i < 5; i++)
         *topics[i] = replay__cstr(&ev->f[7 + i], rp->strs[1 + i], FW_REPLAY_STR_MAX, &ok);
-    if (!ok)
+    if (!ok) {
+        rp->why = "a device id or topic too long or with a NUL";
         return -1;
+    }
     unsigned have = (unsigned)ev->f[6].num;
     rp->answers.display_flush = have & FW_TRACE_PORT_DISPLAY ? ans_flush : NULL;
     rp->answers.log = have & FW_TRACE_PORT_LOG ? ans_log : NULL;
     fw_trace_recorder_wrap(&rp->rec, &rp->answers);
     int rc = fw_device_init(&rp->dev, &cfg, replay__device_ports(rp));
+    rp->ready = rc == FW_OK;
     fw_trace_recorder_result(&rp->rec, rc);
     return 0;
 }
@@ -373,7 +376,7 @@ static int replay__call(struct fw_replay *rp, const struct fw_trace_rec *ev, con
         break;
     case FW_TR_TAG: *rc = fw_device_on_tag(d, (const uint8_t *)rp->payload, f[0].len); break;
     case FW_TR_BUTTON: fw_device_on_button(d, (enum fw_button)f[0].num); break;
-    default: return -1; /* an event this firmware has no call for */
+    default: rp->why = "this firmware has no such call"; return -1;
     }
     return 0;
 }
@@ -385,8 +388,15 @@ static int replay__event(struct fw_replay *rp, const struct fw_trace_rec *ev,
 {
     const char *topic, *why;
     int rc = 0;
-    if (replay__args(rp, ev, &topic, &why) != 0)
+    if (ev->type != FW_TR_INIT && !rp->ready) {
+        /* A platform calls nothing but init on a device that was never initialised. */
+        rp->why = "no successful init before it";
         return -1;
+    }
+    if (replay__args(rp, ev, &topic, &why) != 0) {
+        rp->why = "a string too long or with a NUL";
+        return -1;
+    }
     if (h->before)
         h->before(h->ctx, ev->type);
     int bad = replay__call(rp, ev, topic, why, &rc);
@@ -522,8 +532,8 @@ int fw_replay_run(struct fw_replay *rp, const struct fw_replay_source *src,
         res->events++;
         if (replay__event(rp, &ev, h) != 0) {
             res->err.offset = rp->in_base;
-            snprintf(res->err.what, sizeof res->err.what, "event '%s' cannot be replayed "
-                     "(a string too long or with a NUL, or an unknown call)", ev.layout->name);
+            snprintf(res->err.what, sizeof res->err.what, "event '%s' cannot be replayed: %s",
+                     ev.layout->name, rp->why ? rp->why : "unknown reason");
             return replay__bad(res);
         }
         if (!replay__same(rp, res)) {

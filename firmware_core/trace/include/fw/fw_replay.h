@@ -88,6 +88,8 @@ struct fw_replay {
     struct fw_ports timed;    /* rec.ports between hooks->port calls (with a port hook) */
     const struct fw_replay_hooks *hooks;
     struct fw_device dev;
+    bool ready;               /* the last init succeeded: the device may be called */
+    const char *why;          /* why the current event cannot be replayed */
     char strs[6][FW_REPLAY_STR_MAX]; /* device id and topic overrides of the last init */
     char topic[FW_TRACE_PAYLOAD_MAX + 1];
     uint32_t payload[FW_TRACE_PAYLOAD_MAX / 4]; /* word-aligned, as a network buffer */
