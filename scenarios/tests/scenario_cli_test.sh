@@ -4,7 +4,8 @@
 # Checks: a wrong scenario file gives file:line:column: message and exit 2, and nothing
 # runs; usage errors give 2; a failing scenario gives exit 1, its timeline, the replay line
 # with the seed, the summary line and a JUnit <failure>; --seed replaces the seed;
-# --keep + --pcap leave the artefacts and a capture that tshark decodes as MQTT PUBLISH.
+# --keep + --pcap leave the artefacts and a capture that tshark decodes as MQTT PUBLISH;
+# against a broker it did not start, skips are reasons and broker actions run commands.
 # Exits 77 (skip) only when tshark is absent, after everything else passed.
 set -u
 scansim=$1
@@ -123,7 +124,53 @@ SCN
     check "broker $variant: devices register over TLS (exit $?)" grep -qx "1 passed, 0 failed" "$work/$variant.out"
 done
 
-# 6. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
+# 6. A broker scansim did not start (--broker): a scenario that configures its broker is
+#    skipped with the reason (exit 0, JUnit <skipped>); broker kill/restart run the user's
+#    commands; the device ids' retained status from an earlier run is cleared first.
+ext_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+printf 'listener %s 127.0.0.1\nallow_anonymous true\npid_file %s/ext.pid\nuser %s\n' "$ext_port" "$work" "$(id -un)" >"$work/ext.conf"
+mosquitto -c "$work/ext.conf" -d
+for _ in $(seq 50); do [ -s "$work/ext.pid" ] && break; sleep 0.1; done
+# An earlier run's leftovers: a persistent session of scanner-1 with an item queued in it.
+mosquitto_sub -p "$ext_port" -c -i scanner-1 -q 1 -t item_registration -E
+mosquitto_pub -p "$ext_port" -q 1 -t item_registration -m '{"item_id":999,"item_name":"stale","tag_quantity":1}'
+cat >"$work/ext_acl.scn" <<'SCN'
+scenario ext_acl
+timeout 10s
+broker acl
+group fleet of 1 device
+expect online == true on all devices
+SCN
+cat >"$work/ext_crash.scn" <<'SCN'
+scenario ext_crash
+timeout 40s
+group fleet of 2 devices
+  operator manual
+at 0s expect retained status of all devices == online
+expect items_received == 0 on all devices
+after 0ms broker kill
+after 500ms broker restart
+wait until reconnects >= 1 on all devices within 20s
+expect online == true on all devices within 5s
+SCN
+"$scansim" test --broker "tcp://127.0.0.1:$ext_port" --junit "$work/ext.xml" \
+    --broker-kill "kill -9 \$(cat $work/ext.pid)" \
+    --broker-start "mosquitto -c $work/ext.conf -d" \
+    "$work/ext_acl.scn" "$work/ext_crash.scn" >"$work/ext.out" 2>&1
+rc=$?
+check "an external broker run with a skip exits 0 (got $rc)" test "$rc" -eq 0
+check "the skip names its reason" grep -q "^SKIP ext_acl: it configures its broker (variant acl" "$work/ext.out"
+check "the summary counts the skip" grep -qx "1 passed, 0 failed, 1 skipped" "$work/ext.out"
+check "JUnit reports the skip" grep -q '<skipped message="it configures its broker' "$work/ext.xml"
+check "JUnit counts it" grep -q 'skipped="1"' "$work/ext.xml"
+"$scansim" test --broker-kill "true" "$work/ext_crash.scn" >/dev/null 2>&1
+check "--broker-kill without --broker exits 2" test $? -eq 2
+"$scansim" test --broker "tcp://127.0.0.1:$ext_port" "$work/ext_crash.scn" >"$work/ext2.out" 2>&1
+check "broker kill without a command is a skip, not a pass" \
+    grep -q "^SKIP ext_crash: it runs 'broker kill' on a broker scansim did not start: give --broker-kill CMD" "$work/ext2.out"
+kill "$(cat "$work/ext.pid")" 2>/dev/null
+
+# 7. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.
 cat >"$work/capture.scn" <<'SCN'
 scenario capture
 timeout 20s

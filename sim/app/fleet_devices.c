@@ -506,7 +506,7 @@ static void obs_state(void *ctx, struct sim_device *dev, const struct sim_state_
         op_step(d, sim_clock_ms());
         return;
     }
-    if (s->state == SIM_CONN_CONNECTING)
+    if (s->state == SIM_CONN_CONNECTING || s->state == SIM_CONN_SUBSCRIBING)
         return;
     if (d->flags & FD_CONNECTED) {
         d->flags &= ~FD_CONNECTED;

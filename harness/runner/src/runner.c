@@ -4,10 +4,12 @@
  *
  * Set-up order: work folder, broker, watcher, backend, proxy hub + one proxy per proxied
  * device, loops, devices (powered on), then "time zero" once every device is online and its
- * retained `online` reached the watcher. The device publishes `online` after subscribing on
- * the same connection, and the broker handles one client's packets in order, so its `online`
- * arriving proves its subscriptions are in place: an item published after time zero cannot
- * miss a device. The backend load starts at time zero.
+ * retained `online` reached the watcher. The device publishes `online` only once the broker
+ * has granted every subscription by its SUBACK, so its `online` arriving proves its
+ * subscriptions are in place on any broker: an item published after time zero cannot miss
+ * a device. The backend load starts at time zero. On a broker the runner did not start
+ * (hx_runner_opts.broker_uri) it first clears what an earlier run left there for the
+ * scenario's device ids (runner_broker.c).
  *
  * Steps run in file order on this thread. Actions go where they belong: faults to the
  * device's proxy, broker actions to hx_broker, operator / device actions onto the device's

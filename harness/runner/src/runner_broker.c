@@ -171,6 +171,24 @@ static bool wipe_wait(struct wipe *w, int n, int64_t until_ms)
     return all;
 }
 
+/* Clean DISCONNECT (when connected), a bounded wait for it, then free the client. */
+static void wipe_close(MQTTAsync *c)
+{
+    if (!*c)
+        return;
+    if (MQTTAsync_isConnected(*c)) {
+        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
+        d.timeout = 1000;
+        MQTTAsync_disconnect(*c, &d);
+    }
+    int64_t end = runner_now_ms() + 2000;
+    while (MQTTAsync_isConnected(*c) && runner_now_ms() < end) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    MQTTAsync_destroy(c);
+}
+
 /* Connect every id in [from, to) with a clean session at once, then disconnect. */
 static int wipe_batch(struct runner *r, uint32_t from, uint32_t to, char *err, size_t cap)
 {
@@ -199,24 +217,8 @@ static int wipe_batch(struct runner *r, uint32_t from, uint32_t to, char *err, s
                  w.failed + (int)(to - from) - w.done, to - from);
         rc = HX_ERR_SYS;
     }
-    for (uint32_t i = 0; i < to - from; i++) {
-        if (!c[i])
-            continue;
-        if (MQTTAsync_isConnected(c[i])) {
-            MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-            d.timeout = 1000;
-            MQTTAsync_disconnect(c[i], &d);
-        }
-    }
-    for (uint32_t i = 0; i < to - from; i++) {
-        int64_t end = runner_now_ms() + 2000;
-        while (c[i] && MQTTAsync_isConnected(c[i]) && runner_now_ms() < end) {
-            struct timespec ts = {0, 5 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-        if (c[i])
-            MQTTAsync_destroy(&c[i]);
-    }
+    for (uint32_t i = 0; i < to - from; i++)
+        wipe_close(&c[i]);
     free(c);
     return rc;
 }
@@ -262,17 +264,7 @@ static int wipe_retained(struct runner *r, char *err, size_t cap)
         snprintf(err, cap, "clearing retained status on %s: %d publishes failed",
                  r->broker_uri, w.failed);
 out:
-    if (c && MQTTAsync_isConnected(c)) {
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        MQTTAsync_disconnect(c, &d);
-        int64_t end = runner_now_ms() + 2000;
-        while (MQTTAsync_isConnected(c) && runner_now_ms() < end) {
-            struct timespec ts = {0, 5 * 1000000L};
-            nanosleep(&ts, NULL);
-        }
-    }
-    if (c)
-        MQTTAsync_destroy(&c);
+    wipe_close(&c);
     return rc;
 }
 

@@ -11,7 +11,7 @@
  *   - a fault proxy hub (hx_proxy), one proxy per device of a `link proxy` group;
  *   - the devices (sim_device) on a bounded number of event loops, and a scripted operator
  *     per device that runs on the device's owning thread;
- * then waits for "time zero" (every device online and subscribed), runs the steps in file
+ * then waits for "time zero" (every device online: its SUBACKs granted), runs the steps in file
  * order and tears everything down. Randomness (random selectors, operators' think times,
  * wrong tags and cancels, reconnect jitter, random tags) is drawn from the scenario's seed,
  * or opts.seed when set, so a failure replays exactly.
