@@ -10,12 +10,13 @@
 # bug), then on the board, which also prints the target's figures: RAM per device, the
 # codec's heaviest payloads, and per event type the instructions (-icount), the painted
 # stack depth and cJSON's heap. Output: BUILD_ARM/reports/arm-replay.txt.
-# Usage: ci/arm-replay.sh [host build dir] [ARM build dir]   (defaults build, build-arm;
-#        build both first: ci/build.sh, ci/cross-arm.sh)
+# Usage: ci/arm-replay.sh [host build dir] [ARM build dir]   (defaults build, build/arm;
+#        ci/build.sh builds both: the host build cross-builds the image as fw_arm, and
+#        runs this script as the CTest test arm_replay, label arm)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 host=$(cd "${1:-$root/build}" && pwd)
-arm=$(cd "${2:-$root/build-arm}" && pwd)
+arm=$(cd "${2:-$root/build/arm}" && pwd)
 image=$arm/firmware_core/arm/fw_arm_replay.elf
 gen=$host/firmware_core/trace/fw_trace_gen
 replay=$host/firmware_core/trace/fw_trace_replay

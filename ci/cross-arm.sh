@@ -10,11 +10,12 @@
 # Fails if one device needs more than 32 KiB of RAM. Also builds the QEMU test image
 # (fw_arm_replay.elf) that ci/arm-replay.sh runs; the stack, instruction and heap figures
 # come from there.
-# Usage: ci/cross-arm.sh [build dir]   (default build-arm; any working directory)
+# Usage: ci/cross-arm.sh [build dir]   (default build/arm, where the host build's fw_arm
+#        sub-build lives; any working directory)
 #   FW_ARM_CFLAGS="-DFW_OUTBOX_LEN=64 ..." tries other fw_config.h sizes.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=${1:-$root/build-arm}
+out=${1:-$root/build/arm}
 ram_limit=$((32 * 1024))
 
 for tool in arm-none-eabi-gcc arm-none-eabi-size arm-none-eabi-nm cmake python3; do
