@@ -39,7 +39,7 @@ void mps2__trap_unaligned(void); /* startup_mps2.c */
 #define INSN_NS 64u   /* -icount shift=6 */
 
 #define PAINT 0xC0FFEE5Au
-#define STACK_WATCHED (48u * 1024u) /* below the caller: deeper is reported as "more than" */
+#define STACK_WATCHED (48u * 1024u) /* painted below the caller; a deeper stack shows as this */
 #define POOL_BYTES (96u * 1024u)
 
 /* ================================================================ figures */
