@@ -80,12 +80,12 @@ static int p_publish(void *ctx, const struct fw_publish *m, uint32_t *token)
     if (m->qos > 0 && g->ntokens < GEN_TOKENS)
         g->tokens[g->ntokens++] = *token;
     /* Remember the tag of an inventory query so a later answer can be the awaited one. */
-    const char *t = memchr(m->payload, '"', m->len);
-    if (m->len > 9 && strncmp(m->payload, "{\"tag\":\"", 8) == 0 && t != NULL) {
-        const char *end = memchr((const char *)m->payload + 8, '"', m->len - 8);
-        size_t n = end ? (size_t)(end - ((const char *)m->payload + 8)) : 0;
+    const char *p = m->payload;
+    if (m->len > 9 && memcmp(p, "{\"tag\":\"", 8) == 0) {
+        const char *end = memchr(p + 8, '"', m->len - 8);
+        size_t n = end ? (size_t)(end - (p + 8)) : 0;
         if (n < sizeof g->reply_tag) {
-            memcpy(g->reply_tag, (const char *)m->payload + 8, n);
+            memcpy(g->reply_tag, p + 8, n);
             g->reply_tag[n] = '\0';
         }
     }
