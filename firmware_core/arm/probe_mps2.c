@@ -181,13 +181,13 @@ static void probe_calibrate(void)
     memset(&figures[0], 0, sizeof figures[0]);
 }
 
-/* An accepted item payload of len bytes (at most one less) with an unknown "pad" field:
+/* An accepted item payload of len bytes (at most one less) with an unknown field:
    an array of zeros (the most cJSON nodes) or nested arrays (the deepest recursion). */
 static size_t payload_pad(char *buf, size_t len, bool nested)
 {
-    size_t at = (size_t)snprintf(buf, len + 1, "{\"item_id\":2147483647,\"item_name\":"
-                                 "\"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\",\"tag_quantity\":100000,"
-                                 "\"pad\":");
+    /* The shortest valid item leaves the most bytes to the pad. */
+    size_t at = (size_t)snprintf(buf, len + 1, "{\"item_id\":1,\"item_name\":\"z\","
+                                 "\"tag_quantity\":1,\"p\":");
     size_t room = len - at - 1; /* the closing brace */
     if (nested) {
         size_t k = room / 2;
