@@ -1,70 +1,83 @@
 #!/usr/bin/env bash
-# Cross-compiles firmware_core for the RP2040 (Cortex-M0+, arm-none-eabi-gcc + newlib) as
-# proof that it is portable C11 with no OS underneath, and reports its footprint:
-#   flash = .text + .rodata of the library, RAM per device = sizeof(struct fw_device) on
-#   ARM + the library's own .data + .bss. Fails if one device needs more than 32 KiB of RAM.
-# cJSON is not compiled: Debian ships only its header and a host library, no source; a
-# board build adds cJSON.c (about 10 KB of flash with -Os) from upstream.
-# Usage: ci/cross-arm.sh [output dir]   (any working directory)
+# Cross-compiles firmware_core for the RP2040's core (Cortex-M0+, arm-none-eabi-gcc +
+# newlib, -Os) with cmake/arm-none-eabi.cmake and the same source list as the host build,
+# cJSON compiled for the target from Debian's source package (cmake/debian_cjson.cmake),
+# and reports the footprint:
+#   flash: firmware_core's objects (.text + .rodata), cJSON's, and a linked board program
+#          keeping every entry point (fw_footprint.elf, --gc-sections), split by origin;
+#   RAM per device: sizeof(struct fw_device) on ARM + the library's own .data + .bss;
+#   the largest stack frame (-fstack-usage).
+# Fails if one device needs more than 32 KiB of RAM. Also builds the QEMU test image
+# (fw_arm_replay.elf) that ci/arm-replay.sh runs; the stack, instruction and heap figures
+# come from there.
+# Usage: ci/cross-arm.sh [build dir]   (default build/arm, where the host build's fw_arm
+#        sub-build lives; any working directory)
 #   FW_ARM_CFLAGS="-DFW_OUTBOX_LEN=64 ..." tries other fw_config.h sizes.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/fw-arm.XXXXXX")}
-mkdir -p "$out/obj" "$out/include"
+out=${1:-$root/build/arm}
 ram_limit=$((32 * 1024))
 
-CC=arm-none-eabi-gcc
-for tool in "$CC" arm-none-eabi-ar arm-none-eabi-size; do
-  command -v "$tool" >/dev/null || { echo "cross-arm: $tool not found (apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)" >&2; exit 2; }
+for tool in arm-none-eabi-gcc arm-none-eabi-size arm-none-eabi-nm cmake python3; do
+  command -v "$tool" >/dev/null || { echo "cross-arm: $tool not found (bash ci/install-deps.sh)" >&2; exit 2; }
 done
-# The code includes <cjson/cJSON.h>; expose only that header, never the host's /usr/include.
-ln -sfn /usr/include/cjson "$out/include/cjson"
-[[ -f "$out/include/cjson/cJSON.h" ]] || { echo "cross-arm: /usr/include/cjson/cJSON.h missing (libcjson-dev)" >&2; exit 2; }
 
-CFLAGS=(-mcpu=cortex-m0plus -mthumb -Os -Wall -Wextra -Werror -std=c11
-        -ffunction-sections -fdata-sections -fstack-usage
-        -I"$root/firmware_core/include" -I"$root/firmware_core/src" -isystem "$out/include")
-# shellcheck disable=SC2206 # word splitting of the extra flags is intended
-CFLAGS+=(${FW_ARM_CFLAGS:-})
+echo "== cross-compile firmware_core for RP2040 (Cortex-M0+), $(arm-none-eabi-gcc -dumpversion)"
+cmake -S "$root" -B "$out" -DCMAKE_TOOLCHAIN_FILE="$root/cmake/arm-none-eabi.cmake" \
+      -DSCANSIM_FW_CFLAGS="${FW_ARM_CFLAGS:-}" | grep -E "cJSON for the target" || true
+cmake --build "$out" -j"$(nproc)" >/dev/null
 
-echo "== cross-compile firmware_core for RP2040 (Cortex-M0+), $($CC -dumpversion)"
-echo "   note: cJSON itself is not compiled (Debian ships no cJSON source), only its header is used"
-objs=()
-for src in "$root"/firmware_core/src/*.c; do
-  obj="$out/obj/$(basename "${src%.c}").o"
-  "$CC" "${CFLAGS[@]}" -c "$src" -o "$obj"
-  objs+=("$obj")
-done
-rm -f "$out/libfw_core.a"
-arm-none-eabi-ar rcs "$out/libfw_core.a" "${objs[@]}"
-echo "-- arm-none-eabi-size -t $out/libfw_core.a"
-arm-none-eabi-size -t "$out/libfw_core.a"
-
-# Section totals straight from the objects (Berkeley "text" lumps .rodata in with .text).
-sum_sections() { # $1 = awk regex of section names
-  arm-none-eabi-size -A "${objs[@]}" | awk -v re="$1" '$1 ~ re { s += $2 } END { print s + 0 }'
+fw_objs=("$out"/firmware_core/CMakeFiles/fw_core.dir/src/*.obj)
+mapfile -t cj_objs < <(find "$out/CMakeFiles/cjson_target.dir" -name '*.obj')
+sum_sections() { # $1 = awk regex of section names, then objects
+  local re=$1; shift
+  arm-none-eabi-size -A "$@" | awk -v re="$re" '$1 ~ re { s += $2 } END { print s + 0 }'
 }
-text=$(sum_sections '^\.text')
-rodata=$(sum_sections '^\.rodata')
-data=$(sum_sections '^\.data')
-bss=$(sum_sections '^\.bss|^COMMON')
+text=$(sum_sections '^\.text' "${fw_objs[@]}")
+rodata=$(sum_sections '^\.rodata' "${fw_objs[@]}")
+data=$(sum_sections '^\.data' "${fw_objs[@]}")
+bss=$(sum_sections '^\.bss|^COMMON' "${fw_objs[@]}")
+cj_flash=$(sum_sections '^\.text|^\.rodata' "${cj_objs[@]}")
 
-# sizeof(struct fw_device) as the ARM compiler lays it out: one global instance in .bss.
-cat > "$out/probe.c" <<'PROBE'
-#include "fw/fw_device.h"
-struct fw_device probe;
-PROBE
-"$CC" "${CFLAGS[@]}" -c "$out/probe.c" -o "$out/probe.o"
-device=$(arm-none-eabi-size -A "$out/probe.o" | awk '$1 ~ /^\.bss/ { s += $2 } END { print s + 0 }')
+elf=$out/firmware_core/arm/fw_footprint.elf
+read -r linked_text linked_data linked_bss _ < <(arm-none-eabi-size "$elf" | tail -1)
+# sizeof(struct fw_device): the footprint program's one static device.
+device_hex=$(arm-none-eabi-nm -S "$elf" | awk '$4 == "device" { print $2 }')
+device=$((16#$device_hex))
 ram=$((device + data + bss))
 
 echo "-- footprint (Cortex-M0+, -Os)"
-printf '   flash (.text + .rodata): %6d bytes  (.text %d, .rodata %d)\n' $((text + rodata)) "$text" "$rodata"
+printf '   firmware_core objects (.text + .rodata): %6d bytes  (.text %d, .rodata %d)\n' \
+       $((text + rodata)) "$text" "$rodata"
+printf '   cJSON object, whole file (.text + .rodata): %5d bytes  (Debian %s)\n' "$cj_flash" \
+       "$(sed -n 's/^SCANSIM_CJSON_VERSION:STRING=//p' "$out/CMakeCache.txt")"
+printf '   linked board program, flash (text + data): %6d bytes  (fw_footprint.elf; .bss %d)\n' \
+       $((linked_text + linked_data)) "$linked_bss"
+# What the linked program's flash is made of, from the linker map.
+python3 - "$out/firmware_core/arm/fw_footprint.map" <<'PY'
+import collections, re, sys
+text = open(sys.argv[1]).read()
+text = text[text.index("Linker script and memory map"):]
+size = collections.Counter()
+pending = False
+for line in text.splitlines():
+    if re.match(r"^ \.(text|rodata|data)\S*\s*$", line):
+        pending = True
+        continue
+    m = re.match(r"^ (\.(?:text|rodata|data)\S*)?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)
+    if m and (m.group(1) or pending):
+        f = m.group(3)
+        who = ("firmware_core" if "libfw_core" in f else "cJSON" if "cjson" in f.lower()
+               else re.sub(r"\(.*", "", f.rsplit("/", 1)[-1]))
+        size[who] += int(m.group(2), 16)
+    pending = False
+print("     of which: " + ", ".join(f"{who} {n}" for who, n in size.most_common(5)))
+PY
 printf '   sizeof(struct fw_device): %5d bytes\n' "$device"
 printf '   library .data + .bss:    %6d bytes\n' $((data + bss))
 printf '   RAM per device instance: %6d bytes  (limit %d)\n' "$ram" "$ram_limit"
-# -fstack-usage wrote one .su file per object: the largest single frame, for sizing stacks.
-biggest=$(cat "$out"/obj/*.su | sort -t$'\t' -k2,2n | tail -1 | awk -F'\t' '{ print $2 " bytes in " $1 }')
+biggest=$(cat "$out"/firmware_core/CMakeFiles/fw_core.dir/src/*.su | sort -t$'\t' -k2,2n | tail -1 |
+          awk -F'\t' '{ print $2 " bytes in " $1 }')
 echo "   largest stack frame:     $biggest"
 if ((ram > ram_limit)); then
   echo "cross-arm: FAIL: one device needs $ram bytes of RAM, more than $ram_limit" >&2

@@ -5,7 +5,7 @@
 # the fuzz targets, and runs each for SECONDS (default 30; env FUZZ_SECONDS too) on a copy of
 # its seed corpus fuzz/corpus/<target>/ (the repository is never modified), with its
 # dictionary fuzz/<target>.dict, -rss_limit_mb=2048 and -timeout=10. Targets: fw_codec,
-# scenario, mqtt_frame, fw_device (default: all four).
+# scenario, mqtt_frame, fw_device, fw_trace (default: all five).
 #
 # Exit code: 0 when no target crashed, 1 when one did (the reproducer's path is printed:
 # re-run it with `build-fuzz/fuzz/fuzz_<target> <file>`), 2 on a build failure.
@@ -15,7 +15,7 @@ root=$PWD
 secs=${1:-${FUZZ_SECONDS:-30}}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(fw_codec scenario mqtt_frame fw_device)
+[ ${#targets[@]} -eq 0 ] && targets=(fw_codec scenario mqtt_frame fw_device fw_trace)
 build=${SCANSIM_FUZZ_BUILD:-$root/build-fuzz}
 case $secs in ''|*[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, got '$secs'" >&2; exit 2 ;; esac
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): installs dependencies, builds, runs every test (unit,
 # broker integration, tmux, scenarios), then the suite again under ASan+UBSan, then each
-# libFuzzer target for a bounded time, then the RP2040 cross-compile with its footprint.
+# libFuzzer target for a bounded time, then the RP2040 cross-compile's footprint. The
+# host build also cross-builds the ARM test image, and CTest's arm_replay (label arm)
+# replays device traces recorded on Linux on it under QEMU: the same calls, byte for byte.
 # Every test starts the private mosquitto it needs on a free loopback port.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +36,9 @@ UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 stage "fuzzing (libFuzzer, bounded)"
 bash ci/fuzz.sh "${FUZZ_SECONDS:-20}"
 
-stage "cross-compile firmware_core for RP2040 (Cortex-M0+)"
-bash ci/cross-arm.sh
+stage "cross-compile firmware_core for RP2040 (Cortex-M0+), cJSON from Debian's source"
+bash ci/cross-arm.sh build/arm
+echo "-- on QEMU mps2-an385, from CTest's arm_replay (build/arm/reports/arm-replay.txt)"
+grep -v -e '^== \./' -e 'identical$' build/arm/reports/arm-replay.txt
 
 stage "all green"

@@ -50,6 +50,7 @@ enum {
     DEMO_OPT_SEED,
     DEMO_OPT_OLED_DUMP,
     DEMO_OPT_DEVICES,
+    DEMO_OPT_TRACE,
 };
 
 static const char demo_help[] =
@@ -85,6 +86,7 @@ static const char demo_help_options[] =
     "  --no-backend     do not start the harness backend: your backend publishes the items\n"
     "  --flash DIR      keep each device's flash (outbox, sequence number) in DIR/<id>, so it\n"
     "                   survives a restart (default: a temporary folder removed on exit)\n"
+    "  --trace DIR      record each scanner's trace as DIR/<id>.fwtrace (docs/trace.md)\n"
     "  --direct         connect the devices straight to the broker (no proxy; n is disabled)\n"
     "  --ascii          draw the OLED in ASCII even on a UTF-8 terminal\n"
     "  --seed N         seed for the random tags (default: from the clock)\n"
@@ -206,6 +208,7 @@ static int demo__option(struct demo *d, int opt, const char *arg)
         return 0;
     case DEMO_OPT_NO_BACKEND: d->no_backend = true; return 0;
     case DEMO_OPT_FLASH: d->flash_dir = arg; return 0;
+    case DEMO_OPT_TRACE: d->trace_dir = arg; return 0;
     case DEMO_OPT_DIRECT: d->direct = true; return 0;
     case DEMO_OPT_ASCII: d->view.force_ascii = true; return 0;
     case DEMO_OPT_OLED_DUMP: d->oled_dump = arg; return 0;
@@ -255,6 +258,7 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         {"ascii", no_argument, 0, DEMO_OPT_ASCII},
         {"seed", required_argument, 0, DEMO_OPT_SEED},
         {"oled-dump", required_argument, 0, DEMO_OPT_OLED_DUMP},
+        {"trace", required_argument, 0, DEMO_OPT_TRACE},
         {"help", no_argument, 0, 'h'},
         SIM_CLI_COMMON_OPTIONS,
         {0, 0, 0, 0},
@@ -357,7 +361,14 @@ static int demo__create_device(struct demo *d, struct demo_unit *u)
     o.log_level = d->common.verbose ? FW_LOG_DEBUG : FW_LOG_WARN;
     o.observer = &d->observer;
     o.user = u;
+    o.trace_dir = d->trace_dir;
     rc = sim_device_create(d->loop, &o, &u->dev);
+    if (rc == SIM_ERR_IO && d->trace_dir) {
+        sim_cli_error(DEMO_CMD, "--flash '%s' or --trace '%s': not a writable folder (the "
+                      "line above names the file) - pick another folder", d->flash_dir,
+                      d->trace_dir);
+        return SIM_EXIT_USAGE;
+    }
     if (rc == SIM_ERR_IO) {
         sim_cli_error(DEMO_CMD, "--flash: cannot use '%s/%s' as the device's flash (not a "
                       "writable folder?) - pick another folder", d->flash_dir, u->id);

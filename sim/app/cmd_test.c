@@ -48,6 +48,8 @@ static const char test_help[] =
     "                     DIR/<scenario>/pcap/<device>-link<N>.pcap\n"
     "                     (tshark -r F -d tcp.port==BROKER_PORT,mqtt)\n"
     "      --seed N       use seed N instead of each scenario's `seed` (replay a failure)\n"
+    "      --trace DIR    record each device's trace as DIR/<scenario>/<device>.fwtrace\n"
+    "                     (docs/trace.md; replay with fw_trace_replay)\n"
     "      --broker-type mosquitto|rabbitmq\n"
     "                     the broker scansim starts (default mosquitto, one per scenario);\n"
     "                     rabbitmq: one RabbitMQ for the whole run, a private one for a\n"
@@ -204,10 +206,15 @@ static int child_run(struct test_case *c, const struct hx_runner_opts *base, con
 {
     struct hx_runner_opts o = *base;
     case_broker(c, &o, shared_uri);
-    char keep[1024];
+    char keep[1024], trace[1024];
     if (keep_root) {
         snprintf(keep, sizeof keep, "%s/%s", keep_root, c->s->name);
         o.keep_dir = keep;
+    }
+    if (base->trace_dir) {
+        /* One folder per scenario: device ids repeat across scenarios. */
+        snprintf(trace, sizeof trace, "%s/%s", base->trace_dir, c->s->name);
+        o.trace_dir = trace;
     }
     struct hx_runner_result res;
     hx_runner_run(c->s, &o, &res);
@@ -403,6 +410,7 @@ int scansim_cmd_test(int argc, char **argv)
         {"broker-stop", required_argument, 0, 0x2007},
         {"broker-kill", required_argument, 0, 0x2008},
         {"broker-start", required_argument, 0, 0x2009},
+        {"trace", required_argument, 0, 0x200a},
         {"verbose", no_argument, 0, 'v'},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -456,6 +464,7 @@ int scansim_cmd_test(int argc, char **argv)
         case 0x2007: ro.broker_stop_cmd = optarg; break;
         case 0x2008: ro.broker_kill_cmd = optarg; break;
         case 0x2009: ro.broker_start_cmd = optarg; break;
+        case 0x200a: ro.trace_dir = optarg; break;
         case 'v': ro.progress = stderr; break;
         case 'h': fputs(test_help, stdout); return SIM_EXIT_OK;
         case ':':

@@ -41,6 +41,7 @@ struct demo {
     char tmp_flash[64];           /* temporary flash folder, removed on exit */
     bool direct;
     const char *oled_dump;        /* --oled-dump FILE (the first scanner), or NULL */
+    const char *trace_dir;        /* --trace DIR, or NULL */
     bool oled_dump_failed;        /* said once; not retried */
     uint64_t rng;                 /* xorshift64 state for random tags and quantities */
 

@@ -77,7 +77,7 @@ struct fleet_loop {
 
 struct fleet {
     struct fleet_opts o;
-    char *id_prefix, *flash_dir, *uri;
+    char *id_prefix, *flash_dir, *trace_dir, *uri;
     struct sim_device_observer obs;
     struct fleet_loop *loops;
     int n_loops;
@@ -306,18 +306,18 @@ static void op_step(struct fleet_dev *d, uint64_t now)
         case FW_SCREEN_ERROR:
             if (st.pending == 0 && !(d->flags & FD_INVENTORY))
                 return; /* the notice goes away by itself */
-            fw_device_on_button(fw, FW_BUTTON_CONFIRM); /* acknowledge, look again */
+            sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* acknowledge, look again */
             continue;
         case FW_SCREEN_IDLE:
             if (!(d->flags & FD_INVENTORY))
                 return;
             d->flags &= ~FD_INVENTORY;
-            fw_device_on_button(fw, FW_BUTTON_MODE);
+            sim_device_press(d->dev, FW_BUTTON_MODE);
             continue;
         case FW_SCREEN_ITEM:
             if (d->flags & FD_INVENTORY) {
                 d->flags &= ~FD_INVENTORY;
-                fw_device_on_button(fw, FW_BUTTON_MODE);
+                sim_device_press(d->dev, FW_BUTTON_MODE);
                 continue;
             }
             if (st.head_item_id != d->think_item) {
@@ -345,23 +345,23 @@ static void op_step(struct fleet_dev *d, uint64_t now)
             }
             if (d->flags & FD_CANCEL) {
                 d->flags &= ~FD_CANCEL;
-                fw_device_on_button(fw, FW_BUTTON_CANCEL);
+                sim_device_press(d->dev, FW_BUTTON_CANCEL);
                 continue;
             }
             if (d->flags & FD_WRONG) {
                 static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
                 d->flags &= ~FD_WRONG;
-                (void)fw_device_on_tag(fw, wrong, sizeof(wrong));
+                (void)sim_device_scan(d->dev, wrong, sizeof(wrong));
                 continue;
             }
             item_tag(d, st.head_item_id, uid);
-            (void)fw_device_on_tag(fw, uid, sizeof(uid));
+            (void)sim_device_scan(d->dev, uid, sizeof(uid));
             continue;
         case FW_SCREEN_CONFIRM: {
             uint32_t full = fw_device_stats(fw)->outbox_full;
             uint32_t done = fw_device_stats(fw)->registrations_confirmed;
             int32_t item = st.head_item_id;
-            fw_device_on_button(fw, FW_BUTTON_CONFIRM);
+            sim_device_press(d->dev, FW_BUTTON_CONFIRM);
             if (fw_device_stats(fw)->outbox_full != full) {
                 /* waiting for acknowledgements: try again a tick later */
                 timer_set(d, now + o->tick_ms);
@@ -379,14 +379,14 @@ static void op_step(struct fleet_dev *d, uint64_t now)
                 item_tag(d, d->last_item, uid);
             else
                 item_tag(d, (int32_t)(rng_next(d) & 0x7fffffff), uid);
-            (void)fw_device_on_tag(fw, uid, sizeof(uid));
+            (void)sim_device_scan(d->dev, uid, sizeof(uid));
             continue;
         case FW_SCREEN_INVENTORY_WAIT:
             /* the answer arrives as a message (ready again); the time-out needs a timer */
             timer_set(d, now + FW_INVENTORY_TIMEOUT_MS + o->tick_ms);
             return;
         case FW_SCREEN_INVENTORY_RESULT:
-            fw_device_on_button(fw, FW_BUTTON_MODE); /* leave the look-up mode */
+            sim_device_press(d->dev, FW_BUTTON_MODE); /* leave the look-up mode */
             continue;
         default:
             return;
@@ -563,6 +563,7 @@ static void *loop_create_devices(void *arg)
         so.fw.qos = f->o.qos;
         so.storage = f->flash_dir ? SIM_STORAGE_FILE : SIM_STORAGE_MEMORY;
         so.storage_dir = f->flash_dir;
+        so.trace_dir = f->trace_dir;
         so.display_frames = 0; /* headless fleet: frames are rendered only on demand */
         so.log_level = f->o.verbose >= 2 ? FW_LOG_WARN : FW_LOG_ERROR;
         so.observer = &f->obs;
@@ -571,7 +572,7 @@ static void *loop_create_devices(void *arg)
         if (rc != SIM_OK) {
             fprintf(stderr, "scansim run: could not create device %s: %s%s\n", id,
                     sim_strerror(rc),
-                    rc == SIM_ERR_IO ? " (check that --flash names a writable folder)" :
+                    rc == SIM_ERR_IO ? " (check that --flash and --trace name writable folders)" :
                     rc == SIM_ERR_INVAL ? " (check --id-prefix: printable, no '+', '#', '/')" : "");
             fl->create_rc = rc;
             return NULL;
@@ -596,8 +597,10 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     f->id_prefix = strdup(o->id_prefix ? o->id_prefix : "scanner-");
     f->uri = strdup(o->uri);
     f->flash_dir = dup_or_null(o->flash_dir);
+    f->trace_dir = dup_or_null(o->trace_dir);
     f->o.id_prefix = f->id_prefix;
     f->o.flash_dir = f->flash_dir;
+    f->o.trace_dir = f->trace_dir;
     f->o.uri = f->uri;
     f->o.transport.uri = f->uri;
     if (f->o.tick_ms == 0)
@@ -611,7 +614,8 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     f->devs = calloc((size_t)(f->n_devs ? f->n_devs : 1), sizeof(*f->devs));
     f->loops = calloc((size_t)f->n_loops, sizeof(*f->loops));
     th = calloc((size_t)f->n_loops, sizeof(*th));
-    if (!f->id_prefix || !f->uri || (o->flash_dir && !f->flash_dir) || !f->devs || !f->loops || !th)
+    if (!f->id_prefix || !f->uri || (o->flash_dir && !f->flash_dir) ||
+        (o->trace_dir && !f->trace_dir) || !f->devs || !f->loops || !th)
         goto fail;
 
     for (int i = 0; i < f->n_loops; i++) {
@@ -864,6 +868,7 @@ void fleet_free(struct fleet *f)
     free(f->id_prefix);
     free(f->uri);
     free(f->flash_dir);
+    free(f->trace_dir);
     free(f);
 }
 

@@ -38,6 +38,7 @@ struct fleet_opts {
     unsigned tick_ms;            /* loop tick: firmware timers and think-time resolution */
     unsigned batch_us;           /* each loop handles its events at most this often (sim/loop.h) */
     const char *flash_dir;       /* NULL = memory flash; else one folder per device below */
+    const char *trace_dir;       /* NULL = no traces; else DIR/<id>.fwtrace per device */
     enum fw_layout layout;
     bool clean_session;
     int keepalive_s;

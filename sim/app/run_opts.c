@@ -41,6 +41,8 @@ static const char run_help[] =
     "                          (the default) starts one worker per 1,000 devices (at\n"
     "                          least 2 from 100 devices on; --workers 1: one process)\n"
     "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
+    "  --trace DIR             record each device's trace as DIR/<id>.fwtrace\n"
+    "                          (docs/trace.md; replay with fw_trace_replay)\n"
     "  --connect-rate N/s      power on at most N devices a second (default 2000/s)\n"
     "  --connect-timeout DUR   give up waiting for connections after DUR (default 60s);\n"
     "                          no device connected by then exits 3\n"
@@ -97,6 +99,7 @@ static const struct option run_long[] = {
     {"threads", required_argument, 0, 0x2007},
     {"workers", required_argument, 0, 0x2008},
     {"flash", required_argument, 0, 0x2009},
+    {"trace", required_argument, 0, 0x2040},
     {"think", required_argument, 0, 0x200a},
     {"wrong-tag-rate", required_argument, 0, 0x200b},
     {"cancel-rate", required_argument, 0, 0x200c},
@@ -256,6 +259,9 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         case 0x2009:
             o->flash_dir = optarg;
             break;
+        case 0x2040:
+            o->trace_dir = optarg;
+            break;
         case 0x200a:
             if (sim_cli_parse_range_ms(CMD, "--think", optarg, &o->think_min_ms, &o->think_max_ms))
                 return -1;
@@ -405,6 +411,7 @@ void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts
     fo->tick_ms = 50;
     fo->batch_us = (unsigned)(o->event_batch_ms * 1000u);
     fo->flash_dir = o->flash_dir;
+    fo->trace_dir = o->trace_dir;
     fo->layout = o->c.layout == SIM_LAYOUT_SEED ? FW_LAYOUT_SEED : FW_LAYOUT_PER_DEVICE;
     fo->clean_session = o->c.session == SIM_SESSION_CLEAN;
     fo->keepalive_s = o->c.keepalive_s;

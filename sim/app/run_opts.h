@@ -34,6 +34,7 @@ struct run_opts {
     long threads;             /* 0 = one per core */
     long workers;
     const char *flash_dir;
+    const char *trace_dir;    /* --trace: NULL = no traces */
     uint64_t think_min_ms, think_max_ms;
     double wrong_tag_rate, cancel_rate, inventory_rate;
     double connect_rate;      /* devices per second; 0 = no limit */

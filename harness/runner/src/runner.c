@@ -1227,6 +1227,7 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         o.log_level = r->devlog ? FW_LOG_INFO : FW_LOG_ERROR;
         o.observer = &r->observer;
         o.user = d;
+        o.trace_dir = r->opts.trace_dir;
         d->op_rng = runner_mix(r->seed, 0x0be7a70000ull + d->num);
         int rc = sim_device_create(l->loop, &o, &d->dev);
         if (rc != 0) {

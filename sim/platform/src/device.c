@@ -8,16 +8,22 @@
  * observer on the way so a UI sees frames, traffic and state changes. Everything here runs
  * on the loop's owning thread; the public entry points that may be called from elsewhere
  * go through sim_loop_call / sim_loop_push.
+ *
+ * Every call into the firmware goes through fw_traced_*() (fw/fw_trace_recorder.h): with
+ * opts->trace_dir the device records its trace (docs/trace.md), otherwise the recorder is
+ * NULL and they are the plain fw_device_*() calls.
  */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fw/fw_trace_recorder.h"
 #include "sim/clock.h"
 #include "sim/device.h"
 #include "sim/err.h"
 #include "sim/storage.h"
+#include "trace_file.h"
 
 struct sim_device {
     struct sim_loop_target target;       /* what the loop ticks and sends events to */
@@ -42,6 +48,8 @@ struct sim_device {
     struct held_msg *held_head, *held_tail; /* items waiting for room in the firmware queue */
     uint32_t held_now;
     uint64_t held_total;
+    struct sim_trace_file *trace_file;   /* with a trace dir: where the trace goes */
+    struct fw_trace_recorder *rec;       /* NULL unless tracing */
     struct fw_device fw;                 /* the firmware's state, allocated with us */
 };
 
@@ -217,7 +225,7 @@ static void held_release(struct sim_device *dev)
         if (!dev->held_head)
             dev->held_tail = NULL;
         dev->held_now--;
-        fw_device_on_message(&dev->fw, m->topic, m->data, m->len, m->qos, m->dup);
+        fw_traced_on_message(dev->rec, &dev->fw, m->topic, m->data, m->len, m->qos, m->dup);
         free(m);
     }
 }
@@ -229,14 +237,14 @@ static void hold_or_deliver(struct sim_device *dev, const struct sim_event *ev)
     size_t tlen;
 
     if (strcmp(ev->topic, item_topic) != 0 || (!dev->held_head && !fw_queue_full(dev))) {
-        fw_device_on_message(&dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
+        fw_traced_on_message(dev->rec, &dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
         return;
     }
     tlen = strlen(ev->topic);
     m = malloc(sizeof(*m) + ev->len + tlen + 1);
     if (!m) {
         /* Out of memory: hand it over anyway; the firmware counts queue_full, visibly. */
-        fw_device_on_message(&dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
+        fw_traced_on_message(dev->rec, &dev->fw, ev->topic, ev->payload, ev->len, ev->qos, ev->dup);
         return;
     }
     m->next = NULL;
@@ -278,9 +286,9 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
         if (!dev->powered)
             return; /* nobody there to press a button */
         if (ev->kind == SIM_EV_TAG)
-            (void)fw_device_on_tag(&dev->fw, ev->payload, ev->len);
+            (void)fw_traced_on_tag(dev->rec, &dev->fw, ev->payload, ev->len);
         else
-            fw_device_on_button(&dev->fw, (enum fw_button)ev->code);
+            fw_traced_on_button(dev->rec, &dev->fw, (enum fw_button)ev->code);
         held_release(dev);
         return;
     }
@@ -298,29 +306,29 @@ static void dev_on_event(struct sim_loop_target *t, const struct sim_event *ev)
         return;
     switch (ev->kind) {
     case SIM_EV_CONNECTED:
-        fw_device_on_connected(&dev->fw, ev->session_present);
+        fw_traced_on_connected(dev->rec, &dev->fw, ev->session_present);
         state_change(dev, SIM_CONN_SUBSCRIBING, ev->session_present, 0, NULL);
         break;
     case SIM_EV_SUBSCRIBED:
-        fw_device_on_subscribed(&dev->fw, ev->token, ev->code);
+        fw_traced_on_subscribed(dev->rec, &dev->fw, ev->token, ev->code);
         report_ready(dev);
         break;
     case SIM_EV_CONNECT_FAILED:
-        fw_device_on_connect_failed(&dev->fw, ev->code, ev->words);
+        fw_traced_on_connect_failed(dev->rec, &dev->fw, ev->code, ev->words);
         state_change(dev, SIM_CONN_FAILED, false, ev->code, ev->words);
         break;
     case SIM_EV_CONNECTION_LOST:
-        fw_device_on_connection_lost(&dev->fw, ev->words);
+        fw_traced_on_connection_lost(dev->rec, &dev->fw, ev->words);
         state_change(dev, SIM_CONN_LOST, false, 0, ev->words);
         break;
     case SIM_EV_MESSAGE:
         hold_or_deliver(dev, ev);
         break;
     case SIM_EV_PUBLISHED:
-        fw_device_on_published(&dev->fw, ev->token);
+        fw_traced_on_published(dev->rec, &dev->fw, ev->token);
         break;
     case SIM_EV_PUBLISH_REFUSED:
-        fw_device_on_publish_refused(&dev->fw, ev->token, ev->code);
+        fw_traced_on_publish_refused(dev->rec, &dev->fw, ev->token, ev->code);
         break;
     default:
         break;
@@ -333,7 +341,7 @@ static void dev_on_tick(struct sim_loop_target *t, uint64_t now_ms)
 
     if (dev->powered) {
         sim_transport_poll(dev->transport); /* a connect waiting for a throttle slot */
-        fw_device_tick(&dev->fw, now_ms);
+        fw_traced_tick(dev->rec, &dev->fw, now_ms);
         report_ready(dev); /* a refused subscription asked again may be granted later */
         if (dev->held_head)
             held_release(dev);
@@ -359,6 +367,8 @@ void sim_device_opts_defaults(struct sim_device_opts *opts, const char *device_i
 static void free_device(struct sim_device *dev)
 {
     held_drop_all(dev);
+    sim_trace_file_close(dev->trace_file);
+    free(dev->rec);
     sim_transport_destroy(dev->transport);
     sim_storage_free(dev->storage);
     sim_display_free(dev->display);
@@ -446,7 +456,16 @@ int sim_device_create(struct sim_loop *loop, const struct sim_device_opts *opts,
         .storage_write = port_storage_write,
         .log = port_log,
     };
-    if (fw_device_init(&dev->fw, &dev->cfg, &dev->ports) != FW_OK) {
+    if (opts->trace_dir) {
+        if ((rc = sim_trace_file_open(opts->trace_dir, dev->id, &dev->trace_file)))
+            goto fail;
+        if (!(dev->rec = malloc(sizeof(*dev->rec)))) {
+            rc = SIM_ERR_NOMEM;
+            goto fail;
+        }
+        fw_trace_recorder_init(dev->rec, sim_trace_file_write, dev->trace_file);
+    }
+    if (fw_traced_init(dev->rec, &dev->fw, &dev->cfg, &dev->ports) != FW_OK) {
         if (dev->log_stderr)
             fprintf(stderr, "[%s] the device configuration was refused (device id of "
                     "1..%d bytes without '+', '#', '/'; qos 0 or 1) - fix the options\n",
@@ -500,14 +519,15 @@ static void start_on_owner(void *arg)
         return;
     }
     /* A reboot: RAM (queue, screens, figures) starts afresh; flash (outbox, seq) stays. */
-    if (dev->started_once && fw_device_init(&dev->fw, &dev->cfg, &dev->ports) != FW_OK) {
+    if (dev->started_once &&
+        fw_traced_init(dev->rec, &dev->fw, &dev->cfg, &dev->ports) != FW_OK) {
         a->rc = SIM_ERR_INVAL;
         return;
     }
     held_drop_all(dev); /* RAM does not survive a reboot */
     dev->started_once = true;
     dev->powered = true;
-    fw_device_start(&dev->fw);
+    fw_traced_start(dev->rec, &dev->fw);
     a->rc = SIM_OK;
 }
 
@@ -519,7 +539,7 @@ static void stop_on_owner(void *arg)
         a->rc = SIM_ERR_STATE;
         return;
     }
-    fw_device_stop(&a->dev->fw);
+    fw_traced_stop(a->dev->rec, &a->dev->fw);
     a->dev->powered = false;
     held_drop_all(a->dev);
     a->rc = SIM_OK;
@@ -586,6 +606,16 @@ int sim_device_post_button(struct sim_device *dev, enum fw_button button)
     ev->code = (int)button;
     sim_loop_push(dev->loop, ev);
     return SIM_OK;
+}
+
+int sim_device_scan(struct sim_device *dev, const uint8_t *uid, size_t len)
+{
+    return fw_traced_on_tag(dev->rec, &dev->fw, uid, len);
+}
+
+void sim_device_press(struct sim_device *dev, enum fw_button button)
+{
+    fw_traced_on_button(dev->rec, &dev->fw, button);
 }
 
 struct with_args {

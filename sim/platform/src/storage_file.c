@@ -21,8 +21,7 @@
 #include "sim/storage.h"
 #include "storage_internal.h"
 
-/* mkdir -p with mode 0700. 0 or -1 with errno. */
-static int mkdir_p(const char *path)
+int storage__mkdir_p(const char *path)
 {
     char buf[4096];
     size_t n = strlen(path);
@@ -64,7 +63,7 @@ int sim_storage_file_open(const char *dir, bool fsync, struct sim_storage **out)
         rc = SIM_ERR_NOMEM;
         goto fail;
     }
-    if (mkdir_p(dir) != 0) {
+    if (storage__mkdir_p(dir) != 0) {
         rc = SIM_ERR_IO;
         goto fail;
     }

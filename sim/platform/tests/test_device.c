@@ -7,7 +7,8 @@
  * ("offline") published by the broker; persistent sessions resume (3.1.1 and MQTT 5 with
  * session expiry) and clean sessions do not; an item published with mosquitto_pub
  * reaches the device and a tag + confirm produce a registration with the exact schema;
- * the outbox survives a restart in file storage; refused passwords and unreachable
+ * the outbox survives a restart in file storage; a traced device's trace file replays
+ * with the same port calls (fw_replay); refused passwords and unreachable
  * brokers end up as words without the password.
  *
  * The Will test runs the device in a child process (this executable re-executed with
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fw/fw_replay.h"
 #include "hx/broker.h"
 #include "sim/device.h"
 #include "sim/err.h"
@@ -326,7 +328,9 @@ static void check_registration(const char *json, int item_id, int qty, const cha
     cJSON_Delete(root);
 }
 
-START_TEST(an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_registers_it)
+/* Item 17 from mosquitto_pub, a tag and confirm: the registration reaches the broker and
+   its PUBACK empties the outbox. trace_dir: record the device's trace there. */
+static void register_item_17(const char *trace_dir)
 {
     static const uint8_t uid[4] = { 0x04, 0xA1, 0xB2, 0xC3 };
     struct fixture f;
@@ -342,6 +346,7 @@ START_TEST(an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_register
     w = watcher_start(hx_broker_uri(f.broker), "watch-reg", "item_registered");
     ck_assert_ptr_nonnull(w);
     sim_device_opts_defaults(&o, "dev-reg", hx_broker_uri(f.broker));
+    o.trace_dir = trace_dir;
     make_device(&f, &o);
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, is_online, NULL));
@@ -374,8 +379,51 @@ START_TEST(an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_register
     ck_assert(wait_snap(f.dev, &s, acked, &one));
     ck_assert_uint_eq(s.stats.registrations_sent, 1);
     ck_assert_uint_eq(s.status.pending, 0);
+    /* A clean power-off and on again: a reboot is part of a trace too. */
+    ck_assert_int_eq(sim_device_stop(f.dev), SIM_OK);
+    ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
+    ck_assert(wait_snap(f.dev, &s, is_online, NULL));
     watcher_stop(w);
     finish(&f);
+}
+
+START_TEST(an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_registers_it)
+{
+    register_item_17(NULL);
+}
+END_TEST
+
+static long file_read(void *ctx, void *buf, size_t cap)
+{
+    return (long)fread(buf, 1, cap, ctx);
+}
+
+START_TEST(a_traced_device_records_a_trace_that_replays_with_the_same_calls)
+{
+    static struct fw_replay rp;
+    char dir[] = "/tmp/sim-trace-XXXXXX", path[64], *text;
+    struct fw_replay_result res;
+    size_t len;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    register_item_17(dir);
+    snprintf(path, sizeof(path), "%s/dev-reg.fwtrace", dir);
+    /* The file holds the whole run: both power-ons, the item, the registration. */
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    text = calloc(1, 1 << 20);
+    len = fread(text, 1, (1 << 20) - 1, fp);
+    ck_assert_uint_gt(len, 100);
+    ck_assert_ptr_nonnull(memmem(text, len, "Pallet jack", 11));
+    ck_assert_ptr_nonnull(memmem(text, len, "\"tag\":\"04A1B2C3\"", 16));
+    rewind(fp);
+    struct fw_replay_source src = { file_read, fp };
+    ck_assert_int_eq(fw_replay_run(&rp, &src, NULL, &res), FW_REPLAY_MATCH);
+    ck_assert_uint_gt(res.events, 8);
+    fclose(fp);
+    free(text);
+    unlink(path);
+    rmdir(dir);
 }
 END_TEST
 
@@ -638,6 +686,7 @@ int main(int argc, char **argv)
     tcase_add_test(tc, mqtt5_connects_and_session_expiry_keeps_the_session_across_a_stop_and_start);
     tcase_add_test(tc, mqtt5_clean_start_is_never_present);
     tcase_add_test(tc, an_item_from_mosquitto_pub_is_pending_and_a_tag_plus_confirm_registers_it);
+    tcase_add_test(tc, a_traced_device_records_a_trace_that_replays_with_the_same_calls);
     tcase_add_test(tc, observers_see_frames_logs_traffic_both_ways_and_states_on_the_loop_thread);
     tcase_add_test(tc, a_refused_password_reaches_the_device_as_words_with_the_code_and_no_password);
     tcase_add_test(tc, an_unreachable_broker_reaches_the_device_as_words_and_it_keeps_trying);

@@ -59,6 +59,8 @@ struct hx_runner_opts {
     /* The broker the runner starts when the scenario names none (`broker mosquitto` or
        `broker rabbitmq` in the file wins): SCN_BROKER_MOSQUITTO by default. */
     enum scn_broker_kind broker_kind;
+    const char *trace_dir; /* NULL = no traces; else each device records its trace as
+                              trace_dir/<device id>.fwtrace (docs/trace.md) */
 };
 
 struct hx_runner_result {

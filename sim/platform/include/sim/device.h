@@ -105,6 +105,8 @@ struct sim_device_opts {
     bool log_stderr;                  /* with no on_log observer: "[id] LEVEL line" to stderr */
     const struct sim_device_observer *observer; /* borrowed; may be NULL */
     void *user;                       /* yours: sim_device_user() */
+    const char *trace_dir;            /* non-NULL: record the device's trace as
+                                         trace_dir/<device id>.fwtrace (docs/trace.md) */
 };
 
 /** Defaults: fw_device_config_defaults() with device_id, sim_transport_opts_defaults()
@@ -146,8 +148,15 @@ int sim_device_post_tag(struct sim_device *dev, const uint8_t *uid, size_t len);
 /** Press a button, asynchronously (any thread). 0 or SIM_ERR_NOMEM. */
 int sim_device_post_button(struct sim_device *dev, enum fw_button button);
 
+/** Present a tag / press a button now (owner): for operators that already run on the
+ *  owning thread. Use these rather than fw_device_on_tag/_button on sim_device_fw(), so a
+ *  traced device records the event. sim_device_scan returns what fw_device_on_tag does. */
+int sim_device_scan(struct sim_device *dev, const uint8_t *uid, size_t len);
+void sim_device_press(struct sim_device *dev, enum fw_button button);
+
 /** Run fn(dev, fw, arg) on the owning thread and wait (any thread): direct access to the
- *  firmware for harnesses. 0 or SIM_ERR_NOMEM. */
+ *  firmware for harnesses (calls into it are not traced: use the functions above for
+ *  events). 0 or SIM_ERR_NOMEM. */
 int sim_device_with(struct sim_device *dev,
                     void (*fn)(struct sim_device *dev, struct fw_device *fw, void *arg),
                     void *arg);
