@@ -10,5 +10,5 @@ if(Python3_Interpreter_FOUND)
   # Against RabbitMQ (its own node, ~15 s to start); label rabbitmq: ctest -L rabbitmq.
   add_test(NAME fleet_run_rabbitmq
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fleet_test.sh $<TARGET_FILE:scansim> rabbitmq)
-  set_tests_properties(fleet_run_rabbitmq PROPERTIES LABELS "broker;rabbitmq" TIMEOUT 180)
+  set_tests_properties(fleet_run_rabbitmq PROPERTIES LABELS "broker;rabbitmq" TIMEOUT 180 COST 20)
 endif()
