@@ -13,7 +13,7 @@
  *   allocator that starts over when the last block is freed (cJSON's trees live within one
  *   message), so its high-water mark is the heap one message needs.
  * - RAM per device: sizeof(struct fw_device) as this compiler lays it out.
- * Before the traces, the codec's heaviest accepted payloads are decoded once each, so
+ * Before the traces, the codec's heaviest payloads are decoded once each, so
  * the worst case is known even if no trace carries it. The core is set to fault on
  * unaligned loads and stores, as the RP2040's Cortex-M0+ does (the M3 would allow them).
  */
@@ -181,8 +181,9 @@ static void probe_calibrate(void)
     memset(&figures[0], 0, sizeof figures[0]);
 }
 
-/* An accepted item payload of len bytes (at most one less) with an unknown field:
-   an array of zeros (the most cJSON nodes) or nested arrays (the deepest recursion). */
+/* An item payload of len bytes (at most one less) with an unknown field: an array of
+   zeros (the most cJSON nodes, accepted) or nested arrays (refused as too_deep before
+   parsing beyond FW_JSON_DEPTH_MAX). */
 static size_t payload_pad(char *buf, size_t len, bool nested)
 {
     /* The shortest valid item leaves the most bytes to the pad. */
@@ -231,14 +232,22 @@ void fw_probe_init(void)
            CJSON_VERSION_MAJOR, CJSON_VERSION_MINOR, CJSON_VERSION_PATCH);
     printf("  sizeof(struct fw_device) = %u B (RAM per device)\n",
            (unsigned)sizeof(struct fw_device));
-    printf("== codec, heaviest accepted payloads (fw_decode_item)\n");
+    printf("== codec, heaviest payloads (fw_decode_item)\n");
     size_t n = (size_t)snprintf(buf, sizeof buf, "{\"item_id\":2147483647,\"item_name\":"
                                 "\"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345\",\"tag_quantity\":100000}");
     codec_case("largest item, no extra fields", buf, n);
     n = payload_pad(buf, FW_INBOUND_MAX, false);
     codec_case("1 KiB, an array of zeros (most nodes)", buf, n);
+    n = (size_t)snprintf(buf, sizeof buf, "{\"item_id\":1,\"item_name\":\"z\",\"tag_quantity\":1,"
+                         "\"p\":");
+    memset(buf + n, '[', FW_JSON_DEPTH_MAX - 1);
+    memset(buf + n + FW_JSON_DEPTH_MAX - 1, ']', FW_JSON_DEPTH_MAX - 1);
+    n += 2 * (FW_JSON_DEPTH_MAX - 1);
+    buf[n++] = '}';
+    buf[n] = '\0';
+    codec_case("nested as deep as accepted (deepest parse)", buf, n);
     n = payload_pad(buf, FW_INBOUND_MAX, true);
-    codec_case("1 KiB, nested arrays (deepest parse)", buf, n);
+    codec_case("1 KiB, nested arrays (refused unparsed)", buf, n);
     memset(figures, 0, sizeof figures);
 }
 

@@ -62,6 +62,31 @@ static bool codec__is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* Nesting of arrays and objects at most FW_JSON_DEPTH_MAX, brackets inside strings aside.
+   A scan of the bytes, before cJSON recurses into them (fw_config.h). */
+static bool codec__depth_ok(const char *text, size_t len)
+{
+    unsigned depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character, a quote included */
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > FW_JSON_DEPTH_MAX)
+                return false;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return true;
+}
+
 /* Checks and parses a payload into an object; on success the caller deletes *root. */
 static int codec__parse_object(const void *payload, size_t len, cJSON **root)
 {
@@ -75,6 +100,8 @@ static int codec__parse_object(const void *payload, size_t len, cJSON **root)
         return REJECT(INVALID_JSON);
 
     const char *text = payload;
+    if (!codec__depth_ok(text, len))
+        return REJECT(TOO_DEEP);
     const char *end = NULL;
     cJSON *parsed = cJSON_ParseWithLengthOpts(text, len, &end, false);
     if (parsed == NULL)

@@ -30,6 +30,7 @@ const char *fw_reject_name(enum fw_reject reason)
     case FW_REJECT_WRONG_TYPE: return "wrong_type";
     case FW_REJECT_OUT_OF_RANGE: return "out_of_range";
     case FW_REJECT_NAME_TOO_LONG: return "name_too_long";
+    case FW_REJECT_TOO_DEEP: return "too_deep";
     case FW_REJECT_UNKNOWN_TOPIC: return "unknown_topic";
     case FW_REJECT_COUNT: break;
     }

@@ -199,6 +199,33 @@ START_TEST(a_payload_over_the_inbound_limit_is_rejected_before_parsing)
 }
 END_TEST
 
+/* The parser recurses once per level: a board's stack must not be at a payload's mercy. */
+START_TEST(nesting_deeper_than_the_limit_is_rejected_before_parsing)
+{
+    static char buf[FW_INBOUND_MAX + 1];
+    struct fw_item it;
+    int head = snprintf(buf, sizeof buf, "{\"item_id\":1,\"item_name\":\"a\",\"tag_quantity\":1,\"p\":");
+    /* The object is one level: FW_JSON_DEPTH_MAX - 1 arrays inside it still parse. */
+    for (int levels = FW_JSON_DEPTH_MAX - 1; levels <= FW_JSON_DEPTH_MAX; levels++) {
+        int n = head;
+        memset(buf + n, '[', (size_t)levels);
+        memset(buf + n + levels, ']', (size_t)levels);
+        n += 2 * levels;
+        buf[n++] = '}';
+        ck_assert_int_eq(decode_item_bytes(buf, (size_t)n, &it),
+                         levels < FW_JSON_DEPTH_MAX ? FW_DECODE_OK : REJ(TOO_DEEP));
+    }
+    /* The heaviest: 1 KiB of '[', never handed to the parser (it is also not valid JSON). */
+    memset(buf + head, '[', FW_INBOUND_MAX - (size_t)head);
+    ck_assert_int_eq(decode_item_bytes(buf, FW_INBOUND_MAX, &it), REJ(TOO_DEEP));
+    /* Brackets inside strings, quotes escaped or not, do not count. */
+    int n = snprintf(buf, sizeof buf, "{\"item_id\":1,\"item_name\":\"[[[[[[[[[[\\\"{{{{{{{{{{\","
+                                      "\"tag_quantity\":1}");
+    ck_assert_int_eq(decode_item_bytes(buf, (size_t)n, &it), FW_DECODE_OK);
+    ck_assert_str_eq(it.item_name, "[[[[[[[[[[\"{{{{{{{{{{");
+}
+END_TEST
+
 START_TEST(a_payload_that_is_not_nul_terminated_is_read_within_its_length)
 {
     /* The valid item followed, in the same buffer, by garbage outside len. */
@@ -444,6 +471,7 @@ static Suite *codec_suite(void)
     tcase_add_test(t, each_malformed_item_is_rejected_with_its_reason);
     tcase_add_test(t, a_name_of_exactly_32_bytes_fits_and_33_do_not);
     tcase_add_test(t, a_payload_over_the_inbound_limit_is_rejected_before_parsing);
+    tcase_add_test(t, nesting_deeper_than_the_limit_is_rejected_before_parsing);
     tcase_add_test(t, a_payload_that_is_not_nul_terminated_is_read_within_its_length);
     tcase_add_test(t, a_nul_byte_inside_the_payload_is_invalid_json);
     tcase_add_test(t, utf8_validation_accepts_well_formed_text);

@@ -54,6 +54,13 @@
 #define FW_INBOUND_MAX 1024
 #endif
 
+/* Deepest nesting of arrays and objects accepted in an inbound payload (the payloads are
+   flat objects: 1). Checked before parsing, because cJSON recurses once per level: 1 KiB
+   of '[' would take about 23 KiB of stack on a Cortex-M0+, ten times pico-sdk's default. */
+#ifndef FW_JSON_DEPTH_MAX
+#define FW_JSON_DEPTH_MAX 8
+#endif
+
 /* Longest log line, in bytes, including the NUL. */
 #ifndef FW_LOG_MAX
 #define FW_LOG_MAX 160

@@ -59,6 +59,7 @@ enum fw_reject {
     FW_REJECT_WRONG_TYPE,      /* a field has the wrong JSON type (or a fractional number) */
     FW_REJECT_OUT_OF_RANGE,    /* a number is zero, negative or too large */
     FW_REJECT_NAME_TOO_LONG,   /* item_name longer than FW_ITEM_NAME_MAX - 1 bytes (or empty) */
+    FW_REJECT_TOO_DEEP,        /* arrays/objects nested deeper than FW_JSON_DEPTH_MAX */
     FW_REJECT_UNKNOWN_TOPIC,   /* message on a topic the device did not subscribe to */
     FW_REJECT_COUNT
 };

@@ -79,6 +79,14 @@ int runner_publish_malformed(struct runner *r, uint32_t num, enum scn_reject kin
                                "{\"item_id\":7,\"item_name\":\"%s\",\"tag_quantity\":1}",
                                "a name that is far longer than thirty-two bytes");
         break;
+    case SCN_REJECT_TOO_DEEP: /* a valid item (under 1 KiB) with a field 450 arrays deep */
+        len = (size_t)snprintf(buf, sizeof buf, "{\"item_id\":7,\"item_name\":\"x\","
+                                                "\"tag_quantity\":1,\"p\":");
+        memset(buf + len, '[', 450);
+        memset(buf + len + 450, ']', 450);
+        len += 900;
+        buf[len++] = '}';
+        break;
     case SCN_REJECT_UNKNOWN_TOPIC: /* a well-formed item where the device listens to nothing */
         item_topic(r, num, topic, sizeof topic);
         strncat(topic, "/stray", sizeof topic - strlen(topic) - 1);
@@ -97,7 +105,7 @@ static size_t load_kinds(const struct scn_backend *b, enum scn_reject *out)
     size_t n = 0;
     uint32_t mask = b->malformed_kinds;
     if (mask == 0)
-        mask = (1u << SCN_REJECT_UNKNOWN_TOPIC) - 1u; /* all nine payload kinds */
+        mask = (1u << SCN_REJECT_UNKNOWN_TOPIC) - 1u; /* all ten payload kinds */
     for (int k = 0; k < SCN_REJECT_COUNT; k++)
         if (mask & (1u << k))
             out[n++] = (enum scn_reject)k;

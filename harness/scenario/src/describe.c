@@ -111,7 +111,7 @@ const char *scn_reject_name(enum scn_reject r)
 {
     static const char *const t[] = {"oversize", "not_utf8", "invalid_json", "trailing_garbage",
                                     "not_object", "missing_field", "wrong_type", "out_of_range",
-                                    "name_too_long", "unknown_topic"};
+                                    "name_too_long", "too_deep", "unknown_topic"};
     return NAME_OF(t, r);
 }
 

@@ -754,7 +754,7 @@ static const char *const PACKET_WORDS[] = {
 
 static const char *const REJECT_WORDS[] = {
     "oversize", "not_utf8", "invalid_json", "trailing_garbage", "not_object", "missing_field",
-    "wrong_type", "out_of_range", "name_too_long", "unknown_topic", NULL};
+    "wrong_type", "out_of_range", "name_too_long", "too_deep", "unknown_topic", NULL};
 
 static const char *const FRAME_WORDS[] = {"bad_length", "truncated", "oversize",
                                            "reserved_type", NULL};
