@@ -12,3 +12,11 @@ if(Python3_Interpreter_FOUND)
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fleet_test.sh $<TARGET_FILE:scansim> rabbitmq)
   set_tests_properties(fleet_run_rabbitmq PROPERTIES LABELS "broker;rabbitmq" TIMEOUT 180)
 endif()
+# Supervision: a worker process and the embedded broker killed mid-run (supervise_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case worker_killed broker_killed)
+    add_test(NAME run_supervise_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/supervise_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_supervise_${case} PROPERTIES LABELS "broker;supervise" TIMEOUT 90)
+  endforeach()
+endif()
