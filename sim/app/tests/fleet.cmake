@@ -20,3 +20,11 @@ if(Python3_Interpreter_FOUND)
     set_tests_properties(run_supervise_${case} PROPERTIES LABELS "broker;supervise" TIMEOUT 90)
   endforeach()
 endif()
+# Shards and merge, several brokers (shard_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case merge brokers)
+    add_test(NAME run_shard_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/shard_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_shard_${case} PROPERTIES LABELS "broker;shard" TIMEOUT 90)
+  endforeach()
+endif()
