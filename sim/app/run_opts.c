@@ -52,7 +52,8 @@ static const char run_help[] =
     "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
     "Identities (per device; for brokers with per-device ACLs, 'pattern ... %u' / '%c'):\n"
     "  --cert-dir DIR          each device's client certificate DIR/<id>.crt and key\n"
-    "                          DIR/<id>.key (ssl:// broker); every file is checked at start\n"
+    "                          DIR/<id>.key (ssl:// broker); every file is checked at start;\n"
+    "                          --cert/--key are then the backend's alone\n"
     "  --password-file FILE    'id:password' lines, one per device (never printed)\n"
     "  --id-as-username        each device's MQTT user name is its id (default: -u, or none)\n"
     "Brokers:\n"
@@ -264,11 +265,6 @@ static int run_check_identity(const struct run_opts *o)
     if (o->cert_dir && !sim_paho_uri_is_tls(o->c.broker_uri)) {
         sim_cli_error(CMD, "--cert-dir needs an ssl:// broker (--broker ssl://host:8883): a "
                            "client certificate is presented in the TLS handshake");
-        return -1;
-    }
-    if (o->cert_dir && o->c.cert) {
-        sim_cli_error(CMD, "--cert-dir gives each device its own certificate; --cert/--key "
-                           "are then the backend's alone (drop one or the other for devices)");
         return -1;
     }
     if ((o->password_file || o->id_as_username) && !o->c.broker_uri) {

@@ -28,3 +28,11 @@ if(Python3_Interpreter_FOUND)
     set_tests_properties(run_shard_${case} PROPERTIES LABELS "broker;shard" TIMEOUT 90)
   endforeach()
 endif()
+# Per-device identities against per-device ACLs (identity_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case certs passwords)
+    add_test(NAME run_identity_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/identity_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_identity_${case} PROPERTIES LABELS "broker;identity" TIMEOUT 120)
+  endforeach()
+endif()
