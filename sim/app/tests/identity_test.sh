@@ -26,23 +26,12 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done; exit 1; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$HERE/test_lib.sh"
 
-# start_broker CONF-LINES...: mosquitto on $PORT with the ACL
+# start_broker CONF-LINES...: mosquitto on $PORT with the per-device ACL
 start_broker() {
     printf 'user backend\ntopic readwrite scanners/#\npattern readwrite scanners/%%u/#\n' >"$T/acl"
-    { [ "$(id -u)" -eq 0 ] && echo "user root" # else it drops to 'mosquitto', who cannot read $T
-      printf 'per_listener_settings false\nmax_queued_messages 0\nacl_file %s\n' "$T/acl"
-      printf '%s\n' "$@"; } >"$T/m.conf"
-    mosquitto -c "$T/m.conf" >"$T/m.log" 2>&1 &
-    PIDS="$PIDS $!"
-    n=50
-    while [ $n -gt 0 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),1)" 2>/dev/null; do
-        sleep 0.1; n=$((n - 1))
-    done
-    [ $n -gt 0 ] || fail "mosquitto did not start"
+    start_mosquitto m "per_listener_settings false" "max_queued_messages 0" "acl_file $T/acl" "$@"
 }
 
 PORT=$(free_port)

@@ -23,21 +23,12 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done; exit 1; }
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$HERE/test_lib.sh"
 
 # start_broker NAME: a private mosquitto on a free port; its port in $PORT
 start_broker() {
     PORT=$(free_port)
-    printf 'listener %s 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n' "$PORT" >"$T/$1.conf"
-    mosquitto -c "$T/$1.conf" >"$T/$1.log" 2>&1 &
-    PIDS="$PIDS $!"
-    n=50
-    while [ $n -gt 0 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1',$PORT),1)" 2>/dev/null; do
-        sleep 0.1; n=$((n - 1))
-    done
-    [ $n -gt 0 ] || fail "mosquitto $1 did not start"
+    start_mosquitto "$1" "listener $PORT 127.0.0.1" "allow_anonymous true" "max_queued_messages 0"
 }
 
 case "$CASE" in

@@ -23,14 +23,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }; done; exit 1; }
 
-wait_for() {
-    n=$(($1 * 10)); shift
-    while [ "$n" -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1; n=$((n - 1))
-    done
-    return 1
-}
+. "$HERE/test_lib.sh"
 
 # the last progress line's registered count is at least $1
 registered_at_least() {
