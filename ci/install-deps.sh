@@ -9,6 +9,7 @@ PKGS=(
   libpaho-mqtt-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev
   libssl-dev openssl
   mosquitto mosquitto-clients tmux tshark python3 procps coreutils
+  python3-cryptography python3-yaml  # make-pki.sh for many devices; manifest checks
   rabbitmq-server  # the harness's second broker kind (its own private nodes, not the service)
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   clang libclang-rt-14-dev

@@ -56,9 +56,49 @@ make_leaf server localhost ca 'basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature,keyAgreement
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1'
-for i in $(seq 1 "$n"); do
-    make_leaf "scanner-$i" "scanner-$i" ca "$client_ext"
-done
+# Many devices: one process issues them all (python3-cryptography), about 1 ms each
+# instead of three openssl runs each (1,000 devices: 74 s with openssl here).
+many_leaves() {
+    python3 - "$1" <<'PY'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID, ExtendedKeyUsageOID
+ca_key = serialization.load_pem_private_key(open("ca.key", "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open("ca.crt", "rb").read())
+now = datetime.datetime.utcnow() - datetime.timedelta(minutes=5)
+for i in range(1, int(sys.argv[1]) + 1):
+    name = "scanner-%d" % i
+    key = ec.generate_private_key(ec.SECP256R1())
+    subj = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "scansim test"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subj).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=825))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+            .add_extension(x509.KeyUsage(digital_signature=True, key_agreement=True,
+                                         content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_cert_sign=False,
+                                         crl_sign=False, encipher_only=False,
+                                         decipher_only=False), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    open(name + ".key", "wb").write(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption()))
+    open(name + ".crt", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+PY
+}
+
+if [ "$n" -gt 20 ] && python3 -c 'import cryptography' 2>/dev/null; then
+    many_leaves "$n"
+else
+    for i in $(seq 1 "$n"); do
+        make_leaf "scanner-$i" "scanner-$i" ca "$client_ext"
+    done
+fi
 make_leaf backend backend ca "$client_ext"
 
 # Expired: OpenSSL 3.0's x509 cannot back-date, `openssl ca` can (-startdate/-enddate).

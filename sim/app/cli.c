@@ -184,7 +184,13 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
                                "ssl://broker:8883, got '%s'", arg);
             return -1;
         }
-        c->broker_uri = arg;
+        if (c->n_brokers == SIM_CLI_BROKERS_MAX) {
+            sim_cli_error(cmd, "--broker: at most %d brokers", SIM_CLI_BROKERS_MAX);
+            return -1;
+        }
+        if (!c->broker_uri)
+            c->broker_uri = arg;
+        c->broker_uris[c->n_brokers++] = arg;
         return 1;
     case 0x100b: {
         enum hx_broker_kind k;
@@ -281,6 +287,17 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
         sim_cli_error(cmd, "-P/--password needs -u/--username");
         return -1;
     }
+    if (c->n_brokers > 1 && (!cmd || strcmp(cmd, "run") != 0)) {
+        sim_cli_error(cmd, "--broker once: only 'scansim run' spreads devices over several "
+                           "brokers");
+        return -1;
+    }
+    for (int i = 1; i < c->n_brokers; i++)
+        if (sim_paho_uri_is_tls(c->broker_uris[i]) != sim_paho_uri_is_tls(c->broker_uri)) {
+            sim_cli_error(cmd, "--broker: '%s' and '%s' mix TLS and plain TCP: give brokers of "
+                               "one kind", c->broker_uri, c->broker_uris[i]);
+            return -1;
+        }
     if (c->broker_uri && c->broker_type != HX_BROKER_MOSQUITTO) {
         sim_cli_error(cmd, "--broker-type names the broker scansim starts; with --broker URI "
                            "it starts none: give one of the two");

@@ -30,8 +30,13 @@ enum sim_cli_layout { SIM_LAYOUT_SEED = 0, SIM_LAYOUT_PER_DEVICE };
 
 /* The broker and transport settings shared by demo, run and bench. Strings point into
    argv (or are NULL); nothing here is freed. */
+#define SIM_CLI_BROKERS_MAX 16
+
 struct sim_cli_common {
-    const char *broker_uri;   /* --broker URI; NULL = embedded private mosquitto */
+    const char *broker_uri;   /* --broker URI (the first one); NULL = embedded private mosquitto */
+    /* every --broker given, in order (run spreads its devices over them) */
+    const char *broker_uris[SIM_CLI_BROKERS_MAX];
+    int n_brokers;
     const char *username;     /* -u/--username */
     const char *password;     /* -P/--password (never printed) */
     const char *cafile;       /* --cafile */

@@ -6,9 +6,10 @@
  * Pieces: run_opts.c (the options and a worker's shard loop, shared with scansim-worker),
  * fleet_devices.c (the devices and their scripted operators), fleet_driver.c
  * (which item goes where and when), fleet_workers.c (--workers: shards in other processes,
- * figures over pipes), fleet_figures.c (adding and carrying figures), hx_backend (the
- * backend role and its SQLite ledger). This file parses flags, runs the phases
- * (connect, publish, grace, stop) and reports.
+ * figures over pipes), fleet_figures.c (adding and carrying figures), run_backends.c (the
+ * backend role, one hx_backend and its SQLite ledger per broker), run_supervise.c (worker
+ * and broker deaths), run_shard_json.c (what a shard adds to its JSON for `scansim merge`).
+ * This file parses flags, runs the phases (connect, publish, grace, stop) and reports.
  */
 #define _GNU_SOURCE
 #include <MQTTReasonCodes.h>
@@ -30,7 +31,11 @@
 #include "fleet_driver.h"
 #include "fleet_workers.h"
 #include "hx/backend.h"
+#include "latency_hist.h"
+#include "run_backends.h"
 #include "run_opts.h"
+#include "run_shard_json.h"
+#include "run_supervise.h"
 #include "sim/clock.h"
 #include "sim/err.h"
 
@@ -61,6 +66,10 @@ struct run_state {
        this process (the backend; with the devices when there are no workers), the worker
        processes, the embedded broker; < 0 = not known */
     double cpu_self_ms, cpu_workers_ms, cpu_broker_ms;
+    struct run_watch watch;      /* deaths of workers and of the broker */
+    uint64_t online_at_end;      /* devices online when publishing ended, before power-off */
+    uint64_t reassigned, orphaned; /* items of dead workers' devices (fleet_driver.h) */
+    struct latency_hist hist;    /* every registered item's latency (for merges) */
 };
 
 /* CPU counters at one moment (struct run_state's cpu_*_ms are differences of two). */
@@ -97,20 +106,21 @@ static void progress_line(struct run_state *s)
     double secs = (double)(sim_clock_ms() - s->t_start) / 1000.0;
     uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
     uint64_t errors = g->connect_failures + g->publish_errors + g->rejects + g->storage_errors +
-                      (s->have_ledger ? s->led.publish_refused : 0);
+                      (s->have_ledger ? s->led.publish_refused : 0) +
+                      (uint64_t)s->watch.workers_dead + (s->watch.broker_gone ? 1 : 0);
     int n;
 
     if (s->have_ledger)
         n = snprintf(line, sizeof(line),
-                     "[%5.0fs] connected %" PRIu64 "/%" PRIu64 " | items %" PRIu64 " published, %"
+                     "[%5.0fs] online %" PRIu64 "/%" PRIu64 " | items %" PRIu64 " published, %"
                      PRIu64 " registered, %.0f/s | p50 %.0f ms p99 %.0f ms | dup suppressed %" PRIu64
                      " | reconnects %" PRIu64 " | errors %" PRIu64,
-                     secs, g->connected, g->devices, s->led.published, s->led.registered, s->rate_now,
+                     secs, g->connected, g->devices, s->led.acknowledged, s->led.registered, s->rate_now,
                      s->led.latency_p50_ms, s->led.latency_p99_ms, g->duplicates_suppressed,
                      reconnects, errors);
     else
         n = snprintf(line, sizeof(line),
-                     "[%5.0fs] connected %" PRIu64 "/%" PRIu64 " | items %" PRIu64 " received, %" PRIu64
+                     "[%5.0fs] online %" PRIu64 "/%" PRIu64 " | items %" PRIu64 " received, %" PRIu64
                      " registered, %.0f/s | dup suppressed %" PRIu64 " | reconnects %" PRIu64
                      " | errors %" PRIu64,
                      secs, g->connected, g->devices, g->items_received, g->registrations_acked,
@@ -160,16 +170,28 @@ static void print_summary(const struct run_state *s, int exit_code)
     printf("\nscansim run: %ld devices (%s layout), %ld worker process%s, %.1f s\n", o->devices,
            o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", o->workers,
            o->workers == 1 ? "" : "es", (double)(s->t_end - s->t_start) / 1000.0);
-    printf("  %-34s %" PRIu64 " of %" PRIu64 "\n", "devices connected", g->ever_connected, g->devices);
+    printf("  %-34s %" PRIu64 " of %" PRIu64 "\n", "devices ever connected", g->ever_connected,
+           g->devices);
+    printf("  %-34s %" PRIu64 " of %" PRIu64 "%s\n", "devices online at the end", s->online_at_end,
+           g->devices, s->watch.devices_lost ? " (a worker process died)" : "");
     if (g->connect_seconds >= 0)
         printf("  %-34s %.2f s\n", "time to connect all", g->connect_seconds);
     else
         printf("  %-34s not all connected\n", "time to connect all");
     if (s->have_ledger) {
-        printf("  %-34s %" PRIu64 "\n", "items published", s->led.published);
+        printf("  %-34s %" PRIu64 "\n", "items published (broker acked)", s->led.acknowledged);
+        if (s->led.published > s->led.acknowledged)
+            printf("  %-34s %" PRIu64 "\n", "items sent, never acknowledged",
+                   s->led.published - s->led.acknowledged);
         printf("  %-34s %" PRIu64 "\n", "items registered", s->led.registered);
         printf("  %-34s %" PRIu64 "%s\n", "items lost", s->led.lost,
                g->cancels ? " (includes items the operators cancelled)" : "");
+        if (s->reassigned)
+            printf("  %-34s %" PRIu64 " (their device's worker died)\n",
+                   "items moved to live devices", s->reassigned);
+        if (s->orphaned)
+            printf("  %-34s %" PRIu64 " (their device's worker died, no live device left)\n",
+                   "items lost with dead workers", s->orphaned);
         if (s->led.publish_refused)
             printf("  %-34s %" PRIu64 " (MQTT 5 reason code 0x%02X, %s): the broker does not let "
                    "the backend publish items - check its ACL for the backend's user\n",
@@ -213,6 +235,7 @@ static void print_summary(const struct run_state *s, int exit_code)
     }
     if (g->last_failure[0] && (g->connect_failures || g->connection_losses))
         printf("  %-34s %s\n", "last connection problem", g->last_failure);
+    run_watch_print(&s->watch);
     printf("  %-34s %d\n", "exit code", exit_code);
     fflush(stdout);
 }
@@ -233,14 +256,17 @@ static int write_json(const struct run_state *s, int exit_code)
 #define NUM(k, v) cJSON_AddNumberToObject(j, k, (double)(v))
     NUM("devices_requested", o->devices);
     NUM("devices_connected", g->ever_connected);
-    NUM("devices_connected_at_end", g->connected);
+    NUM("devices_online_at_end", s->online_at_end);
     cJSON_AddStringToObject(j, "layout", o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
     NUM("workers", o->workers);
     if (s->worker_program)
         cJSON_AddStringToObject(j, "worker_program", s->worker_program);
     cJSON_AddBoolToObject(j, "backend", !o->no_backend);
     if (s->have_ledger) {
-        NUM("items_published", s->led.published);
+        NUM("items_published", s->led.acknowledged);
+        NUM("items_sent", s->led.published);
+        NUM("items_reassigned", s->reassigned);
+        NUM("items_lost_with_dead_workers", s->orphaned);
         NUM("items_registered", s->led.registered);
         NUM("items_lost", s->led.lost);
         NUM("duplicate_registrations", o->c.layout == SIM_LAYOUT_SEED ? 0 : s->led.registered_twice);
@@ -309,6 +335,10 @@ static int write_json(const struct run_state *s, int exit_code)
             cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, cpu_all_ms(s)));
         }
     }
+    run_watch_json(&s->watch, j);
+    if (s->have_ledger)
+        cJSON_AddItemToObject(j, "latency_histogram", latency_hist_to_json(&s->hist));
+    run_shard_json(o, j);
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
 #undef NUM
@@ -336,8 +366,8 @@ out:
 struct run_ctx {
     struct run_opts *o;
     struct fleet *fleet;             /* in-process devices (workers == 1) */
-    struct fleet_workers *workers;   /* or shards */
-    struct hx_backend *backend;
+    struct fleet_workers *workers;   /* or worker processes */
+    struct run_backends rb;          /* the backend role, one per broker; rb.n 0 = none */
     struct fleet_driver *driver;
     double credit;
     uint64_t last_start_ms;
@@ -355,14 +385,16 @@ static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
     } else {
         fleet_figures(c->fleet, &s->fig);
     }
-    if (c->backend && ledger) {
-        hx_backend_report(c->backend, &s->led);
+    if (c->rb.n && ledger) {
+        run_backends_report(&c->rb, &s->led);
         s->have_ledger = true;
     }
     if (c->driver) {
         s->published = fleet_driver_published(c->driver);
         s->publish_failed = fleet_driver_failed(c->driver);
         s->gate_skips = fleet_driver_gate_skips(c->driver);
+        s->reassigned = fleet_driver_reassigned(c->driver);
+        s->orphaned = fleet_driver_orphaned(c->driver);
     }
 }
 
@@ -412,9 +444,10 @@ int scansim_cmd_run(int argc, char **argv)
     if (rc < 0)
         return SIM_EXIT_USAGE;
     run_raise_fd_limit();
-    run_install_signals(o.shard >= 0);
-    if (o.shard >= 0)
-        return run_shard(&o);
+    run_install_signals(o.worker_index >= 0);
+    if (o.worker_index >= 0)
+        return run_worker(&o);
+    run_apply_shard(&o);
 
     if (!o.items && !o.item_rate && !o.duration_ms && !o.no_backend)
         o.items = 10 * o.devices;
@@ -430,11 +463,15 @@ int scansim_cmd_run(int argc, char **argv)
     if (sim_cli_broker_up(CMD, &o.c, &embedded, &uri) != 0)
         return SIM_EXIT_BROKER;
     s.t_start = sim_clock_ms();
+    const char *uris[SIM_CLI_BROKERS_MAX] = { uri };
+    int n_uris = o.c.n_brokers > 1 ? o.c.n_brokers : 1;
+    for (int j = 1; j < n_uris; j++)
+        uris[j] = o.c.broker_uris[j];
+    run_watch_init(&s.watch, embedded, uri, o.connect_timeout_ms);
 
     if (o.workers > 1) {
-        if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start, uri,
-                                o.c.password,
-                                &c.workers) != 0)
+        if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start,
+                                o.id_prefix, uris, n_uris, o.c.password, &c.workers) != 0)
             goto out;
         s.worker_program = fleet_workers_program(c.workers);
     } else {
@@ -448,41 +485,21 @@ int scansim_cmd_run(int argc, char **argv)
     }
     /* then the backend: its subscriptions exist before any device is powered on */
     if (!o.no_backend) {
-        struct hx_backend_opts bo;
-        char cid[64];
-        memset(&bo, 0, sizeof(bo));
-        snprintf(cid, sizeof(cid), "scansim-backend-%ld", (long)getpid());
-        bo.uri = uri;
-        bo.client_id = cid;
-        bo.username = o.c.username;
-        bo.password = o.c.password;
-        bo.cafile = o.c.cafile;
-        bo.certfile = o.c.cert;
-        bo.keyfile = o.c.key;
-        bo.insecure = o.c.insecure;
-        bo.mqtt_version = o.c.protocol_version == 5 ? 5 : 4;
-        bo.layout = o.c.layout == SIM_LAYOUT_SEED ? HX_BACKEND_LAYOUT_SEED : HX_BACKEND_LAYOUT_PER_DEVICE;
-        bo.clean_session = true; /* a run's ledger starts empty: so does its session */
-        bo.keepalive_s = o.c.keepalive_s ? o.c.keepalive_s : 30;
-        bo.db_path = o.db_path;
-        bo.connect_timeout_ms = (int)(o.connect_timeout_ms < 10000 ? o.connect_timeout_ms : 10000);
-        if (hx_backend_create(&bo, &c.backend) != HX_OK) {
-            sim_cli_error(CMD, "backend: %s", hx_backend_last_error());
-            exit_code = o.db_path ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
-            goto out;
-        }
-        if (hx_backend_start(c.backend) != HX_OK) {
-            sim_cli_error(CMD, "backend could not connect: %s", hx_backend_last_error());
-            exit_code = SIM_EXIT_BROKER;
+        int brc = run_backends_start(&c.rb, &o, uris, n_uris);
+        if (brc != SIM_EXIT_OK) {
+            exit_code = brc;
             goto out;
         }
         struct fleet_driver_opts dopt = {
-            .backend = c.backend, .devices = (int)o.devices, .id_prefix = o.id_prefix,
+            .backend = c.rb.b[0], .n_backends = c.rb.n, .devices = (int)o.devices,
+            .id_prefix = o.id_prefix,
             .id_start = o.id_start, .per_device = o.c.layout != SIM_LAYOUT_SEED,
             .items = (uint64_t)o.items, .rate = o.item_rate, .window = (int)o.window,
             .max_open = (uint64_t)o.max_in_flight,
             .gate_timeout_ms = 5000 + 4 * o.think_max_ms,
         };
+        for (int j = 0; j < c.rb.n; j++)
+            dopt.backends[j] = c.rb.b[j];
         if (fleet_driver_create(&dopt, &c.driver) != 0) {
             sim_cli_error(CMD, "out of memory");
             goto out;
@@ -490,8 +507,12 @@ int scansim_cmd_run(int argc, char **argv)
     }
 
     if (!s.tty)
-        printf("scansim run: %ld devices on %s (%s layout)\n", o.devices, uri,
+        printf("scansim run: %ld devices on %s%s (%s layout)\n", o.devices, uri,
+               n_uris > 1 ? " and more brokers" : "",
                o.c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
+    if (o.shard.count)
+        printf("scansim run: shard %ld of %ld: devices %s%ld..%ld\n", o.shard.index,
+               o.shard.count, o.id_prefix, o.id_start, o.id_start + o.devices - 1);
 
     /* phase 1: connect (publishing waits: an item for a device without a session is
        dropped by the broker) */
@@ -500,7 +521,9 @@ int scansim_cmd_run(int argc, char **argv)
         uint64_t now = sim_clock_ms();
         start_devices(&c, now);
         gather(&c, &s, false);
-        if (s.fig.ever_connected >= (uint64_t)o.devices)
+        if (run_watch_check(&s.watch, c.workers, c.driver, true, now))
+            break;
+        if (s.fig.ever_connected + (uint64_t)s.watch.devices_lost >= (uint64_t)o.devices)
             break;
         if (run_signals)
             break;
@@ -533,12 +556,18 @@ int scansim_cmd_run(int argc, char **argv)
     broker_pid = embedded ? (int)hx_broker_pid(embedded) : (int)o.broker_pid;
     run_cpu_sample(&cpu0, c.workers, broker_pid);
     s.t_last_progress = s.t_pub_start;
-    if (!s.connect_gave_up) {
+    if (!s.connect_gave_up && !s.watch.broker_gone) {
         uint64_t grace_from = 0, grace_ms = o.grace_ms;
         int seen_signals = 0;
         for (;;) {
             uint64_t now = sim_clock_ms();
             start_devices(&c, now);
+            if (run_watch_check(&s.watch, c.workers, c.driver,
+                                s.fig.connected > 0 || run_backends_connected(&c.rb), now)) {
+                if (c.driver)
+                    fleet_driver_close(c.driver);
+                break;
+            }
             if (c.driver && !fleet_driver_done_publishing(c.driver)) {
                 bool stop = run_signals > 0 ||
                             (o.duration_ms && now - s.t_pub_start >= o.duration_ms);
@@ -599,8 +628,8 @@ int scansim_cmd_run(int argc, char **argv)
                for the other devices' registrations: the grace rule above) */
             if (c.driver && o.c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c.driver) &&
                 fleet_driver_published(c.driver) > 0 &&
-                hx_backend_wait_registered(c.backend, fleet_driver_published(c.driver),
-                                           c.workers ? 0 : 5) == HX_OK) {
+                run_backends_all_registered(&c.rb, fleet_driver_published(c.driver),
+                                            c.workers ? 0 : 5)) {
                 s.t_last_progress = sim_clock_ms(); /* the moment the last item registered */
                 break;
             }
@@ -611,6 +640,18 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
     s.t_pub_end = sim_clock_ms();
+    gather(&c, &s, false);
+    /* a broker that went away takes its devices with it: give the workers' once-a-second
+       figures time to say so, so that "online at the end" is not a second old */
+    for (uint64_t until = sim_clock_ms() + 1500;
+         s.watch.broker_gone && s.fig.connected > 0 && sim_clock_ms() < until;) {
+        if (c.workers)
+            fleet_workers_poll(c.workers, 50);
+        else
+            run_nap_ms(50);
+        gather(&c, &s, false);
+    }
+    s.online_at_end = s.fig.connected; /* before the power-off below takes every device off */
     run_cpu_sample(&cpu1, c.workers, broker_pid);
     s.cpu_self_ms = (double)(cpu1.self - cpu0.self);
     s.cpu_workers_ms = c.workers ? (double)(cpu1.workers - cpu0.workers) : -1;
@@ -626,18 +667,20 @@ int scansim_cmd_run(int argc, char **argv)
     if (o.c.verbose)
         fprintf(stderr, "scansim run: devices stopped in %.1f s\n",
                 (double)(sim_clock_ms() - s.t_pub_end) / 1000.0);
-    if (c.backend) {
-        (void)hx_backend_sync(c.backend, 5000);
-        (void)hx_backend_stop(c.backend);
-    }
+    (void)run_watch_check(&s.watch, c.workers, NULL, true, sim_clock_ms()); /* said at once */
+    run_backends_stop(&c.rb, s.watch.broker_gone ? 500 : 5000);
     gather(&c, &s, true);
+    if (c.rb.n)
+        run_backends_histogram(&c.rb, &s.hist);
     s.t_end = sim_clock_ms();
     s.self_rss_kib = fleet_peak_rss_kib();
     if (!c.workers && c.fleet)
         s.fig.peak_rss_kib = 0; /* self_rss_kib counts it */
 
-    if (s.connect_gave_up)
+    if (s.connect_gave_up || s.watch.broker_gone)
         exit_code = SIM_EXIT_BROKER;
+    else if (s.watch.workers_dead > 0)
+        exit_code = SIM_EXIT_FAILED; /* part of the fleet died: the run is not what was asked */
     else if (s.have_ledger &&
              (s.led.lost > (o.c.layout == SIM_LAYOUT_SEED ? 0 : s.fig.cancels) ||
               (o.c.layout != SIM_LAYOUT_SEED && s.led.registered_twice > 0) ||
@@ -658,7 +701,7 @@ out:
             fprintf(stderr, "scansim run: teardown %.1f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
     }
     fleet_driver_free(c.driver);
-    hx_backend_free(c.backend);
+    run_backends_free(&c.rb);
     sim_cli_broker_down(&o.c, embedded);
     return exit_code;
 }

@@ -14,8 +14,10 @@
  * batch of messages).
  */
 #include "fleet_devices.h"
+#include "fleet_identity.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <unistd.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -78,6 +80,8 @@ struct fleet_loop {
 struct fleet {
     struct fleet_opts o;
     char *id_prefix, *flash_dir, *trace_dir, *uri;
+    char *uris[FLEET_URIS_MAX];       /* copies of o.uris */
+    struct fleet_identity *ident;     /* per-device credentials, or NULL */
     struct sim_device_observer obs;
     struct fleet_loop *loops;
     int n_loops;
@@ -554,9 +558,16 @@ static void *loop_create_devices(void *arg)
             fl->create_rc = SIM_ERR_INVAL;
             return NULL;
         }
-        sim_device_opts_defaults(&so, id, f->uri);
+        const char *uri = f->o.n_uris > 1
+            ? f->uris[fleet_broker_of(f->o.id_start + (long)d->index, f->o.n_uris)] : f->uri;
+        char crt[PATH_MAX], key[PATH_MAX];
+        sim_device_opts_defaults(&so, id, uri);
         so.transport = f->o.transport;
-        so.transport.uri = f->uri;
+        so.transport.uri = uri;
+        if (fleet_identity_apply(f->ident, id, &so.transport, crt, key, sizeof crt) != SIM_OK) {
+            fl->create_rc = SIM_ERR_INVAL;
+            return NULL;
+        }
         so.fw.layout = f->o.layout;
         so.fw.clean_session = f->o.clean_session;
         so.fw.keepalive_s = (uint16_t)f->o.keepalive_s;
@@ -598,6 +609,13 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     f->uri = strdup(o->uri);
     f->flash_dir = dup_or_null(o->flash_dir);
     f->trace_dir = dup_or_null(o->trace_dir);
+    for (int i = 0; i < o->n_uris && i < FLEET_URIS_MAX; i++)
+        if (!(f->uris[i] = strdup(o->uris[i])))
+            goto fail;
+    if ((rc = fleet_identity_load(o->cert_dir, o->password_file, o->id_as_username,
+                                  &f->ident)) != SIM_OK)
+        goto fail;
+    rc = SIM_ERR_NOMEM;
     f->o.id_prefix = f->id_prefix;
     f->o.flash_dir = f->flash_dir;
     f->o.trace_dir = f->trace_dir;
@@ -867,6 +885,9 @@ void fleet_free(struct fleet *f)
     free(f->devs);
     free(f->id_prefix);
     free(f->uri);
+    for (int i = 0; i < FLEET_URIS_MAX; i++)
+        free(f->uris[i]);
+    fleet_identity_free(f->ident);
     free(f->flash_dir);
     free(f->trace_dir);
     free(f);

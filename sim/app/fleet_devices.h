@@ -28,8 +28,17 @@
 
 struct fleet;
 
+#define FLEET_URIS_MAX 16
+
 struct fleet_opts {
     const char *uri;             /* broker */
+    /* several brokers (n_uris > 1): device number k (id_start + index) uses uris[k % n];
+       uri is then ignored */
+    const char *uris[FLEET_URIS_MAX];
+    int n_uris;
+    const char *cert_dir;        /* per-device certificates (fleet_identity.h), or NULL */
+    const char *password_file;   /* per-device passwords, or NULL */
+    bool id_as_username;         /* user name = device id */
     struct sim_transport_opts transport; /* uri ignored (above); credentials, TLS, version */
     int devices;                 /* how many */
     const char *id_prefix;       /* "scanner-" */
@@ -84,6 +93,13 @@ struct fleet_figures {
                                      divided among the processes sharing them) */
     char last_failure[FW_DEVICE_ID_MAX + 2 + SIM_WORDS_MAX]; /* "<id>: <words>" of a recent connect failure, "" if none */
 };
+
+/** The broker of device number k (its id's number) among n brokers: round-robin by id, so
+ *  every process of a fleet, and every shard, puts a device on the same one. */
+static inline int fleet_broker_of(long k, int n)
+{
+    return n > 1 ? (int)(k % n) : 0;
+}
 
 /** Fill opts with defaults (1 device, "scanner-", id 1, 1 thread, memory flash, per-device
  *  layout, persistent session, keep-alive 30 s, QoS 1, full speed, no faults). */

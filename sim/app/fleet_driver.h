@@ -11,6 +11,14 @@
  * ledger still counts it). O(1) work per item; one slow item never holds up the others.
  *
  * One thread (the caller's) drives it. The backend is borrowed.
+ *
+ * Several brokers: one backend per broker; an item for device number k goes out through
+ * backends[fleet_broker_of(k, n)], the one on that device's broker.
+ *
+ * Devices lost (their worker process died): they get no new items, and ~1 s later (time for
+ * registrations already on their way to arrive) their unfinished items go to live devices,
+ * the same item id again (the ledger counts the first publish time and any second
+ * registration). Items with no live device left to take them are counted as orphaned.
  */
 #ifndef SCANSIM_FLEET_DRIVER_H
 #define SCANSIM_FLEET_DRIVER_H
@@ -20,8 +28,12 @@
 
 #include "hx/backend.h"
 
+#define FLEET_DRIVER_BACKENDS_MAX 16
+
 struct fleet_driver_opts {
-    struct hx_backend *backend;  /* started; borrowed */
+    struct hx_backend *backend;  /* started; borrowed (one broker) */
+    struct hx_backend *backends[FLEET_DRIVER_BACKENDS_MAX]; /* or one per broker (n > 1) */
+    int n_backends;
     int devices;                 /* N, all workers together */
     const char *id_prefix;
     long id_start;
@@ -52,5 +64,12 @@ uint64_t fleet_driver_gate_skips(const struct fleet_driver *d);
 bool fleet_driver_done_publishing(const struct fleet_driver *d);
 /** Publishing is held back by the window right now. */
 bool fleet_driver_blocked(const struct fleet_driver *d);
+
+/** Devices [first, first + n) (indexes) are gone for good: see the header. */
+void fleet_driver_devices_lost(struct fleet_driver *d, long first, long n, uint64_t now_ms);
+/** Items of lost devices published again to live ones. */
+uint64_t fleet_driver_reassigned(const struct fleet_driver *d);
+/** Items of lost devices that no live device could take (every device lost). */
+uint64_t fleet_driver_orphaned(const struct fleet_driver *d);
 
 #endif /* SCANSIM_FLEET_DRIVER_H */

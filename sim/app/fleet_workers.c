@@ -30,6 +30,10 @@
 struct shard {
     pid_t pid;
     int fd;                  /* read end of its stdout; -1 at EOF */
+    long first_index, devices; /* its devices: indexes into the run's */
+    bool dead;               /* ended unasked */
+    bool reported;           /* its death was handed out by fleet_workers_next_death */
+    char cause[96];
     char buf[LINE_MAX_BYTES];
     size_t len;
     bool have;               /* fig is valid */
@@ -40,6 +44,9 @@ struct fleet_workers {
     struct shard *s;
     int k;
     bool lean;    /* the shards run scansim-worker */
+    bool stopping; /* fleet_workers_stop asked them to end */
+    char *prefix;  /* device ids' prefix, for messages */
+    long id_start;
 };
 
 /* The program a shard runs, into out: scansim-worker beside this program for a plain broker
@@ -70,20 +77,43 @@ static bool worker_program(const char *uri, char *out, size_t cap)
     return true;
 }
 
+/* Is args[j] a flag the parent sets for each worker itself (with its value: skip)? The
+   password reaches the worker through the environment, not argv (which holds stars by
+   now, see cli.c); the brokers are the resolved list. Returns how many args to skip. */
+static int worker_arg_skip(char **args, int j, int n_args)
+{
+    static const char *const with_value[] = { "-P", "--password", "--broker" };
+    static const char *const joined[] = { "--password=", "--broker=" };
+
+    for (size_t i = 0; i < sizeof with_value / sizeof with_value[0]; i++)
+        if (strcmp(args[j], with_value[i]) == 0)
+            return j + 1 < n_args ? 2 : 1;
+    for (size_t i = 0; i < sizeof joined / sizeof joined[0]; i++)
+        if (strncmp(args[j], joined[i], strlen(joined[i])) == 0)
+            return 1;
+    if (strncmp(args[j], "-P", 2) == 0)
+        return 1;
+    return 0;
+}
+
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
-                        const char *uri, const char *password, struct fleet_workers **out)
+                        const char *id_prefix, const char *const *uris, int n_uris,
+                        const char *password, struct fleet_workers **out)
 {
     struct fleet_workers *w = calloc(1, sizeof(*w));
     char **argv = NULL, prog[PATH_MAX];
     long next_id = id_start;
+    const char *uri = uris[0];
 
     *out = NULL;
     if (!w)
         return -1;
     w->k = k;
+    w->id_start = id_start;
+    w->prefix = strdup(id_prefix ? id_prefix : "scanner-");
     w->s = calloc((size_t)k, sizeof(*w->s));
-    argv = calloc((size_t)n_args + 16, sizeof(*argv));
-    if (!w->s || !argv)
+    argv = calloc((size_t)n_args + 16 + 2 * (size_t)n_uris, sizeof(*argv));
+    if (!w->s || !argv || !w->prefix)
         goto fail;
     for (int i = 0; i < k; i++) {
         w->s[i].fd = -1;
@@ -99,29 +129,30 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         snprintf(nid, sizeof(nid), "%ld", next_id);
         snprintf(nshard, sizeof(nshard), "%d", i);
         snprintf(nwork, sizeof(nwork), "%d", k);
+        w->s[i].first_index = next_id - id_start;
+        w->s[i].devices = share;
         next_id += share;
         argv[a++] = "scansim";
         argv[a++] = "run";
         for (int j = 0; j < n_args; j++) {
-            /* The password reaches the worker through the environment, not argv (which
-               holds stars by now, see cli.c). */
-            if (strcmp(args[j], "-P") == 0 || strcmp(args[j], "--password") == 0) {
-                j++;
+            int skip = worker_arg_skip(args, j, n_args);
+            if (skip) {
+                j += skip - 1;
                 continue;
             }
-            if (strncmp(args[j], "-P", 2) == 0 || strncmp(args[j], "--password=", 11) == 0)
-                continue;
             argv[a++] = args[j];
         }
         argv[a++] = "--devices";
         argv[a++] = ndev;
         argv[a++] = "--id-start";
         argv[a++] = nid;
-        argv[a++] = "--broker";
-        argv[a++] = (char *)uri;
+        for (int u = 0; u < n_uris; u++) {
+            argv[a++] = "--broker";
+            argv[a++] = (char *)uris[u];
+        }
         argv[a++] = "--workers"; /* the shard splits --connect-rate and the cores by K */
         argv[a++] = nwork;
-        argv[a++] = "--shard";
+        argv[a++] = "--worker-index";
         argv[a++] = nshard;
         argv[a] = NULL;
         if (pipe2(p, O_CLOEXEC) != 0) {
@@ -182,6 +213,40 @@ static void shard_lines(struct shard *s)
         s->len = 0;
 }
 
+/* Why a reaped worker ended, in words. */
+static void worker_status_words(int st, char *out, size_t cap)
+{
+    if (WIFSIGNALED(st)) {
+        const char *abbrev = sigabbrev_np(WTERMSIG(st));
+        snprintf(out, cap, "killed by signal %d%s%s%s", WTERMSIG(st), abbrev ? " (SIG" : "",
+                 abbrev ? abbrev : "", abbrev ? ")" : "");
+    } else if (WIFEXITED(st)) {
+        snprintf(out, cap, "exited with code %d without being asked to stop", WEXITSTATUS(st));
+    } else {
+        snprintf(out, cap, "ended (wait status %d)", st);
+    }
+}
+
+/* A worker's pipe closed while nobody asked it to stop: it is dead (or about to be, having
+   closed its output): reap it and note why. */
+static void worker_ended(struct fleet_workers *w, struct shard *s)
+{
+    uint64_t end = sim_clock_ms() + 1000;
+    int st = 0;
+    pid_t r = 0;
+
+    (void)w;
+    while (s->pid > 0 && (r = waitpid(s->pid, &st, WNOHANG)) == 0 && sim_clock_ms() < end)
+        usleep(2000);
+    if (r == s->pid)
+        worker_status_words(st, s->cause, sizeof s->cause);
+    else
+        snprintf(s->cause, sizeof s->cause, "closed its output (pid %d)", (int)s->pid);
+    if (r == s->pid || r < 0)
+        s->pid = 0;
+    s->dead = true;
+}
+
 void fleet_workers_poll(struct fleet_workers *w, int timeout_ms)
 {
     struct pollfd pfd[256];
@@ -206,6 +271,8 @@ void fleet_workers_poll(struct fleet_workers *w, int timeout_ms)
         if (r == 0) {
             close(s->fd);
             s->fd = -1;
+            if (!w->stopping)
+                worker_ended(w, s);
         }
     }
 }
@@ -219,6 +286,12 @@ void fleet_workers_figures(struct fleet_workers *w, struct fleet_figures *out)
     for (int i = 0; i < w->k; i++) {
         if (!w->s[i].have) {
             all_connected = false;
+            continue;
+        }
+        if (w->s[i].dead) {
+            struct fleet_figures gone = w->s[i].fig;
+            gone.connected = 0; /* what it did counts; its devices are offline now */
+            fleet_figures_add(out, &gone);
             continue;
         }
         fleet_figures_add(out, &w->s[i].fig);
@@ -256,11 +329,41 @@ int fleet_workers_alive(struct fleet_workers *w)
     return n;
 }
 
+bool fleet_workers_next_death(struct fleet_workers *w, struct fleet_worker_death *out)
+{
+    for (int i = 0; i < w->k; i++) {
+        struct shard *s = &w->s[i];
+        long first = w->id_start + s->first_index;
+        if (!s->dead || s->reported)
+            continue;
+        s->reported = true;
+        memset(out, 0, sizeof *out);
+        out->worker = i + 1;
+        out->first_index = s->first_index;
+        out->devices = s->devices;
+        snprintf(out->who, sizeof out->who, "worker %d (%s%ld..%ld)", i + 1, w->prefix, first,
+                 first + s->devices - 1);
+        snprintf(out->cause, sizeof out->cause, "%s", s->cause);
+        return true;
+    }
+    return false;
+}
+
+int fleet_workers_dead(const struct fleet_workers *w)
+{
+    int n = 0;
+
+    for (int i = 0; i < w->k; i++)
+        n += w->s[i].dead;
+    return n;
+}
+
 void fleet_workers_stop(struct fleet_workers *w, int timeout_ms)
 {
     uint64_t t0 = sim_clock_ms(), end = t0 + (uint64_t)timeout_ms;
     bool open;
 
+    w->stopping = true;
     for (int i = 0; i < w->k; i++)
         if (w->s[i].pid > 0)
             kill(w->s[i].pid, SIGTERM);
@@ -307,5 +410,6 @@ void fleet_workers_free(struct fleet_workers *w)
         fleet_workers_stop(w, 5000);
         free(w->s);
     }
+    free(w->prefix);
     free(w);
 }

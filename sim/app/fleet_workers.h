@@ -3,12 +3,18 @@
  *
  * Paho's threads serve every client of a process (its maintainers advise about 1,000
  * clients a process) and a process has 20,000 file descriptors here, so a large fleet is
- * split: the parent fork+execs K shards (`run ... --shard I`, a hidden flag) with their own
- * --devices / --id-start and the parent's --broker. A shard is scansim-worker (the devices
+ * split: the parent fork+execs K workers (`run ... --worker-index I`, a hidden flag) with
+ * their own --devices / --id-start and the parent's --broker list. A shard is scansim-worker (the devices
  * only, no TLS library) for a plain broker, scansim itself for a TLS one. A shard runs its
  * devices only (no backend) and writes its figures as one JSON line a second on its
  * stdout, a pipe to the parent; it stops cleanly on SIGTERM (or when the parent dies) and
  * writes a last line. The parent runs the backend and adds the shards' latest figures.
+ *
+ *
+ * Supervision: a worker that ends while nobody asked it to (killed, crashed, exited) is
+ * noticed when its pipe closes, reaped, and reported once by fleet_workers_next_death with
+ * its number, its devices and the cause; from then on its devices count as offline in the
+ * figures (connected 0; what they did before still counts).
  *
  * One thread (the caller's) uses these functions.
  */
@@ -28,8 +34,26 @@ struct fleet_workers;
  */
 /* password (may be NULL): handed to each worker in SCANSIM_MQTT_PASSWORD, never on its
    command line (-P/--password and their values are left out of the passed-through args). */
+/* uris/n_uris: every broker (a worker spreads its devices over them by id); id_prefix
+   names the devices in messages. */
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
-                        const char *uri, const char *password, struct fleet_workers **out);
+                        const char *id_prefix, const char *const *uris, int n_uris,
+                        const char *password, struct fleet_workers **out);
+
+/* A worker that died unasked. */
+struct fleet_worker_death {
+    int worker;          /* 1-based, as people count them */
+    long first_index;    /* its first device, as an index into the run's devices */
+    long devices;        /* how many it ran */
+    char who[96];        /* "worker 2 (scanner-1001..2000)" */
+    char cause[96];      /* "killed by signal 9 (SIGKILL)", "exited with code 4" */
+};
+
+/** The next worker death not reported yet: true and *out filled, or false. */
+bool fleet_workers_next_death(struct fleet_workers *w, struct fleet_worker_death *out);
+
+/** Workers that died unasked so far. */
+int fleet_workers_dead(const struct fleet_workers *w);
 
 /** Read whatever the shards wrote, waiting up to timeout_ms. */
 void fleet_workers_poll(struct fleet_workers *w, int timeout_ms);

@@ -18,6 +18,7 @@
 
 #include "run_opts.h"
 #include "sim/clock.h"
+#include "sim/paho.h"
 #include "sim/err.h"
 
 #define CMD "run"
@@ -34,6 +35,14 @@ static const char run_help[] =
     "  --id-prefix TEXT        client id prefix (default scanner-); ids are TEXT<number>\n"
     "  --id-start N            number of the first device (default 1), so several machines\n"
     "                          or runs never collide\n"
+    "  --shard I/N             run shard I (0..N-1) of a fleet split over N runs, on other\n"
+    "                          machines maybe: --devices and --items are the whole fleet's,\n"
+    "                          this run takes its contiguous part of the ids and a backend\n"
+    "                          for exactly those devices (per-device layout, --broker needed).\n"
+    "                          Shards share nothing but the broker; 'scansim merge' adds\n"
+    "                          their --json files up\n"
+    "  --shards N              the same, with I from JOB_COMPLETION_INDEX (as a Kubernetes\n"
+    "                          Indexed Job sets it)\n"
     "  --threads N             event-loop threads owning the devices (default: one per core)\n"
     "  --workers K|auto        split the fleet over K processes; the backend runs in this\n"
     "                          one. Paho serves every client of a process from one thread,\n"
@@ -43,6 +52,16 @@ static const char run_help[] =
     "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
     "  --trace DIR             record each device's trace as DIR/<id>.fwtrace\n"
     "                          (docs/trace.md; replay with fw_trace_replay)\n"
+    "Identities (per device; for brokers with per-device ACLs, 'pattern ... %u' / '%c'):\n"
+    "  --cert-dir DIR          each device's client certificate DIR/<id>.crt and key\n"
+    "                          DIR/<id>.key (ssl:// broker); every file is checked at start;\n"
+    "                          --cert/--key are then the backend's alone\n"
+    "  --password-file FILE    'id:password' lines, one per device (never printed)\n"
+    "  --id-as-username        each device's MQTT user name is its id (default: -u, or none)\n"
+    "Brokers:\n"
+    "  --broker URI            given several times: devices are spread round-robin over the\n"
+    "                          brokers by id (cluster nodes, or separate brokers: the backend\n"
+    "                          then has one client on each, for that broker's devices)\n"
     "  --connect-rate N/s      power on at most N devices a second (default 2000/s)\n"
     "  --connect-timeout DUR   give up waiting for connections after DUR (default 60s);\n"
     "                          no device connected by then exits 3\n"
@@ -83,9 +102,16 @@ static const char run_help[] =
     "  The default topic layout of run is per-device; --layout seed sends every item to\n"
     "  every device (as the seed did), so items are registered by several devices.\n"
     "\n"
+    "Supervision: a worker process or the embedded broker that dies is named at once with\n"
+    "its cause; a dead worker's devices count as offline and their unfinished items go to\n"
+    "live devices (or count as lost, with that reason). 'online' is now, 'ever connected'\n"
+    "is since the start; an item counts as published once the broker acknowledged it.\n"
+    "\n"
     "Exit codes: 0 every item registered exactly once; 1 items lost (beyond the operators'\n"
-    "cancels) or registered twice; 2 usage; 3 broker unreachable or refused (no device\n"
-    "connected within --connect-timeout, or the backend could not connect); 4 internal.\n"
+    "cancels) or registered twice, or a worker process died; 2 usage (a bad --shard, a\n"
+    "missing certificate or password); 3 broker unreachable or refused (no device connected\n"
+    "within --connect-timeout, the backend could not connect, the embedded broker died, or\n"
+    "the broker was unreachable for --connect-timeout during the run); 4 internal.\n"
     "\n";
 
 static const struct option run_long[] = {
@@ -112,7 +138,12 @@ static const struct option run_long[] = {
     {"db", required_argument, 0, 0x2012},
     {"json", required_argument, 0, 0x2013},
     {"no-backend", no_argument, 0, 0x2014},
-    {"shard", required_argument, 0, 0x2015},
+    {"worker-index", required_argument, 0, 0x2015},
+    {"shard", required_argument, 0, 0x2017},
+    {"shards", required_argument, 0, 0x2018},
+    {"cert-dir", required_argument, 0, 0x2019},
+    {"password-file", required_argument, 0, 0x201a},
+    {"id-as-username", no_argument, 0, 0x201b},
     {"broker-pid", required_argument, 0, 0x2030},
     {"event-batch", required_argument, 0, 0x2031},
     {"help", no_argument, 0, 'h'},
@@ -130,7 +161,7 @@ static void run_on_signal(int sig)
     run_signals++;
 }
 
-void run_install_signals(bool shard)
+void run_install_signals(bool worker)
 {
     struct sigaction sa;
 
@@ -138,7 +169,7 @@ void run_install_signals(bool shard)
     sa.sa_handler = run_on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
-    if (shard) {
+    if (worker) {
         /* Ctrl-C reaches the whole process group: the parent decides for its shards */
         signal(SIGINT, SIG_IGN);
     } else {
@@ -181,10 +212,81 @@ static int parse_probability(const char *flag, const char *arg, double *out)
 
 /* ------------------------------------------------------------------ options */
 
+/* --shard / --shards: the combination, and the index from the environment. */
+static int run_check_shard(struct run_opts *o, long shards)
+{
+    char why[200];
+
+    if (o->worker_index >= 0)
+        return 0; /* a worker of a run: the run applied the shard already */
+    if (shards && o->shard.count) {
+        sim_cli_error(CMD, "--shard I/N and --shards N: give one (--shards takes I from "
+                           "JOB_COMPLETION_INDEX)");
+        return -1;
+    }
+    if (shards) {
+        int r = shard_from_env(getenv("JOB_COMPLETION_INDEX"), shards, &o->shard, why, sizeof why);
+        if (r > 0) {
+            sim_cli_error(CMD, "--shards %ld: JOB_COMPLETION_INDEX is not set (a Kubernetes "
+                               "Indexed Job sets it); elsewhere give --shard I/%ld", shards, shards);
+            return -1;
+        }
+        if (r < 0) {
+            sim_cli_error(CMD, "--shards: %s", why);
+            return -1;
+        }
+    }
+    if (!o->shard.count || o->worker_index >= 0)
+        return 0;
+    if (!o->c.broker_uri) {
+        sim_cli_error(CMD, "--shard needs --broker URI: shards share one broker (or cluster), "
+                           "which an embedded broker of each shard would not be");
+        return -1;
+    }
+    if (o->c.layout == SIM_LAYOUT_SEED) {
+        sim_cli_error(CMD, "--shard needs the per-device layout: in the seed layout every "
+                           "device shares one topic, so one shard's backend would see the others'");
+        return -1;
+    }
+    if (o->shard.count > o->devices) {
+        sim_cli_error(CMD, "--shard %ld/%ld: more shards than --devices %ld (the whole fleet's)",
+                      o->shard.index, o->shard.count, o->devices);
+        return -1;
+    }
+    if (o->items && o->items < o->shard.count) {
+        sim_cli_error(CMD, "--shard %ld/%ld: --items %ld is the whole fleet's, fewer than one "
+                           "per shard", o->shard.index, o->shard.count, o->items);
+        return -1;
+    }
+    return 0;
+}
+
+/* --cert-dir / --password-file / --id-as-username: what goes with what. The files
+   themselves are read when the fleet is made (fleet_identity.c), device by device. */
+static int run_check_identity(const struct run_opts *o)
+{
+    if (o->cert_dir && !sim_paho_uri_is_tls(o->c.broker_uri)) {
+        sim_cli_error(CMD, "--cert-dir needs an ssl:// broker (--broker ssl://host:8883): a "
+                           "client certificate is presented in the TLS handshake");
+        return -1;
+    }
+    if ((o->password_file || o->id_as_username) && !o->c.broker_uri) {
+        sim_cli_error(CMD, "--password-file and --id-as-username need --broker: the embedded "
+                           "broker is anonymous");
+        return -1;
+    }
+    if (o->password_file && !o->id_as_username && !o->c.username) {
+        sim_cli_error(CMD, "--password-file needs a user name: --id-as-username (each device "
+                           "logs in as its id) or -u NAME");
+        return -1;
+    }
+    return 0;
+}
+
 int run_parse(int argc, char **argv, struct run_opts *o)
 {
     bool workers_given = false;
-    long v;
+    long v, shards = 0;
     int opt;
 
     memset(o, 0, sizeof(*o));
@@ -200,7 +302,7 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     o->window = 2;
     o->max_in_flight = 1000;
     o->event_batch_ms = RUN_EVENT_BATCH_AUTO;
-    o->shard = -1;
+    o->worker_index = -1;
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "hn:" SIM_CLI_COMMON_SHORT, run_long, NULL)) != -1) {
@@ -310,8 +412,29 @@ int run_parse(int argc, char **argv, struct run_opts *o)
             o->no_backend = true;
             break;
         case 0x2015:
-            if (sim_cli_parse_int(CMD, "--shard", optarg, 0, 255, &o->shard))
+            if (sim_cli_parse_int(CMD, "--worker-index", optarg, 0, 255, &o->worker_index))
                 return -1;
+            break;
+        case 0x2017: {
+            char why[160];
+            if (shard_parse(optarg, &o->shard, why, sizeof why) != 0) {
+                sim_cli_error(CMD, "--shard: %s", why);
+                return -1;
+            }
+            break;
+        }
+        case 0x2018:
+            if (sim_cli_parse_int(CMD, "--shards", optarg, 1, SHARD_MAX, &shards))
+                return -1;
+            break;
+        case 0x2019:
+            o->cert_dir = optarg;
+            break;
+        case 0x201a:
+            o->password_file = optarg;
+            break;
+        case 0x201b:
+            o->id_as_username = true;
             break;
         case 0x2031:
             if (sim_cli_parse_duration_ms(CMD, "--event-batch", optarg, &o->event_batch_ms))
@@ -354,6 +477,8 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     }
     if (sim_cli_common_check(CMD, &o->c) != 0)
         return -1;
+    if (run_check_shard(o, shards) != 0 || run_check_identity(o) != 0)
+        return -1;
     /* auto: about 1,000 clients a process, as Paho's maintainers advise, and at least two
        worker processes from RUN_MIN_WORKERS_FROM devices on. Measured (think time 0): the
        backend's client in one Paho process with the devices pays for all of them, so 400
@@ -367,7 +492,7 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         o->workers = 2;
     if (o->workers > 256)
         o->workers = 256;
-    if (o->workers > o->devices && o->shard < 0) {
+    if (o->workers > o->devices && o->worker_index < 0 && o->shard.count == 0) {
         sim_cli_error(CMD, "--workers %ld is more than --devices %ld: use at most one worker per device",
                       o->workers, o->devices);
         return -1;
@@ -385,6 +510,23 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     }
     (void)v;
     return 0;
+}
+
+void run_apply_shard(struct run_opts *o)
+{
+    long off, n;
+
+    if (!o->shard.count)
+        return;
+    shard_part(o->devices, o->shard.index, o->shard.count, &off, &n);
+    o->id_start += off;
+    o->devices = n;
+    if (o->items) {
+        shard_part(o->items, o->shard.index, o->shard.count, &off, &n);
+        o->items = n;
+    }
+    o->item_rate /= (double)o->shard.count;
+    o->connect_rate /= (double)o->shard.count;
 }
 
 void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts *fo)
@@ -406,7 +548,7 @@ void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts
     fo->id_prefix = o->id_prefix;
     fo->id_start = o->id_start;
     fo->threads = (int)(o->threads ? o->threads : (ncpu > 0 ? ncpu : 1));
-    if (!o->threads && o->shard >= 0 && o->workers > 1)
+    if (!o->threads && o->worker_index >= 0 && o->workers > 1)
         fo->threads = (int)((ncpu > o->workers ? ncpu / o->workers : 1));
     fo->tick_ms = 50;
     fo->batch_us = (unsigned)(o->event_batch_ms * 1000u);
@@ -423,12 +565,18 @@ void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts
     fo->inventory_rate = o->inventory_rate;
     fo->seed = (uint32_t)o->seed;
     fo->verbose = o->c.verbose;
+    fo->cert_dir = o->cert_dir;
+    fo->password_file = o->password_file;
+    fo->id_as_username = o->id_as_username;
+    for (int i = 0; i < o->c.n_brokers; i++)
+        fo->uris[i] = o->c.broker_uris[i];
+    fo->n_uris = o->c.n_brokers;
 }
 
 /* ------------------------------------------------------------------ shard mode */
 
 /* A worker process: run the devices, report figures on stdout once a second. */
-int run_shard(const struct run_opts *o)
+int run_worker(const struct run_opts *o)
 {
     struct fleet_opts fo;
     struct fleet *f = NULL;
@@ -440,8 +588,9 @@ int run_shard(const struct run_opts *o)
 
     sim_cli_transport_setup(&o->c);
     run_fleet_opts(o, o->c.broker_uri, &fo);
-    if (fleet_create(&fo, &f) != SIM_OK)
-        return SIM_EXIT_INTERNAL;
+    int frc = fleet_create(&fo, &f);
+    if (frc != SIM_OK)
+        return frc == SIM_ERR_INVAL || frc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
     while (!run_signals) {
         uint64_t now = sim_clock_ms();
         if (fleet_unstarted(f) > 0) {
@@ -478,7 +627,7 @@ int run_shard(const struct run_opts *o)
     }
     fleet_free(f);
     if (o->c.verbose)
-        fprintf(stderr, "scansim run: shard %ld: power-off %.1f s, teardown %.1f s\n", o->shard,
+        fprintf(stderr, "scansim run: worker %ld: power-off %.1f s, teardown %.1f s\n", o->worker_index,
                 (double)(t1 - t0) / 1000.0, (double)(sim_clock_ms() - t1) / 1000.0);
     return SIM_EXIT_OK;
 }

@@ -14,6 +14,7 @@
 
 #include "cli.h"
 #include "fleet_devices.h"
+#include "shard_range.h"
 
 #define RUN_PER_WORKER 1000      /* devices per worker process with --workers auto */
 #define RUN_MIN_WORKERS_FROM 100 /* --workers auto: from this many devices on, 2 workers or more */
@@ -45,24 +46,31 @@ struct run_opts {
     const char *db_path;
     const char *json_path;
     bool no_backend;
-    long shard;               /* -1 = not a shard */
+    long worker_index;        /* --worker-index: a worker process of a run; -1 = not one */
+    struct shard_spec shard;  /* --shard I/N (or --shards N + JOB_COMPLETION_INDEX);
+                                 count 0 = the whole fleet */
+    const char *cert_dir;     /* --cert-dir: DIR/<id>.crt and DIR/<id>.key per device */
+    const char *password_file;/* --password-file: "id:password" lines */
+    bool id_as_username;      /* --id-as-username: each device's user name is its id */
     long broker_pid;          /* --broker-pid: a local broker whose CPU is counted; 0 = none */
     uint64_t event_batch_ms;  /* --event-batch: a device loop handles events at most this often */
 };
 
 
-/* SIGINT/SIGTERM/SIGHUP seen (a shard ignores SIGINT: the parent decides for it). */
+/* SIGINT/SIGTERM/SIGHUP seen (a worker ignores SIGINT: the parent decides for it). */
 extern volatile sig_atomic_t run_signals;
-void run_install_signals(bool shard);
+void run_install_signals(bool worker);
 
 /* Parse `run`'s arguments (argv[0] is "run"). 0 = go on, 1 = help printed, -1 = usage error
    (said on stderr). */
 int run_parse(int argc, char **argv, struct run_opts *o);
 /* The fleet options for these run options and broker URI. */
 void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts *fo);
-/* A worker process (--shard): run the devices, one JSON figures line a second on stdout,
-   until SIGTERM; then power off and a last line. Returns an exit code. */
-int run_shard(const struct run_opts *o);
+/* A worker process (--worker-index): run the devices, one JSON figures line a second on
+   stdout, until SIGTERM; then power off and a last line. Returns an exit code. */
+int run_worker(const struct run_opts *o);
+/* --shard: narrow the options to this shard's devices and items (ids, counts, rate). */
+void run_apply_shard(struct run_opts *o);
 
 void run_raise_fd_limit(void);
 long run_fd_limit(void);

@@ -57,6 +57,7 @@
 #define BACKEND_MAX_INFLIGHT 4096
 #define BACKEND_FILE_COMMIT_MS 50   /* a file ledger commits at least this often */
 #define BACKEND_BATCH_US 2000       /* the backend thread takes its queue at most this often */
+#define BACKEND_SUB_CHUNK 200       /* topics per SUBSCRIBE when subscribing device by device */
 
 /* ---------------------------------------------------------------- types */
 
@@ -118,6 +119,7 @@ struct backend__item {
     int32_t item_id;
     int32_t tag_quantity;
     bool published;
+    bool acked;            /* the broker acknowledged a copy of it (PUBACK) */
     uint32_t keys;         /* distinct idempotency keys stored */
     int64_t published_us;  /* monotonic */
     int64_t first_reg_us;  /* monotonic arrival of the first stored registration; 0 none */
@@ -137,6 +139,14 @@ struct hx_backend {
     int connect_timeout_ms;
     char topic_registered[64];
     char topic_query[64];
+    /* what the backend subscribes to: the layout's two wildcard topics, or (opts.devices)
+       the registration and query topic of each of its own devices; in SUBSCRIBEs of up to
+       BACKEND_SUB_CHUNK topics, each answered into its own context */
+    char **sub_topics;
+    int n_sub_topics;
+    struct backend__subctx { struct hx_backend *b; int first, n; } *sub_ctx;
+    int n_sub_chunks;
+    int sub_waiting;               /* SUBACKs still due for the current round (under lock) */
 
     pthread_rwlock_t hlock;        /* guards the handle: read to use, write to replace */
     MQTTAsync client;
@@ -644,6 +654,10 @@ static void backend__acked(struct hx_backend *b, const char *topic, const void *
     pthread_mutex_lock(&b->lock);
     struct backend__item *it = backend__find_item(b, (int32_t)id);
     struct backend__pend *e = it ? it->pend : NULL;
+    if (it && it->published && !it->acked) {
+        it->acked = true; /* any copy's PUBACK: the broker has the item */
+        b->r.acknowledged++;
+    }
     if (e && e->len == (size_t)len && memcmp(e->payload, payload, e->len) == 0 &&
         strcmp(e->topic, topic) == 0) {
         backend__pend_unlink(b, e);
@@ -1076,7 +1090,8 @@ static void backend__sub_result(struct hx_backend *b, bool ok, const char *why)
 {
     pthread_mutex_lock(&b->lock);
     if (ok) {
-        b->subscribed = true;
+        if (--b->sub_waiting <= 0)
+            b->subscribed = true;
     } else {
         b->sub_failed = true;
         snprintf(b->fail_msg, sizeof b->fail_msg, "%s", why);
@@ -1087,11 +1102,15 @@ static void backend__sub_result(struct hx_backend *b, bool ok, const char *why)
 
 static void backend__on_sub3(void *ctx, MQTTAsync_successData *d)
 {
+    struct backend__subctx *sc = ctx;
     bool ok = true;
-    for (int i = 0; i < 2 && d && d->alt.qosList; i++)
+    /* Paho gives one granted QoS in d->alt.qos for a single topic, the list otherwise */
+    if (d && sc->n == 1 && d->alt.qos == 0x80)
+        ok = false;
+    for (int i = 0; i < sc->n && sc->n > 1 && d && d->alt.qosList; i++)
         if (d->alt.qosList[i] == 0x80)
             ok = false;
-    backend__sub_result(ctx, ok, "the broker refused a subscription (ACL?)");
+    backend__sub_result(sc->b, ok, "the broker refused a subscription (ACL?)");
 }
 
 static void backend__on_sub5(void *ctx, MQTTAsync_successData5 *d)
@@ -1106,19 +1125,20 @@ static void backend__on_sub5(void *ctx, MQTTAsync_successData5 *d)
             ok = false;
         }
     }
-    backend__sub_result(ctx, ok, "the broker refused a subscription (ACL?)");
+    backend__sub_result(((struct backend__subctx *)ctx)->b, ok,
+                        "the broker refused a subscription (ACL?)");
 }
 
 static void backend__on_sub_fail3(void *ctx, MQTTAsync_failureData *d)
 {
     (void)d;
-    backend__sub_result(ctx, false, "the subscribe request failed");
+    backend__sub_result(((struct backend__subctx *)ctx)->b, false, "the subscribe request failed");
 }
 
 static void backend__on_sub_fail5(void *ctx, MQTTAsync_failureData5 *d)
 {
     (void)d;
-    backend__sub_result(ctx, false, "the subscribe request failed");
+    backend__sub_result(((struct backend__subctx *)ctx)->b, false, "the subscribe request failed");
 }
 
 /* MQTT 5 CONNACK: the broker's Receive Maximum bounds the item publishes in flight (Paho
@@ -1303,23 +1323,62 @@ static int backend__connect(struct hx_backend *b)
 
 static void backend__subscribe(struct hx_backend *b)
 {
-    char *topics[2] = {b->topic_registered, b->topic_query};
-    int qos[2] = {1, 1};
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.context = b;
-    if (b->mqtt_version == 5) {
-        ro.onSuccess5 = backend__on_sub5;
-        ro.onFailure5 = backend__on_sub_fail5;
-    } else {
-        ro.onSuccess = backend__on_sub3;
-        ro.onFailure = backend__on_sub_fail3;
+    static int qos[BACKEND_SUB_CHUNK];
+    pthread_mutex_lock(&b->lock);
+    b->sub_waiting = b->n_sub_chunks;
+    pthread_mutex_unlock(&b->lock);
+    for (int i = 0; i < BACKEND_SUB_CHUNK; i++)
+        qos[i] = 1;
+    for (int c = 0; c < b->n_sub_chunks; c++) {
+        struct backend__subctx *sc = &b->sub_ctx[c];
+        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+        ro.context = sc;
+        if (b->mqtt_version == 5) {
+            ro.onSuccess5 = backend__on_sub5;
+            ro.onFailure5 = backend__on_sub_fail5;
+        } else {
+            ro.onSuccess = backend__on_sub3;
+            ro.onFailure = backend__on_sub_fail3;
+        }
+        pthread_rwlock_rdlock(&b->hlock);
+        int rc = b->client ? MQTTAsync_subscribeMany(b->client, sc->n, b->sub_topics + sc->first,
+                                                     qos, &ro)
+                           : MQTTASYNC_DISCONNECTED;
+        pthread_rwlock_unlock(&b->hlock);
+        if (rc != MQTTASYNC_SUCCESS) {
+            backend__sub_result(b, false, "the subscribe request could not be sent");
+            return;
+        }
     }
-    pthread_rwlock_rdlock(&b->hlock);
-    int rc = b->client ? MQTTAsync_subscribeMany(b->client, 2, topics, qos, &ro)
-                       : MQTTASYNC_DISCONNECTED;
-    pthread_rwlock_unlock(&b->hlock);
-    if (rc != MQTTASYNC_SUCCESS)
-        backend__sub_result(b, false, "the subscribe request could not be sent");
+}
+
+/* The topics to subscribe (struct hx_backend's sub_topics) and their SUBSCRIBE chunks. */
+static int backend__sub_plan(struct hx_backend *b, const char *const *devices, int n_devices)
+{
+    int n = devices && n_devices > 0 ? 2 * n_devices : 2;
+    b->sub_topics = calloc((size_t)n, sizeof *b->sub_topics);
+    b->n_sub_chunks = (n + BACKEND_SUB_CHUNK - 1) / BACKEND_SUB_CHUNK;
+    b->sub_ctx = calloc((size_t)b->n_sub_chunks, sizeof *b->sub_ctx);
+    if (!b->sub_topics || !b->sub_ctx)
+        return HX_ERR_NOMEM;
+    b->n_sub_topics = n;
+    for (int i = 0; i < n; i++) {
+        char t[BACKEND_DEVICE_ID_MAX + 32];
+        if (n == 2 && !(devices && n_devices > 0))
+            snprintf(t, sizeof t, "%s", i == 0 ? b->topic_registered : b->topic_query);
+        else
+            snprintf(t, sizeof t, i % 2 == 0 ? "scanners/%s/item_registered"
+                                             : "scanners/%s/inventory/query", devices[i / 2]);
+        if (!(b->sub_topics[i] = strdup(t)))
+            return HX_ERR_NOMEM;
+    }
+    for (int c = 0; c < b->n_sub_chunks; c++) {
+        b->sub_ctx[c].b = b;
+        b->sub_ctx[c].first = c * BACKEND_SUB_CHUNK;
+        b->sub_ctx[c].n = n - c * BACKEND_SUB_CHUNK < BACKEND_SUB_CHUNK ? n - c * BACKEND_SUB_CHUNK
+                                                                       : BACKEND_SUB_CHUNK;
+    }
+    return HX_OK;
 }
 
 /*
@@ -1474,6 +1533,10 @@ static void backend__destroy(struct hx_backend *b)
     pthread_cond_destroy(&b->changed);
     pthread_cond_destroy(&b->link_cond);
     pthread_cond_destroy(&b->qcond);
+    for (int i = 0; b->sub_topics && i < b->n_sub_topics; i++)
+        free(b->sub_topics[i]);
+    free(b->sub_topics);
+    free(b->sub_ctx);
     free(b->items);
     free(b->slots);
     free(b->recent);
@@ -1563,6 +1626,23 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     } else {
         snprintf(b->topic_registered, sizeof b->topic_registered, "scanners/+/item_registered");
         snprintf(b->topic_query, sizeof b->topic_query, "scanners/+/inventory/query");
+    }
+    if (o->devices && o->n_devices > 0 && b->layout == HX_BACKEND_LAYOUT_SEED) {
+        backend__set_error("a backend for a list of devices needs the per-device layout (in "
+                           "the seed layout every device shares one topic)");
+        rc = HX_ERR_INVAL;
+        goto exit;
+    }
+    for (int i = 0; o->devices && i < o->n_devices; i++)
+        if (!o->devices[i] || !*o->devices[i] || strlen(o->devices[i]) > BACKEND_DEVICE_ID_MAX ||
+            strpbrk(o->devices[i], "+#/")) {
+            backend__set_error("device %d of the backend's list is not a device id", i);
+            rc = HX_ERR_INVAL;
+            goto exit;
+        }
+    if ((rc = backend__sub_plan(b, o->devices, o->n_devices)) != HX_OK) {
+        backend__set_error("out of memory creating the backend");
+        goto exit;
     }
     if ((rc = backend__sql_open(b)) != HX_OK)
         goto exit;
@@ -1912,6 +1992,28 @@ void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
         r->latency_max_ms = lat[n - 1];
     }
     free(lat);
+}
+
+size_t hx_backend_latencies(struct hx_backend *b, double **out)
+{
+    size_t n = 0;
+    *out = NULL;
+    if (!b)
+        return 0;
+    pthread_mutex_lock(&b->lock);
+    double *lat = b->n_items ? malloc(b->n_items * sizeof *lat) : NULL;
+    for (size_t i = 0; lat && i < b->n_items; i++) {
+        const struct backend__item *it = &b->items[i];
+        if (it->published && it->keys > 0 && it->first_reg_us >= it->published_us)
+            lat[n++] = (double)(it->first_reg_us - it->published_us) / 1000.0;
+    }
+    pthread_mutex_unlock(&b->lock);
+    if (n == 0) {
+        free(lat);
+        lat = NULL;
+    }
+    *out = lat;
+    return n;
 }
 
 int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout_ms)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* Start attempts on a fresh port when another process took the one we picked. */
@@ -234,6 +235,27 @@ bool hx_broker_running(struct hx_broker *b)
     return b && b->driver->running(b);
 }
 
+bool hx_broker_death(struct hx_broker *b, pid_t *pid, char *words, size_t n)
+{
+    if (!b || hx_broker_running(b) || !b->died)
+        return false;
+    if (pid)
+        *pid = b->died_pid;
+    if (words && n) {
+        int st = b->died_status;
+        if (WIFSIGNALED(st)) {
+            const char *abbrev = sigabbrev_np(WTERMSIG(st));
+            snprintf(words, n, "killed by signal %d%s%s%s", WTERMSIG(st), abbrev ? " (SIG" : "",
+                     abbrev ? abbrev : "", abbrev ? ")" : "");
+        } else if (WIFEXITED(st)) {
+            snprintf(words, n, "exited with code %d", WEXITSTATUS(st));
+        } else {
+            snprintf(words, n, "ended (wait status %d)", st);
+        }
+    }
+    return true;
+}
+
 /* ---------------------------------------------------------------- lifecycle */
 
 int hx_broker_stop(struct hx_broker *b)
@@ -265,6 +287,7 @@ int hx_broker_restart(struct hx_broker *b)
         return rc;
     /* The same port, always: a client reconnects to where it was. Someone may hold the port
        for a moment (a client socket bound to it by chance), so retry a few times. */
+    b->died = false;
     for (int attempt = 0; attempt < 20; attempt++) {
         rc = b->driver->launch(b);
         if (rc != BROKER__PORT_TAKEN)

@@ -35,6 +35,11 @@ struct hx_broker {
     bool tls;
     bool keep_dir;
     pid_t pid;          /* the broker process (for RabbitMQ the Erlang VM); 0 when not running */
+    /* The process ended without hx_broker_stop/kill (seen by the driver's running()):
+       its pid and wait status, for hx_broker_death. Cleared by a launch. */
+    bool died;
+    pid_t died_pid;
+    int died_status;
     void *priv;         /* the driver's own state */
 };
 
@@ -94,6 +99,9 @@ void broker__describe_status(int status, char *out, size_t n);
 int broker__run_tool(char *const argv[], const char *out_path, const char *what);
 /* Has the child *pid exited (reaped now)? Clears *pid then. */
 bool broker__child_gone(pid_t *pid);
+/* The same for the broker's own process: a death it reaps here is noted in b->died*, since
+   nobody asked for it (stop and kill reap their child themselves). */
+bool broker__main_child_gone(struct hx_broker *b, pid_t *pid);
 
 /* ---------------------------------------------------------------- broker_net.c */
 

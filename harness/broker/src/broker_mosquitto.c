@@ -301,7 +301,7 @@ static int mosq__prepare(struct hx_broker *b, const struct hx_broker_opts *o)
 
 static bool mosq__running(struct hx_broker *b)
 {
-    return !broker__child_gone(&b->pid);
+    return !broker__main_child_gone(b, &b->pid);
 }
 
 /* SIGTERM and wait (mosquitto saves persistence on a clean stop). */

@@ -113,6 +113,24 @@ bool broker__child_gone(pid_t *pid)
     return false;
 }
 
+bool broker__main_child_gone(struct hx_broker *b, pid_t *pid)
+{
+    if (*pid == 0)
+        return true;
+    int status = 0;
+    pid_t was = b->pid ? b->pid : *pid, r = waitpid(*pid, &status, WNOHANG);
+    if (r == *pid) {
+        b->died = true;
+        b->died_pid = was;
+        b->died_status = status;
+    }
+    if (r == *pid || (r < 0 && errno == ECHILD)) {
+        *pid = 0;
+        return true;
+    }
+    return false;
+}
+
 void broker__describe_status(int status, char *out, size_t n)
 {
     if (WIFEXITED(status))

@@ -376,7 +376,7 @@ static int rabbit__start_epmd(struct hx_broker *b, struct rabbit *r)
 static bool rabbit__running(struct hx_broker *b)
 {
     struct rabbit *r = b->priv;
-    if (broker__child_gone(&r->script))
+    if (broker__main_child_gone(b, &r->script))
         b->pid = 0;
     return r->script != 0;
 }

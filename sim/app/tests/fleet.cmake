@@ -12,3 +12,27 @@ if(Python3_Interpreter_FOUND)
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fleet_test.sh $<TARGET_FILE:scansim> rabbitmq)
   set_tests_properties(fleet_run_rabbitmq PROPERTIES LABELS "broker;rabbitmq" TIMEOUT 180 COST 20)
 endif()
+# Supervision: a worker process and the embedded broker killed mid-run (supervise_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case worker_killed broker_killed)
+    add_test(NAME run_supervise_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/supervise_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_supervise_${case} PROPERTIES LABELS "broker;supervise" TIMEOUT 90)
+  endforeach()
+endif()
+# Shards and merge, several brokers (shard_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case merge brokers)
+    add_test(NAME run_shard_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/shard_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_shard_${case} PROPERTIES LABELS "broker;shard" TIMEOUT 90)
+  endforeach()
+endif()
+# Per-device identities against per-device ACLs (identity_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case certs passwords)
+    add_test(NAME run_identity_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/identity_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_identity_${case} PROPERTIES LABELS "broker;identity" TIMEOUT 120)
+  endforeach()
+endif()

@@ -8,7 +8,7 @@
  * of K workers would otherwise map and partly touch (megabytes of RSS per process; see
  * docs/performance.md). For a TLS broker the worker is scansim itself.
  *
- * usage (by scansim run only): scansim-worker run <run's options> --shard I
+ * usage (by scansim run only): scansim-worker run <run's options> --worker-index I
  */
 #include <stdio.h>
 #include <string.h>
@@ -23,18 +23,18 @@ int main(int argc, char **argv)
 
     if (argc < 2 || strcmp(argv[1], "run") != 0) {
         fprintf(stderr, "scansim-worker: runs one shard of `scansim run --workers K` and is "
-                        "started by it (usage: scansim-worker run <options> --shard I)\n");
+                        "started by it (usage: scansim-worker run <options> --worker-index I)\n");
         return SIM_EXIT_USAGE;
     }
     rc = run_parse(argc - 1, argv + 1, &o);
     if (rc != 0)
         return rc > 0 ? SIM_EXIT_OK : SIM_EXIT_USAGE;
-    if (o.shard < 0 || !o.c.broker_uri) {
-        fprintf(stderr, "scansim-worker: needs --shard I and --broker URI (it is started by "
+    if (o.worker_index < 0 || !o.c.broker_uri) {
+        fprintf(stderr, "scansim-worker: needs --worker-index I and --broker URI (it is started by "
                         "`scansim run --workers K`; run that instead)\n");
         return SIM_EXIT_USAGE;
     }
     run_raise_fd_limit();
     run_install_signals(true);
-    return run_shard(&o);
+    return run_worker(&o);
 }

@@ -63,11 +63,18 @@ struct hx_backend_opts {
     const char *db_path;      /* NULL = in-memory ledger; else a file (WAL, emptied at create) */
     int recent_rows;          /* length of the "recent registrations" list; 0 = 32 */
     int connect_timeout_ms;   /* hx_backend_start waits this long; 0 = 10000 */
+    /* Per-device layout only: subscribe to these devices' topics alone instead of every
+       device's ('scanners/+/...'), so several backends (shards of one fleet) share a broker
+       without seeing each other's registrations. NULL = every device. Copied at create. */
+    const char *const *devices;
+    int n_devices;
 };
 
 /* What the ledger says. Counts of items are over items this backend published. */
 struct hx_ledger_report {
-    uint64_t published;            /* distinct items published */
+    uint64_t published;            /* distinct items published (sent to the broker) */
+    uint64_t acknowledged;         /* distinct items the broker acknowledged (a PUBACK for
+                                      a copy of each) */
     uint64_t registered;           /* published items with >= 1 registration */
     uint64_t registered_once;      /* exactly one idempotency key */
     uint64_t registered_twice;     /* two or more keys: a conflict (seed race or device bug) */
@@ -148,6 +155,10 @@ int hx_backend_publish_raw(struct hx_backend *b, const char *topic, const void *
                            size_t len, int qos);
 
 void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r);
+/* Latency publish -> first registration of every registered item, ms, unsorted: a
+   malloc'd array in *out (the caller frees it; NULL when there is none), its length
+   returned. For figures that add up across runs (histograms). */
+size_t hx_backend_latencies(struct hx_backend *b, double **out);
 /* Wait until `registered` reaches count. 0 or HX_ERR_TIMEOUT. */
 int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout_ms);
 /* Wait until every message received so far has been processed into the ledger. */

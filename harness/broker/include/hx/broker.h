@@ -114,6 +114,11 @@ enum hx_broker_kind hx_broker_kind(const struct hx_broker *b);
 /* The broker process (RabbitMQ: the Erlang VM, beam.smp); 0 when not running. */
 pid_t hx_broker_pid(const struct hx_broker *b);
 bool hx_broker_running(struct hx_broker *b);
+/* Did the broker process end without hx_broker_stop or hx_broker_kill (a crash, someone's
+   kill -9)? Then true, its pid in *pid and the cause in words ("killed by signal 9
+   (SIGKILL)", "exited with code 1"); false while it runs, and after a stop, kill or
+   restart. pid and words may be NULL. */
+bool hx_broker_death(struct hx_broker *b, pid_t *pid, char *words, size_t n);
 
 /* SIGTERM and wait (a broker saves its state on a clean stop). */
 int hx_broker_stop(struct hx_broker *b);
