@@ -10,6 +10,8 @@ PKGS=(
   rabbitmq-server  # the harness's second broker kind (its own private nodes, not the service)
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   clang libclang-rt-14-dev
+  libmicrohttpd-dev libjs-chart.js  # the dashboard (--http) and the reports (--report)
+  prometheus chromium chromium-driver python3-selenium  # the dashboard's prometheus and browser tests
 )
 missing=()
 for p in "${PKGS[@]}"; do

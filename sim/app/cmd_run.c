@@ -30,6 +30,7 @@
 #include "fleet_driver.h"
 #include "fleet_workers.h"
 #include "hx/backend.h"
+#include "run_dash.h"
 #include "run_opts.h"
 #include "sim/clock.h"
 #include "sim/err.h"
@@ -217,19 +218,17 @@ static void print_summary(const struct run_state *s, int exit_code)
     fflush(stdout);
 }
 
-static int write_json(const struct run_state *s, int exit_code)
+/* The summary as JSON (--json, and the table of --report); NULL when out of memory. */
+static cJSON *run_json(const struct run_state *s, int exit_code)
 {
     const struct fleet_figures *g = &s->fig;
     const struct run_opts *o = s->o;
     uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
     uint64_t rss = s->self_rss_kib + (o->workers > 1 ? g->peak_rss_kib : 0);
     cJSON *j = cJSON_CreateObject(), *lat;
-    char *text = NULL;
-    FILE *fp;
-    int rc = -1;
 
     if (!j)
-        return -1;
+        return NULL;
 #define NUM(k, v) cJSON_AddNumberToObject(j, k, (double)(v))
     NUM("devices_requested", o->devices);
     NUM("devices_connected", g->ever_connected);
@@ -312,7 +311,17 @@ static int write_json(const struct run_state *s, int exit_code)
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
 #undef NUM
-    text = cJSON_Print(j);
+    return j;
+}
+
+static int write_json(const struct run_state *s, int exit_code)
+{
+    const struct run_opts *o = s->o;
+    cJSON *j = run_json(s, exit_code);
+    char *text = j ? cJSON_Print(j) : NULL;
+    FILE *fp;
+    int rc = -1;
+
     if (!text)
         goto out;
     fp = fopen(o->json_path, "w");
@@ -339,6 +348,7 @@ struct run_ctx {
     struct fleet_workers *workers;   /* or shards */
     struct hx_backend *backend;
     struct fleet_driver *driver;
+    struct run_dash *dash;           /* --http / --report, or NULL */
     double credit;
     uint64_t last_start_ms;
 };
@@ -360,7 +370,7 @@ static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
         s->have_ledger = true;
     }
     if (c->driver) {
-        s->published = fleet_driver_published(c->driver);
+        s->published = fleet_driver_published(c->driver) + run_dash_items_created(c->dash);
         s->publish_failed = fleet_driver_failed(c->driver);
         s->gate_skips = fleet_driver_gate_skips(c->driver);
     }
@@ -389,6 +399,24 @@ static uint64_t registered_now(struct run_ctx *c, struct run_state *s)
 {
     (void)c;
     return s->have_ledger ? s->led.registered : s->fig.registrations_acked;
+}
+
+/* --report: the final figures as one more sample, then the file. */
+static int write_report(struct run_ctx *c, struct run_state *s, int exit_code)
+{
+    cJSON *j = run_json(s, exit_code);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    int rc = -1;
+
+    run_dash_tick(c->dash, &s->fig, s->have_ledger ? &s->led : NULL, rate_final(s),
+                  (double)(s->t_end - s->t_start) / 1000.0);
+    if (text)
+        rc = run_dash_report(c->dash, s->o->report_path, text);
+    if (rc == 0)
+        printf("  %-34s %s\n", "report", s->o->report_path);
+    free(text);
+    cJSON_Delete(j);
+    return rc;
 }
 
 int scansim_cmd_run(int argc, char **argv)
@@ -489,6 +517,12 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
 
+    rc = run_dash_start(&o, c.fleet, c.backend, &c.dash);
+    if (rc != DASH_OK) {
+        exit_code = rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
+        goto out;
+    }
+
     if (!s.tty)
         printf("scansim run: %ld devices on %s (%s layout)\n", o.devices, uri,
                o.c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
@@ -521,6 +555,7 @@ int scansim_cmd_run(int argc, char **argv)
         if (now >= next_progress) {
             next_progress = now + 1000;
             progress_line(&s);
+            run_dash_tick(c.dash, &s.fig, NULL, 0, (double)(now - s.t_start) / 1000.0);
         }
         if (c.workers)
             fleet_workers_poll(c.workers, 20);
@@ -577,6 +612,8 @@ int scansim_cmd_run(int argc, char **argv)
                     s.last_rate_ms = now;
                     next_progress = now + 1000;
                     progress_line(&s);
+                    run_dash_tick(c.dash, &s.fig, s.have_ledger ? &s.led : NULL, s.rate_now,
+                                  (double)(now - s.t_start) / 1000.0);
                 }
                 s.last_registered = reg;
                 if (c.driver && fleet_driver_done_publishing(c.driver)) {
@@ -599,7 +636,8 @@ int scansim_cmd_run(int argc, char **argv)
                for the other devices' registrations: the grace rule above) */
             if (c.driver && o.c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c.driver) &&
                 fleet_driver_published(c.driver) > 0 &&
-                hx_backend_wait_registered(c.backend, fleet_driver_published(c.driver),
+                hx_backend_wait_registered(c.backend, fleet_driver_published(c.driver) +
+                                           run_dash_items_created(c.dash),
                                            c.workers ? 0 : 5) == HX_OK) {
                 s.t_last_progress = sim_clock_ms(); /* the moment the last item registered */
                 break;
@@ -648,8 +686,11 @@ int scansim_cmd_run(int argc, char **argv)
     print_summary(&s, exit_code);
     if (o.json_path && write_json(&s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
         exit_code = SIM_EXIT_INTERNAL;
+    if (o.report_path && write_report(&c, &s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
+        exit_code = SIM_EXIT_INTERNAL;
 
 out:
+    run_dash_free(c.dash); /* the server first: it reads the fleet's rows */
     fleet_workers_free(c.workers);
     {
         uint64_t t0 = sim_clock_ms();

@@ -47,6 +47,7 @@ struct fleet_opts {
     double cancel_rate;          /* probability of cancelling an item instead of registering */
     double inventory_rate;       /* probability of an inventory look-up after a registration */
     uint32_t seed;               /* operator randomness (0 = fixed default) */
+    bool keep_rows;              /* keep every device's row (fleet_rows) for a dashboard */
     int verbose;                 /* >= 2: firmware warnings to stderr */
 };
 
@@ -84,6 +85,18 @@ struct fleet_figures {
     char last_failure[FW_DEVICE_ID_MAX + 2 + SIM_WORDS_MAX]; /* "<id>: <words>" of a recent connect failure, "" if none */
 };
 
+/* One device as a dashboard shows it (keep_rows), refreshed once a second with the sums. */
+struct fleet_row {
+    char id[FW_DEVICE_ID_MAX];    /* "" until its loop summed once */
+    uint32_t index;               /* in the fleet */
+    bool online;                  /* connected and subscribed (observer's view) */
+    bool powered;
+    struct fw_stats stats;
+    uint32_t pending;             /* items waiting on the device */
+    uint64_t last_seen_ms;        /* last message received (monotonic); 0 = none */
+    uint8_t fb[FW_FB_BYTES];      /* its OLED */
+};
+
 /** Fill opts with defaults (1 device, "scanner-", id 1, 1 thread, memory flash, per-device
  *  layout, persistent session, keep-alive 30 s, QoS 1, full speed, no faults). */
 void fleet_opts_defaults(struct fleet_opts *o);
@@ -101,6 +114,10 @@ int fleet_unstarted(struct fleet *f);
 
 /** Sum the figures (any time after create). */
 void fleet_figures(struct fleet *f, struct fleet_figures *out);
+
+/** Copy the rows of keep_rows into out[index] (max entries), under each loop's lock and
+ *  never calling into a device thread. Returns how many were copied. */
+int fleet_rows(struct fleet *f, struct fleet_row *out, int max);
 
 /** Sum every loop's counters now (waits for each loop), instead of the once-a-second sums. */
 void fleet_refresh(struct fleet *f);

@@ -43,6 +43,9 @@ struct run_opts {
     long seed;
     const char *db_path;
     const char *json_path;
+    const char *http_listen;  /* --http ADDR:PORT: the dashboard (NULL = none) */
+    const char *http_token;   /* --http-token */
+    const char *report_path;  /* --report FILE.html */
     bool no_backend;
     long shard;               /* -1 = not a shard */
     long broker_pid;          /* --broker-pid: a local broker whose CPU is counted; 0 = none */
