@@ -154,6 +154,8 @@ struct dash_backend_items {
     struct hx_backend *backend;
     struct dash_model *model;
     bool per_device;
+    int32_t id_base;                /* 0: ids from hx_backend_next_item_id; else base + 1,
+                                       base + 2... (a run's driver numbers its own 1..N) */
     atomic_uint_fast64_t created;   /* items published from the page */
 };
 int dash_backend_create_item(void *ctx, const struct dash_item_form *f, char *why, size_t cap);

@@ -10,17 +10,20 @@
 #include <string.h>
 
 #include "dash.h"
+#include "fw/fw_codec.h"
 
 static int dash__publish(struct dash_backend_items *bi, const char *device,
                          const struct dash_item_form *f, char *why, size_t cap)
 {
-    int32_t id = hx_backend_next_item_id(bi->backend);
+    uint64_t k = atomic_fetch_add(&bi->created, 1) + 1;
+    int32_t id = bi->id_base ? (int32_t)((uint64_t)bi->id_base + k)
+                             : hx_backend_next_item_id(bi->backend);
 
-    if (id <= 0 || hx_backend_publish_item(bi->backend, device, id, f->name, f->tag_quantity)) {
+    if (id <= 0 || (bi->id_base && k > (uint64_t)(FW_ITEM_ID_MAX - bi->id_base)) || hx_backend_publish_item(bi->backend, device, id, f->name, f->tag_quantity)) {
+        atomic_fetch_sub(&bi->created, 1);
         snprintf(why, cap, "the backend refused the item: %s", hx_backend_last_error());
         return DASH_ERR_INVAL;
     }
-    atomic_fetch_add(&bi->created, 1);
     return DASH_OK;
 }
 

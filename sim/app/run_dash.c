@@ -10,6 +10,7 @@
 #include "sim/device.h"
 
 #define RUN_DASH_ITEMS 100   /* newest items on the items page */
+#define RUN_DASH_ID_BASE 1000000000 /* the page's item ids: above the driver's 1..--items */
 
 struct run_dash {
     struct dash_model *model;
@@ -55,6 +56,7 @@ int run_dash_start(const struct run_opts *o, struct fleet *fleet, struct hx_back
     d->items.backend = backend;
     d->items.model = d->model;
     d->items.per_device = o->c.layout != SIM_LAYOUT_SEED;
+    d->items.id_base = RUN_DASH_ID_BASE;
     if (o->http_listen) {
         struct dash_http_opts ho = { .listen = o->http_listen, .token = o->http_token,
                                      .command = "run" };
