@@ -30,6 +30,7 @@
 #include "dash_form.h"
 #include "fleet_devices.h"
 #include "fw/fw_config.h"
+#include "fw/fw_device.h"
 #include "hx/backend.h"
 
 /* ------------------------------------------------------------------ text buffer */
@@ -98,6 +99,11 @@ struct dash_device_row {
     bool has_fb;
     uint8_t fb[FW_FB_BYTES];
 };
+
+/** Fill a row from a device's figures (fb may be NULL: no frame). */
+void dash_row_from(struct dash_device_row *r, const char *id, bool online, const char *state,
+                   const struct fw_stats *st, uint32_t pending, uint64_t last_seen_ms,
+                   const uint8_t *fb);
 
 struct dash_model;
 

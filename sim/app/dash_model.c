@@ -89,6 +89,27 @@ void dash_model_free(struct dash_model *m)
 
 /* ------------------------------------------------------------------ writers */
 
+void dash_row_from(struct dash_device_row *r, const char *id, bool online, const char *state,
+                   const struct fw_stats *st, uint32_t pending, uint64_t last_seen_ms,
+                   const uint8_t *fb)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", id);
+    r->online = online;
+    snprintf(r->state, sizeof(r->state), "%s", state);
+    r->items_received = st->items_received;
+    r->registrations_acked = st->registrations_acked;
+    r->duplicates_suppressed = st->duplicates_suppressed;
+    r->connects = st->connects;
+    r->connection_losses = st->connection_losses;
+    r->rejects = st->rejects_total;
+    r->queue = pending;
+    r->last_seen_ms = last_seen_ms;
+    r->has_fb = fb != NULL;
+    if (fb)
+        memcpy(r->fb, fb, FW_FB_BYTES);
+}
+
 void dash_model_set_device(struct dash_model *m, int index, const struct dash_device_row *row)
 {
     if (index < 0 || index >= m->n_devs)

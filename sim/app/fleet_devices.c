@@ -433,34 +433,37 @@ static void loop_rows(struct fleet_loop *fl)
     }
 }
 
+void fleet_figures_add_stats(struct fleet_figures *s, const struct fw_stats *st)
+{
+    s->items_received += st->items_received;
+    s->items_queued += st->items_queued;
+    s->duplicates_suppressed += st->duplicates_suppressed;
+    s->queue_full += st->queue_full;
+    s->registrations_confirmed += st->registrations_confirmed;
+    s->registrations_acked += st->registrations_acked;
+    s->registrations_resent += st->registrations_resent;
+    s->outbox_full += st->outbox_full;
+    s->cancels += st->cancels;
+    s->wrong_tags += st->wrong_tags;
+    s->rejects += st->rejects_total;
+    s->inventory_queries += st->inventory_queries;
+    s->inventory_answers += st->inventory_answers;
+    s->inventory_timeouts += st->inventory_timeouts;
+    s->connects += st->connects;
+    s->connect_failures += st->connect_failures;
+    s->connection_losses += st->connection_losses;
+    s->publish_errors += st->publish_errors;
+    s->storage_errors += st->storage_errors;
+}
+
 /* Sum this loop's device counters (owner thread). */
 static void loop_sum(struct fleet_loop *fl)
 {
     struct fleet_figures s;
 
     memset(&s, 0, sizeof(s));
-    for (size_t i = 0; i < fl->n_devs; i++) {
-        const struct fw_stats *st = fw_device_stats(sim_device_fw(fl->devs[i]->dev));
-        s.items_received += st->items_received;
-        s.items_queued += st->items_queued;
-        s.duplicates_suppressed += st->duplicates_suppressed;
-        s.queue_full += st->queue_full;
-        s.registrations_confirmed += st->registrations_confirmed;
-        s.registrations_acked += st->registrations_acked;
-        s.registrations_resent += st->registrations_resent;
-        s.outbox_full += st->outbox_full;
-        s.cancels += st->cancels;
-        s.wrong_tags += st->wrong_tags;
-        s.rejects += st->rejects_total;
-        s.inventory_queries += st->inventory_queries;
-        s.inventory_answers += st->inventory_answers;
-        s.inventory_timeouts += st->inventory_timeouts;
-        s.connects += st->connects;
-        s.connect_failures += st->connect_failures;
-        s.connection_losses += st->connection_losses;
-        s.publish_errors += st->publish_errors;
-        s.storage_errors += st->storage_errors;
-    }
+    for (size_t i = 0; i < fl->n_devs; i++)
+        fleet_figures_add_stats(&s, fw_device_stats(sim_device_fw(fl->devs[i]->dev)));
     pthread_mutex_lock(&fl->sum_mu);
     fl->sum = s;
     if (fl->rows)

@@ -139,6 +139,9 @@ uint64_t fleet_pss_kib(void);
  *  process. 0 when it cannot be read (/proc/PID/stat). */
 uint64_t fleet_proc_cpu_ms(int pid);
 
+/** Add one device's counters into s (the device-side figures). */
+void fleet_figures_add_stats(struct fleet_figures *s, const struct fw_stats *st);
+
 /** Add b's counters into a (used to merge the figures of worker processes). */
 void fleet_figures_add(struct fleet_figures *a, const struct fleet_figures *b);
 

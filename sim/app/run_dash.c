@@ -82,20 +82,8 @@ static void run_dash__rows(struct run_dash *d)
         const struct fleet_row *f = &d->rows[i];
         if (!f->id[0])
             continue;
-        memset(&r, 0, sizeof(r));
-        memcpy(r.id, f->id, sizeof(r.id));
-        r.online = f->online;
-        snprintf(r.state, sizeof(r.state), "%s", f->online ? "online" : f->powered ? "offline" : "off");
-        r.items_received = f->stats.items_received;
-        r.registrations_acked = f->stats.registrations_acked;
-        r.duplicates_suppressed = f->stats.duplicates_suppressed;
-        r.connects = f->stats.connects;
-        r.connection_losses = f->stats.connection_losses;
-        r.rejects = f->stats.rejects_total;
-        r.queue = f->pending;
-        r.last_seen_ms = f->last_seen_ms;
-        r.has_fb = true;
-        memcpy(r.fb, f->fb, FW_FB_BYTES);
+        dash_row_from(&r, f->id, f->online, f->online ? "online" : f->powered ? "offline" : "off",
+                      &f->stats, f->pending, f->last_seen_ms, f->fb);
         dash_model_set_device(d->model, i, &r);
     }
 }
