@@ -46,6 +46,8 @@ struct dash_buf {
 void dash_buf_printf(struct dash_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void dash_buf_add(struct dash_buf *b, const void *data, size_t n);
+/** Append a string literal (its length counted by the compiler). */
+#define dash_buf_lit(b, lit) dash_buf_add((b), "" lit, sizeof(lit) - 1)
 /** A JSON string literal (quotes included) of s. */
 void dash_buf_json_str(struct dash_buf *b, const char *s);
 /** Base64 of n bytes (the OLED frames in JSON). */

@@ -62,7 +62,7 @@ void dash_buf_printf(struct dash_buf *b, const char *fmt, ...)
 
 void dash_buf_json_str(struct dash_buf *b, const char *s)
 {
-    dash_buf_add(b, "\"", 1);
+    dash_buf_lit(b, "\"");
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\') {
             char esc[2] = { '\\', (char)*p };
@@ -70,12 +70,12 @@ void dash_buf_json_str(struct dash_buf *b, const char *s)
         } else if (*p < 0x20 || *p == 0x7f) {
             dash_buf_printf(b, "\\u%04x", *p);
         } else if (*p == '<') {
-            dash_buf_add(b, "\\u003c", 6); /* never "</script>" inside the report's JSON */
+            dash_buf_lit(b, "\\u003c"); /* never "</script>" inside the report's JSON */
         } else {
             dash_buf_add(b, p, 1);
         }
     }
-    dash_buf_add(b, "\"", 1);
+    dash_buf_lit(b, "\"");
 }
 
 void dash_buf_base64(struct dash_buf *b, const uint8_t *d, size_t n)

@@ -90,9 +90,9 @@ static enum MHD_Result dash__error(struct MHD_Connection *c, unsigned status, co
     struct dash_buf b = { 0 };
     enum MHD_Result rc;
 
-    dash_buf_add(&b, "{\"error\":", 9);
+    dash_buf_lit(&b, "{\"error\":");
     dash_buf_json_str(&b, why);
-    dash_buf_add(&b, "}\n", 2);
+    dash_buf_lit(&b, "}\n");
     if (b.failed) {
         free(b.p);
         return MHD_NO;
@@ -299,14 +299,14 @@ static ssize_t dash__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         if (s->version == 0 || dash_model_wait(h->m, s->version, 1000) != s->version) {
             s->version = dash_model_wait(h->m, 0, 0);
             s->idle_ms = 0;
-            dash_buf_add(&s->out, "data: ", 6);
+            dash_buf_lit(&s->out, "data: ");
             dash_model_push_json(h->m, &s->view, &s->out);
-            dash_buf_add(&s->out, "\n\n", 2);
+            dash_buf_lit(&s->out, "\n\n");
             if (s->out.failed)
                 return MHD_CONTENT_READER_END_WITH_ERROR;
         } else if ((s->idle_ms += 1000) >= DASH_PING_MS) {
             s->idle_ms = 0;
-            dash_buf_add(&s->out, ": ping\n\n", 8); /* finds a closed tab: the write fails */
+            dash_buf_lit(&s->out, ": ping\n\n"); /* finds a closed tab: the write fails */
         }
     }
     size_t n = s->out.len - s->off < max ? s->out.len - s->off : max;

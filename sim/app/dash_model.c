@@ -256,21 +256,21 @@ static void dash__summary_json(const struct dash_model *m, struct dash_buf *o)
                         (unsigned long long)s->led.registered_twice,
                         (unsigned long long)s->led.lost, s->led.latency_p50_ms,
                         s->led.latency_p90_ms, s->led.latency_p99_ms, s->led.latency_max_ms);
-    dash_buf_add(o, "}", 1);
+    dash_buf_lit(o, "}");
 }
 
 static void dash__samples_json(const struct dash_model *m, uint64_t from, struct dash_buf *o)
 {
     if (m->n_samples > DASH_SAMPLES_MAX && from < m->n_samples - DASH_SAMPLES_MAX)
         from = m->n_samples - DASH_SAMPLES_MAX;
-    dash_buf_add(o, "\"samples\":[", 11);
+    dash_buf_lit(o, "\"samples\":[");
     for (uint64_t i = from; i < m->n_samples; i++) {
         const struct dash_sample *s = &m->samples[i % DASH_SAMPLES_MAX];
         dash_buf_printf(o, "%s[%.1f,%.0f,%.1f,%.2f,%.2f,%.0f,%.0f]", i > from ? "," : "", s->t_s,
                         s->online, s->registrations_per_second, s->p50_ms, s->p99_ms,
                         s->reconnects, s->errors);
     }
-    dash_buf_add(o, "]", 1);
+    dash_buf_lit(o, "]");
 }
 
 static const char *dash__item_state(const struct hx_backend_item *it)
@@ -284,7 +284,7 @@ static const char *dash__item_state(const struct hx_backend_item *it)
 
 static void dash__items_json(const struct dash_model *m, struct dash_buf *o)
 {
-    dash_buf_add(o, "\"items\":[", 9);
+    dash_buf_lit(o, "\"items\":[");
     for (int i = 0; i < m->n_items; i++) {
         const struct hx_backend_item *it = &m->items[i];
         dash_buf_printf(o, "%s{\"id\":%d,\"name\":", i ? "," : "", (int)it->item_id);
@@ -296,13 +296,13 @@ static void dash__items_json(const struct dash_model *m, struct dash_buf *o)
         for (int k = 0; k < 2 && k < (int)it->registrations; k++) {
             dash_buf_add(o, k ? ",[" : "[", k ? 2 : 1);
             dash_buf_json_str(o, it->reg_device[k]);
-            dash_buf_add(o, ",", 1);
+            dash_buf_lit(o, ",");
             dash_buf_json_str(o, it->reg_tag[k]);
-            dash_buf_add(o, "]", 1);
+            dash_buf_lit(o, "]");
         }
-        dash_buf_add(o, "]}", 2);
+        dash_buf_lit(o, "]}");
     }
-    dash_buf_add(o, "]", 1);
+    dash_buf_lit(o, "]");
 }
 
 static void dash__device_json(const struct dash_dev *d, int index, bool with_fb, uint64_t now,
@@ -320,11 +320,11 @@ static void dash__device_json(const struct dash_dev *d, int index, bool with_fb,
                     (unsigned long long)r->connection_losses, (unsigned long long)r->rejects,
                     r->queue, r->last_seen_ms ? (double)(now - r->last_seen_ms) / 1000.0 : -1.0);
     if (with_fb && r->has_fb) {
-        dash_buf_add(o, ",\"fb\":\"", 7);
+        dash_buf_lit(o, ",\"fb\":\"");
         dash_buf_base64(o, r->fb, FW_FB_BYTES);
-        dash_buf_add(o, "\"", 1);
+        dash_buf_lit(o, "\"");
     }
-    dash_buf_add(o, "}", 1);
+    dash_buf_lit(o, "}");
 }
 
 /* The view's page of devices; frames only where they changed since it last saw them. */
@@ -344,53 +344,53 @@ static void dash__devices_json(const struct dash_model *m, struct dash_view *v, 
     dash_buf_printf(o, "\"devices\":{\"total\":%d,\"matches\":%ld,\"page\":%ld,\"per\":%ld,"
                     "\"remote\":", m->n_devs, matches, v->q.page, v->q.per);
     dash_buf_json_str(o, m->remote_why);
-    dash_buf_add(o, ",\"rows\":[", 9);
+    dash_buf_lit(o, ",\"rows\":[");
     for (int k = 0; k < n; k++) {
         const struct dash_dev *d = &m->devs[idx[k]];
         bool fresh = k >= v->n_sent || v->sent_index[k] != idx[k] ||
                      v->sent_fb_version[k] != d->fb_version;
         dash__device_json(d, idx[k], fresh, now, o);
         if (k + 1 < n)
-            dash_buf_add(o, ",", 1);
+            dash_buf_lit(o, ",");
         v->sent_index[k] = idx[k];
         v->sent_fb_version[k] = d->fb_version;
     }
     v->n_sent = n;
-    dash_buf_add(o, "]}", 2);
+    dash_buf_lit(o, "]}");
 }
 
 void dash_model_push_json(struct dash_model *m, struct dash_view *v, struct dash_buf *o)
 {
     pthread_mutex_lock(&m->mu);
-    dash_buf_add(o, "{", 1);
+    dash_buf_lit(o, "{");
     dash__summary_json(m, o);
-    dash_buf_add(o, ",", 1);
+    dash_buf_lit(o, ",");
     dash__samples_json(m, v->sample_count, o);
     v->sample_count = m->n_samples;
     if (v->items_version != m->items_version) {
-        dash_buf_add(o, ",", 1);
+        dash_buf_lit(o, ",");
         dash__items_json(m, o);
         v->items_version = m->items_version;
     }
-    dash_buf_add(o, ",", 1);
+    dash_buf_lit(o, ",");
     dash__devices_json(m, v, o);
-    dash_buf_add(o, "}", 1);
+    dash_buf_lit(o, "}");
     pthread_mutex_unlock(&m->mu);
 }
 
 void dash_model_report_json(struct dash_model *m, struct dash_buf *o)
 {
     pthread_mutex_lock(&m->mu);
-    dash_buf_add(o, "{", 1);
+    dash_buf_lit(o, "{");
     dash__summary_json(m, o);
-    dash_buf_add(o, ",", 1);
+    dash_buf_lit(o, ",");
     dash__samples_json(m, 0, o);
-    dash_buf_add(o, ",\"histogram\":{\"bounds_ms\":[", 27);
+    dash_buf_lit(o, ",\"histogram\":{\"bounds_ms\":[");
     for (int k = 0; k < DASH_LAT_BOUNDS; k++)
         dash_buf_printf(o, "%s%g", k ? "," : "", dash_latency_bounds_ms[k]);
-    dash_buf_add(o, "],\"counts\":[", 12);
+    dash_buf_lit(o, "],\"counts\":[");
     for (int k = 0; k <= DASH_LAT_BOUNDS; k++)
         dash_buf_printf(o, "%s%llu", k ? "," : "", (unsigned long long)m->summary.lat_counts[k]);
-    dash_buf_add(o, "]}}", 3);
+    dash_buf_lit(o, "]}}");
     pthread_mutex_unlock(&m->mu);
 }

@@ -131,11 +131,11 @@ int run_dash_report(struct run_dash *d, const char *path, const char *summary_js
 
     if (!d)
         return DASH_ERR_INVAL;
-    dash_buf_add(&b, "{\"kind\":\"run\",\"table\":", 22);
+    dash_buf_lit(&b, "{\"kind\":\"run\",\"table\":");
     dash_buf_add(&b, summary_json, strlen(summary_json));
-    dash_buf_add(&b, ",\"model\":", 9);
+    dash_buf_lit(&b, ",\"model\":");
     dash_model_report_json(d->model, &b);
-    dash_buf_add(&b, "}", 1);
+    dash_buf_lit(&b, "}");
     rc = b.failed ? DASH_ERR_NOMEM : dash_report_write(path, "scansim run", b.p);
     free(b.p);
     return rc;

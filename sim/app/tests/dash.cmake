@@ -2,7 +2,8 @@
 # sim/app/tests/CMakeLists.txt.
 #   dash_unit        Check suite: request rules, push JSON, Prometheus text (no server)
 #   dash_prometheus  Debian's prometheus scrapes a live `scansim run --http` (~10 s)
-#   dash_browser     headless Chromium drives the pages of a live run, opens its report (~30 s)
+#   dash_browser     headless Chromium drives the pages of a live run, opens its report
+#                    and those of scansim test and bench (~30 s)
 set(DASH_SRC ${CMAKE_CURRENT_SOURCE_DIR}/..)
 add_executable(test_dash test_dash.c ${DASH_SRC}/dash_form.c ${DASH_SRC}/dash_buf.c
                ${DASH_SRC}/dash_metrics.c ${DASH_SRC}/dash_model.c)
@@ -18,5 +19,6 @@ add_test(NAME dash_prometheus
 set_tests_properties(dash_prometheus PROPERTIES LABELS "prometheus;broker" TIMEOUT 120)
 add_test(NAME dash_browser
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/dash_browser_test.py
-                 $<TARGET_FILE:scansim> ${CMAKE_BINARY_DIR}/reports)
+                 $<TARGET_FILE:scansim> ${CMAKE_BINARY_DIR}/reports
+                 ${CMAKE_SOURCE_DIR}/scenarios/happy_path.scn)
 set_tests_properties(dash_browser PROPERTIES LABELS "browser;broker" TIMEOUT 180)

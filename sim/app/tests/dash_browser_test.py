@@ -9,7 +9,10 @@ OLEDs are drawn pixel-true (the canvas holds lit pixels), then opens the run's -
 file offline and checks that its charts are drawn. No console errors anywhere.
 Screenshots land in REPORTS (build/reports/).
 
-usage: dash_browser_test.py SCANSIM REPORTS
+The reports of `scansim test` (one scenario) and `scansim bench` (a small one) are
+made alongside and opened the same way.
+
+usage: dash_browser_test.py SCANSIM REPORTS SCENARIO
 """
 import json
 import os
@@ -24,7 +27,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-SCANSIM, REPORTS = sys.argv[1], sys.argv[2]
+SCANSIM, REPORTS, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(REPORTS, exist_ok=True)
 tmp = tempfile.mkdtemp(prefix="scansim-browser-")
 report = os.path.join(tmp, "run-report.html")
@@ -141,19 +144,34 @@ def devices_page(d, base):
     no_console_errors(d, "leaving the dashboard")
 
 
-def report_page(d):
-    d.get("file://" + report)
-    wait_for("the report's script", lambda: d.execute_script("return window.scansimReportDone"))
+def report_page(d, path, name, charts, text):
+    d.get("file://" + path)
+    wait_for(name + " report's script", lambda: d.execute_script("return window.scansimReportDone"))
     n = d.execute_script("return Object.values(Chart.instances).filter("
                          "c => c.data.datasets.some(s => s.data.length > 0)).length")
-    if n < 5:
-        fail("the report drew %d charts with data, expected 4 over time and a histogram" % n)
-    d.save_screenshot(os.path.join(REPORTS, "dash_report_run.png"))
-    no_console_errors(d, "report")
-    print("report: %d charts drawn" % n)
+    if n < charts:
+        fail("the %s report drew %d charts with data, expected %d" % (name, n, charts))
+    body = d.find_element(By.TAG_NAME, "body").text
+    if text not in body:
+        fail("the %s report does not say '%s'" % (name, text))
+    d.save_screenshot(os.path.join(REPORTS, "dash_report_%s.png" % name))
+    no_console_errors(d, name + " report")
+    shutil.copy(path, os.path.join(REPORTS, "dash_report_%s.html" % name))
+    print("%s report: %d charts drawn" % (name, n))
+
+
+def side_reports():
+    """scansim test and bench, each writing its report, while the run goes on."""
+    t = subprocess.Popen([SCANSIM, "test", SCENARIO, "--report", os.path.join(tmp, "test.html")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    b = subprocess.Popen([SCANSIM, "bench", "--devices", "10", "--min-items", "200", "--repeat",
+                          "1", "--raw-messages", "2000", "--report", os.path.join(tmp, "bench.html")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    return t, b
 
 
 run, base, log = start_run()
+side = side_reports()
 d = browser()
 try:
     items_page(d, base)
@@ -165,9 +183,18 @@ try:
     if rc != 0:
         log.seek(0)
         fail("scansim run exited %d:\n%s" % (rc, log.read()))
-    report_page(d)
-    shutil.copy(report, os.path.join(REPORTS, "dash_report_run.html"))
+    report_page(d, report, "run", 5, "items_registered")
+    if side[0].wait(timeout=60) != 0:
+        fail("scansim test %s failed" % SCENARIO)
+    report_page(d, os.path.join(tmp, "test.html"), "test", 1, "passed in")
+    if side[1].wait(timeout=60) != 0:
+        fail("scansim bench failed")
+    report_page(d, os.path.join(tmp, "bench.html"), "bench", 2, "raw_ceiling_msg_per_s")
 finally:
+    for p in side:
+        if p.poll() is None:
+            p.terminate()
+            p.wait()
     d.quit()
     if run.poll() is None:
         run.terminate()
