@@ -14,6 +14,8 @@ PKGS=(
   gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
   clang libclang-rt-14-dev
   qemu-system-arm dpkg-dev
+  libmicrohttpd-dev libjs-chart.js  # the dashboard (--http) and the reports (--report)
+  prometheus chromium chromium-driver python3-selenium  # the dashboard's prometheus and browser tests
 )
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi

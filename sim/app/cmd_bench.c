@@ -39,6 +39,7 @@
 
 #include "bench_stats.h"
 #include "cli.h"
+#include "dash.h"
 #include "fleet_devices.h"
 #include "sim/clock.h"
 #include "sim/paho.h"
@@ -62,6 +63,7 @@ struct bench_opts {
     long workers;            /* 0 = auto: one per 1,000 devices */
     long per_worker;         /* devices per worker for auto */
     const char *json_path;
+    const char *report_path;
     bool skip_raw;
     const char *raw_sub_topic; /* hidden --raw-subscriber TOPIC: be the subscriber process */
 };
@@ -86,6 +88,8 @@ static const char bench_help[] =
     "  --per-worker N          or one worker per N devices\n"
     "  --skip-raw              do not measure the raw ceiling\n"
     "  --json FILE             write all figures as JSON\n"
+    "  --report FILE.html      write one self-contained HTML report (the rounds as charts,\n"
+    "                          the figures as a table) that opens offline\n"
     "\n";
 
 static const struct option bench_long[] = {
@@ -98,6 +102,7 @@ static const struct option bench_long[] = {
     {"workers", required_argument, 0, 0x3006},
     {"per-worker", required_argument, 0, 0x3007},
     {"json", required_argument, 0, 0x3008},
+    {"report", required_argument, 0, 0x300c},
     {"skip-raw", no_argument, 0, 0x3009},
     {"raw-subscriber", required_argument, 0, 0x300a}, /* hidden: the raw run's subscriber */
     {"help", no_argument, 0, 'h'},
@@ -174,6 +179,13 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
         case 0x3008:
             o->json_path = optarg;
             break;
+        case 0x300c: {
+            size_t len;
+            o->report_path = optarg;
+            if (!dash_chart_js(&len))
+                return -1; /* said: better now than after minutes of rounds */
+            break;
+        }
         case 0x3009:
             o->skip_raw = true;
             break;
@@ -648,6 +660,29 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
 
 /* ------------------------------------------------------------------ main */
 
+/* --report: the rounds' figures flattened for bench_report_write. */
+static int bench_report(const struct bench_opts *o, const cJSON *jout, const double *raw,
+                        struct run_fig (*figs)[99])
+{
+    static double reg[BENCH_MAX_POINTS * 99], p99[BENCH_MAX_POINTS * 99];
+    char *text = cJSON_PrintUnformatted(jout);
+    int rc;
+
+    for (int p = 0; p < o->n_points; p++)
+        for (int i = 0; i < o->repeat; i++) {
+            const struct run_fig *f = &figs[p][i];
+            reg[p * o->repeat + i] = f->ok ? f->reg_per_s : NAN;
+            p99[p * o->repeat + i] = f->ok ? f->p99 : NAN;
+        }
+    rc = text ? bench_report_write(o->report_path, text, (int)o->repeat, raw, o->n_points,
+                                   o->points, reg, p99)
+              : DASH_ERR_NOMEM;
+    if (rc == DASH_OK)
+        printf("report: %s\n", o->report_path);
+    free(text);
+    return rc;
+}
+
 int scansim_cmd_bench(int argc, char **argv)
 {
     struct bench_opts o;
@@ -818,6 +853,8 @@ int scansim_cmd_bench(int argc, char **argv)
             fclose(fp);
         free(text);
     }
+    if (o.report_path && jout && bench_report(&o, jout, raw, figs) != 0)
+        exit_code = SIM_EXIT_INTERNAL;
     cJSON_Delete(jout);
     sim_cli_broker_down(&o.c, embedded);
     return exit_code;

@@ -51,6 +51,8 @@ enum {
     DEMO_OPT_OLED_DUMP,
     DEMO_OPT_DEVICES,
     DEMO_OPT_TRACE,
+    DEMO_OPT_HTTP,
+    DEMO_OPT_HTTP_TOKEN,
 };
 
 static const char demo_help[] =
@@ -94,6 +96,11 @@ static const char demo_help_options[] =
     "  --oled-dump FILE write every OLED frame of the first scanner to FILE as text (half\n"
     "                   blocks, 32 lines of 128; replaced atomically): for scripts that check\n"
     "                   the pixels\n"
+    "  --http ADDR:PORT serve the dashboard in a browser, e.g. --http 127.0.0.1:8080: create\n"
+    "                   items, see them registered, every scanner's OLED live, charts, and\n"
+    "                   Prometheus /metrics (loopback needs no token)\n"
+    "  --http-token T   require this token (on an address other than loopback one is\n"
+    "                   generated and printed if not given)\n"
     "  -h, --help       this help\n"
     "\n";
 
@@ -135,6 +142,7 @@ static bool demo__valid_id(const char *id)
 static void demo__draw(struct demo *d)
 {
     demo_refresh_model(d);
+    demo_dash_tick(d);
     demo_ui_draw(&d->view);
     d->dirty = false;
     d->last_draw_ms = sim_clock_ms();
@@ -212,6 +220,8 @@ static int demo__option(struct demo *d, int opt, const char *arg)
     case DEMO_OPT_DIRECT: d->direct = true; return 0;
     case DEMO_OPT_ASCII: d->view.force_ascii = true; return 0;
     case DEMO_OPT_OLED_DUMP: d->oled_dump = arg; return 0;
+    case DEMO_OPT_HTTP: d->http_listen = arg; return 0;
+    case DEMO_OPT_HTTP_TOKEN: d->http_token = arg; return 0;
     case DEMO_OPT_SEED:
         if (sim_cli_parse_int(DEMO_CMD, "--seed", arg, 1, 2147483647L, &v))
             return -1;
@@ -259,6 +269,8 @@ static int demo__parse(struct demo *d, int argc, char **argv)
         {"seed", required_argument, 0, DEMO_OPT_SEED},
         {"oled-dump", required_argument, 0, DEMO_OPT_OLED_DUMP},
         {"trace", required_argument, 0, DEMO_OPT_TRACE},
+        {"http", required_argument, 0, DEMO_OPT_HTTP},
+        {"http-token", required_argument, 0, DEMO_OPT_HTTP_TOKEN},
         {"help", no_argument, 0, 'h'},
         SIM_CLI_COMMON_OPTIONS,
         {0, 0, 0, 0},
@@ -488,6 +500,8 @@ static int demo__set_up(struct demo *d)
         return rc;
     if ((rc = demo__create_scanners(d)) != SIM_EXIT_OK)
         return rc;
+    if ((rc = demo_dash_start(d)) != DASH_OK)
+        return rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
     demo__fill_view(d);
     return SIM_EXIT_OK;
 }
@@ -501,6 +515,10 @@ static int demo__screen(struct demo *d, bool *was_online)
     for (int k = 0; k < d->ndev; k++)
         if (sim_device_start(d->units[k].dev))
             return SIM_EXIT_INTERNAL;
+    if (d->dash.http)
+        demo_notice(&d->view, false, "dashboard: http://%.*s:%d/ (--http)",
+                    (int)(strrchr(d->http_listen, ':') - d->http_listen), d->http_listen,
+                    dash_http_port(d->dash.http));
     demo__draw(d);
     rc = demo__run(d);
     /* Clean power-off: the firmware publishes its retained "offline" and disconnects. */
@@ -535,6 +553,7 @@ static void demo__tear_down(struct demo *d, bool screen_open)
 {
     if (screen_open)
         demo_refresh_model(d);
+    demo_dash_stop(d); /* before the devices and the backend it reads */
     for (int k = 0; k < d->ndev; k++)
         sim_device_destroy(d->units[k].dev);
     sim_loop_free(d->loop);

@@ -33,6 +33,7 @@
 #include "hx/backend.h"
 #include "latency_hist.h"
 #include "run_backends.h"
+#include "run_dash.h"
 #include "run_opts.h"
 #include "run_shard_json.h"
 #include "run_supervise.h"
@@ -240,19 +241,17 @@ static void print_summary(const struct run_state *s, int exit_code)
     fflush(stdout);
 }
 
-static int write_json(const struct run_state *s, int exit_code)
+/* The summary as JSON (--json, and the table of --report); NULL when out of memory. */
+static cJSON *run_json(const struct run_state *s, int exit_code)
 {
     const struct fleet_figures *g = &s->fig;
     const struct run_opts *o = s->o;
     uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
     uint64_t rss = s->self_rss_kib + (o->workers > 1 ? g->peak_rss_kib : 0);
     cJSON *j = cJSON_CreateObject(), *lat;
-    char *text = NULL;
-    FILE *fp;
-    int rc = -1;
 
     if (!j)
-        return -1;
+        return NULL;
 #define NUM(k, v) cJSON_AddNumberToObject(j, k, (double)(v))
     NUM("devices_requested", o->devices);
     NUM("devices_connected", g->ever_connected);
@@ -342,7 +341,17 @@ static int write_json(const struct run_state *s, int exit_code)
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
 #undef NUM
-    text = cJSON_Print(j);
+    return j;
+}
+
+static int write_json(const struct run_state *s, int exit_code)
+{
+    const struct run_opts *o = s->o;
+    cJSON *j = run_json(s, exit_code);
+    char *text = j ? cJSON_Print(j) : NULL;
+    FILE *fp;
+    int rc = -1;
+
     if (!text)
         goto out;
     fp = fopen(o->json_path, "w");
@@ -369,6 +378,7 @@ struct run_ctx {
     struct fleet_workers *workers;   /* or worker processes */
     struct run_backends rb;          /* the backend role, one per broker; rb.n 0 = none */
     struct fleet_driver *driver;
+    struct run_dash *dash;           /* --http / --report, or NULL */
     double credit;
     uint64_t last_start_ms;
 };
@@ -390,7 +400,7 @@ static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
         s->have_ledger = true;
     }
     if (c->driver) {
-        s->published = fleet_driver_published(c->driver);
+        s->published = fleet_driver_published(c->driver) + run_dash_items_created(c->dash);
         s->publish_failed = fleet_driver_failed(c->driver);
         s->gate_skips = fleet_driver_gate_skips(c->driver);
         s->reassigned = fleet_driver_reassigned(c->driver);
@@ -421,6 +431,24 @@ static uint64_t registered_now(struct run_ctx *c, struct run_state *s)
 {
     (void)c;
     return s->have_ledger ? s->led.registered : s->fig.registrations_acked;
+}
+
+/* --report: the final figures as one more sample, then the file. */
+static int write_report(struct run_ctx *c, struct run_state *s, int exit_code)
+{
+    cJSON *j = run_json(s, exit_code);
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    int rc = -1;
+
+    run_dash_tick(c->dash, &s->fig, s->have_ledger ? &s->led : NULL, rate_final(s),
+                  (double)(s->t_end - s->t_start) / 1000.0);
+    if (text)
+        rc = run_dash_report(c->dash, s->o->report_path, text);
+    if (rc == 0)
+        printf("  %-34s %s\n", "report", s->o->report_path);
+    free(text);
+    cJSON_Delete(j);
+    return rc;
 }
 
 int scansim_cmd_run(int argc, char **argv)
@@ -506,6 +534,14 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
 
+    /* The dashboard creates items through, and shows the ledger of, the first broker's
+       backend (with several --broker, that broker's devices). */
+    rc = run_dash_start(&o, c.fleet, c.rb.n ? c.rb.b[0] : NULL, &c.dash);
+    if (rc != DASH_OK) {
+        exit_code = rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
+        goto out;
+    }
+
     if (!s.tty)
         printf("scansim run: %ld devices on %s%s (%s layout)\n", o.devices, uri,
                n_uris > 1 ? " and more brokers" : "",
@@ -544,6 +580,7 @@ int scansim_cmd_run(int argc, char **argv)
         if (now >= next_progress) {
             next_progress = now + 1000;
             progress_line(&s);
+            run_dash_tick(c.dash, &s.fig, NULL, 0, (double)(now - s.t_start) / 1000.0);
         }
         if (c.workers)
             fleet_workers_poll(c.workers, 20);
@@ -606,6 +643,8 @@ int scansim_cmd_run(int argc, char **argv)
                     s.last_rate_ms = now;
                     next_progress = now + 1000;
                     progress_line(&s);
+                    run_dash_tick(c.dash, &s.fig, s.have_ledger ? &s.led : NULL, s.rate_now,
+                                  (double)(now - s.t_start) / 1000.0);
                 }
                 s.last_registered = reg;
                 if (c.driver && fleet_driver_done_publishing(c.driver)) {
@@ -628,7 +667,8 @@ int scansim_cmd_run(int argc, char **argv)
                for the other devices' registrations: the grace rule above) */
             if (c.driver && o.c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c.driver) &&
                 fleet_driver_published(c.driver) > 0 &&
-                run_backends_all_registered(&c.rb, fleet_driver_published(c.driver),
+                run_backends_all_registered(&c.rb, fleet_driver_published(c.driver) +
+                                            run_dash_items_created(c.dash),
                                             c.workers ? 0 : 5)) {
                 s.t_last_progress = sim_clock_ms(); /* the moment the last item registered */
                 break;
@@ -691,8 +731,11 @@ int scansim_cmd_run(int argc, char **argv)
     print_summary(&s, exit_code);
     if (o.json_path && write_json(&s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
         exit_code = SIM_EXIT_INTERNAL;
+    if (o.report_path && write_report(&c, &s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
+        exit_code = SIM_EXIT_INTERNAL;
 
 out:
+    run_dash_free(c.dash); /* the server first: it reads the fleet's rows */
     fleet_workers_free(c.workers);
     {
         uint64_t t0 = sim_clock_ms();

@@ -27,6 +27,7 @@
 #include "hx/broker.h"
 #include "hx/runner.h"
 #include "hx/scenario.h"
+#include "dash.h"
 #include "sim/clock.h"
 
 const char scansim_cmd_test_summary[] = "run scenario files (scripted faults and expectations) and report";
@@ -42,6 +43,10 @@ static const char test_help[] =
     "Options:\n"
     "  -j, --jobs N       run N scenarios at once (each has its own broker and ports; default 1)\n"
     "      --junit FILE   write a JUnit XML report (one testcase per scenario)\n"
+    "      --report FILE.html\n"
+    "                     write one self-contained HTML report that opens offline: a\n"
+    "                     timeline per scenario (steps, expectation results, the seed to\n"
+    "                     replay it) and the summary\n"
     "      --keep DIR     keep artefacts in DIR/<scenario>/: mosquitto.conf + mosquitto.log,\n"
     "                     ledger.sqlite, timeline.txt, status.log, devices.log\n"
     "      --pcap         with --keep: record every proxied device link as\n"
@@ -341,6 +346,45 @@ static void xml_escape(FILE *f, const char *s)
     }
 }
 
+/* --report: the summary and every scenario's timeline as the report's JSON. */
+static int write_report(const char *path, const struct test_case *cs, size_t n)
+{
+    struct dash_buf b = { 0 };
+    size_t passed = 0, failed = 0, skipped = 0;
+    int rc;
+
+    for (size_t i = 0; i < n; i++) {
+        skipped += cs[i].skipped;
+        passed += !cs[i].skipped && cs[i].done && cs[i].passed;
+        failed += !cs[i].skipped && !(cs[i].done && cs[i].passed);
+    }
+    dash_buf_printf(&b, "{\"kind\":\"test\",\"table\":{\"scenarios\":%zu,\"passed\":%zu,"
+                    "\"failed\":%zu,\"skipped\":%zu},\"scenarios\":[", n, passed, failed, skipped);
+    for (size_t i = 0; i < n; i++) {
+        const struct test_case *c = &cs[i];
+        dash_buf_add(&b, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
+        dash_buf_json_str(&b, c->s ? c->s->name : c->path);
+        dash_buf_lit(&b, ",\"path\":");
+        dash_buf_json_str(&b, c->path);
+        dash_buf_printf(&b, ",\"passed\":%s,\"skipped\":%s,\"duration_ms\":%lld,\"seed\":\"%llu\","
+                        "\"skip_why\":", c->done && c->passed ? "true" : "false",
+                        c->skipped ? "true" : "false", (long long)c->duration_ms,
+                        (unsigned long long)c->seed);
+        dash_buf_json_str(&b, c->skip_why);
+        dash_buf_lit(&b, ",\"failure\":");
+        dash_buf_json_str(&b, c->failure ? c->failure : "");
+        dash_buf_lit(&b, ",\"timeline\":");
+        dash_buf_json_str(&b, c->timeline ? c->timeline : "");
+        dash_buf_lit(&b, "}");
+    }
+    dash_buf_lit(&b, "]}");
+    rc = b.failed ? DASH_ERR_NOMEM : dash_report_write(path, "scansim test", b.p);
+    free(b.p);
+    if (rc == DASH_OK)
+        printf("report: %s\n", path);
+    return rc;
+}
+
 static int write_junit(const char *path, const struct test_case *cs, size_t n)
 {
     FILE *f = fopen(path, "w");
@@ -402,6 +446,7 @@ int scansim_cmd_test(int argc, char **argv)
     static const struct option longopts[] = {
         {"jobs", required_argument, 0, 'j'},
         {"junit", required_argument, 0, 0x2001},
+        {"report", required_argument, 0, 0x200b},
         {"keep", required_argument, 0, 0x2002},
         {"pcap", no_argument, 0, 0x2003},
         {"seed", required_argument, 0, 0x2004},
@@ -416,7 +461,7 @@ int scansim_cmd_test(int argc, char **argv)
         {0, 0, 0, 0},
     };
     long jobs = 1;
-    const char *junit = NULL, *keep = NULL;
+    const char *junit = NULL, *keep = NULL, *report = NULL;
     bool pcap = false;
     struct hx_runner_opts ro = {0};
     int rc = SIM_EXIT_OK;
@@ -436,6 +481,13 @@ int scansim_cmd_test(int argc, char **argv)
                 return SIM_EXIT_USAGE;
             break;
         case 0x2001: junit = optarg; break;
+        case 0x200b: {
+            size_t len;
+            report = optarg;
+            if (!dash_chart_js(&len))
+                return SIM_EXIT_USAGE; /* said: better now than after the scenarios */
+            break;
+        }
         case 0x2002: keep = optarg; break;
         case 0x2003: pcap = true; break;
         case 0x2004: {
@@ -621,6 +673,8 @@ int scansim_cmd_test(int argc, char **argv)
         }
     }
     if (junit && write_junit(junit, cs, n_paths) != 0)
+        rc = SIM_EXIT_USAGE;
+    if (report && write_report(report, cs, n_paths) != DASH_OK)
         rc = SIM_EXIT_USAGE;
     passed = 0;
     for (size_t i = 0; i < n_paths; i++)

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "cli.h"
+#include "dash.h"
 #include "demo_net.h"
 #include "demo_ui.h"
 #include "fw/fw_device.h"
@@ -31,6 +32,18 @@ struct demo_unit {
     struct demo_net *net;         /* NULL: direct connection */
 };
 
+/* --http: the dashboard's model and server (demo_dash.c). */
+struct demo_dash {
+    struct dash_model *model;     /* NULL without --http */
+    struct dash_http *http;
+    struct dash_backend_items items;
+    uint64_t t0_ms, last_ms, sample_ms;
+    uint64_t registered;          /* at the last sample */
+    double rate;
+    uint32_t rx[DEMO_DEVICES_MAX];      /* items received, to see when each last heard */
+    uint64_t seen_ms[DEMO_DEVICES_MAX];
+};
+
 struct demo {
     struct sim_cli_common common;
     const char *id;               /* --id: the id (one scanner) or the prefix (several) */
@@ -42,6 +55,9 @@ struct demo {
     bool direct;
     const char *oled_dump;        /* --oled-dump FILE (the first scanner), or NULL */
     const char *trace_dir;        /* --trace DIR, or NULL */
+    const char *http_listen;      /* --http ADDR:PORT, or NULL */
+    const char *http_token;       /* --http-token */
+    struct demo_dash dash;
     bool oled_dump_failed;        /* said once; not retried */
     uint64_t rng;                 /* xorshift64 state for random tags and quantities */
 
@@ -62,6 +78,11 @@ struct demo {
 
 /* demo_input.c */
 void demo_key(struct demo *d, int ch);
+
+/* demo_dash.c: 0 or a negative dash_err (said); tick is cheap between its intervals */
+int demo_dash_start(struct demo *d);
+void demo_dash_tick(struct demo *d);
+void demo_dash_stop(struct demo *d);
 
 /* demo_watch.c */
 extern const struct sim_device_observer demo_observer_hooks; /* ctx is set per run */

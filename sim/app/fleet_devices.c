@@ -56,6 +56,7 @@ struct fleet_dev {
     int32_t think_item;     /* head item the operator is working on */
     int32_t last_item;      /* last item registered (inventory looks it up) */
     uint32_t flags;
+    uint64_t last_seen_ms;  /* last message received (monotonic; 0 = none) */
 };
 
 struct fleet_loop {
@@ -73,6 +74,7 @@ struct fleet_loop {
     uint64_t next_sum_ms;
     pthread_mutex_t sum_mu;
     struct fleet_figures sum;         /* device counters of this loop, refreshed 1/s */
+    struct fleet_row *rows;           /* keep_rows: one per device of this loop, 1/s */
     int create_rc;                    /* result of the creating thread */
     size_t start_next;                /* next device of this loop to start */
 };
@@ -415,36 +417,61 @@ static void op_serve_ready(void *arg)
     }
 }
 
+/* Refresh the devices' rows (owner thread, under sum_mu): the dashboard's view. */
+static void loop_rows(struct fleet_loop *fl)
+{
+    for (size_t i = 0; i < fl->n_devs; i++) {
+        struct fleet_dev *d = fl->devs[i];
+        struct fleet_row *r = &fl->rows[i];
+        const struct fw_device *fw = sim_device_fw(d->dev);
+        struct fw_status st;
+        fw_device_status(fw, &st);
+        snprintf(r->id, sizeof(r->id), "%s", sim_device_id(d->dev));
+        r->index = d->index;
+        r->online = (d->flags & FD_CONNECTED) != 0;
+        r->powered = (d->flags & FD_STARTED) != 0;
+        r->stats = *fw_device_stats(fw);
+        r->pending = st.pending;
+        r->last_seen_ms = d->last_seen_ms;
+        memcpy(r->fb, fw_device_framebuffer(fw), FW_FB_BYTES);
+    }
+}
+
+void fleet_figures_add_stats(struct fleet_figures *s, const struct fw_stats *st)
+{
+    s->items_received += st->items_received;
+    s->items_queued += st->items_queued;
+    s->duplicates_suppressed += st->duplicates_suppressed;
+    s->queue_full += st->queue_full;
+    s->registrations_confirmed += st->registrations_confirmed;
+    s->registrations_acked += st->registrations_acked;
+    s->registrations_resent += st->registrations_resent;
+    s->outbox_full += st->outbox_full;
+    s->cancels += st->cancels;
+    s->wrong_tags += st->wrong_tags;
+    s->rejects += st->rejects_total;
+    s->inventory_queries += st->inventory_queries;
+    s->inventory_answers += st->inventory_answers;
+    s->inventory_timeouts += st->inventory_timeouts;
+    s->connects += st->connects;
+    s->connect_failures += st->connect_failures;
+    s->connection_losses += st->connection_losses;
+    s->publish_errors += st->publish_errors;
+    s->storage_errors += st->storage_errors;
+}
+
 /* Sum this loop's device counters (owner thread). */
 static void loop_sum(struct fleet_loop *fl)
 {
     struct fleet_figures s;
 
     memset(&s, 0, sizeof(s));
-    for (size_t i = 0; i < fl->n_devs; i++) {
-        const struct fw_stats *st = fw_device_stats(sim_device_fw(fl->devs[i]->dev));
-        s.items_received += st->items_received;
-        s.items_queued += st->items_queued;
-        s.duplicates_suppressed += st->duplicates_suppressed;
-        s.queue_full += st->queue_full;
-        s.registrations_confirmed += st->registrations_confirmed;
-        s.registrations_acked += st->registrations_acked;
-        s.registrations_resent += st->registrations_resent;
-        s.outbox_full += st->outbox_full;
-        s.cancels += st->cancels;
-        s.wrong_tags += st->wrong_tags;
-        s.rejects += st->rejects_total;
-        s.inventory_queries += st->inventory_queries;
-        s.inventory_answers += st->inventory_answers;
-        s.inventory_timeouts += st->inventory_timeouts;
-        s.connects += st->connects;
-        s.connect_failures += st->connect_failures;
-        s.connection_losses += st->connection_losses;
-        s.publish_errors += st->publish_errors;
-        s.storage_errors += st->storage_errors;
-    }
+    for (size_t i = 0; i < fl->n_devs; i++)
+        fleet_figures_add_stats(&s, fw_device_stats(sim_device_fw(fl->devs[i]->dev)));
     pthread_mutex_lock(&fl->sum_mu);
     fl->sum = s;
+    if (fl->rows)
+        loop_rows(fl);
     pthread_mutex_unlock(&fl->sum_mu);
 }
 
@@ -482,6 +509,8 @@ static void obs_traffic(void *ctx, struct sim_device *dev, const struct sim_traf
     struct fleet_loop *fl = d->fl;
 
     (void)ctx;
+    if (t->dir == SIM_TRAFFIC_IN)
+        d->last_seen_ms = sim_clock_ms();
     if (t->dir != SIM_TRAFFIC_IN || (d->flags & FD_READY) || fl->closing)
         return;
     d->flags |= FD_READY;
@@ -646,7 +675,9 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
         pthread_mutex_init(&fl->sum_mu, NULL);
         fl->devs = calloc(cap, sizeof(*fl->devs));
         fl->heap = calloc(cap, sizeof(*fl->heap));
-        if (!fl->devs || !fl->heap)
+        if (o->keep_rows)
+            fl->rows = calloc(cap, sizeof(*fl->rows));
+        if (!fl->devs || !fl->heap || (o->keep_rows && !fl->rows))
             goto fail;
         sim_loop_opts_defaults(&lo);
         lo.tick_ms = f->o.tick_ms;
@@ -879,6 +910,7 @@ void fleet_free(struct fleet *f)
         pthread_mutex_destroy(&fl->sum_mu);
         free(fl->devs);
         free(fl->heap);
+        free(fl->rows);
     }
     pthread_mutex_destroy(&f->words_mu);
     free(f->loops);
@@ -891,6 +923,27 @@ void fleet_free(struct fleet *f)
     free(f->flash_dir);
     free(f->trace_dir);
     free(f);
+}
+
+int fleet_rows(struct fleet *f, struct fleet_row *out, int max)
+{
+    int n = 0;
+
+    for (int i = 0; i < f->n_loops; i++) {
+        struct fleet_loop *fl = &f->loops[i];
+        if (!fl->rows)
+            continue;
+        pthread_mutex_lock(&fl->sum_mu);
+        for (size_t k = 0; k < fl->n_devs; k++) {
+            uint32_t at = fl->rows[k].index;
+            if ((int)at < max && fl->rows[k].id[0]) {
+                out[at] = fl->rows[k];
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&fl->sum_mu);
+    }
+    return n;
 }
 
 void fleet_refresh(struct fleet *f)

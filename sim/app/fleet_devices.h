@@ -57,6 +57,7 @@ struct fleet_opts {
     double cancel_rate;          /* probability of cancelling an item instead of registering */
     double inventory_rate;       /* probability of an inventory look-up after a registration */
     uint32_t seed;               /* operator randomness (0 = fixed default) */
+    bool keep_rows;              /* keep every device's row (fleet_rows) for a dashboard */
     int verbose;                 /* >= 2: firmware warnings to stderr */
 };
 
@@ -100,6 +101,17 @@ static inline int fleet_broker_of(long k, int n)
 {
     return n > 1 ? (int)(k % n) : 0;
 }
+/* One device as a dashboard shows it (keep_rows), refreshed once a second with the sums. */
+struct fleet_row {
+    char id[FW_DEVICE_ID_MAX];    /* "" until its loop summed once */
+    uint32_t index;               /* in the fleet */
+    bool online;                  /* connected and subscribed (observer's view) */
+    bool powered;
+    struct fw_stats stats;
+    uint32_t pending;             /* items waiting on the device */
+    uint64_t last_seen_ms;        /* last message received (monotonic); 0 = none */
+    uint8_t fb[FW_FB_BYTES];      /* its OLED */
+};
 
 /** Fill opts with defaults (1 device, "scanner-", id 1, 1 thread, memory flash, per-device
  *  layout, persistent session, keep-alive 30 s, QoS 1, full speed, no faults). */
@@ -118,6 +130,10 @@ int fleet_unstarted(struct fleet *f);
 
 /** Sum the figures (any time after create). */
 void fleet_figures(struct fleet *f, struct fleet_figures *out);
+
+/** Copy the rows of keep_rows into out[index] (max entries), under each loop's lock and
+ *  never calling into a device thread. Returns how many were copied. */
+int fleet_rows(struct fleet *f, struct fleet_row *out, int max);
 
 /** Sum every loop's counters now (waits for each loop), instead of the once-a-second sums. */
 void fleet_refresh(struct fleet *f);
@@ -138,6 +154,9 @@ uint64_t fleet_pss_kib(void);
 /** CPU time (user + system, all threads) process pid has used so far, in ms; pid 0 = this
  *  process. 0 when it cannot be read (/proc/PID/stat). */
 uint64_t fleet_proc_cpu_ms(int pid);
+
+/** Add one device's counters into s (the device-side figures). */
+void fleet_figures_add_stats(struct fleet_figures *s, const struct fw_stats *st);
 
 /** Add b's counters into a (used to merge the figures of worker processes). */
 void fleet_figures_add(struct fleet_figures *a, const struct fleet_figures *b);

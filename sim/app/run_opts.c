@@ -95,6 +95,14 @@ static const char run_help[] =
     "                          no ledger figures, devices still count what they did\n"
     "Output:\n"
     "  --json FILE             write the figures as JSON to FILE\n"
+    "  --report FILE.html      write one self-contained HTML report (charts over time, a\n"
+    "                          latency histogram, the summary) that opens offline\n"
+    "  --http ADDR:PORT        serve the dashboard (items, devices with their live OLEDs,\n"
+    "                          charts) and Prometheus /metrics, e.g. 127.0.0.1:8080; the\n"
+    "                          per-device page needs the devices in this process, so with\n"
+    "                          --http --workers auto means 1\n"
+    "  --http-token T          require this token (Bearer, ?token= or its cookie); on an\n"
+    "                          address other than loopback one is generated if not given\n"
     "  --broker-pid PID        a broker on this machine: count its CPU time in the CPU per\n"
     "                          registration figures (the embedded broker always counts)\n"
     "  A progress line once a second (rewritten in place on a terminal), a summary at the\n"
@@ -137,6 +145,9 @@ static const struct option run_long[] = {
     {"seed", required_argument, 0, 0x2011},
     {"db", required_argument, 0, 0x2012},
     {"json", required_argument, 0, 0x2013},
+    {"http", required_argument, 0, 0x2050},
+    {"http-token", required_argument, 0, 0x2051},
+    {"report", required_argument, 0, 0x2052},
     {"no-backend", no_argument, 0, 0x2014},
     {"worker-index", required_argument, 0, 0x2015},
     {"shard", required_argument, 0, 0x2017},
@@ -408,6 +419,15 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         case 0x2013:
             o->json_path = optarg;
             break;
+        case 0x2050:
+            o->http_listen = optarg;
+            break;
+        case 0x2051:
+            o->http_token = optarg;
+            break;
+        case 0x2052:
+            o->report_path = optarg;
+            break;
         case 0x2014:
             o->no_backend = true;
             break;
@@ -485,10 +505,12 @@ int run_parse(int argc, char **argv, struct run_opts *o)
        devices in one process register 1,400/s and in two workers 6,700/s; at 100 devices
        the rate is the same (the windows limit it) but one process spends twice the CPU
        per registration. Below that one process starts faster and is all a test needs. */
+    if (o->workers == 0 && o->http_listen && o->worker_index < 0)
+        o->workers = 1; /* the devices page reads the devices' rows in this process */
     if (o->workers == 0)
         o->workers = o->devices < RUN_MIN_WORKERS_FROM ? 1
                                                        : (o->devices + RUN_PER_WORKER - 1) / RUN_PER_WORKER;
-    if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given)
+    if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given && !o->http_listen)
         o->workers = 2;
     if (o->workers > 256)
         o->workers = 256;
@@ -534,6 +556,7 @@ void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
     fleet_opts_defaults(fo);
+    fo->keep_rows = o->http_listen != NULL && o->worker_index < 0;
     fo->uri = uri;
     fo->transport.uri = uri;
     fo->transport.username = o->c.username;

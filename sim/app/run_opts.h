@@ -45,6 +45,9 @@ struct run_opts {
     long seed;
     const char *db_path;
     const char *json_path;
+    const char *http_listen;  /* --http ADDR:PORT: the dashboard (NULL = none) */
+    const char *http_token;   /* --http-token */
+    const char *report_path;  /* --report FILE.html */
     bool no_backend;
     long worker_index;        /* --worker-index: a worker process of a run; -1 = not one */
     struct shard_spec shard;  /* --shard I/N (or --shards N + JOB_COMPLETION_INDEX);

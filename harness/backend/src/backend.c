@@ -126,6 +126,11 @@ struct backend__item {
     struct backend__pend *pend; /* its unacked publish, or NULL */
     bool refused;          /* the broker refused its publish (MQTT 5 PUBACK >= 0x80) */
     char name[BACKEND_NAME_MAX + 1];
+    char target[BACKEND_DEVICE_ID_MAX + 1]; /* the device it was published to; "" = all */
+    /* who registered it with which tag: the first and the latest registration, for the
+       dashboard's item list (hx_backend_items) */
+    char reg_device[2][BACKEND_DEVICE_ID_MAX + 1];
+    char reg_tag[2][24];
 };
 
 struct hx_backend {
@@ -838,6 +843,9 @@ static void backend__process_registration(struct hx_backend *b, const struct bac
     if (!it->published)
         b->r.unknown_items++;
     it->keys++;
+    int slot = it->keys == 1 ? 0 : 1;
+    snprintf(it->reg_device[slot], sizeof it->reg_device[slot], "%s", device_id);
+    snprintf(it->reg_tag[slot], sizeof it->reg_tag[slot], "%s", tag);
     if (it->keys == 1) {
         it->first_reg_us = m->at_us;
         if (it->published)
@@ -1887,6 +1895,7 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         it->published_us = backend__mono_us();
         it->tag_quantity = tag_quantity;
         snprintf(it->name, sizeof it->name, "%s", name);
+        snprintf(it->target, sizeof it->target, "%s", device_id ? device_id : "");
         b->r.published++;
         if (it->keys > 0)
             b->r.registered++; /* registered before we published it: odd, but counted */
@@ -2091,6 +2100,59 @@ int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max
     }
     pthread_mutex_unlock(&b->lock);
     return n;
+}
+
+int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max)
+{
+    if (!b || !out || max <= 0)
+        return 0;
+    int n = 0;
+    pthread_mutex_lock(&b->lock);
+    /* the dense array grows in first-seen order: its tail holds the newest items */
+    for (size_t i = b->n_items; i > 0 && n < max; i--) {
+        const struct backend__item *it = &b->items[i - 1];
+        if (!it->published)
+            continue;
+        struct hx_backend_item *o = &out[n++];
+        memset(o, 0, sizeof *o);
+        o->item_id = it->item_id;
+        o->tag_quantity = it->tag_quantity;
+        snprintf(o->name, sizeof o->name, "%s", it->name);
+        snprintf(o->target, sizeof o->target, "%s", it->target);
+        o->registrations = it->keys;
+        o->refused = it->refused;
+        for (int k = 0; k < 2; k++) {
+            snprintf(o->reg_device[k], sizeof o->reg_device[k], "%s", it->reg_device[k]);
+            snprintf(o->reg_tag[k], sizeof o->reg_tag[k], "%s", it->reg_tag[k]);
+        }
+        o->latency_ms = it->first_reg_us >= it->published_us && it->keys
+                            ? (double)(it->first_reg_us - it->published_us) / 1000.0 : -1;
+    }
+    pthread_mutex_unlock(&b->lock);
+    return n;
+}
+
+void hx_backend_latency_histogram(struct hx_backend *b, const double *bounds_ms, int n_bounds,
+                                  uint64_t *counts, double *sum_ms)
+{
+    for (int k = 0; k <= n_bounds; k++)
+        counts[k] = 0;
+    *sum_ms = 0;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->lock);
+    for (size_t i = 0; i < b->n_items; i++) {
+        const struct backend__item *it = &b->items[i];
+        if (!it->published || it->keys == 0 || it->first_reg_us < it->published_us)
+            continue;
+        double ms = (double)(it->first_reg_us - it->published_us) / 1000.0;
+        int k = 0;
+        while (k < n_bounds && ms > bounds_ms[k])
+            k++;
+        counts[k]++;
+        *sum_ms += ms;
+    }
+    pthread_mutex_unlock(&b->lock);
 }
 
 bool hx_backend_connected(struct hx_backend *b)

@@ -123,6 +123,19 @@ struct hx_backend_row {
     int64_t registered_ms; /* wall clock */
 };
 
+/* One published item as the dashboard lists it. */
+struct hx_backend_item {
+    int32_t item_id;
+    int32_t tag_quantity;
+    char name[33];
+    char target[65];         /* the device it went to (per-device layout); "" = every device */
+    uint32_t registrations;  /* distinct keys: 0 pending (or lost if refused), 1, 2+ twice */
+    bool refused;            /* the broker refused its publish: lost */
+    char reg_device[2][65];  /* the first and the latest registration's device... */
+    char reg_tag[2][24];     /* ...and tag ([1] is "" below two registrations) */
+    double latency_ms;       /* publish -> first registration; < 0 if none */
+};
+
 struct hx_backend;
 
 /* Make a backend (client and ledger; not connected). opts->uri is required. */
@@ -170,6 +183,15 @@ bool hx_backend_item_finished(struct hx_backend *b, int32_t item_id);
 /* The newest registrations, newest first; returns how many were written (<= max). */
 int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max);
 bool hx_backend_connected(struct hx_backend *b);
+/* The newest published items, newest first, with their registrations; returns how many
+   were written (<= max). O(items seen) under the ledger's lock: call it about once a
+   second, not per page view. */
+int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max);
+/* Latency (publish -> first registration) of every registered item as a histogram:
+   counts[k] for bounds_ms[k-1] < ms <= bounds_ms[k], counts[n_bounds] above the last bound
+   (n_bounds + 1 counters, not cumulative); *sum_ms their sum. O(items), as above. */
+void hx_backend_latency_histogram(struct hx_backend *b, const double *bounds_ms, int n_bounds,
+                                  uint64_t *counts, double *sum_ms);
 
 /*
  * Feed one message as if it had arrived from the broker on topic (a registration or query

@@ -1,0 +1,153 @@
+/*
+ * run_dash.c - `scansim run --http / --report` (run_dash.h).
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "run_dash.h"
+#include "sim/device.h"
+
+#define RUN_DASH_ITEMS 100   /* newest items on the items page */
+#define RUN_DASH_ID_BASE 1000000000 /* the page's item ids: above the driver's 1..--items */
+
+struct run_dash {
+    struct dash_model *model;
+    struct dash_http *http;
+    struct dash_backend_items items;
+    struct fleet *fleet;
+    struct hx_backend *backend;
+    struct fleet_row *rows;      /* fleet_rows' copy, then the model's */
+    struct hx_backend_item *newest;
+    int n_devices;
+    char command[8];
+};
+
+int run_dash_start(const struct run_opts *o, struct fleet *fleet, struct hx_backend *backend,
+                   struct run_dash **out)
+{
+    struct run_dash *d;
+    int rc = DASH_ERR_NOMEM;
+
+    *out = NULL;
+    if (!o->http_listen && !o->report_path)
+        return DASH_OK;
+    if (o->report_path) {
+        size_t len;
+        if (!dash_chart_js(&len))
+            return DASH_ERR_MISSING; /* said; better now than after the run */
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d)
+        goto fail;
+    d->fleet = fleet;
+    d->backend = backend;
+    d->n_devices = (int)o->devices;
+    d->rows = fleet ? calloc((size_t)o->devices, sizeof(*d->rows)) : NULL;
+    d->newest = calloc(RUN_DASH_ITEMS, sizeof(*d->newest));
+    if ((fleet && !d->rows) || !d->newest ||
+        dash_model_create(fleet ? (int)o->devices : 0,
+                          o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", &d->model))
+        goto fail;
+    if (!fleet)
+        dash_model_set_remote_devices(d->model, "The devices run in worker processes "
+                                      "(--workers): this page lists them with --workers 1.");
+    d->items.backend = backend;
+    d->items.model = d->model;
+    d->items.per_device = o->c.layout != SIM_LAYOUT_SEED;
+    d->items.id_base = RUN_DASH_ID_BASE;
+    if (o->http_listen) {
+        struct dash_http_opts ho = { .listen = o->http_listen, .token = o->http_token,
+                                     .command = "run" };
+        struct dash_actions a = { .ctx = &d->items,
+                                  .create_item = backend ? dash_backend_create_item : NULL };
+        rc = dash_http_start(&ho, d->model, &a, &d->http);
+        if (rc != DASH_OK)
+            goto fail;
+    }
+    *out = d;
+    return DASH_OK;
+fail:
+    run_dash_free(d);
+    return rc;
+}
+
+static void run_dash__rows(struct run_dash *d)
+{
+    struct dash_device_row r;
+
+    fleet_rows(d->fleet, d->rows, d->n_devices);
+    for (int i = 0; i < d->n_devices; i++) {
+        const struct fleet_row *f = &d->rows[i];
+        if (!f->id[0])
+            continue;
+        dash_row_from(&r, f->id, f->online, f->online ? "online" : f->powered ? "offline" : "off",
+                      &f->stats, f->pending, f->last_seen_ms, f->fb);
+        dash_model_set_device(d->model, i, &r);
+    }
+}
+
+void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
+                   const struct hx_ledger_report *led, double rate, double t_s)
+{
+    struct dash_summary s;
+    struct dash_sample p;
+
+    if (!d)
+        return;
+    memset(&s, 0, sizeof(s));
+    snprintf(s.command, sizeof(s.command), "run");
+    s.fig = *fig;
+    if (led) {
+        s.led = *led;
+        s.have_ledger = true;
+        hx_backend_latency_histogram(d->backend, dash_latency_bounds_ms, DASH_LAT_BOUNDS,
+                                     s.lat_counts, &s.lat_sum_ms);
+        dash_model_set_items(d->model, d->newest,
+                             hx_backend_items(d->backend, d->newest, RUN_DASH_ITEMS));
+    }
+    s.registrations_per_second = rate;
+    s.uptime_s = t_s;
+    dash_model_set_summary(d->model, &s);
+    dash_sample_from(&p, &s);
+    p.t_s = t_s;
+    p.registrations_per_second = rate;
+    dash_model_add_sample(d->model, &p);
+    if (d->fleet && d->http)
+        run_dash__rows(d);
+    dash_model_publish(d->model);
+}
+
+uint64_t run_dash_items_created(struct run_dash *d)
+{
+    return d ? (uint64_t)atomic_load(&d->items.created) : 0;
+}
+
+int run_dash_report(struct run_dash *d, const char *path, const char *summary_json)
+{
+    struct dash_buf b = { 0 };
+    int rc;
+
+    if (!d)
+        return DASH_ERR_INVAL;
+    dash_buf_lit(&b, "{\"kind\":\"run\",\"table\":");
+    dash_buf_add(&b, summary_json, strlen(summary_json));
+    dash_buf_lit(&b, ",\"model\":");
+    dash_model_report_json(d->model, &b);
+    dash_buf_lit(&b, "}");
+    rc = b.failed ? DASH_ERR_NOMEM : dash_report_write(path, "scansim run", b.p);
+    free(b.p);
+    return rc;
+}
+
+void run_dash_free(struct run_dash *d)
+{
+    if (!d)
+        return;
+    dash_http_stop(d->http);
+    dash_model_free(d->model);
+    free(d->rows);
+    free(d->newest);
+    free(d);
+}

@@ -1,0 +1,24 @@
+# dash.cmake - the dashboard's tests (sim/app/dash_*.c). Included by
+# sim/app/tests/CMakeLists.txt.
+#   dash_unit        Check suite: request rules, push JSON, Prometheus text (no server)
+#   dash_prometheus  Debian's prometheus scrapes a live `scansim run --http` (~10 s)
+#   dash_browser     headless Chromium drives the pages of a live run, opens its report
+#                    and those of scansim test and bench (~30 s)
+set(DASH_SRC ${CMAKE_CURRENT_SOURCE_DIR}/..)
+add_executable(test_dash test_dash.c ${DASH_SRC}/dash_form.c ${DASH_SRC}/dash_buf.c
+               ${DASH_SRC}/dash_metrics.c ${DASH_SRC}/dash_model.c)
+target_include_directories(test_dash PRIVATE ${DASH_SRC})
+target_compile_definitions(test_dash PRIVATE _GNU_SOURCE)
+target_link_libraries(test_dash PRIVATE sim_platform hx_backend fw_core PkgConfig::CHECK
+                      Threads::Threads)
+add_test(NAME dash_unit COMMAND test_dash)
+set_tests_properties(dash_unit PROPERTIES LABELS unit TIMEOUT 60)
+
+add_test(NAME dash_prometheus
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/dash_prometheus_test.sh $<TARGET_FILE:scansim>)
+set_tests_properties(dash_prometheus PROPERTIES LABELS "prometheus;broker" TIMEOUT 120)
+add_test(NAME dash_browser
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/dash_browser_test.py
+                 $<TARGET_FILE:scansim> ${CMAKE_BINARY_DIR}/reports
+                 ${CMAKE_SOURCE_DIR}/scenarios/happy_path.scn)
+set_tests_properties(dash_browser PROPERTIES LABELS "browser;broker" TIMEOUT 180)
