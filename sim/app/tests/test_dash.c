@@ -260,7 +260,7 @@ static void a_device(struct dash_model *m, int i, uint8_t pixel)
     struct dash_device_row r;
     struct fw_stats st;
     uint8_t fb[FW_FB_BYTES] = { pixel };
-    char id[16];
+    char id[24]; /* "scanner-" and any int */
     memset(&st, 0, sizeof(st));
     snprintf(id, sizeof(id), "scanner-%d", i + 1);
     dash_row_from(&r, id, true, "online", &st, 0, 0, fb);
