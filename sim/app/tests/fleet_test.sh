@@ -11,29 +11,9 @@ SCANSIM=$1
 CASE=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 CHECK="python3 $HERE/fleet_json_check.py"
-T=$(mktemp -d /tmp/fleet_test.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    for p in $PIDS; do wait "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err; do [ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }; done; exit 1; }
 
-# wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds
-wait_for() {
-    n=$(($1 * 10)); shift
-    while [ "$n" -gt 0 ]; do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.1; n=$((n - 1))
-    done
-    return 1
-}
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+. "$HERE/test_lib.sh"
+test_setup
 
 case "$CASE" in
 rabbitmq)

@@ -16,17 +16,8 @@ CASE=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../../.." && pwd)
 CHECK="python3 $HERE/fleet_json_check.py"
-T=$(mktemp -d /tmp/identity_test.XXXXXX)
-PIDS=""
-cleanup() {
-    for p in $PIDS; do kill "$p" 2>/dev/null; done
-    for p in $PIDS; do wait "$p" 2>/dev/null; done
-    rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -30 "$f"; }; done; exit 1; }
-
 . "$HERE/test_lib.sh"
+test_setup
 
 # start_broker CONF-LINES...: mosquitto on $PORT with the per-device ACL
 start_broker() {

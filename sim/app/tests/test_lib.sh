@@ -1,5 +1,17 @@
 # test_lib.sh - helpers the broker tests of scansim run share (sourced; POSIX sh).
-# Expects $T (the test's temporary folder), $PIDS (pids to end at exit) and fail().
+# test_setup (with $CASE set) makes $T (the test's temporary folder, removed at exit),
+# $PIDS (pids ended at exit) and fail() (says why, shows the outputs and logs, exits 1).
+test_setup() {
+    T=$(mktemp -d "/tmp/$(basename "$0" .sh).XXXXXX")
+    PIDS=""
+    cleanup() {
+        for p in $PIDS; do kill "$p" 2>/dev/null; done
+        for p in $PIDS; do wait "$p" 2>/dev/null; done
+        rm -rf "$T"
+    }
+    trap cleanup EXIT
+    fail() { echo "FAIL ($CASE): $*"; for f in "$T"/*.out "$T"/*.err "$T"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -40 "$f"; }; done; exit 1; }
+}
 
 # wait_for SECONDS COMMAND...: run COMMAND every 0.1 s until it succeeds
 wait_for() {
