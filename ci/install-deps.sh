@@ -6,7 +6,7 @@
 set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config git
-  libpaho-mqtt-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev
+  libpaho-mqtt-dev libmosquitto-dev libcjson-dev check libncurses-dev libsqlite3-dev libpcap-dev
   libssl-dev openssl
   mosquitto mosquitto-clients tmux tshark python3 procps coreutils
   python3-cryptography python3-yaml  # make-pki.sh for many devices; manifest checks

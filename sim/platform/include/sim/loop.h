@@ -176,6 +176,32 @@ int sim_loop_run_once(struct sim_loop *loop, int timeout_ms);
 /** Is the calling thread the one running this loop right now? */
 bool sim_loop_on_owner_thread(const struct sim_loop *loop);
 
+/* ------------------------------------------------------------- file descriptors */
+
+/* A file descriptor the loop's thread waits on beside its queue (the mosquitto MQTT edge's
+   sockets). The loop waits with epoll; sim_loop_fd() is then the epoll fd, so a
+   caller-driven loop polls one fd for both. Embed it in your object. */
+struct sim_loop_watch {
+    int fd;
+    /* The fd is ready: events are EPOLLIN / EPOLLOUT / EPOLLERR / EPOLLHUP bits. Runs on
+       the owning thread before the queue's drain of the same round. */
+    void (*on_ready)(struct sim_loop_watch *w, uint32_t events);
+    /* loop-private */
+    uint32_t armed;
+};
+
+/** Start waiting for events (EPOLLIN and/or EPOLLOUT) on w->fd; any thread. 0 or
+ *  SIM_ERR_IO (epoll_ctl failed; errno kept). */
+int sim_loop_watch_add(struct sim_loop *loop, struct sim_loop_watch *w, uint32_t events);
+
+/** Change the events waited for (a no-op when they are the same); any thread. 0 or
+ *  SIM_ERR_IO. */
+int sim_loop_watch_set(struct sim_loop *loop, struct sim_loop_watch *w, uint32_t events);
+
+/** Stop waiting on w->fd, before it is closed; on the owning thread only (a readiness
+ *  already reported in the round under way is dropped). */
+void sim_loop_watch_remove(struct sim_loop *loop, struct sim_loop_watch *w);
+
 /** Figures for benchmarks: ticks done, events handled, and the time spent ticking. */
 struct sim_loop_stats {
     uint64_t ticks;
