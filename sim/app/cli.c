@@ -7,7 +7,7 @@
  */
 #include "cli.h"
 
-#include "sim/paho.h"
+#include "sim/mqtt.h"
 #include "sim/transport.h"
 
 #include <errno.h>
@@ -40,10 +40,12 @@ const char sim_cli_common_help[] =
     "  --broker-log FILE       copy the embedded broker's log to FILE on exit\n"
     "  --broker-type mosquitto|rabbitmq   the broker started without --broker (default\n"
     "                          mosquitto; rabbitmq: RabbitMQ's MQTT plugin, ~15 s to start)\n"
-    "  --nagle                 leave Nagle's algorithm on in the TCP connections (Paho's\n"
-    "                          default; by default scansim sets TCP_NODELAY, as mosquitto\n"
-    "                          does, since with Nagle a small packet can wait up to 40 ms\n"
-    "                          for the broker's delayed ACK, and that shows as latency)\n"
+    "  --transport mosquitto|paho   the MQTT client library (default mosquitto: libmosquitto\n"
+    "                          on scansim's own event loops; paho: Eclipse Paho MQTTAsync)\n"
+    "  --nagle                 leave Nagle's algorithm on in the TCP connections (by default\n"
+    "                          scansim sets TCP_NODELAY, as mosquitto does, since with Nagle\n"
+    "                          a small packet can wait up to 40 ms for the broker's delayed\n"
+    "                          ACK, and that shows as latency; Paho cannot set it)\n"
     "  -v, --verbose           more output (repeat for more)\n";
 
 void sim_cli_error(const char *cmd, const char *fmt, ...)
@@ -65,6 +67,7 @@ void sim_cli_common_defaults(struct sim_cli_common *c)
     c->session = SIM_SESSION_PERSISTENT;
     c->session_expiry_s = 3600;
     c->layout = SIM_LAYOUT_SEED;
+    c->transport = SIM_MQTT_DEFAULT;
 }
 
 int sim_cli_parse_int(const char *cmd, const char *flag, const char *arg, long min, long max, long *out)
@@ -271,6 +274,15 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
         return 1;
     case 0x1009: c->broker_log = arg; return 1;
     case 0x100a: c->nagle = true; return 1;
+    case 0x100c: {
+        enum sim_mqtt_kind k;
+        if (sim_mqtt_kind_parse(arg, &k) != 0) {
+            sim_cli_error(cmd, "--transport: expected mosquitto or paho, got '%s'", arg);
+            return -1;
+        }
+        c->transport = k;
+        return 1;
+    }
     case 'v': c->verbose++; return 1;
     default:
         return 0;
@@ -293,7 +305,7 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
         return -1;
     }
     for (int i = 1; i < c->n_brokers; i++)
-        if (sim_paho_uri_is_tls(c->broker_uris[i]) != sim_paho_uri_is_tls(c->broker_uri)) {
+        if (sim_mqtt_uri_is_tls(c->broker_uris[i]) != sim_mqtt_uri_is_tls(c->broker_uri)) {
             sim_cli_error(cmd, "--broker: '%s' and '%s' mix TLS and plain TCP: give brokers of "
                                "one kind", c->broker_uri, c->broker_uris[i]);
             return -1;
@@ -313,7 +325,7 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
                            "and anonymous");
         return -1;
     }
-    bool tls = sim_paho_uri_is_tls(c->broker_uri);
+    bool tls = sim_mqtt_uri_is_tls(c->broker_uri);
     if (!tls && (c->cafile || c->cert)) {
         sim_cli_error(cmd, "--cafile/--cert need an ssl:// broker URI, got '%s'", c->broker_uri);
         return -1;
@@ -334,7 +346,7 @@ int sim_cli_common_check(const char *cmd, const struct sim_cli_common *c)
 int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t *n, size_t max,
                             char buf[24])
 {
-    char *add[16];
+    char *add[20];
     size_t k = 0;
 
     if (c->username) {
@@ -365,6 +377,10 @@ int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t 
     add[k++] = buf + 12;
     if (c->nagle)
         add[k++] = "--nagle";
+    if (c->transport != SIM_MQTT_DEFAULT) {
+        add[k++] = "--transport";
+        add[k++] = (char *)sim_mqtt_kind_name((enum sim_mqtt_kind)c->transport);
+    }
     if (*n + k >= max)
         return -1;
     for (size_t i = 0; i < k; i++)
@@ -375,7 +391,9 @@ int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t 
 
 void sim_cli_transport_setup(const struct sim_cli_common *c)
 {
-    sim_paho_set_tcp_nodelay(!c->nagle);
+    sim_mqtt_set_default_nodelay(!c->nagle);
+    if (c->transport != SIM_MQTT_DEFAULT)
+        sim_mqtt_set_default_kind((enum sim_mqtt_kind)c->transport);
 }
 
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,

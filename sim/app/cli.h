@@ -53,6 +53,7 @@ struct sim_cli_common {
     const char *broker_log;   /* --broker-log FILE: keep the embedded broker's log there */
     int broker_type;          /* --broker-type: the embedded broker's enum hx_broker_kind */
     bool nagle;               /* --nagle: leave Nagle's algorithm on (default TCP_NODELAY) */
+    int transport;            /* --transport: enum sim_mqtt_kind (SIM_MQTT_DEFAULT = not given) */
     int verbose;              /* -v (repeatable) */
 };
 
@@ -78,6 +79,7 @@ struct sim_cli_common {
     {"broker-log", required_argument, 0, 0x1009},                       \
     {"nagle", no_argument, 0, 0x100a},                                  \
     {"broker-type", required_argument, 0, 0x100b},                      \
+    {"transport", required_argument, 0, 0x100c},                        \
     {"verbose", no_argument, 0, 'v'}
 
 /* Short option letters of the common options, for getopt_long's optstring. */
@@ -105,13 +107,14 @@ int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx
                       const char **uri);
 /* How a child scansim process reaches the same broker the same way: appends to argv, from
    index *n (at most max entries in all), the user name, TLS files, --insecure, keep-alive,
-   protocol version and --nagle (not --broker: the caller gives the URI it resolved). The
+   protocol version, --transport and --nagle (not --broker: the caller gives the URI it resolved). The
    password is not in argv: the child finds it in SIM_CLI_PASSWORD_ENV, which this sets.
    Numbers are written into buf (room for 2 x 12 bytes). 0, or -1 when max is too small. */
 int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t *n, size_t max,
                             char buf[24]);
 
-/* Apply the process-wide transport settings (TCP_NODELAY unless --nagle) before any
+/* Apply the process-wide transport settings (the client library of --transport, TCP_NODELAY
+   unless --nagle) before any
    connection of the simulator opens: run, its workers and demo call it. The benchmark's raw
    pair does not (it chooses by protocol version, raw_tcp_setup in cmd_bench.c). */
 void sim_cli_transport_setup(const struct sim_cli_common *c);

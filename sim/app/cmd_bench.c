@@ -315,7 +315,7 @@ static void raw_on_sent5(void *ctx, MQTTAsync_successData5 *d)
    50 ms (404 msg/s measured): TCP_NODELAY, as the fleet uses, unless --nagle. */
 static void raw_tcp_setup(const struct bench_opts *o)
 {
-    sim_paho_set_tcp_nodelay(o->c.protocol_version == 5 && !o->c.nagle);
+    (void)o; /* Paho cannot set TCP_NODELAY */
 }
 
 /* Response callbacks for the protocol version of the run. */

@@ -4,7 +4,6 @@
  * Each command lives in its own cmd_<name>.c with `int scansim_cmd_<name>(argc, argv)` and
  * a one-line `scansim_cmd_<name>_summary`; the build lists them in commands.def.
  */
-#include <MQTTAsync.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -43,13 +42,6 @@ static void usage(FILE *to)
 
 int main(int argc, char **argv)
 {
-    /* OpenSSL (3.x) initialises itself when a TLS connection first needs it. Paho's own
-       initialisation (all algorithms, all error strings) would make every fleet worker touch
-       megabytes of libcrypto even when no device speaks TLS. */
-    MQTTAsync_init_options paho_init = MQTTAsync_init_options_initializer;
-    paho_init.do_openssl_init = 0;
-    MQTTAsync_global_init(&paho_init);
-
     if (argc < 2) {
         usage(stderr);
         return SIM_EXIT_USAGE;

@@ -2,13 +2,11 @@
  * paho.c - Paho MQTTAsync clients that never take Paho's library down (sim/paho.h).
  *
  * One idle client per process keeps Paho's client list from emptying, so
- * MQTTAsync_terminate, which races with Paho's own threads, never runs. The first create
- * also brings in paho_socket.c (connect(), poll() and usleep() for Paho's sockets). The
+ * MQTTAsync_terminate, which races with Paho's own threads, never runs. The
  * library links against no Paho library of its own: the program picks one (paho-mqtt3as
  * with TLS, or paho-mqtt3a for scansim-worker) and these calls bind to it.
  */
 #include "sim/paho.h"
-#include "paho_internal.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -19,7 +17,6 @@ static MQTTAsync paho__idle; /* written once, under paho__once */
 
 static void paho__make_idle(void)
 {
-    sim_paho__sockets_init();
     /* Never connected: the address is only parsed. Persistence NONE writes no files.
        MQTTAsync_create, unlike ..._createWithOptions, also seeds rand() for Paho's
        reconnect jitter (automaticReconnect): once per process, as before. */

@@ -10,19 +10,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <MQTTAsync.h>
-
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 #include "sim_test_util.h"
 
 #define MAX_SEEN 256
 
 struct watcher {
-    MQTTAsync c;
+    struct sim_mqtt *c;
     pthread_mutex_t mu;
     struct watched seen[MAX_SEEN];
     int n;
-    atomic_int connected, subscribed, failed; /* set on Paho's thread */
+    atomic_int connected, subscribed, failed; /* set on the edge's thread */
 };
 
 uint64_t now_ms(void)
@@ -38,80 +37,85 @@ void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int w_arrived(void *ctx, char *topic, int tlen, MQTTAsync_message *m)
+static void w_arrived(void *ctx, const struct sim_mqtt_message *m)
 {
     struct watcher *w = ctx;
-    (void)tlen;
+
     pthread_mutex_lock(&w->mu);
     if (w->n < MAX_SEEN) {
         struct watched *s = &w->seen[w->n++];
-        snprintf(s->topic, sizeof(s->topic), "%s", topic);
-        s->len = (size_t)m->payloadlen < sizeof(s->payload) - 1 ? (size_t)m->payloadlen
-                                                                 : sizeof(s->payload) - 1;
+        snprintf(s->topic, sizeof(s->topic), "%s", m->topic);
+        s->len = m->len < sizeof(s->payload) - 1 ? m->len : sizeof(s->payload) - 1;
         memcpy(s->payload, m->payload, s->len);
         s->payload[s->len] = '\0';
-        s->retained = m->retained;
+        s->retained = m->retain;
         s->qos = m->qos;
     }
     pthread_mutex_unlock(&w->mu);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
-static void w_conn_ok(void *ctx, MQTTAsync_successData *r)
+static void w_connected(void *ctx, bool session_present)
 {
-    (void)r;
+    (void)session_present;
     atomic_store(&((struct watcher *)ctx)->connected, 1);
 }
 
-static void w_fail(void *ctx, MQTTAsync_failureData *r)
+static void w_failed(void *ctx, int code, const char *words)
 {
-    (void)r;
+    (void)code;
+    (void)words;
     atomic_store(&((struct watcher *)ctx)->failed, 1);
 }
 
-static void w_sub_ok(void *ctx, MQTTAsync_successData *r)
+static void w_subscribed(void *ctx, int mid, int n, const int *codes)
 {
-    (void)r;
-    atomic_store(&((struct watcher *)ctx)->subscribed, 1);
+    (void)mid;
+    if (n >= 1 && codes[0] >= 0 && codes[0] < 0x80)
+        atomic_fetch_add(&((struct watcher *)ctx)->subscribed, 1);
+    else
+        atomic_store(&((struct watcher *)ctx)->failed, 1);
 }
 
-static bool wait_flag(atomic_int *flag, atomic_int *failed, int timeout_ms)
+static const struct sim_mqtt_handlers watcher_handlers = {
+    .connected = w_connected,
+    .connect_failed = w_failed,
+    .message = w_arrived,
+    .subscribed = w_subscribed,
+};
+
+static bool wait_count(atomic_int *count, int want, atomic_int *failed, int timeout_ms)
 {
     uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    while (!atomic_load(flag) && !atomic_load(failed) && now_ms() < end)
+    while (atomic_load(count) < want && !atomic_load(failed) && now_ms() < end)
         nap_ms(5);
-    return atomic_load(flag);
+    return atomic_load(count) >= want;
 }
 
+/* The watcher uses the process's default client library, as the code under test does. */
 struct watcher *watcher_start(const char *uri, const char *client_id, const char *filter)
 {
     struct watcher *w = calloc(1, sizeof(*w));
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    struct sim_mqtt_opts o;
+    struct sim_mqtt_connect_params cp = { 30, true, NULL };
+    const char *filters[2] = { filter, "sim-test/marker/#" };
+    int qos[2] = { 1, 1 };
 
     if (!w)
         return NULL;
     pthread_mutex_init(&w->mu, NULL);
-    if (sim_paho_create(&w->c, uri, client_id, NULL) != MQTTASYNC_SUCCESS)
+    sim_mqtt_opts_defaults(&o);
+    o.uri = uri;
+    o.client_id = client_id;
+    if (sim_mqtt_create(&o, &watcher_handlers, w, &w->c) != SIM_OK)
         goto fail;
-    MQTTAsync_setCallbacks(w->c, w, NULL, w_arrived, NULL);
-    co.cleansession = 1;
-    co.keepAliveInterval = 30;
-    co.MQTTVersion = MQTTVERSION_3_1_1;
-    co.onSuccess = w_conn_ok;
-    co.onFailure = w_fail;
-    co.context = w;
-    if (MQTTAsync_connect(w->c, &co) != 0 || !wait_flag(&w->connected, &w->failed, WAIT_MS))
+    if (sim_mqtt_connect(w->c, &cp) != SIM_OK ||
+        !wait_count(&w->connected, 1, &w->failed, WAIT_MS))
         goto fail;
-    ro.onSuccess = w_sub_ok;
-    ro.onFailure = w_fail;
-    ro.context = w;
-    if (MQTTAsync_subscribe(w->c, filter, 1, &ro) != 0 ||
-        !wait_flag(&w->subscribed, &w->failed, WAIT_MS))
+    if (sim_mqtt_subscribe(w->c, 1, &filters[0], &qos[0], NULL) != SIM_OK ||
+        !wait_count(&w->subscribed, 1, &w->failed, WAIT_MS))
         goto fail;
-    if (MQTTAsync_subscribe(w->c, "sim-test/marker/#", 1, NULL) != 0)
+    if (sim_mqtt_subscribe(w->c, 1, &filters[1], &qos[1], NULL) != SIM_OK ||
+        !wait_count(&w->subscribed, 2, &w->failed, WAIT_MS))
         goto fail;
     return w;
 fail:
@@ -123,8 +127,7 @@ void watcher_stop(struct watcher *w)
 {
     if (!w)
         return;
-    if (w->c)
-        MQTTAsync_destroy(&w->c);
+    sim_mqtt_destroy(w->c);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
@@ -173,15 +176,11 @@ bool watcher_get(struct watcher *w, const char *topic, int i, struct watched *ou
 bool watcher_sync(struct watcher *w, const char *marker_topic)
 {
     char topic[160];
-    MQTTAsync_message m = MQTTAsync_message_initializer;
     int before;
 
     snprintf(topic, sizeof(topic), "sim-test/marker/%s", marker_topic);
     before = watcher_count(w, topic, NULL);
-    m.payload = "sync";
-    m.payloadlen = 4;
-    m.qos = 1;
-    if (MQTTAsync_sendMessage(w->c, topic, &m, NULL) != 0)
+    if (sim_mqtt_publish(w->c, topic, "sync", 4, 1, false, NULL) != SIM_OK)
         return false;
     return watcher_wait(w, topic, NULL, before + 1, WAIT_MS);
 }

@@ -23,7 +23,7 @@ struct watched {
 
 struct watcher;
 
-/* Connect a Paho client (clean session, MQTT 3.1.1) to uri and subscribe to filter at
+/* Connect an MQTT edge client (clean session, MQTT 3.1.1) to uri and subscribe to filter at
    QoS 1; returns once SUBACK came (or NULL after WAIT_MS). */
 struct watcher *watcher_start(const char *uri, const char *client_id, const char *filter);
 void watcher_stop(struct watcher *w);

@@ -1,27 +1,27 @@
 /*
- * test_paho.c - sim_paho_create (sim/paho.h) against a real mosquitto (hx_broker) and the
- * real Paho: once a process has made a client through it, destroying the last connected
- * client leaves Paho's library and its two threads up, so Paho's racy tear-down
- * (MQTTAsync_terminate) never runs; clients made afterwards connect as before.
+ * test_paho.c - what the MQTT edge's Paho implementation (src/mqtt_paho.c) relies on and
+ * what it costs, against a real mosquitto (hx_broker) and the real Paho 1.3.12:
  *
- * A plain MQTTAsync_create is pinned too: there Paho stops its threads when the last
- * client goes. That is the tear-down sim_paho exists to avoid; a Paho upgrade that changes
- * it is noticed here. Check runs each test in a process of its own, so the two do not mix.
- *
- * And the connect latency that src/paho_socket.c removes: with one client connected and
- * quiet, Paho 1.3.12 alone takes 1.8 s to connect a second one (its receive thread waits
- * out a 1 s poll twice); through paho_socket.c about 1 ms.
+ * - destroying the last connected client leaves Paho's library and its two threads up
+ *   (the idle client), so Paho's racy tear-down (MQTTAsync_terminate) never runs, and the
+ *   next client connects;
+ * - Paho's late connect, pinned as a cost: with one client of the process connected and
+ *   quiet, Paho's receive thread notices a new connect only after its 1 s poll. The
+ *   demo's device (next to its backend) and every reconnect pay it on this transport; the
+ *   libmosquitto one does not (docs/performance.md). If Paho fixes it (upstream PR #1642),
+ *   this test says so and the docs can drop the caveat.
  */
 #include <check.h>
 #include <dirent.h>
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "hx/broker.h"
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 #include "sim_test_util.h"
 
 /* Threads of this process named name (Paho names its own "MQTTAsync_send" and
@@ -56,66 +56,52 @@ static int paho_threads(void)
     return threads_named("MQTTAsync_send") + threads_named("MQTTAsync_rcv");
 }
 
-/* Wait until Paho's thread count is want; true if it got there within timeout_ms. */
-static bool wait_paho_threads(int want, int timeout_ms)
+static atomic_int connected_count, failed_count;
+
+static void on_connected(void *ctx, bool session_present)
 {
-    uint64_t end = now_ms() + (uint64_t)timeout_ms;
-    while (paho_threads() != want) {
-        if (now_ms() >= end)
-            return false;
-        nap_ms(10);
-    }
-    return true;
+    (void)ctx;
+    (void)session_present;
+    atomic_fetch_add(&connected_count, 1);
 }
 
-struct outcome {
-    pthread_mutex_t mu;
-    int ok, failed;
-};
-
-static void on_ok(void *ctx, MQTTAsync_successData *d)
+static void on_failed(void *ctx, int code, const char *words)
 {
-    struct outcome *o = ctx;
-    (void)d;
-    pthread_mutex_lock(&o->mu);
-    o->ok++;
-    pthread_mutex_unlock(&o->mu);
+    (void)ctx;
+    (void)code;
+    (void)words;
+    atomic_fetch_add(&failed_count, 1);
 }
 
-static void on_fail(void *ctx, MQTTAsync_failureData *d)
+static const struct sim_mqtt_handlers handlers = { .connected = on_connected,
+                                                   .connect_failed = on_failed };
+
+static struct sim_mqtt *paho_client(struct hx_broker *b, const char *id)
 {
-    struct outcome *o = ctx;
-    (void)d;
-    pthread_mutex_lock(&o->mu);
-    o->failed++;
-    pthread_mutex_unlock(&o->mu);
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+
+    sim_mqtt_opts_defaults(&o);
+    o.kind = SIM_MQTT_PAHO;
+    o.uri = hx_broker_uri(b);
+    o.client_id = id;
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, NULL, &c), SIM_OK);
+    return c;
 }
 
-/* Connect c to the broker and wait for its CONNACK; true if it came. */
-static bool connect_and_wait(MQTTAsync c)
+/* Connect and wait for the outcome; true if connected. */
+static bool connect_and_wait(struct sim_mqtt *c)
 {
-    static struct outcome o = { PTHREAD_MUTEX_INITIALIZER, 0, 0 };
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    struct sim_mqtt_connect_params p = { 30, true, NULL };
+    int before = atomic_load(&connected_count) + atomic_load(&failed_count);
     uint64_t end = now_ms() + WAIT_MS;
-    int ok_before, done = 0;
 
-    pthread_mutex_lock(&o.mu);
-    ok_before = o.ok + o.failed;
-    pthread_mutex_unlock(&o.mu);
-    co.cleansession = 1;
-    co.keepAliveInterval = 30;
-    co.onSuccess = on_ok;
-    co.onFailure = on_fail;
-    co.context = &o;
-    if (MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS)
+    if (sim_mqtt_connect(c, &p) != SIM_OK)
         return false;
-    while (!done && now_ms() < end) {
-        nap_ms(5);
-        pthread_mutex_lock(&o.mu);
-        done = o.ok + o.failed > ok_before;
-        pthread_mutex_unlock(&o.mu);
-    }
-    return done && MQTTAsync_isConnected(c);
+    while (atomic_load(&connected_count) + atomic_load(&failed_count) == before &&
+           now_ms() < end)
+        nap_ms(1);
+    return sim_mqtt_is_connected(c);
 }
 
 static struct hx_broker *broker(void)
@@ -128,19 +114,13 @@ static struct hx_broker *broker(void)
 START_TEST(after_the_last_client_goes_paho_keeps_its_threads_and_the_next_client_connects)
 {
     struct hx_broker *b = broker();
-    MQTTAsync c = NULL;
-    MQTTAsync_createOptions opts = MQTTAsync_createOptions_initializer;
 
     ck_assert_int_eq(paho_threads(), 0);
-    opts.MQTTVersion = MQTTVERSION_3_1_1;
     for (int round = 0; round < 3; round++) {
-        ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(b), "paho-kept", &opts),
-                         MQTTASYNC_SUCCESS);
-        ck_assert_ptr_nonnull(c);
+        struct sim_mqtt *c = paho_client(b, "paho-kept");
         ck_assert_msg(connect_and_wait(c), "round %d: no CONNACK", round);
         ck_assert_int_eq(paho_threads(), 2);
-        MQTTAsync_destroy(&c);
-        ck_assert_ptr_null(c);
+        sim_mqtt_destroy(c);
         /* Nothing to wait for: with the idle client, destroy does not stop Paho. A short
            grace catches a tear-down that would only finish a moment later. */
         nap_ms(300);
@@ -157,61 +137,30 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Without paho_socket.c each of these connects waits for Paho's 1 s read poll to time out,
-   at least once (1.8 s measured); the bound leaves the loaded CI machine a wide margin. */
-START_TEST(a_client_connects_at_once_while_another_of_the_process_is_connected_and_quiet)
+START_TEST(a_paho_client_next_to_a_quiet_one_waits_for_pahos_one_second_poll_to_connect)
 {
     struct hx_broker *b = broker();
-    MQTTAsync quiet = NULL, c = NULL;
+    struct sim_mqtt *quiet = paho_client(b, "paho-quiet");
     uint64_t ms[5];
 
-    ck_assert_int_eq(sim_paho_create(&quiet, hx_broker_uri(b), "paho-quiet", NULL),
-                     MQTTASYNC_SUCCESS);
     ck_assert(connect_and_wait(quiet));
     for (int i = 0; i < 5; i++) {
+        struct sim_mqtt *c = paho_client(b, "paho-second");
         uint64_t t0;
         nap_ms(200); /* Paho's receive thread is back in its long poll */
-        ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(b), "paho-second", NULL),
-                         MQTTASYNC_SUCCESS);
         t0 = now_ms();
         ck_assert_msg(connect_and_wait(c), "connect %d: no CONNACK", i);
         ms[i] = now_ms() - t0;
-        MQTTAsync_destroy(&c);
+        sim_mqtt_destroy(c);
     }
     qsort(ms, 5, sizeof ms[0], cmp_u64);
-    ck_assert_msg(ms[2] < 500, "median connect %llu ms (min %llu, max %llu): Paho's receive "
-                  "thread did not see the new socket", (unsigned long long)ms[2],
-                  (unsigned long long)ms[0], (unsigned long long)ms[4]);
-    MQTTAsync_destroy(&quiet);
-    hx_broker_free(b);
-}
-END_TEST
-
-START_TEST(a_failed_create_leaves_no_handle)
-{
-    MQTTAsync c = (MQTTAsync)&c; /* anything but NULL */
-
-    ck_assert_int_eq(sim_paho_create(&c, "nosuch://127.0.0.1:1", "paho-bad", NULL),
-                     MQTTASYNC_BAD_PROTOCOL);
-    ck_assert_ptr_null(c);
-}
-END_TEST
-
-/* The behaviour sim_paho works around, pinned: a plain Paho client, alone in its process,
-   takes Paho's threads with it when it is destroyed. */
-START_TEST(a_plain_paho_client_alone_takes_pahos_threads_down_when_destroyed)
-{
-    struct hx_broker *b = broker();
-    MQTTAsync c = NULL;
-
-    ck_assert_int_eq(MQTTAsync_create(&c, hx_broker_uri(b), "paho-plain",
-                                      MQTTCLIENT_PERSISTENCE_NONE, NULL),
-                     MQTTASYNC_SUCCESS);
-    ck_assert(connect_and_wait(c));
-    ck_assert_int_eq(paho_threads(), 2);
-    MQTTAsync_destroy(&c);
-    ck_assert_msg(wait_paho_threads(0, WAIT_MS), "Paho 1.3.12 stopped its threads here; "
-                  "%d still run - has Paho's tear-down changed?", paho_threads());
+    fprintf(stderr, "paho: connect next to a quiet client: median %llu ms (min %llu, max "
+            "%llu)\n", (unsigned long long)ms[2], (unsigned long long)ms[0],
+            (unsigned long long)ms[4]);
+    ck_assert_msg(ms[2] >= 500, "median connect %llu ms: Paho's receive thread now sees a "
+                  "new socket at once - drop the caveat in docs/performance.md",
+                  (unsigned long long)ms[2]);
+    sim_mqtt_destroy(quiet);
     hx_broker_free(b);
 }
 END_TEST
@@ -225,9 +174,7 @@ int main(void)
 
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, after_the_last_client_goes_paho_keeps_its_threads_and_the_next_client_connects);
-    tcase_add_test(tc, a_client_connects_at_once_while_another_of_the_process_is_connected_and_quiet);
-    tcase_add_test(tc, a_failed_create_leaves_no_handle);
-    tcase_add_test(tc, a_plain_paho_client_alone_takes_pahos_threads_down_when_destroyed);
+    tcase_add_test(tc, a_paho_client_next_to_a_quiet_one_waits_for_pahos_one_second_poll_to_connect);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,5 +1,7 @@
 /*
- * test_transport.c - the Paho transport against a real mosquitto (hx_broker): connect,
+ * test_transport.c - the device transport on the MQTT edge against a real mosquitto
+ * (hx_broker), on the client library SCANSIM_TRANSPORT names (CTest runs it once per
+ * library): connect,
  * publish tokens, received messages, session present (3.1.1 and MQTT 5 with session
  * expiry), refused passwords and unreachable brokers described in words without the
  * password, and what a power cut does on the wire.
@@ -20,7 +22,7 @@
 #include "hx/broker.h"
 #include "sim/err.h"
 #include "sim/loop.h"
-#include "sim/paho.h"
+#include "sim/mqtt.h"
 #include "sim/transport.h"
 #include "sim_test_util.h"
 
@@ -330,15 +332,15 @@ START_TEST(failure_words_cover_each_connack_code_and_unknown_codes)
 
     for (int c = 1; c <= 5; c++) {
         char tag[16];
-        sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", c, NULL);
+        sim_mqtt_describe_failure(w, sizeof(w), "tcp://h:1", c, NULL, NULL);
         snprintf(tag, sizeof(tag), "(CONNACK %d)", c);
         ck_assert_msg(strstr(w, what[c - 1]) && strstr(w, tag), "%d: %s", c, w);
     }
-    sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", 0x87, NULL);
+    sim_mqtt_describe_failure(w, sizeof(w), "tcp://h:1", 0x87, NULL, NULL);
     ck_assert_msg(strstr(w, "not authorized (reason code 0x87)"), "%s", w);
-    sim_transport_describe_failure(w, sizeof(w), "tcp://h:1", 0xEE, NULL);
+    sim_mqtt_describe_failure(w, sizeof(w), "tcp://h:1", 0xEE, NULL, NULL);
     ck_assert_msg(strstr(w, "unknown reason (reason code 0xEE)"), "%s", w);
-    sim_transport_describe_failure(w, sizeof(w), "ssl://h:1", -1, "TLS handshake failed");
+    sim_mqtt_describe_failure(w, sizeof(w), "ssl://h:1", -1, "TLS handshake failed", NULL);
     ck_assert_msg(strstr(w, "TLS handshake failed") && strstr(w, "--cafile"), "%s", w);
 }
 END_TEST
@@ -351,20 +353,19 @@ START_TEST(failure_words_end_with_their_whole_advice)
     const char *advice = "check host, port, that the broker runs, --cafile, --cert/--key and "
                          "their dates";
 
-    sim_transport_describe_failure(w, sizeof(w), "ssl://127.0.0.1:65535", -1,
-                                   "TCP/TLS connect failure");
+    sim_mqtt_describe_failure(w, sizeof(w), "ssl://127.0.0.1:65535", -1, "code -1", NULL);
     ck_assert_msg(strlen(w) > strlen(advice) &&
                   strcmp(w + strlen(w) - strlen(advice), advice) == 0, "%s", w);
     ck_assert_msg(strlen(w) < FW_LOG_MAX, "%zu bytes: %s", strlen(w), w);
     ck_assert_msg(strstr(w, "(code -1)"), "%s", w);
-    sim_transport_describe_failure(w, sizeof(w), "tcp://127.0.0.1:65535", -1,
-                                   "TCP connect completion failure");
-    ck_assert_msg(strstr(w, "cannot be reached (code -1) - check host and port and that the "
-                            "broker runs"), "%s", w);
+    sim_mqtt_describe_failure(w, sizeof(w), "tcp://127.0.0.1:65535", -1,
+                              "Connection refused", NULL);
+    ck_assert_msg(strstr(w, "cannot be reached (Connection refused) - check host and port and "
+                            "that the broker runs"), "%s", w);
     ck_assert_msg(strlen(w) < FW_LOG_MAX, "%zu bytes: %s", strlen(w), w);
-    /* A specific Paho text is kept. */
-    sim_transport_describe_failure(w, sizeof(w), "tcp://127.0.0.1:1", -1, "TCP connect timeout");
-    ck_assert_msg(strstr(w, "(TCP connect timeout, code -1)"), "%s", w);
+    /* No detail at all: the advice alone. */
+    sim_mqtt_describe_failure(w, sizeof(w), "tcp://127.0.0.1:1", -1, NULL, NULL);
+    ck_assert_msg(strstr(w, "cannot be reached - check host"), "%s", w);
 }
 END_TEST
 
@@ -388,25 +389,26 @@ START_TEST(tls_failure_words_name_what_openssl_said)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        sim_transport_describe_failure_tls(w, sizeof(w), "ssl://127.0.0.1:8883", -1,
-                                           "TCP/TLS connect failure", cases[i].reason);
+        sim_mqtt_describe_failure(w, sizeof(w), "ssl://127.0.0.1:8883", -1, NULL,
+                                  cases[i].reason);
         ck_assert_msg(strstr(w, cases[i].want), "%s -> %s", cases[i].reason, w);
         ck_assert_msg(strstr(w, "connection to ssl://127.0.0.1:8883 "), "%s", w);
         ck_assert_msg(strlen(w) + 1 < sizeof(w), "%s", w);
     }
     /* No reason: the generic words; a broker's refusal code wins over a TLS reason. */
-    sim_transport_describe_failure_tls(w, sizeof(w), "ssl://h:1", -1, NULL, "");
-    ck_assert_msg(strstr(w, "no TCP or TLS session (code -1)"), "%s", w);
-    sim_transport_describe_failure_tls(w, sizeof(w), "ssl://h:1", 5, NULL, "whatever");
+    sim_mqtt_describe_failure(w, sizeof(w), "ssl://h:1", -1, NULL, "");
+    ck_assert_msg(strstr(w, "no TCP or TLS session - check"), "%s", w);
+    sim_mqtt_describe_failure(w, sizeof(w), "ssl://h:1", 5, NULL, "whatever");
     ck_assert_msg(strstr(w, "refused: not authorised (CONNACK 5)"), "%s", w);
 }
 END_TEST
 
-/* What sim_transport_power_cut does on the wire with Paho 1.3.12: MQTTAsync_destroy
-   closes the session with a DISCONNECT packet when the socket has nothing pending, so the
-   broker logs a clean disconnect and does not publish the Will. Pinned here so that a
-   Paho upgrade that changes it is noticed. */
-START_TEST(a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will)
+/* What sim_transport_power_cut does on the wire. libmosquitto closes the socket: the broker
+   sees a lost link and publishes the Will, as after a real power cut. Paho 1.3.12's
+   MQTTAsync_destroy closes the session with a DISCONNECT packet when the socket has
+   nothing pending, so the broker logs a clean disconnect and does not publish the Will.
+   Both pinned here so that a library upgrade that changes either is noticed. */
+START_TEST(a_power_cut_sends_the_will_on_libmosquitto_and_a_disconnect_on_paho)
 {
     struct fixture f;
     struct hx_broker_opts bo = { 0 };
@@ -426,13 +428,19 @@ START_TEST(a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no
     ck_assert(pump_until(f.loop, &f.rec.connected, 1));
     sim_transport_power_cut(f.rec.tr);
     ck_assert(!sim_transport_connected(f.rec.tr));
-    ck_assert_msg(wait_file_contains(hx_broker_log_path(f.broker), "Client t-cut disconnected",
-                                     WAIT_MS),
-                  "the broker did not log a clean DISCONNECT from t-cut");
-    ck_assert(!file_contains(hx_broker_log_path(f.broker), "t-cut closed its connection"));
-    /* Everything the broker sent before this marker has arrived: no Will among it. */
-    ck_assert(watcher_sync(w, "cut"));
-    ck_assert_int_eq(watcher_count(w, "sim-test/cut/status", "will"), 0);
+    if (sim_transport_kind(f.rec.tr) == SIM_MQTT_PAHO) {
+        ck_assert_msg(wait_file_contains(hx_broker_log_path(f.broker),
+                                         "Client t-cut disconnected", WAIT_MS),
+                      "the broker did not log a clean DISCONNECT from t-cut");
+        ck_assert(!file_contains(hx_broker_log_path(f.broker), "t-cut closed its connection"));
+        /* Everything the broker sent before this marker has arrived: no Will among it. */
+        ck_assert(watcher_sync(w, "cut"));
+        ck_assert_int_eq(watcher_count(w, "sim-test/cut/status", "will"), 0);
+    } else {
+        ck_assert_msg(watcher_wait(w, "sim-test/cut/status", "will", 1, WAIT_MS),
+                      "no Will after a power cut on libmosquitto");
+        ck_assert(!file_contains(hx_broker_log_path(f.broker), "Client t-cut disconnected."));
+    }
     /* The transport is usable again: a fresh handle connects. */
     ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
     ck_assert(pump_until(f.loop, &f.rec.connected, 2));
@@ -522,33 +530,43 @@ static void count_nodelay(uint16_t port, int *on, int *off)
     }
 }
 
-/* Paho has no option for it: the transport's connect() interposer must reach Paho's own
-   sockets, and leave them alone when switched off. */
+/* libmosquitto sets TCP_NODELAY when asked and leaves Nagle on otherwise; Paho has no
+   option for it, so its connections keep Nagle on either way (docs/performance.md). */
 static void nodelay_as_set(bool nodelay)
 {
     struct fixture f;
     struct fw_connect_params p = params("t-nodelay", true);
+    struct sim_transport_opts o;
     int on, off;
 
-    sim_paho_set_tcp_nodelay(nodelay);
-    ck_assert(sim_paho_tcp_nodelay() == nodelay);
-    setup(&f, NULL, 3, NULL, NULL, NULL, "t-nodelay");
+    memset(&f, 0, sizeof(f));
+    ck_assert_msg(hx_broker_start(NULL, &f.broker) == 0, "broker: %s", hx_broker_last_error());
+    ck_assert_int_eq(sim_loop_create(NULL, &f.loop), SIM_OK);
+    f.rec.t.on_event = rec_event;
+    ck_assert_int_eq(sim_loop_attach(f.loop, &f.rec.t), SIM_OK);
+    sim_transport_opts_defaults(&o);
+    o.uri = hx_broker_uri(f.broker);
+    o.tcp_nodelay = nodelay;
+    ck_assert_int_eq(sim_transport_create(&o, "t-nodelay", f.loop, &f.rec.t, &f.rec.tr),
+                     SIM_OK);
     ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
     ck_assert(pump_until(f.loop, &f.rec.connected, 1));
     count_nodelay(hx_broker_port(f.broker), &on, &off);
     ck_assert_int_eq(on + off, 1);
-    ck_assert_int_eq(on, (nodelay ? 1 : 0));
+    if (sim_transport_kind(f.rec.tr) == SIM_MQTT_PAHO)
+        ck_assert_int_eq(on, 0);
+    else
+        ck_assert_int_eq(on, (nodelay ? 1 : 0));
     teardown(&f);
-    sim_paho_set_tcp_nodelay(false);
 }
 
-START_TEST(with_tcp_nodelay_set_the_connection_paho_opens_has_nagle_off)
+START_TEST(with_tcp_nodelay_asked_for_libmosquitto_turns_nagle_off_and_paho_cannot)
 {
     nodelay_as_set(true);
 }
 END_TEST
 
-START_TEST(without_tcp_nodelay_the_connection_keeps_pahos_default_nagle_on)
+START_TEST(without_tcp_nodelay_the_connection_keeps_nagle_on)
 {
     nodelay_as_set(false);
 }
@@ -637,9 +655,9 @@ int main(void)
     tcase_add_test(tc, mqtt311_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works);
     tcase_add_test(tc, mqtt5_a_killed_broker_is_one_connection_loss_in_words_and_reconnect_works);
     tcase_add_test(tc, the_connect_throttle_holds_connects_beyond_the_limit_and_issues_them_in_turn);
-    tcase_add_test(tc, a_power_cut_destroys_the_client_and_paho_still_sends_disconnect_so_no_will);
-    tcase_add_test(tc, with_tcp_nodelay_set_the_connection_paho_opens_has_nagle_off);
-    tcase_add_test(tc, without_tcp_nodelay_the_connection_keeps_pahos_default_nagle_on);
+    tcase_add_test(tc, a_power_cut_sends_the_will_on_libmosquitto_and_a_disconnect_on_paho);
+    tcase_add_test(tc, with_tcp_nodelay_asked_for_libmosquitto_turns_nagle_off_and_paho_cannot);
+    tcase_add_test(tc, without_tcp_nodelay_the_connection_keeps_nagle_on);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

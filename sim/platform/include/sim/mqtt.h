@@ -56,10 +56,15 @@ enum sim_mqtt_kind {
 const char *sim_mqtt_kind_name(enum sim_mqtt_kind kind);
 /** Parse "mosquitto" or "paho"; 0 or SIM_ERR_INVAL. */
 int sim_mqtt_kind_parse(const char *s, enum sim_mqtt_kind *out);
-/** The kind a client with SIM_MQTT_DEFAULT gets; SIM_MQTT_MOSQUITTO until set. Set it
- *  before the first client is created (start-up). */
+/** The kind a client with SIM_MQTT_DEFAULT gets: the one set, else the environment's
+ *  SCANSIM_TRANSPORT (mosquitto|paho), else SIM_MQTT_MOSQUITTO. Set it before the first
+ *  client is created (start-up). */
 void sim_mqtt_set_default_kind(enum sim_mqtt_kind kind);
 enum sim_mqtt_kind sim_mqtt_default_kind(void);
+/** Whether sim_mqtt_opts_defaults turns Nagle off (TCP_NODELAY); true until set (`--nagle`
+ *  sets false). Nagle holds a small write until the broker's delayed ACK of the one before
+ *  (up to 40 ms), latency that is neither the broker's nor the backend's. */
+void sim_mqtt_set_default_nodelay(bool on);
 
 #define SIM_MQTT_OPTS_VERSION 1
 
@@ -84,7 +89,7 @@ struct sim_mqtt_opts {
 };
 
 /** Defaults: kind SIM_MQTT_DEFAULT, MQTT 3.1.1, session expiry 3600 s, 10 s time-out,
- *  TCP_NODELAY on, io NULL. uri and client_id must be set by the caller. */
+ *  TCP_NODELAY as sim_mqtt_set_default_nodelay says (on), io NULL. uri and client_id must be set by the caller. */
 void sim_mqtt_opts_defaults(struct sim_mqtt_opts *opts);
 
 struct sim_mqtt_message {
@@ -137,8 +142,11 @@ struct sim_mqtt;
 int sim_mqtt_create(const struct sim_mqtt_opts *opts, const struct sim_mqtt_handlers *h,
                     void *ctx, struct sim_mqtt **out);
 
-/** Close without DISCONNECT if still connected (the broker sees a lost link and sends the
- *  Will), free. No handler runs after it returns. Not from this client's handlers. NULL ok. */
+/** Free the client. A clean disconnect under way is finished first (its DISCONNECT
+ *  written). Otherwise a connected client is closed without DISCONNECT: a power cut, the
+ *  broker sends the Will (mosquitto; Paho's MQTTAsync_destroy still writes a DISCONNECT when
+ *  its socket is idle, so there the broker usually does not). No handler runs after it
+ *  returns. Not from this client's handlers. NULL is fine. */
 void sim_mqtt_destroy(struct sim_mqtt *c);
 
 /** Start connecting; the outcome comes to connected / connect_failed. May be called again

@@ -16,13 +16,6 @@
  * started, idle when no client is connected. A destroy no longer waits in the 100 ms steps
  * of Paho's thread shutdown either.
  *
- * Sockets: every program that uses sim_paho_create also gets the connect(), poll() and
- * usleep() of src/paho_socket.c, which Paho's sockets and receive thread pass through:
- * TCP_NODELAY when switched on (sim_paho_set_tcp_nodelay), and a receive thread that sees
- * a connect at once, not after its 1 s poll() (paho.mqtt.c #1430: 1.8 s -> 1 ms for a
- * client next to a quiet one). Without that, the threads kept up above would make every
- * connect wait that way, as one next to another connected client always did.
- *
  * Ownership: the handle made in *handle is the caller's, freed with MQTTAsync_destroy as any
  * other. The idle client is Paho's until the process ends (reachable from Paho's globals, so
  * a leak checker does not count it).
@@ -67,18 +60,6 @@ bool sim_paho_uri_is_tls(const char *uri);
  */
 bool sim_paho_tls(MQTTAsync_connectOptions *co, MQTTAsync_SSLOptions *ssl, const char *uri,
                   const char *cafile, const char *certfile, const char *keyfile, bool verify);
-
-/**
- * Turn Nagle's algorithm off (TCP_NODELAY) on every TCP connection Paho opens in this
- * process from now on, the backend's included; on = false leaves Paho's default (Nagle on).
- * Paho has no option for it: src/paho_socket.c sets it in connect() (why there). With
- * Nagle, a small packet written right after another can wait up to 40 ms for the broker's
- * delayed ACK, which shows as latency that is neither the broker's nor the backend's.
- * Any thread; off until called.
- */
-void sim_paho_set_tcp_nodelay(bool on);
-/** Whether sim_paho_set_tcp_nodelay(true) is in force. Any thread. */
-bool sim_paho_tcp_nodelay(void);
 
 #ifdef __cplusplus
 }

@@ -1,27 +1,26 @@
 /*
- * sim/transport.h - the network port on Linux: an MQTT client on Eclipse Paho MQTTAsync.
+ * sim/transport.h - the network port on Linux: a device's MQTT client on the MQTT edge
+ * (sim/mqtt.h: libmosquitto on the device's own loop, or Paho MQTTAsync).
  *
  * One struct sim_transport per device. It implements the net_* functions of fw_ports.h:
- * connect (asynchronous), publish, subscribe, clean disconnect. Paho calls back on its own
- * threads while holding its library mutex; the transport's callbacks only copy what they
- * got into a struct sim_event and push it onto the owning device's loop
+ * connect (asynchronous), publish, subscribe, clean disconnect. The edge's handlers only
+ * copy what they got into a struct sim_event and push it onto the owning device's loop
  * (sim/loop.h): SIM_EV_CONNECTED, SIM_EV_CONNECT_FAILED (code + words),
  * SIM_EV_CONNECTION_LOST (words), SIM_EV_MESSAGE, SIM_EV_PUBLISHED (token),
  * SIM_EV_PUBLISH_REFUSED (token + the broker's reason code, or FW_ERR_IO),
  * SIM_EV_SUBSCRIBED (token + the granted QoS, the broker's refusal, or FW_ERR_IO). The owner
- * thread hands them to firmware_core (sim/device.h does that).
+ * thread hands them to firmware_core (sim/device.h does that). With libmosquitto the
+ * device's loop also drives the socket, so nothing crosses a thread.
  *
  * Reconnects: the firmware owns the policy (back-off + jitter). net_connect may be called
- * again after a loss or a failure; the Paho handle is created once (persistence NONE,
- * MQTT 5 when asked) and reused. Paho's automaticReconnect is never enabled.
+ * again after a loss or a failure; the edge's automatic reconnect is never used.
  *
- * Words: connect failures and losses are described for people, e.g.
- *   "connection to tcp://127.0.0.1:1883 refused: bad user name or password (CONNACK 4) -
- *    check the user name and password"
- * A password never appears in any text this module produces.
+ * Words: connect failures and losses are described for people (sim_mqtt_describe_failure),
+ * e.g. "connection to tcp://127.0.0.1:1883 refused: bad user name or password (CONNACK 4) -
+ * check the user name and password". A password never appears in any text.
  *
  * Threading: every function below is for the owning thread only (the one running the
- * device's loop), except sim_transport_opts_defaults.
+ * device's loop), except sim_transport_opts_defaults and the connect-limit functions.
  *
  * Ownership: strings in the options are copied at create; pointers passed to the
  * functions are borrowed for the call.
@@ -35,6 +34,7 @@
 
 #include "fw/fw_ports.h"
 #include "sim/loop.h"
+#include "sim/mqtt.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -43,9 +43,9 @@ extern "C" {
 /* Room for the words of a failure or a loss (what, to what, why, what to do), larger than
    the firmware's log line (FW_LOG_MAX) so that the advice is never cut mid-word; the
    firmware's own log keeps FW_LOG_MAX. */
-#define SIM_WORDS_MAX 320
+#define SIM_WORDS_MAX SIM_MQTT_WORDS_MAX
 
-#define SIM_TRANSPORT_OPTS_VERSION 1
+#define SIM_TRANSPORT_OPTS_VERSION 2
 
 struct sim_transport_opts {
     int version;               /* SIM_TRANSPORT_OPTS_VERSION */
@@ -60,10 +60,12 @@ struct sim_transport_opts {
     uint32_t session_expiry_s; /* MQTT 5, persistent sessions (clean_session false): the
                                   Session Expiry Interval; 0 = 3600. MQTT 3.1.1 ignores it. */
     int connect_timeout_s;     /* give up a connect attempt after this; 0 = 10 s */
+    enum sim_mqtt_kind kind;   /* client library; SIM_MQTT_DEFAULT = the process's */
+    bool tcp_nodelay;          /* Nagle off (see sim_mqtt_set_default_nodelay) */
 };
 
 /** Fill opts with defaults: MQTT 3.1.1, session expiry 3600 s, 10 s connect time-out,
- *  uri NULL (the caller must set it). */
+ *  the process's client library and Nagle setting, uri NULL (the caller must set it). */
 void sim_transport_opts_defaults(struct sim_transport_opts *opts);
 
 struct sim_transport;
@@ -71,14 +73,14 @@ struct sim_transport;
 /**
  * Create a transport for client_id whose events go to target on loop. Does not connect.
  * 0, SIM_ERR_INVAL (no uri, bad scheme, bad version, empty client id), SIM_ERR_NOMEM,
- * SIM_ERR_MQTT (Paho refused the uri or the client id).
+ * SIM_ERR_MQTT (the client library refused the options).
  */
 int sim_transport_create(const struct sim_transport_opts *opts, const char *client_id,
                          struct sim_loop *loop, struct sim_loop_target *target,
                          struct sim_transport **out);
 
-/** Destroy: if connected, Paho sends DISCONNECT (see sim_transport_power_cut); frees. No
- *  event for this transport is pushed after it returns. NULL is fine. */
+/** Destroy (a clean disconnect under way is finished first); frees. No event for this
+ *  transport is pushed after it returns. NULL is fine. */
 void sim_transport_destroy(struct sim_transport *t);
 
 /* ---- the fw_ports net_* functions (owner thread) ---- */
@@ -100,8 +102,8 @@ int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
 int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
                             uint32_t *token);
 
-/** Clean disconnect: Paho sends DISCONNECT after in-flight messages completed (up to
- *  1 s), so the broker does not publish the Will. No event follows. */
+/** Clean disconnect: DISCONNECT after the queued packets are written (up to 1 s), so the
+ *  broker does not publish the Will. No event follows. */
 void sim_transport_disconnect(struct sim_transport *t);
 
 /* ---- extras ---- */
@@ -113,10 +115,12 @@ void sim_transport_disconnect(struct sim_transport *t);
 void sim_transport_poll(struct sim_transport *t);
 
 /**
- * Cap the connects outstanding in the whole process (issued to Paho, no CONNACK or failure
- * yet); default 64. Paho scans one process-wide command queue per command, so thousands of
- * simultaneous connects go quadratic; beyond the cap net_connect keeps the request (a small
- * copy of the parameters) and sim_transport_poll issues it when a slot frees. Any thread.
+ * Cap the connects outstanding in the whole process (issued, no CONNACK or failure yet);
+ * default 64. A broker's listen backlog (mosquitto: 100) overflows in a burst of thousands
+ * of connects and the kernel retries the SYNs after 1 s, 3 s...; Paho also scans one
+ * process-wide command queue per command. Beyond the cap net_connect keeps the request (a
+ * small copy of the parameters) and sim_transport_poll issues it when a slot frees. Any
+ * thread.
  */
 void sim_transport_set_connect_limit(int limit);
 
@@ -124,13 +128,13 @@ void sim_transport_set_connect_limit(int limit);
 int sim_transport_connects_in_flight(void);
 
 /**
- * "Power cut": destroy the Paho client without calling MQTTAsync_disconnect, forget the
- * session held in Paho's memory, and create a fresh handle at the next connect. No event
- * follows. What the broker sees, measured with Paho 1.3.12 (see tests/test_transport.c):
- * Paho's MQTTAsync_destroy still writes a DISCONNECT packet when the socket has no pending
- * writes, so the broker treats it as a clean disconnect and does NOT publish the Will. For
- * a real network failure use the harness proxy's link cut, or kill -9 a process running
- * the device (both tested).
+ * "Power cut": destroy the client without DISCONNECT, forget its session state, and create
+ * a fresh one at the next connect. No event follows. What the broker sees depends on the
+ * library (tests/test_transport.c): libmosquitto closes the socket, so the broker publishes
+ * the Will; Paho 1.3.12's MQTTAsync_destroy still writes a DISCONNECT when its socket has
+ * no pending writes, so the broker treats it as a clean disconnect and does NOT publish the
+ * Will. For a network failure on either, use the harness proxy's link cut, or kill -9 a
+ * process running the device (both tested).
  */
 void sim_transport_power_cut(struct sim_transport *t);
 
@@ -145,8 +149,8 @@ bool sim_transport_connected(const struct sim_transport *t);
  */
 bool sim_transport_handle_event(struct sim_transport *t, const struct sim_event *ev);
 
-/** A clean disconnect asked for is still under way (Paho has not yet sent DISCONNECT and
- *  closed the socket, or said it failed). Any thread. */
+/** A clean disconnect asked for is still under way (DISCONNECT not yet written and the
+ *  socket not closed). Owner thread. */
 bool sim_transport_disconnecting(const struct sim_transport *t);
 
 /** The broker URI (for messages and panels). */
@@ -155,25 +159,8 @@ const char *sim_transport_uri(const struct sim_transport *t);
 /** MQTT version in use: 3 (3.1.1) or 5. */
 int sim_transport_mqtt_version(const struct sim_transport *t);
 
-/**
- * Words for a connect failure, as the transport produces them: "connection to URI
- * refused: WHAT (CONNACK n) - WHAT TO DO". code: 3.1.1 CONNACK return code (1..5), MQTT 5
- * reason code (>= 0x80), or a negative Paho MQTTASYNC_* code; paho_message: Paho's text or
- * NULL. Exposed for tests and for the demo's help text.
- */
-void sim_transport_describe_failure(char *out, size_t cap, const char *uri, int code,
-                                    const char *paho_message);
-
-/**
- * The same, with OpenSSL's reason for a failed TLS session (lower case, as
- * MQTTAsync_SSLOptions.ssl_error_cb reports it, e.g. "certificate verify failed",
- * "wrong version number"), or NULL / "" when there was none. With a reason and a negative
- * code the words name what failed: "the broker's certificate was not trusted
- * (certificate verify failed) - check --cafile ...", "the server did not answer in TLS
- * (wrong version number) ...", "the broker refused the device's certificate (...)".
- */
-void sim_transport_describe_failure_tls(char *out, size_t cap, const char *uri, int code,
-                                        const char *paho_message, const char *tls_reason);
+/** The client library in use. */
+enum sim_mqtt_kind sim_transport_kind(const struct sim_transport *t);
 
 #ifdef __cplusplus
 }
