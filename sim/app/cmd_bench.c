@@ -21,7 +21,6 @@
  * Not a test: it takes minutes and its figures depend on the machine (ci/bench.sh runs it).
  */
 #define _GNU_SOURCE
-#include <MQTTAsync.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -42,14 +41,16 @@
 #include "dash.h"
 #include "fleet_devices.h"
 #include "sim/clock.h"
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 #include "sim/transport.h"
 
 const char scansim_cmd_bench_summary[] =
-    "benchmark: broker ceiling vs. 1,000 and 10,000 simulated scanners (minutes)";
+    "benchmark: broker ceiling vs. 1,000 to 19,000 simulated scanners, both client libraries (minutes)";
 
 #define CMD "bench"
 #define BENCH_MAX_POINTS 8
+#define BENCH_MAX_SERIES (BENCH_MAX_POINTS * 2) /* points x client libraries */
 
 struct bench_opts {
     struct sim_cli_common c;
@@ -65,18 +66,22 @@ struct bench_opts {
     const char *json_path;
     const char *report_path;
     bool skip_raw;
+    enum sim_mqtt_kind kinds[2]; /* the client libraries compared: --transport, else both */
+    int n_kinds;
     const char *raw_sub_topic; /* hidden --raw-subscriber TOPIC: be the subscriber process */
 };
 
 static const char bench_help[] =
     "usage: scansim bench [options]\n"
     "\n"
-    "Measure on one broker (a) the raw ceiling: one Paho publisher to one Paho subscriber,\n"
-    "QoS 1, a window of messages in flight; (b) `scansim run` with N devices, per-device\n"
-    "items at full speed. --repeat rounds each run (a) then every (b); medians over the\n"
-    "rounds are printed, ratios taken within each round.\n"
+    "Measure on one broker (a) the raw ceiling: one publisher to one subscriber, QoS 1, a\n"
+    "window of messages in flight, with each client library (libmosquitto and Paho; the\n"
+    "faster is the ceiling); (b) `scansim run` with N devices, per-device items at full\n"
+    "speed, on each client library (--transport: only that one). --repeat rounds each run\n"
+    "(a) then every (b); medians over the rounds are printed, ratios taken within each\n"
+    "round.\n"
     "\n"
-    "  --devices LIST          fleet sizes, comma-separated (default 1000,10000)\n"
+    "  --devices LIST          fleet sizes, comma-separated (default 1000,10000,19000)\n"
     "  --items-per-device N    items each device registers (default 10)\n"
     "  --min-items N           but at least N items in all (default 50000), so that\n"
     "                          starting and draining the pipeline weigh little\n"
@@ -118,7 +123,8 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
     sim_cli_common_defaults(&o->c);
     o->points[0] = 1000;
     o->points[1] = 10000;
-    o->n_points = 2;
+    o->points[2] = 19000; /* one mosquitto here holds about 20,000 connections */
+    o->n_points = 3;
     o->items_per_device = 10;
     o->min_items = 50000;
     o->repeat = 3;
@@ -214,6 +220,14 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
         sim_cli_error(CMD, "unexpected argument '%s' (see scansim bench --help)", argv[optind]);
         return -1;
     }
+    if (o->c.transport != SIM_MQTT_DEFAULT) {
+        o->kinds[0] = (enum sim_mqtt_kind)o->c.transport;
+        o->n_kinds = 1;
+    } else {
+        o->kinds[0] = SIM_MQTT_MOSQUITTO;
+        o->kinds[1] = SIM_MQTT_PAHO;
+        o->n_kinds = 2;
+    }
     return sim_cli_common_check(CMD, &o->c) == 0 ? 0 : -1;
 }
 
@@ -225,7 +239,6 @@ struct raw_ctx {
     atomic_int connected;     /* clients connected */
     atomic_int subscribed;
     atomic_int failed;
-    atomic_long receive_max;  /* MQTT 5: the broker's Receive Maximum (CONNACK); 0 = none */
     atomic_uint_fast64_t first_rx_ns;
     atomic_uint_fast64_t last_rx_ns;
 };
@@ -238,98 +251,72 @@ static uint64_t mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int raw_on_message(void *ctx, char *topic, int len, MQTTAsync_message *m)
+static void raw_on_message(void *ctx, const struct sim_mqtt_message *m)
 {
     struct raw_ctx *r = ctx;
-
-    (void)len;
     uint64_t now = mono_ns();
+
+    (void)m;
     if (atomic_fetch_add(&r->received, 1) == 0)
         atomic_store(&r->first_rx_ns, now);
     atomic_store(&r->last_rx_ns, now);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
-static void raw_on_connected(void *ctx, MQTTAsync_successData *d)
+static void raw_on_connected(void *ctx, bool session_present)
 {
-    (void)d;
+    (void)session_present;
     atomic_fetch_add(&((struct raw_ctx *)ctx)->connected, 1);
 }
 
-static void raw_on_failure(void *ctx, MQTTAsync_failureData *d)
+static void raw_on_failed(void *ctx, int code, const char *words)
 {
-    (void)d;
+    (void)code;
+    fprintf(stderr, "scansim bench: raw ceiling: %s\n", words);
     atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
 }
 
-static void raw_on_subscribed(void *ctx, MQTTAsync_successData *d)
+static void raw_on_lost(void *ctx, const char *words)
 {
-    (void)d;
-    atomic_store(&((struct raw_ctx *)ctx)->subscribed, 1);
-}
-
-static void raw_on_sent(void *ctx, MQTTAsync_successData *d)
-{
-    (void)d;
-    atomic_fetch_add(&((struct raw_ctx *)ctx)->sent_ok, 1);
-}
-
-/* The same for MQTT 5 (-V 5): Paho calls the ...5 callbacks of an MQTT 5 client. A refused
-   publish (PUBACK >= 0x80) counts as a failure, so the raw run stops instead of hanging. */
-static void raw_on_connected5(void *ctx, MQTTAsync_successData5 *d)
-{
-    struct raw_ctx *r = ctx;
-
-    if (d && MQTTProperties_hasProperty(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
-        atomic_store(&r->receive_max, (long)MQTTProperties_getNumericValue(
-                                          &d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM));
-    atomic_fetch_add(&r->connected, 1);
-}
-
-static void raw_on_failure5(void *ctx, MQTTAsync_failureData5 *d)
-{
-    (void)d;
+    fprintf(stderr, "scansim bench: raw ceiling: %s\n", words);
     atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
 }
 
-static void raw_on_subscribed5(void *ctx, MQTTAsync_successData5 *d)
+/* A refused publish (MQTT 5 PUBACK >= 0x80) or a lost one counts as a failure, so the raw
+   run stops instead of hanging. */
+static void raw_on_published(void *ctx, int mid, int code)
 {
-    if (d && d->reasonCode >= 0x80)
-        atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
+    (void)mid;
+    if (code == 0)
+        atomic_fetch_add(&((struct raw_ctx *)ctx)->sent_ok, 1);
     else
+        atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
+}
+
+static void raw_on_subscribed(void *ctx, int mid, int n, const int *codes)
+{
+    (void)mid;
+    if (n >= 1 && codes[0] >= 0 && codes[0] < 0x80)
         atomic_store(&((struct raw_ctx *)ctx)->subscribed, 1);
+    else
+        atomic_fetch_add(&((struct raw_ctx *)ctx)->failed, 1);
 }
 
-static void raw_on_sent5(void *ctx, MQTTAsync_successData5 *d)
-{
-    (void)d;
-    atomic_fetch_add(&((struct raw_ctx *)ctx)->sent_ok, 1);
-}
+static const struct sim_mqtt_handlers raw_handlers = {
+    .connected = raw_on_connected,
+    .connect_failed = raw_on_failed,
+    .connection_lost = raw_on_lost,
+    .message = raw_on_message,
+    .published = raw_on_published,
+    .subscribed = raw_on_subscribed,
+};
 
-/* TCP for the raw pair. MQTT 3.1.1: Nagle left on, as Paho leaves it: the publisher's window
-   of 1,000 fills whole segments, measured 15-25 % faster than TCP_NODELAY. MQTT 5: the
-   broker's Receive Maximum (mosquitto: max_inflight_messages, 20) bounds the publisher's
-   window, so every round trip counts, and Nagle with the delayed ACK stretched each to about
-   50 ms (404 msg/s measured): TCP_NODELAY, as the fleet uses, unless --nagle. */
-static void raw_tcp_setup(const struct bench_opts *o)
+/* The QoS 1 messages in flight of a raw run. MQTT 5: never more than the broker's Receive
+   Maximum (mosquitto's max_inflight_messages, 20 by default): Paho holds the excess in its
+   queue and its send thread picks it up only every ~50 ms (403 msg/s with a window of 1,000
+   against 15,056 with 20, measured side by side). */
+static long raw_window_of(const struct bench_opts *o)
 {
-    (void)o; /* Paho cannot set TCP_NODELAY */
-}
-
-/* Response callbacks for the protocol version of the run. */
-static void raw_response(MQTTAsync_responseOptions *ro, const struct bench_opts *o, void *ctx,
-                         MQTTAsync_onSuccess *ok3, MQTTAsync_onSuccess5 *ok5)
-{
-    ro->context = ctx;
-    if (o->c.protocol_version == 5) {
-        ro->onSuccess5 = ok5;
-        ro->onFailure5 = raw_on_failure5;
-    } else {
-        ro->onSuccess = ok3;
-        ro->onFailure = raw_on_failure;
-    }
+    return o->c.protocol_version == 5 && o->raw_window > 20 ? 20 : o->raw_window;
 }
 
 static bool raw_wait(atomic_int *v, int want, atomic_int *failed, int timeout_ms)
@@ -344,78 +331,70 @@ static bool raw_wait(atomic_int *v, int want, atomic_int *failed, int timeout_ms
     return false;
 }
 
-static int raw_connect(MQTTAsync *c, const struct bench_opts *o, const char *uri, const char *id,
-                       struct raw_ctx *r, bool subscriber)
+/* TCP for the raw pair: MQTT 3.1.1 leaves Nagle on, so the publisher's window of 1,000
+   fills whole segments (measured 15-25 % faster than TCP_NODELAY with Paho); MQTT 5's
+   window of 20 makes every round trip count, and Nagle with the delayed ACK stretches each
+   to about 50 ms: TCP_NODELAY there, as the fleet uses, unless --nagle. Paho cannot set it. */
+static int raw_connect(struct sim_mqtt **c, const struct bench_opts *o, enum sim_mqtt_kind kind,
+                       const char *uri, const char *id, struct raw_ctx *r)
 {
-    MQTTAsync_createOptions cr = MQTTAsync_createOptions_initializer;
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    struct sim_mqtt_opts mo;
+    struct sim_mqtt_connect_params cp = { 30, true, NULL };
 
-    cr.maxBufferedMessages = (int)o->raw_window + 16;
-    if (o->c.protocol_version == 5)
-        cr.MQTTVersion = MQTTVERSION_5;
-    if (sim_paho_create(c, uri, id, &cr) != MQTTASYNC_SUCCESS)
+    sim_mqtt_opts_defaults(&mo);
+    mo.kind = kind;
+    mo.uri = uri;
+    mo.client_id = id;
+    mo.username = o->c.username;
+    mo.password = o->c.password;
+    mo.cafile = o->c.cafile;
+    mo.certfile = o->c.cert;
+    mo.keyfile = o->c.key;
+    mo.insecure = o->c.insecure;
+    mo.mqtt_version = o->c.protocol_version == 5 ? 5 : 3;
+    mo.max_inflight = (int)raw_window_of(o);
+    mo.tcp_nodelay = o->c.protocol_version == 5 && !o->c.nagle;
+    if (sim_mqtt_create(&mo, &raw_handlers, r, c) != SIM_OK)
         return -1;
-    if (subscriber)
-        MQTTAsync_setCallbacks(*c, r, NULL, raw_on_message, NULL);
-    if (o->c.protocol_version == 5) {
-        co.MQTTVersion = MQTTVERSION_5;
-        co.cleanstart = 1;
-        co.cleansession = 0;
-        co.onSuccess5 = raw_on_connected5;
-        co.onFailure5 = raw_on_failure5;
-    } else {
-        co.cleansession = 1;
-        co.onSuccess = raw_on_connected;
-        co.onFailure = raw_on_failure;
-    }
-    co.keepAliveInterval = 30;
-    co.maxInflight = (int)o->raw_window;
-    co.context = r;
-    co.username = o->c.username;
-    co.password = o->c.password;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    sim_paho_tls(&co, &ssl, uri, o->c.cafile, o->c.cert, o->c.key, !o->c.insecure);
-    if (MQTTAsync_connect(*c, &co) != MQTTASYNC_SUCCESS || !raw_wait(&r->connected, 1, &r->failed, 10000))
+    if (sim_mqtt_connect(*c, &cp) != SIM_OK || !raw_wait(&r->connected, 1, &r->failed, 10000))
         return -1;
     return 0;
 }
 
 /*
- * The subscriber of a raw run, in its own process (its own Paho threads, as a separate
- * consumer would be): subscribe, say "ready", count `raw_messages` messages, print
+ * The subscriber of a raw run, in its own process (its own client library threads, as a
+ * separate consumer would be): subscribe, say "ready", count `raw_messages` messages, print
  * "done FIRST_NS LAST_NS" (CLOCK_MONOTONIC, comparable across processes).
  */
 static int raw_subscriber(const struct bench_opts *o)
 {
-    MQTTAsync sub = NULL;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    struct sim_mqtt *sub = NULL;
     struct raw_ctx r;
     char id[64];
-    int rc = SIM_EXIT_BROKER;
+    int rc = SIM_EXIT_BROKER, qos = 1;
+    const char *topic = o->raw_sub_topic;
     uint64_t deadline = mono_ns() + 180ull * 1000000000ull;
 
     memset(&r, 0, sizeof(r));
-    raw_tcp_setup(o);
     snprintf(id, sizeof(id), "bench-sub-%d", (int)getpid());
-    if (raw_connect(&sub, o, o->c.broker_uri, id, &r, true) != 0)
+    if (raw_connect(&sub, o, (enum sim_mqtt_kind)o->c.transport, o->c.broker_uri, id, &r) != 0)
         goto out;
-    raw_response(&ro, o, &r, raw_on_subscribed, raw_on_subscribed5);
-    if (MQTTAsync_subscribe(sub, o->raw_sub_topic, 1, &ro) != MQTTASYNC_SUCCESS ||
+    if (sim_mqtt_subscribe(sub, 1, &topic, &qos, NULL) != SIM_OK ||
         !raw_wait(&r.subscribed, 1, &r.failed, 10000))
         goto out;
     printf("ready\n");
     fflush(stdout);
-    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline)
+    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline &&
+           !atomic_load(&r.failed))
         usleep(1000);
     printf("done %" PRIu64 " %" PRIu64 " %ld\n", (uint64_t)atomic_load(&r.first_rx_ns),
            (uint64_t)atomic_load(&r.last_rx_ns), atomic_load(&r.received));
     fflush(stdout);
     rc = atomic_load(&r.received) >= o->raw_messages ? SIM_EXIT_OK : SIM_EXIT_FAILED;
 out:
-    if (sub) {
-        MQTTAsync_disconnect(sub, NULL);
-        MQTTAsync_destroy(&sub);
-    }
+    if (sub)
+        sim_mqtt_disconnect(sub);
+    sim_mqtt_destroy(sub);
     return rc;
 }
 
@@ -428,14 +407,14 @@ struct raw_cpu {
 /* One raw run: a subscriber process (raw_subscriber) and this process publishing with a
    full window. Messages per second from the first to the last arrival, or < 0; *cpu gets
    the CPU time each party used per message while publishing. */
-static double raw_once(const struct bench_opts *o, const char *uri, int run, int broker_pid,
-                       struct raw_cpu *cpu)
+static double raw_once(const struct bench_opts *o, enum sim_mqtt_kind kind, const char *uri,
+                       int run, int broker_pid, struct raw_cpu *cpu)
 {
     uint64_t c_pub = 0, c_sub = 0, c_brk = 0;
 
     cpu->pub = cpu->sub = cpu->broker = NAN;
     cpu->window = o->raw_window;
-    MQTTAsync pub = NULL;
+    struct sim_mqtt *pub = NULL;
     struct raw_ctx r;
     char id[64], topic[64], nmsg[24], nwin[24], line[256];
     static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
@@ -457,7 +436,9 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
                        "--raw-window", nwin, "--raw-subscriber", topic };
     char cbuf[24];
     size_t a = 10;
-    if (sim_cli_connection_args(&o->c, argv, &a, 32, cbuf) != 0)
+    struct sim_cli_common child = o->c;
+    child.transport = kind;
+    if (sim_cli_connection_args(&child, argv, &a, 32, cbuf) != 0)
         goto out;
     pid = fork();
     if (pid == 0) {
@@ -477,17 +458,11 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
         goto out;
     }
     snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
-    raw_tcp_setup(o);
-    if (raw_connect(&pub, o, uri, id, &r, false) != 0) {
+    if (raw_connect(&pub, o, kind, uri, id, &r) != 0) {
         sim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
         goto out;
     }
-    /* MQTT 5: never more in flight than the broker's Receive Maximum (mosquitto: 20). Paho
-       holds the excess in its queue and its send thread picks it up only every ~50 ms:
-       403 msg/s with a window of 1,000 against 15,056 with 20, measured side by side. */
-    long window = o->raw_window, receive_max = atomic_load(&r.receive_max);
-    if (receive_max > 0 && receive_max < window)
-        window = receive_max;
+    long window = raw_window_of(o);
     cpu->window = window;
     c_pub = fleet_proc_cpu_ms(0);
     c_sub = fleet_proc_cpu_ms((int)pid);
@@ -500,13 +475,8 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
         }
         /* keep the window full: sent - acknowledged < window */
         while (sent < o->raw_messages && sent - atomic_load(&r.sent_ok) < window) {
-            MQTTAsync_message m = MQTTAsync_message_initializer;
-            MQTTAsync_responseOptions so = MQTTAsync_responseOptions_initializer;
-            m.payload = (void *)payload;
-            m.payloadlen = (int)sizeof(payload) - 1;
-            m.qos = 1;
-            raw_response(&so, o, &r, raw_on_sent, raw_on_sent5);
-            if (MQTTAsync_sendMessage(pub, topic, &m, &so) != MQTTASYNC_SUCCESS)
+            if (sim_mqtt_publish(pub, topic, payload, sizeof(payload) - 1, 1, false, NULL) !=
+                SIM_OK)
                 break;
             sent++;
         }
@@ -524,10 +494,9 @@ static double raw_once(const struct bench_opts *o, const char *uri, int run, int
     if (broker_pid > 0)
         cpu->broker = (double)(fleet_proc_cpu_ms(broker_pid) - c_brk) * 1000.0 / (double)o->raw_messages;
 out:
-    if (pub) {
-        MQTTAsync_disconnect(pub, NULL);
-        MQTTAsync_destroy(&pub);
-    }
+    if (pub)
+        sim_mqtt_disconnect(pub);
+    sim_mqtt_destroy(pub);
     if (from)
         fclose(from);
     if (p[0] >= 0)
@@ -572,7 +541,7 @@ static const char *cpu_split(char *buf, size_t n, double be, double dev, double 
 
 /* Run `scansim run` as a child; its report goes to a temporary JSON file. */
 static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, int broker_pid,
-                                 long devices, int rep)
+                                 long devices, enum sim_mqtt_kind kind, int rep)
 {
     struct run_fig f = { 0 };
     char json[] = "/tmp/scansim-bench-XXXXXX";
@@ -598,14 +567,17 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
     else
         snprintf(nwork, sizeof(nwork), "auto"); /* scansim run decides (see run --help) */
     /* each run its own ids: sessions of earlier runs stay at the broker untouched */
-    snprintf(prefix, sizeof(prefix), "b%d-%ld-%d-", (int)getpid(), devices, rep);
+    snprintf(prefix, sizeof(prefix), "b%d-%ld-%c%d-", (int)getpid(), devices,
+             sim_mqtt_kind_name(kind)[0], rep);
     snprintf(bpid, sizeof(bpid), "%d", broker_pid);
     char *argv[44] = { "scansim", "run", "--broker", (char *)uri, "--devices", ndev, "--items", nitems,
                        "--workers", nwork, "--connect-rate", "0", "--id-prefix", prefix,
                        "--json", json, "--grace", "20s" };
     size_t a = 18;
     char cbuf[24];
-    if (sim_cli_connection_args(&o->c, argv, &a, 40, cbuf) != 0)
+    struct sim_cli_common child = o->c;
+    child.transport = kind;
+    if (sim_cli_connection_args(&child, argv, &a, 40, cbuf) != 0)
         return f;
     if (broker_pid > 0) {
         argv[a++] = "--broker-pid";
@@ -662,23 +634,187 @@ static struct run_fig fleet_once(const struct bench_opts *o, const char *uri, in
 
 /* --report: the rounds' figures flattened for bench_report_write. */
 static int bench_report(const struct bench_opts *o, const cJSON *jout, const double *raw,
-                        struct run_fig (*figs)[99])
+                        struct run_fig (*figs)[99], int n_series)
 {
-    static double reg[BENCH_MAX_POINTS * 99], p99[BENCH_MAX_POINTS * 99];
+    static double reg[BENCH_MAX_SERIES * 99], p99[BENCH_MAX_SERIES * 99];
+    static char names[BENCH_MAX_SERIES][48];
+    const char *labels[BENCH_MAX_SERIES];
     char *text = cJSON_PrintUnformatted(jout);
     int rc;
 
-    for (int p = 0; p < o->n_points; p++)
+    for (int s = 0; s < n_series; s++) {
+        snprintf(names[s], sizeof(names[s]), "%ld devices, %s", o->points[s / o->n_kinds],
+                 sim_mqtt_kind_name(o->kinds[s % o->n_kinds]));
+        labels[s] = names[s];
         for (int i = 0; i < o->repeat; i++) {
-            const struct run_fig *f = &figs[p][i];
-            reg[p * o->repeat + i] = f->ok ? f->reg_per_s : NAN;
-            p99[p * o->repeat + i] = f->ok ? f->p99 : NAN;
+            const struct run_fig *f = &figs[s][i];
+            reg[s * o->repeat + i] = f->ok ? f->reg_per_s : NAN;
+            p99[s * o->repeat + i] = f->ok ? f->p99 : NAN;
         }
-    rc = text ? bench_report_write(o->report_path, text, (int)o->repeat, raw, o->n_points,
-                                   o->points, reg, p99)
+    }
+    rc = text ? bench_report_write(o->report_path, text, (int)o->repeat, raw, n_series, labels,
+                                   reg, p99)
               : DASH_ERR_NOMEM;
     if (rc == DASH_OK)
         printf("report: %s\n", o->report_path);
+    free(text);
+    return rc;
+}
+
+/* Per round and client library: the raw run's rate and CPU per message. */
+struct raw_round {
+    double rate, cpu_msg, cpu_pub, cpu_sub, cpu_brk;
+    long window;
+};
+
+/* One round of raw runs, one per client library; returns the best rate (NAN = none). */
+static double raw_round(const struct bench_opts *o, const char *uri, int i, int broker_pid,
+                        struct raw_round rr[2])
+{
+    double best = NAN;
+
+    for (int k = 0; k < o->n_kinds; k++) {
+        struct raw_cpu c = { NAN, NAN, NAN, o->raw_window };
+        struct raw_round *r = &rr[k];
+        r->rate = raw_once(o, o->kinds[k], uri, i * 2 + k, broker_pid, &c);
+        if (r->rate <= 0)
+            r->rate = NAN;
+        r->cpu_pub = c.pub;
+        r->cpu_sub = c.sub;
+        r->cpu_brk = c.broker;
+        r->window = c.window;
+        r->cpu_msg = c.pub + c.sub + (isnan(c.broker) ? 0 : c.broker);
+        if (!isnan(r->rate) && (isnan(best) || r->rate > best))
+            best = r->rate;
+        printf("  raw ceiling, %s: %.0f msg/s (QoS 1, window %ld, %ld messages), CPU per "
+               "message %.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n",
+               sim_mqtt_kind_name(o->kinds[k]), r->rate, r->window, o->raw_messages, r->cpu_msg,
+               r->cpu_pub, r->cpu_sub, r->cpu_brk);
+        fflush(stdout);
+    }
+    return best;
+}
+
+/* The medians of the raw runs, per client library and best, printed and into jout. */
+static double raw_summary(const struct bench_opts *o, const double *raw,
+                          struct raw_round (*rr)[2], cJSON *jout)
+{
+    double tmp[99], best;
+    cJSON *by = jout ? cJSON_AddObjectToObject(jout, "raw_ceiling_by_transport") : NULL;
+
+    memcpy(tmp, raw, sizeof(tmp));
+    best = bench_median(tmp, (int)o->repeat);
+    for (int k = 0; k < o->n_kinds; k++) {
+        double rate[99], msg[99], pub[99], sub[99], brk[99];
+        for (int i = 0; i < o->repeat; i++) {
+            rate[i] = rr[i][k].rate;
+            msg[i] = rr[i][k].cpu_msg;
+            pub[i] = rr[i][k].cpu_pub;
+            sub[i] = rr[i][k].cpu_sub;
+            brk[i] = rr[i][k].cpu_brk;
+        }
+        double mrate = bench_median(rate, (int)o->repeat);
+        printf("raw ceiling, %s: %.0f msg/s | CPU per message %.0f us: publisher %.0f, "
+               "subscriber %.0f, broker %.0f\n", sim_mqtt_kind_name(o->kinds[k]), mrate,
+               bench_median(msg, (int)o->repeat), bench_median(pub, (int)o->repeat),
+               bench_median(sub, (int)o->repeat), bench_median(brk, (int)o->repeat));
+        if (by)
+            cJSON_AddNumberToObject(by, sim_mqtt_kind_name(o->kinds[k]), mrate);
+    }
+    printf("raw ceiling (the faster per round): %.0f msg/s; a registration is 2 messages: "
+           "%.0f reg/s\n", best, best / 2);
+    if (jout) {
+        cJSON_AddNumberToObject(jout, "raw_ceiling_msg_per_s", best);
+        cJSON_AddNumberToObject(jout, "raw_window", (double)o->raw_window);
+    }
+    return best;
+}
+
+/* The medians of one series (a fleet size on a client library), printed and into jpoints;
+   false when a run failed. */
+static bool series_summary(const struct bench_opts *o, int series, const double *raw,
+                           const struct run_fig *figs, cJSON *jpoints)
+{
+    long n = o->points[series / o->n_kinds];
+    const char *kind = sim_mqtt_kind_name(o->kinds[series % o->n_kinds]);
+    double con[99], reg[99], ratio[99], p50[99], p99[99], rss[99], pss[99], rall[99];
+    double c_all[99], c_be[99], c_dev[99], c_brk[99], c_one[99], lost = 0, twice = 0;
+    char split[128];
+    int ok = 0;
+    bool clean = true;
+
+    for (int i = 0; i < o->repeat; i++) {
+        const struct run_fig *f = &figs[i];
+        if (!f->ok || f->exit_code != 0)
+            clean = false;
+        if (!f->ok)
+            continue;
+        con[ok] = f->connect_s;
+        reg[ok] = f->reg_per_s;
+        ratio[ok] = isnan(raw[i]) ? NAN : f->reg_per_s / (raw[i] / 2);
+        p50[ok] = f->p50;
+        p99[ok] = f->p99;
+        rss[ok] = f->rss_per_dev;
+        pss[ok] = f->pss_per_dev;
+        rall[ok] = f->rss_all_per_dev;
+        c_all[ok] = f->cpu_all;
+        c_be[ok] = f->cpu_backend;
+        c_dev[ok] = f->cpu_devices;
+        c_brk[ok] = f->cpu_broker;
+        c_one[ok] = f->cpu_one;
+        lost += isnan(f->lost) ? 0 : f->lost;
+        twice += isnan(f->twice) ? 0 : f->twice;
+        ok++;
+    }
+    double mreg = bench_median(reg, ok), mratio = bench_median(ratio, ok);
+    double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
+    printf("%ld devices, %s: connect all %.2f s | %.0f registrations/s = %.2f x (raw ceiling / "
+           "2, per round) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
+           "backend), PSS %.1f KiB/device | CPU per registration %.0f us: %s | lost %.0f, twice "
+           "%.0f in all rounds%s\n",
+           n, kind, bench_median(con, ok), mreg, mratio, bench_median(p50, ok),
+           bench_median(p99, ok), mrss, mall, mpss, bench_median(c_all, ok),
+           cpu_split(split, sizeof split, bench_median(c_be, ok), bench_median(c_dev, ok),
+                     bench_median(c_one, ok), bench_median(c_brk, ok)),
+           lost, twice, clean ? "" : "  (SOME RUNS FAILED)");
+    fflush(stdout);
+    cJSON *jp = jpoints ? cJSON_CreateObject() : NULL;
+    if (!jp)
+        return clean;
+    cJSON_AddNumberToObject(jp, "devices", (double)n);
+    cJSON_AddStringToObject(jp, "transport", kind);
+    cJSON_AddNumberToObject(jp, "runs_ok", ok);
+    cJSON_AddBoolToObject(jp, "all_clean", clean);
+    cJSON_AddNumberToObject(jp, "connect_seconds", bench_median(con, ok));
+    cJSON_AddNumberToObject(jp, "registrations_per_second", mreg);
+    cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(mratio) ? 0 : mratio);
+    cJSON_AddNumberToObject(jp, "latency_p50_ms", bench_median(p50, ok));
+    cJSON_AddNumberToObject(jp, "latency_p99_ms", bench_median(p99, ok));
+    cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", mrss);
+    cJSON_AddNumberToObject(jp, "peak_rss_with_backend_per_device_kib", mall);
+    cJSON_AddNumberToObject(jp, "peak_pss_per_device_kib", mpss);
+    cJSON_AddNumberToObject(jp, "cpu_us_per_registration", bench_median(c_all, ok));
+    cJSON_AddNumberToObject(jp, "cpu_us_per_registration_backend", bench_median(c_be, ok));
+    cJSON_AddNumberToObject(jp, "cpu_us_per_registration_devices", bench_median(c_dev, ok));
+    cJSON_AddNumberToObject(jp, "cpu_us_per_registration_broker", bench_median(c_brk, ok));
+    cJSON_AddNumberToObject(jp, "items_lost_all_rounds", lost);
+    cJSON_AddNumberToObject(jp, "registered_twice_all_rounds", twice);
+    cJSON_AddItemToArray(jpoints, jp);
+    return clean;
+}
+
+static int write_json(const char *path, const cJSON *jout)
+{
+    char *text = cJSON_Print(jout);
+    FILE *fp = fopen(path, "w");
+    int rc = SIM_EXIT_OK;
+
+    if (!text || !fp || fputs(text, fp) < 0) {
+        sim_cli_error(CMD, "--json: cannot write %s: %s", path, strerror(errno));
+        rc = SIM_EXIT_INTERNAL;
+    }
+    if (fp)
+        fclose(fp);
     free(text);
     return rc;
 }
@@ -689,7 +825,6 @@ int scansim_cmd_bench(int argc, char **argv)
     struct hx_broker *embedded = NULL;
     const char *uri;
     struct rlimit rl;
-    double raw_med = NAN;
     int rc = bench_parse(argc, argv, &o), exit_code = SIM_EXIT_OK;
     cJSON *jout = cJSON_CreateObject(), *jpoints = jout ? cJSON_AddArrayToObject(jout, "points") : NULL;
 
@@ -716,144 +851,53 @@ int scansim_cmd_bench(int argc, char **argv)
         return SIM_EXIT_BROKER;
     }
     /* No sim_cli_transport_setup here: the raw pair chooses its own TCP setting
-       (raw_tcp_setup: Nagle on with MQTT 3.1.1, where it measured 15-25 % faster, so the
-       fleet's ratio is not flattered; TCP_NODELAY with MQTT 5). The fleet runs are
-       `scansim run` processes, which set their own. */
+       (raw_connect), and the fleet runs are `scansim run` processes, which set their own. */
     printf("scansim bench: broker %s%s, fd limit %ld, %ld cores\n", uri, embedded ? " (embedded mosquitto)" : "",
            (long)rl.rlim_cur, sysconf(_SC_NPROCESSORS_ONLN));
     fflush(stdout);
 
     /*
-     * Rounds: each round measures the raw ceiling and then every fleet point, one after the
-     * other, so that a slower or busier stretch of a shared machine falls on both sides of a
-     * ratio. The ratio of a point is taken per round (its registrations per second over half
-     * of the same round's raw ceiling) and the median over the rounds is quoted.
+     * Rounds: each round measures the raw ceiling (once per client library) and then every
+     * fleet point on every library, one after the other, so that a slower or busier stretch
+     * of a shared machine falls on both sides of a ratio. The ratio of a point is taken per
+     * round (its registrations per second over half of the same round's best raw ceiling)
+     * and the median over the rounds is quoted.
      */
-    static double raw[99], cpu_msg[99], cpu_pub[99], cpu_sub[99], cpu_brk[99];
-    static struct run_fig figs[BENCH_MAX_POINTS][99];
+    static double raw[99];
+    static struct raw_round rr[99][2];
+    static struct run_fig figs[BENCH_MAX_SERIES][99];
+    int n_series = o.n_points * o.n_kinds;
     int broker_pid = embedded ? (int)hx_broker_pid(embedded) : 0;
     for (int i = 0; i < o.repeat; i++) {
         printf("round %d of %ld\n", i + 1, o.repeat);
-        raw[i] = cpu_msg[i] = cpu_pub[i] = cpu_sub[i] = cpu_brk[i] = NAN;
-        if (!o.skip_raw) {
-            struct raw_cpu rc1 = { NAN, NAN, NAN, o.raw_window };
-            raw[i] = raw_once(&o, uri, i, broker_pid, &rc1);
-            if (raw[i] <= 0)
-                raw[i] = NAN;
-            cpu_pub[i] = rc1.pub;
-            cpu_sub[i] = rc1.sub;
-            cpu_brk[i] = rc1.broker;
-            cpu_msg[i] = rc1.pub + rc1.sub + (isnan(rc1.broker) ? 0 : rc1.broker);
-            printf("  raw ceiling: %.0f msg/s (QoS 1, window %ld, %ld messages), CPU per message "
-                   "%.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", raw[i], rc1.window,
-                   o.raw_messages, cpu_msg[i], rc1.pub, rc1.sub, rc1.broker);
-            fflush(stdout);
-        }
-        for (int p = 0; p < o.n_points; p++) {
-            struct run_fig f = fleet_once(&o, uri, broker_pid, o.points[p], i);
+        raw[i] = o.skip_raw ? NAN : raw_round(&o, uri, i, broker_pid, rr[i]);
+        for (int s = 0; s < n_series; s++) {
+            long devices = o.points[s / o.n_kinds];
+            enum sim_mqtt_kind kind = o.kinds[s % o.n_kinds];
+            struct run_fig f = fleet_once(&o, uri, broker_pid, devices, kind, i);
             char split[128];
-            figs[p][i] = f;
-            printf("  %ld devices: exit %d, connect %.2f s, %.0f reg/s (%.2f x raw ceiling / 2), p50 "
-                   "%.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the backend), PSS %.1f "
-                   "KiB/device, lost %.0f, twice %.0f, CPU per registration %.0f us (%s)\n",
-                   o.points[p], f.exit_code, f.connect_s, f.reg_per_s, f.reg_per_s / (raw[i] / 2),
-                   f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev, f.pss_per_dev, f.lost, f.twice,
-                   f.cpu_all, cpu_split(split, sizeof split, f.cpu_backend, f.cpu_devices,
-                                        f.cpu_one, f.cpu_broker));
+            figs[s][i] = f;
+            printf("  %ld devices, %s: exit %d, connect %.2f s, %.0f reg/s (%.2f x raw ceiling "
+                   "/ 2), p50 %.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the "
+                   "backend), PSS %.1f KiB/device, lost %.0f, twice %.0f, CPU per registration "
+                   "%.0f us (%s)\n",
+                   devices, sim_mqtt_kind_name(kind), f.exit_code, f.connect_s, f.reg_per_s,
+                   f.reg_per_s / (raw[i] / 2), f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev,
+                   f.pss_per_dev, f.lost, f.twice, f.cpu_all,
+                   cpu_split(split, sizeof split, f.cpu_backend, f.cpu_devices, f.cpu_one,
+                             f.cpu_broker));
             fflush(stdout);
         }
     }
     printf("\nmedians of %ld rounds\n", o.repeat);
-    if (!o.skip_raw) {
-        double tmp[99];
-        memcpy(tmp, raw, sizeof(tmp));
-        raw_med = bench_median(tmp, (int)o.repeat);
-        printf("raw ceiling: %.0f msg/s; a registration is 2 messages: %.0f reg/s | CPU per message "
-               "%.0f us: publisher %.0f, subscriber %.0f, broker %.0f\n", raw_med, raw_med / 2,
-               bench_median(cpu_msg, (int)o.repeat), bench_median(cpu_pub, (int)o.repeat),
-               bench_median(cpu_sub, (int)o.repeat), bench_median(cpu_brk, (int)o.repeat));
-        if (jout) {
-            cJSON_AddNumberToObject(jout, "raw_ceiling_msg_per_s", raw_med);
-            cJSON_AddNumberToObject(jout, "raw_window", (double)o.raw_window);
-            cJSON_AddNumberToObject(jout, "raw_cpu_us_per_message", bench_median(cpu_msg, (int)o.repeat));
-            cJSON_AddNumberToObject(jout, "raw_cpu_us_per_message_broker", bench_median(cpu_brk, (int)o.repeat));
-        }
-    }
-    for (int p = 0; p < o.n_points; p++) {
-        long n = o.points[p];
-        double con[99], reg[99], ratio[99], p50[99], p99[99], rss[99], pss[99], rall[99];
-        double c_all[99], c_be[99], c_dev[99], c_brk[99], c_one[99];
-        char split[128];
-        int ok = 0;
-        bool clean = true;
-        for (int i = 0; i < o.repeat; i++) {
-            const struct run_fig *f = &figs[p][i];
-            if (!f->ok || f->exit_code != 0)
-                clean = false;
-            if (!f->ok)
-                continue;
-            con[ok] = f->connect_s;
-            reg[ok] = f->reg_per_s;
-            ratio[ok] = isnan(raw[i]) ? NAN : f->reg_per_s / (raw[i] / 2);
-            p50[ok] = f->p50;
-            p99[ok] = f->p99;
-            rss[ok] = f->rss_per_dev;
-            pss[ok] = f->pss_per_dev;
-            rall[ok] = f->rss_all_per_dev;
-            c_all[ok] = f->cpu_all;
-            c_be[ok] = f->cpu_backend;
-            c_dev[ok] = f->cpu_devices;
-            c_brk[ok] = f->cpu_broker;
-            c_one[ok] = f->cpu_one;
-            ok++;
-        }
-        if (!clean)
+    if (!o.skip_raw)
+        raw_summary(&o, raw, rr, jout);
+    for (int s = 0; s < n_series; s++)
+        if (!series_summary(&o, s, raw, figs[s], jpoints))
             exit_code = SIM_EXIT_FAILED;
-        double mreg = bench_median(reg, ok), mratio = bench_median(ratio, ok);
-        double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
-        printf("%ld devices: connect all %.2f s | %.0f registrations/s = %.2f x (raw ceiling / 2, "
-               "per round) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
-               "backend), PSS %.1f KiB/device | CPU per registration %.0f us: %s%s\n",
-               n, bench_median(con, ok), mreg, mratio, bench_median(p50, ok), bench_median(p99, ok),
-               mrss, mall, mpss, bench_median(c_all, ok),
-               cpu_split(split, sizeof split, bench_median(c_be, ok), bench_median(c_dev, ok),
-                         bench_median(c_one, ok), bench_median(c_brk, ok)),
-               clean ? "" : "  (SOME RUNS FAILED)");
-        fflush(stdout);
-        if (jpoints) {
-            cJSON *jp = cJSON_CreateObject();
-            if (jp) {
-                cJSON_AddNumberToObject(jp, "devices", (double)n);
-                cJSON_AddNumberToObject(jp, "runs_ok", ok);
-                cJSON_AddBoolToObject(jp, "all_clean", clean);
-                cJSON_AddNumberToObject(jp, "connect_seconds", bench_median(con, ok));
-                cJSON_AddNumberToObject(jp, "registrations_per_second", mreg);
-                cJSON_AddNumberToObject(jp, "ratio_to_half_ceiling", isnan(mratio) ? 0 : mratio);
-                cJSON_AddNumberToObject(jp, "latency_p50_ms", bench_median(p50, ok));
-                cJSON_AddNumberToObject(jp, "latency_p99_ms", bench_median(p99, ok));
-                cJSON_AddNumberToObject(jp, "peak_rss_per_device_kib", mrss);
-                cJSON_AddNumberToObject(jp, "peak_rss_with_backend_per_device_kib", mall);
-                cJSON_AddNumberToObject(jp, "peak_pss_per_device_kib", mpss);
-                cJSON_AddNumberToObject(jp, "cpu_us_per_registration", bench_median(c_all, ok));
-                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_backend", bench_median(c_be, ok));
-                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_devices", bench_median(c_dev, ok));
-                cJSON_AddNumberToObject(jp, "cpu_us_per_registration_broker", bench_median(c_brk, ok));
-                cJSON_AddItemToArray(jpoints, jp);
-            }
-        }
-    }
-    if (o.json_path && jout) {
-        char *text = cJSON_Print(jout);
-        FILE *fp = fopen(o.json_path, "w");
-        if (!text || !fp || fputs(text, fp) < 0) {
-            sim_cli_error(CMD, "--json: cannot write %s: %s", o.json_path, strerror(errno));
-            exit_code = SIM_EXIT_INTERNAL;
-        }
-        if (fp)
-            fclose(fp);
-        free(text);
-    }
-    if (o.report_path && jout && bench_report(&o, jout, raw, figs) != 0)
+    if (o.json_path && jout && write_json(o.json_path, jout) != SIM_EXIT_OK)
+        exit_code = SIM_EXIT_INTERNAL;
+    if (o.report_path && jout && bench_report(&o, jout, raw, figs, n_series) != 0)
         exit_code = SIM_EXIT_INTERNAL;
     cJSON_Delete(jout);
     sim_cli_broker_down(&o.c, embedded);

@@ -46,6 +46,7 @@ struct paho_client {
     char *client_id, *username, *password, *cafile, *certfile, *keyfile;
     uint32_t session_expiry_s;
     int connect_timeout_s;
+    int max_inflight;
     bool insecure;
     atomic_bool connected, connecting, disconnecting;
     atomic_bool fresh_needed;        /* a connection was lost: next connect, new handle */
@@ -393,6 +394,7 @@ static int paho__create(const struct sim_mqtt_opts *o, const struct sim_mqtt_han
     p->ctx = ctx;
     p->session_expiry_s = o->session_expiry_s;
     p->connect_timeout_s = o->connect_timeout_s;
+    p->max_inflight = o->max_inflight;
     p->insecure = o->insecure;
     p->base.uri = sim_mqtt__strdup(o->uri, &ok);
     p->client_id = sim_mqtt__strdup(o->client_id, &ok);
@@ -515,6 +517,8 @@ static void paho__fill_connect(struct paho_client *p, MQTTAsync_connectOptions *
     o->keepAliveInterval = cp->keepalive_s;
     o->connectTimeout = p->connect_timeout_s;
     o->automaticReconnect = 0; /* the callers own reconnects */
+    if (p->max_inflight > 0)
+        o->maxInflight = p->max_inflight;
     o->username = p->username;
     o->password = p->password;
     if (cp->will) {

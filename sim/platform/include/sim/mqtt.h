@@ -82,6 +82,9 @@ struct sim_mqtt_opts {
     int mqtt_version;          /* 3 = MQTT 3.1.1 (default), 5 = MQTT 5 */
     uint32_t session_expiry_s; /* MQTT 5 persistent sessions: Session Expiry Interval */
     int connect_timeout_s;     /* give up a connect attempt after this; 0 = 10 s */
+    int max_inflight;          /* QoS > 0 publishes in flight at once (beyond: queued in
+                                  the library); 0 = the library's default (libmosquitto 20,
+                                  Paho unbounded) */
     bool tcp_nodelay;          /* Nagle off (mosquitto: MOSQ_OPT_TCP_NODELAY; Paho has no
                                   such option: ignored, see docs/performance.md) */
     struct sim_loop *io;       /* mosquitto: the loop whose thread drives the socket; NULL =
