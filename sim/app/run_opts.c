@@ -17,8 +17,8 @@
 #include <unistd.h>
 
 #include "run_opts.h"
+#include "sim/mqtt.h"
 #include "sim/clock.h"
-#include "sim/paho.h"
 #include "sim/err.h"
 
 #define CMD "run"
@@ -45,10 +45,11 @@ static const char run_help[] =
     "                          Indexed Job sets it)\n"
     "  --threads N             event-loop threads owning the devices (default: one per core)\n"
     "  --workers K|auto        split the fleet over K processes; the backend runs in this\n"
-    "                          one. Paho serves every client of a process from one thread,\n"
-    "                          and its cost per message grows with the clients, so auto\n"
-    "                          (the default) starts one worker per 1,000 devices (at\n"
-    "                          least 2 from 100 devices on; --workers 1: one process)\n"
+    "                          one (--workers 1: one process). auto (the default): the\n"
+    "                          fewest that fit - with libmosquitto as many devices a\n"
+    "                          process as its file descriptors allow (3 a device); with\n"
+    "                          Paho, whose cost per message grows with the clients of a\n"
+    "                          process, one per 1,000 devices (at least 2 from 100 on)\n"
     "  --flash DIR             keep each device's flash in DIR/<id>/ (default: memory)\n"
     "  --trace DIR             record each device's trace as DIR/<id>.fwtrace\n"
     "                          (docs/trace.md; replay with fw_trace_replay)\n"
@@ -276,7 +277,7 @@ static int run_check_shard(struct run_opts *o, long shards)
    themselves are read when the fleet is made (fleet_identity.c), device by device. */
 static int run_check_identity(const struct run_opts *o)
 {
-    if (o->cert_dir && !sim_paho_uri_is_tls(o->c.broker_uri)) {
+    if (o->cert_dir && !sim_mqtt_uri_is_tls(o->c.broker_uri)) {
         sim_cli_error(CMD, "--cert-dir needs an ssl:// broker (--broker ssl://host:8883): a "
                            "client certificate is presented in the TLS handshake");
         return -1;
@@ -499,18 +500,13 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         return -1;
     if (run_check_shard(o, shards) != 0 || run_check_identity(o) != 0)
         return -1;
-    /* auto: about 1,000 clients a process, as Paho's maintainers advise, and at least two
-       worker processes from RUN_MIN_WORKERS_FROM devices on. Measured (think time 0): the
-       backend's client in one Paho process with the devices pays for all of them, so 400
-       devices in one process register 1,400/s and in two workers 6,700/s; at 100 devices
-       the rate is the same (the windows limit it) but one process spends twice the CPU
-       per registration. Below that one process starts faster and is all a test needs. */
+    sim_cli_transport_setup(&o->c); /* --workers auto depends on the client library */
     if (o->workers == 0 && o->http_listen && o->worker_index < 0)
         o->workers = 1; /* the devices page reads the devices' rows in this process */
     if (o->workers == 0)
-        o->workers = o->devices < RUN_MIN_WORKERS_FROM ? 1
-                                                       : (o->devices + RUN_PER_WORKER - 1) / RUN_PER_WORKER;
-    if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given && !o->http_listen)
+        o->workers = run_auto_workers(o->devices);
+    else if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given &&
+             !o->http_listen && sim_mqtt_default_kind() == SIM_MQTT_PAHO)
         o->workers = 2;
     if (o->workers > 256)
         o->workers = 256;
@@ -532,6 +528,38 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     }
     (void)v;
     return 0;
+}
+
+/*
+ * --workers auto: the fewest processes the fleet fits in.
+ * - libmosquitto: no per-client thread or global list, so one process serves any number of
+ *   clients at the same cost per message; what bounds a process is its file descriptors
+ *   (mosquitto 2.0: 3 a client, its socket pair included). Devices per process =
+ *   (fd limit - RUN_FD_RESERVE) / fds per client: one process up to ~6,500 devices here.
+ * - Paho: about 1,000 clients a process, as Paho's maintainers advise, and at least two
+ *   worker processes from RUN_MIN_WORKERS_FROM devices on. Measured (think time 0): the
+ *   backend's client in one Paho process with the devices pays for all of them, so 400
+ *   devices in one process register 1,400/s and in two workers 6,700/s.
+ */
+long run_auto_workers(long devices)
+{
+    struct sim_mqtt_stats st;
+    struct rlimit rl;
+    long per, fd_limit = 1024;
+
+    if (sim_mqtt_default_kind() == SIM_MQTT_PAHO) {
+        if (devices < RUN_MIN_WORKERS_FROM)
+            return 1;
+        per = (devices + RUN_PER_WORKER - 1) / RUN_PER_WORKER;
+        return per < 2 ? 2 : per;
+    }
+    sim_mqtt_stats(SIM_MQTT_MOSQUITTO, &st);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        fd_limit = rl.rlim_max == RLIM_INFINITY ? 1048576 : (long)rl.rlim_max;
+    per = (fd_limit - RUN_FD_RESERVE) / (st.fds_per_client > 0 ? st.fds_per_client : 3);
+    if (per < 1)
+        per = 1;
+    return (devices + per - 1) / per;
 }
 
 void run_apply_shard(struct run_opts *o)

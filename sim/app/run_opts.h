@@ -17,7 +17,8 @@
 #include "shard_range.h"
 
 #define RUN_PER_WORKER 1000      /* devices per worker process with --workers auto */
-#define RUN_MIN_WORKERS_FROM 100 /* --workers auto: from this many devices on, 2 workers or more */
+#define RUN_MIN_WORKERS_FROM 100 /* --workers auto on Paho: from this many devices on, 2 workers or more */
+#define RUN_FD_RESERVE 512       /* --workers auto: file descriptors a process keeps for other uses */
 
 /* --event-batch not given: 10 ms at full speed, none with --item-rate (run_parse). */
 #define RUN_EVENT_BATCH_AUTO UINT64_MAX
@@ -77,6 +78,8 @@ void run_apply_shard(struct run_opts *o);
 
 void run_raise_fd_limit(void);
 long run_fd_limit(void);
+/* --workers auto for this many devices on the process's client library (run_opts.c). */
+long run_auto_workers(long devices);
 void run_nap_ms(int ms); /* a signal ends it early */
 
 #endif
