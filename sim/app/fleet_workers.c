@@ -2,8 +2,8 @@
  * fleet_workers.c - shard processes of `scansim run --workers K` (fleet_workers.h).
  *
  * Each shard is a process started with the user's arguments plus overrides: scansim-worker
- * (beside this program) for a plain broker, which holds the devices only; this program
- * again (/proc/self/exe) for a TLS broker or when scansim-worker is not there. Its stdout
+ * (beside this program), which holds the devices only; this program again
+ * (/proc/self/exe) when scansim-worker is not there. Its stdout
  * is a pipe read here line by line (non-blocking, poll). The shard's stdin is
  * /dev/null and its stderr is ours, so its error messages reach the user.
  */
@@ -49,20 +49,17 @@ struct fleet_workers {
     long id_start;
 };
 
-/* The program a shard runs, into out: scansim-worker beside this program for a plain broker
-   (the devices only, Paho without TLS: megabytes less per process; returns true), else this
-   program (false). */
+/* The program a shard runs, into out: scansim-worker beside this program (the devices
+   only, without ncurses, SQLite or the dashboard: megabytes less per process; returns
+   true), else this program (false). */
 static bool worker_program(const char *uri, char *out, size_t cap)
 {
-    static const char *const tls[] = { "ssl://", "mqtts://", "wss://" };
     char self[PATH_MAX], cand[PATH_MAX + 32];
     ssize_t n;
     char *slash;
 
+    (void)uri;
     snprintf(out, cap, "/proc/self/exe");
-    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
-        if (strncmp(uri, tls[i], strlen(tls[i])) == 0)
-            return false;
     n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     if (n <= 0)
         return false;
