@@ -26,7 +26,8 @@ ctest --test-dir build --output-on-failure -j"${CTEST_JOBS:-4}" --output-junit r
 # behaviour that holds on one client stack only is a finding. (The transport and device
 # tests already run once per library: sim_transport_paho, sim_device_paho.) Not the
 # 1,000-device scenarios ('heavy'): Paho 1.3.12 connects 1,000 clients of one process in
-# about 18 s (docs/performance.md), longer than their reconnect windows.
+# about 18 s (its receive thread's 1 s poll, docs/performance.md), longer than their
+# reconnect windows.
 stage "scenarios and fleet runs on Paho MQTTAsync (SCANSIM_TRANSPORT=paho)"
 SCANSIM_TRANSPORT=paho ctest --test-dir build --output-on-failure -j"${CTEST_JOBS:-4}" \
   -L 'scenario|supervise|shard|identity' -LE 'rabbitmq|heavy' --output-junit reports/ctest-paho.xml

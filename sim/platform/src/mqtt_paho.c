@@ -4,16 +4,12 @@
  * Paho runs its own send and receive threads and calls back on one of them while holding
  * its library mutex, so the handlers of sim/mqtt.h run there. Paho's costs that this file
  * does not hide (docs/performance.md): every client of a process shares Paho's command
- * queue and socket list, and TCP_NODELAY cannot be set (Paho has no option).
- *
- * The waker: Paho 1.3.12's receive thread polls, for up to 1 s, the sockets it knew when
- * the poll began, so a new connect next to a quiet client of the process waits for that
- * poll to time out, twice (1.8 s measured; paho.mqtt.c #1430). While connects are in
- * flight, one extra Paho client of the process (the waker, connected with the options of
- * the first client that needed it) publishes a QoS 1 message every 2 ms; each PUBACK ends
- * the receive thread's poll, and its next round sees the new sockets. No connect in
- * flight, no message. Only Paho's own API; if the waker cannot connect, connects just take
- * Paho's time.
+ * queue and socket list; TCP_NODELAY cannot be set (Paho has no option); and Paho 1.3.12's
+ * receive thread polls for up to 1 s over the sockets it knew when the poll began, so in a
+ * quiet process a new connect waits up to ~2 s, and a request (a SUBSCRIBE after CONNACK,
+ * a publish) waits for the poll to end: about 1 s a step, measured in a capture. Incoming
+ * traffic ends the poll, so a busy process does not pay it. Paho's API has no way to end
+ * the poll: a client that publishes to wake it waits for the same poll (tried).
  *
  * Library lifetime: Paho 1.3.12 tears itself down when the last client of a process is
  * destroyed (MQTTAsync_destroy -> MQTTAsync_terminate) without waiting for its threads,
@@ -36,7 +32,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <MQTTAsync.h>
 
@@ -58,7 +53,6 @@ struct paho_client {
     bool insecure;
     atomic_bool connected, connecting, disconnecting;
     atomic_bool fresh_needed;        /* a connection was lost: next connect, new handle */
-    atomic_bool in_flight;           /* counted in waker.in_flight until its outcome */
     pthread_mutex_t mu;              /* tls_reason, sub_n */
     char tls_reason[64];             /* OpenSSL's reason for this attempt's TLS failure */
     /* The filter counts of SUBSCRIBEs not yet answered, oldest first: Paho's 3.1.1
@@ -69,132 +63,6 @@ struct paho_client {
 };
 
 static atomic_int paho__clients;
-
-/* ------------------------------------------------------------------ the waker */
-
-#define WAKER_PERIOD_NS (2 * 1000 * 1000)
-
-static struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    atomic_int in_flight;    /* connects of this process without an outcome yet */
-    MQTTAsync client;        /* under mu; NULL until the first connect needs it */
-    atomic_bool connected;
-    bool thread_started;     /* under mu */
-    char topic[64];
-} waker = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-
-static void waker__connected(void *ctx, MQTTAsync_successData *r)
-{
-    (void)ctx;
-    (void)r;
-    atomic_store(&waker.connected, true);
-}
-
-static void waker__failed(void *ctx, MQTTAsync_failureData *r)
-{
-    (void)ctx;
-    (void)r; /* connects then take Paho's own time */
-}
-
-static void waker__lost(void *ctx, char *cause)
-{
-    (void)ctx;
-    (void)cause;
-    atomic_store(&waker.connected, false);
-}
-
-static void *waker__thread(void *arg)
-{
-    struct timespec period = { 0, WAKER_PERIOD_NS };
-
-    (void)arg;
-    pthread_setname_np(pthread_self(), "paho-waker");
-    for (;;) {
-        pthread_mutex_lock(&waker.mu);
-        while (atomic_load(&waker.in_flight) <= 0)
-            pthread_cond_wait(&waker.cv, &waker.mu);
-        if (atomic_load(&waker.connected)) {
-            MQTTAsync_message m = MQTTAsync_message_initializer;
-            m.payload = "w";
-            m.payloadlen = 1;
-            m.qos = 1; /* the PUBACK is the wake-up, even where an ACL denies the topic */
-            (void)MQTTAsync_sendMessage(waker.client, waker.topic, &m, NULL);
-        }
-        pthread_mutex_unlock(&waker.mu);
-        nanosleep(&period, NULL);
-    }
-    return NULL;
-}
-
-/* The waker client, with p's broker and credentials (first call only; under waker.mu). */
-static void waker__start(const struct paho_client *p)
-{
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    char id[48];
-    pthread_t t;
-
-    snprintf(id, sizeof(id), "scansim-waker-%d", (int)getpid());
-    snprintf(waker.topic, sizeof(waker.topic), "scansim/paho-waker/%d", (int)getpid());
-    if (MQTTAsync_create(&waker.client, p->base.uri, id, MQTTCLIENT_PERSISTENCE_NONE, NULL) !=
-        MQTTASYNC_SUCCESS) {
-        waker.client = NULL;
-        return;
-    }
-    MQTTAsync_setCallbacks(waker.client, NULL, waker__lost, NULL, NULL);
-    co.MQTTVersion = MQTTVERSION_3_1_1;
-    co.cleansession = 1;
-    co.keepAliveInterval = 60;
-    co.username = p->username;
-    co.password = p->password;
-    co.onSuccess = waker__connected;
-    co.onFailure = waker__failed;
-    if (sim_mqtt_uri_is_tls(p->base.uri)) {
-        ssl.trustStore = p->cafile;
-        ssl.keyStore = p->certfile;
-        ssl.privateKey = p->keyfile;
-        ssl.enableServerCertAuth = !p->insecure;
-        ssl.verify = !p->insecure;
-        co.ssl = &ssl;
-    }
-    (void)MQTTAsync_connect(waker.client, &co);
-    if (pthread_create(&t, NULL, waker__thread, NULL) == 0) {
-        pthread_detach(t);
-        waker.thread_started = true;
-    }
-}
-
-/* A connect of p was issued: count it, and make sure the waker runs. */
-static void waker__connect_issued(struct paho_client *p)
-{
-    atomic_store(&p->in_flight, true);
-    atomic_fetch_add(&waker.in_flight, 1);
-    pthread_mutex_lock(&waker.mu);
-    if (!waker.client && !waker.thread_started)
-        waker__start(p);
-    pthread_cond_signal(&waker.cv);
-    pthread_mutex_unlock(&waker.mu);
-}
-
-/* p's connect has its outcome (or never will): count it once. */
-static void waker__connect_done(struct paho_client *p)
-{
-    if (atomic_exchange(&p->in_flight, false))
-        atomic_fetch_sub(&waker.in_flight, 1);
-}
-
-/* A forked child (scansim test runs scenarios in children) has no waker thread and no
-   connection of its own: it starts afresh. */
-static void waker__after_fork_child(void)
-{
-    pthread_mutex_init(&waker.mu, NULL);
-    pthread_cond_init(&waker.cv, NULL);
-    atomic_store(&waker.in_flight, 0);
-    atomic_store(&waker.connected, false);
-    waker.client = NULL;
-    waker.thread_started = false;
-}
 
 /* ------------------------------------------------------------------ library lifetime */
 
@@ -210,7 +78,6 @@ static void paho__make_idle(void)
 
     init.do_openssl_init = 0;
     MQTTAsync_global_init(&init);
-    (void)pthread_atfork(NULL, NULL, waker__after_fork_child);
     /* Never connected: the address is only parsed. MQTTAsync_create, unlike
        ..._createWithOptions, also seeds rand() for Paho's reconnect jitter. */
     if (MQTTAsync_create(&paho__idle, "tcp://127.0.0.1:1", "scansim-paho-idle",
@@ -223,12 +90,10 @@ static struct paho_client *paho__of(const struct sim_mqtt *c)
     return (struct paho_client *)c;
 }
 
-
 /* ------------------------------------------------------------------ callbacks (Paho thread) */
 
 static void paho__on_connected(struct paho_client *p, bool session_present)
 {
-    waker__connect_done(p);
     atomic_store(&p->connecting, false);
     atomic_store(&p->connected, true);
     if (p->h.connected)
@@ -274,7 +139,6 @@ static void paho__on_connect_failed(struct paho_client *p, int code, const char 
     memcpy(tls, p->tls_reason, sizeof(tls));
     p->tls_reason[0] = '\0';
     pthread_mutex_unlock(&p->mu);
-    waker__connect_done(p);
     if (code < 0)
         msg = paho__detail(code, msg, detail, sizeof(detail));
     sim_mqtt_describe_failure(words, sizeof(words), p->base.uri, code, msg, tls);
@@ -580,7 +444,6 @@ static void paho__destroy(struct sim_mqtt *c)
 
     paho__wait_disconnect(p, 3000);
     paho__drop_handle(p);
-    waker__connect_done(p); /* no callback comes after MQTTAsync_destroy */
     free(p->base.uri);
     free(p->client_id);
     free(p->username);
@@ -603,7 +466,6 @@ static int paho__ensure_handle(struct paho_client *p)
 
     if (atomic_exchange(&p->fresh_needed, false)) {
         paho__drop_handle(p);
-        waker__connect_done(p);
         pthread_mutex_lock(&p->mu);
         p->sub_len = 0; /* no SUBACK comes for the old handle's SUBSCRIBEs */
         pthread_mutex_unlock(&p->mu);
@@ -709,10 +571,8 @@ static int paho__connect(struct sim_mqtt *c, const struct sim_mqtt_connect_param
     rc = MQTTAsync_connect(p->client, o);
     pthread_rwlock_unlock(&p->swap);
     MQTTProperties_free(&props);
-    if (rc == MQTTASYNC_SUCCESS) {
-        waker__connect_issued(p);
+    if (rc == MQTTASYNC_SUCCESS)
         return SIM_OK;
-    }
 refused:
     paho__on_connect_failed(p, rc, NULL);
     return SIM_ERR_MQTT;

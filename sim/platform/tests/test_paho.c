@@ -5,9 +5,11 @@
  * - destroying the last connected client leaves Paho's library and its two threads up
  *   (the idle client), so Paho's racy tear-down (MQTTAsync_terminate) never runs, and the
  *   next client connects;
- * - with one client of the process connected and quiet, Paho 1.3.12's receive thread
- *   notices a new connect only after its 1 s poll (1.8 s measured without the waker of
- *   src/mqtt_paho.c); with the waker a connect takes milliseconds.
+ * - Paho's late connect, pinned as a cost: with one client of the process connected and
+ *   quiet, Paho's receive thread notices a new connect only after its 1 s poll. The
+ *   demo's device (next to its backend) and every reconnect of a quiet process pay it on
+ *   this transport; the libmosquitto one does not (docs/performance.md). If Paho fixes it
+ *   (upstream PR #1642), this test says so and the docs can drop the caveat.
  */
 #include <check.h>
 #include <dirent.h>
@@ -135,7 +137,7 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-START_TEST(a_paho_client_next_to_a_quiet_one_connects_at_once_thanks_to_the_waker)
+START_TEST(a_paho_client_next_to_a_quiet_one_waits_for_pahos_one_second_poll_to_connect)
 {
     struct hx_broker *b = broker();
     struct sim_mqtt *quiet = paho_client(b, "paho-quiet");
@@ -155,11 +157,9 @@ START_TEST(a_paho_client_next_to_a_quiet_one_connects_at_once_thanks_to_the_wake
     fprintf(stderr, "paho: connect next to a quiet client: median %llu ms (min %llu, max "
             "%llu)\n", (unsigned long long)ms[2], (unsigned long long)ms[0],
             (unsigned long long)ms[4]);
-    /* Without the waker each of these waits out Paho's 1 s poll at least once (1.8 s
-       measured); the bound leaves a loaded CI machine a wide margin. */
-    ck_assert_msg(ms[2] < 500, "median connect %llu ms (min %llu, max %llu): Paho's receive "
-                  "thread did not see the new socket", (unsigned long long)ms[2],
-                  (unsigned long long)ms[0], (unsigned long long)ms[4]);
+    ck_assert_msg(ms[2] >= 500, "median connect %llu ms: Paho's receive thread now sees a "
+                  "new socket at once - drop the caveat in docs/performance.md",
+                  (unsigned long long)ms[2]);
     sim_mqtt_destroy(quiet);
     hx_broker_free(b);
 }
@@ -174,7 +174,7 @@ int main(void)
 
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, after_the_last_client_goes_paho_keeps_its_threads_and_the_next_client_connects);
-    tcase_add_test(tc, a_paho_client_next_to_a_quiet_one_connects_at_once_thanks_to_the_waker);
+    tcase_add_test(tc, a_paho_client_next_to_a_quiet_one_waits_for_pahos_one_second_poll_to_connect);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
