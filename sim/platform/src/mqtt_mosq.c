@@ -81,6 +81,7 @@ struct mosq_client {
     int connect_timeout_s;
     _Atomic int state;             /* enum conn_state, read from any thread */
     uint64_t connect_deadline_ms;
+    char tls_reason[96];           /* OpenSSL's first reason of this attempt, lower case */
     struct outstanding *out;
     int n_out, cap_out;
 };
@@ -181,20 +182,34 @@ static const char *resolve(const char *host)
     return out;
 }
 
-/* OpenSSL's reason for the last failure, lower case, or NULL. */
-static const char *tls_reason(char *buf, size_t cap)
+/* libmosquitto drains OpenSSL's error queue into its log ("OpenSSL Error[0]: error:0A000086:
+   SSL routines::certificate verify failed"): keep the first reason of a connect attempt. */
+static void cb_log(struct mosquitto *m, void *obj, int level, const char *line)
 {
-    unsigned long e = ERR_peek_last_error();
-    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    struct mosq_client *c = obj;
+    const char *r;
     size_t i;
 
-    if (!r)
+    (void)m;
+    if (level != MOSQ_LOG_ERR || c->tls_reason[0] || !strstr(line, "OpenSSL Error"))
+        return;
+    r = strrchr(line, ':');
+    r = r ? r + 1 : line;
+    for (i = 0; r[i] && i + 1 < sizeof(c->tls_reason); i++)
+        c->tls_reason[i] = (char)((r[i] >= 'A' && r[i] <= 'Z') ? r[i] - 'A' + 'a' : r[i]);
+    c->tls_reason[i] = '\0';
+}
+
+/* The TLS reason of this attempt, or OpenSSL's queue when libmosquitto left it there. */
+static const char *tls_reason(struct mosq_client *c)
+{
+    unsigned long e;
+
+    if (!c->tls)
         return NULL;
-    for (i = 0; r[i] && i + 1 < cap; i++)
-        buf[i] = (char)((r[i] >= 'A' && r[i] <= 'Z') ? r[i] - 'A' + 'a' : r[i]);
-    buf[i] = '\0';
-    ERR_clear_error();
-    return buf;
+    if (!c->tls_reason[0] && (e = ERR_peek_last_error()) && ERR_reason_error_string(e))
+        snprintf(c->tls_reason, sizeof(c->tls_reason), "%s", ERR_reason_error_string(e));
+    return c->tls_reason[0] ? c->tls_reason : NULL;
 }
 
 /* ------------------------------------------------------------------ the io loops */
@@ -315,15 +330,21 @@ static void unwatch_open(struct mosq_client *c)
     }
 }
 
+static void fail_connect(struct mosq_client *c, int code, const char *detail, const char *tls);
+
 static void on_ready(struct sim_loop_watch *w, uint32_t events)
 {
     struct mosq_client *c = (struct mosq_client *)((char *)w - offsetof(struct mosq_client, watch));
+    int rc = MOSQ_ERR_SUCCESS;
 
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        mosquitto_loop_read(c->m, 1);
-    if ((events & EPOLLOUT) && mosquitto_socket(c->m) == w->fd && c->watching)
-        mosquitto_loop_write(c->m, 1);
+        rc = mosquitto_loop_read(c->m, 1);
+    if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT) && mosquitto_socket(c->m) == w->fd)
+        rc = mosquitto_loop_write(c->m, 1);
     sync_watch(c);
+    /* A failed TLS handshake closes the socket without on_disconnect. */
+    if (mosquitto_socket(c->m) < 0 && atomic_load(&c->state) == ST_CONNECTING)
+        fail_connect(c, SIM_ERR_OFFLINE, mosquitto_strerror(rc), tls_reason(c));
 }
 
 /* ------------------------------------------------------------------ outstanding */
@@ -407,7 +428,7 @@ static void cb_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
 {
     struct mosq_client *c = obj;
     int was = atomic_load(&c->state), err = errno;
-    char words[SIM_MQTT_WORDS_MAX], tbuf[128];
+    char words[SIM_MQTT_WORDS_MAX];
     const char *detail;
 
     (void)m;
@@ -417,7 +438,7 @@ static void cb_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
     detail = rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc);
     if (was == ST_CONNECTING) {
         atomic_store(&c->state, ST_CONNECTING); /* fail_connect sets idle */
-        fail_connect(c, SIM_ERR_OFFLINE, detail, c->tls ? tls_reason(tbuf, sizeof(tbuf)) : NULL);
+        fail_connect(c, SIM_ERR_OFFLINE, detail, tls_reason(c));
         return;
     }
     if (was == ST_DISCONNECTING || (was == ST_CONNECTED && rc == 0)) {
@@ -484,6 +505,8 @@ static int apply_options(struct mosq_client *c)
     mosquitto_message_v5_callback_set(m, cb_message);
     mosquitto_publish_v5_callback_set(m, cb_publish);
     mosquitto_subscribe_v5_callback_set(m, cb_subscribe);
+    if (c->tls)
+        mosquitto_log_callback_set(m, cb_log);
     rc |= mosquitto_int_option(m, MOSQ_OPT_PROTOCOL_VERSION,
                                c->base.mqtt_version == 5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311);
     if (c->tcp_nodelay)
@@ -685,12 +708,13 @@ static void connect_on_owner(void *arg)
     atomic_store(&c->state, ST_CONNECTING);
     c->connect_deadline_ms = sim_clock_ms() + (uint64_t)c->connect_timeout_s * 1000u;
     ERR_clear_error();
+    c->tls_reason[0] = '\0';
     rc = mosquitto_connect_async(c->m, addr ? addr : c->host, c->port, keepalive);
     if (rc != MOSQ_ERR_SUCCESS) {
         a->rc = SIM_ERR_MQTT;
         fail_connect(c, SIM_ERR_OFFLINE,
                      rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
-                     c->tls ? tls_reason((char[128]){ 0 }, 128) : NULL);
+                     tls_reason(c));
         return;
     }
     sync_watch(c);

@@ -444,6 +444,113 @@ START_TEST(two_thousand_clients_on_one_io_loop_connect)
 }
 END_TEST
 
+START_TEST(a_lost_connection_is_reported_and_the_same_client_reconnects)
+{
+    struct hx_broker_opts bo = { 0 };
+    struct hx_broker *b;
+    struct rec r;
+
+    bo.port = hx_free_port();
+    b = broker_start(&bo);
+    rec_init(&r);
+    struct sim_mqtt *c = client(kinds[_i], hx_broker_uri(b), "lossy", 3, &r, NULL, NULL);
+    connect_ok(c, &r, true, 30);
+    ck_assert_int_eq(hx_broker_kill(b), 0);
+    ck_assert(wait_for(&r.lost, 1, WAIT_MS));
+    ck_assert_msg(strstr(r.words, hx_broker_uri(b)), "%s", r.words);
+    ck_assert(!sim_mqtt_is_connected(c));
+    ck_assert_int_eq(atomic_load(&r.disconnected), 0);
+    ck_assert_int_eq(hx_broker_restart(b), 0);
+    connect_ok(c, &r, true, 30);
+    sim_mqtt_destroy(c);
+    hx_broker_free(b);
+}
+END_TEST
+
+/* ci/make-pki.sh into a fresh folder; returns the folder (static). */
+static const char *make_pki(void)
+{
+    static char dir[64];
+    char cmd[512];
+
+    snprintf(dir, sizeof(dir), "/tmp/sim-mqtt-pki-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    snprintf(cmd, sizeof(cmd), "bash '%s/ci/make-pki.sh' '%s' 1 >/dev/null", SCANSIM_SOURCE_DIR,
+             dir);
+    ck_assert_int_eq(system(cmd), 0);
+    return dir;
+}
+
+static struct sim_mqtt *tls_client(enum sim_mqtt_kind kind, const char *uri, const char *id, const char *cafile,
+                                   bool insecure, struct rec *r)
+{
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+
+    sim_mqtt_opts_defaults(&o);
+    o.kind = kind;
+    o.uri = uri;
+    o.client_id = id;
+    o.cafile = cafile;
+    o.insecure = insecure;
+    o.connect_timeout_s = 5;
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, r, &c), 0);
+    return c;
+}
+
+START_TEST(tls_connects_with_the_ca_refuses_an_untrusted_broker_and_insecure_skips_the_check)
+{
+    const char *dir = make_pki();
+    char ca[128], crt[128], key[128];
+    struct hx_broker_opts bo = { 0 };
+    struct sim_mqtt_connect_params p = { 30, true, NULL };
+    struct rec r1, r2, r3;
+    struct hx_broker *b;
+
+    snprintf(ca, sizeof(ca), "%s/ca.crt", dir);
+    snprintf(crt, sizeof(crt), "%s/server.crt", dir);
+    snprintf(key, sizeof(key), "%s/server.key", dir);
+    bo.cafile = ca;
+    bo.certfile = crt;
+    bo.keyfile = key;
+    b = broker_start(&bo);
+    ck_assert(sim_mqtt_uri_is_tls(hx_broker_uri(b)));
+    rec_init(&r1);
+    rec_init(&r2);
+    rec_init(&r3);
+    struct sim_mqtt *good = tls_client(kinds[_i], hx_broker_uri(b), "tls-good", ca, false, &r1);
+    struct sim_mqtt *bad = tls_client(kinds[_i], hx_broker_uri(b), "tls-bad", NULL, false, &r2);
+    struct sim_mqtt *ins = tls_client(kinds[_i], hx_broker_uri(b), "tls-ins", NULL, true, &r3);
+    connect_ok(good, &r1, true, 30);
+    sim_mqtt_connect(bad, &p);
+    ck_assert(wait_for(&r2.failed, 1, WAIT_MS));
+    ck_assert_int_lt(r2.fail_code, 0);
+    ck_assert_msg(strstr(r2.words, "certificate verify failed"), "%s", r2.words);
+    connect_ok(ins, &r3, true, 30);
+    sim_mqtt_destroy(good);
+    sim_mqtt_destroy(bad);
+    sim_mqtt_destroy(ins);
+    hx_broker_free(b);
+}
+END_TEST
+
+START_TEST(stats_count_the_clients_of_a_kind)
+{
+    struct sim_mqtt_stats st0, st1;
+    struct rec r;
+
+    rec_init(&r);
+    sim_mqtt_stats(kinds[_i], &st0);
+    struct sim_mqtt *c = client(kinds[_i], "tcp://127.0.0.1:1", "counted", 3, &r, NULL, NULL);
+    sim_mqtt_stats(kinds[_i], &st1);
+    ck_assert_int_eq(st1.clients, st0.clients + 1);
+    ck_assert_int_ge(st1.fds_per_client, 1);
+    sim_mqtt_destroy(c);
+    sim_mqtt_stats(kinds[_i], &st1);
+    ck_assert_int_eq(st1.clients, st0.clients);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_mqtt");
@@ -466,6 +573,9 @@ int main(void)
     tcase_add_loop_test(tc, a_publish_made_inside_the_message_handler_goes_out, 0, N_KINDS);
     tcase_add_loop_test(tc, the_will_is_published_after_a_power_cut_and_not_after_a_disconnect, 0, N_KINDS);
     tcase_add_loop_test(tc, keep_alive_holds_a_silent_connection, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_lost_connection_is_reported_and_the_same_client_reconnects, 0, N_KINDS);
+    tcase_add_loop_test(tc, tls_connects_with_the_ca_refuses_an_untrusted_broker_and_insecure_skips_the_check, 0, N_KINDS);
+    tcase_add_loop_test(tc, stats_count_the_clients_of_a_kind, 0, N_KINDS);
     tcase_add_loop_test(tc, two_thousand_clients_on_one_io_loop_connect, 0, N_KINDS);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
