@@ -532,6 +532,8 @@ static int apply_options(struct mosq_client *c)
 static int renew(struct mosq_client *c, bool clean)
 {
     unwatch_open(c);
+    c->clean = true; /* a fresh struct resends nothing: what is outstanding is lost */
+    out_report_lost(c);
     c->clean = clean;
     if (!c->m) {
         c->m = mosquitto_new(c->client_id, clean, c);

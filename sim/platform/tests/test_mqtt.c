@@ -10,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -551,6 +554,42 @@ START_TEST(stats_count_the_clients_of_a_kind)
 }
 END_TEST
 
+/* A listener that never answers: the kernel completes the TCP handshake, no CONNACK comes. */
+START_TEST(a_broker_that_never_answers_fails_the_attempt_at_the_connect_time_out)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t alen = sizeof(a);
+    struct sim_mqtt_connect_params p = { 30, true, NULL };
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+    char uri[64];
+    struct rec r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint64_t t0;
+
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    rec_init(&r);
+    sim_mqtt_opts_defaults(&o);
+    o.kind = kinds[_i];
+    o.uri = uri;
+    o.client_id = "silent-broker";
+    o.connect_timeout_s = 1;
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, &r, &c), 0);
+    t0 = sim_clock_ms();
+    ck_assert_int_eq(sim_mqtt_connect(c, &p), 0);
+    ck_assert(wait_for(&r.failed, 1, WAIT_MS));
+    ck_assert_int_lt(r.fail_code, 0);
+    ck_assert_int_lt(sim_clock_ms() - t0, 4000);
+    ck_assert_msg(strstr(r.words, uri), "%s", r.words);
+    ck_assert_int_eq(sim_mqtt_connect(c, &p), 0); /* may try again */
+    sim_mqtt_destroy(c);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_mqtt");
@@ -576,6 +615,7 @@ int main(void)
     tcase_add_loop_test(tc, a_lost_connection_is_reported_and_the_same_client_reconnects, 0, N_KINDS);
     tcase_add_loop_test(tc, tls_connects_with_the_ca_refuses_an_untrusted_broker_and_insecure_skips_the_check, 0, N_KINDS);
     tcase_add_loop_test(tc, stats_count_the_clients_of_a_kind, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_broker_that_never_answers_fails_the_attempt_at_the_connect_time_out, 0, N_KINDS);
     tcase_add_loop_test(tc, two_thousand_clients_on_one_io_loop_connect, 0, N_KINDS);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
