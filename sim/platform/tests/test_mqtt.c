@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -447,7 +448,7 @@ START_TEST(two_thousand_clients_on_one_io_loop_connect)
 }
 END_TEST
 
-START_TEST(a_lost_connection_is_reported_and_the_same_client_reconnects)
+START_TEST(a_lost_connection_is_reported_with_what_was_outstanding_and_the_client_reconnects)
 {
     struct hx_broker_opts bo = { 0 };
     struct hx_broker *b;
@@ -458,8 +459,22 @@ START_TEST(a_lost_connection_is_reported_and_the_same_client_reconnects)
     rec_init(&r);
     struct sim_mqtt *c = client(kinds[_i], hx_broker_uri(b), "lossy", 3, &r, NULL, NULL);
     connect_ok(c, &r, true, 30);
+    /* A stopped broker answers nothing: the publish and the subscribe stay outstanding. */
+    const char *filters[] = { "x/#" };
+    const int qos[] = { 1 };
+    int pmid = 0, smid = 0;
+    ck_assert_int_eq(kill(hx_broker_pid(b), SIGSTOP), 0);
+    ck_assert_int_eq(sim_mqtt_publish(c, "x/y", "z", 1, 1, false, &pmid), 0);
+    ck_assert_int_eq(sim_mqtt_subscribe(c, 1, filters, qos, &smid), 0);
+    usleep(100 * 1000);
     ck_assert_int_eq(hx_broker_kill(b), 0);
     ck_assert(wait_for(&r.lost, 1, WAIT_MS));
+    ck_assert(wait_for(&r.published, 1, WAIT_MS));
+    ck_assert_int_eq(r.pub_mid, pmid);
+    ck_assert_int_lt(r.pub_code, 0);
+    ck_assert(wait_for(&r.subscribed, 1, WAIT_MS));
+    ck_assert_int_eq(r.sub_mid, smid);
+    ck_assert_int_lt(r.sub_codes[0], 0);
     ck_assert_msg(strstr(r.words, hx_broker_uri(b)), "%s", r.words);
     ck_assert(!sim_mqtt_is_connected(c));
     ck_assert_int_eq(atomic_load(&r.disconnected), 0);
@@ -612,7 +627,7 @@ int main(void)
     tcase_add_loop_test(tc, a_publish_made_inside_the_message_handler_goes_out, 0, N_KINDS);
     tcase_add_loop_test(tc, the_will_is_published_after_a_power_cut_and_not_after_a_disconnect, 0, N_KINDS);
     tcase_add_loop_test(tc, keep_alive_holds_a_silent_connection, 0, N_KINDS);
-    tcase_add_loop_test(tc, a_lost_connection_is_reported_and_the_same_client_reconnects, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_lost_connection_is_reported_with_what_was_outstanding_and_the_client_reconnects, 0, N_KINDS);
     tcase_add_loop_test(tc, tls_connects_with_the_ca_refuses_an_untrusted_broker_and_insecure_skips_the_check, 0, N_KINDS);
     tcase_add_loop_test(tc, stats_count_the_clients_of_a_kind, 0, N_KINDS);
     tcase_add_loop_test(tc, a_broker_that_never_answers_fails_the_attempt_at_the_connect_time_out, 0, N_KINDS);
