@@ -80,7 +80,7 @@ struct mosq_client {
     uint32_t session_expiry_s;
     int connect_timeout_s;
     _Atomic int state;             /* enum conn_state, read from any thread */
-    uint64_t connect_deadline_ms;
+    uint64_t connect_deadline_ms;  /* also the end of a clean disconnect's 1 s */
     char tls_reason[96];           /* OpenSSL's first reason of this attempt, lower case */
     struct outstanding *out;
     int n_out, cap_out;
@@ -744,6 +744,15 @@ static void client_misc(struct mosq_client *c, uint64_t now_ms)
             fail_connect(c, SIM_ERR_TIMEOUT, words, NULL);
         return;
     }
+    if (st == ST_DISCONNECTING && now_ms >= c->connect_deadline_ms) {
+        /* DISCONNECT could not be written in time: close (the broker will see a loss) */
+        if (renew(c, c->clean) == 0) {
+            atomic_store(&c->state, ST_IDLE);
+            if (c->h.disconnected)
+                c->h.disconnected(c->ctx);
+        }
+        return;
+    }
     if (st == ST_CONNECTED || st == ST_DISCONNECTING) {
         mosquitto_loop_misc(c->m);
         sync_watch(c);
@@ -859,6 +868,7 @@ static void disconnect_on_owner(void *arg)
     if (atomic_load(&c->state) != ST_CONNECTED)
         return;
     atomic_store(&c->state, ST_DISCONNECTING);
+    c->connect_deadline_ms = sim_clock_ms() + 1000; /* then client_misc closes it */
     /* DISCONNECT is queued behind what is queued now; written, it closes the socket and
        on_disconnect (rc 0) reports disconnected. */
     if (mosquitto_disconnect(c->m) != MOSQ_ERR_SUCCESS) {
