@@ -577,6 +577,26 @@ static void create_on_owner(void *arg)
         a->rc = io_add(a->c->io, a->c);
 }
 
+/* The options a client keeps (strings copied); false when out of memory. */
+static bool copy_options(struct mosq_client *c, const struct sim_mqtt_opts *o)
+{
+    c->base = (struct sim_mqtt){ &sim_mqtt__mosquitto, SIM_MQTT_MOSQUITTO, strdup(o->uri),
+                                 o->mqtt_version };
+    c->client_id = strdup(o->client_id);
+    c->username = dup_or_null(o->username);
+    c->password = dup_or_null(o->password);
+    c->cafile = dup_or_null(o->cafile);
+    c->certfile = dup_or_null(o->certfile);
+    c->keyfile = dup_or_null(o->keyfile);
+    c->insecure = o->insecure;
+    c->tcp_nodelay = o->tcp_nodelay;
+    c->session_expiry_s = o->session_expiry_s;
+    c->connect_timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 10;
+    return c->base.uri && c->client_id && (!o->username || c->username) &&
+           (!o->password || c->password) && (!o->cafile || c->cafile) &&
+           (!o->certfile || c->certfile) && (!o->keyfile || c->keyfile);
+}
+
 static int mosq_create(const struct sim_mqtt_opts *o, const struct sim_mqtt_handlers *h,
                        void *ctx, struct sim_mqtt **out)
 {
@@ -596,22 +616,10 @@ static int mosq_create(const struct sim_mqtt_opts *o, const struct sim_mqtt_hand
     c = calloc(1, sizeof(*c));
     if (!c || !loop)
         goto fail;
-    c->base = (struct sim_mqtt){ &sim_mqtt__mosquitto, SIM_MQTT_MOSQUITTO, strdup(o->uri),
-                                 o->mqtt_version };
     if (h)
         c->h = *h;
     c->ctx = ctx;
-    c->client_id = strdup(o->client_id);
-    c->username = dup_or_null(o->username);
-    c->password = dup_or_null(o->password);
-    c->cafile = dup_or_null(o->cafile);
-    c->certfile = dup_or_null(o->certfile);
-    c->keyfile = dup_or_null(o->keyfile);
-    c->insecure = o->insecure;
-    c->tcp_nodelay = o->tcp_nodelay;
-    c->session_expiry_s = o->session_expiry_s;
-    c->connect_timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 10;
-    if (!c->base.uri || !c->client_id)
+    if (!copy_options(c, o))
         goto fail;
     rc = parse_uri(o->uri, c);
     if (rc) {
