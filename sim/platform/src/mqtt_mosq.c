@@ -30,6 +30,13 @@
  *   - A tcp:// host name is resolved once per distinct name (a process cache) and the
  *     numeric address is connected to, since mosquitto_connect_async calls a blocking
  *     getaddrinfo; TLS keeps the name (host name verification needs it).
+ *   - mosquitto_subscribe_multiple takes one QoS for all its filters: a SUBSCRIBE whose
+ *     filters ask different QoS goes at the highest of them.
+ *   - A failed TLS handshake closes the socket without on_disconnect, and libmosquitto
+ *     drains OpenSSL's error queue into its log: the attempt is ended from the watch, with
+ *     the reason taken from the log line.
+ *   - A clean disconnect whose DISCONNECT is not written within about 1 s is closed
+ *     (a fresh struct mosquitto), and disconnected() follows.
  *   - After libmosquitto closed the socket itself (a loss), its epoll registration went
  *     with it: the watch is removed with fd -1 so that an fd number reused meanwhile is
  *     never taken off the epoll set.
