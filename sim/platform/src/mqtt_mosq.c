@@ -9,8 +9,9 @@
  * once a second. libmosquitto's own loops (select: fds >= 1024 fail) are never used.
  *
  * Threading: every libmosquitto call on a client is made on its io loop's owning thread.
- * A call from another thread goes through sim_loop_call (one hand-over and a wait, some
- * microseconds); a call on the loop thread (a device transport, a handler) is direct. So no
+ * A call from another thread goes through sim_loop_call (a hand-over to the loop thread and
+ * a wait: not measured yet); a call on the loop thread (a device transport, a handler) is
+ * direct. So no
  * lock of ours, and the watch is always re-armed right after the call that queued data.
  * Handlers run on the io loop's thread, inside libmosquitto's callbacks.
  *
