@@ -3,11 +3,14 @@
  * detaching, and both ways of running it (own thread, caller-driven with the fd).
  */
 #include <check.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -342,6 +345,156 @@ START_TEST(ticking_ten_thousand_targets_costs_microseconds_per_tick)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ watches */
+
+struct pipe_watch {
+    struct sim_loop_watch w;
+    struct sim_loop *loop;
+    int fds[2];
+    atomic_int runs;
+    atomic_uint last_events;
+    atomic_bool on_owner;
+    struct pipe_watch *victim; /* removed (and its pipe drained) from this on_ready */
+};
+
+static void pipe_on_ready(struct sim_loop_watch *w, uint32_t events)
+{
+    struct pipe_watch *p = (struct pipe_watch *)w;
+    char buf[64];
+
+    atomic_store(&p->on_owner, sim_loop_on_owner_thread(p->loop));
+    atomic_store(&p->last_events, events);
+    atomic_fetch_add(&p->runs, 1);
+    if (events & EPOLLIN)
+        while (read(p->fds[0], buf, sizeof(buf)) > 0) {
+        }
+    if (p->victim) {
+        sim_loop_watch_remove(p->loop, &p->victim->w);
+        p->victim = NULL;
+    }
+    if (events & EPOLLOUT) /* once is enough */
+        sim_loop_watch_set(p->loop, w, EPOLLIN);
+}
+
+static void pipe_watch_init(struct pipe_watch *p, struct sim_loop *loop, bool write_end)
+{
+    memset(p, 0, sizeof(*p));
+    ck_assert_int_eq(pipe2(p->fds, O_NONBLOCK | O_CLOEXEC), 0);
+    p->loop = loop;
+    p->w.fd = write_end ? p->fds[1] : p->fds[0];
+    p->w.on_ready = pipe_on_ready;
+}
+
+static void pipe_watch_close(struct pipe_watch *p)
+{
+    close(p->fds[0]);
+    close(p->fds[1]);
+}
+
+static bool wait_runs(struct pipe_watch *p, int n, int ms)
+{
+    for (int i = 0; i < ms && atomic_load(&p->runs) < n; i++)
+        usleep(1000);
+    return atomic_load(&p->runs) >= n;
+}
+
+START_TEST(a_readable_pipe_runs_its_watch_on_the_loop_thread)
+{
+    struct sim_loop *loop;
+    struct pipe_watch p;
+
+    ck_assert_int_eq(sim_loop_create(NULL, &loop), 0);
+    pipe_watch_init(&p, loop, false);
+    ck_assert_int_eq(sim_loop_start_thread(loop), 0);
+    ck_assert_int_eq(sim_loop_watch_add(loop, &p.w, EPOLLIN), 0);
+    ck_assert_int_eq(atomic_load(&p.runs), 0);
+    ck_assert_int_eq(write(p.fds[1], "x", 1), 1);
+    ck_assert(wait_runs(&p, 1, 2000));
+    ck_assert(atomic_load(&p.on_owner));
+    ck_assert(atomic_load(&p.last_events) & EPOLLIN);
+    sim_loop_stop(loop);
+    sim_loop_watch_remove(loop, &p.w);
+    pipe_watch_close(&p);
+    sim_loop_free(loop);
+}
+END_TEST
+
+START_TEST(a_watch_set_to_epollout_reports_a_writable_pipe)
+{
+    struct sim_loop *loop;
+    struct pipe_watch p;
+
+    ck_assert_int_eq(sim_loop_create(NULL, &loop), 0);
+    pipe_watch_init(&p, loop, true);
+    ck_assert_int_eq(sim_loop_watch_add(loop, &p.w, EPOLLIN), 0);
+    ck_assert_int_eq(sim_loop_start_thread(loop), 0);
+    usleep(100 * 1000);
+    ck_assert_int_eq(atomic_load(&p.runs), 0); /* the write end is never readable */
+    ck_assert_int_eq(sim_loop_watch_set(loop, &p.w, EPOLLIN | EPOLLOUT), 0);
+    ck_assert(wait_runs(&p, 1, 2000));
+    ck_assert(atomic_load(&p.last_events) & EPOLLOUT);
+    usleep(100 * 1000);
+    ck_assert_int_eq(atomic_load(&p.runs), 1); /* set back to EPOLLIN by the handler */
+    sim_loop_stop(loop);
+    sim_loop_watch_remove(loop, &p.w);
+    pipe_watch_close(&p);
+    sim_loop_free(loop);
+}
+END_TEST
+
+START_TEST(removing_a_watch_ready_in_the_same_round_drops_its_readiness)
+{
+    struct sim_loop *loop;
+    struct pipe_watch a, b;
+
+    ck_assert_int_eq(sim_loop_create(NULL, &loop), 0);
+    pipe_watch_init(&a, loop, false);
+    pipe_watch_init(&b, loop, false);
+    a.victim = &b;
+    b.victim = &a;
+    ck_assert_int_eq(sim_loop_watch_add(loop, &a.w, EPOLLIN), 0);
+    ck_assert_int_eq(sim_loop_watch_add(loop, &b.w, EPOLLIN), 0);
+    ck_assert_int_eq(write(a.fds[1], "x", 1), 1);
+    ck_assert_int_eq(write(b.fds[1], "x", 1), 1);
+    /* Both are ready in one batch: whichever runs first removes the other. */
+    sim_loop_run_once(loop, 100);
+    ck_assert_int_eq(atomic_load(&a.runs) + atomic_load(&b.runs), 1);
+    sim_loop_run_once(loop, 50);
+    ck_assert_int_eq(atomic_load(&a.runs) + atomic_load(&b.runs), 1);
+    if (atomic_load(&a.runs))
+        sim_loop_watch_remove(loop, &a.w);
+    else
+        sim_loop_watch_remove(loop, &b.w);
+    pipe_watch_close(&a);
+    pipe_watch_close(&b);
+    sim_loop_free(loop);
+}
+END_TEST
+
+START_TEST(a_caller_driven_loop_sees_a_watch_through_its_fd_and_run_once)
+{
+    struct sim_loop *loop;
+    struct pipe_watch p;
+    struct pollfd pfd;
+
+    ck_assert_int_eq(sim_loop_create(NULL, &loop), 0);
+    pipe_watch_init(&p, loop, false);
+    ck_assert_int_eq(sim_loop_watch_add(loop, &p.w, EPOLLIN), 0);
+    pfd.fd = sim_loop_fd(loop);
+    pfd.events = POLLIN;
+    ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+    ck_assert_int_eq(write(p.fds[1], "x", 1), 1);
+    ck_assert_int_eq(poll(&pfd, 1, 1000), 1);
+    sim_loop_run_once(loop, 0);
+    ck_assert_int_eq(atomic_load(&p.runs), 1);
+    ck_assert(atomic_load(&p.on_owner));
+    ck_assert_int_eq(poll(&pfd, 1, 0), 0);
+    sim_loop_watch_remove(loop, &p.w);
+    pipe_watch_close(&p);
+    sim_loop_free(loop);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_loop");
@@ -359,6 +512,10 @@ int main(void)
     tcase_add_test(tc, detaching_a_target_drops_its_queued_events_but_not_others);
     tcase_add_test(tc, closures_still_queued_when_the_loop_is_freed_are_run_not_leaked);
     tcase_add_test(tc, ticking_ten_thousand_targets_costs_microseconds_per_tick);
+    tcase_add_test(tc, a_readable_pipe_runs_its_watch_on_the_loop_thread);
+    tcase_add_test(tc, a_watch_set_to_epollout_reports_a_writable_pipe);
+    tcase_add_test(tc, removing_a_watch_ready_in_the_same_round_drops_its_readiness);
+    tcase_add_test(tc, a_caller_driven_loop_sees_a_watch_through_its_fd_and_run_once);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
