@@ -130,7 +130,7 @@ struct sim_mqtt_will {
 };
 
 struct sim_mqtt_connect_params {
-    int keepalive_s;                  /* 0 = off */
+    int keepalive_s;                  /* 0 = off; libmosquitto refuses 1..4 s: raised to 5 */
     bool clean_session;               /* 3.1.1 CleanSession / MQTT 5 Clean Start */
     const struct sim_mqtt_will *will; /* NULL = none */
 };
