@@ -12,11 +12,13 @@
  * Connect window: at most `connect_limit` connects are outstanding in the process (issued,
  * no outcome yet); the others wait in their transport (a small malloc'ed copy of the
  * parameters) and are issued from sim_transport_poll(), which the device calls on every
- * tick. A burst of thousands of connects otherwise overflows the broker's listen backlog.
+ * tick, or at once when an outcome frees a slot on the waiter's own loop thread. A burst of
+ * thousands of connects otherwise overflows the broker's listen backlog.
  *
  * Generations: a power cut destroys the edge client; events of the old client still queued
  * on the loop carry the old generation and are dropped by sim_transport_handle_event.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +43,8 @@ struct sim_transport {
     atomic_uint generation;         /* stamped on events; bumped by a power cut */
     atomic_bool connect_outstanding;/* counted in g_connects_in_flight until its outcome */
     struct pending_connect *pending;/* waiting for a window slot, or NULL */
+    struct sim_transport *wait_prev, *wait_next; /* in g_waiting while pending (g_wait_mu) */
+    bool waiting;
 };
 
 /* A connect waiting for a slot: the firmware's parameters, copied (they are borrowed). */
@@ -58,6 +62,68 @@ struct pending_connect {
 static atomic_int g_connects_in_flight;
 static atomic_int g_connect_limit = 64;
 
+/* Transports waiting for a slot, oldest first. When an outcome frees a slot on a loop's
+   thread (libmosquitto's handlers run there), the oldest waiter of that loop is issued at
+   once instead of at its next tick: a tick of 50 ms would cap a process at 64 connects
+   per tick. */
+static pthread_mutex_t g_wait_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct sim_transport *g_wait_head, *g_wait_tail;
+
+static void wait_enqueue(struct sim_transport *t)
+{
+    pthread_mutex_lock(&g_wait_mu);
+    if (!t->waiting) {
+        t->waiting = true;
+        t->wait_next = NULL;
+        t->wait_prev = g_wait_tail;
+        if (g_wait_tail)
+            g_wait_tail->wait_next = t;
+        else
+            g_wait_head = t;
+        g_wait_tail = t;
+    }
+    pthread_mutex_unlock(&g_wait_mu);
+}
+
+static void wait_unlink_locked(struct sim_transport *t)
+{
+    if (!t->waiting)
+        return;
+    if (t->wait_prev)
+        t->wait_prev->wait_next = t->wait_next;
+    else
+        g_wait_head = t->wait_next;
+    if (t->wait_next)
+        t->wait_next->wait_prev = t->wait_prev;
+    else
+        g_wait_tail = t->wait_prev;
+    t->wait_prev = t->wait_next = NULL;
+    t->waiting = false;
+}
+
+static void wait_dequeue(struct sim_transport *t)
+{
+    pthread_mutex_lock(&g_wait_mu);
+    wait_unlink_locked(t);
+    pthread_mutex_unlock(&g_wait_mu);
+}
+
+/* The oldest waiter owned by the calling thread's loop, taken off the list; NULL if none
+   (e.g. on Paho's callback thread, which owns no loop). */
+static struct sim_transport *wait_take_local(void)
+{
+    struct sim_transport *w;
+
+    pthread_mutex_lock(&g_wait_mu);
+    for (w = g_wait_head; w; w = w->wait_next)
+        if (sim_loop_on_owner_thread(w->loop))
+            break;
+    if (w)
+        wait_unlink_locked(w);
+    pthread_mutex_unlock(&g_wait_mu);
+    return w;
+}
+
 void sim_transport_set_connect_limit(int limit)
 {
     atomic_store(&g_connect_limit, limit > 0 ? limit : 1);
@@ -74,6 +140,19 @@ static void release_slot(struct sim_transport *t)
 {
     if (atomic_exchange(&t->connect_outstanding, false))
         atomic_fetch_sub(&g_connects_in_flight, 1);
+}
+
+static void issue_pending(struct sim_transport *t);
+
+/* An outcome came: hand the freed slot to a waiter of this thread's loop, now. */
+static void pass_slot_on(void)
+{
+    struct sim_transport *w;
+
+    if (atomic_load(&g_connects_in_flight) >= atomic_load(&g_connect_limit))
+        return;
+    if ((w = wait_take_local()))
+        issue_pending(w);
 }
 
 void sim_transport_opts_defaults(struct sim_transport_opts *opts)
@@ -111,6 +190,7 @@ static void on_connected(void *ctx, bool session_present)
     if (ev)
         ev->session_present = session_present;
     push(t, ev);
+    pass_slot_on();
 }
 
 static void on_connect_failed(void *ctx, int code, const char *words)
@@ -123,6 +203,7 @@ static void on_connect_failed(void *ctx, int code, const char *words)
     if (ev)
         ev->code = code > 0 ? code : FW_ERR_IO;
     push(t, ev);
+    pass_slot_on();
 }
 
 static void on_connection_lost(void *ctx, const char *words)
@@ -243,6 +324,7 @@ void sim_transport_destroy(struct sim_transport *t)
 {
     if (!t)
         return;
+    wait_dequeue(t);
     sim_mqtt_destroy(t->mqtt); /* finishes a clean disconnect under way */
     release_slot(t);           /* no handler runs after sim_mqtt_destroy */
     free(t->pending);
@@ -328,6 +410,7 @@ int sim_transport_connect(struct sim_transport *t, const struct fw_connect_param
         return FW_ERR_INVAL;
     free(t->pending); /* a newer request replaces a waiting one */
     t->pending = NULL;
+    wait_dequeue(t);
     if (atomic_load(&g_connects_in_flight) < atomic_load(&g_connect_limit))
         return issue_connect(t, p);
     tlen = p->will_topic ? strlen(p->will_topic) + 1 : 0;
@@ -347,15 +430,25 @@ int sim_transport_connect(struct sim_transport *t, const struct fw_connect_param
         memcpy(pc->will_topic, p->will_topic, tlen);
     }
     t->pending = pc;
+    wait_enqueue(t);
     return FW_OK;
 }
 
 void sim_transport_poll(struct sim_transport *t)
 {
+    if (!t->pending || atomic_load(&g_connects_in_flight) >= atomic_load(&g_connect_limit))
+        return;
+    wait_dequeue(t);
+    issue_pending(t);
+}
+
+/* Issue t's waiting connect (owner thread; t is off the waiting list). */
+static void issue_pending(struct sim_transport *t)
+{
     struct fw_connect_params p;
     struct pending_connect *pc = t->pending;
 
-    if (!pc || atomic_load(&g_connects_in_flight) >= atomic_load(&g_connect_limit))
+    if (!pc)
         return;
     t->pending = NULL;
     p = (struct fw_connect_params){
@@ -433,6 +526,7 @@ void sim_transport_disconnect(struct sim_transport *t)
         return;
     free(t->pending); /* a connect still waiting for a slot is simply not made */
     t->pending = NULL;
+    wait_dequeue(t);
     t->connected = false;
     sim_mqtt_disconnect(t->mqtt);
 }
@@ -443,6 +537,7 @@ void sim_transport_power_cut(struct sim_transport *t)
         return;
     free(t->pending);
     t->pending = NULL;
+    wait_dequeue(t);
     if (!t->mqtt)
         return;
     /* Events already queued belong to the old client: the owner drops them. */
