@@ -18,8 +18,8 @@
 
 #include "run_opts.h"
 #include "sim/clock.h"
-#include "sim/paho.h"
 #include "sim/err.h"
+#include "sim/mqtt.h"
 
 #define CMD "run"
 
@@ -276,7 +276,7 @@ static int run_check_shard(struct run_opts *o, long shards)
    themselves are read when the fleet is made (fleet_identity.c), device by device. */
 static int run_check_identity(const struct run_opts *o)
 {
-    if (o->cert_dir && !sim_paho_uri_is_tls(o->c.broker_uri)) {
+    if (o->cert_dir && !sim_mqtt_uri_is_tls(o->c.broker_uri)) {
         sim_cli_error(CMD, "--cert-dir needs an ssl:// broker (--broker ssl://host:8883): a "
                            "client certificate is presented in the TLS handshake");
         return -1;
