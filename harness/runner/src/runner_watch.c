@@ -1,5 +1,5 @@
 /*
- * runner_watch.c - the status watcher: one Paho MQTTAsync client subscribed to
+ * runner_watch.c - the status watcher: one MQTT client (sim/mqtt.h) subscribed to
  * scanners/+/status that records every status message with its arrival time and retain
  * flag, for `will published`, `no will` and `retained status` expectations.
  *
