@@ -20,6 +20,7 @@
 #include "sim/mqtt.h"
 #include "sim/clock.h"
 #include "sim/err.h"
+#include "sim/mqtt.h"
 
 #define CMD "run"
 

@@ -1,5 +1,5 @@
 /*
- * test_security_tls.c - simulated scanners (sim_device: firmware_core + the Paho transport)
+ * test_security_tls.c - simulated scanners (sim_device: firmware_core + the MQTT edge)
  * against a private mosquitto that speaks TLS, with passwords, client certificates and a
  * per-device ACL, each test with its own throw-away PKI (ci/make-pki.sh).
  *
@@ -18,14 +18,14 @@
  * in parallel.
  */
 #include <check.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <MQTTAsync.h>
-
 #include "sec_util.h"
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 
 /* Attempts allowed in the window: back-off 1 s doubling (+-25 %) gives about 4 in 8 s;
    a device hammering the broker would make dozens. */
@@ -125,6 +125,16 @@ END_TEST
 
 /* The whole advice of a failed TLS session, to its last word. */
 #define TLS_ADVICE "- check host, port, that the broker runs, --cafile, --cert/--key and their dates"
+/* A client certificate the broker refuses: libmosquitto hears the broker's TLS alert and
+   names it; Paho only sees the session fail (the broker's log says why either way). */
+#define CERT_REFUSED_WORDS(alert)                                                        \
+    (sim_mqtt_default_kind() == SIM_MQTT_PAHO ? "failed: no TCP or TLS session"            \
+                                              : "failed: the broker refused the device's " \
+                                                "certificate (" alert ")")
+#define CERT_REFUSED_ADVICE                                                              \
+    (sim_mqtt_default_kind() == SIM_MQTT_PAHO ? TLS_ADVICE                                 \
+                                              : "- check --cert/--key, the CA that signed " \
+                                                "them and their dates")
 
 struct refusal {
     enum sec_broker_kind broker;
@@ -217,8 +227,8 @@ START_TEST(an_expired_client_certificate_is_refused)
     /* TLS 1.3: the broker rejects the certificate after the client's handshake ended, so
        the client only sees the session fail; the broker's log says why. */
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "expired.crt", .key = "expired.key",
-                        .words = {"failed: no TCP or TLS session",
-                                  TLS_ADVICE},
+                        .words = {CERT_REFUSED_WORDS("sslv3 alert certificate expired"),
+                                  CERT_REFUSED_ADVICE},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -227,8 +237,8 @@ END_TEST
 START_TEST(a_certificate_from_a_foreign_ca_is_refused)
 {
     struct refusal c = {.broker = SEC_BROKER_MTLS, .cert = "foreign.crt", .key = "foreign.key",
-                        .words = {"failed: no TCP or TLS session",
-                                  TLS_ADVICE},
+                        .words = {CERT_REFUSED_WORDS("tlsv1 alert unknown ca"),
+                                  CERT_REFUSED_ADVICE},
                         .broker_log = "certificate verify failed"};
     refused(&c);
 }
@@ -442,92 +452,89 @@ START_TEST(a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed)
 }
 END_TEST
 
-/* A raw Paho MQTT 5 client with scanner-1's certificate gets PUBACK reason 0x87. */
+/* A raw MQTT 5 client (the MQTT edge, sim/mqtt.h) with scanner-1's certificate gets PUBACK
+   reason 0x87. */
 struct pub_result {
-    volatile int done;
-    volatile int reason;
-    volatile int code;
+    atomic_int done;   /* 1 = success, 2 = failure */
+    atomic_int reason; /* published: the code (0 = PUBACK success, >= 0x80 = refused) */
 };
 
-static void on_pub_ok(void *ctx, MQTTAsync_successData5 *r)
+struct raw_client {
+    struct pub_result conn, pub;
+};
+
+static void on_conn_ok(void *ctx, bool session_present)
 {
-    struct pub_result *p = ctx;
-    p->reason = r ? (int)r->reasonCode : -1;
-    p->done = 1;
+    (void)session_present;
+    atomic_store(&((struct raw_client *)ctx)->conn.done, 1);
 }
 
-static void on_pub_fail(void *ctx, MQTTAsync_failureData5 *r)
+static void on_conn_fail(void *ctx, int code, const char *words)
 {
-    struct pub_result *p = ctx;
-    p->reason = r ? (int)r->reasonCode : -1;
-    p->code = r ? r->code : -1;
-    p->done = 2;
+    struct raw_client *rc = ctx;
+    fprintf(stderr, "mutual TLS connect failed: %s\n", words);
+    atomic_store(&rc->conn.reason, code);
+    atomic_store(&rc->conn.done, 2);
 }
 
-static void on_conn_ok(void *ctx, MQTTAsync_successData5 *r)
+static void on_published(void *ctx, int mid, int code)
 {
-    (void)r;
-    ((struct pub_result *)ctx)->done = 1;
-}
-
-static void on_conn_fail(void *ctx, MQTTAsync_failureData5 *r)
-{
-    struct pub_result *p = ctx;
-    p->code = r ? r->code : -1;
-    p->done = 2;
+    struct raw_client *rc = ctx;
+    (void)mid;
+    atomic_store(&rc->pub.reason, code);
+    atomic_store(&rc->pub.done, code == 0 ? 1 : 2);
 }
 
 static bool wait_done(struct pub_result *p)
 {
     uint64_t end = sec_now_ms() + SEC_WAIT_MS;
-    while (!p->done && sec_now_ms() < end)
+    while (!atomic_load(&p->done) && sec_now_ms() < end)
         sec_nap_ms(10);
-    return p->done != 0;
+    return atomic_load(&p->done) != 0;
+}
+
+/* Publish one QoS 1 message and wait for its outcome in rc->pub. */
+static void raw_publish(struct sim_mqtt *c, struct raw_client *rc, const char *topic)
+{
+    atomic_store(&rc->pub.done, 0);
+    atomic_store(&rc->pub.reason, -1);
+    ck_assert_int_eq(sim_mqtt_publish(c, topic, "{}", 2, 1, false, NULL), SIM_OK);
+    ck_assert(wait_done(&rc->pub));
 }
 
 START_TEST(mqtt5_puback_reports_not_authorized_0x87)
 {
+    static const struct sim_mqtt_handlers h = {
+        .connected = on_conn_ok, .connect_failed = on_conn_fail, .published = on_published};
     struct hx_broker *b = sec_broker_start(SEC_BROKER_MTLS, pki);
-    MQTTAsync c = NULL;
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
-    ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(b), "scanner-1", &co), MQTTASYNC_SUCCESS);
-    struct pub_result conn = {0}, own = {0}, foreign = {0};
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    ssl.trustStore = sec_path(pki, "ca.crt");
-    ssl.keyStore = sec_path(pki, "scanner-1.crt");
-    ssl.privateKey = sec_path(pki, "scanner-1.key");
-    ssl.enableServerCertAuth = 1;
-    ssl.verify = 1;
-    MQTTAsync_connectOptions cop = MQTTAsync_connectOptions_initializer5;
-    cop.cleanstart = 1;
-    cop.ssl = &ssl;
-    cop.onSuccess5 = on_conn_ok;
-    cop.onFailure5 = on_conn_fail;
-    cop.context = &conn;
-    ck_assert_int_eq(MQTTAsync_connect(c, &cop), MQTTASYNC_SUCCESS);
-    ck_assert(wait_done(&conn));
-    ck_assert_msg(conn.done == 1, "mutual TLS connect failed: %d", conn.code);
+    struct raw_client rc = {0};
+    struct sim_mqtt *c = NULL;
+    struct sim_mqtt_opts o;
+    sim_mqtt_opts_defaults(&o);
+    o.uri = hx_broker_uri(b);
+    o.client_id = "scanner-1";
+    o.mqtt_version = 5;
+    o.cafile = sec_path(pki, "ca.crt"); /* sec_path's buffers outlive the create */
+    o.certfile = sec_path(pki, "scanner-1.crt");
+    o.keyfile = sec_path(pki, "scanner-1.key");
+    ck_assert_int_eq(sim_mqtt_create(&o, &h, &rc, &c), SIM_OK);
+    struct sim_mqtt_connect_params cp = {.keepalive_s = 60, .clean_session = true};
+    ck_assert_int_eq(sim_mqtt_connect(c, &cp), SIM_OK);
+    ck_assert(wait_done(&rc.conn));
+    ck_assert_msg(atomic_load(&rc.conn.done) == 1, "mutual TLS connect failed: %d",
+                  atomic_load(&rc.conn.reason));
 
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess5 = on_pub_ok;
-    ro.onFailure5 = on_pub_fail;
-    ro.context = &own;
-    ck_assert_int_eq(MQTTAsync_send(c, "scanners/scanner-1/item_registered", 2, "{}", 1, 0, &ro),
-                     MQTTASYNC_SUCCESS);
-    ck_assert(wait_done(&own));
-    ck_assert_int_eq(own.done, 1);
-    ck_assert_int_eq(own.reason, 0); /* own topic: success */
-    ro.context = &foreign;
-    ck_assert_int_eq(MQTTAsync_send(c, "scanners/scanner-2/item_registered", 2, "{}", 1, 0, &ro),
-                     MQTTASYNC_SUCCESS);
-    ck_assert(wait_done(&foreign));
+    raw_publish(c, &rc, "scanners/scanner-1/item_registered");
+    ck_assert_int_eq(atomic_load(&rc.pub.done), 1);
+    ck_assert_int_eq(atomic_load(&rc.pub.reason), 0); /* own topic: success */
+    raw_publish(c, &rc, "scanners/scanner-2/item_registered");
     fprintf(stderr, "foreign-topic publish: %s, reason code 0x%02X\n",
-            foreign.done == 2 ? "failed" : "succeeded", (unsigned)foreign.reason);
-    ck_assert_int_eq(foreign.reason, 0x87); /* MQTTREASONCODE_NOT_AUTHORIZED */
-    ck_assert_int_eq(foreign.done, 2);      /* Paho reports it as a failed publish */
-    MQTTAsync_disconnectOptions dop = MQTTAsync_disconnectOptions_initializer5;
-    MQTTAsync_disconnect(c, &dop);
-    MQTTAsync_destroy(&c);
+            atomic_load(&rc.pub.done) == 2 ? "failed" : "succeeded",
+            (unsigned)atomic_load(&rc.pub.reason));
+    ck_assert_int_eq(atomic_load(&rc.pub.reason), 0x87); /* not authorized */
+    ck_assert_int_eq(atomic_load(&rc.pub.done), 2);      /* reported as a refused publish */
+    sim_mqtt_disconnect(c);
+    sim_mqtt_destroy(c);
     hx_broker_free(b);
 }
 END_TEST

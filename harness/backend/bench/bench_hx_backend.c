@@ -7,7 +7,7 @@
  *       until all are processed; also the rate from the backend thread's busy time.
  *   hx_backend_bench e2e [registrations] [publishers] [db-file]
  *       end to end: `publishers` mosquitto_pub -l processes (QoS 1, -M 1000) -> mosquitto ->
- *       Paho -> queue -> SQLite, timed until the ledger has them all.
+ *       the backend's MQTT client -> queue -> SQLite, timed until the ledger has them all.
  *
  * Both publish the items first (not timed) and add 1 % duplicate deliveries (same key).
  */

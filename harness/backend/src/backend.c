@@ -1,7 +1,8 @@
 /*
- * backend.c - the backend role (hx/backend.h): Paho MQTTAsync client + SQLite ledger.
+ * backend.c - the backend role (hx/backend.h): an MQTT client on the MQTT edge (sim/mqtt.h)
+ * + SQLite ledger.
  *
- * Flow: Paho's callback thread copies each arriving message into a FIFO (queue lock only,
+ * Flow: the edge's callback thread copies each arriving message into a FIFO (queue lock only,
  * never blocks long) and returns. The backend thread takes the whole FIFO at once and
  * processes it as one batch inside one SQL transaction: strict parse (cJSON), INSERT into
  * tags with the UNIQUE idempotency key (a constraint violation = the device's own duplicate),
@@ -9,15 +10,16 @@
  * recorded in memory by hx_backend_publish_item() before they are sent, and their SQL row goes
  * through the same FIFO, so a registration can never overtake its item.
  *
- * Connection (link thread): Paho 1.3.12 re-sends its own in-flight QoS 1 publishes after a
- * reconnect from freed memory (wrong topic or payload on the wire; paho.mqtt.c #1592). So Paho
- * never reconnects and never buffers here (automaticReconnect and sendWhileDisconnected off):
- * after a loss the link thread destroys the handle, makes a fresh one (same client id,
- * persistent session), reconnects with back-off, re-subscribes, and re-publishes in order every
- * item whose PUBACK never came (the unacked list, item id -> topic + payload; an entry leaves on
- * its PUBACK, or on an MQTT 5 PUBACK that refuses it: found by Paho's token, the item counts
- * as refused and is not re-sent). publish_item while the link is not open only appends to that
- * list. Devices drop a second copy of an item by its id, so a re-send is harmless.
+ * Connection (link thread): the edge never reconnects and never buffers by itself, and no
+ * client library re-sends here (Paho 1.3.12 would re-send its in-flight QoS 1 publishes from
+ * freed memory; paho.mqtt.c #1592). After a loss the link thread destroys the client (never
+ * inside one of its handlers), makes a fresh one (same client id, persistent session),
+ * reconnects with back-off, re-subscribes, and re-publishes in order every item whose PUBACK
+ * never came (the unacked list, item id -> topic + payload; an entry leaves on its PUBACK, or
+ * on an MQTT 5 PUBACK that refuses it: the item counts as refused and is not re-sent). Both
+ * are found by the publish's mid on the current client. publish_item while the link is not
+ * open only appends to that list. Devices drop a second copy of an item by its id, so a
+ * re-send is harmless.
  *
  * Window (MQTT 5): at most the broker's Receive Maximum (from the CONNACK) item publishes are
  * in flight; the entries beyond it wait in the list, in order (publish_item appends behind
@@ -25,14 +27,19 @@
  * the re-send after a connect). Paho would queue them itself and send from that queue only
  * about every 50 ms.
  *
- * Locks: handle lock (rwlock: read = calling Paho with b->client, write = replacing it), ledger
- * lock (counters, item table, unacked list, link state, recent rows, SQL) and queue lock; the
- * nesting is handle -> ledger -> queue. Paho callbacks take the ledger or queue lock only, and
- * nobody calls Paho under them. SQLite is used by the backend thread only.
+ * PUBACK before mid: the outcome of a publish may arrive before the call that sent it has
+ * returned its mid (the edge's thread runs meanwhile). An outcome whose mid matches no entry
+ * is kept in the mid table (`mids`) with its time, and applied when the send records its mid,
+ * if it came after that send started.
+ *
+ * Locks: handle lock (rwlock: read = calling the edge with b->client, write = replacing it),
+ * ledger lock (counters, item table, unacked list, mid table, link state, recent rows, SQL)
+ * and queue lock; the nesting is handle -> ledger -> queue. The edge's handlers take the
+ * ledger or queue lock only, and nobody calls the edge under them (its Paho implementation
+ * calls back while holding Paho's own lock). SQLite is used by the backend thread only.
  */
 #include "hx/backend.h"
 
-#include <MQTTAsync.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -45,16 +52,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 
 #define BACKEND_PAYLOAD_MAX 4096   /* registrations/queries above this are malformed */
 #define BACKEND_DEVICE_ID_MAX 64
 #define BACKEND_NAME_MAX 32
 #define BACKEND_SESSION_EXPIRY_S 3600
-#define BACKEND_MAX_QUEUED 1000000 /* publishes Paho may hold in its command queue */
 #define BACKEND_RETRY_MIN_MS 200   /* reconnect back-off: first wait after a failure */
 #define BACKEND_RETRY_MAX_MS 2000  /* ... doubling up to this */
-#define BACKEND_MAX_INFLIGHT 4096
+#define BACKEND_MIDS 65536         /* MQTT packet ids: 1..65535 */
 #define BACKEND_FILE_COMMIT_MS 50   /* a file ledger commits at least this often */
 #define BACKEND_BATCH_US 2000       /* the backend thread takes its queue at most this often */
 #define BACKEND_SUB_CHUNK 200       /* topics per SUBSCRIBE when subscribing device by device */
@@ -78,8 +85,8 @@ struct backend__msg {
     char data[];         /* payload (NUL-terminated), then topic / strings */
 };
 
-/* An inventory answer, sent by the backend thread after it lets go of the ledger lock (Paho
-   callbacks take that lock while Paho holds its own: never call Paho under it). */
+/* An inventory answer, sent by the backend thread after it lets go of the ledger lock (the
+   edge's handlers take that lock while Paho holds its own: never call the edge under it). */
 struct backend__reply {
     struct backend__reply *next;
     size_t len;
@@ -92,17 +99,18 @@ struct backend__pend {
     struct backend__pend *prev, *next;
     int32_t item_id;
     uint64_t sent_gen;   /* handle generation it went out on; 0 = not sent yet */
-    int token;           /* Paho's token of that send (its packet id); 0 = not known yet */
+    int token;           /* the mid of that send (its packet id); 0 = not known yet */
     size_t len;
     char topic[BACKEND_DEVICE_ID_MAX + 40];
     char payload[256];
 };
 
-/* Callback context of one Paho handle: callbacks of an older handle are ignored. Kept until
-   free (a callback may still be returning while its handle is destroyed). */
+/* Handler context of one MQTT client: handlers of an older client are ignored. Kept until
+   free (a handler may still be returning while its client is destroyed). */
 struct backend__conn {
     struct backend__conn *next;
     struct hx_backend *b;
+    struct sim_mqtt *client; /* the client it serves (freed before the context) */
     uint64_t gen;
 };
 
@@ -154,7 +162,7 @@ struct hx_backend {
     int sub_waiting;               /* SUBACKs still due for the current round (under lock) */
 
     pthread_rwlock_t hlock;        /* guards the handle: read to use, write to replace */
-    MQTTAsync client;
+    struct sim_mqtt *client;
     bool client_used;              /* a connect was made on it: replace before the next */
     struct backend__conn *conns;   /* contexts of every handle made (under hlock write) */
 
@@ -190,10 +198,15 @@ struct hx_backend {
        max_inflight_messages, 20); 0 = no limit (MQTT 3.1.1). */
     uint64_t inflight, backlog;
     int recv_max;
-    /* refusals whose token was not yet recorded at their send (the PUBACK overtook the
-       return from Paho): matched when it is; a small ring, oldest overwritten */
-    struct { uint64_t gen; int token, code; } early[16];
-    unsigned n_early;
+    /* by mid (BACKEND_MIDS, made on the first connect): the entry sent with it on client
+       `gen`, or an outcome that came before its send recorded the mid (early_us != 0) */
+    struct backend__mid {
+        struct backend__pend *pend; /* valid only while gen == b->gen */
+        uint64_t gen;
+        int64_t early_us;           /* when the early outcome arrived; 0 = none */
+        uint64_t early_gen;
+        int early_code;             /* 0 = PUBACK, >= 0x80 = refused */
+    } *mids;
 
     /* queue: under qlock */
     pthread_mutex_t qlock;
@@ -530,35 +543,16 @@ static void backend__sql_exec(struct hx_backend *b, const char *sql)
 
 /* ---------------------------------------------------------------- publishing */
 
-static void backend__on_pub3(void *ctx, MQTTAsync_successData *d);
-static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d);
-static void backend__on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d);
-
-/* Hand one message to Paho; the caller holds hlock for reading. Item publishes (acked) get a
-   PUBACK callback that takes them off the unacked list (MQTT 5: a refusing PUBACK marks the
-   item refused); *token gets Paho's token for them. Returns the Paho code. */
-static int backend__paho_send(struct hx_backend *b, const char *topic, const void *payload,
-                              size_t len, int qos, bool acked, int *token)
+/* Hand one message to the edge; the caller holds hlock for reading. *mid (if given) gets the
+   mid of a QoS > 0 publish, which its outcome (backend__on_published) carries. Returns the
+   edge's code (sim/err.h). */
+static int backend__mqtt_send(struct hx_backend *b, const char *topic, const void *payload,
+                              size_t len, int qos, int *mid)
 {
-    MQTTAsync_message m = MQTTAsync_message_initializer;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    m.payload = (void *)payload;
-    m.payloadlen = (int)len;
-    m.qos = qos;
-    m.retained = 0;
-    if (acked) {
-        ro.context = b->conns; /* the current handle's context */
-        if (b->mqtt_version == 5) {
-            ro.onSuccess5 = backend__on_pub5;
-            ro.onFailure5 = backend__on_pub_fail5;
-        } else {
-            ro.onSuccess = backend__on_pub3;
-        }
-    }
-    int rc = b->client ? MQTTAsync_sendMessage(b->client, topic, &m, &ro) : MQTTASYNC_DISCONNECTED;
-    if (token)
-        *token = rc == MQTTASYNC_SUCCESS ? ro.token : 0;
-    return rc;
+    if (mid)
+        *mid = 0;
+    return b->client ? sim_mqtt_publish(b->client, topic, payload, len, qos, false, mid)
+                     : SIM_ERR_OFFLINE;
 }
 
 /* Publish anything not tracked (answers, raw): fails while disconnected. */
@@ -566,18 +560,25 @@ static int backend__send(struct hx_backend *b, const char *topic, const void *pa
                          size_t len, int qos)
 {
     pthread_rwlock_rdlock(&b->hlock);
-    int rc = backend__paho_send(b, topic, payload, len, qos, false, NULL);
+    int rc = backend__mqtt_send(b, topic, payload, len, qos, NULL);
     pthread_rwlock_unlock(&b->hlock);
-    if (rc != MQTTASYNC_SUCCESS) {
-        backend__set_error("cannot publish to %s on %s: Paho error %d (%s); is the backend "
-                           "started and the broker reachable?", topic, b->uri, rc,
-                           MQTTAsync_strerror(rc));
+    if (rc != SIM_OK) {
+        backend__set_error("cannot publish to %s on %s: %s; is the backend started and the "
+                           "broker reachable?", topic, b->uri, sim_strerror(rc));
         return HX_ERR_PROTO;
     }
     return HX_OK;
 }
 
 /* ---------------------------------------------------------------- unacked item publishes */
+
+/* The mid table forgets p's mid (under the ledger lock). */
+static void backend__mid_forget(struct hx_backend *b, struct backend__pend *p)
+{
+    if (b->mids && p->token > 0 && p->token < BACKEND_MIDS && b->mids[p->token].pend == p)
+        b->mids[p->token].pend = NULL;
+    p->token = 0;
+}
 
 static void backend__pend_unlink(struct hx_backend *b, struct backend__pend *p)
 {
@@ -590,6 +591,7 @@ static void backend__pend_unlink(struct hx_backend *b, struct backend__pend *p)
     else
         b->pend_tail = p->prev;
     p->prev = p->next = NULL;
+    backend__mid_forget(b, p);
     b->n_pend--;
     if (p->sent_gen == b->gen)
         b->inflight--;
@@ -617,10 +619,12 @@ static void backend__pend_append(struct hx_backend *b, struct backend__pend *p)
     }
 }
 
-/* An entry goes out on the current handle (under the ledger lock). */
+/* An entry goes out on the current handle (under the ledger lock): its mid there is not
+   known yet (an older client's mid means nothing on this one). */
 static void backend__pend_sent(struct hx_backend *b, struct backend__pend *p)
 {
     if (p->sent_gen != b->gen) {
+        backend__mid_forget(b, p);
         p->sent_gen = b->gen;
         b->backlog--;
         if (++b->inflight > b->r.peak_inflight)
@@ -638,53 +642,20 @@ static uint64_t backend__room(const struct hx_backend *b)
 
 static struct backend__item *backend__find_item(struct hx_backend *b, int32_t id);
 
-/* A PUBACK for an item publish (any handle): the entry with this exact topic and payload
-   leaves the unacked list (an older copy of a re-published id leaves nothing). */
-static void backend__acked(struct hx_backend *b, const char *topic, const void *payload, int len)
+/* The broker acknowledged an item publish (PUBACK): the entry leaves the unacked list.
+   Under the ledger lock. */
+static void backend__acked(struct hx_backend *b, struct backend__pend *e)
 {
-    static const char prefix[] = "{\"item_id\":";
-    if (!topic || !payload || len < (int)sizeof prefix ||
-        memcmp(payload, prefix, sizeof prefix - 1) != 0)
-        return;
-    char num[16];
-    size_t k = 0;
-    const char *p = (const char *)payload + sizeof prefix - 1;
-    while (k < sizeof num - 1 && (int)(p - (const char *)payload) < len && *p >= '0' &&
-           *p <= '9')
-        num[k++] = *p++;
-    num[k] = '\0';
-    long id = strtol(num, NULL, 10);
-    if (k == 0 || id < 1 || id > INT32_MAX)
-        return;
-    pthread_mutex_lock(&b->lock);
-    struct backend__item *it = backend__find_item(b, (int32_t)id);
-    struct backend__pend *e = it ? it->pend : NULL;
+    struct backend__item *it = backend__find_item(b, e->item_id);
     if (it && it->published && !it->acked) {
         it->acked = true; /* any copy's PUBACK: the broker has the item */
         b->r.acknowledged++;
     }
-    if (e && e->len == (size_t)len && memcmp(e->payload, payload, e->len) == 0 &&
-        strcmp(e->topic, topic) == 0) {
-        backend__pend_unlink(b, e);
+    if (it && it->pend == e)
         it->pend = NULL;
-        free(e);
-        pthread_cond_broadcast(&b->changed);
-    }
-    pthread_mutex_unlock(&b->lock);
-}
-
-static void backend__on_pub3(void *ctx, MQTTAsync_successData *d)
-{
-    if (d)
-        backend__acked(((struct backend__conn *)ctx)->b, d->alt.pub.destinationName,
-                       d->alt.pub.message.payload, d->alt.pub.message.payloadlen);
-}
-
-static void backend__on_pub5(void *ctx, MQTTAsync_successData5 *d)
-{
-    if (d)
-        backend__acked(((struct backend__conn *)ctx)->b, d->alt.pub.destinationName,
-                       d->alt.pub.message.payload, d->alt.pub.message.payloadlen);
+    backend__pend_unlink(b, e);
+    free(e);
+    pthread_cond_broadcast(&b->changed);
 }
 
 /* The broker refused an item publish (MQTT 5 PUBACK reason code >= 0x80: not authorized,
@@ -704,40 +675,53 @@ static void backend__refuse(struct hx_backend *b, struct backend__pend *e, int c
     pthread_cond_broadcast(&b->changed);
 }
 
-/* A send of this handle got its token: a refusal that came first is applied now. Under the
-   ledger lock. */
-static void backend__token_known(struct hx_backend *b, struct backend__pend *e, uint64_t gen,
-                                 int token)
+static void backend__outcome(struct hx_backend *b, struct backend__pend *e, int code)
 {
-    e->token = token;
-    unsigned n = b->n_early < 16 ? b->n_early : 16;
-    for (unsigned i = 0; i < n; i++)
-        if (b->early[i].gen == gen && b->early[i].token == token) {
-            int code = b->early[i].code;
-            b->early[i].token = 0;
-            backend__refuse(b, e, code);
-            return;
-        }
+    if (code == 0)
+        backend__acked(b, e);
+    else
+        backend__refuse(b, e, code);
 }
 
-static void backend__on_pub_fail5(void *ctx, MQTTAsync_failureData5 *d)
+/* A send on client `gen` that started at sent_us got its mid: an outcome that came first is
+   applied now, otherwise the entry waits in the mid table for it. Under the ledger lock. */
+static void backend__token_known(struct hx_backend *b, struct backend__pend *e, uint64_t gen,
+                                 int token, int64_t sent_us)
+{
+    e->token = token;
+    if (!b->mids || token <= 0 || token >= BACKEND_MIDS)
+        return;
+    struct backend__mid *m = &b->mids[token];
+    if (m->early_us && m->early_gen == gen && m->early_us >= sent_us) {
+        int code = m->early_code;
+        m->early_us = 0;
+        backend__outcome(b, e, code);
+        return;
+    }
+    m->pend = e;
+    m->gen = gen;
+}
+
+/* The outcome of a QoS 1 publish of client c (edge thread). A loss (code < 0) changes
+   nothing: the entry stays for the re-send on the next client. */
+static void backend__on_published(void *ctx, int mid, int code)
 {
     struct backend__conn *c = ctx;
     struct hx_backend *b = c->b;
-    /* no reason code: the send failed with the connection; the entry stays for the re-send */
-    if (!d || (int)d->reasonCode < 0x80 || d->token == 0)
+    if (code < 0 || mid <= 0 || mid >= BACKEND_MIDS)
         return;
     pthread_mutex_lock(&b->lock);
-    struct backend__pend *e = b->pend_head;
-    while (e && !(e->sent_gen == c->gen && e->token == d->token))
-        e = e->next;
-    if (e) {
-        backend__refuse(b, e, (int)d->reasonCode);
-    } else {
-        unsigned i = b->n_early++ % 16;
-        b->early[i].gen = c->gen;
-        b->early[i].token = d->token;
-        b->early[i].code = (int)d->reasonCode;
+    struct backend__mid *m = b->mids ? &b->mids[mid] : NULL;
+    if (m && c->gen == b->gen && m->gen == c->gen && m->pend && m->pend->token == mid &&
+        m->pend->sent_gen == c->gen) {
+        struct backend__pend *e = m->pend;
+        m->pend = NULL;
+        backend__outcome(b, e, code);
+    } else if (m && c->gen == b->gen) {
+        /* an answer's PUBACK, or one that overtook its send's return: kept for that send */
+        m->early_us = backend__mono_us();
+        m->early_gen = c->gen;
+        m->early_code = code;
     }
     pthread_mutex_unlock(&b->lock);
 }
@@ -1006,7 +990,7 @@ static void *backend__worker(void *arg)
         }
         /* Under load, messages come faster than one wake-up each can pay for: let them
            gather for the rest of BACKEND_BATCH_US (an idle thread still takes the first at
-           once). Fewer wake-ups of this thread, and of Paho's thread signalling it. */
+           once). Fewer wake-ups of this thread, and of the edge's thread signalling it. */
         int64_t rest_us = t0 + BACKEND_BATCH_US - backend__mono_us();
         if (n > 0 && !stopping && rest_us > 0)
             nanosleep(&(struct timespec){0, (long)rest_us * 1000L}, NULL);
@@ -1030,15 +1014,15 @@ static void backend__enqueue(struct hx_backend *b, struct backend__msg *m)
     pthread_mutex_unlock(&b->qlock);
 }
 
-/* ---------------------------------------------------------------- Paho callbacks */
+/* ---------------------------------------------------------------- MQTT handlers (edge thread) */
 
-/* Copy a message into the FIFO (called on Paho's thread: quick, never blocks long). */
+/* Copy a message into the FIFO (called on the edge's thread: quick, never blocks long). */
 static void backend__take(struct hx_backend *b, const char *topic, size_t tl, const void *payload,
                           size_t len)
 {
     struct backend__msg *m = malloc(sizeof *m + len + 1 + tl + 1);
     if (!m)
-        return; /* dropped: nothing sane to do on Paho's thread */
+        return; /* dropped: nothing sane to do on the edge's thread */
     memset(m, 0, sizeof *m);
     m->at_us = backend__mono_us();
     m->wall_ms = backend__wall_ms();
@@ -1056,15 +1040,10 @@ static void backend__take(struct hx_backend *b, const char *topic, size_t tl, co
     backend__enqueue(b, m);
 }
 
-static int backend__on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *pm)
+static void backend__on_message(void *ctx, const struct sim_mqtt_message *m)
 {
     struct hx_backend *b = ((struct backend__conn *)ctx)->b;
-    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
-    size_t len = pm->payloadlen > 0 ? (size_t)pm->payloadlen : 0;
-    backend__take(b, topic, tl, pm->payload, len);
-    MQTTAsync_freeMessage(&pm);
-    MQTTAsync_free(topic);
-    return 1;
+    backend__take(b, m->topic, strlen(m->topic), m->payload, m->len);
 }
 
 int hx_backend_inject(struct hx_backend *b, const char *topic, const void *payload, size_t len)
@@ -1077,13 +1056,13 @@ int hx_backend_inject(struct hx_backend *b, const char *topic, const void *paylo
     return HX_OK;
 }
 
-/* A loss of the current handle's connection: the link thread replaces the handle. Paho may
-   report one loss twice (MQTT 5), and an old handle's report is stale: both are ignored. */
-static void backend__on_lost(void *ctx, char *cause)
+/* A loss of the current client's connection: the link thread replaces the client. An old
+   client's report is stale, and so is a second one: both are ignored. */
+static void backend__on_lost(void *ctx, const char *words)
 {
     struct backend__conn *c = ctx;
     struct hx_backend *b = c->b;
-    (void)cause;
+    (void)words;
     pthread_mutex_lock(&b->lock);
     if (c->gen == b->gen && (b->link == LINK_FRESH || b->link == LINK_UP)) {
         b->connected = false;
@@ -1108,71 +1087,37 @@ static void backend__sub_result(struct hx_backend *b, bool ok, const char *why)
     pthread_mutex_unlock(&b->lock);
 }
 
-static void backend__on_sub3(void *ctx, MQTTAsync_successData *d)
+/* A SUBACK (or the loss of a SUBSCRIBE) of one chunk of the backend's topics. */
+static void backend__on_subscribed(void *ctx, int mid, int n, const int *codes)
 {
-    struct backend__subctx *sc = ctx;
-    bool ok = true;
-    /* Paho gives one granted QoS in d->alt.qos for a single topic, the list otherwise */
-    if (d && sc->n == 1 && d->alt.qos == 0x80)
-        ok = false;
-    for (int i = 0; i < sc->n && sc->n > 1 && d && d->alt.qosList; i++)
-        if (d->alt.qosList[i] == 0x80)
+    struct backend__conn *c = ctx;
+    bool ok = true, lost = false;
+    (void)mid;
+    for (int i = 0; i < n; i++) {
+        if (codes[i] < 0)
+            lost = true;
+        else if (codes[i] >= 0x80)
             ok = false;
-    backend__sub_result(sc->b, ok, "the broker refused a subscription (ACL?)");
-}
-
-static void backend__on_sub5(void *ctx, MQTTAsync_successData5 *d)
-{
-    bool ok = true;
-    if (d) {
-        if (d->alt.sub.reasonCodeCount > 0 && d->alt.sub.reasonCodes) {
-            for (int i = 0; i < d->alt.sub.reasonCodeCount; i++)
-                if (d->alt.sub.reasonCodes[i] >= 0x80)
-                    ok = false;
-        } else if (d->reasonCode >= 0x80) {
-            ok = false;
-        }
     }
-    backend__sub_result(((struct backend__subctx *)ctx)->b, ok,
-                        "the broker refused a subscription (ACL?)");
+    if (lost)
+        backend__sub_result(c->b, false, "the subscribe request failed");
+    else
+        backend__sub_result(c->b, ok, "the broker refused a subscription (ACL?)");
 }
 
-static void backend__on_sub_fail3(void *ctx, MQTTAsync_failureData *d)
-{
-    (void)d;
-    backend__sub_result(((struct backend__subctx *)ctx)->b, false, "the subscribe request failed");
-}
-
-static void backend__on_sub_fail5(void *ctx, MQTTAsync_failureData5 *d)
-{
-    (void)d;
-    backend__sub_result(((struct backend__subctx *)ctx)->b, false, "the subscribe request failed");
-}
-
-/* MQTT 5 CONNACK: the broker's Receive Maximum bounds the item publishes in flight (Paho
-   queues any more and its send thread takes them up only about every 50 ms: 1,000 devices
-   registered 137 items/s against 6,086 with MQTT 3.1.1 before the backend kept to it). */
-static void backend__on_connect_ok5(void *ctx, MQTTAsync_successData5 *d)
+/* Every (re)connection of the current client: the link thread subscribes and re-sends. MQTT
+   5: the broker's Receive Maximum bounds the item publishes in flight (Paho queues any more
+   and its send thread takes them up only about every 50 ms: 1,000 devices registered 137
+   items/s against 6,086 with MQTT 3.1.1 before the backend kept to it). */
+static void backend__on_connected(void *ctx, bool session_present)
 {
     struct backend__conn *c = ctx;
     struct hx_backend *b = c->b;
-    int rm = 0;
-    if (d && MQTTProperties_hasProperty(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
-        rm = MQTTProperties_getNumericValue(&d->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
-    pthread_mutex_lock(&b->lock);
-    if (c->gen == b->gen)
-        b->recv_max = rm > 0 ? rm : 0;
-    pthread_mutex_unlock(&b->lock);
-}
-
-/* Every (re)connection of the current handle: the link thread subscribes and re-sends. */
-static void backend__on_connected(void *ctx, char *cause)
-{
-    struct backend__conn *c = ctx;
-    struct hx_backend *b = c->b;
-    (void)cause;
+    (void)session_present;
+    int rm = b->mqtt_version == 5 ? sim_mqtt_receive_maximum(c->client) : 0;
     pthread_mutex_lock(&b->lock);
     if (c->gen == b->gen && b->link == LINK_CONNECTING) {
+        b->recv_max = rm > 0 ? rm : 0;
         b->connected = true;
         if (b->connections++ > 0)
             b->r.reconnects++;
@@ -1183,9 +1128,13 @@ static void backend__on_connected(void *ctx, char *cause)
     pthread_mutex_unlock(&b->lock);
 }
 
-static void backend__connect_failed(struct backend__conn *c, int code, const char *msg)
+/* A connect attempt of client c ended without a session: the link thread tries again after
+   the back-off. words are the edge's, for people. */
+static void backend__connect_failed(void *ctx, int code, const char *words)
 {
+    struct backend__conn *c = ctx;
     struct hx_backend *b = c->b;
+    (void)code;
     pthread_mutex_lock(&b->lock);
     if (c->gen != b->gen || b->link != LINK_CONNECTING) {
         pthread_mutex_unlock(&b->lock);
@@ -1196,21 +1145,9 @@ static void backend__connect_failed(struct backend__conn *c, int code, const cha
     b->backoff_ms = b->backoff_ms * 2 < BACKEND_RETRY_MAX_MS ? b->backoff_ms * 2
                                                               : BACKEND_RETRY_MAX_MS;
     b->connect_failed = true;
-    snprintf(b->fail_msg, sizeof b->fail_msg, "connect refused or failed (code %d%s%s)", code,
-             msg ? ": " : "", msg ? msg : "");
+    snprintf(b->fail_msg, sizeof b->fail_msg, "%s", words ? words : "connect failed");
     backend__link_changed(b);
     pthread_mutex_unlock(&b->lock);
-}
-
-static void backend__on_connect_fail3(void *ctx, MQTTAsync_failureData *d)
-{
-    backend__connect_failed(ctx, d ? d->code : -1, d ? d->message : NULL);
-}
-
-static void backend__on_connect_fail5(void *ctx, MQTTAsync_failureData5 *d)
-{
-    backend__connect_failed(ctx, d ? (d->reasonCode ? (int)d->reasonCode : d->code) : -1,
-                            d ? d->message : NULL);
 }
 
 static void backend__disconnected(struct hx_backend *b)
@@ -1222,110 +1159,89 @@ static void backend__disconnected(struct hx_backend *b)
     pthread_mutex_unlock(&b->lock);
 }
 
-static void backend__on_disc3(void *ctx, MQTTAsync_successData *d)
+static void backend__on_disconnected(void *ctx)
 {
-    (void)d;
-    backend__disconnected(ctx);
+    struct backend__conn *c = ctx;
+    backend__disconnected(c->b);
 }
 
-static void backend__on_disc5(void *ctx, MQTTAsync_successData5 *d)
-{
-    (void)d;
-    backend__disconnected(ctx);
-}
-
-static void backend__on_disc_fail3(void *ctx, MQTTAsync_failureData *d)
-{
-    (void)d;
-    backend__disconnected(ctx);
-}
-
-static void backend__on_disc_fail5(void *ctx, MQTTAsync_failureData5 *d)
-{
-    (void)d;
-    backend__disconnected(ctx);
-}
+static const struct sim_mqtt_handlers backend__handlers = {
+    .connected = backend__on_connected,
+    .connect_failed = backend__connect_failed,
+    .connection_lost = backend__on_lost,
+    .message = backend__on_message,
+    .published = backend__on_published,
+    .subscribed = backend__on_subscribed,
+    .disconnected = backend__on_disconnected,
+};
 
 /* ---------------------------------------------------------------- link thread */
 
 /*
- * A fresh Paho handle (same client id, no Paho persistence, no buffering while disconnected)
- * in place of the old one, which is destroyed here, never inside a Paho callback. Called by
- * the link thread or create only. Returns a Paho code.
+ * A fresh MQTT client (same client id, no buffering while disconnected) in place of the old
+ * one, which is destroyed here, never inside one of its handlers. Called by the link thread
+ * or create only. Returns the edge's code (sim/err.h).
  */
 static int backend__new_client(struct hx_backend *b)
 {
     struct backend__conn *c = calloc(1, sizeof *c);
     if (!c)
-        return MQTTASYNC_FAILURE;
+        return SIM_ERR_NOMEM;
     c->b = b;
+    struct sim_mqtt_opts o;
+    sim_mqtt_opts_defaults(&o);
+    o.uri = b->uri;
+    o.client_id = b->client_id;
+    o.username = b->username;
+    o.password = b->password;
+    o.cafile = b->cafile;
+    o.certfile = b->certfile;
+    o.keyfile = b->keyfile;
+    o.insecure = b->insecure;
+    o.mqtt_version = b->mqtt_version == 5 ? 5 : 3;
+    o.session_expiry_s = BACKEND_SESSION_EXPIRY_S;
+    o.connect_timeout_s = (b->connect_timeout_ms + 999) / 1000;
     pthread_rwlock_wrlock(&b->hlock);
-    if (b->client)
-        MQTTAsync_destroy(&b->client);
+    sim_mqtt_destroy(b->client);
     b->client = NULL;
     b->client_used = false;
     pthread_mutex_lock(&b->lock);
-    c->gen = ++b->gen; /* callbacks of the old handle are stale from now on */
-    b->inflight = 0;   /* nothing is sent on the new handle yet */
+    c->gen = ++b->gen; /* handlers of the old client are stale from now on */
+    b->inflight = 0;   /* nothing is sent on the new client yet */
     b->backlog = b->n_pend;
     b->recv_max = 0;   /* until its CONNACK says */
     pthread_mutex_unlock(&b->lock);
     c->next = b->conns;
     b->conns = c;
-    MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer;
-    co.MQTTVersion = b->mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    co.sendWhileDisconnected = 0; /* while down, items wait in the unacked list, not in Paho */
-    co.maxBufferedMessages = BACKEND_MAX_QUEUED; /* Paho counts queued publishes even when
-                                                   connected (default 100: bursts fail) */
-    int rc = sim_paho_create(&b->client, b->uri, b->client_id, &co);
-    if (rc == MQTTASYNC_SUCCESS) {
-        MQTTAsync_setCallbacks(b->client, c, backend__on_lost, backend__on_message, NULL);
-        MQTTAsync_setConnected(b->client, c, backend__on_connected);
-    }
+    int rc = sim_mqtt_create(&o, &backend__handlers, c, &b->client);
+    c->client = b->client;
     pthread_rwlock_unlock(&b->hlock);
     return rc;
 }
 
-/* Start one connect on the current handle (a fresh one if this one was used). */
+/* Start one connect on the current client (a fresh one if this one was used). The mid
+   table is made on the first connect (64 Ki entries, touched only as mids are used). */
 static int backend__connect(struct hx_backend *b)
 {
     if (b->client_used || !b->client) {
         int rc = backend__new_client(b);
-        if (rc != MQTTASYNC_SUCCESS)
+        if (rc != SIM_OK)
             return rc;
     }
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
-    MQTTProperties props = MQTTProperties_initializer;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    MQTTAsync_connectOptions *c = b->mqtt_version == 5 ? &co5 : &co;
-    c->keepAliveInterval = b->keepalive_s;
-    c->connectTimeout = (b->connect_timeout_ms + 999) / 1000;
-    c->automaticReconnect = 0; /* the link thread reconnects, with a fresh handle */
-    c->maxInflight = BACKEND_MAX_INFLIGHT;
-    c->username = b->username;
-    c->password = b->password;
-    pthread_rwlock_rdlock(&b->hlock);
-    c->context = b->conns; /* the current handle's context */
-    if (b->mqtt_version == 5) {
-        c->cleanstart = b->clean_session;
-        if (!b->clean_session) {
-            MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-            p.value.integer4 = BACKEND_SESSION_EXPIRY_S;
-            MQTTProperties_add(&props, &p);
-            c->connectProperties = &props;
-        }
-        c->onSuccess5 = backend__on_connect_ok5;
-        c->onFailure5 = backend__on_connect_fail5;
-    } else {
-        c->cleansession = b->clean_session;
-        c->onFailure = backend__on_connect_fail3;
+    if (!b->mids) {
+        struct backend__mid *mids = calloc(BACKEND_MIDS, sizeof *mids);
+        if (!mids)
+            return SIM_ERR_NOMEM;
+        pthread_mutex_lock(&b->lock);
+        b->mids = mids;
+        pthread_mutex_unlock(&b->lock);
     }
-    sim_paho_tls(c, &ssl, b->uri, b->cafile, b->certfile, b->keyfile, !b->insecure);
+    struct sim_mqtt_connect_params cp = {.keepalive_s = b->keepalive_s,
+                                         .clean_session = b->clean_session};
+    pthread_rwlock_rdlock(&b->hlock);
     b->client_used = true;
-    int rc = MQTTAsync_connect(b->client, c);
+    int rc = sim_mqtt_connect(b->client, &cp);
     pthread_rwlock_unlock(&b->hlock);
-    MQTTProperties_free(&props);
     return rc;
 }
 
@@ -1339,21 +1255,13 @@ static void backend__subscribe(struct hx_backend *b)
         qos[i] = 1;
     for (int c = 0; c < b->n_sub_chunks; c++) {
         struct backend__subctx *sc = &b->sub_ctx[c];
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-        ro.context = sc;
-        if (b->mqtt_version == 5) {
-            ro.onSuccess5 = backend__on_sub5;
-            ro.onFailure5 = backend__on_sub_fail5;
-        } else {
-            ro.onSuccess = backend__on_sub3;
-            ro.onFailure = backend__on_sub_fail3;
-        }
         pthread_rwlock_rdlock(&b->hlock);
-        int rc = b->client ? MQTTAsync_subscribeMany(b->client, sc->n, b->sub_topics + sc->first,
-                                                     qos, &ro)
-                           : MQTTASYNC_DISCONNECTED;
+        int rc = b->client ? sim_mqtt_subscribe(b->client, sc->n,
+                                                (const char *const *)b->sub_topics + sc->first,
+                                                qos, NULL)
+                           : SIM_ERR_OFFLINE;
         pthread_rwlock_unlock(&b->hlock);
-        if (rc != MQTTASYNC_SUCCESS) {
+        if (rc != SIM_OK) {
             backend__sub_result(b, false, "the subscribe request could not be sent");
             return;
         }
@@ -1431,17 +1339,18 @@ static void backend__pump(struct hx_backend *b, uint64_t gen, bool fresh)
         }
         pthread_mutex_unlock(&b->lock);
         pthread_rwlock_rdlock(&b->hlock);
+        int64_t sent_us = backend__mono_us();
         size_t sent = 0;
         for (; sent < k; sent++)
-            if (backend__paho_send(b, copy[sent].topic, copy[sent].payload, copy[sent].len, 1,
-                                   true, &copy[sent].token) != MQTTASYNC_SUCCESS)
-                break; /* the loss will be reported; the entries stay for the next handle */
+            if (backend__mqtt_send(b, copy[sent].topic, copy[sent].payload, copy[sent].len, 1,
+                                   &copy[sent].token) != SIM_OK)
+                break; /* the loss will be reported; the entries stay for the next client */
         pthread_rwlock_unlock(&b->hlock);
         pthread_mutex_lock(&b->lock);
         for (size_t i = 0; i < sent; i++) {
             struct backend__item *it = backend__find_item(b, copy[i].item_id);
             if (it && it->pend && it->pend->sent_gen == gen && it->pend->token == 0)
-                backend__token_known(b, it->pend, gen, copy[i].token);
+                backend__token_known(b, it->pend, gen, copy[i].token, sent_us);
         }
         free(copy);
         if (sent < k)
@@ -1476,14 +1385,15 @@ static void *backend__link_thread(void *arg)
                 pthread_mutex_unlock(&b->lock);
                 int rc = backend__connect(b);
                 pthread_mutex_lock(&b->lock);
-                if (rc != MQTTASYNC_SUCCESS && b->link == LINK_CONNECTING) {
+                /* SIM_ERR_MQTT: connect_failed has had its words already */
+                if (rc != SIM_OK && b->link == LINK_CONNECTING) {
                     b->link = LINK_WANT;
                     b->retry_at_us = backend__mono_us() + (int64_t)b->backoff_ms * 1000;
                     b->backoff_ms = b->backoff_ms * 2 < BACKEND_RETRY_MAX_MS
                                         ? b->backoff_ms * 2 : BACKEND_RETRY_MAX_MS;
                     b->connect_failed = true;
-                    snprintf(b->fail_msg, sizeof b->fail_msg, "Paho error %d (%s)", rc,
-                             MQTTAsync_strerror(rc));
+                    snprintf(b->fail_msg, sizeof b->fail_msg, "the MQTT client could not "
+                             "start a connect (%s)", sim_strerror(rc));
                     pthread_cond_broadcast(&b->changed);
                 }
                 continue;
@@ -1516,8 +1426,9 @@ static void backend__link_join(struct hx_backend *b)
 
 static void backend__destroy(struct hx_backend *b)
 {
-    if (b->client)
-        MQTTAsync_destroy(&b->client);
+    sim_mqtt_destroy(b->client);
+    b->client = NULL;
+    free(b->mids);
     while (b->conns) {
         struct backend__conn *next = b->conns->next;
         free(b->conns);
@@ -1657,10 +1568,9 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
 
     b->backoff_ms = BACKEND_RETRY_MIN_MS;
     int prc = backend__new_client(b); /* made here so that a bad uri is an error at once */
-    if (prc != MQTTASYNC_SUCCESS) {
-        backend__set_error("cannot create the MQTT client for %s: Paho error %d (%s); check "
-                           "the uri (tcp://host:port or ssl://host:port)", b->uri, prc,
-                           MQTTAsync_strerror(prc));
+    if (prc != SIM_OK) {
+        backend__set_error("cannot create the MQTT client for %s: %s; check the uri "
+                           "(tcp://host:port or ssl://host:port)", b->uri, sim_strerror(prc));
         rc = HX_ERR_INVAL;
         goto exit;
     }
@@ -1735,10 +1645,7 @@ int hx_backend_start(struct hx_backend *b)
     b->connected = false;
     pthread_mutex_unlock(&b->lock);
     pthread_rwlock_rdlock(&b->hlock);
-    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-    d.timeout = 0;
-    if (b->client)
-        MQTTAsync_disconnect(b->client, &d);
+    sim_mqtt_disconnect(b->client);
     pthread_rwlock_unlock(&b->hlock);
     return wrc ? HX_ERR_TIMEOUT : HX_ERR_PROTO;
 }
@@ -1758,19 +1665,10 @@ int hx_backend_stop(struct hx_backend *b)
         b->link = LINK_IDLE; /* publish_item queues until the next start */
         pthread_mutex_unlock(&b->lock);
         pthread_rwlock_rdlock(&b->hlock);
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 2000;
-        d.context = b;
-        if (b->mqtt_version == 5) {
-            d.onSuccess5 = backend__on_disc5;
-            d.onFailure5 = backend__on_disc_fail5;
-        } else {
-            d.onSuccess = backend__on_disc3;
-            d.onFailure = backend__on_disc_fail3;
-        }
-        int drc = b->client ? MQTTAsync_disconnect(b->client, &d) : MQTTASYNC_DISCONNECTED;
+        sim_mqtt_disconnect(b->client); /* disconnected() follows when one is under way */
+        bool waiting = sim_mqtt_is_disconnecting(b->client);
         pthread_rwlock_unlock(&b->hlock);
-        if (drc == MQTTASYNC_SUCCESS) {
+        if (waiting) {
             struct timespec dl;
             backend__deadline(&dl, 5000);
             int wrc = 0;
@@ -1921,19 +1819,19 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         pthread_cond_signal(&b->link_cond);
     pthread_mutex_unlock(&b->lock);
     int token = 0;
-    int prc = open ? backend__paho_send(b, topic, payload, (size_t)n, 1, true, &token)
-                   : MQTTASYNC_SUCCESS;
+    int64_t sent_us = backend__mono_us();
+    int prc = open ? backend__mqtt_send(b, topic, payload, (size_t)n, 1, &token) : SIM_OK;
     pthread_rwlock_unlock(&b->hlock);
-    if (open && prc == MQTTASYNC_SUCCESS && b->mqtt_version == 5) {
-        /* only MQTT 5 can refuse: its failure callback finds the entry by this token */
+    if (open && prc == SIM_OK) {
+        /* its outcome (PUBACK, or an MQTT 5 refusal) finds the entry by this mid */
         pthread_mutex_lock(&b->lock);
         struct backend__item *cur = backend__find_item(b, item_id);
         if (cur && cur->pend == e && e->sent_gen == gen)
-            backend__token_known(b, e, gen, token);
+            backend__token_known(b, e, gen, token, sent_us);
         pthread_mutex_unlock(&b->lock);
     }
-    /* DISCONNECTED: the loss is being reported; the item goes out on the next connection */
-    if (prc == MQTTASYNC_SUCCESS || prc == MQTTASYNC_DISCONNECTED)
+    /* OFFLINE: the loss is being reported; the item goes out on the next connection */
+    if (prc == SIM_OK || prc == SIM_ERR_OFFLINE)
         return HX_OK;
     pthread_mutex_lock(&b->lock);
     b->r.publish_failed++;
@@ -1944,8 +1842,8 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         free(e);
     }
     pthread_mutex_unlock(&b->lock);
-    backend__set_error("cannot publish item %" PRId32 " to %s on %s: Paho error %d (%s)",
-                       item_id, topic, b->uri, prc, MQTTAsync_strerror(prc));
+    backend__set_error("cannot publish item %" PRId32 " to %s on %s: %s", item_id, topic,
+                       b->uri, sim_strerror(prc));
     return HX_ERR_PROTO;
 }
 

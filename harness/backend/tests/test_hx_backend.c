@@ -1,15 +1,16 @@
 /*
- * test_hx_backend.c - the backend role against a real mosquitto (hx_broker), with a Paho
- * MQTTAsync client playing the device (its own small synchronous wrapper below). Every test has
- * its own broker, port and temp folder, so the suite runs in parallel with others.
+ * test_hx_backend.c - the backend role against a real mosquitto (hx_broker), with an MQTT
+ * client on the MQTT edge (sim/mqtt.h) playing the device (its own small synchronous wrapper
+ * below). Every test has its own broker, port and temp folder, so the suite runs in parallel
+ * with others.
  */
 #include "hx/backend.h"
 #include "hx/broker.h"
 
-#include <MQTTAsync.h>
 #include <check.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 
 #define WAIT_MS 10000
 
@@ -34,12 +36,12 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---------------------------------------------------------------- a device: Paho, synchronous */
+/* ---------------------------------------------------------------- a device: synchronous */
 
 #define DEV_INBOX 64
 
 struct dev {
-    MQTTAsync c;
+    struct sim_mqtt *c;
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int done;     /* completed requests */
@@ -49,43 +51,69 @@ struct dev {
     char payload[DEV_INBOX][512];
 };
 
-static void dev_ok(void *ctx, MQTTAsync_successData *d)
+static void dev_end(struct dev *v, bool ok)
 {
-    struct dev *v = ctx;
-    (void)d;
     pthread_mutex_lock(&v->lock);
-    v->done++;
+    if (ok)
+        v->done++;
+    else
+        v->failed++;
     pthread_cond_broadcast(&v->cond);
     pthread_mutex_unlock(&v->lock);
 }
 
-static void dev_fail(void *ctx, MQTTAsync_failureData *d)
+static void dev_connected(void *ctx, bool session_present)
 {
-    struct dev *v = ctx;
-    (void)d;
-    pthread_mutex_lock(&v->lock);
-    v->failed++;
-    pthread_cond_broadcast(&v->cond);
-    pthread_mutex_unlock(&v->lock);
+    (void)session_present;
+    dev_end(ctx, true);
 }
 
-static int dev_arrived(void *ctx, char *topic, int tl, MQTTAsync_message *m)
+static void dev_connect_failed(void *ctx, int code, const char *words)
+{
+    (void)code;
+    fprintf(stderr, "device: %s\n", words);
+    dev_end(ctx, false);
+}
+
+static void dev_published(void *ctx, int mid, int code)
+{
+    (void)mid;
+    dev_end(ctx, code == 0);
+}
+
+static void dev_subscribed(void *ctx, int mid, int n, const int *codes)
+{
+    (void)mid;
+    dev_end(ctx, n >= 1 && codes[0] >= 0 && codes[0] < 0x80);
+}
+
+static void dev_disconnected(void *ctx)
+{
+    dev_end(ctx, true);
+}
+
+static void dev_arrived(void *ctx, const struct sim_mqtt_message *m)
 {
     struct dev *v = ctx;
-    (void)tl;
     pthread_mutex_lock(&v->lock);
     if (v->n < DEV_INBOX) {
-        snprintf(v->topic[v->n], sizeof v->topic[0], "%s", topic);
-        snprintf(v->payload[v->n], sizeof v->payload[0], "%.*s", m->payloadlen,
+        snprintf(v->topic[v->n], sizeof v->topic[0], "%s", m->topic);
+        snprintf(v->payload[v->n], sizeof v->payload[0], "%.*s", (int)m->len,
                  (const char *)m->payload);
         v->n++;
     }
     pthread_cond_broadcast(&v->cond);
     pthread_mutex_unlock(&v->lock);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
 }
+
+static const struct sim_mqtt_handlers dev_handlers = {
+    .connected = dev_connected,
+    .connect_failed = dev_connect_failed,
+    .message = dev_arrived,
+    .published = dev_published,
+    .subscribed = dev_subscribed,
+    .disconnected = dev_disconnected,
+};
 
 /* Wait until done reaches want; fails the test on failure or time-out. */
 static void dev_wait_done(struct dev *v, int want)
@@ -103,33 +131,36 @@ static void dev_wait_done(struct dev *v, int want)
     ck_assert_int_ge(done, want);
 }
 
-static struct dev *dev_connect(const char *uri, const char *id)
+/* A connected device client of id (user and pass NULL = none), clean session. */
+static struct dev *dev_connect_user(const char *uri, const char *id, const char *user,
+                                    const char *pass)
 {
     struct dev *v = calloc(1, sizeof *v);
     ck_assert_ptr_nonnull(v);
     pthread_mutex_init(&v->lock, NULL);
     pthread_cond_init(&v->cond, NULL);
-    ck_assert_int_eq(sim_paho_create(&v->c, uri, id, NULL), MQTTASYNC_SUCCESS);
-    MQTTAsync_setCallbacks(v->c, v, NULL, dev_arrived, NULL);
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    co.cleansession = 1;
-    co.keepAliveInterval = 30;
-    co.onSuccess = dev_ok;
-    co.onFailure = dev_fail;
-    co.context = v;
-    ck_assert_int_eq(MQTTAsync_connect(v->c, &co), MQTTASYNC_SUCCESS);
+    struct sim_mqtt_opts o;
+    sim_mqtt_opts_defaults(&o);
+    o.uri = uri;
+    o.client_id = id;
+    o.username = user;
+    o.password = pass;
+    ck_assert_int_eq(sim_mqtt_create(&o, &dev_handlers, v, &v->c), SIM_OK);
+    struct sim_mqtt_connect_params cp = {.keepalive_s = 30, .clean_session = true};
+    ck_assert_int_eq(sim_mqtt_connect(v->c, &cp), SIM_OK);
     dev_wait_done(v, 1);
     return v;
 }
 
+static struct dev *dev_connect(const char *uri, const char *id)
+{
+    return dev_connect_user(uri, id, NULL, NULL);
+}
+
 static void dev_subscribe(struct dev *v, const char *topic)
 {
-    int want = v->done + 1;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = dev_ok;
-    ro.onFailure = dev_fail;
-    ro.context = v;
-    ck_assert_int_eq(MQTTAsync_subscribe(v->c, topic, 1, &ro), MQTTASYNC_SUCCESS);
+    int want = v->done + 1, qos = 1;
+    ck_assert_int_eq(sim_mqtt_subscribe(v->c, 1, &topic, &qos, NULL), SIM_OK);
     dev_wait_done(v, want);
 }
 
@@ -137,15 +168,8 @@ static void dev_subscribe(struct dev *v, const char *topic)
 static void dev_publish(struct dev *v, const char *topic, const char *payload)
 {
     int want = v->done + 1;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = dev_ok;
-    ro.onFailure = dev_fail;
-    ro.context = v;
-    MQTTAsync_message m = MQTTAsync_message_initializer;
-    m.payload = (void *)payload;
-    m.payloadlen = (int)strlen(payload);
-    m.qos = 1;
-    ck_assert_int_eq(MQTTAsync_sendMessage(v->c, topic, &m, &ro), MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(sim_mqtt_publish(v->c, topic, payload, strlen(payload), 1, false, NULL),
+                     SIM_OK);
     dev_wait_done(v, want);
 }
 
@@ -172,14 +196,11 @@ static bool dev_message(struct dev *v, int k, int timeout_ms, char *topic, size_
 static void dev_close(struct dev *v)
 {
     int want = v->done + 1;
-    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-    d.timeout = 1000;
-    d.onSuccess = dev_ok;
-    d.onFailure = dev_fail;
-    d.context = v;
-    if (MQTTAsync_disconnect(v->c, &d) == MQTTASYNC_SUCCESS)
+    bool connected = sim_mqtt_is_connected(v->c);
+    sim_mqtt_disconnect(v->c);
+    if (connected)
         dev_wait_done(v, want);
-    MQTTAsync_destroy(&v->c);
+    sim_mqtt_destroy(v->c);
     pthread_mutex_destroy(&v->lock);
     pthread_cond_destroy(&v->cond);
     free(v);
@@ -620,22 +641,7 @@ START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
     ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
     ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
     ck_assert(hx_backend_connected(b));
-    MQTTAsync c;
-    struct dev *d = calloc(1, sizeof *d);
-    pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->cond, NULL);
-    ck_assert_int_eq(sim_paho_create(&c, hx_broker_uri(broker), "scanner-5", NULL),
-                     MQTTASYNC_SUCCESS);
-    d->c = c;
-    MQTTAsync_setCallbacks(c, d, NULL, dev_arrived, NULL);
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    co.username = "scanner-5";
-    co.password = "s-pass";
-    co.onSuccess = dev_ok;
-    co.onFailure = dev_fail;
-    co.context = d;
-    ck_assert_int_eq(MQTTAsync_connect(c, &co), MQTTASYNC_SUCCESS);
-    dev_wait_done(d, 1);
+    struct dev *d = dev_connect_user(hx_broker_uri(broker), "scanner-5", "scanner-5", "s-pass");
     ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "V5", 1), HX_OK);
     char reg[256];
     registration(reg, sizeof reg, 1, "0A0B0C0D", "scanner-5", 1);
@@ -957,54 +963,47 @@ END_TEST
 #define SINK_MAX 1024
 
 struct sink {
-    MQTTAsync c;
+    struct sim_mqtt *c;
+    struct sim_mqtt_connect_params cp;
     pthread_mutex_t lock;
     int connected; /* successful connects */
     int subscribed;
     int n;
     char topic[SINK_MAX][64];
     char payload[SINK_MAX][128];
+    pthread_t reconnector;
+    atomic_bool stop;
 };
 
-static int sink_arrived(void *ctx, char *topic, int tl, MQTTAsync_message *m)
+static void sink_arrived(void *ctx, const struct sim_mqtt_message *m)
 {
     struct sink *k = ctx;
-    (void)tl;
     pthread_mutex_lock(&k->lock);
     if (k->n < SINK_MAX) {
-        snprintf(k->topic[k->n], sizeof k->topic[0], "%s", topic);
-        snprintf(k->payload[k->n], sizeof k->payload[0], "%.*s", m->payloadlen,
+        snprintf(k->topic[k->n], sizeof k->topic[0], "%s", m->topic);
+        snprintf(k->payload[k->n], sizeof k->payload[0], "%.*s", (int)m->len,
                  (const char *)m->payload);
         k->n++;
     }
     pthread_mutex_unlock(&k->lock);
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
-static void sink_connected(void *ctx, char *cause)
+static void sink_connected(void *ctx, bool session_present)
 {
     struct sink *k = ctx;
-    (void)cause;
+    (void)session_present;
     pthread_mutex_lock(&k->lock);
     k->connected++;
     pthread_mutex_unlock(&k->lock);
 }
 
-static void sink_subscribed(void *ctx, MQTTAsync_successData *d)
+static void sink_subscribed(void *ctx, int mid, int n, const int *codes)
 {
     struct sink *k = ctx;
-    (void)d;
+    (void)mid;
     pthread_mutex_lock(&k->lock);
-    k->subscribed++;
+    k->subscribed += n >= 1 && codes[0] >= 0 && codes[0] < 0x80;
     pthread_mutex_unlock(&k->lock);
-}
-
-static void sink_subscribed5(void *ctx, MQTTAsync_successData5 *d)
-{
-    (void)d;
-    sink_subscribed(ctx, NULL);
 }
 
 static int sink_get(struct sink *k, int *field)
@@ -1015,47 +1014,46 @@ static int sink_get(struct sink *k, int *field)
     return v;
 }
 
-/* Receive-only, so Paho's own reconnect is safe here (it has nothing to re-send). */
+/* The sink's reconnects (the edge makes none, and a handler may not connect its own
+   client): once a second while not connected. The persistent session keeps the
+   subscription and the copies queued meanwhile. */
+static void *sink_reconnect(void *arg)
+{
+    struct sink *k = arg;
+    int64_t next = now_ms() + 1000;
+    while (!atomic_load(&k->stop)) {
+        sleep_ms(20);
+        if (sim_mqtt_is_connected(k->c) || now_ms() < next)
+            continue;
+        next = now_ms() + 1000;
+        sim_mqtt_connect(k->c, &k->cp); /* SIM_ERR_STATE while an attempt runs: wait */
+    }
+    return NULL;
+}
+
 static void sink_open(struct sink *k, const char *uri, int version)
 {
+    static const struct sim_mqtt_handlers h = {
+        .connected = sink_connected, .message = sink_arrived, .subscribed = sink_subscribed};
     memset(k, 0, sizeof *k);
     pthread_mutex_init(&k->lock, NULL);
-    MQTTAsync_createOptions cro = MQTTAsync_createOptions_initializer;
-    cro.MQTTVersion = version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
-    ck_assert_int_eq(sim_paho_create(&k->c, uri, "crash-sink", &cro), MQTTASYNC_SUCCESS);
-    MQTTAsync_setCallbacks(k->c, k, NULL, sink_arrived, NULL);
-    MQTTAsync_setConnected(k->c, k, sink_connected);
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    MQTTAsync_connectOptions co5 = MQTTAsync_connectOptions_initializer5;
-    MQTTProperties props = MQTTProperties_initializer;
-    MQTTAsync_connectOptions *c = version == 5 ? &co5 : &co;
-    if (version == 5) {
-        c->cleanstart = 0;
-        MQTTProperty p = {.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL};
-        p.value.integer4 = 3600;
-        MQTTProperties_add(&props, &p);
-        c->connectProperties = &props;
-    } else {
-        c->cleansession = 0;
-    }
-    c->keepAliveInterval = 30;
-    c->automaticReconnect = 1;
-    c->minRetryInterval = 1;
-    c->maxRetryInterval = 1;
-    ck_assert_int_eq(MQTTAsync_connect(k->c, c), MQTTASYNC_SUCCESS);
-    MQTTProperties_free(&props);
+    struct sim_mqtt_opts o;
+    sim_mqtt_opts_defaults(&o);
+    o.uri = uri;
+    o.client_id = "crash-sink";
+    o.mqtt_version = version == 5 ? 5 : 3;
+    o.session_expiry_s = 3600;
+    ck_assert_int_eq(sim_mqtt_create(&o, &h, k, &k->c), SIM_OK);
+    k->cp = (struct sim_mqtt_connect_params){.keepalive_s = 30, .clean_session = false};
+    ck_assert_int_eq(sim_mqtt_connect(k->c, &k->cp), SIM_OK);
     int64_t deadline = now_ms() + WAIT_MS;
     while (sink_get(k, &k->connected) < 1 && now_ms() < deadline)
         sleep_ms(5);
     ck_assert_int_ge(sink_get(k, &k->connected), 1);
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.context = k;
-    if (version == 5)
-        ro.onSuccess5 = sink_subscribed5;
-    else
-        ro.onSuccess = sink_subscribed;
-    ck_assert_int_eq(MQTTAsync_subscribe(k->c, "scanners/+/item_registration", 1, &ro),
-                     MQTTASYNC_SUCCESS);
+    ck_assert_int_eq(pthread_create(&k->reconnector, NULL, sink_reconnect, k), 0);
+    const char *filter = "scanners/+/item_registration";
+    int qos = 1;
+    ck_assert_int_eq(sim_mqtt_subscribe(k->c, 1, &filter, &qos, NULL), SIM_OK);
     deadline = now_ms() + WAIT_MS;
     while (sink_get(k, &k->subscribed) < 1 && now_ms() < deadline)
         sleep_ms(5);
@@ -1064,10 +1062,10 @@ static void sink_open(struct sink *k, const char *uri, int version)
 
 static void sink_close(struct sink *k)
 {
-    MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-    d.timeout = 0;
-    MQTTAsync_disconnect(k->c, &d);
-    MQTTAsync_destroy(&k->c);
+    atomic_store(&k->stop, true);
+    pthread_join(k->reconnector, NULL);
+    sim_mqtt_disconnect(k->c);
+    sim_mqtt_destroy(k->c);
     pthread_mutex_destroy(&k->lock);
 }
 

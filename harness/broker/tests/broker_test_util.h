@@ -1,13 +1,12 @@
 /*
- * broker_test_util.h - what the broker suites share: real Paho MQTTClient clients against
- * an hx_broker (connect, publish and wait for the acknowledgement, receive with a time-out,
- * read a retained message), a mosquitto_pub run, and a start that fails the test with the
- * broker's words.
+ * broker_test_util.h - what the broker suites share: real MQTT clients on the MQTT edge
+ * (sim/mqtt.h) against an hx_broker, used synchronously (connect, subscribe and publish
+ * that wait for the broker's answer, receive with a time-out, read a retained message), a
+ * mosquitto_pub run, and a start that fails the test with the broker's words.
  */
 #ifndef BROKER_TEST_UTIL_H
 #define BROKER_TEST_UTIL_H
 
-#include <MQTTClient.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,19 +15,28 @@
 
 #define WAIT_MS 8000
 
+/* One synchronous test client (broker_test_util.c). */
+struct bclient;
+
 int64_t now_ms(void);
-/* Connect a Paho client with a fresh client id and a clean session; returns the connect rc,
-   *out set on success (NULL otherwise). */
+/* Connect a client with a fresh client id and a clean session; 0, or the connect failure's
+   code (a CONNACK code > 0, or negative: not reached, sim/mqtt.h). *out set on success
+   (NULL otherwise). */
 int client_connect(const struct hx_broker *b, const char *user, const char *pass,
-                   MQTTClient *out);
+                   struct bclient **out);
 /* The same with a given client id and clean-session flag (persistent sessions). */
 int client_connect_as(const struct hx_broker *b, const char *id, bool clean_session,
-                      const char *user, const char *pass, MQTTClient *out);
-void client_close(MQTTClient *c);
+                      const char *user, const char *pass, struct bclient **out);
+void client_close(struct bclient **c);
+/* Subscribe and wait for the SUBACK; 0 when granted, else the refusal or the edge's code. */
+int client_subscribe(struct bclient *c, const char *topic, int qos);
+/* The same, with the QoS the broker granted in *granted. */
+int client_subscribe_granted(struct bclient *c, const char *topic, int qos, int *granted);
 /* Publish and wait for its completion (PUBACK for QoS 1). */
-void client_publish(MQTTClient c, const char *topic, const char *text, int qos, bool retained);
+void client_publish(struct bclient *c, const char *topic, const char *text, int qos,
+                    bool retained);
 /* Receive one message within timeout_ms; false on time-out. */
-bool client_receive(MQTTClient c, int timeout_ms, char *topic, size_t tn, char *text,
+bool client_receive(struct bclient *c, int timeout_ms, char *topic, size_t tn, char *text,
                     size_t n);
 struct hx_broker *start_or_fail(const struct hx_broker_opts *o);
 /* Retained message on topic, or "" when none arrives within timeout_ms. */

@@ -1,6 +1,6 @@
 /*
- * test_hx_broker.c - hx_broker against a real mosquitto, with real clients (Paho MQTTClient and
- * mosquitto_pub). Every test starts its own broker on its own free port and temp folder, so the
+ * test_hx_broker.c - hx_broker against a real mosquitto, with real clients (the MQTT edge,
+ * sim/mqtt.h, and mosquitto_pub). Every test starts its own broker on its own free port and temp folder, so the
  * suite runs in parallel with others (ctest -j).
  */
 #include "broker_test_util.h"
@@ -60,9 +60,9 @@ START_TEST(a_started_broker_accepts_paho_and_mosquitto_pub_clients)
     snprintf(want, sizeof want, "tcp://127.0.0.1:%u", (unsigned)hx_broker_port(b));
     ck_assert_str_eq(hx_broker_uri(b), want);
 
-    MQTTClient c;
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
-    ck_assert_int_eq(MQTTClient_subscribe(c, "hello", 1), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
+    ck_assert_int_eq(client_subscribe(c, "hello", 1), 0);
 
     char cmd[512];
     snprintf(cmd, sizeof cmd, "%s -h 127.0.0.1 -p %u -q 1 -t hello -m from-cli",
@@ -83,12 +83,12 @@ START_TEST(two_brokers_run_side_by_side_on_different_ports)
     struct hx_broker *b = start_or_fail(NULL);
     ck_assert_uint_ne(hx_broker_port(a), hx_broker_port(b));
     ck_assert_str_ne(hx_broker_dir(a), hx_broker_dir(b));
-    MQTTClient ca, cb;
-    ck_assert_int_eq(client_connect(a, NULL, NULL, &ca), MQTTCLIENT_SUCCESS);
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &cb), MQTTCLIENT_SUCCESS);
+    struct bclient *ca, *cb;
+    ck_assert_int_eq(client_connect(a, NULL, NULL, &ca), 0);
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &cb), 0);
     /* separate brokers: what goes to one never reaches the other */
-    ck_assert_int_eq(MQTTClient_subscribe(cb, "x", 1), MQTTCLIENT_SUCCESS);
-    ck_assert_int_eq(MQTTClient_subscribe(ca, "x", 1), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(client_subscribe(cb, "x", 1), 0);
+    ck_assert_int_eq(client_subscribe(ca, "x", 1), 0);
     client_publish(ca, "x", "only-a", 1, false);
     client_publish(cb, "x", "only-b", 1, false);
     char t[32], m[32];
@@ -115,8 +115,8 @@ START_TEST(a_stopped_broker_refuses_connections_and_free_removes_its_folder)
     ck_assert(!hx_broker_running(b));
     ck_assert_int_eq(hx_broker_pid(b), 0);
     ck_assert_int_eq(hx_wait_port("127.0.0.1", port, 300), HX_ERR_TIMEOUT);
-    MQTTClient c;
-    ck_assert_int_ne(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_ne(client_connect(b, NULL, NULL, &c), 0);
     ck_assert_int_eq(hx_broker_stop(b), HX_OK); /* stopping twice is harmless */
     hx_broker_free(b);
     ck_assert(!dir_exists(dir));
@@ -143,8 +143,8 @@ START_TEST(a_retained_qos1_message_survives_a_graceful_restart_on_the_same_port)
     struct hx_broker_opts o = {.persistence = true};
     struct hx_broker *b = start_or_fail(&o);
     uint16_t port = hx_broker_port(b);
-    MQTTClient c;
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/me", "survivor", 1, true);
     client_close(&c);
 
@@ -169,8 +169,8 @@ START_TEST(after_kill_9_autosave_on_changes_keeps_a_retained_message)
     pid_t first = hx_broker_pid(b);
     char db[600];
     snprintf(db, sizeof db, "%s/mosquitto.db", hx_broker_dir(b));
-    MQTTClient c;
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/crash", "saved-by-autosave", 1, true);
     client_close(&c);
     struct stat st;
@@ -197,8 +197,8 @@ START_TEST(after_kill_9_without_autosave_a_retained_message_is_lost)
     struct hx_broker_opts o = {.persistence = true};
     struct hx_broker *b = start_or_fail(&o);
     uint16_t port = hx_broker_port(b);
-    MQTTClient c;
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/crash", "unsaved", 1, true);
     client_close(&c);
     ck_assert_int_eq(hx_broker_kill(b), HX_OK);
@@ -209,8 +209,8 @@ START_TEST(after_kill_9_without_autosave_a_retained_message_is_lost)
     read_retained(b, "keep/crash", 1500, text, sizeof text);
     ck_assert_str_eq(text, "");
     /* and the restarted broker works */
-    MQTTClient c2;
-    ck_assert_int_eq(client_connect(b, NULL, NULL, &c2), MQTTCLIENT_SUCCESS);
+    struct bclient *c2;
+    ck_assert_int_eq(client_connect(b, NULL, NULL, &c2), 0);
     client_close(&c2);
     hx_broker_free(b);
 }
@@ -221,13 +221,13 @@ START_TEST(with_users_only_the_right_password_gets_in)
     struct hx_broker_user users[] = {{"alice", "s3cret:with colon"}, {"bob", "hunter2"}};
     struct hx_broker_opts o = {.persistence = true, .users = users, .n_users = 2};
     struct hx_broker *b = start_or_fail(&o);
-    MQTTClient c;
-    ck_assert_int_ne(client_connect(b, NULL, NULL, &c), MQTTCLIENT_SUCCESS);
-    ck_assert_int_ne(client_connect(b, "alice", "wrong", &c), MQTTCLIENT_SUCCESS);
-    ck_assert_int_ne(client_connect(b, "bob", "s3cret:with colon", &c), MQTTCLIENT_SUCCESS);
-    ck_assert_int_eq(client_connect(b, "alice", "s3cret:with colon", &c), MQTTCLIENT_SUCCESS);
+    struct bclient *c;
+    ck_assert_int_ne(client_connect(b, NULL, NULL, &c), 0);
+    ck_assert_int_ne(client_connect(b, "alice", "wrong", &c), 0);
+    ck_assert_int_ne(client_connect(b, "bob", "s3cret:with colon", &c), 0);
+    ck_assert_int_eq(client_connect(b, "alice", "s3cret:with colon", &c), 0);
     client_close(&c);
-    ck_assert_int_eq(client_connect(b, "bob", "hunter2", &c), MQTTCLIENT_SUCCESS);
+    ck_assert_int_eq(client_connect(b, "bob", "hunter2", &c), 0);
     client_close(&c);
     /* the password file holds hashes, never the password */
     char path[600], cmd[700];
@@ -245,9 +245,9 @@ START_TEST(with_an_acl_a_user_publishes_under_its_own_topic_only)
         .persistence = true, .users = users, .n_users = 2,
         .acl = "pattern readwrite scanners/%u/#\n\nuser watcher\ntopic read scanners/#\n"};
     struct hx_broker *b = start_or_fail(&o);
-    MQTTClient w;
-    ck_assert_int_eq(client_connect(b, "watcher", "pw", &w), MQTTCLIENT_SUCCESS);
-    ck_assert_int_eq(MQTTClient_subscribe(w, "scanners/#", 1), MQTTCLIENT_SUCCESS);
+    struct bclient *w;
+    ck_assert_int_eq(client_connect(b, "watcher", "pw", &w), 0);
+    ck_assert_int_eq(client_subscribe(w, "scanners/#", 1), 0);
     /* foreign first, then own (each mosquitto_pub returns after its PUBACK): the broker
        handles them in order, so the first message the watcher gets tells whether the foreign
        one went through. (A Paho MQTTClient 1.3.11 publisher was disconnected after the

@@ -84,10 +84,10 @@ int tc_reconnect(struct tclient *t, const struct tclient_opts *o)
     return MQTTClient_connect(t->c, &co);
 }
 
-/* Paho's MQTTClient library, like its MQTTAsync one (sim/paho.h), tears itself down when the
-   last client of a process is destroyed, racing with its own background thread; a client
-   whose link the proxy cut is destroyed while that thread still runs. One idle client for
-   the life of the test process keeps the tear-down from running. */
+/* Paho's MQTTClient library, like its MQTTAsync one (sim/platform/src/mqtt_paho.c), tears
+   itself down when the last client of a process is destroyed, racing with its own
+   background thread; a client whose link the proxy cut is destroyed while that thread still
+   runs. One idle client for the life of the test process keeps the tear-down from running. */
 static pthread_once_t tc_idle_once = PTHREAD_ONCE_INIT;
 static MQTTClient tc_idle;
 

@@ -14,7 +14,6 @@
  */
 #include "runner_internal.h"
 
-#include <MQTTAsync.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +22,8 @@
 #include <unistd.h>
 
 #include "hx/broker.h"
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
 
 /* ------------------------------------------------------------------ can it run here? */
 
@@ -140,16 +140,52 @@ static void wipe_end(struct wipe *w, bool ok)
     pthread_mutex_unlock(&w->mu);
 }
 
-static void wipe_ok(void *ctx, MQTTAsync_successData *d)
+/* The probe clients' outcomes: a connect, or a publish's PUBACK, counts as one done. */
+static void wipe_connected(void *ctx, bool session_present)
 {
-    (void)d;
+    (void)session_present;
     wipe_end(ctx, true);
 }
 
-static void wipe_fail(void *ctx, MQTTAsync_failureData *d)
+static void wipe_connect_failed(void *ctx, int code, const char *words)
 {
-    (void)d;
+    (void)code;
+    (void)words;
     wipe_end(ctx, false);
+}
+
+static void wipe_published(void *ctx, int mid, int code)
+{
+    (void)mid;
+    wipe_end(ctx, code == 0);
+}
+
+static const struct sim_mqtt_handlers wipe_handlers = {
+    .connected = wipe_connected,
+    .connect_failed = wipe_connect_failed,
+    .published = wipe_published,
+};
+
+/* A probe client of id on the broker, connecting with a clean session; NULL when it could
+   not be made or started (a start that fails counts as done through connect_failed). */
+static struct sim_mqtt *wipe_connect(struct runner *r, const char *id, int keepalive_s,
+                                     struct wipe *w)
+{
+    struct sim_mqtt_opts o;
+    struct sim_mqtt_connect_params cp = {.keepalive_s = keepalive_s, .clean_session = true};
+    struct sim_mqtt *c = NULL;
+
+    sim_mqtt_opts_defaults(&o);
+    o.uri = r->broker_uri;
+    o.client_id = id;
+    o.connect_timeout_s = 10;
+    if (sim_mqtt_create(&o, &wipe_handlers, w, &c) != SIM_OK)
+        return NULL;
+    if (sim_mqtt_connect(c, &cp) != SIM_OK) {
+        sim_mqtt_destroy(c);
+        return NULL;
+    }
+    return c;
 }
 
 /* Wait until done reaches n or the time is up. */
@@ -172,41 +208,30 @@ static bool wipe_wait(struct wipe *w, int n, int64_t until_ms)
 }
 
 /* Clean DISCONNECT (when connected), a bounded wait for it, then free the client. */
-static void wipe_close(MQTTAsync *c)
+static void wipe_close(struct sim_mqtt **c)
 {
     if (!*c)
         return;
-    if (MQTTAsync_isConnected(*c)) {
-        MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer;
-        d.timeout = 1000;
-        MQTTAsync_disconnect(*c, &d);
-    }
+    sim_mqtt_disconnect(*c);
     int64_t end = runner_now_ms() + 2000;
-    while (MQTTAsync_isConnected(*c) && runner_now_ms() < end) {
+    while (sim_mqtt_is_disconnecting(*c) && runner_now_ms() < end) {
         struct timespec ts = {0, 5 * 1000000L};
         nanosleep(&ts, NULL);
     }
-    MQTTAsync_destroy(c);
+    sim_mqtt_destroy(*c);
+    *c = NULL;
 }
 
 /* Connect every id in [from, to) with a clean session at once, then disconnect. */
 static int wipe_batch(struct runner *r, uint32_t from, uint32_t to, char *err, size_t cap)
 {
     struct wipe w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-    MQTTAsync *c = calloc(to - from, sizeof *c);
+    struct sim_mqtt **c = calloc(to - from, sizeof *c);
     int started = 0, rc = 0;
     if (!c)
         return HX_ERR_NOMEM;
     for (uint32_t i = from; i < to; i++) {
-        MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-        co.cleansession = 1;
-        co.keepAliveInterval = 10;
-        co.connectTimeout = 10;
-        co.onSuccess = wipe_ok;
-        co.onFailure = wipe_fail;
-        co.context = &w;
-        if (sim_paho_create(&c[i - from], r->broker_uri, r->devs[i].id, NULL) != MQTTASYNC_SUCCESS ||
-            MQTTAsync_connect(c[i - from], &co) != MQTTASYNC_SUCCESS)
+        if (!(c[i - from] = wipe_connect(r, r->devs[i].id, 10, &w)))
             break;
         started++;
     }
@@ -227,35 +252,21 @@ static int wipe_batch(struct runner *r, uint32_t from, uint32_t to, char *err, s
 static int wipe_retained(struct runner *r, char *err, size_t cap)
 {
     struct wipe w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-    MQTTAsync c = NULL;
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
+    struct sim_mqtt *c = NULL;
     char cid[64];
     int rc = 0;
     snprintf(cid, sizeof cid, "scansim-wipe-%d", (int)getpid());
-    co.cleansession = 1;
-    co.onSuccess = wipe_ok;
-    co.onFailure = wipe_fail;
-    co.context = &w;
-    if (sim_paho_create(&c, r->broker_uri, cid, NULL) != MQTTASYNC_SUCCESS ||
-        MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS ||
-        !wipe_wait(&w, 1, runner_now_ms() + 15000) || w.failed) {
+    /* Keep-alive 60 s, Paho's default, as before. */
+    if (!(c = wipe_connect(r, cid, 60, &w)) || !wipe_wait(&w, 1, runner_now_ms() + 15000) ||
+        w.failed) {
         snprintf(err, cap, "clearing retained status on %s: could not connect", r->broker_uri);
         rc = HX_ERR_SYS;
         goto out;
     }
     for (uint32_t i = 0; i < r->n_devs && rc == 0; i++) {
         char topic[FW_TOPIC_MAX + 16];
-        MQTTAsync_message m = MQTTAsync_message_initializer;
-        MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
         snprintf(topic, sizeof topic, "scanners/%s/status", r->devs[i].id);
-        m.payload = "";
-        m.payloadlen = 0;
-        m.qos = 1;
-        m.retained = 1;
-        ro.onSuccess = wipe_ok;
-        ro.onFailure = wipe_fail;
-        ro.context = &w;
-        if (MQTTAsync_sendMessage(c, topic, &m, &ro) != MQTTASYNC_SUCCESS)
+        if (sim_mqtt_publish(c, topic, "", 0, 1, true, NULL) != SIM_OK)
             rc = HX_ERR_SYS;
     }
     if (rc == 0 && (!wipe_wait(&w, 1 + (int)r->n_devs, runner_now_ms() + 15000) || w.failed))

@@ -2,7 +2,7 @@
  * runner_internal.h - the runner's shared state (harness/runner/src only).
  *
  * runner.c sets a scenario up, runs its steps and tears it down; runner_watch.c is the
- * status watcher (Paho), runner_load.c the backend's load and malformed payloads,
+ * status watcher (an MQTT client on sim/mqtt.h), runner_load.c the backend's load and malformed payloads,
  * runner_operator.c the scripted operators that run on the devices' owning threads.
  */
 #ifndef RUNNER_INTERNAL_H
@@ -112,7 +112,7 @@ struct runner {
     pthread_mutex_t devlog_lock;
 
     /* watcher (runner_watch.c) */
-    void *watch;                  /* MQTTAsync */
+    void *watch;                  /* struct watch (runner_watch.c) */
     pthread_mutex_t wlock;
     struct runner_status_event *ev;
     size_t n_ev, cap_ev;

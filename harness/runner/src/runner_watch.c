@@ -1,5 +1,5 @@
 /*
- * runner_watch.c - the status watcher: one Paho MQTTAsync client subscribed to
+ * runner_watch.c - the status watcher: one MQTT client (sim/mqtt.h) subscribed to
  * scanners/+/status that records every status message with its arrival time and retain
  * flag, for `will published`, `no will` and `retained status` expectations.
  *
@@ -22,19 +22,33 @@
  * a status topic is published retained (the device's online/offline and the Will,
  * docs/protocol.md), so the last one is the one the broker holds.
  *
- * Threads: Paho calls back on its own thread; everything shared is under r->wlock, the
- * flags are atomics. The client reconnects by itself (automaticReconnect) and subscribes
- * again in the connected callback (clean session: a broker restart forgets it).
+ * Threads: the MQTT edge (sim/mqtt.h) calls back on its own thread; everything shared is
+ * under r->wlock, the flags are atomics. The edge does not reconnect by itself and a handler
+ * may not connect its own client, so a thread of the watcher's own tries again once a
+ * second after a loss; the client subscribes again in the connected handler (clean
+ * session: a broker restart forgets it).
  */
 #include "runner_internal.h"
 
-#include <MQTTAsync.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "sim/paho.h"
+#include "sim/err.h"
+#include "sim/mqtt.h"
+
+#define WATCH_RETRY_MS 1000 /* a reconnect attempt at most this often */
+
+/* The watcher's client and the thread that reconnects it (r->watch). */
+struct watch {
+    struct sim_mqtt *c;
+    struct sim_mqtt_connect_params cp;
+    pthread_t thread;
+    bool thread_running;
+    atomic_bool stop;
+};
 
 static int ids_cmp(const void *a, const void *b)
 {
@@ -106,65 +120,75 @@ static void watch_record(struct runner *r, uint32_t num, bool online, bool retai
     pthread_mutex_unlock(&r->wlock);
 }
 
-static int watch_on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *m)
+static void watch_on_message(void *ctx, const struct sim_mqtt_message *m)
 {
     struct runner *r = ctx;
-    size_t tl = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+    const char *topic = m->topic;
+    size_t tl = strlen(topic);
     static const char pre[] = "scanners/", post[] = "/status";
     if (tl > sizeof pre - 1 + sizeof post - 1 && memcmp(topic, pre, sizeof pre - 1) == 0 &&
         memcmp(topic + tl - (sizeof post - 1), post, sizeof post - 1) == 0) {
         const char *id = topic + sizeof pre - 1;
         size_t idlen = tl - (sizeof pre - 1) - (sizeof post - 1);
         uint32_t num = runner_dev_by_id(r, id, idlen);
-        bool online = m->payloadlen == 6 && memcmp(m->payload, "online", 6) == 0;
-        bool offline = m->payloadlen == 7 && memcmp(m->payload, "offline", 7) == 0;
+        bool online = m->len == 6 && memcmp(m->payload, "online", 6) == 0;
+        bool offline = m->len == 7 && memcmp(m->payload, "offline", 7) == 0;
         if (num && (online || offline))
-            watch_record(r, num, online, m->retained != 0);
+            watch_record(r, num, online, m->retain);
     }
-    MQTTAsync_freeMessage(&m);
-    MQTTAsync_free(topic);
-    return 1;
 }
 
-static void watch_on_subscribed(void *ctx, MQTTAsync_successData *d)
+static void watch_on_subscribed(void *ctx, int mid, int n, const int *codes)
 {
-    (void)d;
     struct runner *r = ctx;
-    atomic_store(&r->watch_subscribed, true);
-}
-
-static void watch_on_sub_failed(void *ctx, MQTTAsync_failureData *d)
-{
-    (void)d;
-    struct runner *r = ctx;
-    atomic_fetch_add(&r->watch_failures, 1);
-}
-
-static void watch_on_connected(void *ctx, char *cause)
-{
-    (void)cause;
-    struct runner *r = ctx;
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess = watch_on_subscribed;
-    ro.onFailure = watch_on_sub_failed;
-    ro.context = r;
-    /* Non-blocking: allowed inside a callback (REFERENCE.md). */
-    if (MQTTAsync_subscribe((MQTTAsync)r->watch, "scanners/+/status", 1, &ro) !=
-        MQTTASYNC_SUCCESS)
+    (void)mid;
+    if (n >= 1 && codes[0] >= 0 && codes[0] < 0x80)
+        atomic_store(&r->watch_subscribed, true);
+    else
         atomic_fetch_add(&r->watch_failures, 1);
 }
 
-static void watch_on_connect_failed(void *ctx, MQTTAsync_failureData *d)
+static void watch_on_connected(void *ctx, bool session_present)
 {
-    (void)d;
     struct runner *r = ctx;
+    struct watch *w = r->watch;
+    const char *filter = "scanners/+/status";
+    int qos = 1;
+    (void)session_present;
+    /* Non-blocking: allowed inside a handler (sim/mqtt.h). */
+    if (sim_mqtt_subscribe(w->c, 1, &filter, &qos, NULL) != SIM_OK)
+        atomic_fetch_add(&r->watch_failures, 1);
+}
+
+static void watch_on_connect_failed(void *ctx, int code, const char *words)
+{
+    struct runner *r = ctx;
+    (void)code;
+    (void)words;
     atomic_fetch_add(&r->watch_failures, 1);
 }
 
-static void watch_on_lost(void *ctx, char *cause)
+static const struct sim_mqtt_handlers watch_handlers = {
+    .connected = watch_on_connected,
+    .connect_failed = watch_on_connect_failed,
+    .message = watch_on_message,
+    .subscribed = watch_on_subscribed,
+};
+
+/* The watcher's own thread: after a loss or a failed attempt, connect again (at most once
+   a second), until runner_watch_stop. */
+static void *watch_thread(void *arg)
 {
-    (void)ctx;
-    (void)cause; /* automaticReconnect takes over */
+    struct watch *w = arg;
+    int64_t next_ms = runner_now_ms() + WATCH_RETRY_MS;
+    while (!atomic_load(&w->stop)) {
+        runner_sleep_ms(20);
+        if (sim_mqtt_is_connected(w->c) || runner_now_ms() < next_ms)
+            continue;
+        next_ms = runner_now_ms() + WATCH_RETRY_MS;
+        sim_mqtt_connect(w->c, &w->cp); /* SIM_ERR_STATE while an attempt runs: wait */
+    }
+    return NULL;
 }
 
 int runner_watch_start(struct runner *r, const char *uri, const char *user, const char *pw,
@@ -173,28 +197,28 @@ int runner_watch_start(struct runner *r, const char *uri, const char *user, cons
     char cid[64];
     snprintf(cid, sizeof cid, "scansim-watcher-%ld-%llx", (long)getpid(),
              (unsigned long long)(r->seed & 0xffffff));
-    MQTTAsync c = NULL;
-    if (sim_paho_create(&c, uri, cid, NULL) != MQTTASYNC_SUCCESS)
+    struct watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return HX_ERR_NOMEM;
+    r->watch = w;
+    struct sim_mqtt_opts o;
+    sim_mqtt_opts_defaults(&o);
+    o.uri = uri;
+    o.client_id = cid;
+    o.username = user;
+    o.password = pw;
+    o.cafile = cafile;
+    o.certfile = certfile;
+    o.keyfile = keyfile;
+    o.connect_timeout_s = 5;
+    w->cp = (struct sim_mqtt_connect_params){.keepalive_s = 30, .clean_session = true};
+    if (sim_mqtt_create(&o, &watch_handlers, r, &w->c) != SIM_OK)
         return HX_ERR_SYS;
-    r->watch = c;
-    if (MQTTAsync_setCallbacks(c, r, watch_on_lost, watch_on_message, NULL) != MQTTASYNC_SUCCESS ||
-        MQTTAsync_setConnected(c, r, watch_on_connected) != MQTTASYNC_SUCCESS)
+    if (sim_mqtt_connect(w->c, &w->cp) != SIM_OK)
         return HX_ERR_SYS;
-    MQTTAsync_connectOptions co = MQTTAsync_connectOptions_initializer;
-    co.keepAliveInterval = 30;
-    co.cleansession = 1;
-    co.automaticReconnect = 1;
-    co.minRetryInterval = 1;
-    co.maxRetryInterval = 1;
-    co.connectTimeout = 5;
-    co.username = user;
-    co.password = pw;
-    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
-    sim_paho_tls(&co, &ssl, uri, cafile, certfile, keyfile, true);
-    co.onFailure = watch_on_connect_failed;
-    co.context = r;
-    if (MQTTAsync_connect(c, &co) != MQTTASYNC_SUCCESS)
+    if (pthread_create(&w->thread, NULL, watch_thread, w) != 0)
         return HX_ERR_SYS;
+    w->thread_running = true;
     int64_t end = runner_now_ms() + 10000;
     while (!atomic_load(&r->watch_subscribed) && runner_now_ms() < end) {
         if (atomic_load(&r->watch_failures) > 0)
@@ -206,18 +230,21 @@ int runner_watch_start(struct runner *r, const char *uri, const char *user, cons
 
 void runner_watch_stop(struct runner *r)
 {
-    if (!r->watch)
+    struct watch *w = r->watch;
+    if (!w)
         return;
-    MQTTAsync c = (MQTTAsync)r->watch;
-    if (MQTTAsync_isConnected(c)) {
-        MQTTAsync_disconnectOptions dopt = MQTTAsync_disconnectOptions_initializer;
-        dopt.timeout = 500;
-        MQTTAsync_disconnect(c, &dopt);
+    if (w->thread_running) {
+        atomic_store(&w->stop, true);
+        pthread_join(w->thread, NULL); /* no reconnect from here on */
+    }
+    if (w->c && sim_mqtt_is_connected(w->c)) {
+        sim_mqtt_disconnect(w->c);
         int64_t end = runner_now_ms() + 1000;
-        while (MQTTAsync_isConnected(c) && runner_now_ms() < end)
+        while (sim_mqtt_is_disconnecting(w->c) && runner_now_ms() < end)
             runner_sleep_ms(10);
     }
-    MQTTAsync_destroy(&c);
+    sim_mqtt_destroy(w->c);
+    free(w);
     r->watch = NULL;
 }
 

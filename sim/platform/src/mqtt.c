@@ -177,6 +177,11 @@ bool sim_mqtt_is_disconnecting(const struct sim_mqtt *c)
     return c && c->impl->is_disconnecting(c);
 }
 
+int sim_mqtt_receive_maximum(const struct sim_mqtt *c)
+{
+    return c ? atomic_load(&c->receive_maximum) : 0;
+}
+
 enum sim_mqtt_kind sim_mqtt_kind_of(const struct sim_mqtt *c)
 {
     return c->kind;

@@ -33,6 +33,9 @@ struct sim_mqtt {
     enum sim_mqtt_kind kind;
     char *uri;
     int mqtt_version; /* 3 or 5 */
+    /* MQTT 5: the last CONNACK's Receive Maximum, 0 = none given (or 3.1.1). Stored by the
+       implementation before it calls connected(). */
+    _Atomic int receive_maximum;
 };
 
 /* Words for an established connection that ended: "connection to URI lost: WHY" or, with

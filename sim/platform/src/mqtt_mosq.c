@@ -420,10 +420,16 @@ static void cb_connect(struct mosquitto *m, void *obj, int rc, int flags,
                        const mosquitto_property *props)
 {
     struct mosq_client *c = obj;
+    uint16_t receive_max = 0;
 
     (void)m;
-    (void)props;
     if (rc == 0) {
+        /* MQTT 5: the broker's Receive Maximum; 0 when absent or 3.1.1 (no window), as the
+           Paho side reports it. */
+        if (c->base.mqtt_version == 5)
+            (void)mosquitto_property_read_int16(props, MQTT_PROP_RECEIVE_MAXIMUM, &receive_max,
+                                                false);
+        atomic_store(&c->base.receive_maximum, (int)receive_max);
         atomic_store(&c->state, ST_CONNECTED);
         if (c->h.connected)
             c->h.connected(c->ctx, (flags & 1) != 0);
@@ -588,8 +594,8 @@ static void create_on_owner(void *arg)
 /* The options a client keeps (strings copied); false when out of memory. */
 static bool copy_options(struct mosq_client *c, const struct sim_mqtt_opts *o)
 {
-    c->base = (struct sim_mqtt){ &sim_mqtt__mosquitto, SIM_MQTT_MOSQUITTO, strdup(o->uri),
-                                 o->mqtt_version };
+    c->base = (struct sim_mqtt){ .impl = &sim_mqtt__mosquitto, .kind = SIM_MQTT_MOSQUITTO,
+                                 .uri = strdup(o->uri), .mqtt_version = o->mqtt_version };
     c->client_id = strdup(o->client_id);
     c->username = dup_or_null(o->username);
     c->password = dup_or_null(o->password);

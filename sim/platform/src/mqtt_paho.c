@@ -39,6 +39,7 @@
 #include "sim/err.h"
 
 #define PAHO_SUBS_TRACKED 16 /* SUBSCRIBEs of one client awaiting their SUBACK */
+#define PAHO_MAX_QUEUED 1000000 /* publishes one client may have in Paho's command queue */
 
 struct paho_client {
     struct sim_mqtt base;
@@ -102,12 +103,19 @@ static void paho__on_connected(struct paho_client *p, bool session_present)
 
 static void paho__cb_connect_ok(void *ctx, MQTTAsync_successData *r)
 {
+    atomic_store(&((struct paho_client *)ctx)->base.receive_maximum, 0);
     paho__on_connected(ctx, r && r->alt.connect.sessionPresent);
 }
 
 static void paho__cb_connect_ok5(void *ctx, MQTTAsync_successData5 *r)
 {
-    paho__on_connected(ctx, r && r->alt.connect.sessionPresent);
+    struct paho_client *p = ctx;
+    int rm = 0;
+
+    if (r && MQTTProperties_hasProperty(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM))
+        rm = MQTTProperties_getNumericValue(&r->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+    atomic_store(&p->base.receive_maximum, rm > 0 ? rm : 0);
+    paho__on_connected(p, r && r->alt.connect.sessionPresent);
 }
 
 /* Paho's generic texts only repeat the code; a few codes deserve their own words. */
@@ -474,6 +482,10 @@ static int paho__ensure_handle(struct paho_client *p)
         return MQTTASYNC_SUCCESS;
     pthread_once(&paho__once, paho__make_idle);
     co.MQTTVersion = p->base.mqtt_version == 5 ? MQTTVERSION_5 : MQTTVERSION_3_1_1;
+    /* Paho counts the publishes in its command queue against this even when connected
+       (default 100): a burst from a backend would fail. Nothing is buffered while
+       disconnected (sendWhileDisconnected stays 0). */
+    co.maxBufferedMessages = PAHO_MAX_QUEUED;
     rc = MQTTAsync_createWithOptions(&fresh, p->base.uri, p->client_id,
                                      MQTTCLIENT_PERSISTENCE_NONE, NULL, &co);
     if (rc != MQTTASYNC_SUCCESS)

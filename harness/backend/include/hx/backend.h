@@ -10,10 +10,11 @@
  *
  * Topics and payloads: docs/protocol.md (seed layout or per-device layout).
  *
- * Threads: one Paho MQTTAsync client; its callbacks only copy the message into a queue; one
- * backend thread drains the queue in batches (one SQL transaction a batch), updates the
- * counters, and answers queries. Every function here may be called from any thread, except
- * that hx_backend_free() must not race with the others.
+ * Threads: one MQTT client on the MQTT edge (sim/mqtt.h, Paho or libmosquitto as the process
+ * chooses); its handlers only copy the message into a queue; one backend thread drains the
+ * queue in batches (one SQL transaction a batch), updates the counters, and answers queries.
+ * Every function here may be called from any thread, except that hx_backend_free() must not
+ * race with the others.
  *
  * Ownership: the caller owns the struct hx_backend from hx_backend_create() and frees it with
  * hx_backend_free(). Strings in hx_backend_opts are copied at create. Results written into
@@ -95,7 +96,7 @@ struct hx_ledger_report {
     uint64_t republished;            /* publish_item of an id already published, plus the
                                         backend's own re-sends of unacked items after a
                                         connection loss */
-    uint64_t publish_failed;         /* items Paho refused to send */
+    uint64_t publish_failed;         /* items the MQTT client library refused to send */
     uint64_t publish_refused;        /* items the broker refused (MQTT 5 PUBACK reason code
                                         >= 0x80, e.g. 0x87 not authorized by its ACL): not
                                         re-sent, and counted in lost */
@@ -141,10 +142,10 @@ struct hx_backend;
 /* Make a backend (client and ledger; not connected). opts->uri is required. */
 int hx_backend_create(const struct hx_backend_opts *opts, struct hx_backend **out);
 /* Connect, subscribe the layout's registration and query topics, return once subscribed.
-   After a connection loss the backend makes a fresh Paho handle (never letting Paho re-send
-   anything itself: Paho 1.3.12 corrupts its own re-sends), reconnects with back-off (0.2 s
-   doubling to 2 s), re-subscribes and re-publishes, in order, every item whose PUBACK never
-   came (counted in republished). */
+   After a connection loss the backend makes a fresh MQTT client (never letting a client
+   library re-send anything itself: Paho 1.3.12 corrupts its own re-sends), reconnects with
+   back-off (0.2 s doubling to 2 s), re-subscribes and re-publishes, in order, every item
+   whose PUBACK never came (counted in republished). */
 int hx_backend_start(struct hx_backend *b);
 /* Disconnect and drain: every message received before is in the ledger afterwards. */
 int hx_backend_stop(struct hx_backend *b);

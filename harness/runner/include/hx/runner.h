@@ -5,8 +5,9 @@
  * One hx_runner_run() call starts everything a scenario declares, each on its own:
  *   - a private mosquitto (hx_broker) with the scenario's variant, persistence, autosave and
  *     max_queued_messages, on a free port in a temporary folder;
- *   - a watcher (Paho MQTTAsync) subscribed to scanners/+/status that records every status
- *     message with its arrival time and retain flag (Will and retained-status checks);
+ *   - a watcher (an MQTT client on sim/mqtt.h) subscribed to scanners/+/status that
+ *     records every status message with its arrival time and retain flag (Will and
+ *     retained-status checks);
  *   - the backend role (hx_backend) with an SQLite ledger, and the `backend` load;
  *   - a fault proxy hub (hx_proxy), one proxy per device of a `link proxy` group;
  *   - the devices (sim_device) on a bounded number of event loops, and a scripted operator

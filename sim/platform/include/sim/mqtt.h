@@ -177,6 +177,12 @@ bool sim_mqtt_is_connected(const struct sim_mqtt *c);
 /** A clean disconnect was asked for and has not finished. */
 bool sim_mqtt_is_disconnecting(const struct sim_mqtt *c);
 
+/** MQTT 5: the Receive Maximum of the last CONNACK (how many QoS > 0 publishes the broker
+ *  takes in flight at once); 0 when it gave none, for MQTT 3.1.1, or when the
+ *  implementation does not read it. Set before connected() runs; may be called inside a
+ *  handler. */
+int sim_mqtt_receive_maximum(const struct sim_mqtt *c);
+
 enum sim_mqtt_kind sim_mqtt_kind_of(const struct sim_mqtt *c);
 const char *sim_mqtt_uri(const struct sim_mqtt *c);
 int sim_mqtt_version(const struct sim_mqtt *c);
