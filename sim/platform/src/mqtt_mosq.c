@@ -51,6 +51,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/epoll.h>
 
 #include <mosquitto.h>
@@ -92,6 +93,7 @@ struct mosq_client {
     char tls_reason[96];           /* OpenSSL's first reason of this attempt, lower case */
     struct outstanding *out;
     int n_out, cap_out;
+    bool disconnect_deferred;      /* DISCONNECT waits for the outstanding acks (owner) */
 };
 
 /* One per sim_loop that drives clients. */
@@ -339,6 +341,7 @@ static void unwatch_open(struct mosq_client *c)
 }
 
 static void fail_connect(struct mosq_client *c, int code, const char *detail, const char *tls);
+static void send_disconnect(struct mosq_client *c);
 
 static void on_ready(struct sim_loop_watch *w, uint32_t events)
 {
@@ -491,8 +494,12 @@ static void cb_publish(struct mosquitto *m, void *obj, int mid, int reason,
 
     (void)m;
     (void)props;
+    /* MQTT 5 success codes below 0x80 (0x10 "no matching subscribers", which mosquitto
+       sends when nobody subscribed) are an acknowledgement like 0. */
     if (out_take(c, mid) && c->h.published) /* QoS 0 sends are not outstanding */
-        c->h.published(c->ctx, mid, reason);
+        c->h.published(c->ctx, mid, reason >= 0x80 ? reason : 0);
+    if (c->disconnect_deferred && c->n_out == 0)
+        send_disconnect(c);
 }
 
 static void cb_subscribe(struct mosquitto *m, void *obj, int mid, int n, const int *granted,
@@ -657,11 +664,40 @@ fail:
     return a.rc;
 }
 
+/* A clean disconnect under way: write what is queued (the DISCONNECT last) before the
+   socket goes, for up to 1 s, so that the broker sees a clean disconnect and no Will. No
+   handler runs for it: the client is being destroyed. */
+static void flush_disconnect(struct mosq_client *c)
+{
+    uint64_t end = sim_clock_ms() + 1000;
+    int fd = mosquitto_socket(c->m);
+
+    if (atomic_load(&c->state) != ST_DISCONNECTING || fd < 0)
+        return;
+    memset(&c->h, 0, sizeof(c->h));
+    while (atomic_load(&c->state) == ST_DISCONNECTING && sim_clock_ms() < end) {
+        bool out = mosquitto_want_write(c->m);
+        struct pollfd pfd = { .fd = fd, .events = POLLIN | (out ? POLLOUT : 0) };
+        int rc = MOSQ_ERR_SUCCESS;
+        if (poll(&pfd, 1, 50) < 0 && errno != EINTR)
+            break;
+        if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+            rc = mosquitto_loop_read(c->m, 1); /* the acks: then DISCONNECT is queued */
+        if (rc == MOSQ_ERR_SUCCESS && (pfd.revents & POLLOUT))
+            rc = mosquitto_loop_write(c->m, 1);
+        if (rc != MOSQ_ERR_SUCCESS || mosquitto_socket(c->m) < 0)
+            break; /* written and closed (or the link failed): nothing more to do */
+        if (c->disconnect_deferred && sim_clock_ms() + 200 >= end)
+            send_disconnect(c); /* the acks are late: DISCONNECT anyway */
+    }
+}
+
 static void destroy_on_owner(void *arg)
 {
     struct mosq_client *c = arg;
 
     unwatch_open(c);
+    flush_disconnect(c);
     io_remove(c->io, c);
 }
 
@@ -670,8 +706,9 @@ static void mosq_destroy(struct sim_mqtt *base)
     struct mosq_client *c = (struct mosq_client *)base;
 
     sim_loop_call(c->io->loop, destroy_on_owner, c);
-    /* No more callbacks: the watch is gone and the tick no longer sees it. mosquitto_destroy
-       closes the socket without DISCONNECT, so the broker publishes the Will. */
+    /* No more callbacks: the watch is gone and the tick no longer sees it. Unless a clean
+       disconnect was under way (flushed above), mosquitto_destroy closes the socket without
+       DISCONNECT, so the broker publishes the Will. */
     free_client(c);
     atomic_fetch_sub(&n_clients, 1);
 }
@@ -764,6 +801,11 @@ static void client_misc(struct mosq_client *c, uint64_t now_ms)
         /* a fresh struct closes the socket without callbacks */
         if (renew(c, c->clean) == 0)
             fail_connect(c, SIM_ERR_TIMEOUT, words, NULL);
+        return;
+    }
+    if (st == ST_DISCONNECTING && c->disconnect_deferred && now_ms >= c->connect_deadline_ms) {
+        c->connect_deadline_ms = now_ms + 1000; /* acks did not come: DISCONNECT anyway */
+        send_disconnect(c);
         return;
     }
     if (st == ST_DISCONNECTING && now_ms >= c->connect_deadline_ms) {
@@ -883,16 +925,11 @@ static int mosq_subscribe(struct sim_mqtt *base, int n, const char *const *filte
 
 /* ------------------------------------------------------------------ disconnect, state */
 
-static void disconnect_on_owner(void *arg)
+/* Queue DISCONNECT; written, it closes the socket and on_disconnect (rc 0) reports
+   disconnected. Owner thread. */
+static void send_disconnect(struct mosq_client *c)
 {
-    struct mosq_client *c = arg;
-
-    if (atomic_load(&c->state) != ST_CONNECTED)
-        return;
-    atomic_store(&c->state, ST_DISCONNECTING);
-    c->connect_deadline_ms = sim_clock_ms() + 1000; /* then client_misc closes it */
-    /* DISCONNECT is queued behind what is queued now; written, it closes the socket and
-       on_disconnect (rc 0) reports disconnected. */
+    c->disconnect_deferred = false;
     if (mosquitto_disconnect(c->m) != MOSQ_ERR_SUCCESS) {
         atomic_store(&c->state, ST_IDLE);
         if (c->h.disconnected)
@@ -900,6 +937,25 @@ static void disconnect_on_owner(void *arg)
         return;
     }
     sync_watch(c);
+}
+
+/* A clean disconnect waits (up to 1 s) for the acknowledgements of what is outstanding, as
+   Paho's does: closing the socket with a PUBACK unread makes the kernel answer with a
+   reset, and a broker that reads the reset first never sees the DISCONNECT before it (it
+   then publishes the Will, and logs "closed its connection"). */
+static void disconnect_on_owner(void *arg)
+{
+    struct mosq_client *c = arg;
+
+    if (atomic_load(&c->state) != ST_CONNECTED)
+        return;
+    atomic_store(&c->state, ST_DISCONNECTING);
+    c->connect_deadline_ms = sim_clock_ms() + 1000; /* then client_misc goes on */
+    if (c->n_out > 0) {
+        c->disconnect_deferred = true;
+        return;
+    }
+    send_disconnect(c);
 }
 
 static void mosq_disconnect(struct sim_mqtt *base)
