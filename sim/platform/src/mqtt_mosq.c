@@ -665,16 +665,17 @@ fail:
 }
 
 /* A clean disconnect under way: write what is queued (the DISCONNECT last) before the
-   socket goes, for up to 1 s, so that the broker sees a clean disconnect and no Will. No
-   handler runs for it: the client is being destroyed. */
-static void flush_disconnect(struct mosq_client *c)
+   socket goes, for up to 1 s, so that the broker sees a clean disconnect and no Will.
+   silent: no handler runs (the client is being destroyed). Owner thread. */
+static void flush_disconnect(struct mosq_client *c, bool silent)
 {
     uint64_t end = sim_clock_ms() + 1000;
     int fd = mosquitto_socket(c->m);
 
     if (atomic_load(&c->state) != ST_DISCONNECTING || fd < 0)
         return;
-    memset(&c->h, 0, sizeof(c->h));
+    if (silent)
+        memset(&c->h, 0, sizeof(c->h));
     while (atomic_load(&c->state) == ST_DISCONNECTING && sim_clock_ms() < end) {
         bool out = mosquitto_want_write(c->m);
         struct pollfd pfd = { .fd = fd, .events = POLLIN | (out ? POLLOUT : 0) };
@@ -697,7 +698,7 @@ static void destroy_on_owner(void *arg)
     struct mosq_client *c = arg;
 
     unwatch_open(c);
-    flush_disconnect(c);
+    flush_disconnect(c, true);
     io_remove(c->io, c);
 }
 
@@ -756,6 +757,16 @@ static void connect_on_owner(void *arg)
     int rc, st = atomic_load(&c->state);
 
     a->rc = SIM_ERR_STATE;
+    if (st == ST_DISCONNECTING) {
+        /* A connect right after a clean disconnect (a device powered on again): finish
+           that one first, as the Paho side waits for its own (up to 1 s). */
+        flush_disconnect(c, false);
+        if (atomic_load(&c->state) == ST_DISCONNECTING)
+            (void)renew(c, c->clean);
+        atomic_store(&c->state, ST_IDLE);
+        sync_watch(c);
+        st = ST_IDLE;
+    }
     if (st != ST_IDLE)
         return;
     a->rc = (a->p->clean_session != c->clean) ? renew(c, a->p->clean_session) : SIM_OK;
