@@ -288,10 +288,9 @@ static int paho__sub_count(struct paho_client *p, MQTTAsync_token token)
     return n;
 }
 
-/* Every filter of the SUBSCRIBE gets the same code (a refusal or a loss). */
-static void paho__subscribed_all(struct paho_client *p, MQTTAsync_token token, int code)
+/* Every filter of a SUBSCRIBE of n filters gets the same code (a refusal or a loss). */
+static void paho__subscribed_n(struct paho_client *p, MQTTAsync_token token, int n, int code)
 {
-    int n = paho__sub_count(p, token);
     int codes[64];
 
     if (n > 64)
@@ -302,6 +301,11 @@ static void paho__subscribed_all(struct paho_client *p, MQTTAsync_token token, i
         p->h.subscribed(p->ctx, (int)token, n, codes);
 }
 
+static void paho__subscribed_all(struct paho_client *p, MQTTAsync_token token, int code)
+{
+    paho__subscribed_n(p, token, paho__sub_count(p, token), code);
+}
+
 static void paho__cb_subscribed(void *ctx, MQTTAsync_successData *r)
 {
     struct paho_client *p = ctx;
@@ -309,7 +313,7 @@ static void paho__cb_subscribed(void *ctx, MQTTAsync_successData *r)
     int codes[64];
 
     if (!r) {
-        paho__subscribed_all(p, 0, SIM_ERR_OFFLINE);
+        paho__subscribed_n(p, 0, n, SIM_ERR_OFFLINE);
         return;
     }
     if (n > 64)
@@ -327,7 +331,7 @@ static void paho__cb_subscribed5(void *ctx, MQTTAsync_successData5 *r)
     int codes[64];
 
     if (!r) {
-        paho__subscribed_all(p, 0, SIM_ERR_OFFLINE);
+        paho__subscribed_n(p, 0, n, SIM_ERR_OFFLINE);
         return;
     }
     if (n > 64)
