@@ -288,17 +288,34 @@ static int paho__sub_count(struct paho_client *p, MQTTAsync_token token)
     return n;
 }
 
+/* Room for n codes: small on the stack, more (the backend subscribes to hundreds of
+   filters at once) on the heap; NULL when out of memory. Free with paho__codes_free. */
+#define PAHO_CODES_ON_STACK 64
+static int *paho__codes(int n, int *stack)
+{
+    return n <= PAHO_CODES_ON_STACK ? stack : malloc((size_t)n * sizeof(int));
+}
+
+static void paho__codes_free(int *codes, int *stack)
+{
+    if (codes != stack)
+        free(codes);
+}
+
 /* Every filter of a SUBSCRIBE of n filters gets the same code (a refusal or a loss). */
 static void paho__subscribed_n(struct paho_client *p, MQTTAsync_token token, int n, int code)
 {
-    int codes[64];
+    int stack[PAHO_CODES_ON_STACK], *codes = paho__codes(n, stack);
 
-    if (n > 64)
-        n = 64;
+    if (!codes) {
+        codes = stack;
+        n = PAHO_CODES_ON_STACK; /* out of memory: the first ones at least */
+    }
     for (int i = 0; i < n; i++)
         codes[i] = code;
     if (p->h.subscribed)
         p->h.subscribed(p->ctx, (int)token, n, codes);
+    paho__codes_free(codes, stack);
 }
 
 static void paho__subscribed_all(struct paho_client *p, MQTTAsync_token token, int code)
@@ -310,32 +327,31 @@ static void paho__cb_subscribed(void *ctx, MQTTAsync_successData *r)
 {
     struct paho_client *p = ctx;
     int n = paho__sub_count(p, r ? r->token : 0);
-    int codes[64];
+    int stack[PAHO_CODES_ON_STACK], *codes = paho__codes(n, stack);
 
-    if (!r) {
-        paho__subscribed_n(p, 0, n, SIM_ERR_OFFLINE);
+    if (!r || !codes) {
+        paho__codes_free(codes, stack);
+        paho__subscribed_n(p, r ? r->token : 0, n, SIM_ERR_OFFLINE);
         return;
     }
-    if (n > 64)
-        n = 64;
     for (int i = 0; i < n; i++)
         codes[i] = n == 1 ? r->alt.qos : r->alt.qosList ? r->alt.qosList[i] : 0x80;
     if (p->h.subscribed)
         p->h.subscribed(p->ctx, (int)r->token, n, codes);
+    paho__codes_free(codes, stack);
 }
 
 static void paho__cb_subscribed5(void *ctx, MQTTAsync_successData5 *r)
 {
     struct paho_client *p = ctx;
     int n = paho__sub_count(p, r ? r->token : 0);
-    int codes[64];
+    int stack[PAHO_CODES_ON_STACK], *codes = paho__codes(n, stack);
 
-    if (!r) {
-        paho__subscribed_n(p, 0, n, SIM_ERR_OFFLINE);
+    if (!r || !codes) {
+        paho__codes_free(codes, stack);
+        paho__subscribed_n(p, r ? r->token : 0, n, SIM_ERR_OFFLINE);
         return;
     }
-    if (n > 64)
-        n = 64;
     /* One filter: the SUBACK's code is reasonCode (alt.sub is only filled for several). */
     for (int i = 0; i < n; i++)
         codes[i] = n == 1 || !r->alt.sub.reasonCodes || i >= r->alt.sub.reasonCodeCount
@@ -343,6 +359,7 @@ static void paho__cb_subscribed5(void *ctx, MQTTAsync_successData5 *r)
                        : (int)r->alt.sub.reasonCodes[i];
     if (p->h.subscribed)
         p->h.subscribed(p->ctx, (int)r->token, n, codes);
+    paho__codes_free(codes, stack);
 }
 
 static void paho__cb_subscribe_failed(void *ctx, MQTTAsync_failureData *r)
@@ -665,8 +682,6 @@ static int paho__subscribe(struct sim_mqtt *c, int n, const char *const *filters
 
     if (!atomic_load(&p->connected))
         return SIM_ERR_OFFLINE;
-    if (n > 64)
-        return SIM_ERR_INVAL;
     ro.context = p;
     if (p->base.mqtt_version == 5) {
         ro.onSuccess5 = paho__cb_subscribed5;
