@@ -40,6 +40,7 @@ stage "tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 # 'heavy' tests (1,000-device scenarios) run in the plain build only: under ASan they
 # measure the sanitizer, not the code.
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1 \
+LSAN_OPTIONS=suppressions="$PWD/ci/lsan.supp":print_suppressions=0 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir build-asan --output-on-failure -j"${CTEST_JOBS:-4}" -LE heavy --output-junit reports/ctest.xml
 
