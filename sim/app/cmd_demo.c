@@ -507,6 +507,26 @@ static int demo__set_up(struct demo *d)
 }
 
 /* Power every scanner on; the loop; then the clean power-off of each. */
+/* The demo's loop is driven by this thread, and with libmosquitto it also drives the
+   devices' sockets: keep it turning until every clean disconnect (the retained "offline",
+   its PUBACK, then DISCONNECT) is done, at most 2 s. */
+static void demo__finish_disconnects(struct demo *d)
+{
+    uint64_t end = sim_clock_ms() + 2000;
+
+    while (sim_clock_ms() < end) {
+        bool busy = false;
+        for (int k = 0; k < d->ndev; k++) {
+            struct sim_device_snapshot snap;
+            if (sim_device_snapshot(d->units[k].dev, &snap) == SIM_OK && snap.disconnecting)
+                busy = true;
+        }
+        if (!busy)
+            return;
+        sim_loop_run_once(d->loop, 20);
+    }
+}
+
 static int demo__screen(struct demo *d, bool *was_online)
 {
     int rc;
@@ -528,6 +548,7 @@ static int demo__screen(struct demo *d, bool *was_online)
         was_online[k] = d->view.devs[k].snap.status.online;
         sim_device_stop(d->units[k].dev);
     }
+    demo__finish_disconnects(d);
     return rc;
 }
 

@@ -53,6 +53,7 @@
 #include <strings.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <mosquitto.h>
 #include <mqtt_protocol.h>
@@ -94,6 +95,7 @@ struct mosq_client {
     struct outstanding *out;
     int n_out, cap_out;
     bool disconnect_deferred;      /* DISCONNECT waits for the outstanding acks (owner) */
+    bool closing;                  /* being destroyed: no watch again (owner) */
 };
 
 /* One per sim_loop that drives clients. */
@@ -315,6 +317,8 @@ static void sync_watch(struct mosq_client *c)
     int s = mosquitto_socket(c->m);
     uint32_t ev = EPOLLIN | (mosquitto_want_write(c->m) ? EPOLLOUT : 0);
 
+    if (c->closing)
+        return; /* destroy drives the socket itself now */
     if (c->watching && c->watch.fd != s) {
         c->watch.fd = -1; /* closed by libmosquitto: its registration is gone already */
         sim_loop_watch_remove(c->io->loop, &c->watch);
@@ -664,6 +668,27 @@ fail:
     return a.rc;
 }
 
+/* After DISCONNECT: stop sending and read until the broker closes (up to 200 ms), so the
+   socket is not closed with unread data, which makes the kernel send a reset that the
+   broker may read before the DISCONNECT. */
+static void linger_close(struct mosq_client *c)
+{
+    int fd = mosquitto_socket(c->m);
+    uint64_t end = sim_clock_ms() + 200;
+    char buf[512];
+
+    if (fd < 0 || mosquitto_want_write(c->m))
+        return;
+    (void)shutdown(fd, SHUT_WR);
+    while (sim_clock_ms() < end) {
+        struct pollfd pfd = { .fd = fd, .events = POLLIN };
+        if (poll(&pfd, 1, 20) < 0 && errno != EINTR)
+            break;
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) && recv(fd, buf, sizeof(buf), 0) <= 0)
+            break; /* the broker closed */
+    }
+}
+
 /* A clean disconnect under way: write what is queued (the DISCONNECT last) before the
    socket goes, for up to 1 s, so that the broker sees a clean disconnect and no Will.
    silent: no handler runs (the client is being destroyed). Owner thread. */
@@ -691,12 +716,14 @@ static void flush_disconnect(struct mosq_client *c, bool silent)
         if (c->disconnect_deferred && sim_clock_ms() + 200 >= end)
             send_disconnect(c); /* the acks are late: DISCONNECT anyway */
     }
+    linger_close(c);
 }
 
 static void destroy_on_owner(void *arg)
 {
     struct mosq_client *c = arg;
 
+    c->closing = true;
     unwatch_open(c);
     flush_disconnect(c, true);
     io_remove(c->io, c);
