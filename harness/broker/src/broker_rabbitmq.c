@@ -396,7 +396,13 @@ static void rabbit__kill_node(struct hx_broker *b, struct rabbit *r)
     rabbit__sweep(r, r->epmd_pid);
 }
 
-/* The script ended during the start: why, in words; BROKER__PORT_TAKEN on a port clash. */
+/* The distribution port (ours alone, picked per launch) was taken between the pick and the
+   node's bind: the launch tries another one. */
+#define RABBIT__DIST_TAKEN 2
+#define RABBIT__DIST_TRIES 5
+
+/* The script ended during the start: why, in words; BROKER__PORT_TAKEN on a clash of the
+   MQTT port, RABBIT__DIST_TAKEN on one of the distribution port. */
 static int rabbit__exited_at_start(struct hx_broker *b, struct rabbit *r, int status,
                                    off_t log_from, off_t out_from)
 {
@@ -406,6 +412,8 @@ static int rabbit__exited_at_start(struct hx_broker *b, struct rabbit *r, int st
     rabbit__sweep(r, r->epmd_pid);
     broker__read_tail(b->log_path, log_from, log, sizeof log);
     broker__read_tail(r->out_path, out_from, out, sizeof out);
+    if (strstr(log, "dist_port_already_used") || strstr(out, "dist_port_already_used"))
+        return RABBIT__DIST_TAKEN;
     if (strstr(log, "eaddrinuse") || strstr(out, "eaddrinuse"))
         return BROKER__PORT_TAKEN;
     broker__describe_status(status, st, sizeof st);
@@ -455,14 +463,10 @@ static int rabbit__forget_state(struct rabbit *r)
     return rabbit__make_dir(r, r->mnesia_dir);
 }
 
-static int rabbit__launch(struct hx_broker *b)
+/* One launch of the node on a freshly picked distribution port. */
+static int rabbit__launch_once(struct hx_broker *b, struct rabbit *r)
 {
-    struct rabbit *r = b->priv;
     int rc;
-    if ((rc = rabbit__start_epmd(b, r)) != HX_OK)
-        return rc;
-    if (r->launched && !r->persistence && (rc = rabbit__forget_state(r)) != HX_OK)
-        return rc;
     r->dist_port = hx_free_port(); /* clients never see it: a fresh one each launch */
     if ((rc = rabbit__write_config(b, r)) != HX_OK || (rc = rabbit__build_env(b, r)) != HX_OK)
         return rc;
@@ -478,6 +482,25 @@ static int rabbit__launch(struct hx_broker *b)
     }
     r->launched = true;
     return rabbit__wait_ready(b, r, log_from, out_from);
+}
+
+static int rabbit__launch(struct hx_broker *b)
+{
+    struct rabbit *r = b->priv;
+    int rc;
+    if ((rc = rabbit__start_epmd(b, r)) != HX_OK)
+        return rc;
+    if (r->launched && !r->persistence && (rc = rabbit__forget_state(r)) != HX_OK)
+        return rc;
+    for (int attempt = 0; attempt < RABBIT__DIST_TRIES; attempt++) {
+        rc = rabbit__launch_once(b, r);
+        if (rc != RABBIT__DIST_TAKEN)
+            return rc;
+    }
+    broker__set_error("RabbitMQ (node %s) found its distribution port taken %d times in a "
+                      "row (the last %u); the machine may be short of free ports", r->node,
+                      RABBIT__DIST_TRIES, (unsigned)r->dist_port);
+    return HX_ERR_SYS;
 }
 
 /* SIGTERM to the VM (RabbitMQ stops cleanly on it), wait for the script, sweep. */
