@@ -62,7 +62,7 @@
 #define BACKEND_RETRY_MIN_MS 200   /* reconnect back-off: first wait after a failure */
 #define BACKEND_RETRY_MAX_MS 2000  /* ... doubling up to this */
 #define BACKEND_MIDS 65536         /* MQTT packet ids: 1..65535 */
-#define BACKEND_FILE_COMMIT_MS 50   /* a file ledger commits at least this often */
+#define BACKEND_COMMIT_MS 50        /* the ledger commits at least this often under load */
 #define BACKEND_BATCH_US 2000       /* the backend thread takes its queue at most this often */
 #define BACKEND_SUB_CHUNK 200       /* topics per SUBSCRIBE when subscribing device by device */
 
@@ -177,6 +177,15 @@ struct hx_backend {
     size_t cap_slots;              /* power of two */
     int32_t max_item_id;
     struct hx_ledger_report r;     /* counters (latencies filled on report) */
+    /* published items with one / several keys stored, kept as they change so that a report
+       does not walk the items */
+    uint64_t reg_once, reg_twice;
+    /* publish -> first registration of each item registered after its publish, in ms:
+       lat[0..lat_sorted) sorted, the rest in arrival order until a report merges them in
+       (so a report per second sorts one second's worth, not the whole run) */
+    double *lat, *lat_tmp;
+    size_t n_lat, cap_lat, lat_sorted;
+    double lat_sum_ms;
     struct hx_backend_row *recent; /* ring */
     int recent_cap, recent_len, recent_head;
     uint64_t done;                 /* messages processed */
@@ -221,7 +230,7 @@ struct hx_backend {
 
     /* SQLite: backend thread (and create/free) only */
     sqlite3 *db;
-    sqlite3_stmt *st_item, *st_tag, *st_key, *st_find;
+    sqlite3_stmt *st_item, *st_tag, *st_key, *st_find, *st_begin, *st_commit;
     struct backend__reply *replies, **replies_tail; /* answers of the current batch */
 };
 
@@ -471,6 +480,71 @@ static struct backend__item *backend__item(struct hx_backend *b, int32_t id)
     return it;
 }
 
+/* The once/twice counters without (sign -1) or with (+1) item it as it stands (under lock). */
+static void backend__count_item(struct hx_backend *b, const struct backend__item *it, int sign)
+{
+    if (!it->published || it->keys == 0)
+        return;
+    uint64_t *c = it->keys == 1 ? &b->reg_once : &b->reg_twice;
+    *c = sign > 0 ? *c + 1 : *c - 1;
+}
+
+/* Record it's latency once both its publish and its first registration are known, the
+   registration after the publish (under lock). */
+static void backend__add_latency(struct hx_backend *b, const struct backend__item *it)
+{
+    if (!it->published || it->keys != 1 || it->first_reg_us < it->published_us)
+        return;
+    if (b->n_lat == b->cap_lat) {
+        size_t cap = b->cap_lat ? b->cap_lat * 2 : 1024;
+        double *lat = realloc(b->lat, cap * sizeof *lat);
+        if (!lat) {
+            b->r.sql_errors++; /* out of memory: counted, the percentiles miss it */
+            return;
+        }
+        b->lat = lat;
+        b->cap_lat = cap;
+    }
+    double ms = (double)(it->first_reg_us - it->published_us) / 1000.0;
+    b->lat[b->n_lat++] = ms;
+    b->lat_sum_ms += ms;
+}
+
+static int backend__cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sort the latencies that came since the last report into the sorted part (under lock).
+   False when out of memory (the sorted part then stays as it was). */
+static bool backend__settle_latencies(struct hx_backend *b)
+{
+    size_t old = b->lat_sorted, n = b->n_lat;
+    if (old == n)
+        return true;
+    qsort(b->lat + old, n - old, sizeof *b->lat, backend__cmp_double);
+    if (old == 0) {
+        b->lat_sorted = n;
+        return true;
+    }
+    double *out = realloc(b->lat_tmp, b->cap_lat * sizeof *out);
+    if (!out)
+        return false;
+    b->lat_tmp = out;
+    size_t i = 0, j = old, k = 0;
+    while (i < old && j < n)
+        out[k++] = b->lat[j] < b->lat[i] ? b->lat[j++] : b->lat[i++];
+    while (i < old)
+        out[k++] = b->lat[i++];
+    while (j < n)
+        out[k++] = b->lat[j++];
+    b->lat_tmp = b->lat;
+    b->lat = out;
+    b->lat_sorted = n;
+    return true;
+}
+
 /* ---------------------------------------------------------------- SQL */
 
 static const char backend__schema[] =
@@ -513,6 +587,8 @@ static int backend__sql_open(struct hx_backend *b)
         {&b->st_key, "SELECT item_id, tag FROM tags WHERE idem_key = ?"},
         {&b->st_find, "SELECT t.item_id, i.name FROM tags t JOIN items i ON i.item_id ="
                       " t.item_id WHERE t.tag = ? ORDER BY t.id LIMIT 1"},
+        {&b->st_begin, "BEGIN"},
+        {&b->st_commit, "COMMIT"},
     };
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
         if (sqlite3_prepare_v2(b->db, stmts[i].sql, -1, stmts[i].st, NULL) != SQLITE_OK) {
@@ -529,16 +605,20 @@ static void backend__sql_close(struct hx_backend *b)
     sqlite3_finalize(b->st_tag);
     sqlite3_finalize(b->st_key);
     sqlite3_finalize(b->st_find);
-    b->st_item = b->st_tag = b->st_key = b->st_find = NULL;
+    sqlite3_finalize(b->st_begin);
+    sqlite3_finalize(b->st_commit);
+    b->st_item = b->st_tag = b->st_key = b->st_find = b->st_begin = b->st_commit = NULL;
     if (b->db)
         sqlite3_close(b->db);
     b->db = NULL;
 }
 
-static void backend__sql_exec(struct hx_backend *b, const char *sql)
+/* Run a prepared statement that returns no rows (BEGIN, COMMIT). */
+static void backend__sql_run(struct hx_backend *b, sqlite3_stmt *st)
 {
-    if (sqlite3_exec(b->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_step(st) != SQLITE_DONE)
         b->r.sql_errors++;
+    sqlite3_reset(st);
 }
 
 /* ---------------------------------------------------------------- publishing */
@@ -826,7 +906,9 @@ static void backend__process_registration(struct hx_backend *b, const struct bac
     }
     if (!it->published)
         b->r.unknown_items++;
+    backend__count_item(b, it, -1);
     it->keys++;
+    backend__count_item(b, it, +1);
     int slot = it->keys == 1 ? 0 : 1;
     snprintf(it->reg_device[slot], sizeof it->reg_device[slot], "%s", device_id);
     snprintf(it->reg_tag[slot], sizeof it->reg_tag[slot], "%s", tag);
@@ -834,6 +916,7 @@ static void backend__process_registration(struct hx_backend *b, const struct bac
         it->first_reg_us = m->at_us;
         if (it->published)
             b->r.registered++;
+        backend__add_latency(b, it);
     }
     backend__remember_row(b, it, tag, device_id, m->wall_ms);
     cJSON_Delete(root);
@@ -902,15 +985,16 @@ static void backend__process_item(struct hx_backend *b, const struct backend__ms
 }
 
 /*
- * The backend thread. A file ledger keeps one transaction open for up to
- * BACKEND_FILE_COMMIT_MS while batches keep coming (a commit per message would cap the rate at
- * a few thousand a second); an in-memory ledger commits every batch. Counters are updated at
- * once either way; stop commits what is open.
+ * The backend thread. The ledger keeps one transaction open for up to BACKEND_COMMIT_MS
+ * while batches keep coming: a commit per message would cap a file ledger at a few thousand
+ * a second, and even in memory a commit per batch cost more than the inserts. Counters are
+ * updated at once; the statements of the one connection see their own open transaction;
+ * stop commits what is open.
  */
 static void *backend__worker(void *arg)
 {
     struct hx_backend *b = arg;
-    const int64_t commit_us = b->db_path ? BACKEND_FILE_COMMIT_MS * 1000 : 0;
+    const int64_t commit_us = BACKEND_COMMIT_MS * 1000;
     bool in_txn = false;
     int64_t txn_start = 0;
     for (;;) {
@@ -937,7 +1021,7 @@ static void *backend__worker(void *arg)
         b->replies_tail = &b->replies;
         int64_t t0 = backend__mono_us();
         if (batch && !in_txn) {
-            backend__sql_exec(b, "BEGIN");
+            backend__sql_run(b, b->st_begin);
             in_txn = true;
             txn_start = t0;
         }
@@ -949,7 +1033,7 @@ static void *backend__worker(void *arg)
             }
         }
         if (in_txn && (stopping || !batch || backend__mono_us() - txn_start >= commit_us)) {
-            backend__sql_exec(b, "COMMIT");
+            backend__sql_run(b, b->st_commit);
             in_txn = false;
             b->r.ledger_batches++;
         }
@@ -1457,6 +1541,8 @@ static void backend__destroy(struct hx_backend *b)
     free(b->sub_topics);
     free(b->sub_ctx);
     free(b->items);
+    free(b->lat);
+    free(b->lat_tmp);
     free(b->slots);
     free(b->recent);
     free(b->uri);
@@ -1797,6 +1883,8 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
         b->r.published++;
         if (it->keys > 0)
             b->r.registered++; /* registered before we published it: odd, but counted */
+        backend__count_item(b, it, +1);
+        backend__add_latency(b, it);
         backend__enqueue(b, m);
     }
     /* into the unacked list (a re-published id replaces its older entry, at the end) */
@@ -1857,12 +1945,6 @@ int hx_backend_publish_raw(struct hx_backend *b, const char *topic, const void *
     return backend__send(b, topic, len ? payload : "", len, qos);
 }
 
-static int backend__cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
 {
     if (!r)
@@ -1874,53 +1956,37 @@ void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
     *r = b->r;
     r->unacked = b->n_pend;
     r->receive_maximum = b->recv_max;
-    r->registered_once = r->registered_twice = 0;
-    double *lat = malloc((b->n_items ? b->n_items : 1) * sizeof *lat);
-    size_t n = 0;
-    for (size_t i = 0; i < b->n_items; i++) {
-        const struct backend__item *it = &b->items[i];
-        if (!it->published || it->keys == 0)
-            continue;
-        if (it->keys == 1)
-            r->registered_once++;
-        else
-            r->registered_twice++;
-        if (lat && it->first_reg_us >= it->published_us)
-            lat[n++] = (double)(it->first_reg_us - it->published_us) / 1000.0;
-    }
-    pthread_mutex_unlock(&b->lock);
+    r->registered_once = b->reg_once;
+    r->registered_twice = b->reg_twice;
     r->lost = r->published - r->registered;
-    if (lat && n > 0) {
-        qsort(lat, n, sizeof *lat, backend__cmp_double);
+    if (!backend__settle_latencies(b))
+        r->sql_errors++; /* out of memory: the percentiles are of the older part */
+    size_t n = b->lat_sorted;
+    if (n > 0) {
         /* nearest rank */
+        const double *lat = b->lat;
         r->latency_p50_ms = lat[(size_t)((double)(n - 1) * 0.50 + 0.5)];
         r->latency_p90_ms = lat[(size_t)((double)(n - 1) * 0.90 + 0.5)];
         r->latency_p99_ms = lat[(size_t)((double)(n - 1) * 0.99 + 0.5)];
         r->latency_max_ms = lat[n - 1];
     }
-    free(lat);
+    pthread_mutex_unlock(&b->lock);
 }
 
 size_t hx_backend_latencies(struct hx_backend *b, double **out)
 {
-    size_t n = 0;
     *out = NULL;
     if (!b)
         return 0;
     pthread_mutex_lock(&b->lock);
-    double *lat = b->n_items ? malloc(b->n_items * sizeof *lat) : NULL;
-    for (size_t i = 0; lat && i < b->n_items; i++) {
-        const struct backend__item *it = &b->items[i];
-        if (it->published && it->keys > 0 && it->first_reg_us >= it->published_us)
-            lat[n++] = (double)(it->first_reg_us - it->published_us) / 1000.0;
-    }
+    backend__settle_latencies(b);
+    size_t n = b->lat_sorted;
+    double *lat = n ? malloc(n * sizeof *lat) : NULL;
+    if (lat)
+        memcpy(lat, b->lat, n * sizeof *lat);
     pthread_mutex_unlock(&b->lock);
-    if (n == 0) {
-        free(lat);
-        lat = NULL;
-    }
     *out = lat;
-    return n;
+    return lat ? n : 0;
 }
 
 int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout_ms)
@@ -2030,6 +2096,20 @@ int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max)
     return n;
 }
 
+/* How many of the n sorted values are <= x. */
+static size_t backend__count_le(const double *v, size_t n, double x)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 void hx_backend_latency_histogram(struct hx_backend *b, const double *bounds_ms, int n_bounds,
                                   uint64_t *counts, double *sum_ms)
 {
@@ -2039,17 +2119,15 @@ void hx_backend_latency_histogram(struct hx_backend *b, const double *bounds_ms,
     if (!b)
         return;
     pthread_mutex_lock(&b->lock);
-    for (size_t i = 0; i < b->n_items; i++) {
-        const struct backend__item *it = &b->items[i];
-        if (!it->published || it->keys == 0 || it->first_reg_us < it->published_us)
-            continue;
-        double ms = (double)(it->first_reg_us - it->published_us) / 1000.0;
-        int k = 0;
-        while (k < n_bounds && ms > bounds_ms[k])
-            k++;
-        counts[k]++;
-        *sum_ms += ms;
+    backend__settle_latencies(b);
+    size_t n = b->lat_sorted, below = 0;
+    for (int k = 0; k < n_bounds; k++) {
+        size_t le = backend__count_le(b->lat, n, bounds_ms[k]);
+        counts[k] = le > below ? le - below : 0;
+        below = le > below ? le : below;
     }
+    counts[n_bounds] = n - below;
+    *sum_ms = b->lat_sum_ms;
     pthread_mutex_unlock(&b->lock);
 }
 

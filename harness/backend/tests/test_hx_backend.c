@@ -621,6 +621,90 @@ START_TEST(latency_figures_are_positive_and_ordered)
 }
 END_TEST
 
+static int cmp_ms(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The device registers items [from, to) and the backend stores them. */
+static void register_range(struct rig *r, struct dev *d, int from, int to)
+{
+    for (int id = from; id < to; id++) {
+        char reg[256], tag[16];
+        snprintf(tag, sizeof tag, "%08X", (unsigned)(0xB0000000u + (unsigned)id));
+        registration(reg, sizeof reg, id, tag, "scanner-w", id);
+        dev_publish(d, "item_registered", reg);
+    }
+    ck_assert_int_eq(hx_backend_wait_registered(r->backend, (uint64_t)(to - 1), WAIT_MS), HX_OK);
+}
+
+/* Reports in between waves whose latencies interleave (a long-waiting wave, then quick
+   ones): the percentiles, the latency list and the histogram still agree with each item's
+   own latency, as if all were sorted at the end. */
+START_TEST(latency_percentiles_stay_exact_across_reports_between_waves)
+{
+    struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
+    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-w");
+    struct hx_ledger_report rep;
+    enum { WAVE = 15, WAVES = 4, N = WAVE * WAVES };
+    for (int id = 1; id <= WAVE; id++) /* wave 0 waits longest */
+        ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Nut", 1), HX_OK);
+    sleep_ms(120);
+    for (int w = 1; w < WAVES; w++) {
+        for (int id = w * WAVE + 1; id <= (w + 1) * WAVE; id++)
+            ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Nut", 1), HX_OK);
+        sleep_ms(10 * (WAVES - w));
+        if (w == 1)
+            register_range(&r, d, 1, WAVE + 1);
+        register_range(&r, d, w * WAVE + 1, (w + 1) * WAVE + 1);
+        hx_backend_report(r.backend, &rep); /* sorts what came so far */
+    }
+    hx_backend_report(r.backend, &rep);
+    ck_assert_uint_eq(rep.registered_once, N);
+    ck_assert_uint_eq(rep.registered_twice, 0);
+
+    static struct hx_backend_item items[N];
+    ck_assert_int_eq(hx_backend_items(r.backend, items, N), N);
+    double want[N];
+    for (int i = 0; i < N; i++) {
+        ck_assert(items[i].latency_ms >= 0);
+        want[i] = items[i].latency_ms;
+    }
+    qsort(want, N, sizeof want[0], cmp_ms);
+    ck_assert_msg(want[N - 1] > want[0] + 50, "the waves should differ: %.1f..%.1f ms", want[0],
+                  want[N - 1]);
+
+    double *lat = NULL;
+    ck_assert_uint_eq(hx_backend_latencies(r.backend, &lat), N);
+    for (int i = 0; i < N; i++)
+        ck_assert_msg(lat[i] == want[i], "latency %d: %.3f, item says %.3f", i, lat[i], want[i]);
+    free(lat);
+    ck_assert(rep.latency_p50_ms == want[(int)((N - 1) * 0.50 + 0.5)]);
+    ck_assert(rep.latency_p90_ms == want[(int)((N - 1) * 0.90 + 0.5)]);
+    ck_assert(rep.latency_p99_ms == want[(int)((N - 1) * 0.99 + 0.5)]);
+    ck_assert(rep.latency_max_ms == want[N - 1]);
+
+    const double bounds[] = {want[5], want[N / 2], want[N - 3]};
+    uint64_t counts[4], total = 0;
+    double sum = 0, want_sum = 0;
+    hx_backend_latency_histogram(r.backend, bounds, 3, counts, &sum);
+    for (int k = 0; k <= 3; k++) {
+        uint64_t c = 0;
+        for (int i = 0; i < N; i++)
+            c += (k == 0 || want[i] > bounds[k - 1]) && (k == 3 || want[i] <= bounds[k]);
+        ck_assert_uint_eq(counts[k], c);
+        total += counts[k];
+    }
+    for (int i = 0; i < N; i++)
+        want_sum += want[i];
+    ck_assert_uint_eq(total, N);
+    ck_assert_double_eq_tol(sum, want_sum, 1e-6);
+    dev_close(d);
+    rig_down(&r);
+}
+END_TEST
+
 START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
 {
     struct hx_broker_user users[] = {{"backend", "b-pass"}, {"scanner-5", "s-pass"}};
@@ -1230,6 +1314,7 @@ static Suite *backend_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_test(tc, a_published_item_reaches_a_device_as_the_exact_json);
     tcase_add_test(tc, a_registration_is_stored_once_and_shows_in_recent_rows);
+    tcase_add_test(tc, latency_percentiles_stay_exact_across_reports_between_waves);
     tcase_add_test(tc, the_same_key_twice_is_one_row_and_one_duplicate_delivery);
     tcase_add_test(tc, two_keys_for_one_item_count_as_registered_twice);
     tcase_add_test(tc, inventory_queries_are_answered_found_or_not_on_the_device_reply_topic);

@@ -169,7 +169,7 @@ int hx_backend_publish_raw(struct hx_backend *b, const char *topic, const void *
                            size_t len, int qos);
 
 void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r);
-/* Latency publish -> first registration of every registered item, ms, unsorted: a
+/* Latency publish -> first registration of every registered item, ms, ascending: a
    malloc'd array in *out (the caller frees it; NULL when there is none), its length
    returned. For figures that add up across runs (histograms). */
 size_t hx_backend_latencies(struct hx_backend *b, double **out);
@@ -190,7 +190,8 @@ bool hx_backend_connected(struct hx_backend *b);
 int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max);
 /* Latency (publish -> first registration) of every registered item as a histogram:
    counts[k] for bounds_ms[k-1] < ms <= bounds_ms[k], counts[n_bounds] above the last bound
-   (n_bounds + 1 counters, not cumulative); *sum_ms their sum. O(items), as above. */
+   (n_bounds + 1 counters, not cumulative); *sum_ms their sum. bounds_ms ascending.
+   O(n_bounds log items). */
 void hx_backend_latency_histogram(struct hx_backend *b, const double *bounds_ms, int n_bounds,
                                   uint64_t *counts, double *sum_ms);
 
