@@ -732,6 +732,16 @@ static double raw_summary(const struct bench_opts *o, const double *raw,
 
 /* The medians of one series (a fleet size on a client library), printed and into jpoints;
    false when a run failed. */
+/* "0.66 x (raw ceiling / 2<what>)", or words saying the ceiling was not measured. */
+static const char *ratio_words(char *out, size_t n, double ratio, const char *what)
+{
+    if (isnan(ratio))
+        snprintf(out, n, "raw ceiling not measured (--skip-raw)");
+    else
+        snprintf(out, n, "%.2f x (raw ceiling / 2%s)", ratio, what);
+    return out;
+}
+
 static bool series_summary(const struct bench_opts *o, int series, const double *raw,
                            const struct run_fig *figs, cJSON *jpoints)
 {
@@ -768,11 +778,12 @@ static bool series_summary(const struct bench_opts *o, int series, const double 
     }
     double mreg = bench_median(reg, ok), mratio = bench_median(ratio, ok);
     double mrss = bench_median(rss, ok), mpss = bench_median(pss, ok), mall = bench_median(rall, ok);
-    printf("%ld devices, %s: connect all %.2f s | %.0f registrations/s = %.2f x (raw ceiling / "
-           "2, per round) | p50 %.1f ms p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the "
-           "backend), PSS %.1f KiB/device | CPU per registration %.0f us: %s | lost %.0f, twice "
-           "%.0f in all rounds%s\n",
-           n, kind, bench_median(con, ok), mreg, mratio, bench_median(p50, ok),
+    char ratio_s[64];
+    printf("%ld devices, %s: connect all %.2f s | %.0f registrations/s = %s | p50 %.1f ms "
+           "p99 %.1f ms | peak RSS %.1f KiB/device (%.1f with the backend), PSS %.1f KiB/device "
+           "| CPU per registration %.0f us: %s | lost %.0f, twice %.0f in all rounds%s\n",
+           n, kind, bench_median(con, ok), mreg,
+           ratio_words(ratio_s, sizeof ratio_s, mratio, ", per round"), bench_median(p50, ok),
            bench_median(p99, ok), mrss, mall, mpss, bench_median(c_all, ok),
            cpu_split(split, sizeof split, bench_median(c_be, ok), bench_median(c_dev, ok),
                      bench_median(c_one, ok), bench_median(c_brk, ok)),
@@ -877,12 +888,12 @@ int scansim_cmd_bench(int argc, char **argv)
             struct run_fig f = fleet_once(&o, uri, broker_pid, devices, kind, i);
             char split[128];
             figs[s][i] = f;
-            printf("  %ld devices, %s: exit %d, connect %.2f s, %.0f reg/s (%.2f x raw ceiling "
-                   "/ 2), p50 %.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the "
+            char ratio[64];
+            printf("  %ld devices, %s: exit %d, connect %.2f s, %.0f reg/s (%s), p50 %.1f ms, p99 %.1f ms, RSS %.1f KiB/device (%.1f with the "
                    "backend), PSS %.1f KiB/device, lost %.0f, twice %.0f, CPU per registration "
                    "%.0f us (%s)\n",
                    devices, sim_mqtt_kind_name(kind), f.exit_code, f.connect_s, f.reg_per_s,
-                   f.reg_per_s / (raw[i] / 2), f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev,
+                   ratio_words(ratio, sizeof ratio, f.reg_per_s / (raw[i] / 2), ""), f.p50, f.p99, f.rss_per_dev, f.rss_all_per_dev,
                    f.pss_per_dev, f.lost, f.twice, f.cpu_all,
                    cpu_split(split, sizeof split, f.cpu_backend, f.cpu_devices, f.cpu_one,
                              f.cpu_broker));
