@@ -44,9 +44,9 @@ child_of() {
 
 case "$CASE" in
 worker_killed)
-    # paced (about 7 s), so that the kill after 2,000 registrations always finds items of
-    # the dead worker unfinished, however fast this machine registers
-    "$SCANSIM" run --devices 400 --workers 4 --items 30000 --item-rate 4000/s \
+    # each operator holds an item 50-150 ms, so that the kill always finds about a quarter
+    # of the 800 unfinished items on the dead worker, however fast this machine registers
+    "$SCANSIM" run --devices 400 --workers 4 --items 30000 --think 50ms-150ms \
         --json "$T/r.json" >"$T/run.out" 2>"$T/run.err" &
     RUN=$!
     wait_for 30 grep -q "online 400/400" "$T/run.out" || fail "the fleet did not come online"
