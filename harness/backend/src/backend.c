@@ -489,7 +489,7 @@ static void backend__count_item(struct hx_backend *b, const struct backend__item
     *c = sign > 0 ? *c + 1 : *c - 1;
 }
 
-/* Record it's latency once both its publish and its first registration are known, the
+/* Record its latency once both its publish and its first registration are known, the
    registration after the publish (under lock). */
 static void backend__add_latency(struct hx_backend *b, const struct backend__item *it)
 {
@@ -517,20 +517,22 @@ static int backend__cmp_double(const void *a, const void *b)
 }
 
 /* Sort the latencies that came since the last report into the sorted part (under lock).
-   False when out of memory (the sorted part then stays as it was). */
-static bool backend__settle_latencies(struct hx_backend *b)
+   Out of memory: counted, and the sorted part stays as it was (readers see the older part). */
+static void backend__settle_latencies(struct hx_backend *b)
 {
     size_t old = b->lat_sorted, n = b->n_lat;
     if (old == n)
-        return true;
+        return;
     qsort(b->lat + old, n - old, sizeof *b->lat, backend__cmp_double);
     if (old == 0) {
         b->lat_sorted = n;
-        return true;
+        return;
     }
     double *out = realloc(b->lat_tmp, b->cap_lat * sizeof *out);
-    if (!out)
-        return false;
+    if (!out) {
+        b->r.sql_errors++;
+        return;
+    }
     b->lat_tmp = out;
     size_t i = 0, j = old, k = 0;
     while (i < old && j < n)
@@ -542,7 +544,6 @@ static bool backend__settle_latencies(struct hx_backend *b)
     b->lat_tmp = b->lat;
     b->lat = out;
     b->lat_sorted = n;
-    return true;
 }
 
 /* ---------------------------------------------------------------- SQL */
@@ -1953,14 +1954,13 @@ void hx_backend_report(struct hx_backend *b, struct hx_ledger_report *r)
     if (!b)
         return;
     pthread_mutex_lock(&b->lock);
+    backend__settle_latencies(b);
     *r = b->r;
     r->unacked = b->n_pend;
     r->receive_maximum = b->recv_max;
     r->registered_once = b->reg_once;
     r->registered_twice = b->reg_twice;
     r->lost = r->published - r->registered;
-    if (!backend__settle_latencies(b))
-        r->sql_errors++; /* out of memory: the percentiles are of the older part */
     size_t n = b->lat_sorted;
     if (n > 0) {
         /* nearest rank */
