@@ -52,6 +52,10 @@ struct sim_loop {
     int epfd;                      /* epoll over efd and the watches */
 
     pthread_mutex_t exec;          /* held while owner-side code runs */
+    /* Keeps a watch's `armed` equal to what epoll has: a set from another thread and the
+       owner's set-back must not interleave between the check, epoll_ctl and the store
+       (a stale `armed` would skip a needed change and leave EPOLLOUT armed or lost). */
+    pthread_mutex_t watch_mu;
     bool owner_active;             /* a thread is running the loop now (under mu) */
 
     pthread_t thread;              /* sim_loop_start_thread */
@@ -145,6 +149,7 @@ int sim_loop_create(const struct sim_loop_opts *opts, struct sim_loop **out)
         goto fail;
     pthread_mutex_init(&loop->mu, NULL);
     pthread_mutex_init(&loop->exec, NULL);
+    pthread_mutex_init(&loop->watch_mu, NULL);
     pthread_cond_init(&loop->cond, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -204,6 +209,7 @@ void sim_loop_free(struct sim_loop *loop)
     close(loop->epfd);
     pthread_cond_destroy(&loop->cond);
     pthread_cond_destroy(&loop->batch_cv);
+    pthread_mutex_destroy(&loop->watch_mu);
     pthread_mutex_destroy(&loop->exec);
     pthread_mutex_destroy(&loop->mu);
     free(loop->targets);
@@ -491,32 +497,42 @@ static bool run_ready_watches(struct sim_loop *loop)
 
 /* ------------------------------------------------------------------ watches */
 
+/* Under watch_mu. */
 static int watch_ctl(struct sim_loop *loop, int op, struct sim_loop_watch *w, uint32_t events)
 {
     struct epoll_event ee = { .events = events, .data.ptr = w };
 
     if (epoll_ctl(loop->epfd, op, w->fd, &ee) < 0)
         return SIM_ERR_IO;
-    __atomic_store_n(&w->armed, events, __ATOMIC_RELAXED);
+    w->armed = events;
     return SIM_OK;
 }
 
 int sim_loop_watch_add(struct sim_loop *loop, struct sim_loop_watch *w, uint32_t events)
 {
-    return watch_ctl(loop, EPOLL_CTL_ADD, w, events);
+    pthread_mutex_lock(&loop->watch_mu);
+    int rc = watch_ctl(loop, EPOLL_CTL_ADD, w, events);
+    pthread_mutex_unlock(&loop->watch_mu);
+    return rc;
 }
 
 int sim_loop_watch_set(struct sim_loop *loop, struct sim_loop_watch *w, uint32_t events)
 {
-    if (__atomic_load_n(&w->armed, __ATOMIC_RELAXED) == events)
-        return SIM_OK;
-    return watch_ctl(loop, EPOLL_CTL_MOD, w, events);
+    int rc = SIM_OK;
+
+    pthread_mutex_lock(&loop->watch_mu);
+    if (w->armed != events)
+        rc = watch_ctl(loop, EPOLL_CTL_MOD, w, events);
+    pthread_mutex_unlock(&loop->watch_mu);
+    return rc;
 }
 
 void sim_loop_watch_remove(struct sim_loop *loop, struct sim_loop_watch *w)
 {
+    pthread_mutex_lock(&loop->watch_mu);
     (void)epoll_ctl(loop->epfd, EPOLL_CTL_DEL, w->fd, NULL);
-    __atomic_store_n(&w->armed, 0, __ATOMIC_RELAXED);
+    w->armed = 0;
+    pthread_mutex_unlock(&loop->watch_mu);
     /* A readiness of this round not yet handled must not reach a freed watch. */
     for (int i = loop->i_ready; i < loop->n_ready; i++)
         if (loop->ready[i].data.ptr == w)

@@ -2,6 +2,7 @@
  * test_loop.c - the event loop: ordering, posting from other threads, calls, ticks,
  * detaching, and both ways of running it (own thread, caller-driven with the fd).
  */
+#include <sched.h>
 #include <check.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -354,6 +355,7 @@ struct pipe_watch {
     atomic_int runs;
     atomic_uint last_events;
     atomic_bool on_owner;
+    atomic_int set_backs; /* EPOLLOUT runs that have set the watch back to EPOLLIN */
     struct pipe_watch *victim; /* removed (and its pipe drained) from this on_ready */
 };
 
@@ -372,8 +374,10 @@ static void pipe_on_ready(struct sim_loop_watch *w, uint32_t events)
         sim_loop_watch_remove(p->loop, &p->victim->w);
         p->victim = NULL;
     }
-    if (events & EPOLLOUT) /* once is enough */
+    if (events & EPOLLOUT) { /* once is enough */
         sim_loop_watch_set(p->loop, w, EPOLLIN);
+        atomic_fetch_add(&p->set_backs, 1);
+    }
 }
 
 static void pipe_watch_init(struct pipe_watch *p, struct sim_loop *loop, bool write_end)
@@ -435,6 +439,38 @@ START_TEST(a_watch_set_to_epollout_reports_a_writable_pipe)
     ck_assert(atomic_load(&p.last_events) & EPOLLOUT);
     usleep(100 * 1000);
     ck_assert_int_eq(atomic_load(&p.runs), 1); /* set back to EPOLLIN by the handler */
+    sim_loop_stop(loop);
+    sim_loop_watch_remove(loop, &p.w);
+    pipe_watch_close(&p);
+    sim_loop_free(loop);
+}
+END_TEST
+
+/* Another thread arms EPOLLOUT while the owner's handler sets it back, over and over: the
+   loop's record of what is armed must never drift from epoll's. Drift shows as a set that
+   is skipped (no run comes: the write readiness is lost) or as a handler that runs again
+   and again (EPOLLOUT stays armed). */
+START_TEST(watch_sets_from_another_thread_and_the_owner_never_lose_or_leave_epollout)
+{
+    enum { ROUNDS = 20000 };
+    struct sim_loop *loop;
+    struct pipe_watch p;
+
+    ck_assert_int_eq(sim_loop_create(NULL, &loop), 0);
+    pipe_watch_init(&p, loop, true);
+    ck_assert_int_eq(sim_loop_watch_add(loop, &p.w, EPOLLIN), 0);
+    ck_assert_int_eq(sim_loop_start_thread(loop), 0);
+    for (int i = 0; i < ROUNDS; i++) {
+        ck_assert_int_eq(sim_loop_watch_set(loop, &p.w, EPOLLIN | EPOLLOUT), 0);
+        int waited = 0;
+        while (atomic_load(&p.set_backs) <= i && waited++ < 2000000)
+            sched_yield();
+        ck_assert_msg(atomic_load(&p.set_backs) > i, "round %d: EPOLLOUT armed, never reported", i);
+        ck_assert_msg(atomic_load(&p.runs) == i + 1, "round %d: %d runs, expected %d", i,
+                      atomic_load(&p.runs), i + 1);
+    }
+    usleep(50 * 1000);
+    ck_assert_int_eq(atomic_load(&p.runs), ROUNDS);
     sim_loop_stop(loop);
     sim_loop_watch_remove(loop, &p.w);
     pipe_watch_close(&p);
@@ -514,6 +550,7 @@ int main(void)
     tcase_add_test(tc, ticking_ten_thousand_targets_costs_microseconds_per_tick);
     tcase_add_test(tc, a_readable_pipe_runs_its_watch_on_the_loop_thread);
     tcase_add_test(tc, a_watch_set_to_epollout_reports_a_writable_pipe);
+    tcase_add_test(tc, watch_sets_from_another_thread_and_the_owner_never_lose_or_leave_epollout);
     tcase_add_test(tc, removing_a_watch_ready_in_the_same_round_drops_its_readiness);
     tcase_add_test(tc, a_caller_driven_loop_sees_a_watch_through_its_fd_and_run_once);
     suite_add_tcase(s, tc);
