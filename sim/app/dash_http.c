@@ -19,18 +19,21 @@
 #define _GNU_SOURCE
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "dash.h"
 
 #define DASH_HTTP_CONNECTIONS 128  /* at once; more are refused by the library */
 #define DASH_BODY_MAX 4096         /* a POST body larger than this gets 413 */
 #define DASH_PING_MS 15000         /* an idle event stream sends a comment this often */
+#define DASH_STOP_WAIT_MS 2000     /* how long a stop waits for the event streams to end */
 
 /* ------------------------------------------------------------------ server state */
 
@@ -41,6 +44,9 @@ struct dash_http {
     char token[65];                /* "" = none needed */
     int port;
     atomic_bool stopping;
+    pthread_mutex_t mu;            /* guards streams */
+    pthread_cond_t streams_done;   /* signalled when streams drops to 0 */
+    int streams;                   /* event streams not yet freed by the library */
 };
 
 /* One request's upload (POST bodies arrive in pieces). */
@@ -58,6 +64,7 @@ struct dash_stream {
     size_t off;                    /* sent of out */
     uint64_t version;
     int idle_ms;
+    bool ended;                    /* the closing "end" event is out */
 };
 
 /* ------------------------------------------------------------------ responses */
@@ -293,9 +300,18 @@ static ssize_t dash__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 
     (void)pos;
     while (s->off >= s->out.len) {
-        if (atomic_load(&h->stopping))
+        if (s->ended)
             return MHD_CONTENT_READER_END_OF_STREAM;
         s->out.len = s->off = 0;
+        if (atomic_load(&h->stopping)) {
+            /* The page closes its stream on this event, so the server's close that
+               follows is neither an error in its console nor a cause to retry. */
+            s->ended = true;
+            dash_buf_lit(&s->out, "event: end\ndata: {}\n\n");
+            if (s->out.failed)
+                return MHD_CONTENT_READER_END_WITH_ERROR;
+            continue;
+        }
         if (s->version == 0 || dash_model_wait(h->m, s->version, 1000) != s->version) {
             s->version = dash_model_wait(h->m, 0, 0);
             s->idle_ms = 0;
@@ -318,8 +334,13 @@ static ssize_t dash__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void dash__stream_free(void *cls)
 {
     struct dash_stream *s = cls;
+    struct dash_http *h = s->h;
     free(s->out.p);
     free(s);
+    pthread_mutex_lock(&h->mu);
+    if (--h->streams == 0)
+        pthread_cond_broadcast(&h->streams_done);
+    pthread_mutex_unlock(&h->mu);
 }
 
 static enum MHD_Result dash__events(struct dash_http *h, struct MHD_Connection *c)
@@ -341,6 +362,9 @@ static enum MHD_Result dash__events(struct dash_http *h, struct MHD_Connection *
         free(s);
         return MHD_NO;
     }
+    pthread_mutex_lock(&h->mu);
+    h->streams++;
+    pthread_mutex_unlock(&h->mu);
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     rc = MHD_queue_response(c, MHD_HTTP_OK, r);
@@ -419,6 +443,8 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
         return DASH_ERR_NOMEM;
     h->m = m;
     h->a = *a;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->streams_done, NULL);
     rc = dash__setup(o, h, &sa);
     if (rc != DASH_OK)
         goto fail;
@@ -443,6 +469,8 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
     *out = h;
     return DASH_OK;
 fail:
+    pthread_cond_destroy(&h->streams_done);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     return rc;
 }
@@ -457,7 +485,19 @@ void dash_http_stop(struct dash_http *h)
     if (!h)
         return;
     atomic_store(&h->stopping, true);
-    dash_model_publish(h->m); /* wakes the event streams, which then end */
+    dash_model_publish(h->m); /* wakes the event streams: each sends "end" and finishes */
+    /* Stopping the daemon closes every connection at once, possibly in the middle of a
+       stream's last chunk; give the streams a moment to finish on their own first. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += DASH_STOP_WAIT_MS / 1000;
+    pthread_mutex_lock(&h->mu);
+    while (h->streams > 0 &&
+           pthread_cond_timedwait(&h->streams_done, &h->mu, &until) == 0)
+        ;
+    pthread_mutex_unlock(&h->mu);
     MHD_stop_daemon(h->d);
+    pthread_cond_destroy(&h->streams_done);
+    pthread_mutex_destroy(&h->mu);
     free(h);
 }

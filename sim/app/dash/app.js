@@ -101,6 +101,11 @@ function connect() {
     charts.push(m.samples);
   };
   stream.onerror = () => text($("summary"), "connection lost: retrying...");
+  /* The server says it is stopping (the run ended): no retry, and the last figures stay. */
+  stream.addEventListener("end", () => {
+    stream.close();
+    text($("summary"), $("summary").textContent + " (the run has ended)");
+  });
 }
 
 /* The firmware's rules (fw_codec.h): a name of 1..32 bytes of UTF-8, 1..100000 tags. */
