@@ -65,6 +65,7 @@ at 0s publish 1 item to device 1
 wait until ledger registered_once == 1 within 10s
 expect ledger published == 2
 expect ledger lost == 0
+expect ledger published == 3 within 200ms + 0.5 * startup
 SCN
 "$scansim" test "$work/must_fail.scn" --seed 42 --junit "$work/junit.xml" >"$work/fail.out" 2>&1
 rc=$?
@@ -75,6 +76,10 @@ check "the failed step with what was measured" \
 check "the other expectations still ran" grep -q "ok .*line 12 .*expect ledger lost == 0" "$work/fail.out"
 check "the replay line carries the --seed used" \
     grep -q "replay: scansim test $work/must_fail.scn --seed 42" "$work/fail.out"
+# A window with 'startup' in it: 200 ms + half of this run's time to time zero.
+win=$(sed -n 's/.*FAILED line 13 .*(window \([0-9.]*\)s with startup \([0-9.]*\)s).*/\1 \2/p' "$work/fail.out")
+check "a failed window names what it came to with startup ($win)" \
+    awk -v w="${win% *}" -v s="${win#* }" 'BEGIN { d = w - (0.2 + s / 2); exit !(s > 0 && d < 0.002 && d > -0.002) }'
 check "the summary line" grep -qx "0 passed, 1 failed" "$work/fail.out"
 check "JUnit testcase with a failure" grep -q '<failure message="' "$work/junit.xml"
 check "JUnit names the scenario" grep -q 'name="must_fail"' "$work/junit.xml"

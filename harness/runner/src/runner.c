@@ -500,7 +500,9 @@ static bool run_expect(struct runner *r, const struct scn_step *st, const struct
     if (!e->has_within)
         return cond_eval(r, e, sel, obs, cap);
     int64_t start = runner_now_ms();
-    int64_t end = start + e->within.resolved_ms;
+    int64_t window = e->within.resolved_ms +
+                     e->within.startup_milli * (r->t_zero - r->t_start) / 1000;
+    int64_t end = start + (window > 0 ? window : 0);
     bool capped = end > r->deadline;
     if (capped)
         end = r->deadline;
@@ -532,6 +534,11 @@ static bool run_expect(struct runner *r, const struct scn_step *st, const struct
     size_t l = strlen(obs);
     snprintf(obs + l, cap - l, "; still not so after %.3fs%s", (double)(runner_now_ms() - start) / 1000.0,
              capped ? " (the scenario timeout came first)" : "");
+    if (e->within.startup_milli) {
+        l = strlen(obs);
+        snprintf(obs + l, cap - l, " (window %.3fs with startup %.3fs)", (double)window / 1000.0,
+                 (double)(r->t_zero - r->t_start) / 1000.0);
+    }
     return false;
 }
 

@@ -315,6 +315,11 @@ static void put_time_expr(struct out *o, const struct scn_time_expr *te)
         }
         put(o, ")");
     }
+    if (te->startup_milli) {
+        put(o, " + ");
+        put_milli(o, te->startup_milli);
+        put(o, " x startup");
+    }
 }
 
 static void put_expect(struct out *o, const struct scn_step *st)

@@ -677,15 +677,16 @@ static int opt_selector(struct parser *p, const char *prep, enum scn_selector_ki
 static int want_time_expr(struct parser *p, const struct scn_selector *sel,
                           struct scn_time_expr *te)
 {
-    const char *what = "a duration such as 500ms or 2s, 'keepalive', or a number such as 1.5";
-    int64_t ms = 0, ka = 0;
+    const char *what = "a duration such as 500ms or 2s, 'keepalive', 'startup', or a number "
+                       "such as 1.5";
+    int64_t ms = 0, ka = 0, su = 0;
     int sign = 1;
-    uint32_t first_col = here_col(p), ka_col = 0;
+    uint32_t first_col = here_col(p), ka_col = 0, su_col = 0;
     for (int terms = 0;; terms++) {
         int64_t factor = 1000; /* x 1000 */
         uint32_t term_col = here_col(p);
         int64_t t_ms = 0;
-        bool t_ka = false, have_factor = false, have_unit = false;
+        bool t_ka = false, t_su = false, have_factor = false, have_unit = false;
         for (int part = 0; part < 2; part++) {
             const struct scn__tok *t = peek(p);
             if (!t)
@@ -697,6 +698,12 @@ static int want_time_expr(struct parser *p, const struct scn_selector *sel,
                 if (!ka_col)
                     ka_col = t->col;
                 p->i++;
+            } else if (scn__tok_is(t, "startup") && !have_unit) {
+                t_su = true;
+                have_unit = true;
+                if (!su_col)
+                    su_col = t->col;
+                p->i++;
             } else if (!have_unit && scan_duration(t, 0, t->len, &t_ms)) {
                 have_unit = true;
                 p->i++;
@@ -706,17 +713,20 @@ static int want_time_expr(struct parser *p, const struct scn_selector *sel,
                 have_factor = true;
                 p->i++;
             } else {
-                return expected(p, have_factor ? "a duration or 'keepalive' after '*'" : what);
+                return expected(p, have_factor ? "a duration, 'keepalive' or 'startup' after '*'"
+                                               : what);
             }
             if (part == 0 && accept(p, "*"))
                 continue;
             break;
         }
         if (!have_unit)
-            return fail_at(p, term_col, "expected a duration such as 2s or 'keepalive', found a "
-                                        "number without a unit");
+            return fail_at(p, term_col, "expected a duration such as 2s, 'keepalive' or "
+                                        "'startup', found a number without a unit");
         if (t_ka)
             ka += sign * factor;
+        else if (t_su)
+            su += sign * factor;
         else
             ms += sign * (t_ms * factor / 1000);
         if (terms > 16)
@@ -730,7 +740,11 @@ static int want_time_expr(struct parser *p, const struct scn_selector *sel,
     }
     te->ms = ms;
     te->keepalive_milli = ka;
+    te->startup_milli = su;
     te->resolved_ms = ms;
+    if (su < 0)
+        return fail_at(p, su_col, "'startup' can only be added (a window that shrinks as the "
+                                     "broker is slower would fail on the slow one)");
     if (ka != 0) {
         const struct scn_group *without = NULL;
         uint32_t ka_s = sel_keepalive(p->s, sel, &without);
@@ -739,7 +753,7 @@ static int want_time_expr(struct parser *p, const struct scn_selector *sel,
                                       "keep-alive off (set 'keepalive 10s' in it)", without->name);
         te->resolved_ms = ms + ka * (int64_t)ka_s;
     }
-    if (te->resolved_ms <= 0)
+    if (te->resolved_ms <= 0 && su == 0)
         return fail_at(p, first_col, "the duration must be positive, but this comes to %" PRId64
                                      "ms", te->resolved_ms);
     return 0;

@@ -403,6 +403,10 @@ static const struct {
      "wait until ledger lost == 0 within 5.000s (1 x keepalive + 1.000s)"},
     {"wait until reconnects>=1 on device 1 within 10s",
      "wait until reconnects >= 1 on device 1 within 10.000s"},
+    {"wait until reconnects >= 1 on all devices within 5s + 2 * startup",
+     "wait until reconnects >= 1 on all devices within 5.000s + 2 x startup"},
+    {"expect no will for device 2 within keepalive + 1s + startup * 0.5",
+     "then: expect no will for device 2 within 5.000s (1 x keepalive + 1.000s) + 0.5 x startup"},
 };
 
 START_TEST(test_each_line_form_prints_back_as_the_timeline_shows_it)
@@ -435,6 +439,7 @@ START_TEST(test_expectations_parse_to_their_fields)
     ck_assert_int_eq(e->within.ms, 1000);
     ck_assert_int_eq(e->within.keepalive_milli, 1500);
     ck_assert_int_eq(e->within.resolved_ms, 7000);
+    ck_assert_int_eq(e->within.startup_milli, 0);
     e = &s->steps[3].u.expect;
     ck_assert_int_eq(e->kind, SCN_EXP_LEDGER);
     ck_assert_int_eq(e->ledger, SCN_LEDGER_LATENCY_MAX);
@@ -529,7 +534,7 @@ static const struct {
     {"expect will published for device 1 within keepalive - 5s\n", 1, 43,
      "must be positive, but this comes to -1000ms"},
     {"expect will published for device 1 within 1.5 * * keepalive\n", 1, 49,
-     "a duration or 'keepalive' after '*'"},
+     "a duration, 'keepalive' or 'startup' after '*'"},
     {"expect retained status of device 1 == gone\n", 1, 39, "expected 'online' or 'offline'"},
     {"expect registrations of device 1 arrive\n", 1, 40, "expected 'in'"},
     {"at 2s heal\nat 1s heal\n", 2, 4, "must not go backwards"},
@@ -635,6 +640,7 @@ static const struct {
     {"fault_without_proxy.scn", 7, 7, "drop needs a fault proxy, but group 'fleet' (line 4)"},
     {"keepalive_off.scn", 9, 49, "'keepalive' is not defined here: group 'fleet' has keep-alive off"},
     {"at_backwards.scn", 7, 4, "must not go backwards"},
+    {"startup_negative.scn", 8, 56, "'startup' can only be added"},
     {"rabbitmq_setting.scn", 5, 3, "broker rabbitmq cannot honour"},
     {"rabbitmq_mqtt5.scn", 4, 1, "speaks MQTT 3.1.1 only"},
     {"missing_timeout.scn", 1, 1, "no 'timeout <duration>' line"},

@@ -96,11 +96,15 @@ int scn_diag_format(const struct scn_diag *d, char *buf, size_t cap);
    `1.5 * keepalive + 1s` gives ms = 1000, keepalive_milli = 1500. `keepalive` is the
    keep-alive of the selected devices (the largest when they span groups; every group of
    the scenario when the step selects no device). The parser resolves it: resolved_ms is
-   what the runner uses. */
+   what the runner uses, plus startup_milli / 1000 x the scenario's startup (the time from
+   its start until time zero: how fast this broker on this machine took the fleet in),
+   which only the runner knows. */
 struct scn_time_expr {
     int64_t ms;               /* constant part, milliseconds */
     int64_t keepalive_milli;  /* keepalive factor x 1000; 0 when keepalive is not used */
-    int64_t resolved_ms;      /* ms + keepalive_milli * keepalive_s (always > 0) */
+    int64_t startup_milli;    /* startup factor x 1000 (>= 0); 0 when startup is not used */
+    int64_t resolved_ms;      /* ms + keepalive_milli * keepalive_s (> 0 unless startup is
+                                 used: then the sum with startup's share is what counts) */
 };
 
 enum scn_cmp {
