@@ -19,14 +19,12 @@
 #define _GNU_SOURCE
 #include <microhttpd.h>
 #include <netdb.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include "dash.h"
 
@@ -444,7 +442,7 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
     h->m = m;
     h->a = *a;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->streams_done, NULL);
+    dash_cond_init(&h->streams_done);
     rc = dash__setup(o, h, &sa);
     if (rc != DASH_OK)
         goto fail;
@@ -489,8 +487,7 @@ void dash_http_stop(struct dash_http *h)
     /* Stopping the daemon closes every connection at once, possibly in the middle of a
        stream's last chunk; give the streams a moment to finish on their own first. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += DASH_STOP_WAIT_MS / 1000;
+    dash_deadline(&until, DASH_STOP_WAIT_MS);
     pthread_mutex_lock(&h->mu);
     while (h->streams > 0 &&
            pthread_cond_timedwait(&h->streams_done, &h->mu, &until) == 0)

@@ -64,11 +64,7 @@ int dash_model_create(int n_devices, const char *layout, struct dash_model **out
     snprintf(m->layout, sizeof(m->layout), "%s", layout);
     snprintf(m->summary.layout, sizeof(m->summary.layout), "%s", layout);
     pthread_mutex_init(&m->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&m->changed, &ca);
-    pthread_condattr_destroy(&ca);
+    dash_cond_init(&m->changed);
     *out = m;
     return DASH_OK;
 }
@@ -178,18 +174,32 @@ void dash_model_set_remote_devices(struct dash_model *m, const char *why)
 
 /* ------------------------------------------------------------------ readers */
 
+void dash_cond_init(pthread_cond_t *c)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(c, &ca);
+    pthread_condattr_destroy(&ca);
+}
+
+void dash_deadline(struct timespec *ts, int timeout_ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += timeout_ms / 1000;
+    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 uint64_t dash_model_wait(struct dash_model *m, uint64_t seen, int timeout_ms)
 {
     struct timespec dl;
     uint64_t v;
 
-    clock_gettime(CLOCK_MONOTONIC, &dl);
-    dl.tv_sec += timeout_ms / 1000;
-    dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (dl.tv_nsec >= 1000000000L) {
-        dl.tv_sec++;
-        dl.tv_nsec -= 1000000000L;
-    }
+    dash_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&m->mu);
     while (m->version == seen &&
            pthread_cond_timedwait(&m->changed, &m->mu, &dl) == 0)

@@ -500,8 +500,8 @@ static bool run_expect(struct runner *r, const struct scn_step *st, const struct
     if (!e->has_within)
         return cond_eval(r, e, sel, obs, cap);
     int64_t start = runner_now_ms();
-    int64_t window = e->within.resolved_ms +
-                     e->within.startup_milli * (r->t_zero - r->t_start) / 1000;
+    int64_t startup_ms = r->t_zero - r->t_start;
+    int64_t window = e->within.resolved_ms + e->within.startup_milli * startup_ms / 1000;
     int64_t end = start + (window > 0 ? window : 0);
     bool capped = end > r->deadline;
     if (capped)
@@ -537,7 +537,7 @@ static bool run_expect(struct runner *r, const struct scn_step *st, const struct
     if (e->within.startup_milli) {
         l = strlen(obs);
         snprintf(obs + l, cap - l, " (window %.3fs with startup %.3fs)", (double)window / 1000.0,
-                 (double)(r->t_zero - r->t_start) / 1000.0);
+                 (double)startup_ms / 1000.0);
     }
     return false;
 }
