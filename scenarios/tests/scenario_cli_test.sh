@@ -5,7 +5,8 @@
 # runs; usage errors give 2; a failing scenario gives exit 1, its timeline, the replay line
 # with the seed, the summary line and a JUnit <failure>; --seed replaces the seed;
 # --keep + --pcap leave the artefacts and a capture that tshark decodes as MQTT PUBLISH;
-# against a broker it did not start, skips are reasons and broker actions run commands.
+# against a broker it did not start, skips are reasons and broker actions run commands
+# that inherit none of the runner's sockets.
 # Exits 77 (skip) only when tshark is absent, after everything else passed.
 set -u
 scansim=$1
@@ -160,7 +161,7 @@ expect online == true on all devices within 5s
 SCN
 "$scansim" test --broker "tcp://127.0.0.1:$ext_port" --junit "$work/ext.xml" \
     --broker-kill "kill -9 \$(cat $work/ext.pid)" \
-    --broker-start "mosquitto -c $work/ext.conf -d" \
+    --broker-start "ls -l /proc/\$\$/fd/ >$work/start_fds.txt; mosquitto -c $work/ext.conf -d" \
     "$work/ext_acl.scn" "$work/ext_crash.scn" >"$work/ext.out" 2>&1
 rc=$?
 check "an external broker run with a skip exits 0 (got $rc)" test "$rc" -eq 0
@@ -168,6 +169,10 @@ check "the skip names its reason" grep -q "^SKIP ext_acl: it configures its brok
 check "the summary counts the skip" grep -qx "1 passed, 0 failed, 1 skipped" "$work/ext.out"
 check "JUnit reports the skip" grep -q '<skipped message="it configures its broker' "$work/ext.xml"
 check "JUnit counts it" grep -q 'skipped="1"' "$work/ext.xml"
+# The broker a command starts holds none of the runner's sockets (it would keep closed
+# connections up, and their epoll registrations alive in the runner).
+check "the broker-start command ran" test -s "$work/start_fds.txt"
+check "it inherited no socket of the runner" bash -c "! grep -q 'socket:' '$work/start_fds.txt'"
 "$scansim" test --broker-kill "true" "$work/ext_crash.scn" >/dev/null 2>&1
 check "--broker-kill without --broker exits 2" test $? -eq 2
 "$scansim" test --broker "tcp://127.0.0.1:$ext_port" "$work/ext_crash.scn" >"$work/ext2.out" 2>&1

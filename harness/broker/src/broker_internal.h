@@ -81,7 +81,8 @@ void broker__remove_tree(const char *dir);
 /* ---------------------------------------------------------------- broker_proc.c */
 
 struct broker__spawn_opts {
-    const char *out_path; /* stdout and stderr appended here */
+    const char *out_path; /* stdin /dev/null, stdout and stderr appended here; NULL: the
+                             caller's own three */
     bool own_group;       /* own process group and PR_SET_PDEATHSIG(SIGTERM) */
     bool switch_user;     /* setgid/setuid to uid/gid before anything else */
     uid_t uid;

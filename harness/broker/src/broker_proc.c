@@ -55,8 +55,9 @@ static void broker__child_setup(const struct broker__spawn_opts *so, pid_t paren
     signal(SIGPIPE, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
-    int in = open("/dev/null", O_RDONLY);
-    int out = open(so->out_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    /* No out_path: the caller's own stdin, stdout and stderr, as system() gives them. */
+    int in = so->out_path ? open("/dev/null", O_RDONLY) : -1;
+    int out = so->out_path ? open(so->out_path, O_WRONLY | O_CREAT | O_APPEND, 0600) : -1;
     if (in >= 0)
         dup2(in, 0);
     if (out >= 0) {
@@ -163,5 +164,21 @@ int broker__run_tool(char *const argv[], const char *out_path, const char *what)
         broker__set_error("%s (%s) failed (%s): %s", argv[0], what, st, tail);
         return HX_ERR_SYS;
     }
+    return HX_OK;
+}
+
+int hx_run_shell(const char *cmd, int *status)
+{
+    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
+    struct broker__spawn_opts so = {0};
+    pid_t pid = broker__spawn(argv, &so);
+    if (pid < 0)
+        return HX_ERR_SYS;
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno != EINTR)
+            return HX_ERR_SYS;
+    }
+    *status = st;
     return HX_OK;
 }

@@ -1039,8 +1039,8 @@ static int make_pki(struct runner *r, char *err, size_t cap)
     char cmd[3 * RUNNER_PATH_MAX];
     snprintf(cmd, sizeof cmd, "bash '%s' '%s' %u >'%s.log' 2>&1", script, r->pki,
              mtls ? r->n_devs : 1u, r->pki); /* the script wants at least one */
-    int rc = system(cmd);
-    if (rc != 0) {
+    int rc = -1;
+    if (hx_run_shell(cmd, &rc) != HX_OK || rc != 0) {
         snprintf(err, cap, "could not make the test PKI with %s (status %d; see %s.log); set "
                  "SCANSIM_MAKE_PKI to the path of ci/make-pki.sh", script, rc, r->pki);
         return HX_ERR_SYS;

@@ -108,8 +108,8 @@ int runner_broker_command(struct runner *r, enum scn_action a, char *err, size_t
         return HX_ERR_INVAL;
     }
     fflush(NULL);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    int st = -1;
+    if (hx_run_shell(cmd, &st) != HX_OK || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         snprintf(err, cap, "'%s' for '%s' failed (status %d)", cmd, broker_action_name(a), st);
         return HX_ERR_SYS;
     }

@@ -44,6 +44,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -327,6 +328,10 @@ static void sync_watch(struct mosq_client *c)
     if (s < 0)
         return;
     if (!c->watching) {
+        /* libmosquitto opens its sockets without close-on-exec: a program this process
+           starts (a broker, a hook) would hold them, keep a closed connection up and keep
+           its epoll registration alive, so its events would reach a freed client. */
+        (void)fcntl(s, F_SETFD, FD_CLOEXEC);
         c->watch.fd = s;
         c->watch.on_ready = on_ready;
         c->watching = sim_loop_watch_add(c->io->loop, &c->watch, ev) == 0;

@@ -208,6 +208,42 @@ START_TEST(a_client_connects_and_reports_whether_its_session_was_kept)
 }
 END_TEST
 
+/* A program started meanwhile (a broker, a hook: fork + exec) inherits none of the
+   client's sockets: it would keep the connection up after the client closed it, and keep
+   the socket's epoll registration alive, so its events would reach a freed client. */
+static int sockets_a_started_program_holds(void)
+{
+    char line[512];
+    int sockets = 0;
+    FILE *ls = popen("ls -l /proc/self/fd/", "r");
+
+    ck_assert_ptr_nonnull(ls);
+    while (fgets(line, sizeof line, ls))
+        sockets += strstr(line, "socket:") != NULL;
+    ck_assert_int_eq(pclose(ls), 0);
+    return sockets;
+}
+
+START_TEST(a_program_started_while_connected_holds_none_of_its_sockets)
+{
+    struct hx_broker *b = broker_start(NULL);
+    struct rec r;
+
+    rec_init(&r);
+    struct sim_mqtt *c = client(kinds[_i], hx_broker_uri(b), "cloexec", 3, &r, NULL, NULL);
+    /* libmosquitto 2.0.11's wake-up socket pair (no option turns it off, none shows its
+       descriptors) is there before the connect: only the connection's socket counts. */
+    int before = sockets_a_started_program_holds();
+    connect_ok(c, &r, true, 30);
+    int after = sockets_a_started_program_holds();
+    ck_assert_msg(after == before, "the started program holds %d socket(s) more after the "
+                  "connect", after - before);
+    disconnect_ok(c, &r);
+    sim_mqtt_destroy(c);
+    hx_broker_free(b);
+}
+END_TEST
+
 START_TEST(a_wrong_port_fails_with_a_negative_code_and_words_naming_the_uri)
 {
     struct rec r;
@@ -620,6 +656,7 @@ int main(void)
     }
     tcase_set_timeout(tc, 120);
     tcase_add_loop_test(tc, a_client_connects_and_reports_whether_its_session_was_kept, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_program_started_while_connected_holds_none_of_its_sockets, 0, N_KINDS);
     tcase_add_loop_test(tc, a_wrong_port_fails_with_a_negative_code_and_words_naming_the_uri, 0, N_KINDS);
     tcase_add_loop_test(tc, a_refused_password_gives_the_connack_code_and_words, 0, N_KINDS);
     tcase_add_loop_test(tc, publishes_subscribes_and_messages_carry_their_codes_and_fields, 0, N_KINDS);

@@ -134,6 +134,11 @@ const char *hx_broker_last_error(void);
 
 /* Wait until host:port accepts a TCP connection, up to timeout_ms. 0 or HX_ERR_TIMEOUT. */
 int hx_wait_port(const char *host, uint16_t port, int timeout_ms);
+/* Run cmd with /bin/sh -c and wait, as system() does, except that the child inherits no
+   descriptor above 2: a broker a user's command starts must not hold the caller's MQTT
+   sockets open (its connections would outlive their close, and the caller's epoll set
+   would keep reporting sockets it had closed). HX_OK with the wait status, or HX_ERR_SYS. */
+int hx_run_shell(const char *cmd, int *status);
 /* A free TCP port on 127.0.0.1 (bound and released), or 0. */
 uint16_t hx_free_port(void);
 
