@@ -7,10 +7,12 @@
  */
 #include "dash_form.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "fw/fw_codec.h"
 
@@ -79,7 +81,7 @@ int dash_form_field(const char *body, size_t len, const char *key, char *out, si
     const char *p = body, *end = body + len;
 
     if (!body || cap == 0)
-        return -1;
+        return DASH_FIELD_ABSENT;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *stop = amp ? amp : end;
@@ -91,7 +93,7 @@ int dash_form_field(const char *body, size_t len, const char *key, char *out, si
         }
         p = stop + 1;
     }
-    return -1;
+    return DASH_FIELD_ABSENT;
 }
 
 /* ------------------------------------------------------------------ the item form */
@@ -138,7 +140,7 @@ int dash_item_form_parse(const char *body, size_t len, struct dash_item_form *ou
     /* one byte more than allowed, so a long name is told as too long, not as malformed */
     char name[FW_ITEM_NAME_MAX * 4];
     n = dash_form_field(body, len, "name", name, sizeof(name));
-    if (n == -1) {
+    if (n == DASH_FIELD_ABSENT) {
         dash__why(why, why_cap, "name: missing");
         return DASH_ERR_INVAL;
     }
@@ -158,7 +160,7 @@ int dash_item_form_parse(const char *body, size_t len, struct dash_item_form *ou
     }
     out->tag_quantity = (int32_t)q;
     n = dash_form_field(body, len, "device", out->device, sizeof(out->device));
-    if (n == -1 || (n >= 0 && strcmp(out->device, "all") == 0)) {
+    if (n == DASH_FIELD_ABSENT || (n >= 0 && strcmp(out->device, "all") == 0)) {
         out->device[0] = '\0';
     } else if (n < 0 || !dash__valid_device(out->device)) {
         snprintf(why, why_cap, "device: a device id (1 to %d printable characters without "
@@ -228,8 +230,44 @@ bool dash_token_equal(const char *presented, const char *expected)
 
 bool dash_host_is_loopback(const char *host)
 {
-    return strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
-           strncmp(host, "127.", 4) == 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcasecmp(host, "localhost") == 0 || strcasecmp(host, "localhost.") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+}
+
+bool dash_host_header_is_loopback(const char *value)
+{
+    char host[256];
+    const char *end, *port = NULL;
+
+    if (!value)
+        return false;
+    if (value[0] == '[') {
+        value++;
+        end = strchr(value, ']');
+        if (!end || (end[1] && end[1] != ':'))
+            return false;
+        if (end[1])
+            port = end + 2;
+    } else {
+        end = strchr(value, ':');
+        if (end)
+            port = end + 1;
+        else
+            end = value + strlen(value);
+    }
+    if (port && (!*port || strspn(port, "0123456789") != strlen(port)))
+        return false;
+    if ((size_t)(end - value) >= sizeof(host))
+        return false;
+    memcpy(host, value, (size_t)(end - value));
+    host[end - value] = '\0';
+    return dash_host_is_loopback(host);
 }
 
 int dash_parse_listen(const char *spec, char *host, size_t cap, int *port, char *why,

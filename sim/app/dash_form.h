@@ -52,9 +52,10 @@ struct dash_page_query {
 /**
  * Find key in an application/x-www-form-urlencoded body (or a query string) and decode
  * its value ('+' and %XX) into out (cap bytes with the NUL). Returns the decoded length,
- * -1 when the key is absent, DASH_ERR_INVAL when the value is too long for out, has a bad
- * %-escape or a NUL byte.
+ * DASH_FIELD_ABSENT when the key is absent, DASH_ERR_INVAL when the value is too long for
+ * out, has a bad %-escape or a NUL byte.
  */
+#define DASH_FIELD_ABSENT (-100) /* not an enum dash_err: a missing field is no error */
 int dash_form_field(const char *body, size_t len, const char *key, char *out, size_t cap);
 
 /** Parse and check the item form. 0, or DASH_ERR_INVAL with the reason in why. */
@@ -73,8 +74,14 @@ bool dash_parse_long(const char *s, long lo, long hi, long *out);
  *  they differ. NULL presented = false. */
 bool dash_token_equal(const char *presented, const char *expected);
 
-/** Is host (an address, no port) a loopback one: 127.0.0.0/8, ::1 or "localhost"? */
+/** Is host (an address, no port) a loopback one: 127.0.0.0/8, ::1 or "localhost"? A name
+ *  that merely starts with "127." is not. */
 bool dash_host_is_loopback(const char *host);
+
+/** Does an HTTP Host header (host, host:port, [v6] or [v6]:port) name a loopback address?
+ *  NULL or malformed: false. Without a token the server answers only these: a page on
+ *  another site that rebinds its own name to 127.0.0.1 sends that name. */
+bool dash_host_header_is_loopback(const char *value);
 
 /** Split "ADDR:PORT" ("[v6]:PORT" too) into host (cap bytes) and port 1..65535 (0 = any
  *  free port, written as ":0"). 0 or DASH_ERR_INVAL with the reason. */

@@ -12,7 +12,9 @@
  * "Authorization: Bearer T", as ?token=T (which also sets a cookie, so links keep
  * working) or as that cookie. A POST must carry "X-Scansim: 1": a header no plain HTML
  * form of another site can send, so a page elsewhere cannot create items through a
- * browser that has the dashboard open.
+ * browser that has the dashboard open. Without a token, a request whose Host header names
+ * anything but loopback gets 421: a site that rebinds its name to 127.0.0.1 (DNS
+ * rebinding) would otherwise be same-origin with the dashboard in the browser.
  *
  * Sections: server state, responses, routes, the event stream, start/stop.
  */
@@ -267,6 +269,16 @@ static enum MHD_Result dash__handle(void *cls, struct MHD_Connection *c, const c
         req->len = req->too_big ? 0 : req->len + n;
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (!h->token[0]) {
+        /* No token: only requests addressed to loopback. A page elsewhere that rebinds its
+           own name to 127.0.0.1 is same-origin to the browser but sends its name here. */
+        const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+        if (host && !dash_host_header_is_loopback(host))
+            return dash__error(c, MHD_HTTP_MISDIRECTED_REQUEST,
+                               "without a token this dashboard answers only requests addressed "
+                               "to a loopback name or address (Host: 127.0.0.1, localhost, "
+                               "[::1]); give --http-token to use another name");
     }
     if (!dash__authorized(h, c, &set_cookie))
         return dash__error(c, MHD_HTTP_UNAUTHORIZED, "a token is needed: open the URL scansim "

@@ -44,9 +44,16 @@ static int dash__publish_each(struct dash_backend_items *bi, const struct dash_i
         rc = DASH_ERR_INVAL;
     }
     dash_model_device_ids(bi->model, ids, n);
+    /* Every device or none: a device whose row has not come yet (a run's first second)
+       would otherwise be skipped while the page is told the item went to all. */
     for (int i = 0; i < n && rc == DASH_OK; i++)
-        if (ids[i][0])
-            rc = dash__publish(bi, ids[i], f, why, cap);
+        if (!ids[i][0]) {
+            snprintf(why, cap, "not every device is listed yet (their first figures come "
+                     "within a second): try again");
+            rc = DASH_ERR_INVAL;
+        }
+    for (int i = 0; i < n && rc == DASH_OK; i++)
+        rc = dash__publish(bi, ids[i], f, why, cap);
     free(ids);
     return rc;
 }

@@ -19,7 +19,7 @@ START_TEST(a_field_is_decoded_with_plus_and_percent_escapes)
     ck_assert_int_eq(dash_form_field(body, strlen(body), "name", out, sizeof(out)), 15);
     ck_assert_str_eq(out, "box of \xc3\xa9" "clairs");
     ck_assert_int_eq(dash_form_field(body, strlen(body), "z", out, sizeof(out)), 0);
-    ck_assert_int_eq(dash_form_field(body, strlen(body), "nam", out, sizeof(out)), -1);
+    ck_assert_int_eq(dash_form_field(body, strlen(body), "nam", out, sizeof(out)), DASH_FIELD_ABSENT);
 }
 END_TEST
 
@@ -53,6 +53,21 @@ START_TEST(a_valid_item_form_gives_name_quantity_and_device)
     ck_assert_str_eq(f.device, "");
     ck_assert_int_eq(parse("name=x&quantity=1", &f, why), DASH_OK);
     ck_assert_str_eq(f.device, "");
+}
+END_TEST
+
+/* A field that is there but malformed is told as such: never taken as absent (a device
+   field with a bad escape would otherwise send the item to every device). */
+START_TEST(a_malformed_field_is_not_taken_for_a_missing_one)
+{
+    struct dash_item_form f;
+    char why[DASH_WHY_MAX] = "";
+    ck_assert_int_eq(parse("name=bad%zz&quantity=1", &f, why), DASH_ERR_INVAL);
+    ck_assert_msg(strstr(why, "%-escape"), "%s", why);
+    ck_assert_int_eq(parse("name=x&quantity=1&device=scanner%2", &f, why), DASH_ERR_INVAL);
+    ck_assert_msg(strstr(why, "device:"), "%s", why);
+    ck_assert_int_eq(parse("quantity=1", &f, why), DASH_ERR_INVAL);
+    ck_assert_str_eq(why, "name: missing");
 }
 END_TEST
 
@@ -156,6 +171,23 @@ START_TEST(listen_addresses_split_into_host_and_port)
     ck_assert_int_eq(dash_parse_listen(":80", host, sizeof(host), &port, why, sizeof(why)), DASH_ERR_INVAL);
     ck_assert_int_eq(dash_parse_listen("1.2.3.4:65536", host, sizeof(host), &port, why, sizeof(why)), DASH_ERR_INVAL);
     ck_assert_int_eq(dash_parse_listen("[::1]80", host, sizeof(host), &port, why, sizeof(why)), DASH_ERR_INVAL);
+}
+END_TEST
+
+START_TEST(only_a_host_header_naming_loopback_passes_without_a_token)
+{
+    static const char *const ok[] = { "127.0.0.1", "127.0.0.1:8080", "127.1.2.3:1",
+                                      "localhost:8080", "LOCALHOST", "[::1]:8080", "[::1]" };
+    static const char *const refused[] = { "evil.example:8080", "127.evil.example:8080",
+                                           "127.0.0.1.nip.io", "10.0.0.1:8080", "[::2]:80",
+                                           "[::1", "[::1]x", "127.0.0.1:", "127.0.0.1:80a",
+                                           "localhost.evil", "", "::1" };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        ck_assert_msg(dash_host_header_is_loopback(ok[i]), "%s", ok[i]);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        ck_assert_msg(!dash_host_header_is_loopback(refused[i]), "%s", refused[i]);
+    ck_assert(!dash_host_header_is_loopback(NULL));
+    ck_assert(!dash_host_is_loopback("127.evil.example"));
 }
 END_TEST
 
@@ -323,8 +355,10 @@ static Suite *dash_suite(void)
     Suite *s = suite_create("dash");
     TCase *form = tcase_create("form"), *out = tcase_create("output");
     tcase_add_test(form, a_field_is_decoded_with_plus_and_percent_escapes);
+    tcase_add_test(form, only_a_host_header_naming_loopback_passes_without_a_token);
     tcase_add_test(form, a_bad_escape_a_nul_or_a_value_too_long_is_refused);
     tcase_add_test(form, a_valid_item_form_gives_name_quantity_and_device);
+    tcase_add_test(form, a_malformed_field_is_not_taken_for_a_missing_one);
     tcase_add_test(form, names_follow_the_firmware_one_to_32_bytes_of_printable_utf8);
     tcase_add_test(form, quantities_follow_the_codec_range_and_are_whole_numbers);
     tcase_add_test(form, a_device_id_with_a_wildcard_or_slash_is_refused);

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# dash_http_test.sh - the dashboard's HTTP rules against a live `scansim run --http`
+# (CTest dash_http): every bad request gets its status and a reason, and the run goes on.
+#   usage: dash_http_test.sh SCANSIM
+# Cases: without a token, a Host header that names anything but loopback gets 421 (DNS
+# rebinding); a POST without X-Scansim gets 403, a malformed form 400 with the field's
+# rule, an oversize body 413, another method 405, a bad paging query 400, an unknown
+# path 404; with --http-token, no token gets 401, a Bearer token or ?token= (which sets
+# the cookie) passes; a valid item is created (201) and counted by the run.
+set -u
+scansim=$1
+CASE=setup
+. "$(dirname "$0")/test_lib.sh"
+test_setup
+
+start() { # start NAME ARGS...: a run with a dashboard; sets URL to its base
+    name=$1; shift
+    "$scansim" run --devices 2 --duration 40s --item-rate 2/s "$@" >"$T/$name.out" 2>&1 &
+    PIDS="$PIDS $!"
+    wait_for 20 grep -q "dashboard on http://" "$T/$name.out" || fail "$name: no dashboard URL"
+    URL=$(sed -n 's|.*dashboard on \(http://[^ ]*\).*|\1|p' "$T/$name.out" | head -n 1)
+}
+# expect STATUS REASON-SUBSTRING CURL-ARGS...: the response's status and its text
+expect() {
+    want=$1 words=$2; shift 2
+    got=$(curl -s -o "$T/body" -w '%{http_code}' "$@")
+    [ "$got" = "$want" ] || fail "curl $*: status $got, expected $want: $(cat "$T/body")"
+    [ -z "$words" ] || grep -qF -- "$words" "$T/body" ||
+        fail "curl $*: the answer does not say '$words': $(cat "$T/body")"
+    echo "ok   - $want for $*"
+}
+
+CASE=loopback
+start open --http 127.0.0.1:0
+base=${URL%/}
+port=${base##*:}
+expect 200 "" "$base/"
+expect 200 "" -H "Host: localhost:$port" "$base/metrics"
+expect 421 "loopback name or address" -H "Host: rebound.example:$port" "$base/"
+expect 421 "loopback name or address" -H "Host: 127.0.0.1.rebound.example" "$base/api/state"
+expect 403 "X-Scansim: 1" -d "name=box&quantity=3" "$base/api/items"
+expect 400 "quantity: a whole number" -H "X-Scansim: 1" -d "name=box&quantity=lots" "$base/api/items"
+expect 400 "name:" -H "X-Scansim: 1" -d "name=&quantity=3" "$base/api/items"
+expect 400 "%" -H "X-Scansim: 1" -d "name=bad%zzescape&quantity=3" "$base/api/items"
+head -c 5000 /dev/zero | tr '\0' a >"$T/big"
+expect 413 "too large" -H "X-Scansim: 1" --data-binary "@$T/big" "$base/api/items"
+expect 405 "only GET and POST" -X PUT "$base/"
+expect 400 "" "$base/api/state?page=zero"
+expect 404 "" "$base/nothing-here"
+# To all devices: refused with a reason until every device is listed, then created.
+created() { curl -sf -o /dev/null -H "X-Scansim: 1" -d "name=from-the-page&quantity=2" "$base/api/items"; }
+wait_for 10 created || fail "an item for all devices was never created: $(cat "$T/body")"
+echo "ok   - 201 for an item to all devices"
+online() { curl -s "$base/metrics" | grep -q '^scansim_devices_online{.*} 2$'; }
+listed() { curl -s "$base/api/state" | grep -q '"name":"from-the-page"'; }
+wait_for 10 online || fail "the run stopped answering after the bad requests"
+echo "ok   - the run still serves its figures"
+wait_for 10 listed ||
+    fail "the item created through the API is not in the items list"
+echo "ok   - the item created through the API is listed"
+
+CASE=token
+start tok --http 127.0.0.1:0 --http-token sesame-1234
+base=$(printf '%s' "$URL" | sed 's|/?token=.*||; s|/$||')
+expect 401 "a token is needed" "$base/"
+expect 401 "a token is needed" -H "Authorization: Bearer wrong-token" "$base/metrics"
+expect 200 "" -H "Authorization: Bearer sesame-1234" "$base/metrics"
+# With a token the Host rule is the token's: another name passes with it.
+expect 200 "" -H "Host: scanners.example" -H "Authorization: Bearer sesame-1234" "$base/metrics"
+curl -s -c "$T/jar" -o /dev/null "$base/?token=sesame-1234"
+grep -q "scansim_token" "$T/jar" || fail "?token= set no cookie"
+expect 200 "" -b "$T/jar" "$base/metrics"
+echo PASS
