@@ -376,6 +376,7 @@ struct run_ctx {
     struct run_opts *o;
     struct fleet *fleet;             /* in-process devices (workers == 1) */
     struct fleet_workers *workers;   /* or worker processes */
+    struct fleet_shared_rows *rows;  /* their device rows, with --http */
     struct run_backends rb;          /* the backend role, one per broker; rb.n 0 = none */
     struct fleet_driver *driver;
     struct run_dash *dash;           /* --http / --report, or NULL */
@@ -498,8 +499,11 @@ int scansim_cmd_run(int argc, char **argv)
     run_watch_init(&s.watch, embedded, uri, o.connect_timeout_ms);
 
     if (o.workers > 1) {
+        if (o.http_listen && fleet_shared_rows_create((int)o.devices, (int)o.workers, &c.rows) != 0)
+            goto out;
         if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start,
-                                o.id_prefix, uris, n_uris, o.c.password, &c.workers) != 0)
+                                o.id_prefix, uris, n_uris, o.c.password,
+                                fleet_shared_rows_fd(c.rows), &c.workers) != 0)
             goto out;
         s.worker_program = fleet_workers_program(c.workers);
     } else {
@@ -536,7 +540,7 @@ int scansim_cmd_run(int argc, char **argv)
 
     /* The dashboard creates items through, and shows the ledger of, the first broker's
        backend (with several --broker, that broker's devices). */
-    rc = run_dash_start(&o, c.fleet, c.rb.n ? c.rb.b[0] : NULL, &c.dash);
+    rc = run_dash_start(&o, c.fleet, c.rows, c.workers, c.rb.n ? c.rb.b[0] : NULL, &c.dash);
     if (rc != DASH_OK) {
         exit_code = rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
         goto out;
@@ -737,6 +741,7 @@ int scansim_cmd_run(int argc, char **argv)
 out:
     run_dash_free(c.dash); /* the server first: it reads the fleet's rows */
     fleet_workers_free(c.workers);
+    fleet_shared_rows_free(c.rows);
     {
         uint64_t t0 = sim_clock_ms();
         fleet_free(c.fleet);

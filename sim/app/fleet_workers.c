@@ -95,7 +95,7 @@ static int worker_arg_skip(char **args, int j, int n_args)
 
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
                         const char *id_prefix, const char *const *uris, int n_uris,
-                        const char *password, struct fleet_workers **out)
+                        const char *password, int rows_fd, struct fleet_workers **out)
 {
     struct fleet_workers *w = calloc(1, sizeof(*w));
     char **argv = NULL, prog[PATH_MAX];
@@ -119,7 +119,7 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
     w->lean = worker_program(uri, prog, sizeof(prog));
     for (int i = 0; i < k; i++) {
         int share = devices / k + (i < devices % k ? 1 : 0);
-        char ndev[24], nid[24], nshard[24], nwork[24];
+        char ndev[24], nid[24], nshard[24], nwork[24], nrows[48];
         int p[2], a = 0;
 
         snprintf(ndev, sizeof(ndev), "%d", share);
@@ -147,6 +147,11 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
             argv[a++] = "--broker";
             argv[a++] = (char *)uris[u];
         }
+        if (rows_fd >= 0) {
+            snprintf(nrows, sizeof(nrows), "%d:%ld", rows_fd, w->s[i].first_index);
+            argv[a++] = "--rows-fd";
+            argv[a++] = nrows;
+        }
         argv[a++] = "--workers"; /* the shard splits --connect-rate and the cores by K */
         argv[a++] = nwork;
         argv[a++] = "--worker-index";
@@ -171,6 +176,8 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
             dup2(p[1], 1);
             if (password)
                 setenv(SIM_CLI_PASSWORD_ENV, password, 1);
+            if (rows_fd >= 0)
+                (void)fcntl(rows_fd, F_SETFD, 0); /* this child only: its exec keeps it */
             execv(prog, argv);
             fprintf(stderr, "scansim run: cannot run %s for worker %d: %s\n", prog, i,
                     strerror(errno));
@@ -308,6 +315,16 @@ uint64_t fleet_workers_cpu_ms(const struct fleet_workers *w)
         if (w->s[i].pid > 0)
             ms += fleet_proc_cpu_ms((int)w->s[i].pid);
     return ms;
+}
+
+bool fleet_workers_device_alive(const struct fleet_workers *w, long index)
+{
+    for (int i = 0; i < w->k; i++) {
+        const struct shard *s = &w->s[i];
+        if (index >= s->first_index && index < s->first_index + s->devices)
+            return !s->dead;
+    }
+    return false;
 }
 
 int fleet_workers_alive(struct fleet_workers *w)

@@ -35,10 +35,11 @@ struct fleet_workers;
 /* password (may be NULL): handed to each worker in SCANSIM_MQTT_PASSWORD, never on its
    command line (-P/--password and their values are left out of the passed-through args). */
 /* uris/n_uris: every broker (a worker spreads its devices over them by id); id_prefix
-   names the devices in messages. */
+   names the devices in messages. rows_fd >= 0: the dashboard's shared device rows
+   (fleet_shared_rows.h), which each worker inherits and fills with its slice. */
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
                         const char *id_prefix, const char *const *uris, int n_uris,
-                        const char *password, struct fleet_workers **out);
+                        const char *password, int rows_fd, struct fleet_workers **out);
 
 /* A worker that died unasked. */
 struct fleet_worker_death {
@@ -67,6 +68,9 @@ const char *fleet_workers_program(const struct fleet_workers *w);
 
 /** CPU time (ms, user + system) the running shards have used so far, added up. */
 uint64_t fleet_workers_cpu_ms(const struct fleet_workers *w);
+
+/** Is the worker that runs device `index` (of the run's) alive? */
+bool fleet_workers_device_alive(const struct fleet_workers *w, long index);
 
 /** Shards still running. */
 int fleet_workers_alive(struct fleet_workers *w);

@@ -17,6 +17,8 @@ struct run_dash {
     struct dash_http *http;
     struct dash_backend_items items;
     struct fleet *fleet;
+    struct fleet_shared_rows *shared; /* the workers' rows instead of a fleet's */
+    struct fleet_workers *workers;
     struct hx_backend *backend;
     struct fleet_row *rows;      /* fleet_rows' copy, then the model's */
     struct hx_backend_item *newest;
@@ -24,8 +26,9 @@ struct run_dash {
     char command[8];
 };
 
-int run_dash_start(const struct run_opts *o, struct fleet *fleet, struct hx_backend *backend,
-                   struct run_dash **out)
+int run_dash_start(const struct run_opts *o, struct fleet *fleet,
+                   struct fleet_shared_rows *shared, struct fleet_workers *workers,
+                   struct hx_backend *backend, struct run_dash **out)
 {
     struct run_dash *d;
     int rc = DASH_ERR_NOMEM;
@@ -42,17 +45,20 @@ int run_dash_start(const struct run_opts *o, struct fleet *fleet, struct hx_back
     if (!d)
         goto fail;
     d->fleet = fleet;
+    d->shared = shared;
+    d->workers = workers;
     d->backend = backend;
     d->n_devices = (int)o->devices;
-    d->rows = fleet ? calloc((size_t)o->devices, sizeof(*d->rows)) : NULL;
+    bool listed = fleet || shared;
+    d->rows = listed ? calloc((size_t)o->devices, sizeof(*d->rows)) : NULL;
     d->newest = calloc(RUN_DASH_ITEMS, sizeof(*d->newest));
-    if ((fleet && !d->rows) || !d->newest ||
-        dash_model_create(fleet ? (int)o->devices : 0,
+    if ((listed && !d->rows) || !d->newest ||
+        dash_model_create(listed ? (int)o->devices : 0,
                           o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", &d->model))
         goto fail;
-    if (!fleet)
+    if (!listed) /* --report alone with --workers: no rows are kept */
         dash_model_set_remote_devices(d->model, "The devices run in worker processes "
-                                      "(--workers): this page lists them with --workers 1.");
+                                      "and this run keeps no rows of them.");
     d->items.backend = backend;
     d->items.model = d->model;
     d->items.per_device = o->c.layout != SIM_LAYOUT_SEED;
@@ -77,12 +83,19 @@ static void run_dash__rows(struct run_dash *d)
 {
     struct dash_device_row r;
 
-    fleet_rows(d->fleet, d->rows, d->n_devices);
+    if (d->fleet)
+        fleet_rows(d->fleet, d->rows, d->n_devices);
+    else
+        fleet_shared_rows_get(d->shared, d->rows, d->n_devices);
     for (int i = 0; i < d->n_devices; i++) {
         const struct fleet_row *f = &d->rows[i];
         if (!f->id[0])
             continue;
-        dash_row_from(&r, f->id, f->online, f->online ? "online" : f->powered ? "offline" : "off",
+        /* A dead worker's rows stay as it last wrote them: its devices are gone. */
+        bool gone = d->workers && !fleet_workers_device_alive(d->workers, i);
+        bool online = f->online && !gone;
+        dash_row_from(&r, f->id, online,
+                      gone ? "worker died" : online ? "online" : f->powered ? "offline" : "off",
                       &f->stats, f->pending, f->last_seen_ms, f->fb);
         dash_model_set_device(d->model, i, &r);
     }
@@ -114,7 +127,7 @@ void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
     p.t_s = t_s;
     p.registrations_per_second = rate;
     dash_model_add_sample(d->model, &p);
-    if (d->fleet && d->http)
+    if ((d->fleet || d->shared) && d->http)
         run_dash__rows(d);
     dash_model_publish(d->model);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "run_opts.h"
+#include "fleet_shared_rows.h"
 #include "sim/mqtt.h"
 #include "sim/clock.h"
 #include "sim/err.h"
@@ -152,6 +154,7 @@ static const struct option run_long[] = {
     {"report", required_argument, 0, 0x2052},
     {"no-backend", no_argument, 0, 0x2014},
     {"worker-index", required_argument, 0, 0x2015},
+    {"rows-fd", required_argument, 0, 0x2060},
     {"shard", required_argument, 0, 0x2017},
     {"shards", required_argument, 0, 0x2018},
     {"cert-dir", required_argument, 0, 0x2019},
@@ -316,6 +319,7 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     o->max_in_flight = 1000;
     o->event_batch_ms = RUN_EVENT_BATCH_AUTO;
     o->worker_index = -1;
+    o->rows_fd = -1;
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "hn:" SIM_CLI_COMMON_SHORT, run_long, NULL)) != -1) {
@@ -437,6 +441,17 @@ int run_parse(int argc, char **argv, struct run_opts *o)
             if (sim_cli_parse_int(CMD, "--worker-index", optarg, 0, 255, &o->worker_index))
                 return -1;
             break;
+        case 0x2060: { /* FD:FIRST, from the parent run only */
+            char *colon = strchr(optarg, ':'), *end;
+            long fd = colon ? strtol(optarg, &end, 10) : -1;
+            if (!colon || end != colon || fd < 3 || fd > INT32_MAX ||
+                sim_cli_parse_int(CMD, "--rows-fd", colon + 1, 0, LONG_MAX / 2, &o->rows_first)) {
+                sim_cli_error(CMD, "--rows-fd: FD:FIRST (set by scansim run for its workers)");
+                return -1;
+            }
+            o->rows_fd = (int)fd;
+            break;
+        }
         case 0x2017: {
             char why[160];
             if (shard_parse(optarg, &o->shard, why, sizeof why) != 0) {
@@ -585,7 +600,7 @@ void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
     fleet_opts_defaults(fo);
-    fo->keep_rows = o->http_listen != NULL && o->worker_index < 0;
+    fo->keep_rows = (o->http_listen != NULL && o->worker_index < 0) || o->rows_fd >= 0;
     fo->uri = uri;
     fo->transport.uri = uri;
     fo->transport.username = o->c.username;
@@ -638,11 +653,17 @@ int run_worker(const struct run_opts *o)
     double rate = o->connect_rate > 0 ? o->connect_rate / (double)o->workers : 0;
     double credit = 0;
 
+    struct fleet_shared_rows *rows = NULL;
+
     sim_cli_transport_setup(&o->c);
+    if (o->rows_fd >= 0 && fleet_shared_rows_attach(o->rows_fd, &rows) != 0)
+        return SIM_EXIT_USAGE;
     run_fleet_opts(o, o->c.broker_uri, &fo);
     int frc = fleet_create(&fo, &f);
-    if (frc != SIM_OK)
+    if (frc != SIM_OK) {
+        fleet_shared_rows_free(rows);
         return frc == SIM_ERR_INVAL || frc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
+    }
     while (!run_signals) {
         uint64_t now = sim_clock_ms();
         if (fleet_unstarted(f) > 0) {
@@ -660,6 +681,7 @@ int run_worker(const struct run_opts *o)
         if (now >= next_report) {
             next_report = now + 1000;
             fleet_figures(f, &fig);
+            fleet_shared_rows_put(rows, (int)o->worker_index, o->rows_first, f, (int)o->devices);
             if (fleet_figures_to_json(&fig, line, sizeof(line)) > 0) {
                 fputs(line, stdout);
                 fputc('\n', stdout);
@@ -677,6 +699,8 @@ int run_worker(const struct run_opts *o)
         fputc('\n', stdout);
         fflush(stdout);
     }
+    fleet_shared_rows_put(rows, (int)o->worker_index, o->rows_first, f, (int)o->devices);
+    fleet_shared_rows_free(rows);
     fleet_free(f);
     if (o->c.verbose)
         fprintf(stderr, "scansim run: worker %ld: power-off %.1f s, teardown %.1f s\n", o->worker_index,

@@ -51,6 +51,9 @@ struct run_opts {
     const char *report_path;  /* --report FILE.html */
     bool no_backend;
     long worker_index;        /* --worker-index: a worker process of a run; -1 = not one */
+    int rows_fd;              /* --rows-fd FD:FIRST (a worker, with --http): the shared
+                                 device rows (fleet_shared_rows.h); -1 = none */
+    long rows_first;          /* this worker's first device among the run's */
     struct shard_spec shard;  /* --shard I/N (or --shards N + JOB_COMPLETION_INDEX);
                                  count 0 = the whole fleet */
     const char *cert_dir;     /* --cert-dir: DIR/<id>.crt and DIR/<id>.key per device */

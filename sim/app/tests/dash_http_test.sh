@@ -6,7 +6,8 @@
 # rebinding); a POST without X-Scansim gets 403, a malformed form 400 with the field's
 # rule, an oversize body 413, another method 405, a bad paging query 400, an unknown
 # path 404; with --http-token, no token gets 401, a Bearer token or ?token= (which sets
-# the cookie) passes; a valid item is created (201) and counted by the run.
+# the cookie) passes; a valid item is created (201) and counted by the run. With
+# --workers, every worker's devices are listed, and a killed worker's shown offline.
 set -u
 scansim=$1
 CASE=setup
@@ -70,4 +71,29 @@ expect 200 "" -H "Host: scanners.example" -H "Authorization: Bearer sesame-1234"
 curl -s -c "$T/jar" -o /dev/null "$base/?token=sesame-1234"
 grep -q "scansim_token" "$T/jar" || fail "?token= set no cookie"
 expect 200 "" -b "$T/jar" "$base/metrics"
+
+# Devices in worker processes: every one is listed, with its OLED, from the workers' shared
+# rows; a killed worker's devices turn offline, "worker died".
+CASE=workers
+start workers --devices 30 --workers 3 --http 127.0.0.1:0
+base=${URL%/}
+state() { curl -s "$base/api/state?per=50" | python3 -c "$1"; }
+all_listed() {
+    state 'import json,sys; r=json.load(sys.stdin)["devices"]["rows"]
+sys.exit(0 if len(r) == 30 and all(x["online"] and x["fb"] for x in r) else 1)'
+}
+wait_for 20 all_listed || fail "not every worker's device is listed online with its OLED"
+echo "ok   - 30 devices of 3 workers listed online, each with its OLED"
+run_pid=${PIDS##* }
+victim=$(pgrep -P "$run_pid" -f -- "--worker-index 1( |$)")
+[ -n "$victim" ] || fail "no worker 1 under the run (pid $run_pid)"
+kill -9 "$victim"
+dead_shown() {
+    state 'import json,sys; r=json.load(sys.stdin)["devices"]["rows"]
+dead=[x for x in r if x["state"] == "worker died"]
+sys.exit(0 if len(dead) == 10 and not any(x["online"] for x in dead) and
+         sum(x["online"] for x in r) == 20 else 1)'
+}
+wait_for 10 dead_shown || fail "the killed worker's 10 devices are not shown offline: $(state 'import json,sys; print([(x["id"], x["state"]) for x in json.load(sys.stdin)["devices"]["rows"]])')"
+echo "ok   - the killed worker's 10 devices show 'worker died', the other 20 online"
 echo PASS
