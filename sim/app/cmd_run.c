@@ -538,9 +538,9 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
 
-    /* The dashboard creates items through, and shows the ledger of, the first broker's
-       backend (with several --broker, that broker's devices). */
-    rc = run_dash_start(&o, c.fleet, c.rows, c.workers, c.rb.n ? c.rb.b[0] : NULL, &c.dash);
+    /* The dashboard creates items through the backend on their device's broker, and
+       shows the ledgers of all. */
+    rc = run_dash_start(&o, c.fleet, c.rows, c.workers, c.rb.b, c.rb.n, &c.dash);
     if (rc != DASH_OK) {
         exit_code = rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
         goto out;

@@ -133,6 +133,8 @@ void dash_cond_init(pthread_cond_t *c);
 void dash_deadline(struct timespec *ts, int timeout_ms);
 int dash_model_devices(const struct dash_model *m);
 bool dash_model_has_device(struct dash_model *m, const char *id);
+/** The index of device id, or -1. */
+int dash_model_device_index(struct dash_model *m, const char *id);
 bool dash_model_per_device(const struct dash_model *m);
 /** Copy the device ids (n = dash_model_devices(); ids[i] FW_DEVICE_ID_MAX bytes each). */
 void dash_model_device_ids(struct dash_model *m, char (*ids)[FW_DEVICE_ID_MAX], int n);
@@ -163,9 +165,16 @@ struct dash_actions {
     int (*create_item)(void *ctx, const struct dash_item_form *f, char *why, size_t cap);
 };
 
-/* The usual create_item: through the backend role (ctx = struct dash_backend_items). */
+/* The usual create_item: through the backend role (ctx = struct dash_backend_items). With
+   several brokers (n_more > 0) there is a backend on each: an item for device k (the
+   model's index) goes through backend[fleet_broker_of(id_start + k, 1 + n_more)], the one
+   on that device's broker (backend itself is index 0); a seed-layout item goes to each. */
+#define DASH_BACKENDS_MAX 16
 struct dash_backend_items {
     struct hx_backend *backend;
+    struct hx_backend *more[DASH_BACKENDS_MAX - 1];
+    int n_more;
+    long id_start;                  /* the number of the model's device 0 */
     struct dash_model *model;
     bool per_device;
     int32_t id_base;                /* 0: ids from hx_backend_next_item_id; else base + 1,

@@ -219,15 +219,21 @@ bool dash_model_per_device(const struct dash_model *m)
     return strcmp(m->layout, "seed") != 0;
 }
 
-bool dash_model_has_device(struct dash_model *m, const char *id)
+int dash_model_device_index(struct dash_model *m, const char *id)
 {
-    bool found = false;
+    int at = -1;
 
     pthread_mutex_lock(&m->mu);
-    for (int i = 0; i < m->n_devs && !found; i++)
-        found = strcmp(m->devs[i].row.id, id) == 0;
+    for (int i = 0; i < m->n_devs && at < 0; i++)
+        if (strcmp(m->devs[i].row.id, id) == 0)
+            at = i;
     pthread_mutex_unlock(&m->mu);
-    return found;
+    return at;
+}
+
+bool dash_model_has_device(struct dash_model *m, const char *id)
+{
+    return dash_model_device_index(m, id) >= 0;
 }
 
 void dash_model_device_ids(struct dash_model *m, char (*ids)[FW_DEVICE_ID_MAX], int n)

@@ -19,16 +19,18 @@ struct run_dash {
     struct fleet *fleet;
     struct fleet_shared_rows *shared; /* the workers' rows instead of a fleet's */
     struct fleet_workers *workers;
-    struct hx_backend *backend;
+    struct hx_backend *backends[DASH_BACKENDS_MAX]; /* one per broker; n 0 = none */
+    int n_backends;
     struct fleet_row *rows;      /* fleet_rows' copy, then the model's */
-    struct hx_backend_item *newest;
+    struct hx_backend_item *newest, *each; /* the page's items; one backend's */
     int n_devices;
     char command[8];
 };
 
 int run_dash_start(const struct run_opts *o, struct fleet *fleet,
                    struct fleet_shared_rows *shared, struct fleet_workers *workers,
-                   struct hx_backend *backend, struct run_dash **out)
+                   struct hx_backend *const *backends, int n_backends,
+                   struct run_dash **out)
 {
     struct run_dash *d;
     int rc = DASH_ERR_NOMEM;
@@ -47,19 +49,27 @@ int run_dash_start(const struct run_opts *o, struct fleet *fleet,
     d->fleet = fleet;
     d->shared = shared;
     d->workers = workers;
-    d->backend = backend;
+    d->n_backends = n_backends < DASH_BACKENDS_MAX ? n_backends : DASH_BACKENDS_MAX;
+    for (int k = 0; k < d->n_backends; k++)
+        d->backends[k] = backends[k];
     d->n_devices = (int)o->devices;
     bool listed = fleet || shared;
     d->rows = listed ? calloc((size_t)o->devices, sizeof(*d->rows)) : NULL;
     d->newest = calloc(RUN_DASH_ITEMS, sizeof(*d->newest));
-    if ((listed && !d->rows) || !d->newest ||
+    d->each = calloc((size_t)RUN_DASH_ITEMS * (size_t)(n_backends > 1 ? n_backends : 1),
+                     sizeof(*d->each));
+    if ((listed && !d->rows) || !d->newest || !d->each ||
         dash_model_create(listed ? (int)o->devices : 0,
                           o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", &d->model))
         goto fail;
     if (!listed) /* --report alone with --workers: no rows are kept */
         dash_model_set_remote_devices(d->model, "The devices run in worker processes "
                                       "and this run keeps no rows of them.");
-    d->items.backend = backend;
+    d->items.backend = d->n_backends ? d->backends[0] : NULL;
+    d->items.n_more = d->n_backends > 1 ? d->n_backends - 1 : 0;
+    for (int k = 1; k < d->n_backends; k++)
+        d->items.more[k - 1] = d->backends[k];
+    d->items.id_start = o->id_start;
     d->items.model = d->model;
     d->items.per_device = o->c.layout != SIM_LAYOUT_SEED;
     d->items.id_base = RUN_DASH_ID_BASE;
@@ -67,7 +77,8 @@ int run_dash_start(const struct run_opts *o, struct fleet *fleet,
         struct dash_http_opts ho = { .listen = o->http_listen, .token = o->http_token,
                                      .command = "run" };
         struct dash_actions a = { .ctx = &d->items,
-                                  .create_item = backend ? dash_backend_create_item : NULL };
+                                  .create_item = d->n_backends ? dash_backend_create_item
+                                                               : NULL };
         rc = dash_http_start(&ho, d->model, &a, &d->http);
         if (rc != DASH_OK)
             goto fail;
@@ -101,6 +112,38 @@ static void run_dash__rows(struct run_dash *d)
     }
 }
 
+/* The newest items of every backend, interleaved (each list is newest first; the
+   backends keep no common clock of their items), the first RUN_DASH_ITEMS of them. */
+static int run_dash__items(struct run_dash *d)
+{
+    int got[DASH_BACKENDS_MAX], n = 0;
+
+    if (d->n_backends == 1)
+        return hx_backend_items(d->backends[0], d->newest, RUN_DASH_ITEMS);
+    for (int k = 0; k < d->n_backends; k++)
+        got[k] = hx_backend_items(d->backends[k], d->each + k * RUN_DASH_ITEMS, RUN_DASH_ITEMS);
+    for (int i = 0; i < RUN_DASH_ITEMS && n < RUN_DASH_ITEMS; i++)
+        for (int k = 0; k < d->n_backends && n < RUN_DASH_ITEMS; k++)
+            if (i < got[k])
+                d->newest[n++] = d->each[k * RUN_DASH_ITEMS + i];
+    return n;
+}
+
+/* The latency histogram of all backends together. */
+static void run_dash__latency(struct run_dash *d, struct dash_summary *s)
+{
+    uint64_t counts[DASH_LAT_BOUNDS + 1];
+    double sum;
+
+    for (int k = 0; k < d->n_backends; k++) {
+        hx_backend_latency_histogram(d->backends[k], dash_latency_bounds_ms, DASH_LAT_BOUNDS,
+                                     counts, &sum);
+        for (int b = 0; b <= DASH_LAT_BOUNDS; b++)
+            s->lat_counts[b] += counts[b];
+        s->lat_sum_ms += sum;
+    }
+}
+
 void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
                    const struct hx_ledger_report *led, double rate, double t_s)
 {
@@ -115,10 +158,8 @@ void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
     if (led) {
         s.led = *led;
         s.have_ledger = true;
-        hx_backend_latency_histogram(d->backend, dash_latency_bounds_ms, DASH_LAT_BOUNDS,
-                                     s.lat_counts, &s.lat_sum_ms);
-        dash_model_set_items(d->model, d->newest,
-                             hx_backend_items(d->backend, d->newest, RUN_DASH_ITEMS));
+        run_dash__latency(d, &s);
+        dash_model_set_items(d->model, d->newest, run_dash__items(d));
     }
     s.registrations_per_second = rate;
     s.uptime_s = t_s;
@@ -162,5 +203,6 @@ void run_dash_free(struct run_dash *d)
     dash_model_free(d->model);
     free(d->rows);
     free(d->newest);
+    free(d->each);
     free(d);
 }

@@ -23,11 +23,14 @@ struct run_dash;
 
 /** Make the model, and start the server with --http. The devices' rows come from the
  *  fleet in this process, or (--workers) from the workers' shared rows, with the dead
- *  workers' devices shown offline. Returns 0 (also with neither
+ *  workers' devices shown offline. backends: one per broker (n 0: none); the page's
+ *  items go through the one on their device's broker, and the items list and the
+ *  latency histogram are those of all. Returns 0 (also with neither
  *  option: *out NULL then) or a negative dash_err after saying what failed. */
 int run_dash_start(const struct run_opts *o, struct fleet *fleet,
                    struct fleet_shared_rows *shared, struct fleet_workers *workers,
-                   struct hx_backend *backend, struct run_dash **out);
+                   struct hx_backend *const *backends, int n_backends,
+                   struct run_dash **out);
 /** Once a second: the figures now (led NULL without a ledger), the current rate. */
 void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
                    const struct hx_ledger_report *led, double rate, double t_s);

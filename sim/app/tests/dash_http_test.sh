@@ -7,7 +7,8 @@
 # rule, an oversize body 413, another method 405, a bad paging query 400, an unknown
 # path 404; with --http-token, no token gets 401, a Bearer token or ?token= (which sets
 # the cookie) passes; a valid item is created (201) and counted by the run. With
-# --workers, every worker's devices are listed, and a killed worker's shown offline.
+# --workers, every worker's devices are listed, and a killed worker's shown offline; with
+# two brokers, each item goes through the backend on its device's broker.
 set -u
 scansim=$1
 CASE=setup
@@ -96,4 +97,26 @@ sys.exit(0 if len(dead) == 10 and not any(x["online"] for x in dead) and
 }
 wait_for 10 dead_shown || fail "the killed worker's 10 devices are not shown offline: $(state 'import json,sys; print([(x["id"], x["state"]) for x in json.load(sys.stdin)["devices"]["rows"]])')"
 echo "ok   - the killed worker's 10 devices show 'worker died', the other 20 online"
+
+# Two brokers (--broker twice, devices round-robin by id): an item from the page goes
+# through the backend on its device's broker, and the list shows the items of both.
+CASE=brokers
+PORT=$(free_port); start_mosquitto b0 "listener $PORT 127.0.0.1" "allow_anonymous true"; U0=tcp://127.0.0.1:$PORT
+PORT=$(free_port); start_mosquitto b1 "listener $PORT 127.0.0.1" "allow_anonymous true"; U1=tcp://127.0.0.1:$PORT
+start two --broker "$U0" --broker "$U1" --devices 4 --item-rate 1/s --http 127.0.0.1:0
+base=${URL%/}
+post() { curl -sf -o "$T/body" -H "X-Scansim: 1" -d "$1" "$base/api/items"; }
+wait_for 10 post "name=both-brokers&quantity=1" || fail "no item for all devices: $(cat "$T/body")"
+post "name=odd-one&quantity=1&device=scanner-3" || fail "no item for scanner-3: $(cat "$T/body")"
+registered() {
+    curl -s "$base/api/state" | python3 -c 'import json,sys
+it=json.load(sys.stdin)["items"]
+both=[i for i in it if i["name"] == "both-brokers" and i["state"] == "registered"]
+odd=[i for i in it if i["name"] == "odd-one" and i["state"] == "registered"]
+sys.exit(0 if sorted(i["to"] for i in both) == ["scanner-%d" % k for k in (1, 2, 3, 4)] and
+         [i["to"] for i in odd] == ["scanner-3"] and
+         all(i["regs"][0][0] == i["to"] for i in both + odd) else 1)'
+}
+wait_for 15 registered || fail "the page's items were not all registered by their devices on both brokers: $(curl -s "$base/api/state" | python3 -c 'import json,sys; print([(i["name"], i["to"], i["state"]) for i in json.load(sys.stdin)["items"]])')"
+echo "ok   - items to all 4 devices and to scanner-3 (second broker) registered, each by its own device"
 echo PASS
