@@ -102,9 +102,7 @@ static const char run_help[] =
     "  --report FILE.html      write one self-contained HTML report (charts over time, a\n"
     "                          latency histogram, the summary) that opens offline\n"
     "  --http ADDR:PORT        serve the dashboard (items, devices with their live OLEDs,\n"
-    "                          charts) and Prometheus /metrics, e.g. 127.0.0.1:8080; the\n"
-    "                          per-device page needs the devices in this process, so with\n"
-    "                          --http --workers auto means 1\n"
+    "                          charts) and Prometheus /metrics, e.g. 127.0.0.1:8080\n"
     "  --http-token T          require this token (Bearer, ?token= or its cookie); on an\n"
     "                          address other than loopback one is generated if not given\n"
     "  --broker-pid PID        a broker on this machine: count its CPU time in the CPU per\n"
@@ -298,6 +296,8 @@ static int run_check_identity(const struct run_opts *o)
     }
     return 0;
 }
+
+static int run_check_fds(const struct run_opts *o);
 
 int run_parse(int argc, char **argv, struct run_opts *o)
 {
@@ -517,13 +517,13 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     if (run_check_shard(o, shards) != 0 || run_check_identity(o) != 0)
         return -1;
     sim_cli_transport_setup(&o->c); /* --workers auto depends on the client library */
-    if (o->workers == 0 && o->http_listen && o->worker_index < 0)
-        o->workers = 1; /* the devices page reads the devices' rows in this process */
     if (o->workers == 0)
         o->workers = run_auto_workers(o->devices);
     else if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given &&
-             !o->http_listen && sim_mqtt_default_kind() == SIM_MQTT_PAHO)
+             sim_mqtt_default_kind() == SIM_MQTT_PAHO)
         o->workers = 2;
+    if (o->workers == 1 && o->worker_index < 0 && run_check_fds(o) != 0)
+        return -1;
     if (o->workers > 256)
         o->workers = 256;
     if (o->workers > o->devices && o->worker_index < 0 && o->shard.count == 0) {
@@ -544,6 +544,29 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     }
     (void)v;
     return 0;
+}
+
+/* One process for the whole fleet: refuse at once, with the way out, what its file
+   descriptors cannot hold (the run would otherwise fail connect after connect). */
+static int run_check_fds(const struct run_opts *o)
+{
+    struct rlimit rl;
+    struct sim_mqtt_stats st;
+    long limit, per, need;
+
+    sim_mqtt_stats(sim_mqtt_default_kind(), &st);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_max == RLIM_INFINITY)
+        return 0;
+    limit = (long)rl.rlim_max;
+    per = st.fds_per_client > 0 ? st.fds_per_client : 1;
+    need = o->devices * per + RUN_FD_RESERVE;
+    if (need <= limit)
+        return 0;
+    sim_cli_error(CMD, "%ld devices in one process need about %ld file descriptors (%ld a "
+                  "device), more than its limit of %ld: give --workers %ld or more (or auto), "
+                  "or raise the limit (ulimit -n)", o->devices, need, per, limit,
+                  (o->devices * per + limit - RUN_FD_RESERVE - 1) / (limit - RUN_FD_RESERVE));
+    return -1;
 }
 
 /*

@@ -33,6 +33,9 @@ if "$bin" --help | grep -qE '^  run '; then
     expect 2 "--cafile: cannot read '/nonexistent/ca.crt': No such file or directory" -- \
         run --broker ssl://127.0.0.1:8883 --cafile /nonexistent/ca.crt
     expect 2 "--cert and --key go together" -- run --broker ssl://127.0.0.1:8883 --cert /etc/hostname
+    # One process cannot hold more devices than its file descriptors: refused at once.
+    expect 2 "devices in one process need about [0-9]+ file descriptors .* give --workers [0-9]+ or more" -- \
+        run --devices 1000000 --workers 1 --items 1
     # An unreachable broker is reported in words with exit code 3, and the password never shows.
     out=$("$bin" run --broker tcp://127.0.0.1:1 -u alice -P s3cr3t-pw --devices 1 --items 1 --duration 3s 2>&1); rc=$?
     if [[ $rc -ne 3 && $rc -ne 1 ]]; then echo "FAIL: unreachable broker exited $rc"; fail=1; fi
