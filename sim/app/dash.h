@@ -115,7 +115,11 @@ void dash_model_free(struct dash_model *m);
 
 /* Writers (the command's thread). */
 void dash_model_set_device(struct dash_model *m, int index, const struct dash_device_row *row);
+/** The items page's list (the newest first; the demo's: all of them). */
 void dash_model_set_items(struct dash_model *m, const struct hx_backend_item *items, int n);
+/** The list of one filter, and how many items match it in all. */
+void dash_model_set_items_of(struct dash_model *m, enum hx_items_filter f,
+                             const struct hx_backend_item *items, int n, uint64_t total);
 void dash_model_set_summary(struct dash_model *m, const struct dash_summary *s);
 void dash_model_add_sample(struct dash_model *m, const struct dash_sample *s);
 /** Tell waiting pages that something changed (after a round of the setters). */

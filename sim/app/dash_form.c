@@ -211,6 +211,30 @@ int dash_page_query_parse(const char *q, const char *page, const char *per,
     return DASH_OK;
 }
 
+static const char *const dash__filters[HX_ITEMS_FILTERS] = {
+    [HX_ITEMS_ALL] = "all", [HX_ITEMS_PENDING] = "pending", [HX_ITEMS_REGISTERED] = "registered",
+    [HX_ITEMS_TWICE] = "twice", [HX_ITEMS_LOST] = "lost",
+};
+
+const char *dash_items_filter_name(enum hx_items_filter f)
+{
+    return (int)f >= 0 && f < HX_ITEMS_FILTERS ? dash__filters[f] : "all";
+}
+
+int dash_items_filter_parse(const char *s, enum hx_items_filter *out, char *why, size_t why_cap)
+{
+    *out = HX_ITEMS_ALL;
+    if (!s)
+        return DASH_OK;
+    for (int f = 0; f < HX_ITEMS_FILTERS; f++)
+        if (strcmp(s, dash__filters[f]) == 0) {
+            *out = (enum hx_items_filter)f;
+            return DASH_OK;
+        }
+    dash__why(why, why_cap, "items: all, pending, registered, twice or lost");
+    return DASH_ERR_INVAL;
+}
+
 /* ------------------------------------------------------------------ token and address */
 
 bool dash_token_equal(const char *presented, const char *expected)

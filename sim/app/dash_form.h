@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "fw/fw_config.h"
+#include "hx/backend.h"
 
 /* The dashboard's one error enum (dash_*.c). */
 enum dash_err {
@@ -47,7 +48,13 @@ struct dash_page_query {
     char q[FW_DEVICE_ID_MAX];      /* substring of the id; "" = all */
     long page;                     /* 0-based */
     long per;                      /* 1..DASH_PER_PAGE_MAX */
+    enum hx_items_filter items;    /* the items list: all, or one state */
 };
+
+/** "all", "pending", "registered", "twice", "lost". */
+const char *dash_items_filter_name(enum hx_items_filter f);
+/** The items= query parameter (NULL: all) into *out. 0, or DASH_ERR_INVAL with the reason. */
+int dash_items_filter_parse(const char *s, enum hx_items_filter *out, char *why, size_t why_cap);
 
 /**
  * Find key in an application/x-www-form-urlencoded body (or a query string) and decode

@@ -29,11 +29,18 @@
 #include <sys/socket.h>
 
 #include "dash.h"
+#include "sim/clock.h"
 
 #define DASH_HTTP_CONNECTIONS 128  /* at once; more are refused by the library */
 #define DASH_BODY_MAX 4096         /* a POST body larger than this gets 413 */
 #define DASH_PING_MS 15000         /* an idle event stream sends a comment this often */
 #define DASH_STOP_WAIT_MS 2000     /* how long a stop waits for the event streams to end */
+/* Requests that render figures (/api/state, /metrics, a new event stream): at most this
+   many a second, in bursts of DASH_RENDER_BURST; more get 429 with Retry-After. A page
+   needs one stream, a Prometheus scrape one request every few seconds; a flood would
+   otherwise take the cores from the fleet (measured: ci/bench-dashboard.sh). */
+#define DASH_RENDER_RATE 50.0
+#define DASH_RENDER_BURST 100.0
 
 /* ------------------------------------------------------------------ server state */
 
@@ -47,6 +54,10 @@ struct dash_http {
     pthread_mutex_t mu;            /* guards streams */
     pthread_cond_t streams_done;   /* signalled when streams drops to 0 */
     int streams;                   /* event streams not yet freed by the library */
+    pthread_mutex_t bucket_mu;     /* guards the render bucket */
+    double tokens;                 /* renders allowed now */
+    uint64_t refilled_ms;
+    atomic_uint_fast64_t refused;  /* renders refused with 429 */
 };
 
 /* One request's upload (POST bodies arrive in pieces). */
@@ -192,13 +203,53 @@ static bool dash__view(struct MHD_Connection *c, struct dash_view *v, enum MHD_R
     if (dash_page_query_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "q"),
                               MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "page"),
                               MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "per"),
-                              &v->q, why, sizeof(why)) == DASH_OK)
+                              &v->q, why, sizeof(why)) == DASH_OK &&
+        dash_items_filter_parse(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "items"),
+                                &v->q.items, why, sizeof(why)) == DASH_OK)
         return true;
     *rc = dash__error(c, MHD_HTTP_BAD_REQUEST, why);
     return false;
 }
 
 static enum MHD_Result dash__events(struct dash_http *h, struct MHD_Connection *c);
+
+/* May one more figure-rendering request go now? (the token bucket above) */
+static bool dash__may_render(struct dash_http *h)
+{
+    uint64_t now = sim_clock_ms();
+    bool ok;
+
+    pthread_mutex_lock(&h->bucket_mu);
+    h->tokens += (double)(now - h->refilled_ms) * DASH_RENDER_RATE / 1000.0;
+    if (h->tokens > DASH_RENDER_BURST)
+        h->tokens = DASH_RENDER_BURST;
+    h->refilled_ms = now;
+    ok = h->tokens >= 1.0;
+    if (ok)
+        h->tokens -= 1.0;
+    pthread_mutex_unlock(&h->bucket_mu);
+    if (!ok)
+        atomic_fetch_add(&h->refused, 1);
+    return ok;
+}
+
+static enum MHD_Result dash__too_many(struct MHD_Connection *c)
+{
+    static const char body[] = "{\"error\":\"too many requests: the dashboard renders at most "
+                               "50 a second (a page needs one event stream); retry in a "
+                               "second\"}\n";
+    struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+                                                             MHD_RESPMEM_PERSISTENT);
+    enum MHD_Result rc;
+
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    rc = MHD_queue_response(c, MHD_HTTP_TOO_MANY_REQUESTS, r);
+    MHD_destroy_response(r);
+    return rc;
+}
 
 static enum MHD_Result dash__get(struct dash_http *h, struct MHD_Connection *c, const char *url,
                                  bool set_cookie)
@@ -223,6 +274,10 @@ static enum MHD_Result dash__get(struct dash_http *h, struct MHD_Connection *c, 
         return js ? dash__static(c, "text/javascript", js, len, false, NULL)
                   : dash__text(c, MHD_HTTP_NOT_FOUND, "the chart library is not installed\n");
     }
+    bool renders = strcmp(url, "/metrics") == 0 || strcmp(url, "/api/state") == 0 ||
+                   strcmp(url, "/events") == 0;
+    if (renders && !dash__may_render(h))
+        return dash__too_many(c);
     if (strcmp(url, "/metrics") == 0) {
         struct dash_summary s;
         dash_model_summary(h->m, &s);
@@ -454,6 +509,9 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
     h->m = m;
     h->a = *a;
     pthread_mutex_init(&h->mu, NULL);
+    pthread_mutex_init(&h->bucket_mu, NULL);
+    h->tokens = DASH_RENDER_BURST;
+    h->refilled_ms = sim_clock_ms();
     dash_cond_init(&h->streams_done);
     rc = dash__setup(o, h, &sa);
     if (rc != DASH_OK)
@@ -481,6 +539,7 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
 fail:
     pthread_cond_destroy(&h->streams_done);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->bucket_mu);
     free(h);
     return rc;
 }
@@ -506,7 +565,12 @@ void dash_http_stop(struct dash_http *h)
         ;
     pthread_mutex_unlock(&h->mu);
     MHD_stop_daemon(h->d);
+    if (atomic_load(&h->refused))
+        fprintf(stderr, "scansim: the dashboard answered %llu requests with 429 (more than %.0f "
+                "renders a second)\n", (unsigned long long)atomic_load(&h->refused),
+                DASH_RENDER_RATE);
     pthread_cond_destroy(&h->streams_done);
     pthread_mutex_destroy(&h->mu);
+    pthread_mutex_destroy(&h->bucket_mu);
     free(h);
 }

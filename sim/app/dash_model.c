@@ -34,12 +34,15 @@ struct dash_model {
     struct dash_dev *devs;
     int n_devs;
     char remote_why[160];        /* "" = the rows are here */
-    struct hx_backend_item *items;
-    int n_items;
-    uint64_t items_version;
+    /* The items page: the newest of each filter (all, pending, registered, twice, lost). */
+    struct hx_backend_item *items[HX_ITEMS_FILTERS];
+    int n_items[HX_ITEMS_FILTERS];
+    uint64_t items_total[HX_ITEMS_FILTERS]; /* how many match in all */
+    uint64_t items_version[HX_ITEMS_FILTERS];
     struct dash_summary summary;
     struct dash_sample *samples; /* ring */
     uint64_t n_samples;          /* ever added */
+    bool ready;                  /* made whole: the lock and condition exist */
 };
 
 /* ------------------------------------------------------------------ create/free */
@@ -52,15 +55,20 @@ int dash_model_create(int n_devices, const char *layout, struct dash_model **out
     if (!m)
         return DASH_ERR_NOMEM;
     m->devs = calloc(n_devices > 0 ? (size_t)n_devices : 1, sizeof(*m->devs));
-    m->items = calloc(DASH_ITEMS_MAX, sizeof(*m->items));
+    bool items_ok = true;
+    for (int f = 0; f < HX_ITEMS_FILTERS; f++) {
+        m->items[f] = calloc(DASH_ITEMS_MAX, sizeof(*m->items[f]));
+        items_ok = items_ok && m->items[f];
+        m->items_version[f] = 1; /* a new view (0) gets the items with its first push */
+    }
     m->samples = calloc(DASH_SAMPLES_MAX, sizeof(*m->samples));
-    if (!m->devs || !m->items || !m->samples) {
+    if (!m->devs || !items_ok || !m->samples) {
         dash_model_free(m);
         return DASH_ERR_NOMEM;
     }
     m->n_devs = n_devices;
     m->version = 1;       /* 0 means "nothing seen" to dash_model_wait's callers */
-    m->items_version = 1; /* a new view (0) gets the items with its first push */
+    m->ready = true;
     snprintf(m->layout, sizeof(m->layout), "%s", layout);
     snprintf(m->summary.layout, sizeof(m->summary.layout), "%s", layout);
     pthread_mutex_init(&m->mu, NULL);
@@ -73,12 +81,13 @@ void dash_model_free(struct dash_model *m)
 {
     if (!m)
         return;
-    if (m->devs && m->items && m->samples) {
+    if (m->ready) {
         pthread_mutex_destroy(&m->mu);
         pthread_cond_destroy(&m->changed);
     }
     free(m->devs);
-    free(m->items);
+    for (int f = 0; f < HX_ITEMS_FILTERS; f++)
+        free(m->items[f]);
     free(m->samples);
     free(m);
 }
@@ -128,15 +137,47 @@ void dash_model_set_device(struct dash_model *m, int index, const struct dash_de
     pthread_mutex_unlock(&m->mu);
 }
 
+/* The state filter an item is in now (hx_items_filter's rules, on the copy). */
+static enum hx_items_filter dash__item_filter(const struct hx_backend_item *it)
+{
+    if (it->registrations >= 2)
+        return HX_ITEMS_TWICE;
+    if (it->registrations == 1)
+        return HX_ITEMS_REGISTERED;
+    return it->refused ? HX_ITEMS_LOST : HX_ITEMS_PENDING;
+}
+
 void dash_model_set_items(struct dash_model *m, const struct hx_backend_item *items, int n)
 {
+    struct hx_backend_item *pick = malloc((size_t)(n > 0 ? n : 1) * sizeof(*pick));
+
+    dash_model_set_items_of(m, HX_ITEMS_ALL, items, n, n > 0 ? (uint64_t)n : 0);
+    if (!pick)
+        return;
+    for (int f = HX_ITEMS_ALL + 1; f < HX_ITEMS_FILTERS; f++) {
+        int k = 0;
+        for (int i = 0; i < n; i++)
+            if (dash__item_filter(&items[i]) == (enum hx_items_filter)f)
+                pick[k++] = items[i];
+        dash_model_set_items_of(m, (enum hx_items_filter)f, pick, k, (uint64_t)k);
+    }
+    free(pick);
+}
+
+void dash_model_set_items_of(struct dash_model *m, enum hx_items_filter f,
+                             const struct hx_backend_item *items, int n, uint64_t total)
+{
+    if ((int)f < 0 || f >= HX_ITEMS_FILTERS)
+        return;
     if (n > DASH_ITEMS_MAX)
         n = DASH_ITEMS_MAX;
     pthread_mutex_lock(&m->mu);
-    if (n != m->n_items || memcmp(m->items, items, (size_t)n * sizeof(*items)) != 0) {
-        memcpy(m->items, items, (size_t)n * sizeof(*items));
-        m->n_items = n;
-        m->items_version++;
+    if (n != m->n_items[f] || total != m->items_total[f] ||
+        memcmp(m->items[f], items, (size_t)n * sizeof(*items)) != 0) {
+        memcpy(m->items[f], items, (size_t)n * sizeof(*items));
+        m->n_items[f] = n;
+        m->items_total[f] = total;
+        m->items_version[f]++;
     }
     pthread_mutex_unlock(&m->mu);
 }
@@ -291,18 +332,16 @@ static void dash__samples_json(const struct dash_model *m, uint64_t from, struct
 
 static const char *dash__item_state(const struct hx_backend_item *it)
 {
-    if (it->registrations >= 2)
-        return "twice";
-    if (it->registrations == 1)
-        return "registered";
-    return it->refused ? "lost" : "pending";
+    return dash_items_filter_name(dash__item_filter(it));
 }
 
-static void dash__items_json(const struct dash_model *m, struct dash_buf *o)
+static void dash__items_json(const struct dash_model *m, enum hx_items_filter f,
+                             struct dash_buf *o)
 {
-    dash_buf_lit(o, "\"items\":[");
-    for (int i = 0; i < m->n_items; i++) {
-        const struct hx_backend_item *it = &m->items[i];
+    dash_buf_printf(o, "\"items_filter\":\"%s\",\"items_total\":%llu,\"items\":[",
+                    dash_items_filter_name(f), (unsigned long long)m->items_total[f]);
+    for (int i = 0; i < m->n_items[f]; i++) {
+        const struct hx_backend_item *it = &m->items[f][i];
         dash_buf_printf(o, "%s{\"id\":%d,\"name\":", i ? "," : "", (int)it->item_id);
         dash_buf_json_str(o, it->name);
         dash_buf_printf(o, ",\"qty\":%d,\"to\":", (int)it->tag_quantity);
@@ -383,10 +422,11 @@ void dash_model_push_json(struct dash_model *m, struct dash_view *v, struct dash
     dash_buf_lit(o, ",");
     dash__samples_json(m, v->sample_count, o);
     v->sample_count = m->n_samples;
-    if (v->items_version != m->items_version) {
+    enum hx_items_filter f = v->q.items;
+    if (v->items_version != m->items_version[f]) {
         dash_buf_lit(o, ",");
-        dash__items_json(m, o);
-        v->items_version = m->items_version;
+        dash__items_json(m, f, o);
+        v->items_version = m->items_version[f];
     }
     dash_buf_lit(o, ",");
     dash__devices_json(m, v, o);

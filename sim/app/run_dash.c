@@ -112,16 +112,21 @@ static void run_dash__rows(struct run_dash *d)
     }
 }
 
-/* The newest items of every backend, interleaved (each list is newest first; the
+/* The newest items of filter f of every backend, interleaved (each list is newest first; the
    backends keep no common clock of their items), the first RUN_DASH_ITEMS of them. */
-static int run_dash__items(struct run_dash *d)
+static int run_dash__items(struct run_dash *d, enum hx_items_filter f, uint64_t *total)
 {
     int got[DASH_BACKENDS_MAX], n = 0;
+    uint64_t t;
 
     if (d->n_backends == 1)
-        return hx_backend_items(d->backends[0], d->newest, RUN_DASH_ITEMS);
-    for (int k = 0; k < d->n_backends; k++)
-        got[k] = hx_backend_items(d->backends[k], d->each + k * RUN_DASH_ITEMS, RUN_DASH_ITEMS);
+        return hx_backend_items_matching(d->backends[0], f, d->newest, RUN_DASH_ITEMS, total);
+    *total = 0;
+    for (int k = 0; k < d->n_backends; k++) {
+        got[k] = hx_backend_items_matching(d->backends[k], f, d->each + k * RUN_DASH_ITEMS,
+                                           RUN_DASH_ITEMS, &t);
+        *total += t;
+    }
     for (int i = 0; i < RUN_DASH_ITEMS && n < RUN_DASH_ITEMS; i++)
         for (int k = 0; k < d->n_backends && n < RUN_DASH_ITEMS; k++)
             if (i < got[k])
@@ -159,7 +164,11 @@ void run_dash_tick(struct run_dash *d, const struct fleet_figures *fig,
         s.led = *led;
         s.have_ledger = true;
         run_dash__latency(d, &s);
-        dash_model_set_items(d->model, d->newest, run_dash__items(d));
+        for (int f = 0; f < HX_ITEMS_FILTERS; f++) {
+            uint64_t total;
+            int n = run_dash__items(d, (enum hx_items_filter)f, &total);
+            dash_model_set_items_of(d->model, (enum hx_items_filter)f, d->newest, n, total);
+        }
     }
     s.registrations_per_second = rate;
     s.uptime_s = t_s;

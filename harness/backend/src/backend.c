@@ -2066,16 +2066,39 @@ int hx_backend_recent(struct hx_backend *b, struct hx_backend_row *rows, int max
     return n;
 }
 
+static bool backend__item_matches(const struct backend__item *it, enum hx_items_filter f)
+{
+    switch (f) {
+    case HX_ITEMS_PENDING: return it->keys == 0 && !it->refused;
+    case HX_ITEMS_REGISTERED: return it->keys == 1;
+    case HX_ITEMS_TWICE: return it->keys >= 2;
+    case HX_ITEMS_LOST: return it->keys == 0 && it->refused;
+    default: return true;
+    }
+}
+
 int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max)
 {
+    return hx_backend_items_matching(b, HX_ITEMS_ALL, out, max, NULL);
+}
+
+int hx_backend_items_matching(struct hx_backend *b, enum hx_items_filter f,
+                              struct hx_backend_item *out, int max, uint64_t *total)
+{
+    uint64_t all = 0;
+    if (total)
+        *total = 0;
     if (!b || !out || max <= 0)
         return 0;
     int n = 0;
     pthread_mutex_lock(&b->lock);
     /* the dense array grows in first-seen order: its tail holds the newest items */
-    for (size_t i = b->n_items; i > 0 && n < max; i--) {
+    for (size_t i = b->n_items; i > 0 && (n < max || total); i--) {
         const struct backend__item *it = &b->items[i - 1];
-        if (!it->published)
+        if (!it->published || !backend__item_matches(it, f))
+            continue;
+        all++;
+        if (n >= max)
             continue;
         struct hx_backend_item *o = &out[n++];
         memset(o, 0, sizeof *o);
@@ -2093,6 +2116,8 @@ int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max)
                             ? (double)(it->first_reg_us - it->published_us) / 1000.0 : -1;
     }
     pthread_mutex_unlock(&b->lock);
+    if (total)
+        *total = all;
     return n;
 }
 

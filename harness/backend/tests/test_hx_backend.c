@@ -367,6 +367,26 @@ START_TEST(two_keys_for_one_item_count_as_registered_twice)
     ck_assert_uint_eq(rep.registered_once, 1);
     ck_assert_uint_eq(rep.rows_stored, 3);
     ck_assert_int_eq(hx_backend_item_registrations(r.backend, 9), 2);
+
+    /* The item lists by state: newest first, and how many match in all. */
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 11, "Tape", 1), HX_OK);
+    ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 12, "Glue", 1), HX_OK);
+    struct hx_backend_item it[4];
+    uint64_t total = 99;
+    ck_assert_int_eq(hx_backend_items_matching(r.backend, HX_ITEMS_TWICE, it, 4, &total), 1);
+    ck_assert_int_eq(it[0].item_id, 9);
+    ck_assert_uint_eq(total, 1);
+    ck_assert_int_eq(hx_backend_items_matching(r.backend, HX_ITEMS_REGISTERED, it, 4, &total), 1);
+    ck_assert_int_eq(it[0].item_id, 10);
+    ck_assert_int_eq(hx_backend_items_matching(r.backend, HX_ITEMS_PENDING, it, 1, &total), 1);
+    ck_assert_int_eq(it[0].item_id, 12);
+    ck_assert_uint_eq(total, 2); /* counted past max */
+    ck_assert_int_eq(hx_backend_items_matching(r.backend, HX_ITEMS_LOST, it, 4, &total), 0);
+    ck_assert_uint_eq(total, 0);
+    ck_assert_int_eq(hx_backend_items_matching(r.backend, HX_ITEMS_ALL, it, 4, &total), 4);
+    ck_assert_int_eq(it[0].item_id, 12);
+    ck_assert_int_eq(it[3].item_id, 9);
+    ck_assert_uint_eq(total, 4);
     dev_close(a);
     dev_close(b);
     rig_down(&r);

@@ -5,7 +5,7 @@
 "use strict";
 const NAME_MAX = 32, QTY_MIN = 1, QTY_MAX = 100000;
 const $ = (id) => document.getElementById(id);
-let charts = null, stream = null, fresh = true, layout = "", view = { q: "", page: 0, per: 48 };
+let charts = null, stream = null, fresh = true, layout = "", view = { q: "", page: 0, per: 48, items: "all" };
 const cards = new Map();
 
 function show() {
@@ -32,7 +32,7 @@ function summary(s) {
     : "Per-device layout: an item goes to one device, or one item to each device with \u201call\u201d.");
 }
 
-function items(list) {
+function items(list, filter, total) {
   const body = $("items-table").tBodies[0];
   body.textContent = "";
   for (const it of list) {
@@ -44,7 +44,8 @@ function items(list) {
     cell(tr, it.latency_ms >= 0 ? it.latency_ms.toFixed(1) + " ms" : "");
     body.appendChild(tr);
   }
-  text($("items-count"), `(newest ${list.length})`);
+  const what = filter === "all" ? "" : ` ${$("items-filter").selectedOptions[0].text}`;
+  text($("items-count"), `(newest ${list.length} of ${total}${what})`);
 }
 
 function card(row) {
@@ -88,7 +89,7 @@ function connect() {
   if (stream) stream.close();
   cards.forEach((c) => c.el.remove());
   cards.clear();
-  const p = new URLSearchParams({ q: view.q, page: view.page, per: view.per });
+  const p = new URLSearchParams({ q: view.q, page: view.page, per: view.per, items: view.items });
   stream = new EventSource("events?" + p);
   stream.onopen = () => { fresh = true; };
   stream.onmessage = (ev) => {
@@ -96,7 +97,7 @@ function connect() {
     if (fresh) charts.clear(); /* a new stream sends every sample again */
     fresh = false;
     summary(m.summary);
-    if (m.items) items(m.items);
+    if (m.items) items(m.items, m.items_filter, m.items_total);
     devices(m.devices);
     charts.push(m.samples);
   };
@@ -141,6 +142,7 @@ window.addEventListener("load", () => {
   $("dev-prev").addEventListener("click", () => { view.page = Math.max(0, view.page - 1); connect(); });
   $("dev-next").addEventListener("click", () => { view.page++; connect(); });
   $("dev-per").addEventListener("change", (e) => { view.per = +e.target.value; view.page = 0; connect(); });
+  $("items-filter").addEventListener("change", (e) => { view.items = e.target.value; connect(); });
   show();
   connect();
 });

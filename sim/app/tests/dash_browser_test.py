@@ -27,6 +27,7 @@ import time
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
 
 SCANSIM, REPORTS, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
 os.makedirs(REPORTS, exist_ok=True)
@@ -117,6 +118,18 @@ def items_page(d, base):
     cells = wait_for("'pallet 7' registered by scanner-3 on the page", registered)
     print("items page:", cells)
     d.save_screenshot(os.path.join(REPORTS, "dash_items.png"))
+
+    # The state filter: only registered items, and the count says of how many.
+    Select(d.find_element(By.ID, "items-filter")).select_by_value("registered")
+
+    def only_registered():
+        states = d.execute_script("return [...document.querySelectorAll('#items-table tbody tr')]"
+                                  ".map(tr => tr.cells[4].textContent)")
+        count = d.find_element(By.ID, "items-count").text
+        return (states, count) if states and set(states) == {"registered"} and \
+            "registered)" in count else None
+    states, count = wait_for("the items filtered to the registered ones", only_registered)
+    print("items filter:", len(states), "rows", count)
     no_console_errors(d, "items page")
 
 

@@ -5,7 +5,8 @@
 # Cases: without a token, a Host header that names anything but loopback gets 421 (DNS
 # rebinding); a POST without X-Scansim gets 403, a malformed form 400 with the field's
 # rule, an oversize body 413, another method 405, a bad paging query 400, an unknown
-# path 404; with --http-token, no token gets 401, a Bearer token or ?token= (which sets
+# path 404, an unknown items filter 400; more figure requests than 50 a second (past a
+# burst of 100) get 429 with Retry-After; with --http-token, no token gets 401, a Bearer token or ?token= (which sets
 # the cookie) passes; a valid item is created (201) and counted by the run. With
 # --workers, every worker's devices are listed, and a killed worker's shown offline; with
 # two brokers, each item goes through the backend on its device's broker.
@@ -53,6 +54,32 @@ expect 404 "" "$base/nothing-here"
 created() { curl -sf -o /dev/null -H "X-Scansim: 1" -d "name=from-the-page&quantity=2" "$base/api/items"; }
 wait_for 10 created || fail "an item for all devices was never created: $(cat "$T/body")"
 echo "ok   - 201 for an item to all devices"
+expect 400 "items: all, pending, registered, twice or lost" "$base/api/state?items=broken"
+only_registered() {
+    curl -s "$base/api/state?items=registered" | python3 -c 'import json,sys
+d=json.load(sys.stdin)
+sys.exit(0 if d["items_filter"] == "registered" and d["items_total"] >= 1 and d["items"] and
+         all(i["state"] == "registered" for i in d["items"]) else 1)'
+}
+wait_for 10 only_registered || fail "items=registered did not list only registered items"
+echo "ok   - items=registered lists registered items only, with their total"
+# A flood: beyond the burst, figure requests get 429 with Retry-After; then it answers again.
+python3 - "${base#http://}" <<'PY' || fail "the flood was not limited as it should be"
+import http.client, sys, time
+host, port = sys.argv[1].split(":")
+c = http.client.HTTPConnection(host, int(port), timeout=10)
+got = []
+for _ in range(300):
+    c.request("GET", "/metrics"); r = c.getresponse(); r.read()
+    got.append((r.status, r.getheader("Retry-After")))
+ok, limited = sum(s == 200 for s, _ in got), [h for s, h in got if s == 429]
+print("ok   - 300 requests at once: %d answered, %d refused with 429" % (ok, len(limited)))
+assert ok >= 100 and len(limited) >= 100 and all(h == "1" for h in limited), got[:3]
+time.sleep(1.2)
+c.request("GET", "/metrics"); r = c.getresponse(); r.read()
+assert r.status == 200, r.status
+print("ok   - a second later it answers again")
+PY
 online() { curl -s "$base/metrics" | grep -q '^scansim_devices_online{.*} 2$'; }
 listed() { curl -s "$base/api/state" | grep -q '"name":"from-the-page"'; }
 wait_for 10 online || fail "the run stopped answering after the bad requests"

@@ -299,6 +299,57 @@ static void a_device(struct dash_model *m, int i, uint8_t pixel)
     dash_model_set_device(m, i, &r);
 }
 
+/* The items list by state: a view asks for one filter and gets that list and its total;
+   a bad filter is refused with the choices. */
+START_TEST(the_items_list_follows_the_views_filter)
+{
+    struct dash_model *m;
+    struct dash_view v;
+    struct dash_buf b = { 0 };
+    struct hx_backend_item it[4];
+    char why[DASH_WHY_MAX] = "";
+    memset(it, 0, sizeof(it));
+    for (int i = 0; i < 4; i++) {
+        it[i].item_id = 40 - i;
+        snprintf(it[i].name, sizeof(it[i].name), "item %d", 40 - i);
+        it[i].latency_ms = -1;
+    }
+    it[0].registrations = 2; /* 40: twice */
+    it[1].registrations = 1; /* 39: registered */
+    it[3].refused = true;    /* 37: lost; 38 pending */
+    ck_assert_int_eq(dash_model_create(0, "per-device", &m), DASH_OK);
+    dash_model_set_items(m, it, 4);
+    memset(&v, 0, sizeof(v));
+    v.q.per = 10;
+    ck_assert_int_eq(dash_items_filter_parse("twice", &v.q.items, why, sizeof(why)), DASH_OK);
+    dash_model_push_json(m, &v, &b);
+    ck_assert_ptr_nonnull(strstr(b.p, "\"items_filter\":\"twice\",\"items_total\":1,"));
+    ck_assert_int_eq(count(b.p, "\"state\":"), 1);
+    ck_assert_ptr_nonnull(strstr(b.p, "{\"id\":40,"));
+    struct dash_view all;
+    memset(&all, 0, sizeof(all));
+    all.q.per = 10;
+    b.len = 0;
+    dash_model_push_json(m, &all, &b);
+    ck_assert_ptr_nonnull(strstr(b.p, "\"items_filter\":\"all\",\"items_total\":4,"));
+    ck_assert_int_eq(count(b.p, "\"state\":"), 4);
+    ck_assert_int_eq(count(b.p, "\"state\":\"lost\""), 1);
+    ck_assert_int_eq(count(b.p, "\"state\":\"pending\""), 1);
+    /* an item that changes state moves lists: the twice view gets its list again */
+    it[1].registrations = 2;
+    dash_model_set_items(m, it, 4);
+    b.len = 0;
+    dash_model_push_json(m, &v, &b);
+    ck_assert_ptr_nonnull(strstr(b.p, "\"items_filter\":\"twice\",\"items_total\":2,"));
+    ck_assert_int_eq(dash_items_filter_parse("broken", &v.q.items, why, sizeof(why)), DASH_ERR_INVAL);
+    ck_assert_str_eq(why, "items: all, pending, registered, twice or lost");
+    ck_assert_int_eq(dash_items_filter_parse(NULL, &v.q.items, why, sizeof(why)), DASH_OK);
+    ck_assert_int_eq(v.q.items, HX_ITEMS_ALL);
+    free(b.p);
+    dash_model_free(m);
+}
+END_TEST
+
 START_TEST(a_page_gets_an_oled_again_only_when_its_pixels_changed)
 {
     struct dash_model *m;
@@ -355,6 +406,7 @@ static Suite *dash_suite(void)
     Suite *s = suite_create("dash");
     TCase *form = tcase_create("form"), *out = tcase_create("output");
     tcase_add_test(form, a_field_is_decoded_with_plus_and_percent_escapes);
+    tcase_add_test(form, the_items_list_follows_the_views_filter);
     tcase_add_test(form, only_a_host_header_naming_loopback_passes_without_a_token);
     tcase_add_test(form, a_bad_escape_a_nul_or_a_value_too_long_is_refused);
     tcase_add_test(form, a_valid_item_form_gives_name_quantity_and_device);

@@ -188,6 +188,19 @@ bool hx_backend_connected(struct hx_backend *b);
    were written (<= max). O(items seen) under the ledger's lock: call it about once a
    second, not per page view. */
 int hx_backend_items(struct hx_backend *b, struct hx_backend_item *out, int max);
+/* Which items hx_backend_items_matching lists: all, or those in one state now. */
+enum hx_items_filter {
+    HX_ITEMS_ALL,
+    HX_ITEMS_PENDING,        /* published, not registered yet (nor refused) */
+    HX_ITEMS_REGISTERED,     /* registered once */
+    HX_ITEMS_TWICE,          /* registered with two or more distinct keys */
+    HX_ITEMS_LOST,           /* the broker refused its publish */
+    HX_ITEMS_FILTERS
+};
+/* The newest published items that match f, newest first (<= max written, returned);
+   *total (may be NULL): how many match in all. O(items seen), as hx_backend_items. */
+int hx_backend_items_matching(struct hx_backend *b, enum hx_items_filter f,
+                              struct hx_backend_item *out, int max, uint64_t *total);
 /* Latency (publish -> first registration) of every registered item as a histogram:
    counts[k] for bounds_ms[k-1] < ms <= bounds_ms[k], counts[n_bounds] above the last bound
    (n_bounds + 1 counters, not cumulative); *sum_ms their sum. bounds_ms ascending.
