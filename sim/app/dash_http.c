@@ -39,8 +39,8 @@
    many a second, in bursts of DASH_RENDER_BURST; more get 429 with Retry-After. A page
    needs one stream, a Prometheus scrape one request every few seconds; a flood would
    otherwise take the cores from the fleet (measured: ci/bench-dashboard.sh). */
-#define DASH_RENDER_RATE 50.0
-#define DASH_RENDER_BURST 100.0
+#define DASH_RENDER_RATE 50.0      /* $SCANSIM_HTTP_RENDER_RATE sets another; 0 = no limit */
+#define DASH_RENDER_BURST 2.0      /* seconds of the rate */
 
 /* ------------------------------------------------------------------ server state */
 
@@ -55,6 +55,7 @@ struct dash_http {
     pthread_cond_t streams_done;   /* signalled when streams drops to 0 */
     int streams;                   /* event streams not yet freed by the library */
     pthread_mutex_t bucket_mu;     /* guards the render bucket */
+    double rate;                   /* renders a second; 0 = no limit */
     double tokens;                 /* renders allowed now */
     uint64_t refilled_ms;
     atomic_uint_fast64_t refused;  /* renders refused with 429 */
@@ -219,10 +220,12 @@ static bool dash__may_render(struct dash_http *h)
     uint64_t now = sim_clock_ms();
     bool ok;
 
+    if (h->rate <= 0)
+        return true;
     pthread_mutex_lock(&h->bucket_mu);
-    h->tokens += (double)(now - h->refilled_ms) * DASH_RENDER_RATE / 1000.0;
-    if (h->tokens > DASH_RENDER_BURST)
-        h->tokens = DASH_RENDER_BURST;
+    h->tokens += (double)(now - h->refilled_ms) * h->rate / 1000.0;
+    if (h->tokens > h->rate * DASH_RENDER_BURST)
+        h->tokens = h->rate * DASH_RENDER_BURST;
     h->refilled_ms = now;
     ok = h->tokens >= 1.0;
     if (ok)
@@ -236,7 +239,8 @@ static bool dash__may_render(struct dash_http *h)
 static enum MHD_Result dash__too_many(struct MHD_Connection *c)
 {
     static const char body[] = "{\"error\":\"too many requests: the dashboard renders at most "
-                               "50 a second (a page needs one event stream); retry in a "
+                               "so many figures a second (a page needs one event stream; "
+                               "SCANSIM_HTTP_RENDER_RATE sets the limit); retry in a "
                                "second\"}\n";
     struct MHD_Response *r = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
                                                              MHD_RESPMEM_PERSISTENT);
@@ -508,9 +512,18 @@ int dash_http_start(const struct dash_http_opts *o, struct dash_model *m,
         return DASH_ERR_NOMEM;
     h->m = m;
     h->a = *a;
+    const char *rate = getenv("SCANSIM_HTTP_RENDER_RATE");
+    char *end = NULL;
+    h->rate = rate && *rate ? strtod(rate, &end) : DASH_RENDER_RATE;
+    if (rate && *rate && (*end || !(h->rate >= 0))) {
+        fprintf(stderr, "scansim %s: SCANSIM_HTTP_RENDER_RATE=%s: expected renders a second "
+                "(0: no limit)\n", o->command, rate);
+        free(h);
+        return DASH_ERR_INVAL;
+    }
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->bucket_mu, NULL);
-    h->tokens = DASH_RENDER_BURST;
+    h->tokens = h->rate * DASH_RENDER_BURST;
     h->refilled_ms = sim_clock_ms();
     dash_cond_init(&h->streams_done);
     rc = dash__setup(o, h, &sa);
@@ -567,8 +580,7 @@ void dash_http_stop(struct dash_http *h)
     MHD_stop_daemon(h->d);
     if (atomic_load(&h->refused))
         fprintf(stderr, "scansim: the dashboard answered %llu requests with 429 (more than %.0f "
-                "renders a second)\n", (unsigned long long)atomic_load(&h->refused),
-                DASH_RENDER_RATE);
+                "renders a second)\n", (unsigned long long)atomic_load(&h->refused), h->rate);
     pthread_cond_destroy(&h->streams_done);
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->bucket_mu);

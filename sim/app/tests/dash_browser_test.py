@@ -11,7 +11,9 @@ file offline and checks that its charts are drawn. No console errors anywhere.
 Screenshots land in REPORTS (build/reports/).
 
 The reports of `scansim test` (one scenario) and `scansim bench` (a small one) are
-made alongside and opened the same way.
+made alongside and opened the same way. Last, `scansim demo --http` runs in tmux: an item
+created on its page is registered with the operator's keys sent to the terminal, and the
+page shows the registration and the scanner's OLED.
 
 usage: dash_browser_test.py SCANSIM REPORTS SCENARIO
 """
@@ -86,8 +88,10 @@ def create_item(d, name, qty, device):
     d.find_element(By.ID, "f-name").send_keys(name)
     d.find_element(By.ID, "f-qty").clear()
     d.find_element(By.ID, "f-qty").send_keys(qty)
-    d.find_element(By.ID, "f-device").clear()
-    d.find_element(By.ID, "f-device").send_keys(device)
+    dev = d.find_element(By.ID, "f-device")
+    if dev.is_enabled():  # disabled in the seed layout: every item goes to every device
+        dev.clear()
+        dev.send_keys(device)
     d.find_element(By.ID, "f-submit").click()
     return wait_for("the form's answer", lambda: d.find_element(By.ID, "form-msg").text)
 
@@ -182,6 +186,58 @@ def report_page(d, path, name, charts, text):
     print("%s report: %d charts drawn" % (name, n))
 
 
+def demo_page(d):
+    """`scansim demo --http` in tmux, as a person runs it: an item created on the page
+    reaches the scanner's OLED; the operator's keys (t: present a tag, Enter: confirm) go
+    to the terminal; the page shows the registration and the scanner's OLED."""
+    if not shutil.which("tmux"):
+        fail("tmux is not installed (ci/install-deps.sh installs it)")
+    sess = "scansim-dash-%d" % os.getpid()
+    err = os.path.join(tmp, "demo.err")
+    subprocess.run(["tmux", "new-session", "-d", "-s", sess, "-x", "120", "-y", "36",
+                    "%s demo --http 127.0.0.1:0 2>%s" % (SCANSIM, err)], check=True)
+    try:
+        def url():
+            if not os.path.exists(err):  # the shell in tmux makes it
+                return None
+            with open(err) as f:
+                m = re.search(r"dashboard on (http://127\.0\.0\.1:\d+/)", f.read())
+            return m and m.group(1)
+        base = wait_for("the demo's dashboard URL", url)
+        d.get(base + "#items")
+        wait_for("the demo's first push", lambda: "online 1/1" in d.find_element(By.ID, "summary").text)
+        msg = create_item(d, "demo crate", "1", "scanner-1")
+        if "created" not in msg:
+            fail("the demo did not take the item: " + msg)
+        screen = lambda: subprocess.run(["tmux", "capture-pane", "-p", "-t", sess],
+                                        capture_output=True, text=True).stdout
+        wait_for("the item on the demo's terminal", lambda: "demo crate" in screen())
+        subprocess.run(["tmux", "send-keys", "-t", sess, "t"], check=True)
+        time.sleep(0.5)
+        subprocess.run(["tmux", "send-keys", "-t", sess, "Enter"], check=True)
+
+        def registered():
+            rows = d.execute_script("return [...document.querySelectorAll('#items-table tbody tr')]"
+                                    ".map(tr => [...tr.cells].map(td => td.textContent))")
+            return next((c for c in rows if c[1] == "demo crate" and c[4] == "registered" and
+                         c[5].startswith("scanner-1 (")), None)
+        cells = wait_for("'demo crate' registered by scanner-1 on the demo's page", registered)
+        print("demo items page:", cells)
+        d.get(base + "#devices")
+        lit = """const x = document.querySelector('#dev-grid canvas'); if (!x) return 0;
+          const p = x.getContext('2d').getImageData(0, 0, 128, 64).data; let l = 0;
+          for (let i = 0; i < p.length; i += 4) if (p[i] > 0x80) l++; return l;"""
+        n = wait_for("the demo scanner's OLED drawn", lambda: d.execute_script(lit) > 50 and
+                     d.execute_script(lit))
+        print("demo devices page: the OLED has %d lit pixels" % n)
+        d.save_screenshot(os.path.join(REPORTS, "dash_demo_devices.png"))
+        no_console_errors(d, "the demo's pages")
+    finally:
+        subprocess.run(["tmux", "send-keys", "-t", sess, "q"])
+        time.sleep(1)
+        subprocess.run(["tmux", "kill-session", "-t", sess], stderr=subprocess.DEVNULL)
+
+
 def side_reports():
     """scansim test and bench, each writing its report, while the run goes on."""
     t = subprocess.Popen([SCANSIM, "test", SCENARIO, "--report", os.path.join(tmp, "test.html")],
@@ -213,6 +269,7 @@ try:
     if side[1].wait(timeout=60) != 0:
         fail("scansim bench failed")
     report_page(d, os.path.join(tmp, "bench.html"), "bench", 2, "raw_ceiling_msg_per_s")
+    demo_page(d)
 finally:
     for p in side:
         if p.poll() is None:
