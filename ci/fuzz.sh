@@ -4,8 +4,9 @@
 # Configures build-fuzz/ (or $SCANSIM_FUZZ_BUILD) with clang and -DSCANSIM_FUZZ=ON, builds only
 # the fuzz targets, and runs each for SECONDS (default 30; env FUZZ_SECONDS too) on a copy of
 # its seed corpus fuzz/corpus/<target>/ (the repository is never modified), with its
-# dictionary fuzz/<target>.dict, -rss_limit_mb=2048 and -timeout=10. Targets: fw_codec,
-# scenario, mqtt_frame, fw_device, fw_trace (default: all five).
+# dictionary fuzz/<target>.dict, -rss_limit_mb=2048 and -timeout=10, as many targets at once
+# as there are cores. Targets: fw_codec, scenario, mqtt_frame, fw_device, fw_trace (default:
+# all five).
 #
 # Exit code: 0 when no target crashed, 1 when one did (the reproducer's path is printed:
 # re-run it with `build-fuzz/fuzz/fuzz_<target> <file>`), 2 on a build failure.
@@ -38,34 +39,49 @@ if ! cmake --build "$build" --target "${targets[@]/#/fuzz_}" -j"$(nproc)"; then
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/scansim-fuzz-XXXXXX")
-status=0
-for t in "${targets[@]}"; do
-    bin=$build/fuzz/fuzz_$t
-    corpus=$work/$t/corpus
-    artifacts=$work/$t/artifacts
+# One target: fuzz it, then write what to print into $work/$t/report and 1 into
+# $work/$t/failed when it crashed. The targets run side by side, one per core, each for
+# the full SECONDS; their reports are printed in order afterwards.
+fuzz_one() {
+    local t=$1 bin=$build/fuzz/fuzz_$1 corpus=$work/$1/corpus artifacts=$work/$1/artifacts
+    local dict=() rc found
     mkdir -p "$corpus" "$artifacts"
     cp -r "$root/fuzz/corpus/$t/." "$corpus/" 2>/dev/null || true
-    dict=()
     [ -f "$root/fuzz/$t.dict" ] && dict=(-dict="$root/fuzz/$t.dict")
-    echo "== fuzz_$t for ${secs}s (corpus copy: $corpus)"
-    # Leaks count as crashes (ASan's leak check runs at exit of each crashing/last input).
-    "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-        -max_len=4096 -artifact_prefix="$artifacts/" -print_final_stats=1 \
-        >"$work/$t/fuzz.log" 2>&1
-    rc=$?
-    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)' "$work/$t/fuzz.log" |
-        sed "s/^/   /"
-    found=$(find "$artifacts" -type f | head -5)
-    if [ $rc -ne 0 ] || [ -n "$found" ]; then
-        status=1
-        echo "!! fuzz_$t FAILED (exit $rc). Log: $work/$t/fuzz.log" >&2
-        grep -E 'ERROR: |SUMMARY: |runtime error' "$work/$t/fuzz.log" | head -5 >&2
-        for f in $found; do
-            echo "!! reproducer: $f  (run: $bin $f)" >&2
-        done
-    else
-        echo "   fuzz_$t: no crash, corpus now $(find "$corpus" -type f | wc -l) inputs"
-    fi
+    {
+        echo "== fuzz_$t for ${secs}s (corpus copy: $corpus)"
+        # Leaks count as crashes (ASan's leak check runs at exit of each crashing/last input).
+        "$bin" "$corpus" "${dict[@]}" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+            -max_len=4096 -artifact_prefix="$artifacts/" -print_final_stats=1 \
+            >"$work/$t/fuzz.log" 2>&1
+        rc=$?
+        grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|#[0-9]+ +DONE)' "$work/$t/fuzz.log" |
+            sed "s/^/   /"
+        found=$(find "$artifacts" -type f | head -5)
+        if [ $rc -ne 0 ] || [ -n "$found" ]; then
+            echo 1 >"$work/$t/failed"
+            echo "!! fuzz_$t FAILED (exit $rc). Log: $work/$t/fuzz.log"
+            grep -E 'ERROR: |SUMMARY: |runtime error' "$work/$t/fuzz.log" | head -5
+            for f in $found; do
+                echo "!! reproducer: $f  (run: $bin $f)"
+            done
+        else
+            echo "   fuzz_$t: no crash, corpus now $(find "$corpus" -type f | wc -l) inputs"
+        fi
+    } >"$work/$t.report" 2>&1
+}
+jobs_max=$(nproc)
+for t in "${targets[@]}"; do
+    while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do
+        wait -n
+    done
+    fuzz_one "$t" &
+done
+wait
+status=0
+for t in "${targets[@]}"; do
+    cat "$work/$t.report"
+    [ -f "$work/$t/failed" ] && status=1
 done
 if [ $status -eq 0 ]; then
     rm -rf "$work"
