@@ -673,12 +673,19 @@ int run_worker(const struct run_opts *o)
     struct fleet_figures fig;
     char line[4096];
     uint64_t next_report = 0, last_start = sim_clock_ms();
-    double rate = o->connect_rate > 0 ? o->connect_rate / (double)o->workers : 0;
+    /* --connect-rate is the whole fleet's: this worker's share of its shard's share (the
+       devices and ids it runs are given to it explicitly instead). */
+    double rate = o->connect_rate > 0 ? o->connect_rate / (double)o->workers /
+                                            (double)(o->shard.count ? o->shard.count : 1)
+                                      : 0;
     double credit = 0;
 
     struct fleet_shared_rows *rows = NULL;
 
     sim_cli_transport_setup(&o->c);
+    if (o->c.verbose)
+        fprintf(stderr, "scansim run: worker %ld: %ld devices from id %ld, connect rate %.1f/s\n",
+                o->worker_index, o->devices, o->id_start, rate);
     if (o->rows_fd >= 0 && fleet_shared_rows_attach(o->rows_fd, &rows) != 0)
         return SIM_EXIT_USAGE;
     run_fleet_opts(o, o->c.broker_uri, &fo);

@@ -63,6 +63,11 @@ PY
     rc=$?
     [ $rc -eq 2 ] || fail "merge of a doctored file: exit $rc, expected 2"
     grep -q "bad.json: the latency buckets add up to" "$T/bad.out" || fail "no reason for the bad file"
+    # --connect-rate is the whole fleet's: a shard's workers share half of it
+    "$SCANSIM" run --broker "$URI" --devices 40 --items 40 --shard 1/2 --workers 2 \
+        --connect-rate 400/s -v >"$T/rate.out" 2>"$T/rate.err" || fail "the rate run: exit $?"
+    grep -q "worker 0: 10 devices from id 21, connect rate 100.0/s" "$T/rate.err" ||
+        fail "a worker of shard 1/2 of 2 workers does not connect at 400/2/2 a second"
     "$SCANSIM" run --broker "$URI" --devices 10 --shard 2/2 >"$T/usage.out" 2>&1
     rc=$?
     [ $rc -eq 2 ] || fail "--shard 2/2: exit $rc, expected 2"
