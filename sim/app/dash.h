@@ -131,10 +131,9 @@ void dash_model_set_remote_devices(struct dash_model *m, const char *why);
 /** Wait until the model's version differs from seen (or timeout_ms); the version now. */
 uint64_t dash_model_wait(struct dash_model *m, uint64_t seen, int timeout_ms);
 
-/* A condition variable timed on CLOCK_MONOTONIC (a wall-clock step cannot stretch a
-   wait), and the deadline timeout_ms from now on that clock, for pthread_cond_timedwait. */
+/* A condition variable timed on CLOCK_MONOTONIC (a wall-clock step cannot stretch a wait);
+   its deadlines come from sim_clock_deadline. */
 void dash_cond_init(pthread_cond_t *c);
-void dash_deadline(struct timespec *ts, int timeout_ms);
 int dash_model_devices(const struct dash_model *m);
 bool dash_model_has_device(struct dash_model *m, const char *id);
 /** The index of device id, or -1. */

@@ -571,7 +571,7 @@ void dash_http_stop(struct dash_http *h)
     /* Stopping the daemon closes every connection at once, possibly in the middle of a
        stream's last chunk; give the streams a moment to finish on their own first. */
     struct timespec until;
-    dash_deadline(&until, DASH_STOP_WAIT_MS);
+    sim_clock_deadline(&until, DASH_STOP_WAIT_MS);
     pthread_mutex_lock(&h->mu);
     while (h->streams > 0 &&
            pthread_cond_timedwait(&h->streams_done, &h->mu, &until) == 0)

@@ -224,23 +224,12 @@ void dash_cond_init(pthread_cond_t *c)
     pthread_condattr_destroy(&ca);
 }
 
-void dash_deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 uint64_t dash_model_wait(struct dash_model *m, uint64_t seen, int timeout_ms)
 {
     struct timespec dl;
     uint64_t v;
 
-    dash_deadline(&dl, timeout_ms);
+    sim_clock_deadline(&dl, timeout_ms);
     pthread_mutex_lock(&m->mu);
     while (m->version == seen &&
            pthread_cond_timedwait(&m->changed, &m->mu, &dl) == 0)

@@ -56,9 +56,10 @@ int run_dash_start(const struct run_opts *o, struct fleet *fleet,
     bool listed = fleet || shared;
     d->rows = listed ? calloc((size_t)o->devices, sizeof(*d->rows)) : NULL;
     d->newest = calloc(RUN_DASH_ITEMS, sizeof(*d->newest));
-    d->each = calloc((size_t)RUN_DASH_ITEMS * (size_t)(n_backends > 1 ? n_backends : 1),
-                     sizeof(*d->each));
-    if ((listed && !d->rows) || !d->newest || !d->each ||
+    d->each = d->n_backends > 1 ? calloc((size_t)RUN_DASH_ITEMS * (size_t)d->n_backends,
+                                         sizeof(*d->each))
+                                : NULL; /* one backend's items go to newest directly */
+    if ((listed && !d->rows) || !d->newest || (d->n_backends > 1 && !d->each) ||
         dash_model_create(listed ? (int)o->devices : 0,
                           o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device", &d->model))
         goto fail;

@@ -53,6 +53,7 @@
 #include <unistd.h>
 
 #include "sim/err.h"
+#include "sim/clock.h"
 #include "sim/mqtt.h"
 
 #define BACKEND_PAYLOAD_MAX 4096   /* registrations/queries above this are malformed */
@@ -264,17 +265,6 @@ static int64_t backend__wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void backend__deadline(struct timespec *ts, int timeout_ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += timeout_ms / 1000;
-    ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
 }
 
 /* The link state moved: wake the link thread and anyone waiting for the connection (under
@@ -1005,7 +995,7 @@ static void *backend__worker(void *arg)
             int64_t left_us = txn_start + commit_us - backend__mono_us();
             if (left_us <= 0)
                 break;
-            backend__deadline(&dl, (int)((left_us + 999) / 1000));
+            sim_clock_deadline(&dl, (int)((left_us + 999) / 1000));
             if (pthread_cond_timedwait(&b->qcond, &b->qlock, &dl) != 0)
                 break;
         }
@@ -1484,7 +1474,7 @@ static void *backend__link_thread(void *arg)
                 continue;
             }
             struct timespec dl;
-            backend__deadline(&dl, (int)((left_us + 999) / 1000));
+            sim_clock_deadline(&dl, (int)((left_us + 999) / 1000));
             pthread_cond_timedwait(&b->link_cond, &b->lock, &dl);
             continue;
         }
@@ -1710,7 +1700,7 @@ int hx_backend_start(struct hx_backend *b)
 
     /* the first connect must work: a refusal or no answer is an error, not a retry */
     struct timespec dl;
-    backend__deadline(&dl, b->connect_timeout_ms);
+    sim_clock_deadline(&dl, b->connect_timeout_ms);
     int wrc = 0;
     pthread_mutex_lock(&b->lock);
     while (!b->subscribed && !b->sub_failed && !b->connect_failed && wrc == 0)
@@ -1757,7 +1747,7 @@ int hx_backend_stop(struct hx_backend *b)
         pthread_rwlock_unlock(&b->hlock);
         if (waiting) {
             struct timespec dl;
-            backend__deadline(&dl, 5000);
+            sim_clock_deadline(&dl, 5000);
             int wrc = 0;
             pthread_mutex_lock(&b->lock);
             while (!b->disconnected && wrc == 0)
@@ -1994,7 +1984,7 @@ int hx_backend_wait_registered(struct hx_backend *b, uint64_t count, int timeout
     if (!b)
         return HX_ERR_INVAL;
     struct timespec dl;
-    backend__deadline(&dl, timeout_ms);
+    sim_clock_deadline(&dl, timeout_ms);
     int wrc = 0;
     pthread_mutex_lock(&b->lock);
     while (b->r.registered < count && wrc == 0)
@@ -2017,7 +2007,7 @@ int hx_backend_sync(struct hx_backend *b, int timeout_ms)
     uint64_t target = b->enqueued;
     pthread_mutex_unlock(&b->qlock);
     struct timespec dl;
-    backend__deadline(&dl, timeout_ms);
+    sim_clock_deadline(&dl, timeout_ms);
     int wrc = 0;
     pthread_mutex_lock(&b->lock);
     while (b->done < target && wrc == 0)

@@ -8,6 +8,7 @@
 #define SIM_CLOCK_H
 
 #include <stdint.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,6 +19,10 @@ uint64_t sim_clock_ms(void);
 
 /** The same clock in microseconds. */
 uint64_t sim_clock_us(void);
+
+/** The time timeout_ms from now on CLOCK_MONOTONIC, as pthread_cond_timedwait wants it for
+ *  a condition made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
+void sim_clock_deadline(struct timespec *ts, int timeout_ms);
 
 #ifdef __cplusplus
 }
