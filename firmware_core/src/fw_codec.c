@@ -234,6 +234,188 @@ int fw_decode_inventory_reply(const void *payload, size_t len, struct fw_invento
     return rc;
 }
 
+/* ---------------------------------------------------------------- commands */
+
+static const char *const codec__cmd_names[FW_CMD_KIND_COUNT] = {
+    "identify", "message", "status", "config", "reboot", "lock", "unlock", "clear_queue",
+};
+
+const char *fw_cmd_kind_name(enum fw_cmd_kind kind)
+{
+    return (unsigned)kind < FW_CMD_KIND_COUNT ? codec__cmd_names[kind] : "unknown";
+}
+
+/* The arguments each command takes (NULL-terminated). */
+static const char *const *codec__cmd_args(enum fw_cmd_kind kind)
+{
+    static const char *const none[] = {NULL};
+    static const char *const identify[] = {"seconds", NULL};
+    static const char *const message[] = {"text", NULL};
+    static const char *const config[] = {"keepalive", "inventory_timeout", "contrast", NULL};
+    static const char *const force[] = {"force", NULL};
+    switch (kind) {
+    case FW_CMD_IDENTIFY: return identify;
+    case FW_CMD_MESSAGE: return message;
+    case FW_CMD_CONFIG: return config;
+    case FW_CMD_REBOOT:
+    case FW_CMD_CLEAR_QUEUE: return force;
+    default: return none;
+    }
+}
+
+static int codec__cmd_refuse(struct fw_command *c, enum fw_cmd_reason reason, const char *field)
+{
+    c->reason = (uint8_t)reason;
+    struct fw_text t;
+    fw_text__init(&t, c->field, sizeof c->field);
+    fw_text__str(&t, field ? field : "");
+    return 1;
+}
+
+/* An integer argument: an item-field refusal becomes the argument's. */
+static int codec__cmd_int(struct fw_command *c, const cJSON *args, const char *name,
+                          int32_t min, int32_t max, int32_t *out)
+{
+    int rc = codec__int_field(args, name, min, max, out);
+    if (rc == REJECT(MISSING_FIELD))
+        return codec__cmd_refuse(c, FW_CMD_MISSING_ARG, name);
+    if (rc == REJECT(WRONG_TYPE))
+        return codec__cmd_refuse(c, FW_CMD_WRONG_ARG_TYPE, name);
+    if (rc != FW_DECODE_OK)
+        return codec__cmd_refuse(c, FW_CMD_OUT_OF_RANGE, name);
+    return FW_DECODE_OK;
+}
+
+static int codec__cmd_args_decode(struct fw_command *c, const cJSON *args)
+{
+    const char *const *allowed = codec__cmd_args(c->kind);
+    for (const cJSON *a = args ? args->child : NULL; a != NULL; a = a->next) {
+        bool known = false;
+        for (const char *const *n = allowed; *n && !known; n++)
+            known = a->string != NULL && strcmp(a->string, *n) == 0;
+        if (!known)
+            return codec__cmd_refuse(c, FW_CMD_UNKNOWN_ARG, a->string);
+    }
+    const cJSON *f;
+    int32_t v;
+    switch (c->kind) {
+    case FW_CMD_IDENTIFY:
+        c->seconds = FW_IDENTIFY_S_DEFAULT;
+        if (cJSON_GetObjectItemCaseSensitive(args, "seconds") != NULL) {
+            if (codec__cmd_int(c, args, "seconds", FW_IDENTIFY_S_MIN, FW_IDENTIFY_S_MAX, &v))
+                return 1;
+            c->seconds = (uint8_t)v;
+        }
+        break;
+    case FW_CMD_MESSAGE:
+        f = cJSON_GetObjectItemCaseSensitive(args, "text");
+        if (f == NULL)
+            return codec__cmd_refuse(c, FW_CMD_MISSING_ARG, "text");
+        if (!cJSON_IsString(f) || f->valuestring == NULL)
+            return codec__cmd_refuse(c, FW_CMD_WRONG_ARG_TYPE, "text");
+        if (f->valuestring[0] == '\0' || strlen(f->valuestring) >= sizeof c->text)
+            return codec__cmd_refuse(c, FW_CMD_OUT_OF_RANGE, "text");
+        memcpy(c->text, f->valuestring, strlen(f->valuestring) + 1);
+        break;
+    case FW_CMD_CONFIG:
+        if (args == NULL || args->child == NULL)
+            return codec__cmd_refuse(c, FW_CMD_MISSING_ARG, "keepalive");
+        if (cJSON_GetObjectItemCaseSensitive(args, "keepalive") != NULL) {
+            if (codec__cmd_int(c, args, "keepalive", FW_CFG_KEEPALIVE_MIN, FW_CFG_KEEPALIVE_MAX,
+                               &v))
+                return 1;
+            c->set_keepalive = true;
+            c->keepalive_s = (uint16_t)v;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(args, "inventory_timeout") != NULL) {
+            if (codec__cmd_int(c, args, "inventory_timeout", FW_CFG_INV_TIMEOUT_MIN,
+                               FW_CFG_INV_TIMEOUT_MAX, &v))
+                return 1;
+            c->set_inventory_timeout = true;
+            c->inventory_timeout_s = (uint8_t)v;
+        }
+        if (cJSON_GetObjectItemCaseSensitive(args, "contrast") != NULL) {
+            if (codec__cmd_int(c, args, "contrast", 0, 255, &v))
+                return 1;
+            c->set_contrast = true;
+            c->contrast = (uint8_t)v;
+        }
+        break;
+    case FW_CMD_REBOOT:
+    case FW_CMD_CLEAR_QUEUE:
+        f = cJSON_GetObjectItemCaseSensitive(args, "force");
+        if (f != NULL && !cJSON_IsBool(f))
+            return codec__cmd_refuse(c, FW_CMD_WRONG_ARG_TYPE, "force");
+        c->force = cJSON_IsTrue(f);
+        break;
+    default: break;
+    }
+    return FW_DECODE_OK;
+}
+
+static bool codec__cmd_id_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n >= FW_CMD_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < 0x21 || s[i] > 0x7E)
+            return false;
+    return true;
+}
+
+static int codec__cmd_decode(struct fw_command *c, const cJSON *root)
+{
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "cmd_id");
+    if (id == NULL) {
+        c->reject = FW_REJECT_MISSING_FIELD;
+        return codec__cmd_refuse(c, FW_CMD_BAD_PAYLOAD, "cmd_id");
+    }
+    if (!cJSON_IsString(id) || id->valuestring == NULL) {
+        c->reject = FW_REJECT_WRONG_TYPE;
+        return codec__cmd_refuse(c, FW_CMD_BAD_PAYLOAD, "cmd_id");
+    }
+    if (!codec__cmd_id_valid(id->valuestring))
+        return codec__cmd_refuse(c, FW_CMD_BAD_CMD_ID, "cmd_id");
+    memcpy(c->cmd_id, id->valuestring, strlen(id->valuestring) + 1);
+    c->has_cmd_id = true;
+
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(root, "cmd");
+    if (cmd == NULL || !cJSON_IsString(cmd) || cmd->valuestring == NULL) {
+        c->reject = cmd == NULL ? FW_REJECT_MISSING_FIELD : FW_REJECT_WRONG_TYPE;
+        return codec__cmd_refuse(c, FW_CMD_BAD_PAYLOAD, "cmd");
+    }
+    int kind = 0;
+    while (kind < FW_CMD_KIND_COUNT && strcmp(cmd->valuestring, codec__cmd_names[kind]) != 0)
+        kind++;
+    if (kind == FW_CMD_KIND_COUNT)
+        return codec__cmd_refuse(c, FW_CMD_UNKNOWN_COMMAND, "cmd");
+    c->kind = (enum fw_cmd_kind)kind;
+
+    const cJSON *args = cJSON_GetObjectItemCaseSensitive(root, "args");
+    if (args != NULL && !cJSON_IsObject(args)) {
+        c->reject = FW_REJECT_WRONG_TYPE;
+        return codec__cmd_refuse(c, FW_CMD_BAD_PAYLOAD, "args");
+    }
+    return codec__cmd_args_decode(c, args);
+}
+
+int fw_decode_command(const void *payload, size_t len, struct fw_command *out)
+{
+    if (out == NULL || (payload == NULL && len > 0))
+        return FW_ERR_INVAL;
+    memset(out, 0, sizeof *out);
+    cJSON *root;
+    int rc = codec__parse_object(payload, len, &root);
+    if (rc != FW_DECODE_OK) {
+        out->reject = (uint8_t)fw_decode_reason(rc);
+        return codec__cmd_refuse(out, FW_CMD_BAD_PAYLOAD, NULL);
+    }
+    rc = codec__cmd_decode(out, root);
+    cJSON_Delete(root);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- encoders */
 
 static int codec__finish(const struct fw_text *t)
@@ -274,6 +456,28 @@ int fw_encode_inventory_query(char *buf, size_t cap, const char *tag_hex,
     fw_text__json_str(&t, device_id);
     fw_text__str(&t, ",\"seq\":");
     fw_text__u32(&t, seq);
+    fw_text__char(&t, '}');
+    return codec__finish(&t);
+}
+
+int fw_encode_command_reply(char *buf, size_t cap, const struct fw_command_reply *r)
+{
+    if (buf == NULL || r == NULL || r->device_id == NULL || r->reason == NULL)
+        return FW_ERR_INVAL;
+    struct fw_text t;
+    fw_text__init(&t, buf, cap);
+    fw_text__str(&t, "{\"cmd_id\":");
+    if (r->cmd_id != NULL)
+        fw_text__json_str(&t, r->cmd_id);
+    else
+        fw_text__str(&t, "null");
+    fw_text__str(&t, ",\"device_id\":");
+    fw_text__json_str(&t, r->device_id);
+    fw_text__str(&t, r->reason[0] ? ",\"result\":\"error\",\"reason\":"
+                                  : ",\"result\":\"ok\",\"reason\":");
+    fw_text__json_str(&t, r->reason);
+    fw_text__str(&t, ",\"data\":");
+    fw_text__str(&t, r->data ? r->data : "{}");
     fw_text__char(&t, '}');
     return codec__finish(&t);
 }

@@ -11,11 +11,13 @@
  */
 #include "fw/fw_device.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "fw/fw_codec.h"
 #include "fw_device_internal.h"
 #include "fw_outbox.h"
+#include "fw_store.h"
 #include "fw_util.h"
 
 #define STATUS_ONLINE "online"
@@ -33,10 +35,10 @@ static uint64_t device__now(const struct fw_device *d)
 }
 
 /* One log line "<id>: a b c" (NULL parts skipped); the log port is optional. */
-static void device__log(const struct fw_device *d, enum fw_log_level level, const char *a,
+void fw_device__log(struct fw_device *d, enum fw_log_level level, const char *a,
                         const char *b, const char *c)
 {
-    if (d->ports.log == NULL)
+    if (d->ports.log == NULL && level < FW_LOG_WARN)
         return;
     char line[FW_LOG_MAX];
     struct fw_text t;
@@ -50,17 +52,24 @@ static void device__log(const struct fw_device *d, enum fw_log_level level, cons
             fw_text__str(&t, parts[i]);
         }
     }
-    d->ports.log(d->ports.ctx, level, line);
+    if (level >= FW_LOG_WARN) {
+        /* Without the "<id>: " prefix, for the status command. */
+        struct fw_text e;
+        fw_text__init(&e, d->last_error, sizeof d->last_error);
+        fw_text__str(&e, line + strlen(d->device_id) + 2);
+    }
+    if (d->ports.log != NULL)
+        d->ports.log(d->ports.ctx, level, line);
 }
 
-static void device__dirty(struct fw_device *d)
+void fw_device__dirty(struct fw_device *d)
 {
     d->dirty = true;
 }
 
 /* Render and flush once, if anything changed and someone looks. Headless devices (no
    display_flush) never render here: fw_device_framebuffer() renders on demand. */
-static void device__present(struct fw_device *d)
+void fw_device__present(struct fw_device *d)
 {
     if (!d->dirty || d->ports.display_flush == NULL)
         return;
@@ -73,7 +82,7 @@ static void device__notice(struct fw_device *d, enum fw_notice notice)
 {
     d->notice = (uint8_t)notice;
     d->notice_until_ms = device__now(d) + FW_NOTICE_MS;
-    device__dirty(d);
+    fw_device__dirty(d);
 }
 
 static uint32_t device__random(struct fw_device *d)
@@ -102,6 +111,9 @@ static void tag_hex(const struct fw_tag_uid *tag, char out[FW_TAG_HEX_MAX])
     if (fw_tag_to_hex(tag->bytes, tag->len, out, FW_TAG_HEX_MAX) < 0)
         out[0] = '\0';
 }
+
+static void device__reset_ram(struct fw_device *d);
+static void device__publish_offline(struct fw_device *d);
 
 /* ========================================================== configuration */
 
@@ -184,26 +196,43 @@ int fw_device_init(struct fw_device *d, const struct fw_device_config *cfg,
          seed ? "inventory/query" : "scanners/{id}/inventory/query"},
         {d->topic_reply, cfg->topic_inventory_reply, "scanners/{id}/inventory/reply"},
         {d->topic_status, cfg->topic_status, "scanners/{id}/status"},
+        {d->topic_cmd, cfg->topic_command, "scanners/{id}/command"},
+        {d->topic_cmd_all, cfg->topic_command_all, "command/all"},
+        {d->topic_cmd_reply, cfg->topic_command_reply, "scanners/{id}/command/reply"},
     };
     for (size_t i = 0; i < sizeof topics / sizeof topics[0]; i++) {
         const char *tmpl = topics[i].override ? topics[i].override : topics[i].fallback;
         if (device__expand_topic(topics[i].out, tmpl, d->device_id) != FW_OK)
             return FW_ERR_INVAL;
     }
-    /* The two inbound topics must differ, or a message could not be told apart. */
-    if (strcmp(d->topic_item, d->topic_reply) == 0)
-        return FW_ERR_INVAL;
+    /* The inbound topics must differ, or a message could not be told apart. */
+    for (int i = 0; i < FW_SUBSCRIPTIONS; i++)
+        for (int j = i + 1; j < FW_SUBSCRIPTIONS; j++)
+            if (strcmp(fw_device__sub_topic(d, i), fw_device__sub_topic(d, j)) == 0)
+                return FW_ERR_INVAL;
 
     d->clean_session = cfg->clean_session;
-    d->keepalive_s = cfg->keepalive_s;
+    d->keepalive_default_s = cfg->keepalive_s;
     d->qos = (uint8_t)cfg->qos;
-    d->rng = cfg->seed ? cfg->seed : fw_fnv1a(d->device_id);
-    if (d->rng == 0)
-        d->rng = 0x9E3779B9u; /* xorshift must not start at 0 */
+    d->rng_seed = cfg->seed ? cfg->seed : fw_fnv1a(d->device_id);
+    if (d->rng_seed == 0)
+        d->rng_seed = 0x9E3779B9u; /* xorshift must not start at 0 */
+    device__reset_ram(d);
+    return FW_OK;
+}
+
+/* The state of a device just powered on: what a reboot goes back to. */
+static void device__reset_ram(struct fw_device *d)
+{
+    size_t from = offsetof(struct fw_device, conn);
+    memset((uint8_t *)d + from, 0, sizeof *d - from);
+    d->rng = d->rng_seed;
     d->backoff_ms = FW_RECONNECT_MIN_MS;
     d->conn = FW_CONN_IDLE;
+    d->settings.keepalive_s = d->keepalive_default_s;
+    d->settings.inventory_timeout_s = FW_INVENTORY_TIMEOUT_MS / 1000;
+    d->settings.contrast = FW_CONTRAST;
     d->dirty = true;
-    return FW_OK;
 }
 
 /* ================================================================ storage */
@@ -211,16 +240,118 @@ int fw_device_init(struct fw_device *d, const struct fw_device_config *cfg,
 static void device__storage_error(struct fw_device *d, const char *what, int rc)
 {
     d->stats.storage_errors++;
-    device__log(d, FW_LOG_ERROR, what, "failed:", fw_strerror(rc));
+    fw_device__log(d, FW_LOG_ERROR, what, "failed:", fw_strerror(rc));
+}
+
+/* Writes an encoded record (n: its length, or a negative fw_err from its encoder) under key;
+   counts and logs a failure. Remembers the size for the status command. */
+int fw_device__store(struct fw_device *d, enum fw_store_key key, const void *buf, int n)
+{
+    static const char *const keys[FW_STORE_KEYS] = {"outbox", "seq", "settings", "cmdids",
+                                                     "pending"};
+    int rc = n < 0 ? n : d->ports.storage_write(d->ports.ctx, keys[key], buf, (size_t)n);
+    if (rc < 0) {
+        d->stats.storage_errors++;
+        fw_device__log(d, FW_LOG_ERROR, "writing", keys[key], fw_strerror(rc));
+        return rc;
+    }
+    d->flash_len[key] = (uint16_t)n;
+    return FW_OK;
 }
 
 static void device__save_outbox(struct fw_device *d)
 {
     uint8_t buf[FW_OUTBOX_STORE_MAX];
-    int n = fw_outbox__encode(&d->outbox, buf, sizeof buf);
-    int rc = n < 0 ? n : d->ports.storage_write(d->ports.ctx, "outbox", buf, (size_t)n);
-    if (rc < 0)
-        device__storage_error(d, "saving the outbox", rc);
+    fw_device__store(d, FW_STORE_OUTBOX, buf, fw_outbox__encode(&d->outbox, buf, sizeof buf));
+}
+
+/* Kept in flash as they change, so a reboot or a power cut loses no accepted item. */
+static void device__save_pending(struct fw_device *d)
+{
+    uint8_t buf[FW_PENDING_STORE_MAX];
+    fw_device__store(d, FW_STORE_PENDING, buf,
+                     fw_store__encode_pending(d->pending, d->pending_head, d->pending_count,
+                                              buf, sizeof buf));
+}
+
+int fw_device__save_settings(struct fw_device *d)
+{
+    uint8_t buf[FW_SETTINGS_STORE_LEN];
+    struct fw_settings s = d->settings;
+    /* 0 stands for "the default": a changed default then applies to a device never
+       configured by command. */
+    if (s.keepalive_s == d->keepalive_default_s)
+        s.keepalive_s = 0;
+    if (s.inventory_timeout_s == FW_INVENTORY_TIMEOUT_MS / 1000)
+        s.inventory_timeout_s = 0;
+    return fw_device__store(d, FW_STORE_SETTINGS, buf,
+                            fw_store__encode_settings(&s, buf, sizeof buf));
+}
+
+/* Reads a record under key into buf; FW_ERR_NOT_FOUND quietly, other failures counted. */
+static int device__load(struct fw_device *d, const char *key, uint8_t *buf, size_t cap,
+                        size_t *len)
+{
+    *len = 0;
+    int rc = d->ports.storage_read(d->ports.ctx, key, buf, cap, len);
+    if (rc < 0 && rc != FW_ERR_NOT_FOUND) {
+        d->stats.storage_errors++;
+        fw_device__log(d, FW_LOG_ERROR, "reading", key, fw_strerror(rc));
+    }
+    else if (rc == FW_OK && *len > cap)
+        rc = FW_ERR_TOO_BIG;
+    return rc;
+}
+
+static void device__corrupt(struct fw_device *d, const char *what)
+{
+    d->stats.storage_errors++;
+    fw_device__log(d, FW_LOG_ERROR, "stored", what, "is corrupt, ignored");
+}
+
+static void device__load_pending(struct fw_device *d)
+{
+    uint8_t buf[FW_PENDING_STORE_MAX];
+    size_t len;
+    d->pending_head = 0;
+    d->pending_count = 0;
+    if (device__load(d, "pending", buf, sizeof buf, &len) != FW_OK)
+        return;
+    d->flash_len[FW_STORE_PENDING] = (uint16_t)len;
+    if (fw_store__decode_pending(d->pending, &d->pending_count, buf, len) != FW_OK)
+        device__corrupt(d, "pending items");
+}
+
+static void device__load_settings(struct fw_device *d)
+{
+    uint8_t buf[FW_SETTINGS_STORE_LEN + 1];
+    size_t len;
+    struct fw_settings s;
+    int rc = device__load(d, "settings", buf, sizeof buf, &len);
+    if (rc == FW_OK && fw_store__decode_settings(&s, buf, len) != FW_OK) {
+        device__corrupt(d, "settings");
+        rc = FW_ERR_INVAL;
+    }
+    if (rc != FW_OK)
+        return; /* the defaults of device__reset_ram */
+    d->settings.boot_count = s.boot_count;
+    d->settings.locked = s.locked;
+    d->settings.contrast = s.contrast;
+    if (s.keepalive_s != 0)
+        d->settings.keepalive_s = s.keepalive_s;
+    if (s.inventory_timeout_s != 0)
+        d->settings.inventory_timeout_s = s.inventory_timeout_s;
+}
+
+static void device__load_cmdids(struct fw_device *d)
+{
+    uint8_t buf[FW_CMDIDS_STORE_LEN];
+    size_t len;
+    if (device__load(d, "cmdids", buf, sizeof buf, &len) != FW_OK)
+        return;
+    d->flash_len[FW_STORE_CMDIDS] = (uint16_t)len;
+    if (fw_store__decode_cmdids(d->cmd_ids, &d->cmd_count, &d->cmd_next, buf, len) != FW_OK)
+        device__corrupt(d, "command ids");
 }
 
 static void device__load_outbox(struct fw_device *d)
@@ -238,7 +369,7 @@ static void device__load_outbox(struct fw_device *d)
     if (len > sizeof buf || fw_outbox__decode(&d->outbox, buf, len) != FW_OK) {
         /* Better to lose unsent registrations than to publish garbage or crash. */
         d->stats.storage_errors++;
-        device__log(d, FW_LOG_ERROR, "stored outbox is corrupt,", "ignored", NULL);
+        fw_device__log(d, FW_LOG_ERROR, "stored outbox is corrupt,", "ignored", NULL);
         fw_outbox__clear(&d->outbox);
         return;
     }
@@ -247,7 +378,7 @@ static void device__load_outbox(struct fw_device *d)
         struct fw_text t;
         fw_text__init(&t, n, sizeof n);
         fw_text__u32(&t, d->outbox.count);
-        device__log(d, FW_LOG_INFO, "restored", n, "unsent registrations");
+        fw_device__log(d, FW_LOG_INFO, "restored", n, "unsent registrations");
     }
 }
 
@@ -262,7 +393,7 @@ static void device__load_seq(struct fw_device *d)
         d->seq = fw_get_u32le(rec + 2);
     } else if (rc != FW_ERR_NOT_FOUND) {
         d->stats.storage_errors++;
-        device__log(d, FW_LOG_ERROR, "stored sequence number unreadable,",
+        fw_device__log(d, FW_LOG_ERROR, "stored sequence number unreadable,",
                     "continuing after the outbox's highest", NULL);
     }
     /* Never below a key already handed out and still waiting in the outbox. */
@@ -281,11 +412,8 @@ static int device__next_seq(struct fw_device *d, uint32_t *out)
     rec[1] = SEQ_VERSION;
     fw_put_u32le(rec + 2, next);
     fw_put_u32le(rec + 6, fw_crc32(rec, 6));
-    int rc = d->ports.storage_write(d->ports.ctx, "seq", rec, sizeof rec);
-    if (rc < 0) {
-        device__storage_error(d, "saving the sequence number", rc);
+    if (fw_device__store(d, FW_STORE_SEQ, rec, sizeof rec) < 0)
         return FW_ERR_IO;
-    }
     d->seq = next;
     *out = next;
     return FW_OK;
@@ -310,7 +438,7 @@ static void device__schedule_reconnect(struct fw_device *d)
 {
     d->next_connect_ms = device__backoff(d, &d->backoff_ms);
     d->conn = FW_CONN_WAITING;
-    device__dirty(d);
+    fw_device__dirty(d);
 }
 
 static void device__connect_failed(struct fw_device *d, int reason, const char *why)
@@ -320,7 +448,7 @@ static void device__connect_failed(struct fw_device *d, int reason, const char *
     fw_text__init(&t, code, sizeof code);
     fw_text__i32(&t, reason);
     d->stats.connect_failures++;
-    device__log(d, FW_LOG_WARN, "connect failed, code", code, why ? why : "");
+    fw_device__log(d, FW_LOG_WARN, "connect failed, code", code, why ? why : "");
     device__schedule_reconnect(d);
 }
 
@@ -329,7 +457,7 @@ static void device__connect(struct fw_device *d)
     struct fw_connect_params p = {
         .client_id = d->device_id,
         .clean_session = d->clean_session,
-        .keepalive_s = d->keepalive_s,
+        .keepalive_s = d->settings.keepalive_s,
         .will_topic = d->topic_status,
         .will_payload = STATUS_OFFLINE,
         .will_len = sizeof STATUS_OFFLINE - 1,
@@ -338,7 +466,7 @@ static void device__connect(struct fw_device *d)
     };
     /* Set before the call: a platform may report the outcome from inside it. */
     d->conn = FW_CONN_CONNECTING;
-    device__dirty(d);
+    fw_device__dirty(d);
     int rc = d->ports.net_connect(d->ports.ctx, &p);
     if (rc < 0 && d->conn == FW_CONN_CONNECTING)
         device__connect_failed(d, rc, fw_strerror(rc));
@@ -370,7 +498,7 @@ static void device__flush_outbox(struct fw_device *d)
         }
         if (rc < 0) {
             d->stats.publish_errors++;
-            device__log(d, FW_LOG_WARN, "publishing a registration failed:", fw_strerror(rc),
+            fw_device__log(d, FW_LOG_WARN, "publishing a registration failed:", fw_strerror(rc),
                         "(kept in the outbox)");
             break;
         }
@@ -390,16 +518,21 @@ static void device__flush_outbox(struct fw_device *d)
     }
     if (removed)
         device__save_outbox(d);
-    device__dirty(d);
+    fw_device__dirty(d);
 }
 
 /* ====================================================== network events */
 
 /* ======================================================= subscriptions */
 
-static const char *device__sub_topic(const struct fw_device *d, int i)
+const char *fw_device__sub_topic(const struct fw_device *d, int i)
 {
-    return i == 0 ? d->topic_item : d->topic_reply;
+    switch (i) {
+    case 0: return d->topic_item;
+    case 1: return d->topic_reply;
+    case 2: return d->topic_cmd;
+    default: return d->topic_cmd_all;
+    }
 }
 
 /* A subscription was refused or lost: counted, logged, shown, asked again later. */
@@ -414,7 +547,7 @@ static void device__subscribe_failed(struct fw_device *d, int i, int code)
     else
         fw_text__str(&t, fw_strerror(code < 0 ? code : FW_ERR_IO));
     d->stats.subscriptions_refused++;
-    device__log(d, FW_LOG_ERROR, "subscription to", device__sub_topic(d, i), words);
+    fw_device__log(d, FW_LOG_ERROR, "subscription to", fw_device__sub_topic(d, i), words);
     if (d->sub_retry_ms == 0)
         d->sub_retry_ms = device__backoff(d, &d->sub_backoff_ms);
     d->refused_reason = code;
@@ -429,7 +562,7 @@ static void device__subscribe_missing(struct fw_device *d)
         if ((d->subs_granted | d->subs_awaited) & bit)
             continue;
         uint32_t token = 0;
-        int rc = d->ports.net_subscribe(d->ports.ctx, device__sub_topic(d, i), d->qos, &token);
+        int rc = d->ports.net_subscribe(d->ports.ctx, fw_device__sub_topic(d, i), d->qos, &token);
         if (rc < 0) {
             device__subscribe_failed(d, i, rc);
             continue;
@@ -446,8 +579,8 @@ static void device__ready(struct fw_device *d)
     d->conn = FW_CONN_ONLINE;
     d->sub_backoff_ms = FW_RECONNECT_MIN_MS;
     d->sub_retry_ms = 0;
-    device__log(d, FW_LOG_INFO, "subscriptions granted, online", NULL, NULL);
-    device__dirty(d);
+    fw_device__log(d, FW_LOG_INFO, "subscriptions granted, online", NULL, NULL);
+    fw_device__dirty(d);
     uint32_t token = 0;
     struct fw_publish online = {d->topic_status, STATUS_ONLINE, sizeof STATUS_ONLINE - 1,
                                 d->qos, true};
@@ -469,14 +602,14 @@ void fw_device_on_subscribed(struct fw_device *d, uint32_t token, int granted_qo
     if (granted_qos >= 0 && granted_qos <= 2) {
         d->subs_granted |= (uint8_t)(1u << i);
         if (granted_qos < d->qos)
-            device__log(d, FW_LOG_WARN, "subscription granted at a lower QoS:",
-                        device__sub_topic(d, i), NULL);
+            fw_device__log(d, FW_LOG_WARN, "subscription granted at a lower QoS:",
+                        fw_device__sub_topic(d, i), NULL);
         if (d->subs_granted == (1u << FW_SUBSCRIPTIONS) - 1)
             device__ready(d);
     } else {
         device__subscribe_failed(d, i, granted_qos);
     }
-    device__present(d);
+    fw_device__present(d);
 }
 
 /* ====================================================== network events */
@@ -495,12 +628,12 @@ void fw_device_on_connected(struct fw_device *d, bool session_present)
     d->stats.connects++;
     if (session_present)
         d->stats.sessions_present++;
-    device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
+    fw_device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
                 NULL);
     /* Subscribe even with a resumed session: cheap, and right if the broker lost it. */
     device__subscribe_missing(d);
-    device__dirty(d);
-    device__present(d);
+    fw_device__dirty(d);
+    fw_device__present(d);
 }
 
 void fw_device_on_connect_failed(struct fw_device *d, int reason_code, const char *why)
@@ -508,7 +641,7 @@ void fw_device_on_connect_failed(struct fw_device *d, int reason_code, const cha
     if (d == NULL || d->conn != FW_CONN_CONNECTING)
         return;
     device__connect_failed(d, reason_code, why);
-    device__present(d);
+    fw_device__present(d);
 }
 
 void fw_device_on_connection_lost(struct fw_device *d, const char *why)
@@ -524,26 +657,28 @@ void fw_device_on_connection_lost(struct fw_device *d, const char *why)
     d->stats.connection_losses++;
     d->session_present = false;
     unsigned back = fw_outbox__requeue(&d->outbox);
-    device__log(d, FW_LOG_WARN, "connection lost:", why ? why : "", NULL);
+    fw_device__log(d, FW_LOG_WARN, "connection lost:", why ? why : "", NULL);
     if (back > 0)
-        device__log(d, FW_LOG_INFO, "unacknowledged registrations will be re-sent", NULL,
+        fw_device__log(d, FW_LOG_INFO, "unacknowledged registrations will be re-sent", NULL,
                     NULL);
     device__schedule_reconnect(d);
-    device__present(d);
+    fw_device__present(d);
 }
 
 void fw_device_on_published(struct fw_device *d, uint32_t token)
 {
     if (d == NULL)
         return;
+    if (d->reboot == FW_REBOOT_REPLYING)
+        fw_command__on_published(d, token);
     int i = fw_outbox__find_token(&d->outbox, token);
     if (i < 0)
         return; /* status, query, or an ack from a previous connection */
     fw_outbox__remove(&d->outbox, i);
     d->stats.registrations_acked++;
     device__save_outbox(d);
-    device__dirty(d);
-    device__present(d);
+    fw_device__dirty(d);
+    fw_device__present(d);
 }
 
 /* "not authorized (0x87)" into out. */
@@ -572,11 +707,11 @@ void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reaso
             return;
         d->outbox.entries[i].flags &= (uint8_t)~FW_OUTBOX_IN_FLIGHT;
         d->stats.publish_errors++;
-        device__log(d, FW_LOG_WARN, "publishing a registration failed:",
+        fw_device__log(d, FW_LOG_WARN, "publishing a registration failed:",
                     fw_strerror(reason_code < 0 ? reason_code : FW_ERR_IO),
                     "(kept in the outbox)");
-        device__dirty(d);
-        device__present(d);
+        fw_device__dirty(d);
+        fw_device__present(d);
         return;
     }
     char words[48];
@@ -593,19 +728,19 @@ void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reaso
         fw_text__str(&t, " refused by the broker:");
         fw_outbox__remove(&d->outbox, i);
         device__save_outbox(d);
-        device__log(d, FW_LOG_ERROR, what, words, "- dropped from the outbox");
+        fw_device__log(d, FW_LOG_ERROR, what, words, "- dropped from the outbox");
     } else if (query) {
         d->inv_state = FW_INV_NONE;
-        device__log(d, FW_LOG_ERROR, "inventory query refused by the broker:", words, NULL);
+        fw_device__log(d, FW_LOG_ERROR, "inventory query refused by the broker:", words, NULL);
     } else {
         /* The status announcement, or a publish of an earlier connection. */
-        device__log(d, FW_LOG_WARN, "publish refused by the broker:", words, NULL);
-        device__present(d);
+        fw_device__log(d, FW_LOG_WARN, "publish refused by the broker:", words, NULL);
+        fw_device__present(d);
         return;
     }
     d->refused_reason = reason_code;
     device__notice(d, FW_NOTICE_REFUSED);
-    device__present(d);
+    fw_device__present(d);
 }
 
 /* ==================================================== inbound messages */
@@ -617,7 +752,7 @@ static void device__reject(struct fw_device *d, int rc, const char *topic)
         reason = FW_REJECT_INVALID_JSON;
     d->stats.rejects_total++;
     d->stats.rejects[reason]++;
-    device__log(d, FW_LOG_WARN, "rejected payload on", topic ? topic : "(no topic)",
+    fw_device__log(d, FW_LOG_WARN, "rejected payload on", topic ? topic : "(no topic)",
                 fw_reject_name(reason));
 }
 
@@ -653,13 +788,13 @@ static void device__on_item(struct fw_device *d, const char *topic, const void *
     /* Keyed on the item id, never on the DUP flag: a redelivery may come without it. */
     if (device__seen(d, item.item_id)) {
         d->stats.duplicates_suppressed++;
-        device__log(d, FW_LOG_DEBUG, "duplicate item dropped", NULL, NULL);
+        fw_device__log(d, FW_LOG_DEBUG, "duplicate item dropped", NULL, NULL);
         return;
     }
     if (d->pending_count >= FW_PENDING_ITEMS) {
         /* Not remembered as seen: a later redelivery may still find room. */
         d->stats.queue_full++;
-        device__log(d, FW_LOG_WARN, "item queue full, item refused:", item.item_name, NULL);
+        fw_device__log(d, FW_LOG_WARN, "item queue full, item refused:", item.item_name, NULL);
         device__notice(d, FW_NOTICE_QUEUE_FULL);
         return;
     }
@@ -670,8 +805,9 @@ static void device__on_item(struct fw_device *d, const char *topic, const void *
     memcpy(slot->name, item.item_name, sizeof slot->name);
     d->pending_count++;
     device__remember_item(d, item.item_id);
+    device__save_pending(d);
     d->stats.items_queued++;
-    device__dirty(d);
+    fw_device__dirty(d);
 }
 
 static void device__on_reply(struct fw_device *d, const char *topic, const void *payload,
@@ -687,7 +823,7 @@ static void device__on_reply(struct fw_device *d, const char *topic, const void 
     tag_hex(&d->inv_tag, hex);
     if (d->mode != FW_MODE_INVENTORY || d->inv_state != FW_INV_WAITING ||
         strcmp(reply.tag, hex) != 0) {
-        device__log(d, FW_LOG_DEBUG, "inventory answer not awaited, ignored:", reply.tag,
+        fw_device__log(d, FW_LOG_DEBUG, "inventory answer not awaited, ignored:", reply.tag,
                     NULL);
         return;
     }
@@ -696,7 +832,7 @@ static void device__on_reply(struct fw_device *d, const char *topic, const void 
     d->inv_item_id = reply.found ? reply.item_id : 0;
     memcpy(d->inv_item_name, reply.item_name, sizeof d->inv_item_name);
     d->stats.inventory_answers++;
-    device__dirty(d);
+    fw_device__dirty(d);
 }
 
 void fw_device_on_message(struct fw_device *d, const char *topic, const void *payload,
@@ -712,15 +848,23 @@ void fw_device_on_message(struct fw_device *d, const char *topic, const void *pa
         device__on_item(d, topic, payload, len);
     else if (topic != NULL && strcmp(topic, d->topic_reply) == 0)
         device__on_reply(d, topic, payload, len);
+    else if (topic != NULL &&
+             (strcmp(topic, d->topic_cmd) == 0 || strcmp(topic, d->topic_cmd_all) == 0))
+        fw_command__on_message(d, payload, len);
     else
         device__reject(d, FW_DECODE_REJECTED(FW_REJECT_UNKNOWN_TOPIC), topic);
-    device__present(d);
+    fw_device__present(d);
 }
 
 /* ======================================================= operator input */
 
 enum fw_screen fw_device__screen(const struct fw_device *d)
 {
+    /* The lock and a message from the backend come over everything else. */
+    if (d->settings.locked)
+        return FW_SCREEN_LOCKED;
+    if (d->message[0] != '\0')
+        return FW_SCREEN_MESSAGE;
     switch ((enum fw_notice)d->notice) {
     case FW_NOTICE_NONE: break;
     case FW_NOTICE_REGISTERED_SENT:
@@ -759,13 +903,26 @@ static void device__pop_item(struct fw_device *d)
     d->pending_head = (uint16_t)((d->pending_head + 1) % FW_PENDING_ITEMS);
     d->pending_count--;
     d->has_scanned = false;
-    device__dirty(d);
+    device__save_pending(d);
+    fw_device__dirty(d);
+}
+
+unsigned fw_device__clear_pending(struct fw_device *d)
+{
+    unsigned n = d->pending_count;
+    memset(d->pending, 0, sizeof d->pending);
+    d->pending_head = 0;
+    d->pending_count = 0;
+    d->has_scanned = false;
+    device__save_pending(d);
+    fw_device__dirty(d);
+    return n;
 }
 
 static void device__wrong_tag(struct fw_device *d, enum fw_notice why)
 {
     d->stats.wrong_tags++;
-    device__log(d, FW_LOG_WARN, "wrong tag:",
+    fw_device__log(d, FW_LOG_WARN, "wrong tag:",
                 why == FW_NOTICE_BAD_TAG ? "UID is not 4, 7 or 10 bytes" : "already registered",
                 NULL);
     device__notice(d, why);
@@ -794,7 +951,7 @@ static void device__inventory_query(struct fw_device *d, const struct fw_tag_uid
     }
     if (rc < 0) {
         d->stats.publish_errors++;
-        device__log(d, FW_LOG_WARN, "inventory query failed:", fw_strerror(rc), NULL);
+        fw_device__log(d, FW_LOG_WARN, "inventory query failed:", fw_strerror(rc), NULL);
         device__notice(d, FW_NOTICE_OFFLINE);
         return;
     }
@@ -802,18 +959,27 @@ static void device__inventory_query(struct fw_device *d, const struct fw_tag_uid
     d->inv_token = token;
     d->inv_tag = *tag;
     d->inv_state = FW_INV_WAITING;
-    d->inv_deadline_ms = device__now(d) + FW_INVENTORY_TIMEOUT_MS;
-    device__dirty(d);
+    d->inv_deadline_ms = device__now(d) + (uint64_t)d->settings.inventory_timeout_s * 1000u;
+    fw_device__dirty(d);
 }
 
 int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len)
 {
     if (d == NULL || (uid == NULL && len > 0))
         return FW_ERR_INVAL;
+    if (d->settings.locked) {
+        d->stats.locked_refusals++;
+        fw_device__log(d, FW_LOG_INFO, "locked: tag refused", NULL, NULL);
+        return FW_ERR_STATE;
+    }
+    if (d->message[0] != '\0') {
+        fw_device__log(d, FW_LOG_DEBUG, "tag ignored: a message is shown", NULL, NULL);
+        return FW_ERR_STATE;
+    }
     /* A tag acts on the screen underneath a notice: scanning is how people move on. */
     if (d->notice != FW_NOTICE_NONE) {
         d->notice = FW_NOTICE_NONE;
-        device__dirty(d);
+        fw_device__dirty(d);
     }
     int rc = FW_OK;
     struct fw_tag_uid tag;
@@ -835,7 +1001,7 @@ int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len)
         }
         d->scanned = tag; /* a second scan replaces the first */
         d->has_scanned = true;
-        device__dirty(d);
+        fw_device__dirty(d);
         break;
     case FW_SCREEN_INVENTORY_SCAN:
     case FW_SCREEN_INVENTORY_WAIT:
@@ -843,11 +1009,11 @@ int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len)
         device__inventory_query(d, &tag);
         break;
     default:
-        device__log(d, FW_LOG_DEBUG, "tag ignored: no item to register", NULL, NULL);
+        fw_device__log(d, FW_LOG_DEBUG, "tag ignored: no item to register", NULL, NULL);
         break;
     }
 out:
-    device__present(d);
+    fw_device__present(d);
     return rc;
 }
 
@@ -857,7 +1023,7 @@ static void device__register(struct fw_device *d)
     if (d->outbox.count >= FW_OUTBOX_LEN) {
         /* Item and tag stay: confirm again once acknowledgements made room. */
         d->stats.outbox_full++;
-        device__log(d, FW_LOG_WARN, "outbox full, registration refused", NULL, NULL);
+        fw_device__log(d, FW_LOG_WARN, "outbox full, registration refused", NULL, NULL);
         device__notice(d, FW_NOTICE_OUTBOX_FULL);
         return;
     }
@@ -888,12 +1054,24 @@ void fw_device_on_button(struct fw_device *d, enum fw_button button)
 {
     if (d == NULL)
         return;
+    if (d->settings.locked) {
+        d->stats.locked_refusals++;
+        fw_device__log(d, FW_LOG_INFO, "locked: button refused", NULL, NULL);
+        return;
+    }
+    /* Any button dismisses a message; it does nothing else. */
+    if (d->message[0] != '\0') {
+        d->message[0] = '\0';
+        fw_device__dirty(d);
+        fw_device__present(d);
+        return;
+    }
     /* Any button over a notice only acknowledges it, so a press meant for the notice
        never registers or skips an item the person has not looked at. */
     if (d->notice != FW_NOTICE_NONE) {
         d->notice = FW_NOTICE_NONE;
-        device__dirty(d);
-        device__present(d);
+        fw_device__dirty(d);
+        fw_device__present(d);
         return;
     }
     enum fw_screen screen = fw_device__screen(d);
@@ -903,7 +1081,7 @@ void fw_device_on_button(struct fw_device *d, enum fw_button button)
             device__register(d);
         } else if (screen == FW_SCREEN_INVENTORY_RESULT) {
             d->inv_state = FW_INV_NONE;
-            device__dirty(d);
+            fw_device__dirty(d);
         }
         break;
     case FW_BUTTON_CANCEL:
@@ -914,30 +1092,54 @@ void fw_device_on_button(struct fw_device *d, enum fw_button button)
         } else if (d->mode == FW_MODE_INVENTORY) {
             d->mode = FW_MODE_REGISTER;
             d->inv_state = FW_INV_NONE;
-            device__dirty(d);
+            fw_device__dirty(d);
         }
         break;
     case FW_BUTTON_MODE:
         d->mode = d->mode == FW_MODE_INVENTORY ? FW_MODE_REGISTER : FW_MODE_INVENTORY;
         d->inv_state = FW_INV_NONE;
-        device__dirty(d);
+        fw_device__dirty(d);
         break;
     }
-    device__present(d);
+    fw_device__present(d);
 }
 
 /* ============================================================ lifecycle */
 
 void fw_device_start(struct fw_device *d)
 {
-    if (d == NULL || (d->conn != FW_CONN_IDLE && d->conn != FW_CONN_STOPPED))
+    if (d == NULL || (d->conn != FW_CONN_IDLE && d->conn != FW_CONN_STOPPED) ||
+        d->reboot != FW_REBOOT_NONE)
         return;
+    /* Everything that survives a power cut comes back from flash. */
+    device__load_settings(d);
+    device__load_cmdids(d);
     device__load_outbox(d);
     device__load_seq(d);
+    device__load_pending(d);
+    d->settings.boot_count++;
+    d->stats.boots++;
+    fw_device__save_settings(d);
+    d->rng ^= d->settings.boot_count * 0x9E3779B9u; /* a rebooted fleet spreads out anew */
+    if (d->rng == 0)
+        d->rng = d->rng_seed;
+    d->boot_ms = device__now(d);
+    if (d->ports.display_contrast != NULL)
+        d->ports.display_contrast(d->ports.ctx, d->settings.contrast);
     d->backoff_ms = FW_RECONNECT_MIN_MS;
-    device__dirty(d);
+    fw_device__dirty(d);
     device__connect(d);
-    device__present(d);
+    fw_device__present(d);
+}
+
+void fw_device__power_off(struct fw_device *d)
+{
+    if (d->conn != FW_CONN_IDLE && d->conn != FW_CONN_STOPPED) {
+        if (d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING)
+            device__publish_offline(d);
+        d->ports.net_disconnect(d->ports.ctx);
+    }
+    device__reset_ram(d);
 }
 
 void fw_device_tick(struct fw_device *d, uint64_t now_ms)
@@ -954,33 +1156,47 @@ void fw_device_tick(struct fw_device *d, uint64_t now_ms)
     if (d->inv_state == FW_INV_WAITING && now_ms >= d->inv_deadline_ms) {
         d->inv_state = FW_INV_TIMED_OUT;
         d->stats.inventory_timeouts++;
-        device__log(d, FW_LOG_INFO, "inventory look-up timed out", NULL, NULL);
-        device__dirty(d);
+        fw_device__log(d, FW_LOG_INFO, "inventory look-up timed out", NULL, NULL);
+        fw_device__dirty(d);
     }
     if (d->notice != FW_NOTICE_NONE && now_ms >= d->notice_until_ms) {
         d->notice = FW_NOTICE_NONE;
-        device__dirty(d);
+        fw_device__dirty(d);
     }
-    device__present(d);
+    if (d->reboot != FW_REBOOT_NONE || d->identify_until_ms != 0)
+        fw_command__tick(d, now_ms);
+    fw_device__present(d);
+}
+
+static void device__publish_offline(struct fw_device *d)
+{
+    uint32_t token = 0;
+    struct fw_publish off = {d->topic_status, STATUS_OFFLINE, sizeof STATUS_OFFLINE - 1,
+                             d->qos, true};
+    if (d->ports.net_publish(d->ports.ctx, &off, &token) < 0)
+        d->stats.publish_errors++;
 }
 
 void fw_device_stop(struct fw_device *d)
 {
-    if (d == NULL || d->conn == FW_CONN_IDLE || d->conn == FW_CONN_STOPPED)
+    if (d == NULL)
         return;
-    if (d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING) {
-        uint32_t token = 0;
-        struct fw_publish off = {d->topic_status, STATUS_OFFLINE, sizeof STATUS_OFFLINE - 1,
-                                 d->qos, true};
-        if (d->ports.net_publish(d->ports.ctx, &off, &token) < 0)
-            d->stats.publish_errors++;
+    if (d->reboot == FW_REBOOT_DOWN) {
+        d->reboot = FW_REBOOT_NONE; /* powered off in the middle of a reboot: stays off */
+        d->conn = FW_CONN_STOPPED;
+        return;
     }
+    d->reboot = FW_REBOOT_NONE;
+    if (d->conn == FW_CONN_IDLE || d->conn == FW_CONN_STOPPED)
+        return;
+    if (d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING)
+        device__publish_offline(d);
     d->ports.net_disconnect(d->ports.ctx);
     d->conn = FW_CONN_STOPPED;
     d->session_present = false;
     fw_outbox__requeue(&d->outbox);
-    device__dirty(d);
-    device__present(d);
+    fw_device__dirty(d);
+    fw_device__present(d);
 }
 
 /* ========================================================== observation */
@@ -1010,6 +1226,9 @@ void fw_device_status(const struct fw_device *d, struct fw_status *out)
     out->next_connect_ms = d->conn == FW_CONN_WAITING ? d->next_connect_ms : 0;
     out->seq = d->seq;
     out->connected = d->conn == FW_CONN_ONLINE || d->conn == FW_CONN_SUBSCRIBING;
+    out->locked = d->settings.locked;
+    out->rebooting = d->reboot != FW_REBOOT_NONE;
+    out->boot_count = d->settings.boot_count;
 }
 
 /* Headless devices render here, on demand, only when the state changed since the last
@@ -1033,3 +1252,6 @@ const char *fw_device_topic_item_registered(const struct fw_device *d) { return 
 const char *fw_device_topic_inventory_query(const struct fw_device *d) { return d->topic_query; }
 const char *fw_device_topic_inventory_reply(const struct fw_device *d) { return d->topic_reply; }
 const char *fw_device_topic_status(const struct fw_device *d) { return d->topic_status; }
+const char *fw_device_topic_command(const struct fw_device *d) { return d->topic_cmd; }
+const char *fw_device_topic_command_all(const struct fw_device *d) { return d->topic_cmd_all; }
+const char *fw_device_topic_command_reply(const struct fw_device *d) { return d->topic_cmd_reply; }

@@ -1,6 +1,6 @@
 /*
- * fw_device_internal.h - states of the device shared by fw_device.c and fw_screens.c
- * (internal).
+ * fw_device_internal.h - states and services of the device shared by fw_device.c,
+ * fw_command.c and fw_screens.c (internal).
  */
 #ifndef FW_DEVICE_INTERNAL_H
 #define FW_DEVICE_INTERNAL_H
@@ -35,6 +35,49 @@ enum fw_notice {
 };
 
 enum fw_inv { FW_INV_NONE = 0, FW_INV_WAITING, FW_INV_ANSWERED, FW_INV_TIMED_OUT };
+
+/* A reboot by command: the reply goes out first, then the device is down for a moment. */
+enum fw_reboot {
+    FW_REBOOT_NONE = 0,
+    FW_REBOOT_REPLYING, /* waiting for the reply's ack (or FW_REBOOT_REPLY_WAIT_MS) */
+    FW_REBOOT_DOWN,     /* powered off; starts again at reboot_at_ms */
+};
+
+/* The storage keys, indexes of struct fw_device.flash_len. */
+enum fw_store_key {
+    FW_STORE_OUTBOX = 0,
+    FW_STORE_SEQ,
+    FW_STORE_SETTINGS,
+    FW_STORE_CMDIDS,
+    FW_STORE_PENDING,
+    FW_STORE_KEYS
+};
+
+/* --- fw_device.c, for the other files of the device --- */
+/* One log line "<id>: a b c" (NULL parts skipped); warnings also become last_error. */
+void fw_device__log(struct fw_device *d, enum fw_log_level level, const char *a,
+                    const char *b, const char *c);
+void fw_device__dirty(struct fw_device *d);
+/* Render and flush once if the frame changed and a display is attached. */
+void fw_device__present(struct fw_device *d);
+/* Writes an encoded record (n: its length or a negative fw_err); FW_OK or the failure,
+   counted and logged. */
+int fw_device__store(struct fw_device *d, enum fw_store_key key, const void *buf, int n);
+int fw_device__save_settings(struct fw_device *d);
+/* Drops every pending item (saved); returns how many. */
+unsigned fw_device__clear_pending(struct fw_device *d);
+/* Power off as for a reboot (offline, disconnect) and forget the RAM state. */
+void fw_device__power_off(struct fw_device *d);
+/* Topic filter of subscription i (0..FW_SUBSCRIPTIONS-1). */
+const char *fw_device__sub_topic(const struct fw_device *d, int i);
+
+/* --- fw_command.c --- */
+/* A message on the device's command topic or the all-devices one. */
+void fw_command__on_message(struct fw_device *d, const void *payload, size_t len);
+/* Identify blinking and the reboot steps. */
+void fw_command__tick(struct fw_device *d, uint64_t now_ms);
+/* Is token the reboot reply's? Then the reboot may go ahead. */
+void fw_command__on_published(struct fw_device *d, uint32_t token);
 
 /* The screen the state calls for (notice first, then mode and queue). */
 enum fw_screen fw_device__screen(const struct fw_device *d);

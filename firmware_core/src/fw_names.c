@@ -1,6 +1,7 @@
 /*
  * fw_names.c - stable names of errors, reject reasons and screens (logs, reports, tests).
  */
+#include "fw/fw_codec.h"
 #include "fw/fw_device.h"
 
 const char *fw_strerror(int err)
@@ -49,6 +50,8 @@ const char *fw_screen_name(enum fw_screen screen)
     case FW_SCREEN_INVENTORY_RESULT: return "inventory_result";
     case FW_SCREEN_ERROR: return "error";
     case FW_SCREEN_CANCELLED: return "cancelled";
+    case FW_SCREEN_MESSAGE: return "message";
+    case FW_SCREEN_LOCKED: return "locked";
     }
     return "unknown";
 }
@@ -66,4 +69,22 @@ const char *fw_reason_code_name(int reason_code)
     case 0x99: return "payload format invalid";
     default: return "unknown reason";
     }
+}
+
+const char *fw_cmd_reason_name(enum fw_cmd_reason reason, enum fw_reject reject)
+{
+    switch (reason) {
+    case FW_CMD_OK: return "";
+    case FW_CMD_BAD_PAYLOAD: return fw_reject_name(reject);
+    case FW_CMD_BAD_CMD_ID: return "bad_cmd_id";
+    case FW_CMD_UNKNOWN_COMMAND: return "unknown_command";
+    case FW_CMD_MISSING_ARG: return "missing_arg";
+    case FW_CMD_WRONG_ARG_TYPE: return "wrong_type";
+    case FW_CMD_OUT_OF_RANGE: return "out_of_range";
+    case FW_CMD_UNKNOWN_ARG: return "unknown_arg";
+    case FW_CMD_BUSY: return "busy";
+    case FW_CMD_FLASH_ERROR: return "flash_error";
+    case FW_CMD_REASON_COUNT: break;
+    }
+    return "unknown";
 }

@@ -150,6 +150,31 @@ static void screens__inventory(const struct fw_device *d, uint8_t *fb, enum fw_s
     fw_display__text(fb, 0, 7, "OK=next MODE=back", false);
 }
 
+/* The backend's text over rows 2..5, 21 characters a row (at most 64 bytes). */
+static void screens__message(const struct fw_device *d, uint8_t *fb)
+{
+    screens__title(fb, "MESSAGE", d->conn == FW_CONN_ONLINE);
+    size_t n = strlen(d->message);
+    for (int row = 0; row < 4 && (size_t)row * FW_TEXT_COLS < n; row++) {
+        char line[LINE_CAP];
+        size_t from = (size_t)row * FW_TEXT_COLS;
+        size_t len = n - from < FW_TEXT_COLS ? n - from : FW_TEXT_COLS;
+        memcpy(line, d->message + from, len);
+        line[len] = '\0';
+        fw_display__text(fb, 0, 2 + row, line, false);
+    }
+    fw_display__text(fb, 0, 7, "any key=dismiss", false);
+}
+
+static void screens__locked(const struct fw_device *d, uint8_t *fb)
+{
+    screens__title(fb, "LOCKED", d->conn == FW_CONN_ONLINE);
+    fw_display__text(fb, 0, 2, "locked by the", false);
+    fw_display__text(fb, 0, 3, "backend: hand in", false);
+    fw_display__text(fb, 0, 4, "to the supervisor", false);
+    fw_display__text(fb, 0, 6, d->device_id, false);
+}
+
 void fw_screens__render(const struct fw_device *d, uint8_t *fb)
 {
     fw_display__clear(fb);
@@ -164,5 +189,11 @@ void fw_screens__render(const struct fw_device *d, uint8_t *fb)
     case FW_SCREEN_INVENTORY_SCAN:
     case FW_SCREEN_INVENTORY_WAIT:
     case FW_SCREEN_INVENTORY_RESULT: screens__inventory(d, fb, screen); break;
+    case FW_SCREEN_MESSAGE: screens__message(d, fb); break;
+    case FW_SCREEN_LOCKED: screens__locked(d, fb); break;
     }
+    /* The identify command: the whole panel inverted, every other half second. */
+    if (d->identify_inverted)
+        for (int i = 0; i < FW_FB_BYTES; i++)
+            fb[i] = (uint8_t)~fb[i];
 }

@@ -651,10 +651,13 @@ END_TEST
 START_TEST(on_connect_the_device_subscribes_and_announces_online_retained)
 {
     online();
-    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS);
     ck_assert_str_eq(P.subs[0], "item_registration");
     ck_assert_str_eq(P.subs[1], "scanners/scanner-1/inventory/reply");
-    ck_assert_int_eq(P.sub_qos[0], 1);
+    ck_assert_str_eq(P.subs[2], "scanners/scanner-1/command");
+    ck_assert_str_eq(P.subs[3], "command/all");
+    for (int i = 0; i < FW_SUBSCRIPTIONS; i++)
+        ck_assert_int_eq(P.sub_qos[i], 1);
     const struct fwt_pub *st = fwt_last_pub(&P, "scanners/scanner-1/status");
     ck_assert_ptr_nonnull(st);
     ck_assert_str_eq(st->payload, "online");
@@ -670,14 +673,16 @@ START_TEST(the_device_announces_online_only_when_every_subscription_is_granted)
 {
     fw_device_start(&D);
     fw_device_on_connected(&D, false);
-    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS);
     ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
     ck_assert(!status().online);
     ck_assert(status().connected);
-    fw_device_on_subscribed(&D, P.sub_token[1], 1);
-    P.sub_acked[1] = true;
-    ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
-    ck_assert(!status().online);
+    for (int i = FW_SUBSCRIPTIONS - 1; i >= 1; i--) {
+        fw_device_on_subscribed(&D, P.sub_token[i], 1);
+        P.sub_acked[i] = true;
+        ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 0);
+        ck_assert(!status().online);
+    }
     fw_device_on_subscribed(&D, P.sub_token[0], 1);
     P.sub_acked[0] = true;
     const struct fwt_pub *st = fwt_last_pub(&P, "scanners/scanner-1/status");
@@ -698,7 +703,9 @@ START_TEST(a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_
     fw_device_on_connected(&D, false);
     fw_device_on_subscribed(&D, P.sub_token[0], 1);
     fw_device_on_subscribed(&D, P.sub_token[1], 0x80);
-    P.sub_acked[0] = P.sub_acked[1] = true;
+    fw_device_on_subscribed(&D, P.sub_token[2], 1);
+    fw_device_on_subscribed(&D, P.sub_token[3], 1);
+    P.sub_acked[0] = P.sub_acked[1] = P.sub_acked[2] = P.sub_acked[3] = true;
     ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 1);
     ck_assert_int_eq(screen(), FW_SCREEN_ERROR);
     ck_assert(fwt_log_contains(&P, "subscription to scanners/scanner-1/inventory/reply refused: "
@@ -708,21 +715,21 @@ START_TEST(a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_
     /* Not before three quarters of the first back-off; by five quarters, only that one. */
     P.now += FW_RECONNECT_MIN_MS * 3 / 4 - 1;
     fw_device_tick(&D, P.now);
-    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(P.nsubs, 4);
     P.now += FW_RECONNECT_MIN_MS / 2 + 2;
     fw_device_tick(&D, P.now);
-    ck_assert_int_eq(P.nsubs, 3);
-    ck_assert_str_eq(P.subs[2], "scanners/scanner-1/inventory/reply");
+    ck_assert_int_eq(P.nsubs, 5);
+    ck_assert_str_eq(P.subs[4], "scanners/scanner-1/inventory/reply");
     /* Refused again: the next wait is about twice as long. */
-    fw_device_on_subscribed(&D, P.sub_token[2], 0x87);
-    P.sub_acked[2] = true;
+    fw_device_on_subscribed(&D, P.sub_token[4], 0x87);
+    P.sub_acked[4] = true;
     ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 2);
     P.now += FW_RECONNECT_MIN_MS * 5 / 4;
     fw_device_tick(&D, P.now);
-    ck_assert_int_eq(P.nsubs, 3);
+    ck_assert_int_eq(P.nsubs, 5);
     P.now += FW_RECONNECT_MIN_MS * 5 / 4;
     fw_device_tick(&D, P.now);
-    ck_assert_int_eq(P.nsubs, 4);
+    ck_assert_int_eq(P.nsubs, 6);
     ck_assert_int_eq(fwt_suback_all(&P, &D, 1), 1);
     ck_assert(status().online);
     ck_assert_int_eq(fwt_count_pubs(&P, "scanners/scanner-1/status"), 1);
@@ -734,12 +741,12 @@ START_TEST(a_subscribe_the_port_refuses_is_counted_and_asked_again)
     fw_device_start(&D);
     P.subscribe_rc = FW_ERR_IO;
     fw_device_on_connected(&D, false);
-    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 2);
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, FW_SUBSCRIPTIONS);
     ck_assert_int_eq(P.nsubs, 0);
     P.subscribe_rc = 0;
     P.now += FW_RECONNECT_MIN_MS * 5 / 4;
     fw_device_tick(&D, P.now);
-    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS);
     fwt_suback_all(&P, &D, 1);
     ck_assert(status().online);
 }
@@ -763,7 +770,7 @@ START_TEST(the_outbox_waits_for_the_subscriptions_and_a_reconnect_waits_again)
     P.now = status().next_connect_ms;
     fw_device_tick(&D, P.now);
     fw_device_on_connected(&D, true);
-    ck_assert_int_eq(P.nsubs, 2);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS);
     /* A SUBACK of the previous connection does not count for this one. */
     fw_device_on_subscribed(&D, old_token, 1);
     ck_assert(!status().online);

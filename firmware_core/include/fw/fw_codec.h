@@ -71,6 +71,83 @@ struct fw_registration {
     uint32_t seq;
 };
 
+/* Remote commands (docs/protocol.md, "Commands"). */
+enum fw_cmd_kind {
+    FW_CMD_IDENTIFY = 0,
+    FW_CMD_MESSAGE,
+    FW_CMD_STATUS,
+    FW_CMD_CONFIG,
+    FW_CMD_REBOOT,
+    FW_CMD_LOCK,
+    FW_CMD_UNLOCK,
+    FW_CMD_CLEAR_QUEUE,
+    FW_CMD_KIND_COUNT
+};
+
+/* Why a command was refused; FW_CMD_OK when it was not. */
+enum fw_cmd_reason {
+    FW_CMD_OK = 0,
+    FW_CMD_BAD_PAYLOAD,     /* the payload's own reason: struct fw_command.reject */
+    FW_CMD_BAD_CMD_ID,      /* cmd_id empty, too long, or not printable ASCII */
+    FW_CMD_UNKNOWN_COMMAND,
+    FW_CMD_MISSING_ARG,
+    FW_CMD_WRONG_ARG_TYPE,
+    FW_CMD_OUT_OF_RANGE,
+    FW_CMD_UNKNOWN_ARG,
+    FW_CMD_BUSY,            /* reboot / clear_queue while a tag waits for confirm */
+    FW_CMD_FLASH_ERROR,     /* a setting could not be persisted */
+    FW_CMD_REASON_COUNT
+};
+
+/* Argument limits. */
+#define FW_IDENTIFY_S_MIN 1
+#define FW_IDENTIFY_S_MAX 60
+#define FW_IDENTIFY_S_DEFAULT 5
+#define FW_CFG_KEEPALIVE_MIN 5
+#define FW_CFG_KEEPALIVE_MAX 3600
+#define FW_CFG_INV_TIMEOUT_MIN 1
+#define FW_CFG_INV_TIMEOUT_MAX 60
+
+/* A decoded command. When reason is not FW_CMD_OK the other fields but cmd_id may be
+   unset; has_cmd_id says whether cmd_id could be read (the reply carries null if not). */
+struct fw_command {
+    bool has_cmd_id;
+    char cmd_id[FW_CMD_ID_MAX];
+    enum fw_cmd_kind kind;
+    uint8_t reason;            /* enum fw_cmd_reason */
+    uint8_t reject;            /* enum fw_reject, for FW_CMD_BAD_PAYLOAD */
+    char field[24];            /* the field or argument a refusal is about, or "" */
+    bool force;                /* reboot, clear_queue */
+    uint8_t seconds;           /* identify */
+    char text[FW_MESSAGE_MAX]; /* message */
+    bool set_keepalive, set_inventory_timeout, set_contrast; /* config */
+    uint16_t keepalive_s;
+    uint8_t inventory_timeout_s;
+    uint8_t contrast;
+};
+
+/* A reply; data is the JSON text of an object (NULL: {}), cmd_id NULL: null. */
+struct fw_command_reply {
+    const char *cmd_id;
+    const char *device_id;
+    const char *reason;        /* "" when ok */
+    const char *data;
+};
+
+/* Stable names: "clear_queue"; "out_of_range" (for FW_CMD_BAD_PAYLOAD the payload's
+   reason, e.g. "invalid_json"). */
+const char *fw_cmd_kind_name(enum fw_cmd_kind kind);
+const char *fw_cmd_reason_name(enum fw_cmd_reason reason, enum fw_reject reject);
+
+/* Decode {"cmd_id":..,"cmd":..,"args":{..}} strictly. Returns FW_DECODE_OK when the command
+   can run, otherwise a positive number with out->reason (and reject, field) saying why;
+   FW_ERR_INVAL for a NULL out or payload with len > 0. */
+int fw_decode_command(const void *payload, size_t len, struct fw_command *out);
+
+/* Encode {"cmd_id","device_id","result","reason","data"} into buf; as
+   fw_encode_registration. */
+int fw_encode_command_reply(char *buf, size_t cap, const struct fw_command_reply *r);
+
 /* Is buf[0..len) well-formed UTF-8 (no overlongs, surrogates, code points > U+10FFFF or
    truncated sequences)? */
 bool fw_utf8_valid(const void *buf, size_t len);

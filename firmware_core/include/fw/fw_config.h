@@ -66,10 +66,50 @@
 #define FW_LOG_MAX 160
 #endif
 
+/* Longest command id (the idempotency key of a command), in bytes, including the NUL. */
+#ifndef FW_CMD_ID_MAX
+#define FW_CMD_ID_MAX 33
+#endif
+
+/* Command ids remembered, with their results, across reboots (a ring kept in flash). */
+#ifndef FW_CMD_IDS
+#define FW_CMD_IDS 8
+#endif
+
+/* Longest operator message of the `message` command, in bytes, including the NUL. */
+#ifndef FW_MESSAGE_MAX
+#define FW_MESSAGE_MAX 65
+#endif
+
+/* Largest command reply, in bytes (the `status` reply is the longest). Built on the
+   stack after the command's JSON tree is freed, never while cJSON recurses. */
+#ifndef FW_REPLY_MAX
+#define FW_REPLY_MAX 768
+#endif
+
+/* The firmware's version, reported by the `status` command. */
+#ifndef FW_VERSION
+#define FW_VERSION "0.2.0"
+#endif
+
+/* How long a reboot waits for its reply's acknowledgement, and how long it stays down. */
+#ifndef FW_REBOOT_REPLY_WAIT_MS
+#define FW_REBOOT_REPLY_WAIT_MS 1000
+#endif
+#ifndef FW_REBOOT_DOWN_MS
+#define FW_REBOOT_DOWN_MS 200
+#endif
+
+/* The `identify` command: the screen inverts every FW_IDENTIFY_BLINK_MS. */
+#ifndef FW_IDENTIFY_BLINK_MS
+#define FW_IDENTIFY_BLINK_MS 500
+#endif
+
 /* Longest RFID UID in bytes (UIDs are 4, 7 or 10 bytes). */
 #define FW_TAG_UID_MAX 10
 
-/* How long an inventory look-up waits for the backend's answer. */
+/* How long an inventory look-up waits for the backend's answer, by default (the
+   `config` command changes it: 1..60 s). */
 #ifndef FW_INVENTORY_TIMEOUT_MS
 #define FW_INVENTORY_TIMEOUT_MS 5000
 #endif
@@ -87,9 +127,14 @@
 #define FW_NOTICE_MS 1500
 #endif
 
-/* Default MQTT keep-alive, seconds. */
+/* Default MQTT keep-alive, seconds (the `config` command changes it: 5..3600). */
 #ifndef FW_KEEPALIVE_S
 #define FW_KEEPALIVE_S 30
+#endif
+
+/* Default display contrast (SSD1306 command 0x81 takes 0..255). */
+#ifndef FW_CONTRAST
+#define FW_CONTRAST 0x7F
 #endif
 
 /* The OLED: SSD1306-style 128x64, 1 bit per pixel. */

@@ -89,6 +89,8 @@ enum fw_screen {
     FW_SCREEN_INVENTORY_RESULT,/* answer or time-out shown */
     FW_SCREEN_ERROR,           /* transient error screen (full queue, bad tag, ...) */
     FW_SCREEN_CANCELLED,       /* transient: the head item was skipped with cancel */
+    FW_SCREEN_MESSAGE,         /* a `message` command's text, until a button dismisses it */
+    FW_SCREEN_LOCKED,          /* locked by the `lock` command: tags and buttons refused */
 };
 
 /* Stable snake_case name of a screen ("inventory_wait"). */
@@ -116,6 +118,9 @@ struct fw_device_config {
     const char *topic_inventory_query;
     const char *topic_inventory_reply;
     const char *topic_status;
+    const char *topic_command;       /* commands to this device */
+    const char *topic_command_all;   /* commands to every device */
+    const char *topic_command_reply; /* the device's replies to commands */
 };
 
 /* Fill cfg with defaults: seed layout, persistent session, FW_KEEPALIVE_S, QoS 1. */
@@ -151,6 +156,15 @@ struct fw_stats {
                                         >= 0x80 (MQTT 5 PUBACK, e.g. 0x87 not authorized) */
     uint32_t subscriptions_refused;  /* SUBACKs that refused (0x80, or an MQTT 5 reason
                                         code), or subscribes the platform lost */
+    /* Remote commands (docs/protocol.md, "Commands"). */
+    uint32_t commands_received;      /* command messages, valid or not, duplicates included */
+    uint32_t commands_ok;            /* executed and answered ok */
+    uint32_t commands_refused;       /* answered with an error (bad payload, range, busy...) */
+    uint32_t commands_duplicate;     /* a remembered cmd_id: answered again, not executed */
+    uint32_t items_cleared;          /* pending items dropped by clear_queue */
+    uint32_t locked_refusals;        /* tags and buttons refused while locked */
+    uint32_t reboots;                /* reboots by command */
+    uint32_t boots;                  /* starts from flash: power-ons and reboots */
 };
 
 /* A snapshot for status panels and expectations. */
@@ -167,6 +181,9 @@ struct fw_status {
     uint64_t next_connect_ms;  /* when offline: when the next connect attempt is due */
     uint32_t seq;              /* last sequence number used in an idempotency key */
     bool connected;            /* MQTT connection up (online, or still awaiting SUBACKs) */
+    bool locked;               /* locked by the `lock` command */
+    bool rebooting;            /* a `reboot` command is under way (replying, or down) */
+    uint32_t boot_count;       /* starts from this flash, persisted */
 };
 
 /* ------------------------------------------------------------- device */
@@ -188,7 +205,10 @@ void fw_device_start(struct fw_device *d);
    every 10-100 ms) with the clock port's time. */
 void fw_device_tick(struct fw_device *d, uint64_t now_ms);
 
-/* Power off cleanly: retained "offline" status, clean disconnect (no Will). */
+/* Power off cleanly: retained "offline" status, clean disconnect (no Will).
+   A power cut is the platform dropping the connection without this call (the broker then
+   publishes the Will) and calling fw_device_init() and fw_device_start() again on the
+   same storage: everything the device keeps in flash comes back (docs/protocol.md). */
 void fw_device_stop(struct fw_device *d);
 
 /* --- events from the network --- */
@@ -241,6 +261,9 @@ const char *fw_device_topic_item_registered(const struct fw_device *d);
 const char *fw_device_topic_inventory_query(const struct fw_device *d);
 const char *fw_device_topic_inventory_reply(const struct fw_device *d);
 const char *fw_device_topic_status(const struct fw_device *d);
+const char *fw_device_topic_command(const struct fw_device *d);
+const char *fw_device_topic_command_all(const struct fw_device *d);
+const char *fw_device_topic_command_reply(const struct fw_device *d);
 
 /* Format a UID as upper-case hex into out (cap >= 2 * len + 1). Returns the number of
    characters written (without NUL) or FW_ERR_TOO_BIG / FW_ERR_INVAL. */

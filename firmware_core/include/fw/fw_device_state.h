@@ -19,8 +19,9 @@
 #include "fw/fw_config.h"
 #include "fw/fw_ports.h"
 
-/* Topic filters the device subscribes to: items and inventory replies. */
-#define FW_SUBSCRIPTIONS 2
+/* Topic filters the device subscribes to: items, inventory replies, its command topic and
+   the all-devices command topic. */
+#define FW_SUBSCRIPTIONS 4
 
 /* An RFID UID as read: 4, 7 or 10 bytes. */
 struct fw_tag_uid {
@@ -51,7 +52,24 @@ struct fw_outbox {
     uint8_t count;
 };
 
+/* A command id remembered with its outcome (idempotency across redeliveries and reboots). */
+struct fw_cmd_memo {
+    char id[FW_CMD_ID_MAX];
+    uint8_t reason;   /* enum fw_cmd_reason of fw_command.h; 0 = ok */
+    uint8_t detail;   /* the enum fw_reject of a bad payload */
+};
+
+/* Settings the `config` and `lock` commands change, persisted under the key "settings". */
+struct fw_settings {
+    uint16_t keepalive_s;
+    uint8_t inventory_timeout_s;
+    uint8_t contrast;
+    bool locked;
+    uint32_t boot_count;
+};
+
 struct fw_device {
+    /* --- what the device is: set by fw_device_init, kept by a reboot --- */
     struct fw_ports ports;                 /* copied at init */
     char device_id[FW_DEVICE_ID_MAX];
     char topic_item[FW_TOPIC_MAX];         /* item_registration (subscribed) */
@@ -59,12 +77,22 @@ struct fw_device {
     char topic_query[FW_TOPIC_MAX];        /* inventory query (published) */
     char topic_reply[FW_TOPIC_MAX];        /* inventory reply (subscribed) */
     char topic_status[FW_TOPIC_MAX];       /* online / offline, retained */
+    char topic_cmd[FW_TOPIC_MAX];          /* commands to this device (subscribed) */
+    char topic_cmd_all[FW_TOPIC_MAX];      /* commands to every device (subscribed) */
+    char topic_cmd_reply[FW_TOPIC_MAX];    /* command replies (published) */
     bool clean_session;
     uint8_t qos;
-    uint16_t keepalive_s;
+    uint16_t keepalive_default_s;          /* the config's, until a `config` command */
+    uint32_t rng_seed;
+    /* The counters: a host keeps them across a reboot so that a run's figures add up. */
+    struct fw_stats stats;
 
-    /* connection: FW_CONN_* of fw_device.c */
-    uint8_t conn;
+    /* --- RAM state: a reboot forgets everything from here on (fw_device.c) --- */
+    uint8_t conn;                          /* first field of the RAM state */
+    struct fw_settings settings;           /* loaded from flash at start */
+    uint64_t boot_ms;                      /* when the device last started */
+
+    /* connection: FW_CONN_* of fw_device_internal.h */
     bool session_present;
     uint32_t backoff_ms;                   /* base of the next reconnect delay */
     uint32_t rng;                          /* xorshift32 state for the jitter */
@@ -113,7 +141,20 @@ struct fw_device {
     struct fw_outbox outbox;
     uint32_t seq;                          /* last sequence number used (persisted first) */
 
-    struct fw_stats stats;
+    /* remote commands (fw_command.c) */
+    struct fw_cmd_memo cmd_ids[FW_CMD_IDS];/* ring of recent ids, mirrored to "cmdids" */
+    uint8_t cmd_next;
+    uint8_t cmd_count;
+    char message[FW_MESSAGE_MAX];          /* shown while non-empty (MESSAGE screen) */
+    uint64_t identify_until_ms;            /* 0 = not identifying */
+    uint64_t identify_flip_ms;             /* next inversion */
+    bool identify_inverted;
+    uint8_t reboot;                        /* FW_REBOOT_* of fw_device_internal.h */
+    uint32_t reboot_token;                 /* the reboot reply's network token */
+    uint64_t reboot_at_ms;                 /* when the next reboot step is due */
+    char last_error[48];                   /* the last warning or error logged */
+    uint16_t flash_len[5];                 /* bytes last stored under each key */
+
     uint8_t fb[FW_FB_BYTES];               /* the SSD1306 frame */
 };
 

@@ -81,6 +81,11 @@ struct fw_ports {
 
     /* --- log --- one line, no trailing newline. May be NULL. */
     void (*log)(void *ctx, enum fw_log_level level, const char *line);
+
+    /* --- display contrast --- (last, so that positional initialisers keep working)
+     * Set the panel's contrast (SSD1306 command 0x81, 0..255): at start and when the
+     * `config` command changes it. May be NULL. */
+    void (*display_contrast)(void *ctx, uint8_t contrast);
 };
 
 #ifdef __cplusplus

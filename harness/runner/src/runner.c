@@ -203,6 +203,14 @@ static int64_t counter_value(const struct runner_dev *d, enum scn_counter c, enu
     case SCN_CTR_STORAGE_ERRORS: return s->storage_errors;
     case SCN_CTR_PUBLISHES_REFUSED: return s->publishes_refused;
     case SCN_CTR_SUBSCRIPTIONS_REFUSED: return s->subscriptions_refused;
+    case SCN_CTR_COMMANDS_RECEIVED: return s->commands_received;
+    case SCN_CTR_COMMANDS_OK: return s->commands_ok;
+    case SCN_CTR_COMMANDS_REFUSED: return s->commands_refused;
+    case SCN_CTR_COMMANDS_DUPLICATE: return s->commands_duplicate;
+    case SCN_CTR_ITEMS_CLEARED: return s->items_cleared;
+    case SCN_CTR_LOCKED_REFUSALS: return s->locked_refusals;
+    case SCN_CTR_REBOOTS: return s->reboots;
+    case SCN_CTR_BOOTS: return s->boots;
     case SCN_CTR_RECONNECTS: return s->connects > 0 ? (int64_t)s->connects - 1 : 0;
     case SCN_CTR_ONLINE: return d->status.online;
     case SCN_CTR_SESSION_PRESENT: return d->status.session_present;
@@ -1115,8 +1123,16 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
         o.users = r->users;
         o.n_users = r->n_users;
         if (sb->variant == SCN_BROKER_ACL) {
-            /* Each device only its own per-device topics and the shared seed topics. */
-            o.acl = "pattern readwrite scanners/%u/#\n"
+            /* Each device only its own per-device topics (reading its commands, never
+               sending them) and the shared seed topics; the harness everything. */
+            o.acl = "pattern read scanners/%u/item_registration\n"
+                    "pattern write scanners/%u/item_registered\n"
+                    "pattern write scanners/%u/inventory/query\n"
+                    "pattern read scanners/%u/inventory/reply\n"
+                    "pattern write scanners/%u/status\n"
+                    "pattern read scanners/%u/command\n"
+                    "pattern write scanners/%u/command/reply\n"
+                    "pattern read command/all\n"
                     "pattern read item_registration\n"
                     "pattern write item_registered\n"
                     "pattern write inventory/query\n"

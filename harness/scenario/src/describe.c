@@ -200,24 +200,31 @@ bool scn_ledger_field_is_duration(enum scn_ledger_field f)
            f == SCN_LEDGER_LATENCY_P99 || f == SCN_LEDGER_LATENCY_MAX;
 }
 
+/* The words of the language for counters and screens, in enum order (NULL-terminated for
+   the parser's matcher). */
+const char *const scn__counter_words[SCN_CTR_COUNT + 1] = {
+    "items_received", "items_queued", "duplicates_suppressed", "queue_full",
+    "registrations_confirmed", "registrations_sent", "registrations_acked",
+    "registrations_resent", "outbox_full", "cancels", "wrong_tags", "rejects_total",
+    "rejects", "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
+    "sessions_present", "connect_failures", "connection_losses", "publish_errors",
+    "storage_errors", "publishes_refused", "subscriptions_refused", "commands_received",
+    "commands_ok", "commands_refused", "commands_duplicate", "items_cleared",
+    "locked_refusals", "reboots", "boots", "reconnects", "online", "session_present",
+    "pending", "outbox", "outbox_in_flight", "screen", NULL};
+
+const char *const scn__screen_words[SCN_SCREEN_COUNT + 1] = {
+    "idle", "item", "confirm", "registered", "inventory_scan", "inventory_wait",
+    "inventory_result", "error", "cancelled", "message", "locked", NULL};
+
 const char *scn_counter_name(enum scn_counter c)
 {
-    static const char *const t[] = {
-        "items_received", "items_queued", "duplicates_suppressed", "queue_full",
-        "registrations_confirmed", "registrations_sent", "registrations_acked",
-        "registrations_resent", "outbox_full", "cancels", "wrong_tags", "rejects_total",
-        "rejects", "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
-        "sessions_present", "connect_failures", "connection_losses", "publish_errors",
-        "storage_errors", "publishes_refused", "subscriptions_refused", "reconnects", "online", "session_present", "pending", "outbox",
-        "outbox_in_flight", "screen"};
-    return NAME_OF(t, c);
+    return (unsigned)c < SCN_CTR_COUNT ? scn__counter_words[c] : "?";
 }
 
 const char *scn_screen_name(enum scn_screen s)
 {
-    static const char *const t[] = {"idle", "item", "confirm", "registered", "inventory_scan",
-                                    "inventory_wait", "inventory_result", "error", "cancelled"};
-    return NAME_OF(t, s);
+    return (unsigned)s < SCN_SCREEN_COUNT ? scn__screen_words[s] : "?";
 }
 
 bool scn_counter_is_bool(enum scn_counter c)

@@ -778,18 +778,8 @@ static const char *const LEDGER_WORDS[] = {
     "duplicate_deliveries", "malformed", "latency_p50", "latency_p99", "latency_max",
     "unknown_items", "latency_p90", NULL};
 
-static const char *const COUNTER_WORDS[] = {
-    "items_received", "items_queued", "duplicates_suppressed", "queue_full",
-    "registrations_confirmed", "registrations_sent", "registrations_acked",
-    "registrations_resent", "outbox_full", "cancels", "wrong_tags", "rejects_total", "rejects",
-    "inventory_queries", "inventory_answers", "inventory_timeouts", "connects",
-    "sessions_present", "connect_failures", "connection_losses", "publish_errors",
-    "storage_errors", "publishes_refused", "subscriptions_refused", "reconnects", "online", "session_present", "pending", "outbox",
-    "outbox_in_flight", "screen", NULL};
-
-static const char *const SCREEN_WORDS[] = {
-    "idle", "item", "confirm", "registered", "inventory_scan", "inventory_wait",
-    "inventory_result", "error", "cancelled", NULL};
+#define COUNTER_WORDS scn__counter_words
+#define SCREEN_WORDS scn__screen_words
 
 /* A packet type, case-insensitive (PUBACK or puback), or `all` when allow_all. */
 static int want_packet(struct parser *p, bool allow_all, enum scn_packet *pkt)
@@ -935,7 +925,7 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
     e->sum = k == 5;
     int c = match(p, COUNTER_WORDS);
     if (c < 0) {
-        const char *cands[sizeof COUNTER_WORDS / sizeof COUNTER_WORDS[0] + 6];
+        const char *cands[SCN_CTR_COUNT + 1 + 6];
         size_t n = 0;
         for (size_t j = 0; j < 5 && !e->sum; j++)
             cands[n++] = starts[j];
@@ -966,7 +956,7 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
             return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
         int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
                                              "inventory_scan, inventory_wait, inventory_result, "
-                                             "error, cancelled)");
+                                             "error, cancelled, message, locked)");
         if (v < 0)
             return -1;
         e->value = v;

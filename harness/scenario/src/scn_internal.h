@@ -52,4 +52,8 @@ bool scn__tok_is(const struct scn__tok *t, const char *word);
 /* Edit distance between a word and a keyword, capped at cap + 1 (cheap for long words). */
 unsigned scn__distance(const char *a, size_t alen, const char *b, unsigned cap);
 
+/* The language's counter and screen words in enum order, NULL-terminated (describe.c). */
+extern const char *const scn__counter_words[];
+extern const char *const scn__screen_words[];
+
 #endif /* SCN_INTERNAL_H */

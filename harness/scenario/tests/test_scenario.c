@@ -1060,10 +1060,15 @@ START_TEST(test_reject_screen_and_counter_names_match_the_firmware)
     for (int k = 0; k < SCN_SCREEN_COUNT; k++)
         ck_assert_str_eq(scn_screen_name((enum scn_screen)k), fw_screen_name((enum fw_screen)k));
     ck_assert_int_eq(SCN_SCREEN_CANCELLED, FW_SCREEN_CANCELLED);
-    /* fw_stats: the uint32_t counters through subscriptions_refused, with rejects[] in place
+    ck_assert_int_eq(SCN_SCREEN_COUNT, FW_SCREEN_LOCKED + 1);
+    /* fw_stats: the uint32_t counters through boots, with rejects[] in place
        of SCN_CTR_REJECTS; any field added to fw_stats must be added here too */
     ck_assert_uint_eq(sizeof(struct fw_stats),
-                      sizeof(uint32_t) * (SCN_CTR_SUBSCRIPTIONS_REFUSED + FW_REJECT_COUNT));
+                      sizeof(uint32_t) * (SCN_CTR_BOOTS + FW_REJECT_COUNT));
+    ck_assert_uint_eq(offsetof(struct fw_stats, commands_received),
+                      sizeof(uint32_t) * (SCN_CTR_COMMANDS_RECEIVED - 1 + FW_REJECT_COUNT));
+    ck_assert_uint_eq(offsetof(struct fw_stats, boots),
+                      sizeof(uint32_t) * (SCN_CTR_BOOTS - 1 + FW_REJECT_COUNT));
     ck_assert_uint_eq(offsetof(struct fw_stats, subscriptions_refused),
                       sizeof(uint32_t) * (SCN_CTR_SUBSCRIPTIONS_REFUSED - 1 + FW_REJECT_COUNT));
     ck_assert_uint_eq(offsetof(struct fw_stats, publishes_refused),

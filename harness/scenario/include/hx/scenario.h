@@ -380,6 +380,14 @@ enum scn_counter {
     SCN_CTR_STORAGE_ERRORS,
     SCN_CTR_PUBLISHES_REFUSED, /* MQTT 5: the broker refused a publish (PUBACK >= 0x80) */
     SCN_CTR_SUBSCRIPTIONS_REFUSED, /* SUBACKs that refused, or subscribes the client lost */
+    SCN_CTR_COMMANDS_RECEIVED,  /* remote commands, valid or not (docs/protocol.md) */
+    SCN_CTR_COMMANDS_OK,
+    SCN_CTR_COMMANDS_REFUSED,
+    SCN_CTR_COMMANDS_DUPLICATE, /* a remembered cmd_id answered again, not executed */
+    SCN_CTR_ITEMS_CLEARED,      /* pending items dropped by clear_queue */
+    SCN_CTR_LOCKED_REFUSALS,    /* tags and buttons refused while locked */
+    SCN_CTR_REBOOTS,            /* reboots by command */
+    SCN_CTR_BOOTS,              /* starts from flash */
     /* derived */
     SCN_CTR_RECONNECTS,       /* connects - 1 (0 before the first connect) */
     /* struct fw_status */
@@ -405,6 +413,8 @@ enum scn_screen {
     SCN_SCREEN_INVENTORY_RESULT,
     SCN_SCREEN_ERROR,
     SCN_SCREEN_CANCELLED,
+    SCN_SCREEN_MESSAGE,
+    SCN_SCREEN_LOCKED,
     SCN_SCREEN_COUNT
 };
 const char *scn_screen_name(enum scn_screen s); /* "inventory_wait" */
