@@ -4,7 +4,7 @@
 # usage: identity_test.sh SCANSIM CASE
 #   certs      1,000 devices, each with its own client certificate (ci/make-pki.sh), against
 #              a mosquitto with require_certificate + use_identity_as_username and the ACL
-#              'pattern readwrite scanners/%u/#': every item registered once. Then a device
+#              deploy/mosquitto/per-device.acl: every item registered once. Then a device
 #              that presents another's certificate is refused its topics (never online),
 #              and a missing certificate is a clear error, exit 2.
 #   passwords  devices logging in as their id with their own password (--password-file,
@@ -21,8 +21,8 @@ test_setup
 
 # start_broker CONF-LINES...: mosquitto on $PORT with the per-device ACL
 start_broker() {
-    printf 'user backend\ntopic readwrite scanners/#\npattern readwrite scanners/%%u/#\n' >"$T/acl"
-    start_mosquitto m "per_listener_settings false" "max_queued_messages 0" "acl_file $T/acl" "$@"
+    start_mosquitto m "per_listener_settings false" "max_queued_messages 0" \
+        "acl_file $ROOT/deploy/mosquitto/per-device.acl" "$@"
 }
 
 PORT=$(free_port)
