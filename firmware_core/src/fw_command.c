@@ -245,7 +245,7 @@ void fw_command__on_message(struct fw_device *d, const void *payload, size_t len
     }
     if (c.reason == FW_CMD_OK)
         cmd__execute(d, &c, &w);
-    if (c.reason != FW_CMD_OK && c.field[0] != '\0' && c.reason != FW_CMD_BAD_PAYLOAD)
+    if (c.reason != FW_CMD_OK && c.field[0] != '\0')
         data__str(&w, "field", c.field);
     if (c.reason == FW_CMD_OK) {
         d->stats.commands_ok++;

@@ -39,9 +39,10 @@ static int t_publish(void *ctx, const struct fw_publish *msg, uint32_t *token)
         return FW_ERR_IO;
     struct fwt_pub *r = &p->pubs[p->npubs++];
     copy_str(r->topic, sizeof r->topic, msg->topic);
-    r->len = msg->len < FW_PAYLOAD_MAX ? msg->len : FW_PAYLOAD_MAX;
-    memcpy(r->payload, msg->payload, r->len);
-    r->payload[r->len] = '\0';
+    r->len = msg->len;
+    size_t keep = msg->len < FWT_PAYLOAD_CAP ? msg->len : FWT_PAYLOAD_CAP;
+    memcpy(r->payload, msg->payload, keep);
+    r->payload[keep] = '\0';
     r->qos = msg->qos;
     r->retain = msg->retain;
     r->token = ++p->next_token;
@@ -116,6 +117,12 @@ static int t_write(void *ctx, const char *key, const void *buf, size_t len)
     return 0;
 }
 
+static void t_contrast(void *ctx, uint8_t level)
+{
+    struct fwt_platform *p = ctx;
+    p->contrast = level;
+}
+
 static void t_log(void *ctx, enum fw_log_level level, const char *line)
 {
     struct fwt_platform *p = ctx;
@@ -138,6 +145,8 @@ void fwt_init(struct fwt_platform *p, bool with_display)
     p->ports.storage_read = t_read;
     p->ports.storage_write = t_write;
     p->ports.log = t_log;
+    p->ports.display_contrast = with_display ? t_contrast : NULL;
+    p->contrast = -1;
 }
 
 /* granted < 0 with as_asked: each at the QoS it asked for. */

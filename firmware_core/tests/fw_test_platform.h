@@ -21,11 +21,13 @@
 #define FWT_MAX_LOGS 256
 #define FWT_MAX_KEYS 8
 #define FWT_VALUE_MAX 1024
+/* The largest publish the device makes: a command reply. */
+#define FWT_PAYLOAD_CAP (FW_REPLY_MAX > FW_PAYLOAD_MAX ? FW_REPLY_MAX : FW_PAYLOAD_MAX)
 
 struct fwt_pub {
     char topic[FW_TOPIC_MAX];
-    char payload[FW_PAYLOAD_MAX + 1]; /* NUL added by the double for easy comparisons */
-    size_t len;
+    char payload[FWT_PAYLOAD_CAP + 1]; /* NUL added by the double for easy comparisons */
+    size_t len;                        /* as published (payload keeps the first CAP bytes) */
     int qos;
     bool retain;
     uint32_t token;
@@ -63,6 +65,7 @@ struct fwt_platform {
     /* display */
     uint8_t frame[FW_FB_BYTES];
     int flushes;
+    int contrast;                        /* last display_contrast value, -1 before any */
 
     /* storage */
     struct {
