@@ -394,6 +394,11 @@ static void op_step(struct fleet_dev *d, uint64_t now)
         case FW_SCREEN_INVENTORY_RESULT:
             sim_device_press(d->dev, FW_BUTTON_MODE); /* leave the look-up mode */
             continue;
+        case FW_SCREEN_MESSAGE:
+            sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* read at once, dismissed */
+            continue;
+        case FW_SCREEN_LOCKED:
+            return; /* nothing to do until the backend unlocks it (a message wakes us) */
         default:
             return;
         }
