@@ -7,7 +7,7 @@
 #          keeping every entry point (fw_footprint.elf, --gc-sections), split by origin;
 #   RAM per device: sizeof(struct fw_device) on ARM + the library's own .data + .bss;
 #   the largest stack frame (-fstack-usage).
-# Fails if one device needs more than 32 KiB of RAM. Also builds the QEMU test image
+# Fails if one device needs more than 8 KiB of RAM. Also builds the QEMU test image
 # (fw_arm_replay.elf) that ci/arm-replay.sh runs; the stack, instruction and heap figures
 # come from there.
 # Usage: ci/cross-arm.sh [build dir]   (default build/arm, where the host build's fw_arm
@@ -16,7 +16,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$root/build/arm}
-ram_limit=$((32 * 1024))
+ram_limit=$((8 * 1024))
 
 for tool in arm-none-eabi-gcc arm-none-eabi-size arm-none-eabi-nm cmake python3; do
   command -v "$tool" >/dev/null || { echo "cross-arm: $tool not found (bash ci/install-deps.sh)" >&2; exit 2; }

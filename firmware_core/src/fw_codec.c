@@ -460,23 +460,38 @@ int fw_encode_inventory_query(char *buf, size_t cap, const char *tag_hex,
     return codec__finish(&t);
 }
 
+static void codec__reply_head(struct fw_text *t, const struct fw_command_reply *r)
+{
+    fw_text__str(t, "{\"cmd_id\":");
+    if (r->cmd_id != NULL)
+        fw_text__json_str(t, r->cmd_id);
+    else
+        fw_text__str(t, "null");
+    fw_text__str(t, ",\"device_id\":");
+    fw_text__json_str(t, r->device_id);
+    fw_text__str(t, r->reason[0] ? ",\"result\":\"error\",\"reason\":"
+                                 : ",\"result\":\"ok\",\"reason\":");
+    fw_text__json_str(t, r->reason);
+    fw_text__str(t, ",\"data\":");
+}
+
+int fw_encode_command_reply_head(char *buf, size_t cap, const struct fw_command_reply *r)
+{
+    if (buf == NULL || r == NULL || r->device_id == NULL || r->reason == NULL)
+        return FW_ERR_INVAL;
+    struct fw_text t;
+    fw_text__init(&t, buf, cap);
+    codec__reply_head(&t, r);
+    return codec__finish(&t);
+}
+
 int fw_encode_command_reply(char *buf, size_t cap, const struct fw_command_reply *r)
 {
     if (buf == NULL || r == NULL || r->device_id == NULL || r->reason == NULL)
         return FW_ERR_INVAL;
     struct fw_text t;
     fw_text__init(&t, buf, cap);
-    fw_text__str(&t, "{\"cmd_id\":");
-    if (r->cmd_id != NULL)
-        fw_text__json_str(&t, r->cmd_id);
-    else
-        fw_text__str(&t, "null");
-    fw_text__str(&t, ",\"device_id\":");
-    fw_text__json_str(&t, r->device_id);
-    fw_text__str(&t, r->reason[0] ? ",\"result\":\"error\",\"reason\":"
-                                  : ",\"result\":\"ok\",\"reason\":");
-    fw_text__json_str(&t, r->reason);
-    fw_text__str(&t, ",\"data\":");
+    codec__reply_head(&t, r);
     fw_text__str(&t, r->data ? r->data : "{}");
     fw_text__char(&t, '}');
     return codec__finish(&t);

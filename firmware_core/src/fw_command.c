@@ -13,51 +13,49 @@
 #include "fw_store.h"
 #include "fw_util.h"
 
-/* The data object of a reply, built in a fixed buffer. */
-struct cmd_data {
-    struct fw_text t;
-    char buf[FW_REPLY_MAX - 192]; /* the envelope takes the rest */
-    bool first;
+/* What a reply's data object says, decided while the command runs and written only
+   when the reply is built (in the device's scratch buffer, after any flash write). */
+enum cmd_data_kind {
+    DATA_EMPTY = 0, /* {} */
+    DATA_SECONDS,   /* {"seconds":n} */
+    DATA_STATUS,
+    DATA_SETTINGS,
+    DATA_LOCKED,
+    DATA_CLEARED,   /* {"cleared":n} */
+    DATA_DUPLICATE, /* {"duplicate":true} */
+    DATA_FIELD      /* {"field":"..."} of a refusal */
 };
 
-static void data__init(struct cmd_data *w)
-{
-    fw_text__init(&w->t, w->buf, sizeof w->buf);
-    fw_text__char(&w->t, '{');
-    w->first = true;
-}
+struct cmd_data {
+    struct fw_text *t;
+    bool first;
+};
 
 static void data__key(struct cmd_data *w, const char *key)
 {
     if (!w->first)
-        fw_text__char(&w->t, ',');
+        fw_text__char(w->t, ',');
     w->first = false;
-    fw_text__json_str(&w->t, key);
-    fw_text__char(&w->t, ':');
+    fw_text__json_str(w->t, key);
+    fw_text__char(w->t, ':');
 }
 
 static void data__u32(struct cmd_data *w, const char *key, uint32_t v)
 {
     data__key(w, key);
-    fw_text__u32(&w->t, v);
+    fw_text__u32(w->t, v);
 }
 
 static void data__bool(struct cmd_data *w, const char *key, bool v)
 {
     data__key(w, key);
-    fw_text__str(&w->t, v ? "true" : "false");
+    fw_text__str(w->t, v ? "true" : "false");
 }
 
 static void data__str(struct cmd_data *w, const char *key, const char *v)
 {
     data__key(w, key);
-    fw_text__json_str(&w->t, v);
-}
-
-static const char *data__end(struct cmd_data *w)
-{
-    fw_text__char(&w->t, '}');
-    return w->t.overflow ? NULL : w->buf;
+    fw_text__json_str(w->t, v);
 }
 
 /* ------------------------------------------------------------- memory */
@@ -79,38 +77,18 @@ static void cmd__remember(struct fw_device *d, const struct fw_command *c)
     d->cmd_next = (uint8_t)((d->cmd_next + 1) % FW_CMD_IDS);
     if (d->cmd_count < FW_CMD_IDS)
         d->cmd_count++;
-    uint8_t buf[FW_CMDIDS_STORE_LEN];
-    fw_device__store(d, FW_STORE_CMDIDS, buf,
-                     fw_store__encode_cmdids(d->cmd_ids, d->cmd_count, d->cmd_next, buf,
-                                             sizeof buf));
-}
-
-/* ------------------------------------------------------------ replies */
-
-/* Publishes the reply; returns its token (0 for QoS 0 or a failure). */
-static uint32_t cmd__reply(struct fw_device *d, const struct fw_command *c, const char *data)
-{
-    const char *reason = fw_cmd_reason_name((enum fw_cmd_reason)c->reason,
-                                            (enum fw_reject)c->reject);
-    char payload[FW_REPLY_MAX];
-    struct fw_command_reply r = {c->has_cmd_id ? c->cmd_id : NULL, d->device_id, reason, data};
-    int n = fw_encode_command_reply(payload, sizeof payload, &r);
-    if (n < 0) {
-        r.data = NULL; /* cannot happen with the sizes of fw_config.h; still answer */
-        n = fw_encode_command_reply(payload, sizeof payload, &r);
-    }
-    uint32_t token = 0;
-    struct fw_publish msg = {d->topic_cmd_reply, payload, (size_t)(n < 0 ? 0 : n), d->qos, false};
-    int rc = n < 0 ? n : d->ports.net_publish(d->ports.ctx, &msg, &token);
-    if (rc < 0) {
-        d->stats.publish_errors++;
-        fw_device__log(d, FW_LOG_WARN, "command reply failed:", fw_strerror(rc), NULL);
-        return 0;
-    }
-    return token;
+    fw_device__store(d, FW_STORE_CMDIDS, d->scratch,
+                     fw_store__encode_cmdids(d->cmd_ids, d->cmd_count, d->cmd_next,
+                                             d->scratch, FW_SCRATCH_MAX));
 }
 
 /* ----------------------------------------------------------- commands */
+
+/* The outcome of a command beyond its reason: what its reply's data says. */
+struct cmd_out {
+    enum cmd_data_kind kind;
+    uint32_t n;
+};
 
 static void cmd__status(struct fw_device *d, struct cmd_data *w)
 {
@@ -143,11 +121,62 @@ static void cmd__status(struct fw_device *d, struct cmd_data *w)
     data__u32(w, "commands_received", d->stats.commands_received);
 }
 
-static void cmd__settings(const struct fw_device *d, struct cmd_data *w)
+/* The data object of a reply into t. */
+static void cmd__data(struct fw_device *d, const struct fw_command *c,
+                      const struct cmd_out *out, struct fw_text *t)
 {
-    data__u32(w, "keepalive", d->settings.keepalive_s);
-    data__u32(w, "inventory_timeout", d->settings.inventory_timeout_s);
-    data__u32(w, "contrast", d->settings.contrast);
+    struct cmd_data w = {t, true};
+    fw_text__char(t, '{');
+    switch (out->kind) {
+    case DATA_EMPTY: break;
+    case DATA_SECONDS: data__u32(&w, "seconds", out->n); break;
+    case DATA_STATUS: cmd__status(d, &w); break;
+    case DATA_SETTINGS:
+        data__u32(&w, "keepalive", d->settings.keepalive_s);
+        data__u32(&w, "inventory_timeout", d->settings.inventory_timeout_s);
+        data__u32(&w, "contrast", d->settings.contrast);
+        break;
+    case DATA_LOCKED: data__bool(&w, "locked", d->settings.locked); break;
+    case DATA_CLEARED: data__u32(&w, "cleared", out->n); break;
+    case DATA_DUPLICATE: data__bool(&w, "duplicate", true); break;
+    case DATA_FIELD: data__str(&w, "field", c->field); break;
+    }
+    fw_text__char(t, '}');
+}
+
+/* Builds the reply in the scratch buffer, the data object right after the head, and
+   publishes it; returns its token (0 for QoS 0 or a failure). */
+static uint32_t cmd__reply(struct fw_device *d, const struct fw_command *c,
+                           const struct cmd_out *out)
+{
+    const char *reason = fw_cmd_reason_name((enum fw_cmd_reason)c->reason,
+                                            (enum fw_reject)c->reject);
+    struct fw_command_reply r = {c->has_cmd_id ? c->cmd_id : NULL, d->device_id, reason, NULL};
+    char head[FW_REPLY_HEAD_MAX];
+    int hl = fw_encode_command_reply_head(head, sizeof head, &r);
+    char *body = (char *)d->scratch + FW_REPLY_HEAD_MAX;
+    struct fw_text t;
+    fw_text__init(&t, body, FW_REPLY_MAX - FW_REPLY_HEAD_MAX);
+    cmd__data(d, c, out, &t);
+    fw_text__char(&t, '}');
+    if (t.overflow) { /* cannot happen with the sizes of fw_config.h; still answer */
+        fw_text__init(&t, body, FW_REPLY_MAX - FW_REPLY_HEAD_MAX);
+        fw_text__str(&t, "{}}");
+    }
+    int rc = hl;
+    uint32_t token = 0;
+    if (hl >= 0) {
+        char *payload = body - hl;
+        memcpy(payload, head, (size_t)hl);
+        struct fw_publish msg = {d->topic_cmd_reply, payload, (size_t)hl + t.len, d->qos, false};
+        rc = d->ports.net_publish(d->ports.ctx, &msg, &token);
+    }
+    if (rc < 0) {
+        d->stats.publish_errors++;
+        fw_device__log(d, FW_LOG_WARN, "command reply failed:", fw_strerror(rc), NULL);
+        return 0;
+    }
+    return token;
 }
 
 /* Persists changed settings; on a flash failure nothing changes. */
@@ -165,8 +194,8 @@ static bool cmd__apply_settings(struct fw_device *d, const struct fw_settings *n
     return true;
 }
 
-/* Runs a decoded command; sets c->reason when it refuses, fills the reply's data. */
-static void cmd__execute(struct fw_device *d, struct fw_command *c, struct cmd_data *w)
+/* Runs a decoded command; sets c->reason when it refuses, and out for the reply. */
+static void cmd__execute(struct fw_device *d, struct fw_command *c, struct cmd_out *out)
 {
     uint64_t now = d->ports.clock_ms(d->ports.ctx);
     struct fw_settings next = d->settings;
@@ -177,13 +206,13 @@ static void cmd__execute(struct fw_device *d, struct fw_command *c, struct cmd_d
         d->identify_flip_ms = now + FW_IDENTIFY_BLINK_MS;
         d->identify_inverted = true;
         fw_device__dirty(d);
-        data__u32(w, "seconds", c->seconds);
+        *out = (struct cmd_out){DATA_SECONDS, c->seconds};
         break;
     case FW_CMD_MESSAGE:
         memcpy(d->message, c->text, sizeof d->message);
         fw_device__dirty(d);
         break;
-    case FW_CMD_STATUS: cmd__status(d, w); break;
+    case FW_CMD_STATUS: out->kind = DATA_STATUS; break;
     case FW_CMD_CONFIG:
         if (c->set_keepalive)
             next.keepalive_s = c->keepalive_s;
@@ -193,7 +222,7 @@ static void cmd__execute(struct fw_device *d, struct fw_command *c, struct cmd_d
             next.contrast = c->contrast;
         if (!cmd__apply_settings(d, &next))
             c->reason = FW_CMD_FLASH_ERROR;
-        cmd__settings(d, w);
+        out->kind = DATA_SETTINGS;
         break;
     case FW_CMD_REBOOT:
         if (busy) {
@@ -208,27 +237,39 @@ static void cmd__execute(struct fw_device *d, struct fw_command *c, struct cmd_d
         next.locked = c->kind == FW_CMD_LOCK;
         if (!cmd__apply_settings(d, &next))
             c->reason = FW_CMD_FLASH_ERROR;
-        data__bool(w, "locked", d->settings.locked);
+        out->kind = DATA_LOCKED;
         break;
-    case FW_CMD_CLEAR_QUEUE: {
+    case FW_CMD_CLEAR_QUEUE:
         if (busy) {
             c->reason = FW_CMD_BUSY;
             break;
         }
-        unsigned n = fw_device__clear_pending(d);
-        d->stats.items_cleared += n;
-        data__u32(w, "cleared", n);
+        out->n = fw_device__clear_pending(d);
+        out->kind = DATA_CLEARED;
+        d->stats.items_cleared += out->n;
         break;
-    }
     case FW_CMD_KIND_COUNT: break;
+    }
+}
+
+static void cmd__count(struct fw_device *d, const struct fw_command *c)
+{
+    if (c->reason == FW_CMD_OK) {
+        d->stats.commands_ok++;
+        fw_device__log(d, FW_LOG_INFO, "command", fw_cmd_kind_name(c->kind), "done");
+    } else {
+        d->stats.commands_refused++;
+        fw_device__log(d, FW_LOG_WARN, "command refused:",
+                       fw_cmd_reason_name((enum fw_cmd_reason)c->reason,
+                                          (enum fw_reject)c->reject),
+                       c->field[0] ? c->field : NULL);
     }
 }
 
 void fw_command__on_message(struct fw_device *d, const void *payload, size_t len)
 {
     struct fw_command c;
-    struct cmd_data w;
-    data__init(&w);
+    struct cmd_out out = {DATA_EMPTY, 0};
     d->stats.commands_received++;
     fw_decode_command(payload, len, &c);
 
@@ -238,28 +279,19 @@ void fw_command__on_message(struct fw_device *d, const void *payload, size_t len
         d->stats.commands_duplicate++;
         c.reason = seen->reason;
         c.reject = seen->detail;
-        data__bool(&w, "duplicate", true);
-        cmd__reply(d, &c, data__end(&w));
+        out.kind = DATA_DUPLICATE;
+        cmd__reply(d, &c, &out);
         fw_device__log(d, FW_LOG_INFO, "command", c.cmd_id, "already done, answered again");
         return;
     }
     if (c.reason == FW_CMD_OK)
-        cmd__execute(d, &c, &w);
+        cmd__execute(d, &c, &out);
     if (c.reason != FW_CMD_OK && c.field[0] != '\0')
-        data__str(&w, "field", c.field);
-    if (c.reason == FW_CMD_OK) {
-        d->stats.commands_ok++;
-        fw_device__log(d, FW_LOG_INFO, "command", fw_cmd_kind_name(c.kind), "done");
-    } else {
-        d->stats.commands_refused++;
-        fw_device__log(d, FW_LOG_WARN, "command refused:",
-                       fw_cmd_reason_name((enum fw_cmd_reason)c.reason,
-                                          (enum fw_reject)c.reject),
-                       c.field[0] ? c.field : NULL);
-    }
+        out.kind = DATA_FIELD;
+    cmd__count(d, &c);
     if (c.has_cmd_id)
-        cmd__remember(d, &c);
-    uint32_t token = cmd__reply(d, &c, data__end(&w));
+        cmd__remember(d, &c); /* in flash before the reply goes out */
+    uint32_t token = cmd__reply(d, &c, &out);
     if (d->reboot == FW_REBOOT_REPLYING) {
         d->reboot_token = token;
         if (token == 0 || d->qos == 0)

@@ -29,6 +29,10 @@
 
 /* ================================================================ helpers */
 
+_Static_assert(FW_SCRATCH_MAX >= FW_REPLY_MAX && FW_SCRATCH_MAX >= FW_OUTBOX_STORE_MAX &&
+                   FW_SCRATCH_MAX >= FW_PENDING_STORE_MAX && FW_SCRATCH_MAX >= FW_CMDIDS_STORE_LEN,
+               "FW_SCRATCH_MAX must hold a command reply and every flash record");
+
 static uint64_t device__now(const struct fw_device *d)
 {
     return d->ports.clock_ms(d->ports.ctx);
@@ -261,17 +265,17 @@ int fw_device__store(struct fw_device *d, enum fw_store_key key, const void *buf
 
 static void device__save_outbox(struct fw_device *d)
 {
-    uint8_t buf[FW_OUTBOX_STORE_MAX];
-    fw_device__store(d, FW_STORE_OUTBOX, buf, fw_outbox__encode(&d->outbox, buf, sizeof buf));
+    uint8_t *buf = d->scratch;
+    fw_device__store(d, FW_STORE_OUTBOX, buf, fw_outbox__encode(&d->outbox, buf, FW_SCRATCH_MAX));
 }
 
 /* Kept in flash as they change, so a reboot or a power cut loses no accepted item. */
 static void device__save_pending(struct fw_device *d)
 {
-    uint8_t buf[FW_PENDING_STORE_MAX];
+    uint8_t *buf = d->scratch;
     fw_device__store(d, FW_STORE_PENDING, buf,
                      fw_store__encode_pending(d->pending, d->pending_head, d->pending_count,
-                                              buf, sizeof buf));
+                                              buf, FW_SCRATCH_MAX));
 }
 
 int fw_device__save_settings(struct fw_device *d)
@@ -311,11 +315,11 @@ static void device__corrupt(struct fw_device *d, const char *what)
 
 static void device__load_pending(struct fw_device *d)
 {
-    uint8_t buf[FW_PENDING_STORE_MAX];
+    uint8_t *buf = d->scratch;
     size_t len;
     d->pending_head = 0;
     d->pending_count = 0;
-    if (device__load(d, "pending", buf, sizeof buf, &len) != FW_OK)
+    if (device__load(d, "pending", buf, FW_SCRATCH_MAX, &len) != FW_OK)
         return;
     d->flash_len[FW_STORE_PENDING] = (uint16_t)len;
     if (fw_store__decode_pending(d->pending, &d->pending_count, buf, len) != FW_OK)
@@ -345,9 +349,9 @@ static void device__load_settings(struct fw_device *d)
 
 static void device__load_cmdids(struct fw_device *d)
 {
-    uint8_t buf[FW_CMDIDS_STORE_LEN];
+    uint8_t *buf = d->scratch;
     size_t len;
-    if (device__load(d, "cmdids", buf, sizeof buf, &len) != FW_OK)
+    if (device__load(d, "cmdids", buf, FW_SCRATCH_MAX, &len) != FW_OK)
         return;
     d->flash_len[FW_STORE_CMDIDS] = (uint16_t)len;
     if (fw_store__decode_cmdids(d->cmd_ids, &d->cmd_count, &d->cmd_next, buf, len) != FW_OK)
@@ -356,9 +360,9 @@ static void device__load_cmdids(struct fw_device *d)
 
 static void device__load_outbox(struct fw_device *d)
 {
-    uint8_t buf[FW_OUTBOX_STORE_MAX];
+    uint8_t *buf = d->scratch;
     size_t len = 0;
-    int rc = d->ports.storage_read(d->ports.ctx, "outbox", buf, sizeof buf, &len);
+    int rc = d->ports.storage_read(d->ports.ctx, "outbox", buf, FW_SCRATCH_MAX, &len);
     fw_outbox__clear(&d->outbox);
     if (rc == FW_ERR_NOT_FOUND)
         return;
@@ -366,7 +370,7 @@ static void device__load_outbox(struct fw_device *d)
         device__storage_error(d, "reading the outbox", rc);
         return;
     }
-    if (len > sizeof buf || fw_outbox__decode(&d->outbox, buf, len) != FW_OK) {
+    if (len > FW_OUTBOX_STORE_MAX || fw_outbox__decode(&d->outbox, buf, len) != FW_OK) {
         /* Better to lose unsent registrations than to publish garbage or crash. */
         d->stats.storage_errors++;
         fw_device__log(d, FW_LOG_ERROR, "stored outbox is corrupt,", "ignored", NULL);

@@ -148,6 +148,12 @@ int fw_decode_command(const void *payload, size_t len, struct fw_command *out);
    fw_encode_registration. */
 int fw_encode_command_reply(char *buf, size_t cap, const struct fw_command_reply *r);
 
+/* The reply up to and including "data": (r->data unused), for a caller that writes the
+   data object and the closing brace itself; as fw_encode_registration. At most
+   FW_REPLY_HEAD_MAX bytes for any valid cmd_id and device id. */
+#define FW_REPLY_HEAD_MAX 224
+int fw_encode_command_reply_head(char *buf, size_t cap, const struct fw_command_reply *r);
+
 /* Is buf[0..len) well-formed UTF-8 (no overlongs, surrogates, code points > U+10FFFF or
    truncated sequences)? */
 bool fw_utf8_valid(const void *buf, size_t len);

@@ -81,10 +81,17 @@
 #define FW_MESSAGE_MAX 65
 #endif
 
-/* Largest command reply, in bytes (the `status` reply is the longest). Built on the
-   stack after the command's JSON tree is freed, never while cJSON recurses. */
+/* Largest command reply, in bytes (the `status` reply is the longest). */
 #ifndef FW_REPLY_MAX
 #define FW_REPLY_MAX 768
+#endif
+
+/* The device's scratch buffer, in bytes: a command reply or a flash record (pending
+   items, outbox, command ids) is encoded there rather than on the stack, which a board
+   keeps small (pico-sdk's default is 2 KiB). Must hold the largest of them: fw_device.c
+   refuses to compile otherwise. */
+#ifndef FW_SCRATCH_MAX
+#define FW_SCRATCH_MAX 768
 #endif
 
 /* The firmware's version, reported by the `status` command. */

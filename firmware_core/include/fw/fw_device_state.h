@@ -154,6 +154,9 @@ struct fw_device {
     uint64_t reboot_at_ms;                 /* when the next reboot step is due */
     char last_error[48];                   /* the last warning or error logged */
     uint16_t flash_len[5];                 /* bytes last stored under each key */
+    /* A reply or a flash record being encoded or read: used by one call at a time, never
+       held across a port call's return (fw_device.c, fw_command.c). */
+    uint8_t scratch[FW_SCRATCH_MAX];
 
     uint8_t fb[FW_FB_BYTES];               /* the SSD1306 frame */
 };

@@ -225,13 +225,40 @@ static void gen_item(struct gen *g, char *buf, size_t cap, size_t *len)
     *len = strlen(buf);
 }
 
+/* A remote command: mostly valid ones (a few cmd_ids, so repeats are answered from
+   memory), some refused, and now and then a reboot. */
+static void gen_command(struct gen *g, char *buf, size_t cap, size_t *len)
+{
+    static const char *const bodies[] = {
+        "\"cmd\":\"status\"",
+        "\"cmd\":\"identify\",\"args\":{\"seconds\":1}",
+        "\"cmd\":\"config\",\"args\":{\"contrast\":200,\"inventory_timeout\":3}",
+        "\"cmd\":\"config\",\"args\":{\"keepalive\":2}",
+        "\"cmd\":\"message\",\"args\":{\"text\":\"Go to dock 3\"}",
+        "\"cmd\":\"lock\"",
+        "\"cmd\":\"unlock\"",
+        "\"cmd\":\"unlock\"",
+        "\"cmd\":\"clear_queue\"",
+        "\"cmd\":\"reboot\"",
+        "\"cmd\":\"selfdestruct\"",
+        "\"cmd\":7"};
+    uint32_t k = pick(g, sizeof bodies / sizeof bodies[0]);
+    if (k == 9 && pick(g, 4))
+        k = 0; /* reboots are rarer */
+    snprintf(buf, cap, "{\"cmd_id\":\"g-%" PRIu32 "\",%s}", pick(g, 24), bodies[k]);
+    *len = strlen(buf);
+}
+
 static void gen_message(struct gen *g, struct fw_trace_recorder *r, struct fw_device *d)
 {
     char buf[2048];
     size_t len;
     const char *topic = fw_device_topic_item_registration(d);
-    uint32_t kind = pick(g, 10);
-    if (kind < 7) {
+    uint32_t kind = pick(g, 12);
+    if (kind >= 10) {
+        gen_command(g, buf, sizeof buf, &len);
+        topic = pick(g, 8) ? fw_device_topic_command(d) : fw_device_topic_command_all(d);
+    } else if (kind < 7) {
         gen_item(g, buf, sizeof buf, &len);
     } else if (kind < 9) {
         topic = fw_device_topic_inventory_reply(d);
