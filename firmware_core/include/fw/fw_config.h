@@ -4,7 +4,7 @@
  * Every buffer, pool and ring of firmware_core is sized here, at compile time, as it
  * would be on an RP2040 (264 KB of RAM). Each value is a #ifndef default so a board or a
  * test build can override it with -D. RAM per device instance is reported by
- * ci/cross-arm.sh; keep it under 32 KiB.
+ * ci/cross-arm.sh, which fails above 8 KiB.
  */
 #ifndef FW_CONFIG_H
 #define FW_CONFIG_H

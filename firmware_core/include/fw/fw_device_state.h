@@ -7,7 +7,7 @@
  * through these fields, which may change between versions.
  *
  * Everything is sized at compile time by fw_config.h; sizeof(struct fw_device) is about
- * 4.5 KB with the defaults (ci/cross-arm.sh prints the figure for the RP2040).
+ * 6 KB with the defaults (ci/cross-arm.sh prints the figure for the RP2040).
  */
 #ifndef FW_DEVICE_STATE_H
 #define FW_DEVICE_STATE_H
