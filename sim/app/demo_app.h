@@ -60,6 +60,8 @@ struct demo {
     struct demo_dash dash;
     bool oled_dump_failed;        /* said once; not retried */
     uint64_t rng;                 /* xorshift64 state for random tags and quantities */
+    unsigned commands_sent;       /* for unique cmd_ids */
+    unsigned messages_sent;       /* the M key's next canned message */
 
     struct hx_broker *broker;     /* embedded mosquitto, or NULL */
     const char *broker_uri;
@@ -78,6 +80,8 @@ struct demo {
 
 /* demo_input.c */
 void demo_key(struct demo *d, int ch);
+/* The command keys (I S M R L, demo_commands.c): true when ch was one of them. */
+bool demo_command_key(struct demo *d, int ch);
 
 /* demo_dash.c: 0 or a negative dash_err (said); tick is cheap between its intervals */
 int demo_dash_start(struct demo *d);

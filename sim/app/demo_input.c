@@ -265,6 +265,8 @@ void demo_key(struct demo *d, int ch)
         clearok(stdscr, TRUE);
         break;
     default:
+        if (demo_command_key(d, ch))
+            break;
         if (ch >= '1' && ch <= '9')
             demo_input__choose(d, ch - '1');
         else if (ch >= 0x20 && ch < 0x7f)

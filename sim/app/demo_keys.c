@@ -19,6 +19,13 @@ const struct demo_key_doc demo_keys[] = {
       false, false },
     { "n", "cut net", "net", "cut the chosen scanner's network link / restore it (a fault proxy: "
       "offline, Will, reconnect by its own back-off)", false, false },
+    { "I", "identify", "ident", "command identify: the OLED flashes for 5 s", false, false },
+    { "S", "status", "status", "command status: the reply shows in the log", false, false },
+    { "M", "message", "msg", "command message for the operator (a button dismisses it)", false,
+      false },
+    { "R", "reboot", "reboot", "command reboot: restarts from flash, keeps pending items", false,
+      false },
+    { "L", "lock", "lock", "command lock / unlock: refuses tags and buttons", false, false },
     { "Tab", "next scanner", "next", "choose the next scanner for the keys (Shift-Tab: the "
       "previous); its frame is highlighted", true, false },
     { "1-9", "choose", "choose", "choose scanner 1 to 9 for the keys", true, false },

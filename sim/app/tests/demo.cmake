@@ -10,12 +10,13 @@
 #   scansim_demo_tmux_small   the README's first command at 80x24; resize to 100x30, 200x55 (tmux)
 #   scansim_demo_tmux_race    --devices 3 --layout seed: one item registered by two scanners (tmux)
 #   scansim_demo_tmux_offline why a scanner is offline: refused, broker gone (tmux)
+#   scansim_demo_tmux_commands the command keys: status, lock, message, identify, reboot (tmux)
 # The tmux tests skip (exit 77) when tmux is missing; each starts its own private mosquitto
 # through scansim and its own tmux server, so they run in parallel.
 add_test(NAME scansim_demo_cli
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_cli_test.sh $<TARGET_FILE:scansim>)
 set_tests_properties(scansim_demo_cli PROPERTIES LABELS unit TIMEOUT 60)
-foreach(mode flow signals layouts errors flash mqtt5 tls small race offline)
+foreach(mode flow signals layouts errors flash mqtt5 tls small race offline commands)
   add_test(NAME scansim_demo_tmux_${mode}
            COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/demo_tmux_test.sh $<TARGET_FILE:scansim>
                    ${MOSQUITTO_SUB} ${mode})

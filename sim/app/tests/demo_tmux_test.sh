@@ -27,6 +27,8 @@
 #                                                    TLS, ci/make-pki.sh): direct link, n off
 #   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB flash    --flash DIR and --broker: the outbox
 #                                                    survives a power-off (MOSQUITTO_BIN env)
+#   demo_tmux_test.sh SCANSIM MOSQUITTO_SUB commands the command keys S L M I R: replies on
+#                                                    the broker, lock / message / reboot shown
 #
 # mosquitto_sub runs under stdbuf -oL: its -d lines (SUBACK) are not flushed otherwise.
 # Exit 0 pass, 1 fail, 77 skip (no tmux). Each wait has a time-out; no fixed sleeps decide
@@ -288,6 +290,57 @@ if [[ $mode == small ]]; then
     cap
     quit_expecting "scanner-1 powered off cleanly"
     echo "PASS: small"
+    exit 0
+fi
+
+if [[ $mode == commands ]]; then
+    # The command keys: the backend sends each command to the scanner, the OLED and the
+    # state panel show its effect, and the reply is on the broker for anyone to read.
+    start_demo --seed 5
+    stdbuf -oL "$sub_bin" -h 127.0.0.1 -p "$port" -d -v -t 'scanners/+/command/reply' \
+        -t 'scanners/+/status' > "$tmp/sub.txt" 2>&1 &
+    sub_pid=$!
+    wait_file "$tmp/sub.txt" 'SUBACK' 10
+    key a
+    wait_for 'item +#1 ' 10
+    key S
+    wait_file "$tmp/sub.txt" '"result":"ok","reason":"","data":\{"version":"[0-9.]+"' 10
+    echo "ok: S -> a status reply with the firmware version"
+    key L
+    wait_for 'screen +locked' 10
+    wait_file "$tmp/sub.txt" '"data":\{"locked":true\}' 10
+    key t
+    key Enter
+    key S
+    wait_file "$tmp/sub.txt" '"screen":"locked","locked":true' 10
+    wait_for 'screen +locked' 5
+    key L
+    wait_for 'screen +item' 10
+    wait_file "$tmp/sub.txt" '"data":\{"locked":false\}' 10
+    echo "ok: L locks (a tag and a button change nothing), L again unlocks"
+    key M
+    wait_for 'screen +message' 10
+    key Enter
+    wait_for 'screen +item' 10
+    echo "ok: M shows a message until a button"
+    key I
+    wait_file "$tmp/sub.txt" '"data":\{"seconds":5\}' 10
+    key R
+    wait_file "$tmp/sub.txt" '^scanners/scanner-1/status offline' 10
+    wait_count_file() { # FILE REGEX N SECS: at least N matching lines
+        local end=$((SECONDS + $4))
+        while ((SECONDS < end)); do
+            (($(grep -cE -- "$2" "$1") >= $3)) && return 0
+            sleep 0.1
+        done
+        fail "$1: fewer than $3 lines /$2/ within $4s"
+    }
+    wait_count_file "$tmp/sub.txt" '^scanners/scanner-1/status online' 2 20
+    wait_for 'pending queue +1' 10
+    wait_for 'screen +item' 10
+    echo "ok: R reboots; the scanner is back online with its pending item"
+    [[ $(grep -c '"result":"ok"' "$tmp/sub.txt") -ge 7 ]] || fail "fewer than 7 ok replies: $(cat "$tmp/sub.txt")"
+    quit_expecting "powered off cleanly"
     exit 0
 fi
 
