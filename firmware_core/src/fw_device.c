@@ -178,7 +178,7 @@ int fw_device_init(struct fw_device *d, const struct fw_device_config *cfg,
                    const struct fw_ports *ports)
 {
     if (d == NULL || cfg == NULL || !device__ports_valid(ports) ||
-        !device__id_valid(cfg->device_id) || (cfg->qos != 0 && cfg->qos != 1) ||
+        !device__id_valid(cfg->device_id) || cfg->qos < 0 || cfg->qos > 2 ||
         (cfg->layout != FW_LAYOUT_SEED && cfg->layout != FW_LAYOUT_PER_DEVICE))
         return FW_ERR_INVAL;
 
@@ -218,6 +218,7 @@ int fw_device_init(struct fw_device *d, const struct fw_device_config *cfg,
     d->clean_session = cfg->clean_session;
     d->keepalive_default_s = cfg->keepalive_s;
     d->qos = (uint8_t)cfg->qos;
+    d->resume_in_flight = cfg->resume_in_flight;
     d->rng_seed = cfg->seed ? cfg->seed : fw_fnv1a(d->device_id);
     if (d->rng_seed == 0)
         d->rng_seed = 0x9E3779B9u; /* xorshift must not start at 0 */
@@ -618,6 +619,13 @@ void fw_device_on_subscribed(struct fw_device *d, uint32_t token, int granted_qo
 
 /* ====================================================== network events */
 
+/* Will the MQTT client itself complete the unacknowledged registrations after a
+   reconnect that resumes the session? (fw_device_config.resume_in_flight) */
+static bool device__client_resumes(const struct fw_device *d)
+{
+    return d->resume_in_flight && d->qos == 2 && !d->clean_session;
+}
+
 void fw_device_on_connected(struct fw_device *d, bool session_present)
 {
     if (d == NULL || (d->conn != FW_CONN_CONNECTING && d->conn != FW_CONN_WAITING))
@@ -632,6 +640,10 @@ void fw_device_on_connected(struct fw_device *d, bool session_present)
     d->stats.connects++;
     if (session_present)
         d->stats.sessions_present++;
+    else if (device__client_resumes(d))
+        /* The broker has no session: the client's resends would be new messages to it
+           (and a PUBREL alone none at all), so send the registrations again. */
+        fw_outbox__requeue(&d->outbox);
     fw_device__log(d, FW_LOG_INFO, "connected", session_present ? "(session resumed)" : NULL,
                 NULL);
     /* Subscribe even with a resumed session: cheap, and right if the broker lost it. */
@@ -660,11 +672,13 @@ void fw_device_on_connection_lost(struct fw_device *d, const char *why)
         return;
     d->stats.connection_losses++;
     d->session_present = false;
-    unsigned back = fw_outbox__requeue(&d->outbox);
+    bool resumes = device__client_resumes(d);
+    unsigned back = resumes ? fw_outbox__in_flight(&d->outbox) : fw_outbox__requeue(&d->outbox);
     fw_device__log(d, FW_LOG_WARN, "connection lost:", why ? why : "", NULL);
     if (back > 0)
-        fw_device__log(d, FW_LOG_INFO, "unacknowledged registrations will be re-sent", NULL,
-                    NULL);
+        fw_device__log(d, FW_LOG_INFO, "unacknowledged registrations will be",
+                       resumes ? "completed by the client if the session resumes" : "re-sent",
+                       NULL);
     device__schedule_reconnect(d);
     fw_device__present(d);
 }

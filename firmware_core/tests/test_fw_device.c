@@ -465,6 +465,61 @@ START_TEST(a_registration_in_flight_at_a_connection_loss_is_resent_with_the_same
 }
 END_TEST
 
+/* QoS 2 on a client that completes its own handshakes across a reconnect. */
+static void qos2_device(bool resume)
+{
+    fwt_init(&P, true);
+    struct fw_device_config cfg;
+    config(&cfg);
+    cfg.qos = 2;
+    cfg.resume_in_flight = resume;
+    ck_assert_int_eq(fw_device_init(&D, &cfg, &P.ports), FW_OK);
+    online();
+    for (int i = 0; i < P.nsubs; i++)
+        ck_assert_int_eq(P.sub_qos[i], 2);
+    ck_assert_int_eq(P.will_qos, 2);
+    item(1, "One", 1, false);
+    register_head(TAG1, sizeof TAG1);
+    ck_assert_int_eq(fwt_last_pub(&P, REGISTERED_TOPIC)->qos, 2);
+    fw_device_on_connection_lost(&D, "cut after PUBREL");
+    P.now = status().next_connect_ms;
+    fw_device_tick(&D, P.now);
+}
+
+START_TEST(at_qos_2_a_resuming_client_completes_the_registration_and_the_device_waits)
+{
+    qos2_device(true);
+    uint32_t token = fwt_last_pub(&P, REGISTERED_TOPIC)->token;
+    ck_assert_uint_eq(status().outbox_in_flight, 1); /* still the client's */
+    fwt_online(&P, &D, true);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 1); /* not published again */
+    ck_assert_uint_eq(fw_device_stats(&D)->registrations_resent, 0);
+    fw_device_on_published(&D, token); /* the client's PUBCOMP, same packet id */
+    ck_assert_uint_eq(status().outbox, 0);
+    ck_assert_uint_eq(fw_device_stats(&D)->registrations_acked, 1);
+}
+END_TEST
+
+START_TEST(at_qos_2_a_broker_without_the_session_gets_the_registration_again)
+{
+    qos2_device(true);
+    fwt_online(&P, &D, false); /* the broker lost the session: the client's resends are moot */
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 2);
+    ck_assert_uint_eq(fw_device_stats(&D)->registrations_resent, 1);
+}
+END_TEST
+
+START_TEST(at_qos_2_a_client_that_forgets_its_handshakes_gets_the_registration_again)
+{
+    qos2_device(false);
+    ck_assert_uint_eq(status().outbox_in_flight, 0);
+    fwt_online(&P, &D, true);
+    ck_assert_int_eq(fwt_count_pubs(&P, REGISTERED_TOPIC), 2);
+    ck_assert_str_eq(fwt_nth_pub(&P, REGISTERED_TOPIC, 0)->payload,
+                     fwt_nth_pub(&P, REGISTERED_TOPIC, 1)->payload); /* same idempotency key */
+}
+END_TEST
+
 START_TEST(a_refused_publish_keeps_the_registration_for_the_next_connection)
 {
     online();
@@ -1012,7 +1067,9 @@ START_TEST(bad_device_ids_topics_ports_and_qos_are_refused_at_init)
     cfg.topic_inventory_reply = "same";
     ck_assert_int_eq(fw_device_init(&D, &cfg, &P.ports), FW_ERR_INVAL);
     config(&cfg);
-    cfg.qos = 2;
+    cfg.qos = 3;
+    ck_assert_int_eq(fw_device_init(&D, &cfg, &P.ports), FW_ERR_INVAL);
+    cfg.qos = -1;
     ck_assert_int_eq(fw_device_init(&D, &cfg, &P.ports), FW_ERR_INVAL);
     config(&cfg);
     struct fw_ports ports = P.ports;
@@ -1031,6 +1088,7 @@ START_TEST(config_defaults_are_the_seed_layout_persistent_session_and_qos_1)
     ck_assert(!cfg.clean_session);
     ck_assert_int_eq(cfg.keepalive_s, FW_KEEPALIVE_S);
     ck_assert_int_eq(cfg.qos, 1);
+    ck_assert(!cfg.resume_in_flight);
     ck_assert_ptr_null(cfg.device_id);
     ck_assert_ptr_null(cfg.topic_status);
     ck_assert_uint_eq(cfg.seed, 0);
@@ -1181,6 +1239,9 @@ static Suite *device_suite(void)
     tcase_add_test(t, the_outbox_survives_a_restart_and_is_sent_with_the_same_keys);
     tcase_add_test(t, a_corrupt_stored_outbox_is_reported_and_ignored);
     tcase_add_test(t, a_registration_in_flight_at_a_connection_loss_is_resent_with_the_same_seq);
+    tcase_add_test(t, at_qos_2_a_resuming_client_completes_the_registration_and_the_device_waits);
+    tcase_add_test(t, at_qos_2_a_broker_without_the_session_gets_the_registration_again);
+    tcase_add_test(t, at_qos_2_a_client_that_forgets_its_handshakes_gets_the_registration_again);
     tcase_add_test(t, a_refused_publish_keeps_the_registration_for_the_next_connection);
     tcase_add_test(t, a_registration_refused_by_the_broker_leaves_the_outbox_and_unblocks_the_rest);
     tcase_add_test(t, a_refused_registration_stays_dropped_after_a_restart_while_others_wait);

@@ -109,7 +109,16 @@ struct fw_device_config {
     enum fw_layout layout;
     bool clean_session;     /* false = persistent session (the default) */
     uint16_t keepalive_s;
-    int qos;                /* QoS for subscriptions and registrations: 0 or 1 (default 1) */
+    int qos;                /* QoS for subscriptions and publishes: 0, 1 (default) or 2 */
+    /* The platform's MQTT client keeps the QoS 2 publishes it has not completed across a
+       reconnect and completes them itself (PUBLISH again with DUP, or PUBREL, with the
+       same packet id) when the broker resumes the session. At QoS 2 with a persistent
+       session the device then leaves an unacknowledged registration to it rather than
+       publishing it again: what makes a registration arrive exactly once through a cut in
+       the middle of the handshake. false (the default) for a client that forgets them,
+       such as lwIP's; the device then publishes them again, as at QoS 1, and the backend's
+       idempotency key catches the copy (docs/protocol.md, "QoS 2"). */
+    bool resume_in_flight;
     uint32_t seed;          /* seeds the reconnect jitter; 0 = derived from device_id */
     /* Topic overrides; NULL = the layout's default. "{id}" is replaced by the device id.
        See docs/protocol.md for the defaults. */
@@ -123,7 +132,8 @@ struct fw_device_config {
     const char *topic_command_reply; /* the device's replies to commands */
 };
 
-/* Fill cfg with defaults: seed layout, persistent session, FW_KEEPALIVE_S, QoS 1. */
+/* Fill cfg with defaults: seed layout, persistent session, FW_KEEPALIVE_S, QoS 1, no
+   resume_in_flight. */
 void fw_device_config_defaults(struct fw_device_config *cfg);
 
 /* ------------------------------------------------------- figures */

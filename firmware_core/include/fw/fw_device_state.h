@@ -82,6 +82,7 @@ struct fw_device {
     char topic_cmd_reply[FW_TOPIC_MAX];    /* command replies (published) */
     bool clean_session;
     uint8_t qos;
+    bool resume_in_flight;                 /* the config's: see fw_device_config */
     uint16_t keepalive_default_s;          /* the config's, until a `config` command */
     uint32_t rng_seed;
     /* The counters: a host keeps them across a reboot so that a run's figures add up. */
