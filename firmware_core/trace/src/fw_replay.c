@@ -323,6 +323,7 @@ static int replay__init(struct fw_replay *rp, const struct fw_trace_rec *ev)
     unsigned have = (unsigned)ev->f[6].num;
     rp->answers.display_flush = have & FW_TRACE_PORT_DISPLAY ? ans_flush : NULL;
     rp->answers.log = have & FW_TRACE_PORT_LOG ? ans_log : NULL;
+    cfg.resume_in_flight = (have & FW_TRACE_PORT_RESUME) != 0;
     fw_trace_recorder_wrap(&rp->rec, &rp->answers);
     int rc = fw_device_init(&rp->dev, &cfg, replay__device_ports(rp));
     rp->ready = rc == FW_OK;

@@ -163,7 +163,8 @@ int fw_traced_init(struct fw_trace_recorder *r, struct fw_device *d,
         return fw_device_init(d, cfg, ports);
     fw_trace_recorder_wrap(r, ports);
     unsigned have = (ports->display_flush ? FW_TRACE_PORT_DISPLAY : 0u) |
-                    (ports->log ? FW_TRACE_PORT_LOG : 0u);
+                    (ports->log ? FW_TRACE_PORT_LOG : 0u) |
+                    (cfg->resume_in_flight ? FW_TRACE_PORT_RESUME : 0u);
     struct fw_trace_field f[] = {
         str(cfg->device_id), num(cfg->layout), num(cfg->clean_session),
         num(cfg->keepalive_s), num(cfg->qos), num(cfg->seed), num(have),

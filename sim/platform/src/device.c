@@ -443,6 +443,7 @@ int sim_device_create(struct sim_loop *loop, const struct sim_device_opts *opts,
     rc = sim_transport_create(&opts->transport, dev->id, loop, &dev->target, &dev->transport);
     if (rc)
         goto fail;
+    dev->cfg.resume_in_flight = sim_mqtt_kind_resumes_in_flight(sim_transport_kind(dev->transport));
 
     dev->ports = (struct fw_ports){
         .ctx = dev,

@@ -36,9 +36,11 @@ extern "C" {
    kept (firmware_core rejects anything above FW_INBOUND_MAX unread). */
 #define FW_TRACE_PAYLOAD_MAX 4096u
 
-/* INIT's ports field: which optional ports the platform supplied. */
+/* INIT's ports field: which optional ports the platform supplied, and what its MQTT
+   client does (fw_device_config.resume_in_flight). */
 #define FW_TRACE_PORT_DISPLAY 0x01u
 #define FW_TRACE_PORT_LOG 0x02u
+#define FW_TRACE_PORT_RESUME 0x04u
 
 enum fw_trace_type {
     /* events: calls into the device (0x01..0x3F) */

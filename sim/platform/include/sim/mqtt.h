@@ -61,6 +61,11 @@ int sim_mqtt_kind_parse(const char *s, enum sim_mqtt_kind *out);
  *  client is created (start-up). */
 void sim_mqtt_set_default_kind(enum sim_mqtt_kind kind);
 enum sim_mqtt_kind sim_mqtt_default_kind(void);
+/** Does a client of this kind keep its unacknowledged QoS > 0 publishes across the loss of
+ *  a persistent session's connection and complete them on the reconnect, with their packet
+ *  ids (PUBLISH with DUP, or PUBREL)? libmosquitto: yes. Paho: no, a fresh handle after
+ *  every loss (mqtt_paho.c). What fw_device_config.resume_in_flight is set from. */
+bool sim_mqtt_kind_resumes_in_flight(enum sim_mqtt_kind kind);
 /** Whether sim_mqtt_opts_defaults turns Nagle off (TCP_NODELAY); true until set (`--nagle`
  *  sets false). Nagle holds a small write until the broker's delayed ACK of the one before
  *  (up to 40 ms), latency that is neither the broker's nor the backend's. */
