@@ -66,10 +66,16 @@ static const char ctl_help[] =
 
 static void ctl__help(void)
 {
-    char list[1024] = "";
+    char list[2048] = "";
     size_t l = 0;
-    for (const struct ctl_command *c = ctl_commands; c->name && l < sizeof list; c++)
-        l += (size_t)snprintf(list + l, sizeof list - l, "  %-12s %s\n", c->name, c->args);
+    for (const struct ctl_command *c = ctl_commands; c->name && l < sizeof list; c++) {
+        if (strlen(c->args) > 17) /* its own line, the words under the others' */
+            l += (size_t)snprintf(list + l, sizeof list - l, "  %-12s %s\n  %-12s %-17s %s\n",
+                                  c->name, c->args, "", "", c->what);
+        else
+            l += (size_t)snprintf(list + l, sizeof list - l, "  %-12s %-17s %s\n", c->name,
+                                  c->args, c->what);
+    }
     printf(ctl_help, list, sim_cli_common_help);
 }
 

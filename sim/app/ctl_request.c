@@ -26,15 +26,16 @@
 /* ---- commands ------------------------------------------------------------------------ */
 
 const struct ctl_command ctl_commands[] = {
-    {"identify", false, false, "[seconds=1..60]"},
-    {"message", true, false, "TEXT"},
-    {"status", false, false, ""},
-    {"config", false, false, "[keepalive=5..3600] [inventory_timeout=1..60] [contrast=0..255]"},
-    {"reboot", false, true, "[--force]"},
-    {"lock", false, false, ""},
-    {"unlock", false, false, ""},
-    {"clear_queue", false, true, "[--force]"},
-    {NULL, false, false, NULL},
+    {"identify", false, false, "[seconds=1..60]", "invert the OLED every 500 ms (default 5 s)"},
+    {"message", true, false, "TEXT", "show TEXT (1..64 bytes) until a button is pressed"},
+    {"status", false, false, "", "version, screen, queues, settings and counters"},
+    {"config", false, false, "[keepalive=5..3600] [inventory_timeout=1..60] [contrast=0..255]",
+     "change and persist settings"},
+    {"reboot", false, true, "[--force]", "restart from flash (busy mid-registration)"},
+    {"lock", false, false, "", "refuse every tag and button, also after a reboot"},
+    {"unlock", false, false, "", "back to work"},
+    {"clear_queue", false, true, "[--force]", "drop every pending item (busy mid-registration)"},
+    {NULL, false, false, NULL, NULL},
 };
 
 const struct ctl_command *ctl_command_find(const char *word)

@@ -26,6 +26,7 @@ struct ctl_command {
     bool text;         /* takes a positional text (args.text) */
     bool force;        /* takes args.force (--force) */
     const char *args;  /* for --help and errors: the args it takes */
+    const char *what;  /* for --help: what it does */
 };
 
 struct ctl_request {
