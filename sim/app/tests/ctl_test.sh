@@ -6,7 +6,8 @@
 # against it, waits until the five devices are online (their retained status), then checks
 # what ctl prints and its exit codes: every device answering, a refusal the device makes
 # (out_of_range), a device that is not there, --json, a plain mosquitto_pub command, a bad
-# flag and an unreachable broker. The client library is the process's default
+# flag and an unreachable broker; and that replies count only for their cmd_id and device,
+# once. The client library is the process's default
 # (SCANSIM_TRANSPORT=paho for the Paho pass of ci/test.sh), for the fleet and ctl alike.
 set -u
 SCANSIM=$1
@@ -22,7 +23,8 @@ B="--broker tcp://127.0.0.1:$PORT"
 
 "$SCANSIM" run --no-backend --devices 5 $B --duration 120s \
     >"$T/run.out" 2>"$T/run.err" &
-PIDS="$PIDS $!"
+RUN=$!
+PIDS="$PIDS $RUN"
 online5() {
     mosquitto_sub -p "$PORT" -t 'scanners/+/status' -v -W 1 >"$T/status.txt" 2>/dev/null
     [ "$(grep -c ' online$' "$T/status.txt")" -eq 5 ]
@@ -71,6 +73,41 @@ assert d["exit_code"] == 0
 assert len({e["cmd_id"] for e in d["devices"]}) == 5, "cmd_ids not unique"
 ' "$T/5.out" || fail "--json document"
 
+# 5b. all: one publish on command/all, every device answers on its own topic
+"$SCANSIM" ctl identify all seconds=1 $B --timeout 1 >"$T/5b.out" 2>"$T/5b.err"
+rc=$?
+[ $rc -eq 0 ] || fail "identify all: exit $rc, expected 0"
+grep -q '^5 ok, 0 refused, 5 answered within 1 s' "$T/5b.out" || fail "identify all: not 5 answers"
+
+# 5c. replies are matched by cmd_id and device: a stranger's cmd_id, a second reply and a
+#     reply on another device's topic do not count (ghost-1 and ghost-2 are played here)
+stdbuf -oL mosquitto_sub -d -p "$PORT" -t scanners/ghost-1/command -C 1 -W 5 >"$T/5c-cmd.out" 2>&1 &
+SUB=$!
+wait_for 5 grep -q 'received SUBACK' "$T/5c-cmd.out" || fail "mosquitto_sub (ghost-1) not subscribed"
+"$SCANSIM" ctl status ghost-1,ghost-2,ghost-1 $B --timeout 2 --json >"$T/5c.out" 2>"$T/5c.err" &
+CTL=$!
+wait $SUB
+id=$(sed -n 's/.*{"cmd_id":"\([^"]*\)".*/\1/p' "$T/5c-cmd.out")
+[ -n "$id" ] || fail "no command seen for ghost-1"
+r() { mosquitto_pub -p "$PORT" -q 1 -t "scanners/$1/command/reply" \
+        -m "{\"cmd_id\":\"$2\",\"device_id\":\"$1\",\"result\":\"$3\",\"reason\":\"\",\"data\":{}}"; }
+r ghost-1 someone-elses-1 error
+r ghost-2 "$id" ok
+r ghost-1 "$id" ok
+r ghost-1 "$id" error
+wait $CTL; rc=$?
+[ $rc -eq 1 ] || fail "ghosts: exit $rc, expected 1 (ghost-2 did not answer its own cmd_id)"
+python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+ids = [e["device_id"] for e in d["devices"]]
+assert ids == ["ghost-1", "ghost-2"], ids
+g1, g2 = d["devices"]
+assert g1["answered"] and g1["result"] == "ok", g1
+assert not g2["answered"] and g2["result"] is None, g2
+assert d["summary"] == {"addressed": 2, "ok": 1, "refused": 0, "no_answer": 1}, d["summary"]
+' "$T/5c.out" || fail "ghosts: replies not matched by cmd_id and device, once each"
+
 # 6. any MQTT client can command a device (the protocol, not ctl): wait for the SUBACK
 #    (stdbuf: mosquitto_sub -d buffers its log when it writes to a file)
 stdbuf -oL mosquitto_sub -d -p "$PORT" -t scanners/scanner-3/command/reply -C 1 -W 5 >"$T/6.out" 2>&1 &
@@ -97,4 +134,8 @@ rc=$?
 [ $rc -eq 3 ] || fail "unreachable broker: exit $rc, expected 3"
 grep -q "tcp://127.0.0.1:$DEAD.*cannot be reached" "$T/7c.err" ||
     fail "unreachable broker: the message does not name the broker and the cause"
+# The fleet first, while its broker is there (with the broker gone, a Paho client's
+# clean stop waits out its time-outs, ~10 s).
+kill "$RUN"
+wait "$RUN"
 echo "ok: ctl"
