@@ -54,7 +54,7 @@ static const char ctl_help[] =
     "  --timeout SECS          wait this long for the replies (default 5)\n"
     "  --json                  print one JSON document instead of the table\n"
     "  --force                 reboot / clear_queue even in the middle of a registration\n"
-    "  -q, --qos 0|1           QoS of the commands (default 1)\n"
+    "  -q, --qos 0|1|2         QoS of the commands (default 1; replies are taken at 1)\n"
     "  -h, --help              this text\n"
     "  --broker URI            default " CTL_DEFAULT_BROKER " (no broker is started)\n"
     "\n"
@@ -110,6 +110,13 @@ static int ctl__parse_options(int argc, char **argv, struct ctl_opts *o, int *fi
                 return -1;
             o->timeout_ms = lround(o->timeout_s * 1000.0);
             break;
+        case 'q': { /* the commands' QoS: 2 too (the devices take them at their own QoS) */
+            long q;
+            if (sim_cli_parse_int(CMD, "--qos", optarg, 0, 2, &q) != 0)
+                return -1;
+            o->common.qos = (int)q;
+            break;
+        }
         case 0x3002: o->json = true; break;
         case 0x3003: o->force = true; break;
         case 'h': return 1;
