@@ -30,7 +30,7 @@ ctest --test-dir build --output-on-failure -j"${CTEST_JOBS:-4}" --output-junit r
 # reconnect windows.
 stage "scenarios and fleet runs on Paho MQTTAsync (SCANSIM_TRANSPORT=paho)"
 SCANSIM_TRANSPORT=paho ctest --test-dir build --output-on-failure -j"${CTEST_JOBS:-4}" \
-  -L 'scenario|supervise|shard|identity' -LE 'rabbitmq|heavy' --output-junit reports/ctest-paho.xml
+  -L 'scenario|supervise|shard|identity|ctl' -LE 'rabbitmq|heavy' --output-junit reports/ctest-paho.xml
 
 stage "build with AddressSanitizer + UndefinedBehaviorSanitizer"
 bash ci/build.sh build-asan -DSCANSIM_SANITIZE=ON

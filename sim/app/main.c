@@ -36,8 +36,9 @@ static void usage(FILE *to)
     for (const struct command *c = commands; c->name; c++)
         fprintf(to, "  %-8s %s\n", c->name, c->summary);
     fprintf(to, "\nExit codes: 0 success; 1 the run or a scenario failed (lost or twice-registered items,\n"
-                "an unmet expectation); 2 usage or scenario-file error; 3 broker unreachable, refused or\n"
-                "not startable; 4 internal error.\n");
+                "an unmet expectation, a device that refused a ctl command or did not answer);\n"
+                "2 usage or scenario-file error; 3 broker unreachable, refused or not startable;\n"
+                "4 internal error.\n");
 }
 
 int main(int argc, char **argv)

@@ -20,7 +20,7 @@ expect 0 'usage: scansim' -- --help
 expect 0 '^scansim [0-9]+\.[0-9]+' -- --version
 expect 2 "unknown command 'frobnicate'" -- frobnicate
 expect 2 'usage: scansim' --
-for cmd in demo run test bench; do
+for cmd in demo run test bench ctl; do
     if "$bin" --help | grep -qE "^  $cmd "; then
         expect 0 "usage: scansim $cmd" -- "$cmd" --help
         expect 2 "(unrecognized|unknown) option" -- "$cmd" --no-such-flag
@@ -41,5 +41,24 @@ if "$bin" --help | grep -qE '^  run '; then
     if [[ $rc -ne 3 && $rc -ne 1 ]]; then echo "FAIL: unreachable broker exited $rc"; fail=1; fi
     if grep -q 's3cr3t-pw' <<<"$out"; then echo "FAIL: the password was printed"; fail=1; fi
     echo "ok: unreachable broker -> $rc, password not printed"
+fi
+if "$bin" --help | grep -qE '^  ctl '; then
+    # Malformed requests are refused before any connection, naming what is wrong.
+    expect 2 "unknown command 'reboot-now': expected one of identify, message, status" -- \
+        ctl reboot-now scanner-1
+    expect 2 "bad range 'scanner-9..1'" -- ctl status 'scanner-9..1'
+    expect 2 "'all' stands alone" -- ctl status all,scanner-1
+    expect 2 "bad device id 'a/b'" -- ctl status a/b
+    expect 2 "message needs its text" -- ctl message scanner-1
+    expect 2 "bad argument 'keepalive': expected key=value" -- ctl config scanner-1 keepalive
+    expect 2 "--force is for reboot and clear_queue, not status" -- ctl status scanner-1 --force
+    expect 2 "--timeout: expected a number" -- ctl status scanner-1 --timeout soon
+    expect 2 "expected <command> <selector>" -- ctl status
+    out=$("$bin" ctl status scanner-1 --broker tcp://127.0.0.1:1 -u alice -P s3cr3t-pw 2>&1); rc=$?
+    if [[ $rc -ne 3 ]]; then echo "FAIL: ctl, unreachable broker exited $rc, expected 3"; fail=1; fi
+    if ! grep -q 'tcp://127.0.0.1:1 failed: the broker cannot be reached' <<<"$out"; then
+        echo "FAIL: ctl, unreachable broker: $out"; fail=1; fi
+    if grep -q 's3cr3t-pw' <<<"$out"; then echo "FAIL: ctl printed the password"; fail=1; fi
+    echo "ok: ctl, unreachable broker -> $rc, password not printed"
 fi
 exit $fail
