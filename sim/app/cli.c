@@ -33,7 +33,8 @@ const char sim_cli_common_help[] =
     "  --insecure              do not check the broker's certificate nor its host name\n"
     "  -k, --keepalive SECS    MQTT keep-alive (default 30; 0 disables)\n"
     "  -V, --protocol-version  311 (MQTT 3.1.1, default, what the board speaks) or 5\n"
-    "  -q, --qos 0|1           QoS of subscriptions and registrations (default 1)\n"
+    "  -q, --qos 0|1|2         QoS of subscriptions and publishes, devices and backend\n"
+    "                          (default 1; 2: exactly once, docs/protocol.md \"QoS 2\")\n"
     "  --session clean|persistent   default persistent (items wait at the broker while offline)\n"
     "  --session-expiry SECS   MQTT 5 session expiry for persistent sessions (default 3600)\n"
     "  --layout seed|per-device     topic layout (docs/protocol.md)\n"
@@ -242,7 +243,7 @@ int sim_cli_common_option(const char *cmd, struct sim_cli_common *c, int opt, co
         }
         return 1;
     case 'q':
-        if (sim_cli_parse_int(cmd, "--qos", arg, 0, 1, &v) != 0)
+        if (sim_cli_parse_int(cmd, "--qos", arg, 0, 2, &v) != 0)
             return -1;
         c->qos = (int)v;
         return 1;

@@ -45,7 +45,7 @@ struct sim_cli_common {
     bool insecure;            /* --insecure: do not check the broker's certificate nor host name */
     int keepalive_s;          /* -k/--keepalive, seconds */
     int protocol_version;     /* -V/--protocol-version: 311 (default) or 5 */
-    int qos;                  /* -q/--qos: 0 or 1 (default 1) */
+    int qos;                  /* -q/--qos: 0, 1 or 2 (default 1) */
     enum sim_cli_session session; /* --session clean|persistent */
     int session_expiry_s;     /* --session-expiry (MQTT 5 persistent sessions), seconds */
     enum sim_cli_layout layout;   /* --layout seed|per-device */

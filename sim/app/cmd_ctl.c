@@ -110,13 +110,6 @@ static int ctl__parse_options(int argc, char **argv, struct ctl_opts *o, int *fi
                 return -1;
             o->timeout_ms = lround(o->timeout_s * 1000.0);
             break;
-        case 'q': { /* the commands' QoS: 2 too (the devices take them at their own QoS) */
-            long q;
-            if (sim_cli_parse_int(CMD, "--qos", optarg, 0, 2, &q) != 0)
-                return -1;
-            o->common.qos = (int)q;
-            break;
-        }
         case 0x3002: o->json = true; break;
         case 0x3003: o->force = true; break;
         case 'h': return 1;

@@ -318,6 +318,7 @@ static int demo__start_backend(struct demo *d)
     o.layout = d->common.layout == SIM_LAYOUT_PER_DEVICE ? HX_BACKEND_LAYOUT_PER_DEVICE
                                                          : HX_BACKEND_LAYOUT_SEED;
     o.keepalive_s = d->common.keepalive_s > 0 ? d->common.keepalive_s : 30;
+    o.qos = d->common.qos;
     if (hx_backend_create(&o, &d->backend) != HX_OK) {
         sim_cli_error(DEMO_CMD, "could not create the backend: %s", hx_backend_last_error());
         return SIM_EXIT_INTERNAL;

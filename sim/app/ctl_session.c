@@ -232,6 +232,9 @@ static int ctl__create(const struct sim_cli_common *c, const char *uri, struct c
     o.insecure = c->insecure;
     o.mqtt_version = c->protocol_version == 5 ? 5 : 3;
     o.connect_timeout_s = CTL_CONNECT_TIMEOUT_S;
+    /* mosquitto drops QoS 2 publishes beyond max_inflight_messages (20) awaiting PUBREL,
+       which MQTT 3.1.1 cannot say: the library queues the rest. */
+    o.max_inflight = 20;
     int rc = sim_mqtt_create(&o, &ctl_handlers, s, mq);
     if (rc != SIM_OK) {
         sim_cli_error(CMD, "cannot make an MQTT client for %s: %s", uri, sim_strerror(rc));

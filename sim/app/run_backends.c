@@ -85,6 +85,7 @@ static int backend_start_one(struct run_backends *rb, const struct run_opts *o,
     bo.layout = o->c.layout == SIM_LAYOUT_SEED ? HX_BACKEND_LAYOUT_SEED : HX_BACKEND_LAYOUT_PER_DEVICE;
     bo.clean_session = true; /* a run's ledger starts empty: so does its session */
     bo.keepalive_s = o->c.keepalive_s ? o->c.keepalive_s : 30;
+    bo.qos = o->c.qos;
     bo.db_path = n == 1 ? o->db_path : NULL; /* several: one ledger each, in memory */
     bo.connect_timeout_ms = (int)(o->connect_timeout_ms < 10000 ? o->connect_timeout_ms : 10000);
     bo.devices = (const char *const *)ids;

@@ -66,6 +66,11 @@
 #define BACKEND_COMMIT_MS 50        /* the ledger commits at least this often under load */
 #define BACKEND_BATCH_US 2000       /* the backend thread takes its queue at most this often */
 #define BACKEND_SUB_CHUNK 200       /* topics per SUBSCRIBE when subscribing device by device */
+/* QoS 2 items in flight at once under MQTT 3.1.1, which has no Receive Maximum: mosquitto
+   takes at most max_inflight_messages (20 by default) QoS 2 publishes of a client awaiting
+   PUBREL and answers the rest with a PUBREC whose reason (0x97, quota exceeded) 3.1.1
+   cannot carry: the publisher sees an accepted message that is dropped. */
+#define BACKEND_QOS2_WINDOW_311 20
 
 /* ---------------------------------------------------------------- types */
 
@@ -150,6 +155,7 @@ struct hx_backend {
     enum hx_backend_layout layout;
     bool clean_session;
     int keepalive_s;
+    int qos;                       /* 1 or 2: subscriptions, items, answers */
     int connect_timeout_ms;
     char topic_registered[64];
     char topic_query[64];
@@ -205,7 +211,8 @@ struct hx_backend {
     uint64_t n_pend;
     /* n_pend = inflight (sent on the current handle, PUBACK not in) + backlog (not sent on
        it yet). MQTT 5: at most recv_max in flight, the broker's Receive Maximum (mosquitto:
-       max_inflight_messages, 20); 0 = no limit (MQTT 3.1.1). */
+       max_inflight_messages, 20); MQTT 3.1.1: no limit (0) at QoS 1, and
+       BACKEND_QOS2_WINDOW_311 at QoS 2. */
     uint64_t inflight, backlog;
     int recv_max;
     /* by mid (BACKEND_MIDS, made on the first connect): the entry sent with it on client
@@ -1040,7 +1047,8 @@ static void *backend__worker(void *arg)
             uint64_t sent = 0;
             while (replies) {
                 struct backend__reply *next = replies->next;
-                if (backend__send(b, replies->topic, replies->payload, replies->len, 1) == HX_OK)
+                if (backend__send(b, replies->topic, replies->payload, replies->len, b->qos) ==
+                    HX_OK)
                     sent++;
                 free(replies);
                 replies = next;
@@ -1192,7 +1200,7 @@ static void backend__on_connected(void *ctx, bool session_present)
     int rm = b->mqtt_version == 5 ? sim_mqtt_receive_maximum(c->client) : 0;
     pthread_mutex_lock(&b->lock);
     if (c->gen == b->gen && b->link == LINK_CONNECTING) {
-        b->recv_max = rm > 0 ? rm : 0;
+        b->recv_max = rm > 0 ? rm : b->qos == 2 ? BACKEND_QOS2_WINDOW_311 : 0;
         b->connected = true;
         if (b->connections++ > 0)
             b->r.reconnects++;
@@ -1322,12 +1330,12 @@ static int backend__connect(struct hx_backend *b)
 
 static void backend__subscribe(struct hx_backend *b)
 {
-    static int qos[BACKEND_SUB_CHUNK];
+    int qos[BACKEND_SUB_CHUNK];
     pthread_mutex_lock(&b->lock);
     b->sub_waiting = b->n_sub_chunks;
     pthread_mutex_unlock(&b->lock);
     for (int i = 0; i < BACKEND_SUB_CHUNK; i++)
-        qos[i] = 1;
+        qos[i] = b->qos;
     for (int c = 0; c < b->n_sub_chunks; c++) {
         struct backend__subctx *sc = &b->sub_ctx[c];
         pthread_rwlock_rdlock(&b->hlock);
@@ -1417,8 +1425,8 @@ static void backend__pump(struct hx_backend *b, uint64_t gen, bool fresh)
         int64_t sent_us = backend__mono_us();
         size_t sent = 0;
         for (; sent < k; sent++)
-            if (backend__mqtt_send(b, copy[sent].topic, copy[sent].payload, copy[sent].len, 1,
-                                   &copy[sent].token) != SIM_OK)
+            if (backend__mqtt_send(b, copy[sent].topic, copy[sent].payload, copy[sent].len,
+                                   b->qos, &copy[sent].token) != SIM_OK)
                 break; /* the loss will be reported; the entries stay for the next client */
         pthread_rwlock_unlock(&b->hlock);
         pthread_mutex_lock(&b->lock);
@@ -1605,6 +1613,7 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     b->layout = o->layout;
     b->clean_session = o->clean_session;
     b->keepalive_s = o->keepalive_s > 0 ? o->keepalive_s : 30;
+    b->qos = o->qos == 2 ? 2 : 1;
     b->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     b->recent_cap = o->recent_rows > 0 ? o->recent_rows : 32;
     b->recent = calloc((size_t)b->recent_cap, sizeof *b->recent);
@@ -1899,7 +1908,7 @@ int hx_backend_publish_item(struct hx_backend *b, const char *device_id, int32_t
     pthread_mutex_unlock(&b->lock);
     int token = 0;
     int64_t sent_us = backend__mono_us();
-    int prc = open ? backend__mqtt_send(b, topic, payload, (size_t)n, 1, &token) : SIM_OK;
+    int prc = open ? backend__mqtt_send(b, topic, payload, (size_t)n, b->qos, &token) : SIM_OK;
     pthread_rwlock_unlock(&b->hlock);
     if (open && prc == SIM_OK) {
         /* its outcome (PUBACK, or an MQTT 5 refusal) finds the entry by this mid */

@@ -1477,9 +1477,11 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         snprintf(err, sizeof err, "the status watcher could not subscribe to %s", r->broker_uri);
         goto fail;
     }
-    bool any_per_device = false;
-    for (size_t g = 0; g < s->n_groups; g++)
+    bool any_per_device = false, any_qos2 = false;
+    for (size_t g = 0; g < s->n_groups; g++) {
         any_per_device |= s->groups[g].layout == SCN_LAYOUT_PER_DEVICE;
+        any_qos2 |= s->groups[g].qos == 2;
+    }
     bool any_seed = false;
     for (size_t g = 0; g < s->n_groups; g++)
         any_seed |= s->groups[g].layout == SCN_LAYOUT_SEED;
@@ -1492,6 +1494,7 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     struct hx_backend_opts bo = {0};
     bo.uri = r->broker_uri;
     bo.layout = any_per_device ? HX_BACKEND_LAYOUT_PER_DEVICE : HX_BACKEND_LAYOUT_SEED;
+    bo.qos = any_qos2 ? 2 : 1; /* exactly once end to end when a group speaks QoS 2 */
     bo.db_path = r->ledger_path;
     bo.username = h_user;
     bo.password = h_pw;

@@ -61,10 +61,38 @@ static void broker_config_words(const struct scn_broker *b, char *out, size_t ca
         snprintf(out, cap, "the setting on line %u", b->settings_line);
 }
 
+/* A group at QoS 2 whose links the scenario cuts expects exactly once at the protocol
+   level, which needs a client that completes its QoS 2 handshakes across a reconnect. */
+static bool qos2_skip_reason(const struct scn_scenario *s, enum scn_broker_kind kind,
+                             char *why, size_t cap)
+{
+    for (size_t g = 0; g < s->n_groups; g++) {
+        const struct scn_group *gr = &s->groups[g];
+        if (gr->qos != 2)
+            continue;
+        if (kind == SCN_BROKER_RABBITMQ) {
+            snprintf(why, cap, "group '%s' (line %u) speaks QoS 2, which RabbitMQ 3.10 "
+                     "downgrades to QoS 1", gr->name, gr->pos.line);
+            return true;
+        }
+        if (gr->link == SCN_LINK_PROXY && !sim_mqtt_kind_resumes_in_flight(SIM_MQTT_DEFAULT)) {
+            snprintf(why, cap, "group '%s' (line %u) speaks QoS 2 through a fault proxy; %s "
+                     "forgets a QoS 2 handshake at a connection loss (a fresh client after "
+                     "every loss), so exactly once holds on libmosquitto only "
+                     "(docs/protocol.md, \"QoS 2\")", gr->name, gr->pos.line,
+                     sim_mqtt_kind_name(SIM_MQTT_DEFAULT));
+            return true;
+        }
+    }
+    return false;
+}
+
 bool hx_runner_skip_reason(const struct scn_scenario *s, const struct hx_runner_opts *o,
                            char *why, size_t cap)
 {
     enum scn_broker_kind kind = s->broker.kind_written ? s->broker.kind : o->broker_kind;
+    if (qos2_skip_reason(s, kind, why, cap))
+        return true;
     if (o->broker_uri) {
         if (s->broker.settings_written) {
             char what[64];

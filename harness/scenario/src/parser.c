@@ -1428,8 +1428,8 @@ static int parse_group_setting(struct parser *p)
         break;
     }
     case 2: {
-        static const char *const w[] = {"0", "1", NULL};
-        if ((v = want_one_of(p, w, "QoS 0 or 1")) < 0)
+        static const char *const w[] = {"0", "1", "2", NULL};
+        if ((v = want_one_of(p, w, "QoS 0, 1 or 2")) < 0)
             return -1;
         g->qos = v;
         break;

@@ -5,7 +5,7 @@
 # Each case starts what it needs (scansim's embedded mosquitto, or its own mosquitto on a
 # free port), waits for conditions with time-outs (never fixed sleeps), and checks the JSON
 # report with fleet_json_check.py. Cases: basic workers seed nobackend sigint usage
-# unreachable operator rabbitmq.
+# unreachable operator rabbitmq qos2.
 set -u
 SCANSIM=$1
 CASE=$2
@@ -26,6 +26,29 @@ rabbitmq)
     [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
     $CHECK "$T/r.json" devices_connected=20 items_published=200 items_registered=200 \
         items_lost=0 duplicate_registrations=0 exit_code=0 || fail "report"
+    ;;
+qos2)
+    # -q 2 on both client libraries, against a mosquitto that logs every packet: the items
+    # and registrations go at QoS 2 (PUBREL on the wire), nothing lost, nothing twice, and
+    # no duplicate delivery.
+    for tr in mosquitto paho; do
+        PORT=$(free_port)
+        start_mosquitto "m-$tr" "listener $PORT 127.0.0.1" "allow_anonymous true" \
+            "log_type all" "log_dest stdout"
+        "$SCANSIM" run --broker "tcp://127.0.0.1:$PORT" --transport $tr -q 2 --devices 100 \
+            --items 1000 --json "$T/$tr.json" >"$T/$tr.out" 2>"$T/$tr.err"
+        rc=$?
+        [ $rc -eq 0 ] || fail "$tr: exit code $rc, expected 0: $(cat "$T/$tr.err")"
+        $CHECK "$T/$tr.json" items_published=1000 items_registered=1000 items_lost=0 \
+            duplicate_registrations=0 ledger_duplicate_deliveries=0 exit_code=0 ||
+            fail "$tr: report"
+        grep -q "Received PUBLISH from scanner-1 (d0, q2, r0, m[0-9]*, 'scanners/scanner-1/item_registered'" \
+            "$T/m-$tr.log" || fail "$tr: no QoS 2 registration from scanner-1 on the wire"
+        grep -q "Received PUBREL from scanner-1 " "$T/m-$tr.log" || fail "$tr: no PUBREL from scanner-1"
+        grep -q "Sending PUBLISH to scanner-1 (d0, q2, " "$T/m-$tr.log" ||
+            fail "$tr: no QoS 2 item to scanner-1"
+        echo "ok: $tr: 1000 items at QoS 2, registered once each"
+    done
     ;;
 basic)
     "$SCANSIM" run --devices 20 --items 100 --json "$T/r.json" >"$T/run.out" 2>"$T/run.err"

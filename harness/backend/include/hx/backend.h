@@ -61,6 +61,7 @@ struct hx_backend_opts {
     enum hx_backend_layout layout;
     bool clean_session;       /* false (default) = persistent session (MQTT 5: expiry 1 h) */
     int keepalive_s;          /* 0 = 30 */
+    int qos;                  /* of its subscriptions, items and answers: 2, else 1 */
     const char *db_path;      /* NULL = in-memory ledger; else a file (WAL, emptied at create) */
     int recent_rows;          /* length of the "recent registrations" list; 0 = 32 */
     int connect_timeout_ms;   /* hx_backend_start waits this long; 0 = 10000 */
