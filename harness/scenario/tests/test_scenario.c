@@ -594,7 +594,7 @@ START_TEST(test_declaration_errors_name_line_column_and_what_was_expected)
     check_error("scenario x\ngroup g of 200000 devices\n", 2, 12, "number is too large");
     check_error("scenario x\ngroup g of 1 device\ngroup g of 1 device\n", 3, 7,
                 "already declared on line 2");
-    check_error("scenario x\ngroup g of 1 device\n  qos 2\n", 3, 7, "expected QoS 0 or 1");
+    check_error("scenario x\ngroup g of 1 device\n  qos 3\n", 3, 7, "expected QoS 0, 1 or 2");
     check_error("scenario x\ngroup g of 1 device\n  qos 1\n  qos 0\n", 4, 3, "set twice");
     check_error("scenario x\ngroup g of 1 device\n  mqtt 3.1\n", 3, 8, "expected an MQTT version");
     check_error("scenario x\ngroup g of 1 device\n  keepalive 1.5s\n", 3, 13,
