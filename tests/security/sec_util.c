@@ -83,14 +83,7 @@ const char *sec_device_password(int k)
 /* %u: the user name, which is the certificate's CN under use_identity_as_username. The
    password broker's users are named like the devices, so one ACL serves both variants. */
 const char sec_acl_text[] = "# each device only under its own topics; commands it reads\n"
-                            "pattern read scanners/%u/item_registration\n"
-                            "pattern write scanners/%u/item_registered\n"
-                            "pattern write scanners/%u/inventory/query\n"
-                            "pattern read scanners/%u/inventory/reply\n"
-                            "pattern write scanners/%u/status\n"
-                            "pattern read scanners/%u/command\n"
-                            "pattern write scanners/%u/command/reply\n"
-                            "pattern read command/all\n"
+                            HX_ACL_PER_DEVICE_RULES
                             "# the backend role: items out, registrations and queries in\n"
                             "user backend\n"
                             "topic readwrite scanners/#\n"

@@ -6,6 +6,7 @@
 #include "broker_test_util.h"
 
 #include <check.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,27 @@ static void remove_dir(const char *dir)
 }
 
 /* ---------------------------------------------------------------- tests */
+
+/* The ACL the harness gives its devices and the one shipped for users must not drift. */
+START_TEST(the_shipped_per_device_acl_holds_the_harness_device_rules)
+{
+    const char *path = SCANSIM_SOURCE_DIR "/deploy/mosquitto/per-device.acl";
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+    char text[4096];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char rules[] = HX_ACL_PER_DEVICE_RULES;
+    int lines = 0;
+    for (char *line = strtok(rules, "\n"); line; line = strtok(NULL, "\n"), lines++) {
+        char want[256];
+        snprintf(want, sizeof want, "\n%s\n", line);
+        ck_assert_msg(strstr(text, want) != NULL, "%s lacks the line '%s'", path, line);
+    }
+    ck_assert_int_eq(lines, 8);
+}
+END_TEST
 
 START_TEST(a_started_broker_accepts_paho_and_mosquitto_pub_clients)
 {
@@ -373,6 +395,7 @@ static Suite *broker_suite(void)
     Suite *s = suite_create("hx_broker");
     TCase *tc = tcase_create("broker");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, the_shipped_per_device_acl_holds_the_harness_device_rules);
     tcase_add_test(tc, a_started_broker_accepts_paho_and_mosquitto_pub_clients);
     tcase_add_test(tc, two_brokers_run_side_by_side_on_different_ports);
     tcase_add_test(tc, a_stopped_broker_refuses_connections_and_free_removes_its_folder);

@@ -1125,14 +1125,7 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
         if (sb->variant == SCN_BROKER_ACL) {
             /* Each device only its own per-device topics (reading its commands, never
                sending them) and the shared seed topics; the harness everything. */
-            o.acl = "pattern read scanners/%u/item_registration\n"
-                    "pattern write scanners/%u/item_registered\n"
-                    "pattern write scanners/%u/inventory/query\n"
-                    "pattern read scanners/%u/inventory/reply\n"
-                    "pattern write scanners/%u/status\n"
-                    "pattern read scanners/%u/command\n"
-                    "pattern write scanners/%u/command/reply\n"
-                    "pattern read command/all\n"
+            o.acl = HX_ACL_PER_DEVICE_RULES
                     "pattern read item_registration\n"
                     "pattern write item_registered\n"
                     "pattern write inventory/query\n"

@@ -64,6 +64,19 @@ struct hx_broker_user {
     const char *password;
 };
 
+/* The device rules of a per-device ACL (deploy/mosquitto/per-device.acl, whose device
+   part this is; %u the device's user name): each device reads and writes only its own
+   topics and reads its commands, but may send none. */
+#define HX_ACL_PER_DEVICE_RULES                                                            \
+    "pattern read scanners/%u/item_registration\n"                                         \
+    "pattern write scanners/%u/item_registered\n"                                          \
+    "pattern write scanners/%u/inventory/query\n"                                          \
+    "pattern read scanners/%u/inventory/reply\n"                                           \
+    "pattern write scanners/%u/status\n"                                                   \
+    "pattern read scanners/%u/command\n"                                                   \
+    "pattern write scanners/%u/command/reply\n"                                            \
+    "pattern read command/all\n"
+
 struct hx_broker_opts {
     uint16_t port;                 /* 0 = pick a free loopback port */
     const char *mosquitto_path;    /* NULL = $SCANSIM_MOSQUITTO, then /usr/sbin/mosquitto */
