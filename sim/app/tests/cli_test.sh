@@ -27,7 +27,7 @@ for cmd in demo run test bench ctl; do
     fi
 done
 if "$bin" --help | grep -qE '^  run '; then
-    expect 2 "--qos: expected a whole number from 0 to 1, got '7'" -- run --qos 7
+    expect 2 "--qos: expected a whole number from 0 to 2, got '7'" -- run --qos 7
     expect 2 "--broker: expected a URI" -- run --broker localhost
     expect 2 "--protocol-version: expected 311" -- run -V 4
     expect 2 "--cafile: cannot read '/nonexistent/ca.crt': No such file or directory" -- \

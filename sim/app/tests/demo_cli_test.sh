@@ -27,7 +27,7 @@ for word in '--no-backend' '--flash DIR' '--id ID' 'n +cut' 'T +type a tag' 'Exi
 done
 expect 2 'unrecognized option' -- demo --frobnicate
 expect 2 "--id: expected 1 to 47 printable ASCII characters" -- demo --id 'a/b'
-expect 2 "--qos: expected a whole number from 0 to 1, got '3'" -- demo --qos 3
+expect 2 "--qos: expected a whole number from 0 to 2, got '3'" -- demo --qos 3
 expect 2 "--seed: expected a whole number" -- demo --seed x
 expect 2 "unexpected argument 'extra'" -- demo extra
 expect 2 "--devices: expected a whole number from 1 to 9, got '0'" -- demo --devices 0
