@@ -36,3 +36,11 @@ if(Python3_Interpreter_FOUND)
     set_tests_properties(run_identity_${case} PROPERTIES LABELS "broker;identity" TIMEOUT 120)
   endforeach()
 endif()
+# Source addresses: --bind spreads the devices' local ends (bind_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case spread usage)
+    add_test(NAME run_bind_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bind_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_bind_${case} PROPERTIES LABELS "broker;bind" TIMEOUT 60)
+  endforeach()
+endif()
