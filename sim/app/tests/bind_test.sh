@@ -3,7 +3,8 @@
 #
 # usage: bind_test.sh SCANSIM CASE
 #   spread   30 devices in 3 worker processes with --bind 127.0.0.2,127.0.0.3,127.0.0.4
-#            against a private mosquitto on 0.0.0.0: the broker's log shows every
+#            against a private mosquitto on 127.0.0.1 (free_port checked that address; 0.0.0.0
+#            could meet another test's client port on 127.0.0.x): the broker's log shows every
 #            address used by exactly 10 devices (round-robin by id, the same in every
 #            worker), nothing lost or twice.
 #   usage    a bad address, an empty word and --transport paho exit 2 naming why; an
@@ -17,7 +18,7 @@ CHECK="python3 $HERE/fleet_json_check.py"
 test_setup
 
 PORT=$(free_port)
-start_mosquitto b0 "listener $PORT 0.0.0.0" "allow_anonymous true" "max_queued_messages 0" \
+start_mosquitto b0 "listener $PORT 127.0.0.1" "allow_anonymous true" "max_queued_messages 0" \
     "connection_messages true"
 URI=tcp://127.0.0.1:$PORT
 

@@ -12,7 +12,7 @@
 #             Where namespaces cannot be made (not root, no `ip`, `ip netns add` refused)
 #             it says so and runs the fallback.
 #   fallback  the same with separate processes on this namespace: shard 0 with
-#             --bind 127.0.0.2, shard 1 with --bind 127.0.0.3, the broker on 0.0.0.0.
+#             --bind 127.0.0.2, shard 1 with --bind 127.0.0.3, the broker on 127.0.0.1.
 set -u
 SCANSIM=$1
 MODE=${2:-netns}
@@ -68,12 +68,13 @@ make_namespaces() {
     return 0
 }
 
-# start_broker_in NS ADDR: mosquitto on 0.0.0.0:$PORT (in namespace NS, or here for "");
-# returns once ADDR:$PORT accepts connections from that namespace.
+# start_broker_in NS ADDR: mosquitto on ADDR:$PORT (in namespace NS: on 0.0.0.0 there, or
+# here for ""); returns once ADDR:$PORT accepts connections from that namespace.
 start_broker_in() {
-    ns=$1 addr=$2
+    ns=$1 addr=$2 listen=$2
+    [ -n "$ns" ] && listen=0.0.0.0
     { [ "$(id -u)" -eq 0 ] && echo "user root"
-      printf '%s\n' "listener $PORT 0.0.0.0" "allow_anonymous true" "max_queued_messages 0" \
+      printf '%s\n' "listener $PORT $listen" "allow_anonymous true" "max_queued_messages 0" \
           "connection_messages true"; } >"$T/b.conf"
     if [ -n "$ns" ]; then
         ip netns exec "$ns" mosquitto -c "$T/b.conf" >"$T/b.log" 2>&1 &
