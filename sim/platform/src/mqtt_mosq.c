@@ -31,6 +31,10 @@
  *   - A tcp:// host name is resolved once per distinct name (a process cache) and the
  *     numeric address is connected to, since mosquitto_connect_async calls a blocking
  *     getaddrinfo; TLS keeps the name (host name verification needs it).
+ *   - A bind address (opts->bind_address, `--bind`) goes to mosquitto_connect_bind_async,
+ *     which binds port 0 before connect(): the port is the address's alone, whatever the
+ *     broker (2.0.11 sets no IP_BIND_ADDRESS_NO_PORT and offers no hook before its bind),
+ *     and Linux's bind() slows down once half the ephemeral range of an address is taken.
  *   - mosquitto_subscribe_multiple takes one QoS for all its filters: a SUBSCRIBE whose
  *     filters ask different QoS goes at the highest of them.
  *   - A failed TLS handshake closes the socket without on_disconnect, and libmosquitto

@@ -2,7 +2,7 @@
  * test_mqtt.c - the MQTT edge (sim/mqtt.h) against a real mosquitto (hx_broker), run once per
  * implementation linked (kinds[]): connect and sessions, refusals with their codes and
  * words, publish / subscribe / messages, a publish from inside a handler, the Will on a
- * power cut, keep-alive, and 2,000 clients on one io loop.
+ * power cut, keep-alive, 2,000 clients on one io loop, and source (bind) addresses.
  */
 #include <check.h>
 #include <pthread.h>
