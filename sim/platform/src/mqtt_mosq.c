@@ -796,6 +796,9 @@ static void connect_detail(const struct mosq_client *c, int rc, char *out, size_
 
     if (rc == MOSQ_ERR_ERRNO && c->bind_address && e == EADDRNOTAVAIL)
         snprintf(out, cap, "the source address %s is not one of this machine's", c->bind_address);
+    else if (rc == MOSQ_ERR_ERRNO && c->bind_address && e == EADDRINUSE)
+        snprintf(out, cap, "no ephemeral port left on the source address %s - give more "
+                 "source addresses", c->bind_address);
     else if (rc == MOSQ_ERR_ERRNO && c->bind_address && (e == EAFNOSUPPORT || e == EINVAL))
         snprintf(out, cap, "the source address %s and the broker's address are not both "
                  "IPv4 or both IPv6", c->bind_address);
