@@ -83,6 +83,7 @@ struct fleet {
     struct fleet_opts o;
     char *id_prefix, *flash_dir, *trace_dir, *uri;
     char *uris[FLEET_URIS_MAX];       /* copies of o.uris */
+    char *binds[FLEET_BINDS_MAX];     /* copies of o.binds */
     struct fleet_identity *ident;     /* per-device credentials, or NULL */
     struct sim_device_observer obs;
     struct fleet_loop *loops;
@@ -598,6 +599,8 @@ static void *loop_create_devices(void *arg)
         sim_device_opts_defaults(&so, id, uri);
         so.transport = f->o.transport;
         so.transport.uri = uri;
+        so.transport.bind_address = f->o.n_binds > 0
+            ? f->binds[fleet_bind_of(f->o.id_start + (long)d->index, f->o.n_binds)] : NULL;
         if (fleet_identity_apply(f->ident, id, &so.transport, crt, key, sizeof crt) != SIM_OK) {
             fl->create_rc = SIM_ERR_INVAL;
             return NULL;
@@ -645,6 +648,11 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     f->trace_dir = dup_or_null(o->trace_dir);
     for (int i = 0; i < o->n_uris && i < FLEET_URIS_MAX; i++)
         if (!(f->uris[i] = strdup(o->uris[i])))
+            goto fail;
+    if (f->o.n_binds > FLEET_BINDS_MAX)
+        f->o.n_binds = FLEET_BINDS_MAX;
+    for (int i = 0; i < f->o.n_binds; i++)
+        if (!(f->binds[i] = strdup(o->binds[i])))
             goto fail;
     if ((rc = fleet_identity_load(o->cert_dir, o->password_file, o->id_as_username,
                                   &f->ident)) != SIM_OK)
@@ -924,6 +932,8 @@ void fleet_free(struct fleet *f)
     free(f->uri);
     for (int i = 0; i < FLEET_URIS_MAX; i++)
         free(f->uris[i]);
+    for (int i = 0; i < FLEET_BINDS_MAX; i++)
+        free(f->binds[i]);
     fleet_identity_free(f->ident);
     free(f->flash_dir);
     free(f->trace_dir);

@@ -29,6 +29,7 @@
 struct fleet;
 
 #define FLEET_URIS_MAX 16
+#define FLEET_BINDS_MAX 64 /* --bind: source addresses */
 
 struct fleet_opts {
     const char *uri;             /* broker */
@@ -36,6 +37,10 @@ struct fleet_opts {
        uri is then ignored */
     const char *uris[FLEET_URIS_MAX];
     int n_uris;
+    /* source addresses (n_binds > 0): device number k connects from binds[k % n], so
+       each address has its own ephemeral ports (~28,000 with Linux's default range) */
+    const char *binds[FLEET_BINDS_MAX];
+    int n_binds;
     const char *cert_dir;        /* per-device certificates (fleet_identity.h), or NULL */
     const char *password_file;   /* per-device passwords, or NULL */
     bool id_as_username;         /* user name = device id */
@@ -100,6 +105,11 @@ struct fleet_figures {
 static inline int fleet_broker_of(long k, int n)
 {
     return n > 1 ? (int)(k % n) : 0;
+}
+/** The source address of device number k among n (--bind): the same round-robin by id. */
+static inline int fleet_bind_of(long k, int n)
+{
+    return fleet_broker_of(k, n);
 }
 /* One device as a dashboard shows it (keep_rows), refreshed once a second with the sums. */
 struct fleet_row {

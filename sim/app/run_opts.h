@@ -61,6 +61,12 @@ struct run_opts {
     bool id_as_username;      /* --id-as-username: each device's user name is its id */
     long broker_pid;          /* --broker-pid: a local broker whose CPU is counted; 0 = none */
     uint64_t event_batch_ms;  /* --event-batch: a device loop handles events at most this often */
+    /* --bind ADDR,...: the devices' source addresses, round-robin by id (fleet_bind_of);
+       they point into bind_text, a copy (the arguments pass unchanged to the workers) */
+    const char *binds[FLEET_BINDS_MAX];
+    int n_binds;
+    char bind_text[FLEET_BINDS_MAX * 48];
+    size_t bind_used;
 };
 
 

@@ -36,3 +36,21 @@ if(Python3_Interpreter_FOUND)
     set_tests_properties(run_identity_${case} PROPERTIES LABELS "broker;identity" TIMEOUT 120)
   endforeach()
 endif()
+# Source addresses: --bind spreads the devices' local ends (bind_test.sh).
+if(Python3_Interpreter_FOUND)
+  foreach(case spread usage)
+    add_test(NAME run_bind_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/bind_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_bind_${case} PROPERTIES LABELS "broker;bind" TIMEOUT 60)
+  endforeach()
+endif()
+# Two shards on two "machines" (network namespaces) against a broker on a third, merged;
+# where namespaces cannot be made the test says so and falls back to source addresses
+# (netns_test.sh). The fallback case runs that path on purpose.
+if(Python3_Interpreter_FOUND)
+  foreach(case netns fallback)
+    add_test(NAME run_netns_shards_${case}
+             COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/netns_test.sh $<TARGET_FILE:scansim> ${case})
+    set_tests_properties(run_netns_shards_${case} PROPERTIES LABELS "broker;netns;shard" TIMEOUT 60)
+  endforeach()
+endif()

@@ -122,6 +122,8 @@ int sim_mqtt_create(const struct sim_mqtt_opts *opts, const struct sim_mqtt_hand
     if (opts->mqtt_version != 3 && opts->mqtt_version != 4 && opts->mqtt_version != 5)
         return SIM_ERR_INVAL;
     o = *opts;
+    if (o.version < 2)
+        o.bind_address = NULL; /* not in a version 1 struct */
     if (o.kind == SIM_MQTT_DEFAULT)
         o.kind = sim_mqtt_default_kind();
     if (o.kind != SIM_MQTT_MOSQUITTO && o.kind != SIM_MQTT_PAHO)

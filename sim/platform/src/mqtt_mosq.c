@@ -31,6 +31,10 @@
  *   - A tcp:// host name is resolved once per distinct name (a process cache) and the
  *     numeric address is connected to, since mosquitto_connect_async calls a blocking
  *     getaddrinfo; TLS keeps the name (host name verification needs it).
+ *   - A bind address (opts->bind_address, `--bind`) goes to mosquitto_connect_bind_async,
+ *     which binds port 0 before connect(): the port is the address's alone, whatever the
+ *     broker (2.0.11 sets no IP_BIND_ADDRESS_NO_PORT and offers no hook before its bind),
+ *     and Linux's bind() slows down once half the ephemeral range of an address is taken.
  *   - mosquitto_subscribe_multiple takes one QoS for all its filters: a SUBSCRIBE whose
  *     filters ask different QoS goes at the highest of them.
  *   - A failed TLS handshake closes the socket without on_disconnect, and libmosquitto
@@ -86,6 +90,7 @@ struct mosq_client {
     struct sim_mqtt_handlers h;
     void *ctx;
     char *host, *client_id, *username, *password, *cafile, *certfile, *keyfile;
+    char *bind_address;            /* local (source) address, numeric; NULL = any */
     int port;
     bool tls, insecure, tcp_nodelay, clean;
     uint32_t session_expiry_s;
@@ -589,6 +594,7 @@ static void free_client(struct mosq_client *c)
     free(c->cafile);
     free(c->certfile);
     free(c->keyfile);
+    free(c->bind_address);
     free(c->out);
     free(c);
 }
@@ -618,13 +624,15 @@ static bool copy_options(struct mosq_client *c, const struct sim_mqtt_opts *o)
     c->cafile = dup_or_null(o->cafile);
     c->certfile = dup_or_null(o->certfile);
     c->keyfile = dup_or_null(o->keyfile);
+    c->bind_address = dup_or_null(o->bind_address);
     c->insecure = o->insecure;
     c->tcp_nodelay = o->tcp_nodelay;
     c->session_expiry_s = o->session_expiry_s;
     c->connect_timeout_s = o->connect_timeout_s > 0 ? o->connect_timeout_s : 10;
     return c->base.uri && c->client_id && (!o->username || c->username) &&
            (!o->password || c->password) && (!o->cafile || c->cafile) &&
-           (!o->certfile || c->certfile) && (!o->keyfile || c->keyfile);
+           (!o->certfile || c->certfile) && (!o->keyfile || c->keyfile) &&
+           (!o->bind_address || c->bind_address);
 }
 
 static int mosq_create(const struct sim_mqtt_opts *o, const struct sim_mqtt_handlers *h,
@@ -780,6 +788,24 @@ static int set_will(struct mosq_client *c, const struct sim_mqtt_will *w)
                ? SIM_ERR_INVAL : SIM_OK;
 }
 
+/* Why a connect could not start, for people: a source address that is not this
+   machine's is named as such (errno is read first, before anything can change it). */
+static void connect_detail(const struct mosq_client *c, int rc, char *out, size_t cap)
+{
+    int e = errno;
+
+    if (rc == MOSQ_ERR_ERRNO && c->bind_address && e == EADDRNOTAVAIL)
+        snprintf(out, cap, "the source address %s is not one of this machine's", c->bind_address);
+    else if (rc == MOSQ_ERR_ERRNO && c->bind_address && e == EADDRINUSE)
+        snprintf(out, cap, "no ephemeral port left on the source address %s - give more "
+                 "source addresses", c->bind_address);
+    else if (rc == MOSQ_ERR_ERRNO && c->bind_address && (e == EAFNOSUPPORT || e == EINVAL))
+        snprintf(out, cap, "the source address %s and the broker's address are not both "
+                 "IPv4 or both IPv6", c->bind_address);
+    else
+        snprintf(out, cap, "%s", rc == MOSQ_ERR_ERRNO ? strerror(e) : mosquitto_strerror(rc));
+}
+
 static void connect_on_owner(void *arg)
 {
     struct connect_args *a = arg;
@@ -813,12 +839,14 @@ static void connect_on_owner(void *arg)
     c->connect_deadline_ms = sim_clock_ms() + (uint64_t)c->connect_timeout_s * 1000u;
     ERR_clear_error();
     c->tls_reason[0] = '\0';
-    rc = mosquitto_connect_async(c->m, addr ? addr : c->host, c->port, keepalive);
+    /* bind_address NULL = the system's choice; libmosquitto binds it before connect() */
+    rc = mosquitto_connect_bind_async(c->m, addr ? addr : c->host, c->port, keepalive,
+                                      c->bind_address);
     if (rc != MOSQ_ERR_SUCCESS) {
+        char detail[160];
         a->rc = SIM_ERR_MQTT;
-        fail_connect(c, SIM_ERR_OFFLINE,
-                     rc == MOSQ_ERR_ERRNO ? strerror(errno) : mosquitto_strerror(rc),
-                     tls_reason(c));
+        connect_detail(c, rc, detail, sizeof detail);
+        fail_connect(c, SIM_ERR_OFFLINE, detail, tls_reason(c));
         return;
     }
     sync_watch(c);

@@ -412,9 +412,14 @@ static void paho__cb_disconnect_fail5(void *ctx, MQTTAsync_failureData5 *r)
 static int paho__create(const struct sim_mqtt_opts *o, const struct sim_mqtt_handlers *h,
                         void *ctx, struct sim_mqtt **out)
 {
-    struct paho_client *p = calloc(1, sizeof(*p));
+    struct paho_client *p;
     bool ok = true;
 
+    /* MQTTAsync (1.3.12, and the releases after it) has no local address in its create
+       or connect options, and redefining the C library's bind() is not our way: refused. */
+    if (o->bind_address)
+        return SIM_ERR_INVAL;
+    p = calloc(1, sizeof(*p));
     if (!p)
         return SIM_ERR_NOMEM;
     p->base.impl = &sim_mqtt__paho;

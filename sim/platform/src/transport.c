@@ -33,6 +33,7 @@ struct sim_transport {
     struct sim_loop *loop;
     struct sim_loop_target *target;
     char *uri, *client_id, *username, *password, *cafile, *certfile, *keyfile;
+    char *bind_address;             /* source address, or NULL */
     int mqtt_version;               /* 3 or 5 */
     uint32_t session_expiry_s;
     int connect_timeout_s;
@@ -312,6 +313,7 @@ int sim_transport_create(const struct sim_transport_opts *opts, const char *clie
     t->cafile = strdup_or_null(opts->cafile, &ok);
     t->certfile = strdup_or_null(opts->certfile, &ok);
     t->keyfile = strdup_or_null(opts->keyfile, &ok);
+    t->bind_address = strdup_or_null(opts->version >= 3 ? opts->bind_address : NULL, &ok);
     if (!ok) {
         sim_transport_destroy(t);
         return SIM_ERR_NOMEM;
@@ -340,6 +342,7 @@ void sim_transport_destroy(struct sim_transport *t)
     free(t->cafile);
     free(t->certfile);
     free(t->keyfile);
+    free(t->bind_address);
     free(t);
 }
 
@@ -364,6 +367,7 @@ static int ensure_client(struct sim_transport *t)
     o.session_expiry_s = t->session_expiry_s;
     o.connect_timeout_s = t->connect_timeout_s;
     o.tcp_nodelay = t->tcp_nodelay;
+    o.bind_address = t->bind_address;
     o.io = t->loop; /* libmosquitto: the device's own loop drives the socket */
     return sim_mqtt_create(&o, &transport_handlers, t, &t->mqtt);
 }

@@ -2,7 +2,7 @@
  * test_mqtt.c - the MQTT edge (sim/mqtt.h) against a real mosquitto (hx_broker), run once per
  * implementation linked (kinds[]): connect and sessions, refusals with their codes and
  * words, publish / subscribe / messages, a publish from inside a handler, the Will on a
- * power cut, keep-alive, and 2,000 clients on one io loop.
+ * power cut, keep-alive, 2,000 clients on one io loop, and source (bind) addresses.
  */
 #include <check.h>
 #include <pthread.h>
@@ -641,6 +641,82 @@ START_TEST(a_broker_that_never_answers_fails_the_attempt_at_the_connect_time_out
 }
 END_TEST
 
+/* --bind: the connection leaves from the address given (all of 127/8 is loopback). */
+START_TEST(a_bind_address_is_the_connections_source_address)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct sockaddr_in peer;
+    socklen_t alen = sizeof(a), plen = sizeof(peer);
+    struct sim_mqtt_connect_params p = { 30, true, NULL };
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+    char uri[64], from[INET_ADDRSTRLEN];
+    struct rec r;
+    int fd = socket(AF_INET, SOCK_STREAM, 0), conn;
+
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    ck_assert_int_eq(listen(fd, 8), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(uri, sizeof(uri), "tcp://127.0.0.1:%d", ntohs(a.sin_port));
+    rec_init(&r);
+    sim_mqtt_opts_defaults(&o);
+    o.kind = kinds[_i];
+    o.uri = uri;
+    o.client_id = "bound";
+    o.bind_address = "127.0.0.9";
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, &r, &c), 0);
+    ck_assert_int_eq(sim_mqtt_connect(c, &p), 0);
+    conn = accept(fd, (struct sockaddr *)&peer, &plen);
+    ck_assert_int_ge(conn, 0);
+    ck_assert_str_eq(inet_ntop(AF_INET, &peer.sin_addr, from, sizeof from), "127.0.0.9");
+    sim_mqtt_destroy(c);
+    close(conn);
+    close(fd);
+}
+END_TEST
+
+/* An address this machine does not have: the attempt fails with words naming it. */
+START_TEST(a_bind_address_of_another_machine_fails_the_connect_naming_it)
+{
+    struct sim_mqtt_connect_params p = { 30, true, NULL };
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+    struct rec r;
+
+    rec_init(&r);
+    sim_mqtt_opts_defaults(&o);
+    o.kind = kinds[_i];
+    o.uri = "tcp://127.0.0.1:1";
+    o.client_id = "bound-elsewhere";
+    o.bind_address = "192.0.2.1"; /* TEST-NET-1 */
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, &r, &c), 0);
+    sim_mqtt_connect(c, &p);
+    ck_assert(wait_for(&r.failed, 1, WAIT_MS));
+    ck_assert_int_lt(r.fail_code, 0);
+    ck_assert_msg(strstr(r.words, "the source address 192.0.2.1 is not one of this machine's"),
+                  "%s", r.words);
+    sim_mqtt_destroy(c);
+}
+END_TEST
+
+/* Paho MQTTAsync has no source-address option: a client asking for one is refused. */
+START_TEST(paho_refuses_a_bind_address)
+{
+    struct sim_mqtt_opts o;
+    struct sim_mqtt *c = NULL;
+    struct rec r;
+
+    rec_init(&r);
+    sim_mqtt_opts_defaults(&o);
+    o.kind = SIM_MQTT_PAHO;
+    o.uri = "tcp://127.0.0.1:1";
+    o.client_id = "paho-bound";
+    o.bind_address = "127.0.0.2";
+    ck_assert_int_eq(sim_mqtt_create(&o, &handlers, &r, &c), SIM_ERR_INVAL);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_mqtt");
@@ -669,6 +745,9 @@ int main(void)
     tcase_add_loop_test(tc, stats_count_the_clients_of_a_kind, 0, N_KINDS);
     tcase_add_loop_test(tc, a_broker_that_never_answers_fails_the_attempt_at_the_connect_time_out, 0, N_KINDS);
     tcase_add_loop_test(tc, two_thousand_clients_on_one_io_loop_connect, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_bind_address_is_the_connections_source_address, 0, N_KINDS);
+    tcase_add_loop_test(tc, a_bind_address_of_another_machine_fails_the_connect_naming_it, 0, N_KINDS);
+    tcase_add_test(tc, paho_refuses_a_bind_address);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

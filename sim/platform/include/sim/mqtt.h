@@ -71,7 +71,7 @@ bool sim_mqtt_kind_resumes_in_flight(enum sim_mqtt_kind kind);
  *  (up to 40 ms), latency that is neither the broker's nor the backend's. */
 void sim_mqtt_set_default_nodelay(bool on);
 
-#define SIM_MQTT_OPTS_VERSION 1
+#define SIM_MQTT_OPTS_VERSION 2 /* 2: bind_address */
 
 struct sim_mqtt_opts {
     int version;               /* SIM_MQTT_OPTS_VERSION */
@@ -94,6 +94,10 @@ struct sim_mqtt_opts {
                                   such option: ignored, see docs/performance.md) */
     struct sim_loop *io;       /* mosquitto: the loop whose thread drives the socket; NULL =
                                   a process-wide io loop with its own thread. Paho: unused. */
+    const char *bind_address;  /* the connection's local (source) address, numeric (e.g.
+                                  127.0.0.2); NULL = the system's choice. mosquitto only
+                                  (mosquitto_connect_bind_async): Paho MQTTAsync has no
+                                  such option, its create refuses one (SIM_ERR_INVAL). */
 };
 
 /** Defaults: kind SIM_MQTT_DEFAULT, MQTT 3.1.1, session expiry 3600 s, 10 s time-out,

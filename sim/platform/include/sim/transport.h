@@ -45,7 +45,7 @@ extern "C" {
    firmware's own log keeps FW_LOG_MAX. */
 #define SIM_WORDS_MAX SIM_MQTT_WORDS_MAX
 
-#define SIM_TRANSPORT_OPTS_VERSION 2
+#define SIM_TRANSPORT_OPTS_VERSION 3 /* 3: bind_address */
 
 struct sim_transport_opts {
     int version;               /* SIM_TRANSPORT_OPTS_VERSION */
@@ -62,6 +62,8 @@ struct sim_transport_opts {
     int connect_timeout_s;     /* give up a connect attempt after this; 0 = 10 s */
     enum sim_mqtt_kind kind;   /* client library; SIM_MQTT_DEFAULT = the process's */
     bool tcp_nodelay;          /* Nagle off (see sim_mqtt_set_default_nodelay) */
+    const char *bind_address;  /* local (source) address, numeric; NULL = the system's
+                                  choice (sim/mqtt.h: libmosquitto only) */
 };
 
 /** Fill opts with defaults: MQTT 3.1.1, session expiry 3600 s, 10 s connect time-out,
