@@ -61,8 +61,7 @@ static void broker_config_words(const struct scn_broker *b, char *out, size_t ca
         snprintf(out, cap, "the setting on line %u", b->settings_line);
 }
 
-/* A group at QoS 2 whose links the scenario cuts expects exactly once at the protocol
-   level, which needs a client that completes its QoS 2 handshakes across a reconnect. */
+/* RabbitMQ 3.10 has no QoS 2: a group that speaks it cannot run there. */
 static bool qos2_skip_reason(const struct scn_scenario *s, enum scn_broker_kind kind,
                              char *why, size_t cap)
 {
@@ -73,14 +72,6 @@ static bool qos2_skip_reason(const struct scn_scenario *s, enum scn_broker_kind 
         if (kind == SCN_BROKER_RABBITMQ) {
             snprintf(why, cap, "group '%s' (line %u) speaks QoS 2, which RabbitMQ 3.10 "
                      "downgrades to QoS 1", gr->name, gr->pos.line);
-            return true;
-        }
-        if (gr->link == SCN_LINK_PROXY && !sim_mqtt_kind_resumes_in_flight(SIM_MQTT_DEFAULT)) {
-            snprintf(why, cap, "group '%s' (line %u) speaks QoS 2 through a fault proxy; %s "
-                     "forgets a QoS 2 handshake at a connection loss (a fresh client after "
-                     "every loss), so exactly once holds on libmosquitto only "
-                     "(docs/protocol.md, \"QoS 2\")", gr->name, gr->pos.line,
-                     sim_mqtt_kind_name(SIM_MQTT_DEFAULT));
             return true;
         }
     }

@@ -440,10 +440,14 @@ int sim_device_create(struct sim_loop *loop, const struct sim_device_opts *opts,
     if (opts->display_frames &&
         (rc = sim_display_headless_create(opts->display_frames, &dev->display)))
         goto fail;
-    rc = sim_transport_create(&opts->transport, dev->id, loop, &dev->target, &dev->transport);
+    /* At QoS 2 on a persistent session the client keeps its handshakes across a loss and
+       completes them; the firmware then leaves them to it (exactly once). */
+    struct sim_transport_opts to = opts->transport;
+    to.keep_session_state = dev->cfg.qos == 2 && !dev->cfg.clean_session;
+    dev->cfg.resume_in_flight = to.keep_session_state && to.version >= 4;
+    rc = sim_transport_create(&to, dev->id, loop, &dev->target, &dev->transport);
     if (rc)
         goto fail;
-    dev->cfg.resume_in_flight = sim_mqtt_kind_resumes_in_flight(sim_transport_kind(dev->transport));
 
     dev->ports = (struct fw_ports){
         .ctx = dev,

@@ -31,13 +31,6 @@ static const struct sim_mqtt_impl *mqtt__impl(enum sim_mqtt_kind kind)
     return kind == SIM_MQTT_PAHO ? &sim_mqtt__paho : &sim_mqtt__mosquitto;
 }
 
-bool sim_mqtt_kind_resumes_in_flight(enum sim_mqtt_kind kind)
-{
-    if (kind == SIM_MQTT_DEFAULT)
-        kind = sim_mqtt_default_kind();
-    return kind == SIM_MQTT_MOSQUITTO;
-}
-
 const char *sim_mqtt_kind_name(enum sim_mqtt_kind kind)
 {
     if (kind == SIM_MQTT_DEFAULT)

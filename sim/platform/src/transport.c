@@ -34,6 +34,7 @@ struct sim_transport {
     struct sim_loop_target *target;
     char *uri, *client_id, *username, *password, *cafile, *certfile, *keyfile;
     char *bind_address;             /* source address, or NULL */
+    bool keep_session_state;        /* sim_transport_opts */
     int mqtt_version;               /* 3 or 5 */
     uint32_t session_expiry_s;
     int connect_timeout_s;
@@ -314,6 +315,7 @@ int sim_transport_create(const struct sim_transport_opts *opts, const char *clie
     t->certfile = strdup_or_null(opts->certfile, &ok);
     t->keyfile = strdup_or_null(opts->keyfile, &ok);
     t->bind_address = strdup_or_null(opts->version >= 3 ? opts->bind_address : NULL, &ok);
+    t->keep_session_state = opts->version >= 4 && opts->keep_session_state;
     if (!ok) {
         sim_transport_destroy(t);
         return SIM_ERR_NOMEM;
@@ -368,6 +370,7 @@ static int ensure_client(struct sim_transport *t)
     o.connect_timeout_s = t->connect_timeout_s;
     o.tcp_nodelay = t->tcp_nodelay;
     o.bind_address = t->bind_address;
+    o.keep_session_state = t->keep_session_state;
     o.io = t->loop; /* libmosquitto: the device's own loop drives the socket */
     return sim_mqtt_create(&o, &transport_handlers, t, &t->mqtt);
 }

@@ -61,17 +61,12 @@ int sim_mqtt_kind_parse(const char *s, enum sim_mqtt_kind *out);
  *  client is created (start-up). */
 void sim_mqtt_set_default_kind(enum sim_mqtt_kind kind);
 enum sim_mqtt_kind sim_mqtt_default_kind(void);
-/** Does a client of this kind keep its unacknowledged QoS > 0 publishes across the loss of
- *  a persistent session's connection and complete them on the reconnect, with their packet
- *  ids (PUBLISH with DUP, or PUBREL)? libmosquitto: yes. Paho: no, a fresh handle after
- *  every loss (mqtt_paho.c). What fw_device_config.resume_in_flight is set from. */
-bool sim_mqtt_kind_resumes_in_flight(enum sim_mqtt_kind kind);
 /** Whether sim_mqtt_opts_defaults turns Nagle off (TCP_NODELAY); true until set (`--nagle`
  *  sets false). Nagle holds a small write until the broker's delayed ACK of the one before
  *  (up to 40 ms), latency that is neither the broker's nor the backend's. */
 void sim_mqtt_set_default_nodelay(bool on);
 
-#define SIM_MQTT_OPTS_VERSION 2 /* 2: bind_address */
+#define SIM_MQTT_OPTS_VERSION 3 /* 2: bind_address; 3: keep_session_state */
 
 struct sim_mqtt_opts {
     int version;               /* SIM_MQTT_OPTS_VERSION */
@@ -98,6 +93,12 @@ struct sim_mqtt_opts {
                                   127.0.0.2); NULL = the system's choice. mosquitto only
                                   (mosquitto_connect_bind_async): Paho MQTTAsync has no
                                   such option, its create refuses one (SIM_ERR_INVAL). */
+    bool keep_session_state;   /* keep the library's unacknowledged publishes across the
+                                  loss of a persistent session's connection, so that the
+                                  reconnect completes them with their packet ids (PUBLISH
+                                  with DUP, or PUBREL): what exactly once at QoS 2 needs.
+                                  libmosquitto always keeps them. Paho only with this set;
+                                  without it a fresh handle after every loss (mqtt_paho.c) */
 };
 
 /** Defaults: kind SIM_MQTT_DEFAULT, MQTT 3.1.1, session expiry 3600 s, 10 s time-out,

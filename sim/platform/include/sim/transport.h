@@ -45,7 +45,7 @@ extern "C" {
    firmware's own log keeps FW_LOG_MAX. */
 #define SIM_WORDS_MAX SIM_MQTT_WORDS_MAX
 
-#define SIM_TRANSPORT_OPTS_VERSION 3 /* 3: bind_address */
+#define SIM_TRANSPORT_OPTS_VERSION 4 /* 3: bind_address; 4: keep_session_state */
 
 struct sim_transport_opts {
     int version;               /* SIM_TRANSPORT_OPTS_VERSION */
@@ -64,6 +64,8 @@ struct sim_transport_opts {
     bool tcp_nodelay;          /* Nagle off (see sim_mqtt_set_default_nodelay) */
     const char *bind_address;  /* local (source) address, numeric; NULL = the system's
                                   choice (sim/mqtt.h: libmosquitto only) */
+    bool keep_session_state;   /* sim/mqtt.h: the client completes its unacknowledged
+                                  publishes after a reconnect of a persistent session */
 };
 
 /** Fill opts with defaults: MQTT 3.1.1, session expiry 3600 s, 10 s connect time-out,
