@@ -486,6 +486,9 @@ static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct
                  sel->n, sel->n == 1 ? "" : "s");
         return true;
     }
+    case SCN_EXP_REPLIES:
+    case SCN_EXP_FORGED:
+        return runner_command_eval(r, e, sel->num, sel->n, obs, cap);
     case SCN_EXP_ORDER: {
         hx_backend_sync(r->backend, 2000);
         for (size_t i = 0; i < sel->n; i++)
@@ -733,6 +736,15 @@ static int power_on(struct runner *r, struct runner_dev *d)
     return rc == SIM_ERR_STATE ? 0 : rc;
 }
 
+/* A power cut: the connection drops without DISCONNECT (the broker publishes the Will);
+   the firmware is not told, and comes back from flash at the next power on. */
+static int power_cut(struct runner_dev *d)
+{
+    atomic_store(&d->powered, false); /* clean_off stays clear: its "offline" is the Will */
+    int rc = sim_device_power_cut(d->dev);
+    return rc == SIM_ERR_STATE ? 0 : rc;
+}
+
 /* Carry out an action step. Returns 0, or negative with err filled in. */
 static int run_action(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
                       char *info, char *err, size_t cap)
@@ -829,6 +841,13 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
         for (size_t i = 0; i < sel->n && rc == 0; i++)
             rc = power_on(r, &r->devs[sel->num[i] - 1]);
         break;
+    case SCN_ACT_POWER_CUT:
+        for (size_t i = 0; i < sel->n && rc == 0; i++)
+            rc = power_cut(&r->devs[sel->num[i] - 1]);
+        break;
+    case SCN_ACT_COMMAND:
+    case SCN_ACT_FORGE_COMMAND:
+        return runner_command_step(r, st, sel->num, sel->n, info, err, cap);
     case SCN_ACT_RESTART:
         rc = power_off_set(r, sel, info, cap);
         for (size_t i = 0; i < sel->n && rc == 0; i++)
@@ -1568,6 +1587,7 @@ done:
     runner_ids_free(r);
     free(r->status_last);
     free(r->ev);
+    runner_command_free(r);
     free(r->devs);
     free(r->users);
     pthread_mutex_destroy(&r->wlock);

@@ -862,15 +862,187 @@ static int expect_tail(struct parser *p, struct scn_step *st, bool within_requir
     return want_end(p);
 }
 
+/* ================================================================ commands */
+
+static const char *const COMMAND_WORDS[] = {"identify", "message", "status", "config", "reboot",
+                                            "lock", "unlock", "clear_queue", NULL};
+
+/* The reasons a device answers a command with (docs/protocol.md, "Commands"). */
+static const char *const REPLY_REASON_WORDS[] = {
+    "oversize", "not_utf8", "invalid_json", "trailing_garbage", "not_object", "missing_field",
+    "wrong_type", "out_of_range", "too_deep", "bad_cmd_id", "unknown_command", "missing_arg",
+    "unknown_arg", "busy", "flash_error", NULL};
+
+/* <key>=<value>: a number, true/false, "quoted text" or a bare word. */
+static int want_cmd_arg(struct parser *p, struct scn_cmd_arg *a)
+{
+    if (want_name(p, "an argument name such as seconds", false, sizeof a->key - 1, a->key) < 0)
+        return -1;
+    if (!accept(p, "="))
+        return fail_at(p, here_col(p), "expected '=' and a value after the argument '%s' (such "
+                                       "as %s=5 or text=\"Go to dock 3\")", a->key, a->key);
+    const struct scn__tok *v = peek(p);
+    if (!v)
+        return expected(p, "a value (a number, true, false or \"quoted text\")");
+    const char *s = v->s;
+    uint32_t len = v->len;
+    a->type = SCN_ARG_STRING;
+    if (s[0] == '"') {
+        if (len < 2 || s[len - 1] != '"')
+            return fail_at(p, v->col, "quoted text needs a closing '\"' on the same line");
+        s++;
+        len -= 2;
+    } else if (scn__tok_is(v, "true") || scn__tok_is(v, "false")) {
+        a->type = SCN_ARG_BOOL;
+    } else if (scan_decimal(s, len, 0, 1000000000000LL, &(int64_t){0}) == (int)len) {
+        a->type = SCN_ARG_NUMBER;
+    }
+    if (len >= sizeof a->value)
+        return fail_at(p, v->col, "the value of '%s' is longer than %zu bytes", a->key,
+                       sizeof a->value - 1);
+    memcpy(a->value, s, len);
+    a->value[len] = '\0';
+    p->i++;
+    return 0;
+}
+
+/* as <cmd_id>: 1..32 printable ASCII bytes, as the device requires. */
+static int want_cmd_id(struct parser *p, char *out)
+{
+    const struct scn__tok *t = peek(p);
+    if (!t)
+        return expected(p, "a cmd_id such as reboot-1 after 'as'");
+    bool ok = t->len >= 1 && t->len < SCN_CMD_ID_MAX && t->s[0] != '"';
+    for (uint32_t k = 0; k < t->len && ok; k++)
+        ok = (unsigned char)t->s[k] > 0x20 && (unsigned char)t->s[k] < 0x7f;
+    if (!ok)
+        return fail_at(p, t->col, "a cmd_id is 1..%d printable ASCII bytes without spaces",
+                       SCN_CMD_ID_MAX - 1);
+    memcpy(out, t->s, t->len);
+    out[t->len] = '\0';
+    p->i++;
+    return 0;
+}
+
+/* <cmd> [k=v ...] [as <id>] [to <selector>] [as <id>] */
+static int parse_command_body(struct parser *p, struct scn_step *st)
+{
+    struct scn_command_step *c = &st->u.command;
+    int k = want_one_of(p, COMMAND_WORDS, "a command (identify, message, status, config, "
+                                          "reboot, lock, unlock, clear_queue)");
+    if (k < 0)
+        return -1;
+    c->cmd = (enum scn_command)k;
+    while (!at_end(p) && !next_is(p, "as") && !next_is(p, "to")) {
+        if (c->n_args == SCN_CMD_ARGS_MAX)
+            return fail_at(p, here_col(p), "a command takes at most %d arguments",
+                           SCN_CMD_ARGS_MAX);
+        struct scn_cmd_arg *a = &c->args[c->n_args];
+        uint32_t col = here_col(p);
+        if (want_cmd_arg(p, a) < 0)
+            return -1;
+        for (uint32_t j = 0; j < c->n_args; j++)
+            if (strcmp(c->args[j].key, a->key) == 0)
+                return fail_at(p, col, "the argument '%s' is given twice", a->key);
+        c->n_args++;
+    }
+    if (accept(p, "as") && want_cmd_id(p, c->cmd_id) < 0)
+        return -1;
+    if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0)
+        return -1;
+    if (!c->cmd_id[0] && accept(p, "as") && want_cmd_id(p, c->cmd_id) < 0)
+        return -1;
+    return want_end(p);
+}
+
+/* command <cmd> ...: the harness, as the backend, sends it. */
+static int parse_command(struct parser *p, struct scn_step *st)
+{
+    st->action = SCN_ACT_COMMAND;
+    return parse_command_body(p, st);
+}
+
+/* device <n|id> publishes command <cmd> ...: a device's credentials send it (ACL tests). */
+static int parse_forged_command(struct parser *p, struct scn_step *st)
+{
+    struct scn_selector from;
+    memset(&from, 0, sizeof from);
+    st->action = SCN_ACT_FORGE_COMMAND;
+    if (want_device(p, &from) < 0 || want(p, "publishes") < 0 || want(p, "command") < 0)
+        return -1;
+    st->u.command.from = from.first;
+    return parse_command_body(p, st);
+}
+
+/* command replies [ok|error] [duplicate] [reason <r>] <cmp> <n> [from|on <selector>] */
+static int parse_replies(struct parser *p, struct scn_step *st, bool within_required)
+{
+    static const char *const results[] = {"ok", "error", NULL};
+    struct scn_expect *e = &st->u.expect;
+    e->kind = SCN_EXP_REPLIES;
+    if (want(p, "replies") < 0)
+        return -1;
+    int r = match(p, results);
+    e->reply = r < 0 ? SCN_REPLY_ANY : (enum scn_reply_result)(r + 1);
+    e->reply_duplicate = accept(p, "duplicate");
+    if (accept(p, "reason")) {
+        int w = want_one_of(p, REPLY_REASON_WORDS, "a reply reason such as out_of_range, "
+                                                   "busy or unknown_arg");
+        if (w < 0)
+            return -1;
+        snprintf(e->reply_reason, sizeof e->reply_reason, "%s", REPLY_REASON_WORDS[w]);
+        if (e->reply == SCN_REPLY_OK)
+            return fail_at(p, p->ln->toks[p->i - 1].col, "an ok reply has no reason: write "
+                                                         "'command replies error reason ...'");
+    }
+    uint64_t n;
+    if (want_cmp(p, &e->cmp) < 0 || want_uint(p, 1000000000, "a number of replies", &n) < 0)
+        return -1;
+    e->value = (int64_t)n;
+    memset(&st->sel, 0, sizeof st->sel);
+    st->sel.group = -1;
+    st->sel.kind = SCN_SEL_ALL;
+    st->sel.first = 1;
+    st->sel.last = st->sel.count = p->s->n_devices;
+    if ((accept(p, "from") || accept(p, "on")) && want_selector(p, &st->sel) < 0)
+        return -1;
+    return expect_tail(p, st, within_required);
+}
+
+/* forged commands refused|accepted <cmp> <n> */
+static int parse_forged(struct parser *p, struct scn_step *st, bool within_required)
+{
+    static const char *const w[] = {"refused", "accepted", NULL};
+    struct scn_expect *e = &st->u.expect;
+    e->kind = SCN_EXP_FORGED;
+    if (want(p, "commands") < 0)
+        return -1;
+    int k = want_one_of(p, w, "'refused' (by the broker: MQTT 5 PUBACK >= 0x80) or 'accepted'");
+    if (k < 0)
+        return -1;
+    e->forged_refused = k == 0;
+    uint64_t n;
+    if (want_cmp(p, &e->cmp) < 0 || want_uint(p, 1000000000, "a number of publishes", &n) < 0)
+        return -1;
+    e->value = (int64_t)n;
+    st->sel.kind = SCN_SEL_NONE;
+    st->sel.group = -1;
+    return expect_tail(p, st, within_required);
+}
+
 static int parse_expectation(struct parser *p, struct scn_step *st, bool within_required)
 {
     static const char *const starts[] = {"ledger", "will", "no", "retained", "registrations",
-                                         "sum", NULL};
+                                         "sum", "command", "forged", NULL};
     struct scn_expect *e = &st->u.expect;
     st->action = SCN_ACT_EXPECT;
     memset(e, 0, sizeof *e);
     int k = match(p, starts);
     switch (k) {
+    case 6:
+        return parse_replies(p, st, within_required);
+    case 7:
+        return parse_forged(p, st, within_required);
     case 0: { /* ledger <field> <cmp> <value> */
         int f = want_one_of(p, LEDGER_WORDS, "a ledger figure (published, registered, "
                                              "registered_once, registered_twice, lost, "
@@ -1002,7 +1174,7 @@ static int parse_fault_tail(struct parser *p, struct scn_step *st, uint32_t col)
 static const char *const ACTION_WORDS[] = {
     "drop", "delay", "duplicate", "cut", "blackhole", "throttle", "refuse", "heal", "inject",
     "broker", "publish", "scan", "confirm", "cancel", "mode", "inventory", "operator", "power",
-    "restart", "network", "expect", NULL};
+    "restart", "network", "command", "device", "expect", NULL};
 
 static int parse_action(struct parser *p, struct scn_step *st)
 {
@@ -1010,7 +1182,7 @@ static int parse_action(struct parser *p, struct scn_step *st)
     int k = want_one_of(p, ACTION_WORDS, "an action (drop, delay, duplicate, cut, blackhole, "
                                          "throttle, refuse, heal, inject, broker, publish, scan, "
                                          "confirm, cancel, mode, operator, power, restart, "
-                                         "network) or 'expect'");
+                                         "network, command, device N publishes) or 'expect'");
     if (k < 0)
         return -1;
     st->sel.group = -1;
@@ -1169,11 +1341,11 @@ static int parse_action(struct parser *p, struct scn_step *st)
         break;
     }
     case 17: {
-        static const char *const w[] = {"off", "on", NULL};
-        int r = want_one_of(p, w, "'off' or 'on' after 'power'");
+        static const char *const w[] = {"off", "on", "cut", NULL};
+        int r = want_one_of(p, w, "'off', 'on' or 'cut' after 'power'");
         if (r < 0)
             return -1;
-        st->action = r == 0 ? SCN_ACT_POWER_OFF : SCN_ACT_POWER_ON;
+        st->action = r == 0 ? SCN_ACT_POWER_OFF : r == 1 ? SCN_ACT_POWER_ON : SCN_ACT_POWER_CUT;
         break;
     }
     case 18:
@@ -1187,6 +1359,10 @@ static int parse_action(struct parser *p, struct scn_step *st)
         st->action = r == 0 ? SCN_ACT_NETWORK_DOWN : SCN_ACT_NETWORK_UP;
         break;
     }
+    case 20:
+        return parse_command(p, st);
+    case 21:
+        return parse_forged_command(p, st);
     default:
         return parse_expectation(p, st, false);
     }
