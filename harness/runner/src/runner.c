@@ -162,6 +162,11 @@ static void refresh_on_owner(void *arg)
         d->stats = *fw_device_stats(fw);
         fw_device_status(fw, &d->status);
         d->status.head_item_name = NULL; /* points into the device: not ours to keep */
+        if (!atomic_load(&d->powered)) {
+            /* After a power cut the firmware was not told: its RAM still says online. */
+            d->status.online = false;
+            d->status.connected = false;
+        }
     }
 }
 
@@ -218,6 +223,8 @@ static int64_t counter_value(const struct runner_dev *d, enum scn_counter c, enu
     case SCN_CTR_OUTBOX: return d->status.outbox;
     case SCN_CTR_OUTBOX_IN_FLIGHT: return d->status.outbox_in_flight;
     case SCN_CTR_SCREEN: return (int64_t)d->status.screen;
+    case SCN_CTR_BOOT_COUNT: return d->status.boot_count;
+    case SCN_CTR_LOCKED: return d->status.locked;
     case SCN_CTR_COUNT: break;
     }
     return 0;

@@ -227,7 +227,7 @@ const char *const scn__counter_words[SCN_CTR_COUNT + 1] = {
     "storage_errors", "publishes_refused", "subscriptions_refused", "commands_received",
     "commands_ok", "commands_refused", "commands_duplicate", "items_cleared",
     "locked_refusals", "reboots", "boots", "reconnects", "online", "session_present",
-    "pending", "outbox", "outbox_in_flight", "screen", NULL};
+    "pending", "outbox", "outbox_in_flight", "screen", "boot_count", "locked", NULL};
 
 const char *const scn__screen_words[SCN_SCREEN_COUNT + 1] = {
     "idle", "item", "confirm", "registered", "inventory_scan", "inventory_wait",
@@ -245,7 +245,7 @@ const char *scn_screen_name(enum scn_screen s)
 
 bool scn_counter_is_bool(enum scn_counter c)
 {
-    return c == SCN_CTR_ONLINE || c == SCN_CTR_SESSION_PRESENT;
+    return c == SCN_CTR_ONLINE || c == SCN_CTR_SESSION_PRESENT || c == SCN_CTR_LOCKED;
 }
 
 /* ================================================================ printing */

@@ -405,6 +405,9 @@ enum scn_counter {
     SCN_CTR_OUTBOX,
     SCN_CTR_OUTBOX_IN_FLIGHT,
     SCN_CTR_SCREEN,           /* the screen shown (enum scn_screen); only == and != */
+    SCN_CTR_BOOT_COUNT,       /* starts from this flash, persisted: survives a power cut,
+                                 unlike `boots` (RAM figures start afresh at power on) */
+    SCN_CTR_LOCKED,           /* 1 / 0: locked by the `lock` command */
     SCN_CTR_COUNT
 };
 const char *scn_counter_name(enum scn_counter c); /* "duplicates_suppressed" */
@@ -426,7 +429,7 @@ enum scn_screen {
     SCN_SCREEN_COUNT
 };
 const char *scn_screen_name(enum scn_screen s); /* "inventory_wait" */
-bool scn_counter_is_bool(enum scn_counter c);     /* online, session_present */
+bool scn_counter_is_bool(enum scn_counter c);     /* online, session_present, locked */
 
 /* Remote commands, in the order of enum fw_cmd_kind with the same names
    (firmware_core/include/fw/fw_codec.h). */
