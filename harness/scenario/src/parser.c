@@ -1182,7 +1182,7 @@ static int parse_action(struct parser *p, struct scn_step *st)
     int k = want_one_of(p, ACTION_WORDS, "an action (drop, delay, duplicate, cut, blackhole, "
                                          "throttle, refuse, heal, inject, broker, publish, scan, "
                                          "confirm, cancel, mode, operator, power, restart, "
-                                         "network, command, device N publishes) or 'expect'");
+                                         "network, command, device) or 'expect'");
     if (k < 0)
         return -1;
     st->sel.group = -1;
