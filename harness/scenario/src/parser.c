@@ -1030,6 +1030,25 @@ static int parse_forged(struct parser *p, struct scn_step *st, bool within_requi
     return expect_tail(p, st, within_required);
 }
 
+/* After `screen`: == or != and a screen's name. */
+static int want_screen_cmp(struct parser *p, struct scn_expect *e)
+{
+    uint32_t col = p->ln->toks[p->i - 1].col;
+    if (e->sum)
+        return fail_at(p, col, "'sum screen' has no meaning: write 'screen == item on ...'");
+    if (want_cmp(p, &e->cmp) < 0)
+        return -1;
+    if (e->cmp != SCN_CMP_EQ && e->cmp != SCN_CMP_NE)
+        return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
+    int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
+                                         "inventory_scan, inventory_wait, inventory_result, "
+                                         "error, cancelled, message, locked)");
+    if (v < 0)
+        return -1;
+    e->value = v;
+    return 0;
+}
+
 static int parse_expectation(struct parser *p, struct scn_step *st, bool within_required)
 {
     static const char *const starts[] = {"ledger", "will", "no", "retained", "registrations",
@@ -1119,19 +1138,8 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
         e->reason = (enum scn_reject)r;
     }
     if (e->counter == SCN_CTR_SCREEN) {
-        uint32_t col = p->ln->toks[p->i - 1].col;
-        if (e->sum)
-            return fail_at(p, col, "'sum screen' has no meaning: write 'screen == item on ...'");
-        if (want_cmp(p, &e->cmp) < 0)
+        if (want_screen_cmp(p, e) < 0)
             return -1;
-        if (e->cmp != SCN_CMP_EQ && e->cmp != SCN_CMP_NE)
-            return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
-        int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
-                                             "inventory_scan, inventory_wait, inventory_result, "
-                                             "error, cancelled, message, locked)");
-        if (v < 0)
-            return -1;
-        e->value = v;
     } else if (want_cmp(p, &e->cmp) < 0 ||
                parse_value(p, scn_counter_is_bool(e->counter) && !e->sum, false, &e->value) < 0) {
         return -1;
@@ -1171,205 +1179,329 @@ static int parse_fault_tail(struct parser *p, struct scn_step *st, uint32_t col)
     return check_proxy(p, st, col);
 }
 
-static const char *const ACTION_WORDS[] = {
-    "drop", "delay", "duplicate", "cut", "blackhole", "throttle", "refuse", "heal", "inject",
-    "broker", "publish", "scan", "confirm", "cancel", "mode", "inventory", "operator", "power",
-    "restart", "network", "command", "device", "expect", NULL};
+/* Each action form below parses the words after its keyword (col: the keyword's column). */
 
-static int parse_action(struct parser *p, struct scn_step *st)
+/* drop next N <pkt> <dir> | drop all <pkt> <dir>; duplicate next N PUBLISH <dir> */
+static int act_drop_or_duplicate(struct parser *p, struct scn_step *st, uint32_t col, bool drop)
 {
-    uint32_t col = here_col(p);
-    int k = want_one_of(p, ACTION_WORDS, "an action (drop, delay, duplicate, cut, blackhole, "
-                                         "throttle, refuse, heal, inject, broker, publish, scan, "
-                                         "confirm, cancel, mode, operator, power, restart, "
-                                         "network, command, device) or 'expect'");
-    if (k < 0)
+    st->action = drop ? SCN_ACT_DROP : SCN_ACT_DUPLICATE;
+    if (drop && accept(p, "all")) {
+        st->u.fault.count = 0;
+    } else if (want(p, "next") < 0 ||
+               want_u32(p, 1, 1000000, "how many packets, such as 1", &st->u.fault.count) < 0) {
         return -1;
-    st->sel.group = -1;
-    switch (k) {
-    case 0:   /* drop next N <pkt> <dir> | drop all <pkt> <dir> */
-    case 2: { /* duplicate next N <pkt> <dir> */
-        st->action = k == 0 ? SCN_ACT_DROP : SCN_ACT_DUPLICATE;
-        if (k == 0 && accept(p, "all")) {
-            st->u.fault.count = 0;
-        } else {
-            if (want(p, "next") < 0 ||
-                want_u32(p, 1, 1000000, "how many packets, such as 1", &st->u.fault.count) < 0)
-                return -1;
-        }
-        uint32_t pcol = here_col(p);
-        if (want_packet(p, false, &st->u.fault.packet) < 0)
-            return -1;
-        if (k == 2 && st->u.fault.packet != SCN_PKT_PUBLISH)
-            return fail_at(p, pcol, "the fault proxy duplicates PUBLISH packets only; write "
-                                    "'duplicate next %u PUBLISH ...'", st->u.fault.count);
-        if (want_direction(p, &st->u.fault.dir) < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
     }
-    case 1: /* delay <pkt|all> <dir> by <duration> */
-        st->action = SCN_ACT_DELAY;
-        if (want_packet(p, true, &st->u.fault.packet) < 0 ||
-            want_direction(p, &st->u.fault.dir) < 0 || want(p, "by") < 0 ||
-            want_duration(p, false, &st->u.fault.delay_ms) < 0)
+    uint32_t pcol = here_col(p);
+    if (want_packet(p, false, &st->u.fault.packet) < 0)
+        return -1;
+    if (!drop && st->u.fault.packet != SCN_PKT_PUBLISH)
+        return fail_at(p, pcol, "the fault proxy duplicates PUBLISH packets only; write "
+                                "'duplicate next %u PUBLISH ...'", st->u.fault.count);
+    if (want_direction(p, &st->u.fault.dir) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_drop(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    return act_drop_or_duplicate(p, st, col, true);
+}
+
+static int act_duplicate(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    return act_drop_or_duplicate(p, st, col, false);
+}
+
+/* delay <pkt|all> <dir> by <duration> */
+static int act_delay(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_DELAY;
+    if (want_packet(p, true, &st->u.fault.packet) < 0 ||
+        want_direction(p, &st->u.fault.dir) < 0 || want(p, "by") < 0 ||
+        want_duration(p, false, &st->u.fault.delay_ms) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+/* cut link rst|fin */
+static int act_cut(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"rst", "fin", NULL};
+    st->action = SCN_ACT_CUT;
+    if (want(p, "link") < 0)
+        return -1;
+    int r = want_one_of(p, w, "'rst' (reset) or 'fin' (orderly close)");
+    if (r < 0)
+        return -1;
+    st->u.rst = r == 0;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_blackhole(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_BLACKHOLE;
+    if (want(p, "link") < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_throttle(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_THROTTLE;
+    if (want_byte_rate(p, &st->u.bytes_per_s) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_refuse(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_REFUSE;
+    if (want(p, "connections") < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_heal(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_HEAL;
+    return parse_fault_tail(p, st, col);
+}
+
+/* inject malformed <frame> [to <sel>] */
+static int act_inject(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_INJECT;
+    if (want(p, "malformed") < 0)
+        return -1;
+    int f = want_one_of(p, FRAME_WORDS, "a malformed frame kind (bad_length, truncated, "
+                                        "oversize, reserved_type)");
+    if (f < 0)
+        return -1;
+    st->u.frame = (enum scn_frame)f;
+    if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0 || want_end(p) < 0)
+        return -1;
+    return check_proxy(p, st, col);
+}
+
+/* broker stop|kill|restart */
+static int act_broker(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"stop", "kill", "restart", NULL};
+    (void)col;
+    int b = want_one_of(p, w, "'stop', 'kill' or 'restart' after 'broker'");
+    if (b < 0)
+        return -1;
+    st->action = (enum scn_action)(SCN_ACT_BROKER_STOP + b);
+    return want_end(p);
+}
+
+/* publish [N] items|malformed <kind>: the count and the kind */
+static int publish_what(struct parser *p, struct scn_step *st)
+{
+    uint32_t n = 1;
+    bool counted = false;
+    if (!at_end(p) && is_digit(peek(p)->s[0])) {
+        if (want_u32(p, 1, MAX_COUNT, "how many items, such as 20", &n) < 0)
             return -1;
-        return parse_fault_tail(p, st, col);
-    case 3: { /* cut link rst|fin */
-        static const char *const w[] = {"rst", "fin", NULL};
-        st->action = SCN_ACT_CUT;
-        if (want(p, "link") < 0)
-            return -1;
-        int r = want_one_of(p, w, "'rst' (reset) or 'fin' (orderly close)");
-        if (r < 0)
-            return -1;
-        st->u.rst = r == 0;
-        return parse_fault_tail(p, st, col);
+        counted = true;
     }
-    case 4:
-        st->action = SCN_ACT_BLACKHOLE;
-        if (want(p, "link") < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 5:
-        st->action = SCN_ACT_THROTTLE;
-        if (want_byte_rate(p, &st->u.bytes_per_s) < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 6:
-        st->action = SCN_ACT_REFUSE;
-        if (want(p, "connections") < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 7:
-        st->action = SCN_ACT_HEAL;
-        return parse_fault_tail(p, st, col);
-    case 8: { /* inject malformed <frame> [to <sel>] */
-        st->action = SCN_ACT_INJECT;
-        if (want(p, "malformed") < 0)
-            return -1;
-        int f = want_one_of(p, FRAME_WORDS, "a malformed frame kind (bad_length, truncated, "
-                                            "oversize, reserved_type)");
-        if (f < 0)
-            return -1;
-        st->u.frame = (enum scn_frame)f;
-        if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0 || want_end(p) < 0)
-            return -1;
-        return check_proxy(p, st, col);
-    }
-    case 9: { /* broker stop|kill|restart */
-        static const char *const w[] = {"stop", "kill", "restart", NULL};
-        int b = want_one_of(p, w, "'stop', 'kill' or 'restart' after 'broker'");
-        if (b < 0)
-            return -1;
-        st->action = (enum scn_action)(SCN_ACT_BROKER_STOP + b);
-        return want_end(p);
-    }
-    case 10: { /* publish [N] items|malformed <kind> [to <sel>] */
-        uint32_t n = 1;
-        bool counted = false;
-        if (!at_end(p) && is_digit(peek(p)->s[0])) {
-            if (want_u32(p, 1, MAX_COUNT, "how many items, such as 20", &n) < 0)
-                return -1;
-            counted = true;
-        }
-        static const char *const w[] = {"items", "malformed", "item", NULL};
-        int m = want_one_of(p, w, counted ? "'items' or 'malformed'"
-                                          : "how many items (such as 20 items) or 'malformed'");
-        if (m < 0)
-            return -1;
-        if (m == 2 && n != 1)
-            return fail_at(p, p->ln->toks[p->i - 1].col, "expected 'items' after %u, found 'item'", n);
-        st->u.publish.count = n;
-        if (m == 1) {
-            st->action = SCN_ACT_PUBLISH_MALFORMED;
-            int r = want_one_of(p, REJECT_WORDS, "a malformed item kind such as invalid_json "
-                                                 "or missing_field");
-            if (r < 0)
-                return -1;
-            if (r == SCN_REJECT_UNKNOWN_TOPIC)
-                return fail_at(p, p->ln->toks[p->i - 1].col, "unknown_topic is not a payload "
-                                                            "the backend can publish");
-            st->u.publish.kind = (enum scn_reject)r;
-        } else {
-            if (!counted)
-                return fail_at(p, p->ln->toks[p->i - 1].col,
-                               "expected how many items before 'items', such as 'publish 20 items'");
-            st->action = SCN_ACT_PUBLISH_ITEMS;
-        }
-        uint32_t scol = here_col(p);
-        if (opt_selector(p, "to", SCN_SEL_NONE, &st->sel) < 0 || want_end(p) < 0)
-            return -1;
-        const struct scn_group *g = sel_find_group(p->s, &st->sel, needs_per_device);
-        if (g)
-            return fail_at(p, scol, "publishing to chosen devices needs 'layout per-device', but "
-                                    "group '%s' (line %u) uses the seed layout, where every "
-                                    "device sees every item", g->name, g->pos.line);
+    static const char *const w[] = {"items", "malformed", "item", NULL};
+    int m = want_one_of(p, w, counted ? "'items' or 'malformed'"
+                                      : "how many items (such as 20 items) or 'malformed'");
+    if (m < 0)
+        return -1;
+    uint32_t mcol = p->ln->toks[p->i - 1].col;
+    if (m == 2 && n != 1)
+        return fail_at(p, mcol, "expected 'items' after %u, found 'item'", n);
+    st->u.publish.count = n;
+    if (m != 1) {
+        if (!counted)
+            return fail_at(p, mcol, "expected how many items before 'items', such as "
+                                    "'publish 20 items'");
+        st->action = SCN_ACT_PUBLISH_ITEMS;
         return 0;
     }
-    case 11: { /* scan tag HEX | scan random tag | scan wrong tag */
-        if (accept(p, "tag")) {
-            st->action = SCN_ACT_SCAN_TAG;
-            if (want_tag(p, st->u.tag.uid, &st->u.tag.len) < 0)
-                return -1;
-        } else {
-            static const char *const w[] = {"random", "wrong", NULL};
-            int r = want_one_of(p, w, "'tag <HEX>', 'random tag' or 'wrong tag' after 'scan'");
-            if (r < 0)
-                return -1;
-            st->action = r == 0 ? SCN_ACT_SCAN_RANDOM : SCN_ACT_SCAN_WRONG;
-            if (want(p, "tag") < 0)
-                return -1;
-        }
-        break;
-    }
-    case 12:
-        st->action = SCN_ACT_CONFIRM;
-        break;
-    case 13:
-        st->action = SCN_ACT_CANCEL;
-        break;
-    case 14:
-    case 15:
-        st->action = SCN_ACT_MODE;
-        break;
-    case 16: {
-        static const char *const w[] = {"pause", "resume", NULL};
-        int r = want_one_of(p, w, "'pause' or 'resume' after 'operator'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_OPERATOR_PAUSE : SCN_ACT_OPERATOR_RESUME;
-        break;
-    }
-    case 17: {
-        static const char *const w[] = {"off", "on", "cut", NULL};
-        int r = want_one_of(p, w, "'off', 'on' or 'cut' after 'power'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_POWER_OFF : r == 1 ? SCN_ACT_POWER_ON : SCN_ACT_POWER_CUT;
-        break;
-    }
-    case 18:
-        st->action = SCN_ACT_RESTART;
-        break;
-    case 19: {
-        static const char *const w[] = {"down", "up", NULL};
-        int r = want_one_of(p, w, "'down' or 'up' after 'network'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_NETWORK_DOWN : SCN_ACT_NETWORK_UP;
-        break;
-    }
-    case 20:
-        return parse_command(p, st);
-    case 21:
-        return parse_forged_command(p, st);
-    default:
-        return parse_expectation(p, st, false);
-    }
-    /* operator and device actions: [on] <selector> */
+    st->action = SCN_ACT_PUBLISH_MALFORMED;
+    int r = want_one_of(p, REJECT_WORDS, "a malformed item kind such as invalid_json "
+                                         "or missing_field");
+    if (r < 0)
+        return -1;
+    if (r == SCN_REJECT_UNKNOWN_TOPIC)
+        return fail_at(p, p->ln->toks[p->i - 1].col, "unknown_topic is not a payload "
+                                                    "the backend can publish");
+    st->u.publish.kind = (enum scn_reject)r;
+    return 0;
+}
+
+/* publish [N] items|malformed <kind> [to <sel>] */
+static int act_publish(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    if (publish_what(p, st) < 0)
+        return -1;
+    uint32_t scol = here_col(p);
+    if (opt_selector(p, "to", SCN_SEL_NONE, &st->sel) < 0 || want_end(p) < 0)
+        return -1;
+    const struct scn_group *g = sel_find_group(p->s, &st->sel, needs_per_device);
+    if (g)
+        return fail_at(p, scol, "publishing to chosen devices needs 'layout per-device', but "
+                                "group '%s' (line %u) uses the seed layout, where every "
+                                "device sees every item", g->name, g->pos.line);
+    return 0;
+}
+
+/* The tail of operator and device actions: [on] <selector>, end of line. */
+static int device_tail(struct parser *p, struct scn_step *st)
+{
     if (opt_selector(p, "on", SCN_SEL_ALL, &st->sel) < 0)
         return -1;
     return want_end(p);
+}
+
+/* scan tag HEX | scan random tag | scan wrong tag */
+static int act_scan(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    if (accept(p, "tag")) {
+        st->action = SCN_ACT_SCAN_TAG;
+        if (want_tag(p, st->u.tag.uid, &st->u.tag.len) < 0)
+            return -1;
+        return device_tail(p, st);
+    }
+    static const char *const w[] = {"random", "wrong", NULL};
+    int r = want_one_of(p, w, "'tag <HEX>', 'random tag' or 'wrong tag' after 'scan'");
+    if (r < 0)
+        return -1;
+    st->action = r == 0 ? SCN_ACT_SCAN_RANDOM : SCN_ACT_SCAN_WRONG;
+    if (want(p, "tag") < 0)
+        return -1;
+    return device_tail(p, st);
+}
+
+static int act_confirm(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_CONFIRM;
+    return device_tail(p, st);
+}
+
+static int act_cancel(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_CANCEL;
+    return device_tail(p, st);
+}
+
+static int act_mode(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_MODE;
+    return device_tail(p, st);
+}
+
+static int act_restart(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_RESTART;
+    return device_tail(p, st);
+}
+
+/* <keyword> <one of words>: actions[k] for the k-th word, then the device tail. */
+static int act_choice(struct parser *p, struct scn_step *st, const char *const *words,
+                      const char *what, const enum scn_action *actions)
+{
+    int r = want_one_of(p, words, what);
+    if (r < 0)
+        return -1;
+    st->action = actions[r];
+    return device_tail(p, st);
+}
+
+static int act_operator(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"pause", "resume", NULL};
+    static const enum scn_action a[] = {SCN_ACT_OPERATOR_PAUSE, SCN_ACT_OPERATOR_RESUME};
+    (void)col;
+    return act_choice(p, st, w, "'pause' or 'resume' after 'operator'", a);
+}
+
+static int act_power(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"off", "on", "cut", NULL};
+    static const enum scn_action a[] = {SCN_ACT_POWER_OFF, SCN_ACT_POWER_ON, SCN_ACT_POWER_CUT};
+    (void)col;
+    return act_choice(p, st, w, "'off', 'on' or 'cut' after 'power'", a);
+}
+
+static int act_network(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"down", "up", NULL};
+    static const enum scn_action a[] = {SCN_ACT_NETWORK_DOWN, SCN_ACT_NETWORK_UP};
+    (void)col;
+    return act_choice(p, st, w, "'down' or 'up' after 'network'", a);
+}
+
+static int act_command(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_command(p, st);
+}
+
+static int act_device(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_forged_command(p, st);
+}
+
+static int act_expect(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_expectation(p, st, false);
+}
+
+/* The actions: the word that starts each, and the function that parses the rest. */
+static const struct {
+    const char *word;
+    int (*parse)(struct parser *p, struct scn_step *st, uint32_t col);
+} ACTIONS[] = {
+    {"drop", act_drop},         {"delay", act_delay},       {"duplicate", act_duplicate},
+    {"cut", act_cut},           {"blackhole", act_blackhole}, {"throttle", act_throttle},
+    {"refuse", act_refuse},     {"heal", act_heal},         {"inject", act_inject},
+    {"broker", act_broker},     {"publish", act_publish},   {"scan", act_scan},
+    {"confirm", act_confirm},   {"cancel", act_cancel},     {"mode", act_mode},
+    {"inventory", act_mode},    {"operator", act_operator}, {"power", act_power},
+    {"restart", act_restart},   {"network", act_network},   {"command", act_command},
+    {"device", act_device},     {"expect", act_expect},
+};
+#define N_ACTIONS (sizeof ACTIONS / sizeof ACTIONS[0])
+
+/* Index of the action the next word starts (consumed), or -1 (nothing consumed). */
+static int match_action(struct parser *p)
+{
+    const struct scn__tok *t = peek(p);
+    for (size_t k = 0; t && k < N_ACTIONS; k++)
+        if (scn__tok_is(t, ACTIONS[k].word)) {
+            p->i++;
+            return (int)k;
+        }
+    return -1;
+}
+
+static int parse_action(struct parser *p, struct scn_step *st)
+{
+    const char *words[N_ACTIONS + 1];
+    for (size_t k = 0; k < N_ACTIONS; k++)
+        words[k] = ACTIONS[k].word;
+    words[N_ACTIONS] = NULL;
+    uint32_t col = here_col(p);
+    int k = want_one_of(p, words, "an action (drop, delay, duplicate, cut, blackhole, "
+                                  "throttle, refuse, heal, inject, broker, publish, scan, "
+                                  "confirm, cancel, mode, operator, power, restart, "
+                                  "network, command, device) or 'expect'");
+    if (k < 0)
+        return -1;
+    st->sel.group = -1;
+    return ACTIONS[k].parse(p, st, col);
 }
 
 /* ================================================================ steps */
@@ -1828,7 +1960,7 @@ static int parse_top_line(struct parser *p)
                            (int)kw->len, kw->s);
         }
         /* a step action written without its timing */
-        if (match(p, ACTION_WORDS) >= 0) {
+        if (match_action(p) >= 0) {
             p->i--;
             return fail_at(p, kw->col, "a step starts with its timing: write 'at 2s %.*s ...' "
                                        "or 'after 500ms %.*s ...'",
