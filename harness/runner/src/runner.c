@@ -362,6 +362,60 @@ static int status_of(struct runner *r, uint32_t num)
     return v;
 }
 
+/* A counter over the selected devices: every one (or the sum) compares true. */
+static bool counter_eval(struct runner *r, const struct scn_expect *e, const struct runner_sel *sel,
+                         char *obs, size_t cap)
+{
+    char a[64], b[64], label[64];
+    if (runner_refresh(r) != 0) {
+        snprintf(obs, cap, "could not read the devices' figures");
+        return false;
+    }
+    counter_label(e, label, sizeof label);
+    value_text(e, e->value, b, sizeof b);
+    if (e->sum) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < sel->n; i++)
+            sum += counter_value(&r->devs[sel->num[i] - 1], e->counter, e->reason);
+        snprintf(obs, cap, "sum %s = %lld over %zu devices, expected %s %s", label,
+                 (long long)sum, sel->n, scn_cmp_name(e->cmp), b);
+        return scn_cmp_holds(e->cmp, sum, e->value);
+    }
+    size_t bad = 0;
+    const struct runner_dev *first_bad = NULL;
+    int64_t first_v = 0, min = INT64_MAX, max = INT64_MIN;
+    for (size_t i = 0; i < sel->n; i++) {
+        const struct runner_dev *d = &r->devs[sel->num[i] - 1];
+        int64_t v = counter_value(d, e->counter, e->reason);
+        if (v < min)
+            min = v;
+        if (v > max)
+            max = v;
+        if (!scn_cmp_holds(e->cmp, v, e->value)) {
+            if (!bad++) {
+                first_bad = d;
+                first_v = v;
+            }
+        }
+    }
+    if (bad) {
+        value_text(e, first_v, a, sizeof a);
+        snprintf(obs, cap, "%s = %s on %s, expected %s %s (%zu of %zu devices fail)", label, a,
+                 first_bad->id, scn_cmp_name(e->cmp), b, bad, sel->n);
+        return false;
+    }
+    value_text(e, min, a, sizeof a);
+    char c[64];
+    value_text(e, max, c, sizeof c);
+    if (sel->n == 1)
+        snprintf(obs, cap, "%s = %s on %s", label, a, r->devs[sel->num[0] - 1].id);
+    else if (min == max)
+        snprintf(obs, cap, "%s = %s on all %zu devices", label, a, sel->n);
+    else
+        snprintf(obs, cap, "%s %s..%s over %zu devices", label, a, c, sel->n);
+    return true;
+}
+
 /*
  * Evaluate an expectation once. Returns true when it holds; obs describes what was
  * observed (for the timeline), always.
@@ -369,7 +423,7 @@ static int status_of(struct runner *r, uint32_t num)
 static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct runner_sel *sel,
                       char *obs, size_t cap)
 {
-    char a[64], b[64], label[64];
+    char a[64], b[64];
     int64_t since_rel = r->since - r->t_start;
     switch (e->kind) {
     case SCN_EXP_LEDGER: {
@@ -393,55 +447,8 @@ static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct
                      (unsigned long long)rep.malformed);
         return holds;
     }
-    case SCN_EXP_COUNTER: {
-        if (runner_refresh(r) != 0) {
-            snprintf(obs, cap, "could not read the devices' figures");
-            return false;
-        }
-        counter_label(e, label, sizeof label);
-        value_text(e, e->value, b, sizeof b);
-        if (e->sum) {
-            int64_t sum = 0;
-            for (size_t i = 0; i < sel->n; i++)
-                sum += counter_value(&r->devs[sel->num[i] - 1], e->counter, e->reason);
-            snprintf(obs, cap, "sum %s = %lld over %zu devices, expected %s %s", label,
-                     (long long)sum, sel->n, scn_cmp_name(e->cmp), b);
-            return scn_cmp_holds(e->cmp, sum, e->value);
-        }
-        size_t bad = 0;
-        const struct runner_dev *first_bad = NULL;
-        int64_t first_v = 0, min = INT64_MAX, max = INT64_MIN;
-        for (size_t i = 0; i < sel->n; i++) {
-            const struct runner_dev *d = &r->devs[sel->num[i] - 1];
-            int64_t v = counter_value(d, e->counter, e->reason);
-            if (v < min)
-                min = v;
-            if (v > max)
-                max = v;
-            if (!scn_cmp_holds(e->cmp, v, e->value)) {
-                if (!bad++) {
-                    first_bad = d;
-                    first_v = v;
-                }
-            }
-        }
-        if (bad) {
-            value_text(e, first_v, a, sizeof a);
-            snprintf(obs, cap, "%s = %s on %s, expected %s %s (%zu of %zu devices fail)", label, a,
-                     first_bad->id, scn_cmp_name(e->cmp), b, bad, sel->n);
-            return false;
-        }
-        value_text(e, min, a, sizeof a);
-        char c[64];
-        value_text(e, max, c, sizeof c);
-        if (sel->n == 1)
-            snprintf(obs, cap, "%s = %s on %s", label, a, r->devs[sel->num[0] - 1].id);
-        else if (min == max)
-            snprintf(obs, cap, "%s = %s on all %zu devices", label, a, sel->n);
-        else
-            snprintf(obs, cap, "%s %s..%s over %zu devices", label, a, c, sel->n);
-        return true;
-    }
+    case SCN_EXP_COUNTER:
+        return counter_eval(r, e, sel, obs, cap);
     case SCN_EXP_WILL: {
         size_t missing = 0;
         const char *first = NULL;
@@ -743,6 +750,68 @@ static int power_on(struct runner *r, struct runner_dev *d)
     return rc == SIM_ERR_STATE ? 0 : rc;
 }
 
+/* publish N items | malformed: to each selected device, or as the layout goes. */
+static int publish_step(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                        char *err, size_t cap)
+{
+    int rc = 0;
+    uint32_t n = st->u.publish.count;
+    if (sel->n == 0) {
+        /* As the layout goes: round-robin over per-device devices, else the shared topic. */
+        for (uint32_t k = 0; k < n && rc == 0; k++) {
+            uint32_t num = (uint32_t)(k % r->n_devs) + 1;
+            if (r->devs[num - 1].group->layout != SCN_LAYOUT_PER_DEVICE)
+                num = 0;
+            rc = st->action == SCN_ACT_PUBLISH_ITEMS
+                     ? runner_publish_item(r, num)
+                     : runner_publish_malformed(r, num, st->u.publish.kind);
+        }
+    } else {
+        /* N to each selected device. */
+        for (size_t i = 0; i < sel->n && rc == 0; i++)
+            for (uint32_t k = 0; k < n && rc == 0; k++)
+                rc = st->action == SCN_ACT_PUBLISH_ITEMS
+                         ? runner_publish_item(r, sel->num[i])
+                         : runner_publish_malformed(r, sel->num[i], st->u.publish.kind);
+    }
+    if (rc != 0)
+        snprintf(err, cap, "the backend could not publish: %s", hx_backend_last_error());
+    return rc;
+}
+
+/* scan tag | random tag | wrong tag on each selected device. */
+static int scan_step(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                     char *info, size_t cap)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sel->n && rc == 0; i++) {
+        uint8_t uid[SCN_TAG_MAX];
+        size_t len;
+        if (st->action == SCN_ACT_SCAN_TAG) {
+            len = st->u.tag.len;
+            memcpy(uid, st->u.tag.uid, len);
+        } else if (st->action == SCN_ACT_SCAN_RANDOM) {
+            uint64_t a = scn_rng_next(&r->rng), b = scn_rng_next(&r->rng);
+            len = 10;
+            uid[0] = 0x04;
+            memcpy(uid + 1, &a, 8);
+            uid[9] = (uint8_t)b;
+        } else {
+            len = 3;
+            uid[0] = 0x04;
+            uid[1] = 0xBA;
+            uid[2] = 0xD0;
+        }
+        if (st->action == SCN_ACT_SCAN_RANDOM && sel->n == 1) {
+            char hex[32];
+            fw_tag_to_hex(uid, len, hex, sizeof hex);
+            snprintf(info, cap, "tag %s", hex);
+        }
+        rc = sim_device_post_tag(r->devs[sel->num[i] - 1].dev, uid, len);
+    }
+    return rc;
+}
+
 /* A power cut: the connection drops without DISCONNECT (the broker publishes the Will);
    the firmware is not told, and comes back from flash at the next power on. */
 static int power_cut(struct runner_dev *d)
@@ -777,56 +846,10 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
                                                  : hx_broker_restart(r->broker);
         break;
     case SCN_ACT_PUBLISH_ITEMS:
-    case SCN_ACT_PUBLISH_MALFORMED: {
-        uint32_t n = st->u.publish.count;
-        if (sel->n == 0) {
-            /* As the layout goes: round-robin over per-device devices, else the shared topic. */
-            for (uint32_t k = 0; k < n && rc == 0; k++) {
-                uint32_t num = (uint32_t)(k % r->n_devs) + 1;
-                if (r->devs[num - 1].group->layout != SCN_LAYOUT_PER_DEVICE)
-                    num = 0;
-                rc = st->action == SCN_ACT_PUBLISH_ITEMS
-                         ? runner_publish_item(r, num)
-                         : runner_publish_malformed(r, num, st->u.publish.kind);
-            }
-        } else {
-            /* N to each selected device. */
-            for (size_t i = 0; i < sel->n && rc == 0; i++)
-                for (uint32_t k = 0; k < n && rc == 0; k++)
-                    rc = st->action == SCN_ACT_PUBLISH_ITEMS
-                             ? runner_publish_item(r, sel->num[i])
-                             : runner_publish_malformed(r, sel->num[i], st->u.publish.kind);
-        }
-        if (rc != 0)
-            snprintf(err, cap, "the backend could not publish: %s", hx_backend_last_error());
-        return rc;
-    }
+    case SCN_ACT_PUBLISH_MALFORMED:
+        return publish_step(r, st, sel, err, cap);
     case SCN_ACT_SCAN_TAG: case SCN_ACT_SCAN_RANDOM: case SCN_ACT_SCAN_WRONG:
-        for (size_t i = 0; i < sel->n && rc == 0; i++) {
-            uint8_t uid[SCN_TAG_MAX];
-            size_t len;
-            if (st->action == SCN_ACT_SCAN_TAG) {
-                len = st->u.tag.len;
-                memcpy(uid, st->u.tag.uid, len);
-            } else if (st->action == SCN_ACT_SCAN_RANDOM) {
-                uint64_t a = scn_rng_next(&r->rng), b = scn_rng_next(&r->rng);
-                len = 10;
-                uid[0] = 0x04;
-                memcpy(uid + 1, &a, 8);
-                uid[9] = (uint8_t)b;
-            } else {
-                len = 3;
-                uid[0] = 0x04;
-                uid[1] = 0xBA;
-                uid[2] = 0xD0;
-            }
-            if (st->action == SCN_ACT_SCAN_RANDOM && sel->n == 1) {
-                char hex[32];
-                fw_tag_to_hex(uid, len, hex, sizeof hex);
-                snprintf(info, cap, "tag %s", hex);
-            }
-            rc = sim_device_post_tag(r->devs[sel->num[i] - 1].dev, uid, len);
-        }
+        rc = scan_step(r, st, sel, info, cap);
         break;
     case SCN_ACT_CONFIRM: case SCN_ACT_CANCEL: case SCN_ACT_MODE: {
         enum fw_button b = st->action == SCN_ACT_CONFIRM  ? FW_BUTTON_CONFIRM
