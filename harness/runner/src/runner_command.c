@@ -79,16 +79,16 @@ static size_t command_json(const struct scn_command_step *c, const char *cmd_id,
 }
 
 /* Remember a cmd_id as this run's (replies to others are not counted). */
-static int remember_id(struct runner *r, const char *id)
+static int remember_id(struct runner *r, const char *id, enum scn_command cmd)
 {
     pthread_mutex_lock(&r->wlock);
     int rc = 0;
     bool known = false;
     for (size_t i = 0; i < r->n_cmd_ids && !known; i++)
-        known = strcmp(r->cmd_ids[i], id) == 0;
+        known = strcmp(r->cmd_ids[i].id, id) == 0;
     if (!known && r->n_cmd_ids == r->cap_cmd_ids) {
         size_t ncap = r->cap_cmd_ids ? r->cap_cmd_ids * 2 : 16;
-        char(*n)[SCN_CMD_ID_MAX] = realloc(r->cmd_ids, ncap * sizeof *n);
+        struct runner_cmd_sent *n = realloc(r->cmd_ids, ncap * sizeof *n);
         if (n) {
             r->cmd_ids = n;
             r->cap_cmd_ids = ncap;
@@ -96,8 +96,11 @@ static int remember_id(struct runner *r, const char *id)
             rc = HX_ERR_NOMEM;
         }
     }
-    if (!known && rc == 0)
-        snprintf(r->cmd_ids[r->n_cmd_ids++], SCN_CMD_ID_MAX, "%s", id);
+    if (!known && rc == 0) {
+        struct runner_cmd_sent *c = &r->cmd_ids[r->n_cmd_ids++];
+        snprintf(c->id, sizeof c->id, "%s", id);
+        c->cmd = cmd;
+    }
     pthread_mutex_unlock(&r->wlock);
     return rc;
 }
@@ -138,7 +141,7 @@ static int for_each_topic(struct runner *r, const struct scn_step *st, const uin
         snprintf(err, cap, "the command does not fit %zu bytes", sizeof payload);
         return HX_ERR_INVAL;
     }
-    int rc = remember_id(r, id);
+    int rc = remember_id(r, id, st->u.command.cmd);
     bool all = st->sel.kind == SCN_SEL_ALL;
     for (size_t i = 0; i < (all ? 1 : n) && rc == 0; i++) {
         if (all)
@@ -291,12 +294,12 @@ int runner_command_step(struct runner *r, const struct scn_step *st, const uint3
 
 /* ================================================================ replies */
 
-static bool id_is_ours(const struct runner *r, const char *id)
+static const struct runner_cmd_sent *sent_by_us(const struct runner *r, const char *id)
 {
     for (size_t i = 0; i < r->n_cmd_ids; i++)
-        if (strcmp(r->cmd_ids[i], id) == 0)
-            return true;
-    return false;
+        if (strcmp(r->cmd_ids[i].id, id) == 0)
+            return &r->cmd_ids[i];
+    return NULL;
 }
 
 void runner_command_reply(struct runner *r, uint32_t num, const void *payload, size_t len)
@@ -316,7 +319,13 @@ void runner_command_reply(struct runner *r, uint32_t num, const void *payload, s
     if (cJSON_IsString(why))
         snprintf(rep.reason, sizeof rep.reason, "%s", why->valuestring);
     pthread_mutex_lock(&r->wlock);
-    if (id_is_ours(r, id->valuestring)) {
+    const struct runner_cmd_sent *sent = sent_by_us(r, id->valuestring);
+    if (sent && sent->cmd == SCN_CMD_REBOOT && rep.ok && !rep.duplicate) {
+        /* The device now publishes "offline" itself and disconnects cleanly: that offline,
+           which comes after this reply on its connection, is not a Will (runner_watch.c). */
+        atomic_store(&r->devs[num - 1].clean_off, true);
+    }
+    if (sent) {
         if (r->n_replies == r->cap_replies) {
             size_t ncap = r->cap_replies ? r->cap_replies * 2 : 1024;
             struct runner_reply *nr = realloc(r->replies, ncap * sizeof *nr);

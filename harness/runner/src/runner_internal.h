@@ -65,6 +65,12 @@ struct runner_dev {
     struct fw_status status;
 };
 
+/* A cmd_id this run sent, and what it asked for. */
+struct runner_cmd_sent {
+    char id[SCN_CMD_ID_MAX];
+    enum scn_command cmd;
+};
+
 /* One command reply the watcher saw for a cmd_id this run sent. */
 struct runner_reply {
     uint32_t dev;     /* device number */
@@ -131,7 +137,7 @@ struct runner {
     char **sorted_ids;            /* for topic -> device number (bsearch) */
 
     /* commands (runner_command.c): ids and replies under wlock */
-    char (*cmd_ids)[SCN_CMD_ID_MAX]; /* every cmd_id this run sent */
+    struct runner_cmd_sent *cmd_ids; /* every cmd_id this run sent */
     size_t n_cmd_ids, cap_cmd_ids;
     struct runner_reply *replies;
     size_t n_replies, cap_replies;

@@ -7,8 +7,10 @@
  *
  * How a Will is told apart from a device's own "offline" (both are the retained text
  * "offline" on the same topic): a device publishes "offline" itself only in a clean
- * power-off (fw_device_stop), and only the runner powers devices off. So the runner sets
- * the device's clean_off flag *before* it powers the device off, and the watcher clears it
+ * power-off (fw_device_stop) or before a reboot by command, and only the runner powers
+ * devices off or sends commands. So the runner sets
+ * the device's clean_off flag *before* it powers the device off (runner_command.c: when the
+ * ok reply to a reboot arrives, ahead of that offline), and the watcher clears it
  * when the device's next live "online" arrives (it reconnected). A live "offline" that
  * arrives while clean_off is clear can only come from the broker publishing the Will: the
  * connection ended without DISCONNECT (link cut, black-hole + keep-alive, broker-side
