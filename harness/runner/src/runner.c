@@ -812,11 +812,18 @@ static int scan_step(struct runner *r, const struct scn_step *st, const struct r
     return rc;
 }
 
-/* A power cut: the connection drops without DISCONNECT (the broker publishes the Will);
-   the firmware is not told, and comes back from flash at the next power on. */
+/*
+ * A power cut: the connection drops without DISCONNECT (the broker publishes the Will);
+ * the firmware is not told, and comes back from flash at the next power on. Behind a
+ * proxy the link is reset first, because Paho's MQTTAsync_destroy still writes a
+ * DISCONNECT on an idle socket (sim/mqtt.h), which a board losing power never sends; on a
+ * direct link with Paho the broker usually gets that DISCONNECT and publishes no Will.
+ */
 static int power_cut(struct runner_dev *d)
 {
     atomic_store(&d->powered, false); /* clean_off stays clear: its "offline" is the Will */
+    if (d->proxy)
+        hx_proxy_cut(d->proxy, HX_PROXY_CUT_RST);
     int rc = sim_device_power_cut(d->dev);
     return rc == SIM_ERR_STATE ? 0 : rc;
 }
