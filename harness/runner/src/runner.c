@@ -1420,6 +1420,11 @@ static void teardown(struct runner *r)
             runner_watch_dump(r, f);
             fclose(f);
         }
+        snprintf(path, sizeof path, "%s/commands.log", r->dir);
+        if (r->n_cmd_ids > 0 && (f = fopen(path, "w")) != NULL) {
+            runner_command_dump(r, f);
+            fclose(f);
+        }
     }
     if (r->devlog) {
         fclose(r->devlog);

@@ -26,56 +26,61 @@
 
 /* ================================================================ sending */
 
-/* Appends s to the JSON text in buf as a string (quotes, escapes). */
-static size_t json_str(char *buf, size_t cap, size_t n, const char *s)
+/* JSON text built in a fixed buffer; n counts what was wanted, so overflow shows. */
+struct json_out {
+    char *buf;
+    size_t cap, n;
+};
+
+static void json_raw(struct json_out *o, const char *s)
 {
-    if (n < cap)
-        buf[n] = '"';
-    n++;
+    for (; *s; s++, o->n++)
+        if (o->n + 1 < o->cap)
+            o->buf[o->n] = *s;
+}
+
+/* s as a JSON string: quoted, with '"', '\\' and control bytes escaped. */
+static void json_str(struct json_out *o, const char *s)
+{
+    json_raw(o, "\"");
     for (; *s; s++) {
+        char esc[8] = {*s, '\0'};
         unsigned char c = (unsigned char)*s;
-        char esc[8] = "";
         if (c == '"' || c == '\\')
             snprintf(esc, sizeof esc, "\\%c", c);
         else if (c < 0x20)
             snprintf(esc, sizeof esc, "\\u%04x", c);
-        else
-            esc[0] = (char)c;
-        for (const char *e = esc; *e; e++, n++)
-            if (n < cap)
-                buf[n] = *e;
+        json_raw(o, esc);
     }
-    if (n < cap)
-        buf[n] = '"';
-    return n + 1;
+    json_raw(o, "\"");
 }
 
 /* {"cmd_id":..,"cmd":..,"args":{..}} into buf; its length, or 0 when it does not fit. */
 static size_t command_json(const struct scn_command_step *c, const char *cmd_id, char *buf,
                            size_t cap)
 {
-    size_t n = (size_t)snprintf(buf, cap, "{\"cmd_id\":");
-    n = json_str(buf, cap, n, cmd_id);
-    n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, ",\"cmd\":");
-    n = json_str(buf, cap, n, scn_command_name(c->cmd));
-    n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, ",\"args\":{");
+    struct json_out o = {buf, cap, 0};
+    json_raw(&o, "{\"cmd_id\":");
+    json_str(&o, cmd_id);
+    json_raw(&o, ",\"cmd\":");
+    json_str(&o, scn_command_name(c->cmd));
+    json_raw(&o, ",\"args\":{");
     for (uint32_t k = 0; k < c->n_args; k++) {
         const struct scn_cmd_arg *a = &c->args[k];
-        if (k > 0 && n < cap)
-            buf[n] = ',';
-        n += k > 0;
-        n = json_str(buf, cap, n, a->key);
-        if (n < cap)
-            buf[n] = ':';
-        n++;
+        if (k > 0)
+            json_raw(&o, ",");
+        json_str(&o, a->key);
+        json_raw(&o, ":");
         if (a->type == SCN_ARG_STRING)
-            n = json_str(buf, cap, n, a->value);
+            json_str(&o, a->value);
         else
-            n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, "%s",
-                                  a->value);
+            json_raw(&o, a->value); /* a number, true or false, as written */
     }
-    n += (size_t)snprintf(buf + (n < cap ? n : cap), n < cap ? cap - n : 0, "}}");
-    return n < cap ? n : 0;
+    json_raw(&o, "}}");
+    if (o.n + 1 > cap)
+        return 0;
+    buf[o.n] = '\0';
+    return o.n;
 }
 
 /* Remember a cmd_id as this run's (replies to others are not counted). */
@@ -402,6 +407,21 @@ bool runner_command_eval(struct runner *r, const struct scn_expect *e, const uin
              e->forged_refused ? "refused" : "accepted", (long long)v, r->forged_refused,
              r->forged_accepted);
     return scn_cmp_holds(e->cmp, v, e->value);
+}
+
+void runner_command_dump(struct runner *r, FILE *f)
+{
+    pthread_mutex_lock(&r->wlock);
+    fprintf(f, "# every cmd_id this run sent, then every reply to one of them: device, result,\n"
+               "# reason, and whether it was answered from memory (duplicate)\n");
+    for (size_t i = 0; i < r->n_cmd_ids; i++)
+        fprintf(f, "sent  %-32s %s\n", r->cmd_ids[i].id, scn_command_name(r->cmd_ids[i].cmd));
+    for (size_t i = 0; i < r->n_replies; i++) {
+        const struct runner_reply *rep = &r->replies[i];
+        fprintf(f, "reply %-24s %-5s %-16s%s\n", r->devs[rep->dev - 1].id,
+                rep->ok ? "ok" : "error", rep->reason, rep->duplicate ? " duplicate" : "");
+    }
+    pthread_mutex_unlock(&r->wlock);
 }
 
 void runner_command_free(struct runner *r)

@@ -219,6 +219,8 @@ void runner_command_reply(struct runner *r, uint32_t num, const void *payload, s
 /* Evaluate SCN_EXP_REPLIES over devices num[0..n), or SCN_EXP_FORGED. */
 bool runner_command_eval(struct runner *r, const struct scn_expect *e, const uint32_t *num,
                          size_t n, char *obs, size_t cap);
+/* The commands sent and replies seen, for --keep (commands.log). */
+void runner_command_dump(struct runner *r, FILE *f);
 void runner_command_free(struct runner *r);
 
 #endif /* RUNNER_INTERNAL_H */
