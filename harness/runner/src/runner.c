@@ -1204,7 +1204,8 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
     return broker_address(r, hx_broker_uri(r->broker), err, cap);
 }
 
-static int setup_devices(struct runner *r, char *err, size_t cap)
+/* The fault proxy hub (when a group has `link proxy`) and the event loops, started. */
+static int setup_loops(struct runner *r, char *err, size_t cap)
 {
     const struct scn_scenario *s = r->s;
     bool any_proxy = false;
@@ -1254,6 +1255,15 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         l->op_target.on_tick = runner_operator_tick;
     }
 
+    return 0;
+}
+
+/* Every device created on its loop, the operators attached, every device powered on. */
+static int setup_devices(struct runner *r, char *err, size_t cap)
+{
+    int rc0 = setup_loops(r, err, cap);
+    if (rc0 != 0)
+        return rc0;
     r->observer.ctx = r;
     r->observer.on_log = obs_log;
     r->observer.on_state = obs_state;
@@ -1449,36 +1459,19 @@ static void *backend_start_main(void *arg)
     return NULL;
 }
 
-int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
-                  struct hx_runner_result *out)
+/* Devices and their ids, and the work folder (the keep dir, or a temporary one). */
+static int setup_work(struct runner *r, char *err, size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    struct runner *r = calloc(1, sizeof *r);
-    if (!r) {
-        out->failure = strdup("out of memory");
-        out->timeline = strdup("");
-        return HX_ERR_NOMEM;
-    }
+    const struct scn_scenario *s = r->s;
     int rc = 0;
-    char err[1024] = "";
-    r->s = s;
-    if (opts)
-        r->opts = *opts;
-    r->seed = r->opts.seed_set ? r->opts.seed : s->seed;
-    r->rng = r->seed;
-    r->t_start = runner_now_ms();
-    r->deadline = r->t_start + s->timeout_ms;
-    pthread_mutex_init(&r->wlock, NULL);
-    pthread_mutex_init(&r->devlog_lock, NULL);
-
     /* Devices and their ids. */
     r->n_devs = s->n_devices;
     r->devs = calloc(r->n_devs ? r->n_devs : 1, sizeof *r->devs);
     r->status_last = malloc(r->n_devs ? r->n_devs : 1);
     if (!r->devs || !r->status_last) {
         rc = HX_ERR_NOMEM;
-        snprintf(err, sizeof err, "out of memory for %u devices", r->n_devs);
-        goto fail;
+        snprintf(err, cap, "out of memory for %u devices", r->n_devs);
+        return rc;
     }
     memset(r->status_last, -1, r->n_devs);
     for (uint32_t i = 0; i < r->n_devs; i++) {
@@ -1491,8 +1484,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         atomic_init(&d->clean_off, false);
     }
     if ((rc = runner_ids_index(r)) != 0) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
+        snprintf(err, cap, "out of memory");
+        return rc;
     }
 
     /* Work folder: the keep dir, or a temporary one removed at the end. */
@@ -1500,8 +1493,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         snprintf(r->dir, sizeof r->dir, "%s", r->opts.keep_dir);
         if (mkdir_p(r->dir) != 0) {
             rc = HX_ERR_SYS;
-            snprintf(err, sizeof err, "cannot create %s: %s", r->dir, strerror(errno));
-            goto fail;
+            snprintf(err, cap, "cannot create %s: %s", r->dir, strerror(errno));
+            return rc;
         }
         char path[RUNNER_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/devices.log", r->dir);
@@ -1511,16 +1504,23 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         snprintf(r->dir, sizeof r->dir, "%s/scansim-scn-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(r->dir)) {
             rc = HX_ERR_SYS;
-            snprintf(err, sizeof err, "cannot create a temporary folder: %s", strerror(errno));
-            goto fail;
+            snprintf(err, cap, "cannot create a temporary folder: %s", strerror(errno));
+            return rc;
         }
         r->remove_dir = true;
     }
     snprintf(r->ledger_path, sizeof r->ledger_path, "%s/ledger.sqlite", r->dir);
     runner_note(r, "start", NULL, s->name, NULL);
+    return 0;
+}
 
-    if ((rc = setup_broker(r, err, sizeof err)) != 0)
-        goto fail;
+/* The broker, the watcher, the backend role and the devices, up to time zero. */
+static int setup_harness(struct runner *r, char *err, size_t cap)
+{
+    const struct scn_scenario *s = r->s;
+    int rc = 0;
+    if ((rc = setup_broker(r, err, cap)) != 0)
+        return rc;
     const char *h_user = r->users ? "harness" : NULL, *h_pw = r->users ? "harness-pw" : NULL;
     char h_ca[RUNNER_PATH_MAX + 32], h_crt[RUNNER_PATH_MAX + 32], h_key[RUNNER_PATH_MAX + 32];
     const char *ca = NULL, *crt = NULL, *key = NULL;
@@ -1535,8 +1535,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         }
     }
     if ((rc = runner_watch_start(r, r->broker_uri, h_user, h_pw, ca, crt, key)) != 0) {
-        snprintf(err, sizeof err, "the status watcher could not subscribe to %s", r->broker_uri);
-        goto fail;
+        snprintf(err, cap, "the status watcher could not subscribe to %s", r->broker_uri);
+        return rc;
     }
     bool any_per_device = false;
     for (size_t g = 0; g < s->n_groups; g++)
@@ -1546,9 +1546,9 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         any_seed |= s->groups[g].layout == SCN_LAYOUT_SEED;
     if (any_per_device && any_seed) {
         rc = HX_ERR_INVAL;
-        snprintf(err, sizeof err, "groups mix the seed and per-device layouts; the backend "
+        snprintf(err, cap, "groups mix the seed and per-device layouts; the backend "
                  "role serves one layout: give every group the same layout");
-        goto fail;
+        return rc;
     }
     struct hx_backend_opts bo = {0};
     bo.uri = r->broker_uri;
@@ -1560,8 +1560,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bo.certfile = crt;
     bo.keyfile = key;
     if ((rc = hx_backend_create(&bo, &r->backend)) != 0) {
-        snprintf(err, sizeof err, "the backend role could not be made: %s", hx_backend_last_error());
-        goto fail;
+        snprintf(err, cap, "the backend role could not be made: %s", hx_backend_last_error());
+        return rc;
     }
     /* The backend connects while the devices power on (each connect takes Paho a second or
        two); it is subscribed before time zero, and nothing registers before time zero. */
@@ -1570,37 +1570,21 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bool bt_started = pthread_create(&bt, NULL, backend_start_main, &bs) == 0;
     if (!bt_started)
         backend_start_main(&bs);
-    rc = setup_devices(r, err, sizeof err);
+    rc = setup_devices(r, err, cap);
     if (bt_started)
         pthread_join(bt, NULL);
     if (rc != 0)
-        goto fail;
+        return rc;
     if ((rc = bs.rc) != 0) {
-        snprintf(err, sizeof err, "the backend role did not start: %s", bs.err);
-        goto fail;
+        snprintf(err, cap, "the backend role did not start: %s", bs.err);
+        return rc;
     }
-    char info[256];
-    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", r->broker_uri,
-             r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
-    runner_note(r, "ok", NULL, "set up", info);
-    if ((rc = wait_time_zero(r, err, sizeof err)) != 0)
-        goto fail;
-    r->t_zero = runner_now_ms();
-    snprintf(info, sizeof info, "every device online and subscribed after %.3fs",
-             (double)(r->t_zero - r->t_start) / 1000.0);
-    runner_note(r, "ok", NULL, "time zero", info);
-    if ((rc = runner_load_start(r)) != 0) {
-        snprintf(err, sizeof err, "the backend load did not start");
-        goto fail;
-    }
-    run_steps(r);
-    if (r->failed)
-        note_figures(r);
-    goto done;
+    return 0;
+}
 
-fail:
-    runner_fail(r, NULL, "set-up", err);
-done:
+/* The result, the timeline for --keep, and everything freed (r included). */
+static void finish_run(struct runner *r, struct hx_runner_result *out)
+{
     teardown(r);
     out->passed = !r->failed;
     out->duration_ms = runner_now_ms() - r->t_start;
@@ -1635,6 +1619,56 @@ done:
     pthread_mutex_destroy(&r->wlock);
     pthread_mutex_destroy(&r->devlog_lock);
     free(r);
+}
+
+int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
+                  struct hx_runner_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct runner *r = calloc(1, sizeof *r);
+    if (!r) {
+        out->failure = strdup("out of memory");
+        out->timeline = strdup("");
+        return HX_ERR_NOMEM;
+    }
+    int rc = 0;
+    char err[1024] = "";
+    r->s = s;
+    if (opts)
+        r->opts = *opts;
+    r->seed = r->opts.seed_set ? r->opts.seed : s->seed;
+    r->rng = r->seed;
+    r->t_start = runner_now_ms();
+    r->deadline = r->t_start + s->timeout_ms;
+    pthread_mutex_init(&r->wlock, NULL);
+    pthread_mutex_init(&r->devlog_lock, NULL);
+
+    if ((rc = setup_work(r, err, sizeof err)) != 0 ||
+        (rc = setup_harness(r, err, sizeof err)) != 0)
+        goto fail;
+    char info[256];
+    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", r->broker_uri,
+             r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
+    runner_note(r, "ok", NULL, "set up", info);
+    if ((rc = wait_time_zero(r, err, sizeof err)) != 0)
+        goto fail;
+    r->t_zero = runner_now_ms();
+    snprintf(info, sizeof info, "every device online and subscribed after %.3fs",
+             (double)(r->t_zero - r->t_start) / 1000.0);
+    runner_note(r, "ok", NULL, "time zero", info);
+    if ((rc = runner_load_start(r)) != 0) {
+        snprintf(err, sizeof err, "the backend load did not start");
+        goto fail;
+    }
+    run_steps(r);
+    if (r->failed)
+        note_figures(r);
+    goto done;
+
+fail:
+    runner_fail(r, NULL, "set-up", err);
+done:
+    finish_run(r, out);
     return rc;
 }
 
