@@ -1640,6 +1640,7 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     r->rng = r->seed;
     r->t_start = runner_now_ms();
     r->deadline = r->t_start + s->timeout_ms;
+    r->run_tag = runner_mix((uint64_t)time(NULL) ^ (uint64_t)r->t_start, (uint64_t)getpid());
     pthread_mutex_init(&r->wlock, NULL);
     pthread_mutex_init(&r->devlog_lock, NULL);
 

@@ -129,8 +129,8 @@ static size_t step_payload(struct runner *r, const struct scn_step *st, char *id
     const struct scn_command_step *c = &st->u.command;
     if (c->cmd_id[0])
         snprintf(id, SCN_CMD_ID_MAX, "%s", c->cmd_id);
-    else
-        snprintf(id, SCN_CMD_ID_MAX, "scn-%08llx-%u", (unsigned long long)(r->seed & 0xffffffffu),
+    else /* the run's own prefix: a flash kept from another run (--keep) knows no such id */
+        snprintf(id, SCN_CMD_ID_MAX, "scn-%06llx-%u", (unsigned long long)(r->run_tag & 0xffffffu),
                  ++r->cmd_steps);
     return command_json(c, id, buf, cap);
 }

@@ -142,6 +142,7 @@ struct runner {
     struct runner_reply *replies;
     size_t n_replies, cap_replies;
     unsigned cmd_steps;           /* made cmd_ids so far (runner thread) */
+    uint64_t run_tag;             /* this run's part of made cmd_ids: clock and pid mixed */
     unsigned forged_refused;      /* forged publishes the broker refused (runner thread) */
     unsigned forged_accepted;     /* ... and acknowledged */
 
