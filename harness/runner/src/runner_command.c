@@ -155,8 +155,10 @@ static int for_each_topic(struct runner *r, const struct scn_step *st, const uin
             snprintf(topic, sizeof topic, "scanners/%s/command", r->devs[num[i] - 1].id);
         rc = publish(ctx, topic, payload, len);
     }
-    snprintf(info, cap, "cmd_id %s on %s%s", id, all ? "command/all" : topic,
-             !all && n > 1 ? " and the others" : "");
+    if (all || n == 1)
+        snprintf(info, cap, "cmd_id %s on %s", id, topic);
+    else
+        snprintf(info, cap, "cmd_id %s on the command topics of %zu devices", id, n);
     return rc;
 }
 
