@@ -162,6 +162,11 @@ static void refresh_on_owner(void *arg)
         d->stats = *fw_device_stats(fw);
         fw_device_status(fw, &d->status);
         d->status.head_item_name = NULL; /* points into the device: not ours to keep */
+        if (!atomic_load(&d->powered)) {
+            /* After a power cut the firmware was not told: its RAM still says online. */
+            d->status.online = false;
+            d->status.connected = false;
+        }
     }
 }
 
@@ -218,6 +223,8 @@ static int64_t counter_value(const struct runner_dev *d, enum scn_counter c, enu
     case SCN_CTR_OUTBOX: return d->status.outbox;
     case SCN_CTR_OUTBOX_IN_FLIGHT: return d->status.outbox_in_flight;
     case SCN_CTR_SCREEN: return (int64_t)d->status.screen;
+    case SCN_CTR_BOOT_COUNT: return d->status.boot_count;
+    case SCN_CTR_LOCKED: return d->status.locked;
     case SCN_CTR_COUNT: break;
     }
     return 0;
@@ -355,6 +362,60 @@ static int status_of(struct runner *r, uint32_t num)
     return v;
 }
 
+/* A counter over the selected devices: every one (or the sum) compares true. */
+static bool counter_eval(struct runner *r, const struct scn_expect *e, const struct runner_sel *sel,
+                         char *obs, size_t cap)
+{
+    char a[64], b[64], label[64];
+    if (runner_refresh(r) != 0) {
+        snprintf(obs, cap, "could not read the devices' figures");
+        return false;
+    }
+    counter_label(e, label, sizeof label);
+    value_text(e, e->value, b, sizeof b);
+    if (e->sum) {
+        int64_t sum = 0;
+        for (size_t i = 0; i < sel->n; i++)
+            sum += counter_value(&r->devs[sel->num[i] - 1], e->counter, e->reason);
+        snprintf(obs, cap, "sum %s = %lld over %zu devices, expected %s %s", label,
+                 (long long)sum, sel->n, scn_cmp_name(e->cmp), b);
+        return scn_cmp_holds(e->cmp, sum, e->value);
+    }
+    size_t bad = 0;
+    const struct runner_dev *first_bad = NULL;
+    int64_t first_v = 0, min = INT64_MAX, max = INT64_MIN;
+    for (size_t i = 0; i < sel->n; i++) {
+        const struct runner_dev *d = &r->devs[sel->num[i] - 1];
+        int64_t v = counter_value(d, e->counter, e->reason);
+        if (v < min)
+            min = v;
+        if (v > max)
+            max = v;
+        if (!scn_cmp_holds(e->cmp, v, e->value)) {
+            if (!bad++) {
+                first_bad = d;
+                first_v = v;
+            }
+        }
+    }
+    if (bad) {
+        value_text(e, first_v, a, sizeof a);
+        snprintf(obs, cap, "%s = %s on %s, expected %s %s (%zu of %zu devices fail)", label, a,
+                 first_bad->id, scn_cmp_name(e->cmp), b, bad, sel->n);
+        return false;
+    }
+    value_text(e, min, a, sizeof a);
+    char c[64];
+    value_text(e, max, c, sizeof c);
+    if (sel->n == 1)
+        snprintf(obs, cap, "%s = %s on %s", label, a, r->devs[sel->num[0] - 1].id);
+    else if (min == max)
+        snprintf(obs, cap, "%s = %s on all %zu devices", label, a, sel->n);
+    else
+        snprintf(obs, cap, "%s %s..%s over %zu devices", label, a, c, sel->n);
+    return true;
+}
+
 /*
  * Evaluate an expectation once. Returns true when it holds; obs describes what was
  * observed (for the timeline), always.
@@ -362,7 +423,7 @@ static int status_of(struct runner *r, uint32_t num)
 static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct runner_sel *sel,
                       char *obs, size_t cap)
 {
-    char a[64], b[64], label[64];
+    char a[64], b[64];
     int64_t since_rel = r->since - r->t_start;
     switch (e->kind) {
     case SCN_EXP_LEDGER: {
@@ -386,55 +447,8 @@ static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct
                      (unsigned long long)rep.malformed);
         return holds;
     }
-    case SCN_EXP_COUNTER: {
-        if (runner_refresh(r) != 0) {
-            snprintf(obs, cap, "could not read the devices' figures");
-            return false;
-        }
-        counter_label(e, label, sizeof label);
-        value_text(e, e->value, b, sizeof b);
-        if (e->sum) {
-            int64_t sum = 0;
-            for (size_t i = 0; i < sel->n; i++)
-                sum += counter_value(&r->devs[sel->num[i] - 1], e->counter, e->reason);
-            snprintf(obs, cap, "sum %s = %lld over %zu devices, expected %s %s", label,
-                     (long long)sum, sel->n, scn_cmp_name(e->cmp), b);
-            return scn_cmp_holds(e->cmp, sum, e->value);
-        }
-        size_t bad = 0;
-        const struct runner_dev *first_bad = NULL;
-        int64_t first_v = 0, min = INT64_MAX, max = INT64_MIN;
-        for (size_t i = 0; i < sel->n; i++) {
-            const struct runner_dev *d = &r->devs[sel->num[i] - 1];
-            int64_t v = counter_value(d, e->counter, e->reason);
-            if (v < min)
-                min = v;
-            if (v > max)
-                max = v;
-            if (!scn_cmp_holds(e->cmp, v, e->value)) {
-                if (!bad++) {
-                    first_bad = d;
-                    first_v = v;
-                }
-            }
-        }
-        if (bad) {
-            value_text(e, first_v, a, sizeof a);
-            snprintf(obs, cap, "%s = %s on %s, expected %s %s (%zu of %zu devices fail)", label, a,
-                     first_bad->id, scn_cmp_name(e->cmp), b, bad, sel->n);
-            return false;
-        }
-        value_text(e, min, a, sizeof a);
-        char c[64];
-        value_text(e, max, c, sizeof c);
-        if (sel->n == 1)
-            snprintf(obs, cap, "%s = %s on %s", label, a, r->devs[sel->num[0] - 1].id);
-        else if (min == max)
-            snprintf(obs, cap, "%s = %s on all %zu devices", label, a, sel->n);
-        else
-            snprintf(obs, cap, "%s %s..%s over %zu devices", label, a, c, sel->n);
-        return true;
-    }
+    case SCN_EXP_COUNTER:
+        return counter_eval(r, e, sel, obs, cap);
     case SCN_EXP_WILL: {
         size_t missing = 0;
         const char *first = NULL;
@@ -486,6 +500,9 @@ static bool cond_eval(struct runner *r, const struct scn_expect *e, const struct
                  sel->n, sel->n == 1 ? "" : "s");
         return true;
     }
+    case SCN_EXP_REPLIES:
+    case SCN_EXP_FORGED:
+        return runner_command_eval(r, e, sel->num, sel->n, obs, cap);
     case SCN_EXP_ORDER: {
         hx_backend_sync(r->backend, 2000);
         for (size_t i = 0; i < sel->n; i++)
@@ -733,6 +750,84 @@ static int power_on(struct runner *r, struct runner_dev *d)
     return rc == SIM_ERR_STATE ? 0 : rc;
 }
 
+/* publish N items | malformed: to each selected device, or as the layout goes. */
+static int publish_step(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                        char *err, size_t cap)
+{
+    int rc = 0;
+    uint32_t n = st->u.publish.count;
+    if (sel->n == 0) {
+        /* As the layout goes: round-robin over per-device devices, else the shared topic. */
+        for (uint32_t k = 0; k < n && rc == 0; k++) {
+            uint32_t num = (uint32_t)(k % r->n_devs) + 1;
+            if (r->devs[num - 1].group->layout != SCN_LAYOUT_PER_DEVICE)
+                num = 0;
+            rc = st->action == SCN_ACT_PUBLISH_ITEMS
+                     ? runner_publish_item(r, num)
+                     : runner_publish_malformed(r, num, st->u.publish.kind);
+        }
+    } else {
+        /* N to each selected device. */
+        for (size_t i = 0; i < sel->n && rc == 0; i++)
+            for (uint32_t k = 0; k < n && rc == 0; k++)
+                rc = st->action == SCN_ACT_PUBLISH_ITEMS
+                         ? runner_publish_item(r, sel->num[i])
+                         : runner_publish_malformed(r, sel->num[i], st->u.publish.kind);
+    }
+    if (rc != 0)
+        snprintf(err, cap, "the backend could not publish: %s", hx_backend_last_error());
+    return rc;
+}
+
+/* scan tag | random tag | wrong tag on each selected device. */
+static int scan_step(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                     char *info, size_t cap)
+{
+    int rc = 0;
+    for (size_t i = 0; i < sel->n && rc == 0; i++) {
+        uint8_t uid[SCN_TAG_MAX];
+        size_t len;
+        if (st->action == SCN_ACT_SCAN_TAG) {
+            len = st->u.tag.len;
+            memcpy(uid, st->u.tag.uid, len);
+        } else if (st->action == SCN_ACT_SCAN_RANDOM) {
+            uint64_t a = scn_rng_next(&r->rng), b = scn_rng_next(&r->rng);
+            len = 10;
+            uid[0] = 0x04;
+            memcpy(uid + 1, &a, 8);
+            uid[9] = (uint8_t)b;
+        } else {
+            len = 3;
+            uid[0] = 0x04;
+            uid[1] = 0xBA;
+            uid[2] = 0xD0;
+        }
+        if (st->action == SCN_ACT_SCAN_RANDOM && sel->n == 1) {
+            char hex[32];
+            fw_tag_to_hex(uid, len, hex, sizeof hex);
+            snprintf(info, cap, "tag %s", hex);
+        }
+        rc = sim_device_post_tag(r->devs[sel->num[i] - 1].dev, uid, len);
+    }
+    return rc;
+}
+
+/*
+ * A power cut: the connection drops without DISCONNECT (the broker publishes the Will);
+ * the firmware is not told, and comes back from flash at the next power on. Behind a
+ * proxy the link is reset first, because Paho's MQTTAsync_destroy still writes a
+ * DISCONNECT on an idle socket (sim/mqtt.h), which a board losing power never sends; on a
+ * direct link with Paho the broker usually gets that DISCONNECT and publishes no Will.
+ */
+static int power_cut(struct runner_dev *d)
+{
+    atomic_store(&d->powered, false); /* clean_off stays clear: its "offline" is the Will */
+    if (d->proxy)
+        hx_proxy_cut(d->proxy, HX_PROXY_CUT_RST);
+    int rc = sim_device_power_cut(d->dev);
+    return rc == SIM_ERR_STATE ? 0 : rc;
+}
+
 /* Carry out an action step. Returns 0, or negative with err filled in. */
 static int run_action(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
                       char *info, char *err, size_t cap)
@@ -758,56 +853,10 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
                                                  : hx_broker_restart(r->broker);
         break;
     case SCN_ACT_PUBLISH_ITEMS:
-    case SCN_ACT_PUBLISH_MALFORMED: {
-        uint32_t n = st->u.publish.count;
-        if (sel->n == 0) {
-            /* As the layout goes: round-robin over per-device devices, else the shared topic. */
-            for (uint32_t k = 0; k < n && rc == 0; k++) {
-                uint32_t num = (uint32_t)(k % r->n_devs) + 1;
-                if (r->devs[num - 1].group->layout != SCN_LAYOUT_PER_DEVICE)
-                    num = 0;
-                rc = st->action == SCN_ACT_PUBLISH_ITEMS
-                         ? runner_publish_item(r, num)
-                         : runner_publish_malformed(r, num, st->u.publish.kind);
-            }
-        } else {
-            /* N to each selected device. */
-            for (size_t i = 0; i < sel->n && rc == 0; i++)
-                for (uint32_t k = 0; k < n && rc == 0; k++)
-                    rc = st->action == SCN_ACT_PUBLISH_ITEMS
-                             ? runner_publish_item(r, sel->num[i])
-                             : runner_publish_malformed(r, sel->num[i], st->u.publish.kind);
-        }
-        if (rc != 0)
-            snprintf(err, cap, "the backend could not publish: %s", hx_backend_last_error());
-        return rc;
-    }
+    case SCN_ACT_PUBLISH_MALFORMED:
+        return publish_step(r, st, sel, err, cap);
     case SCN_ACT_SCAN_TAG: case SCN_ACT_SCAN_RANDOM: case SCN_ACT_SCAN_WRONG:
-        for (size_t i = 0; i < sel->n && rc == 0; i++) {
-            uint8_t uid[SCN_TAG_MAX];
-            size_t len;
-            if (st->action == SCN_ACT_SCAN_TAG) {
-                len = st->u.tag.len;
-                memcpy(uid, st->u.tag.uid, len);
-            } else if (st->action == SCN_ACT_SCAN_RANDOM) {
-                uint64_t a = scn_rng_next(&r->rng), b = scn_rng_next(&r->rng);
-                len = 10;
-                uid[0] = 0x04;
-                memcpy(uid + 1, &a, 8);
-                uid[9] = (uint8_t)b;
-            } else {
-                len = 3;
-                uid[0] = 0x04;
-                uid[1] = 0xBA;
-                uid[2] = 0xD0;
-            }
-            if (st->action == SCN_ACT_SCAN_RANDOM && sel->n == 1) {
-                char hex[32];
-                fw_tag_to_hex(uid, len, hex, sizeof hex);
-                snprintf(info, cap, "tag %s", hex);
-            }
-            rc = sim_device_post_tag(r->devs[sel->num[i] - 1].dev, uid, len);
-        }
+        rc = scan_step(r, st, sel, info, cap);
         break;
     case SCN_ACT_CONFIRM: case SCN_ACT_CANCEL: case SCN_ACT_MODE: {
         enum fw_button b = st->action == SCN_ACT_CONFIRM  ? FW_BUTTON_CONFIRM
@@ -829,6 +878,13 @@ static int run_action(struct runner *r, const struct scn_step *st, const struct 
         for (size_t i = 0; i < sel->n && rc == 0; i++)
             rc = power_on(r, &r->devs[sel->num[i] - 1]);
         break;
+    case SCN_ACT_POWER_CUT:
+        for (size_t i = 0; i < sel->n && rc == 0; i++)
+            rc = power_cut(&r->devs[sel->num[i] - 1]);
+        break;
+    case SCN_ACT_COMMAND:
+    case SCN_ACT_FORGE_COMMAND:
+        return runner_command_step(r, st, sel->num, sel->n, info, err, cap);
     case SCN_ACT_RESTART:
         rc = power_off_set(r, sel, info, cap);
         for (size_t i = 0; i < sel->n && rc == 0; i++)
@@ -1141,7 +1197,8 @@ static int setup_broker(struct runner *r, char *err, size_t cap)
     return broker_address(r, hx_broker_uri(r->broker), err, cap);
 }
 
-static int setup_devices(struct runner *r, char *err, size_t cap)
+/* The fault proxy hub (when a group has `link proxy`) and the event loops, started. */
+static int setup_loops(struct runner *r, char *err, size_t cap)
 {
     const struct scn_scenario *s = r->s;
     bool any_proxy = false;
@@ -1191,6 +1248,15 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         l->op_target.on_tick = runner_operator_tick;
     }
 
+    return 0;
+}
+
+/* Every device created on its loop, the operators attached, every device powered on. */
+static int setup_devices(struct runner *r, char *err, size_t cap)
+{
+    int rc0 = setup_loops(r, err, cap);
+    if (rc0 != 0)
+        return rc0;
     r->observer.ctx = r;
     r->observer.on_log = obs_log;
     r->observer.on_state = obs_state;
@@ -1357,6 +1423,11 @@ static void teardown(struct runner *r)
             runner_watch_dump(r, f);
             fclose(f);
         }
+        snprintf(path, sizeof path, "%s/commands.log", r->dir);
+        if (r->n_cmd_ids > 0 && (f = fopen(path, "w")) != NULL) {
+            runner_command_dump(r, f);
+            fclose(f);
+        }
     }
     if (r->devlog) {
         fclose(r->devlog);
@@ -1381,36 +1452,19 @@ static void *backend_start_main(void *arg)
     return NULL;
 }
 
-int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
-                  struct hx_runner_result *out)
+/* Devices and their ids, and the work folder (the keep dir, or a temporary one). */
+static int setup_work(struct runner *r, char *err, size_t cap)
 {
-    memset(out, 0, sizeof *out);
-    struct runner *r = calloc(1, sizeof *r);
-    if (!r) {
-        out->failure = strdup("out of memory");
-        out->timeline = strdup("");
-        return HX_ERR_NOMEM;
-    }
+    const struct scn_scenario *s = r->s;
     int rc = 0;
-    char err[1024] = "";
-    r->s = s;
-    if (opts)
-        r->opts = *opts;
-    r->seed = r->opts.seed_set ? r->opts.seed : s->seed;
-    r->rng = r->seed;
-    r->t_start = runner_now_ms();
-    r->deadline = r->t_start + s->timeout_ms;
-    pthread_mutex_init(&r->wlock, NULL);
-    pthread_mutex_init(&r->devlog_lock, NULL);
-
     /* Devices and their ids. */
     r->n_devs = s->n_devices;
     r->devs = calloc(r->n_devs ? r->n_devs : 1, sizeof *r->devs);
     r->status_last = malloc(r->n_devs ? r->n_devs : 1);
     if (!r->devs || !r->status_last) {
         rc = HX_ERR_NOMEM;
-        snprintf(err, sizeof err, "out of memory for %u devices", r->n_devs);
-        goto fail;
+        snprintf(err, cap, "out of memory for %u devices", r->n_devs);
+        return rc;
     }
     memset(r->status_last, -1, r->n_devs);
     for (uint32_t i = 0; i < r->n_devs; i++) {
@@ -1423,8 +1477,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         atomic_init(&d->clean_off, false);
     }
     if ((rc = runner_ids_index(r)) != 0) {
-        snprintf(err, sizeof err, "out of memory");
-        goto fail;
+        snprintf(err, cap, "out of memory");
+        return rc;
     }
 
     /* Work folder: the keep dir, or a temporary one removed at the end. */
@@ -1432,8 +1486,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         snprintf(r->dir, sizeof r->dir, "%s", r->opts.keep_dir);
         if (mkdir_p(r->dir) != 0) {
             rc = HX_ERR_SYS;
-            snprintf(err, sizeof err, "cannot create %s: %s", r->dir, strerror(errno));
-            goto fail;
+            snprintf(err, cap, "cannot create %s: %s", r->dir, strerror(errno));
+            return rc;
         }
         char path[RUNNER_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/devices.log", r->dir);
@@ -1443,16 +1497,23 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         snprintf(r->dir, sizeof r->dir, "%s/scansim-scn-XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(r->dir)) {
             rc = HX_ERR_SYS;
-            snprintf(err, sizeof err, "cannot create a temporary folder: %s", strerror(errno));
-            goto fail;
+            snprintf(err, cap, "cannot create a temporary folder: %s", strerror(errno));
+            return rc;
         }
         r->remove_dir = true;
     }
     snprintf(r->ledger_path, sizeof r->ledger_path, "%s/ledger.sqlite", r->dir);
     runner_note(r, "start", NULL, s->name, NULL);
+    return 0;
+}
 
-    if ((rc = setup_broker(r, err, sizeof err)) != 0)
-        goto fail;
+/* The broker, the watcher, the backend role and the devices, up to time zero. */
+static int setup_harness(struct runner *r, char *err, size_t cap)
+{
+    const struct scn_scenario *s = r->s;
+    int rc = 0;
+    if ((rc = setup_broker(r, err, cap)) != 0)
+        return rc;
     const char *h_user = r->users ? "harness" : NULL, *h_pw = r->users ? "harness-pw" : NULL;
     char h_ca[RUNNER_PATH_MAX + 32], h_crt[RUNNER_PATH_MAX + 32], h_key[RUNNER_PATH_MAX + 32];
     const char *ca = NULL, *crt = NULL, *key = NULL;
@@ -1467,8 +1528,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         }
     }
     if ((rc = runner_watch_start(r, r->broker_uri, h_user, h_pw, ca, crt, key)) != 0) {
-        snprintf(err, sizeof err, "the status watcher could not subscribe to %s", r->broker_uri);
-        goto fail;
+        snprintf(err, cap, "the status watcher could not subscribe to %s", r->broker_uri);
+        return rc;
     }
     bool any_per_device = false, any_qos2 = false;
     for (size_t g = 0; g < s->n_groups; g++) {
@@ -1480,9 +1541,9 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
         any_seed |= s->groups[g].layout == SCN_LAYOUT_SEED;
     if (any_per_device && any_seed) {
         rc = HX_ERR_INVAL;
-        snprintf(err, sizeof err, "groups mix the seed and per-device layouts; the backend "
+        snprintf(err, cap, "groups mix the seed and per-device layouts; the backend "
                  "role serves one layout: give every group the same layout");
-        goto fail;
+        return rc;
     }
     struct hx_backend_opts bo = {0};
     bo.uri = r->broker_uri;
@@ -1495,8 +1556,8 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bo.certfile = crt;
     bo.keyfile = key;
     if ((rc = hx_backend_create(&bo, &r->backend)) != 0) {
-        snprintf(err, sizeof err, "the backend role could not be made: %s", hx_backend_last_error());
-        goto fail;
+        snprintf(err, cap, "the backend role could not be made: %s", hx_backend_last_error());
+        return rc;
     }
     /* The backend connects while the devices power on (each connect takes Paho a second or
        two); it is subscribed before time zero, and nothing registers before time zero. */
@@ -1505,37 +1566,21 @@ int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opt
     bool bt_started = pthread_create(&bt, NULL, backend_start_main, &bs) == 0;
     if (!bt_started)
         backend_start_main(&bs);
-    rc = setup_devices(r, err, sizeof err);
+    rc = setup_devices(r, err, cap);
     if (bt_started)
         pthread_join(bt, NULL);
     if (rc != 0)
-        goto fail;
+        return rc;
     if ((rc = bs.rc) != 0) {
-        snprintf(err, sizeof err, "the backend role did not start: %s", bs.err);
-        goto fail;
+        snprintf(err, cap, "the backend role did not start: %s", bs.err);
+        return rc;
     }
-    char info[256];
-    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", r->broker_uri,
-             r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
-    runner_note(r, "ok", NULL, "set up", info);
-    if ((rc = wait_time_zero(r, err, sizeof err)) != 0)
-        goto fail;
-    r->t_zero = runner_now_ms();
-    snprintf(info, sizeof info, "every device online and subscribed after %.3fs",
-             (double)(r->t_zero - r->t_start) / 1000.0);
-    runner_note(r, "ok", NULL, "time zero", info);
-    if ((rc = runner_load_start(r)) != 0) {
-        snprintf(err, sizeof err, "the backend load did not start");
-        goto fail;
-    }
-    run_steps(r);
-    if (r->failed)
-        note_figures(r);
-    goto done;
+    return 0;
+}
 
-fail:
-    runner_fail(r, NULL, "set-up", err);
-done:
+/* The result, the timeline for --keep, and everything freed (r included). */
+static void finish_run(struct runner *r, struct hx_runner_result *out)
+{
     teardown(r);
     out->passed = !r->failed;
     out->duration_ms = runner_now_ms() - r->t_start;
@@ -1564,11 +1609,63 @@ done:
     runner_ids_free(r);
     free(r->status_last);
     free(r->ev);
+    runner_command_free(r);
     free(r->devs);
     free(r->users);
     pthread_mutex_destroy(&r->wlock);
     pthread_mutex_destroy(&r->devlog_lock);
     free(r);
+}
+
+int hx_runner_run(const struct scn_scenario *s, const struct hx_runner_opts *opts,
+                  struct hx_runner_result *out)
+{
+    memset(out, 0, sizeof *out);
+    struct runner *r = calloc(1, sizeof *r);
+    if (!r) {
+        out->failure = strdup("out of memory");
+        out->timeline = strdup("");
+        return HX_ERR_NOMEM;
+    }
+    int rc = 0;
+    char err[1024] = "";
+    r->s = s;
+    if (opts)
+        r->opts = *opts;
+    r->seed = r->opts.seed_set ? r->opts.seed : s->seed;
+    r->rng = r->seed;
+    r->t_start = runner_now_ms();
+    r->deadline = r->t_start + s->timeout_ms;
+    r->run_tag = runner_mix((uint64_t)time(NULL) ^ (uint64_t)r->t_start, (uint64_t)getpid());
+    pthread_mutex_init(&r->wlock, NULL);
+    pthread_mutex_init(&r->devlog_lock, NULL);
+
+    if ((rc = setup_work(r, err, sizeof err)) != 0 ||
+        (rc = setup_harness(r, err, sizeof err)) != 0)
+        goto fail;
+    char info[256];
+    snprintf(info, sizeof info, "broker %s, %u device%s, seed %llu", r->broker_uri,
+             r->n_devs, r->n_devs == 1 ? "" : "s", (unsigned long long)r->seed);
+    runner_note(r, "ok", NULL, "set up", info);
+    if ((rc = wait_time_zero(r, err, sizeof err)) != 0)
+        goto fail;
+    r->t_zero = runner_now_ms();
+    snprintf(info, sizeof info, "every device online and subscribed after %.3fs",
+             (double)(r->t_zero - r->t_start) / 1000.0);
+    runner_note(r, "ok", NULL, "time zero", info);
+    if ((rc = runner_load_start(r)) != 0) {
+        snprintf(err, sizeof err, "the backend load did not start");
+        goto fail;
+    }
+    run_steps(r);
+    if (r->failed)
+        note_figures(r);
+    goto done;
+
+fail:
+    runner_fail(r, NULL, "set-up", err);
+done:
+    finish_run(r, out);
     return rc;
 }
 

@@ -52,6 +52,7 @@ struct runner_dev {
     uint64_t op_rng;
     bool op_cancel;               /* the decision drawn for op_item */
     uint32_t op_tags;             /* tags scanned so far (fresh UIDs) */
+    uint64_t op_read_until;       /* a `message` shows: dismiss it then (0: none shows) */
     atomic_bool op_paused;        /* `operator pause` (any thread) */
 
     atomic_bool powered;          /* the runner's view: on unless a step powered it off */
@@ -62,6 +63,20 @@ struct runner_dev {
     /* figures, copied on the owning thread by runner_refresh() */
     struct fw_stats stats;
     struct fw_status status;
+};
+
+/* A cmd_id this run sent, and what it asked for. */
+struct runner_cmd_sent {
+    char id[SCN_CMD_ID_MAX];
+    enum scn_command cmd;
+};
+
+/* One command reply the watcher saw for a cmd_id this run sent. */
+struct runner_reply {
+    uint32_t dev;     /* device number */
+    bool ok;          /* result "ok" (else "error") */
+    bool duplicate;   /* data.duplicate: answered again from memory, not executed */
+    char reason[SCN_CMD_KEY_MAX];
 };
 
 /* One event loop (thread) and the devices it owns. */
@@ -120,6 +135,16 @@ struct runner {
     atomic_bool watch_subscribed;
     atomic_int watch_failures;
     char **sorted_ids;            /* for topic -> device number (bsearch) */
+
+    /* commands (runner_command.c): ids and replies under wlock */
+    struct runner_cmd_sent *cmd_ids; /* every cmd_id this run sent */
+    size_t n_cmd_ids, cap_cmd_ids;
+    struct runner_reply *replies;
+    size_t n_replies, cap_replies;
+    unsigned cmd_steps;           /* made cmd_ids so far (runner thread) */
+    uint64_t run_tag;             /* this run's part of made cmd_ids: clock and pid mixed */
+    unsigned forged_refused;      /* forged publishes the broker refused (runner thread) */
+    unsigned forged_accepted;     /* ... and acknowledged */
 
     /* backend load (runner_load.c) */
     pthread_t load_thread;
@@ -185,5 +210,18 @@ void runner_operator_tick(struct sim_loop_target *t, uint64_t now_ms);
 void runner_operator_event(struct sim_loop_target *t, const struct sim_event *ev);
 /* A fresh valid UID for device d's operator (owner thread). */
 size_t runner_operator_uid(struct runner_dev *d, uint8_t *uid);
+
+/* runner_command.c */
+/* Send a `command` / forge a `device N publishes command` step to devices num[0..n). */
+int runner_command_step(struct runner *r, const struct scn_step *st, const uint32_t *num,
+                        size_t n, char *info, char *err, size_t cap);
+/* A reply on scanners/<id>/command/reply of device num (watcher thread). */
+void runner_command_reply(struct runner *r, uint32_t num, const void *payload, size_t len);
+/* Evaluate SCN_EXP_REPLIES over devices num[0..n), or SCN_EXP_FORGED. */
+bool runner_command_eval(struct runner *r, const struct scn_expect *e, const uint32_t *num,
+                         size_t n, char *obs, size_t cap);
+/* The commands sent and replies seen, for --keep (commands.log). */
+void runner_command_dump(struct runner *r, FILE *f);
+void runner_command_free(struct runner *r);
 
 #endif /* RUNNER_INTERNAL_H */

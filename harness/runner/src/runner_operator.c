@@ -13,6 +13,13 @@
  * operator presses only when the screen it means is showing, and presses again if a notice
  * swallowed the press (docs/protocol.md, "The operator's side"). A tag acts on the screen
  * underneath a notice, so scanning the next item need not wait 1.5 s.
+ *
+ * Remote commands bring two more screens. A `message` is read, then dismissed: after a
+ * think time the operator presses confirm (any button dismisses it; tags are ignored while
+ * it shows), then goes on where it was. A `locked` device is left alone: a person does
+ * not use a scanner that says it is locked, and a scripted tag or press would only be
+ * counted as a locked_refusal. Either way the operator's own state is kept, so after the
+ * message or the unlock it carries on with the item (a tag scanned before stays scanned).
  */
 #include "runner_internal.h"
 
@@ -53,6 +60,28 @@ size_t runner_operator_uid(struct runner_dev *d, uint8_t *uid)
     return 7;
 }
 
+/* The `message` and `locked` screens: true when the operator acts on nothing else now. */
+static bool op_command_screen(struct runner_dev *d, const struct fw_status *st, uint64_t now)
+{
+    if (st->screen == FW_SCREEN_LOCKED) {
+        d->op_read_until = 0;
+        return true;
+    }
+    if (st->screen != FW_SCREEN_MESSAGE) {
+        d->op_read_until = 0;
+        return false;
+    }
+    if (d->op_read_until == 0) {
+        d->op_read_until = now + op_think(d); /* reading it */
+    } else if (now >= d->op_read_until) {
+        sim_device_post_button(d->dev, FW_BUTTON_CONFIRM);
+        d->op_read_until = now + OP_RETRY_MS; /* again, if the press did not take */
+    }
+    if (d->op_deadline < now + OP_RETRY_MS)
+        d->op_deadline = now + OP_RETRY_MS; /* a press for the item: not while it shows */
+    return true;
+}
+
 static void op_device(struct runner_dev *d, uint64_t now)
 {
     if (d->group->op.mode != SCN_OPERATOR_AUTO || atomic_load(&d->op_paused) ||
@@ -61,6 +90,8 @@ static void op_device(struct runner_dev *d, uint64_t now)
     struct fw_device *fw = sim_device_fw(d->dev);
     struct fw_status st;
     fw_device_status(fw, &st);
+    if (op_command_screen(d, &st, now))
+        return;
     bool item_mode = st.screen != FW_SCREEN_INVENTORY_SCAN &&
                      st.screen != FW_SCREEN_INVENTORY_WAIT &&
                      st.screen != FW_SCREEN_INVENTORY_RESULT;

@@ -1,12 +1,16 @@
 /*
  * runner_watch.c - the status watcher: one MQTT client (sim/mqtt.h) subscribed to
  * scanners/+/status that records every status message with its arrival time and retain
- * flag, for `will published`, `no will` and `retained status` expectations.
+ * flag, for `will published`, `no will` and `retained status` expectations, and to
+ * scanners/+/command/reply, whose replies it hands to runner_command.c. Both filters are
+ * granted (SUBACK) before set-up goes on, so no reply of the run can be missed.
  *
  * How a Will is told apart from a device's own "offline" (both are the retained text
  * "offline" on the same topic): a device publishes "offline" itself only in a clean
- * power-off (fw_device_stop), and only the runner powers devices off. So the runner sets
- * the device's clean_off flag *before* it powers the device off, and the watcher clears it
+ * power-off (fw_device_stop) or before a reboot by command, and only the runner powers
+ * devices off or sends commands. So the runner sets
+ * the device's clean_off flag *before* it powers the device off (runner_command.c: when the
+ * ok reply to a reboot arrives, ahead of that offline), and the watcher clears it
  * when the device's next live "online" arrives (it reconnected). A live "offline" that
  * arrives while clean_off is clear can only come from the broker publishing the Will: the
  * connection ended without DISCONNECT (link cut, black-hole + keep-alive, broker-side
@@ -135,6 +139,15 @@ static void watch_on_message(void *ctx, const struct sim_mqtt_message *m)
         bool offline = m->len == 7 && memcmp(m->payload, "offline", 7) == 0;
         if (num && (online || offline))
             watch_record(r, num, online, m->retain);
+        return;
+    }
+    static const char rpost[] = "/command/reply";
+    if (tl > sizeof pre - 1 + sizeof rpost - 1 && memcmp(topic, pre, sizeof pre - 1) == 0 &&
+        memcmp(topic + tl - (sizeof rpost - 1), rpost, sizeof rpost - 1) == 0) {
+        uint32_t num = runner_dev_by_id(r, topic + sizeof pre - 1,
+                                        tl - (sizeof pre - 1) - (sizeof rpost - 1));
+        if (num)
+            runner_command_reply(r, num, m->payload, m->len);
     }
 }
 
@@ -142,7 +155,10 @@ static void watch_on_subscribed(void *ctx, int mid, int n, const int *codes)
 {
     struct runner *r = ctx;
     (void)mid;
-    if (n >= 1 && codes[0] >= 0 && codes[0] < 0x80)
+    bool granted = n == 2;
+    for (int i = 0; i < n; i++)
+        granted &= codes[i] >= 0 && codes[i] < 0x80;
+    if (granted)
         atomic_store(&r->watch_subscribed, true);
     else
         atomic_fetch_add(&r->watch_failures, 1);
@@ -152,11 +168,11 @@ static void watch_on_connected(void *ctx, bool session_present)
 {
     struct runner *r = ctx;
     struct watch *w = r->watch;
-    const char *filter = "scanners/+/status";
-    int qos = 1;
+    const char *filters[] = {"scanners/+/status", "scanners/+/command/reply"};
+    int qos[] = {1, 1};
     (void)session_present;
     /* Non-blocking: allowed inside a handler (sim/mqtt.h). */
-    if (sim_mqtt_subscribe(w->c, 1, &filter, &qos, NULL) != SIM_OK)
+    if (sim_mqtt_subscribe(w->c, 2, filters, qos, NULL) != SIM_OK)
         atomic_fetch_add(&r->watch_failures, 1);
 }
 

@@ -173,6 +173,9 @@ const char *scn_action_name(enum scn_action a)
         [SCN_ACT_RESTART] = "restart",
         [SCN_ACT_NETWORK_DOWN] = "network down",
         [SCN_ACT_NETWORK_UP] = "network up",
+        [SCN_ACT_POWER_CUT] = "power cut",
+        [SCN_ACT_COMMAND] = "command",
+        [SCN_ACT_FORGE_COMMAND] = "publishes command",
         [SCN_ACT_EXPECT] = "expect",
     };
     return NAME_OF(t, a);
@@ -181,8 +184,21 @@ const char *scn_action_name(enum scn_action a)
 const char *scn_expect_kind_name(enum scn_expect_kind k)
 {
     static const char *const t[] = {"ledger", "counter", "will", "no will", "retained status",
-                                    "order"};
+                                    "order", "command replies", "forged commands"};
     return NAME_OF(t, k);
+}
+
+const char *scn_command_name(enum scn_command c)
+{
+    static const char *const t[] = {"identify", "message", "status", "config", "reboot",
+                                    "lock", "unlock", "clear_queue"};
+    return NAME_OF(t, c);
+}
+
+const char *scn_reply_result_name(enum scn_reply_result r)
+{
+    static const char *const t[] = {"", "ok", "error"};
+    return NAME_OF(t, r);
 }
 
 const char *scn_ledger_field_name(enum scn_ledger_field f)
@@ -211,7 +227,7 @@ const char *const scn__counter_words[SCN_CTR_COUNT + 1] = {
     "storage_errors", "publishes_refused", "subscriptions_refused", "commands_received",
     "commands_ok", "commands_refused", "commands_duplicate", "items_cleared",
     "locked_refusals", "reboots", "boots", "reconnects", "online", "session_present",
-    "pending", "outbox", "outbox_in_flight", "screen", NULL};
+    "pending", "outbox", "outbox_in_flight", "screen", "boot_count", "locked", NULL};
 
 const char *const scn__screen_words[SCN_SCREEN_COUNT + 1] = {
     "idle", "item", "confirm", "registered", "inventory_scan", "inventory_wait",
@@ -229,7 +245,7 @@ const char *scn_screen_name(enum scn_screen s)
 
 bool scn_counter_is_bool(enum scn_counter c)
 {
-    return c == SCN_CTR_ONLINE || c == SCN_CTR_SESSION_PRESENT;
+    return c == SCN_CTR_ONLINE || c == SCN_CTR_SESSION_PRESENT || c == SCN_CTR_LOCKED;
 }
 
 /* ================================================================ printing */
@@ -371,9 +387,36 @@ static void put_expect(struct out *o, const struct scn_step *st)
         put_selector(o, "of", &st->sel);
         put(o, " arrive in order");
         break;
+    case SCN_EXP_REPLIES:
+        put(o, "command replies");
+        if (e->reply != SCN_REPLY_ANY)
+            put(o, " %s", scn_reply_result_name(e->reply));
+        if (e->reply_duplicate)
+            put(o, " duplicate");
+        if (e->reply_reason[0])
+            put(o, " reason %s", e->reply_reason);
+        put(o, " %s %" PRId64, scn_cmp_name(e->cmp), e->value);
+        put_selector(o, "from", &st->sel);
+        break;
+    case SCN_EXP_FORGED:
+        put(o, "forged commands %s %s %" PRId64, e->forged_refused ? "refused" : "accepted",
+            scn_cmp_name(e->cmp), e->value);
+        break;
     }
     if (e->has_within)
         put_time_expr(o, &e->within);
+}
+
+/* command <cmd> [k=v ...] [as <id>] */
+static void put_command(struct out *o, const struct scn_step *st)
+{
+    const struct scn_command_step *c = &st->u.command;
+    put(o, "command %s", scn_command_name(c->cmd));
+    for (uint32_t k = 0; k < c->n_args && k < SCN_CMD_ARGS_MAX; k++)
+        put(o, c->args[k].type == SCN_ARG_STRING ? " %s=\"%s\"" : " %s=%s", c->args[k].key,
+            c->args[k].value);
+    if (c->cmd_id[0])
+        put(o, " as %s", c->cmd_id);
 }
 
 static void put_action(struct out *o, const struct scn_step *st)
@@ -423,6 +466,16 @@ static void put_action(struct out *o, const struct scn_step *st)
         put(o, "expect ");
         put_expect(o, st);
         return;
+    case SCN_ACT_COMMAND:
+        put_command(o, st);
+        put_selector(o, "to", &st->sel);
+        return;
+    case SCN_ACT_FORGE_COMMAND:
+        put(o, "device %" PRIu32 " publishes ", st->u.command.from);
+        put_command(o, st);
+        put_selector(o, "to", &st->sel);
+        return;
+    case SCN_ACT_POWER_CUT:
     case SCN_ACT_POWER_OFF:
     case SCN_ACT_POWER_ON:
     case SCN_ACT_RESTART:

@@ -4,8 +4,11 @@
  * A line ends at '\n' (a '\r' before it is ignored). '#' starts a comment that runs to the
  * end of the line. Words are runs of printable bytes (and UTF-8 bytes >= 0x80) separated
  * by spaces or tabs; ',' '*' '+' and the comparison operators are words of their own even
- * without spaces around them, so "registered>=200" reads as three words. Control bytes are
- * errors. Work is linear in the input; nothing is allocated.
+ * without spaces around them, so "registered>=200" reads as three words. A word that starts
+ * with '"' runs to the next '"' on the line, spaces and '#' included ("quoted text", for a
+ * command's message); without a closing '"' it is an ordinary word, so a stray quote in a
+ * description stays harmless and the parser names the problem where a text is due. Control
+ * bytes are errors. Work is linear in the input; nothing is allocated.
  */
 #include <stdio.h>
 #include <string.h>
@@ -81,7 +84,17 @@ int scn__next_line(struct scn__reader *r, struct scn__line *line, uint32_t *err_
             return -1;
         }
         size_t j = i + 1;
-        if (is_cmp_char(c)) {
+        const char *close = c == '"' ? memchr(start + j, '"', llen - j) : NULL;
+        if (close) {
+            for (; j < (size_t)(close - start); j++)
+                if ((unsigned char)start[j] < 0x20 || start[j] == 0x7f) {
+                    *err_col = (uint32_t)j + 1;
+                    snprintf(err, cap, "unexpected control byte 0x%02x in quoted text",
+                             (unsigned char)start[j]);
+                    return -1;
+                }
+            j++;
+        } else if (is_cmp_char(c)) {
             if (j < llen && start[j] == '=')
                 j++;
         } else if (!is_single(c)) {

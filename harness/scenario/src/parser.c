@@ -862,15 +862,206 @@ static int expect_tail(struct parser *p, struct scn_step *st, bool within_requir
     return want_end(p);
 }
 
+/* ================================================================ commands */
+
+static const char *const COMMAND_WORDS[] = {"identify", "message", "status", "config", "reboot",
+                                            "lock", "unlock", "clear_queue", NULL};
+
+/* The reasons a device answers a command with (docs/protocol.md, "Commands"). */
+static const char *const REPLY_REASON_WORDS[] = {
+    "oversize", "not_utf8", "invalid_json", "trailing_garbage", "not_object", "missing_field",
+    "wrong_type", "out_of_range", "too_deep", "bad_cmd_id", "unknown_command", "missing_arg",
+    "unknown_arg", "busy", "flash_error", NULL};
+
+/* <key>=<value>: a number, true/false, "quoted text" or a bare word. */
+static int want_cmd_arg(struct parser *p, struct scn_cmd_arg *a)
+{
+    if (want_name(p, "an argument name such as seconds", false, sizeof a->key - 1, a->key) < 0)
+        return -1;
+    if (!accept(p, "="))
+        return fail_at(p, here_col(p), "expected '=' and a value after the argument '%s' (such "
+                                       "as %s=5 or text=\"Go to dock 3\")", a->key, a->key);
+    const struct scn__tok *v = peek(p);
+    if (!v)
+        return expected(p, "a value (a number, true, false or \"quoted text\")");
+    const char *s = v->s;
+    uint32_t len = v->len;
+    a->type = SCN_ARG_STRING;
+    if (s[0] == '"') {
+        if (len < 2 || s[len - 1] != '"')
+            return fail_at(p, v->col, "quoted text needs a closing '\"' on the same line");
+        s++;
+        len -= 2;
+    } else if (scn__tok_is(v, "true") || scn__tok_is(v, "false")) {
+        a->type = SCN_ARG_BOOL;
+    } else if (scan_decimal(s, len, 0, 1000000000000LL, &(int64_t){0}) == (int)len) {
+        a->type = SCN_ARG_NUMBER;
+    }
+    if (len >= sizeof a->value)
+        return fail_at(p, v->col, "the value of '%s' is longer than %zu bytes", a->key,
+                       sizeof a->value - 1);
+    memcpy(a->value, s, len);
+    a->value[len] = '\0';
+    p->i++;
+    return 0;
+}
+
+/* as <cmd_id>: 1..32 printable ASCII bytes, as the device requires. */
+static int want_cmd_id(struct parser *p, char *out)
+{
+    const struct scn__tok *t = peek(p);
+    if (!t)
+        return expected(p, "a cmd_id such as reboot-1 after 'as'");
+    bool ok = t->len >= 1 && t->len < SCN_CMD_ID_MAX && t->s[0] != '"';
+    for (uint32_t k = 0; k < t->len && ok; k++)
+        ok = (unsigned char)t->s[k] > 0x20 && (unsigned char)t->s[k] < 0x7f;
+    if (!ok)
+        return fail_at(p, t->col, "a cmd_id is 1..%d printable ASCII bytes without spaces",
+                       SCN_CMD_ID_MAX - 1);
+    memcpy(out, t->s, t->len);
+    out[t->len] = '\0';
+    p->i++;
+    return 0;
+}
+
+/* <cmd> [k=v ...] [as <id>] [to <selector>] [as <id>] */
+static int parse_command_body(struct parser *p, struct scn_step *st)
+{
+    struct scn_command_step *c = &st->u.command;
+    int k = want_one_of(p, COMMAND_WORDS, "a command (identify, message, status, config, "
+                                          "reboot, lock, unlock, clear_queue)");
+    if (k < 0)
+        return -1;
+    c->cmd = (enum scn_command)k;
+    while (!at_end(p) && !next_is(p, "as") && !next_is(p, "to")) {
+        if (c->n_args == SCN_CMD_ARGS_MAX)
+            return fail_at(p, here_col(p), "a command takes at most %d arguments",
+                           SCN_CMD_ARGS_MAX);
+        struct scn_cmd_arg *a = &c->args[c->n_args];
+        uint32_t col = here_col(p);
+        if (want_cmd_arg(p, a) < 0)
+            return -1;
+        for (uint32_t j = 0; j < c->n_args; j++)
+            if (strcmp(c->args[j].key, a->key) == 0)
+                return fail_at(p, col, "the argument '%s' is given twice", a->key);
+        c->n_args++;
+    }
+    if (accept(p, "as") && want_cmd_id(p, c->cmd_id) < 0)
+        return -1;
+    if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0)
+        return -1;
+    if (!c->cmd_id[0] && accept(p, "as") && want_cmd_id(p, c->cmd_id) < 0)
+        return -1;
+    return want_end(p);
+}
+
+/* command <cmd> ...: the harness, as the backend, sends it. */
+static int parse_command(struct parser *p, struct scn_step *st)
+{
+    st->action = SCN_ACT_COMMAND;
+    return parse_command_body(p, st);
+}
+
+/* device <n|id> publishes command <cmd> ...: a device's credentials send it (ACL tests). */
+static int parse_forged_command(struct parser *p, struct scn_step *st)
+{
+    struct scn_selector from;
+    memset(&from, 0, sizeof from);
+    st->action = SCN_ACT_FORGE_COMMAND;
+    if (want_device(p, &from) < 0 || want(p, "publishes") < 0 || want(p, "command") < 0)
+        return -1;
+    st->u.command.from = from.first;
+    return parse_command_body(p, st);
+}
+
+/* command replies [ok|error] [duplicate] [reason <r>] <cmp> <n> [from|on <selector>] */
+static int parse_replies(struct parser *p, struct scn_step *st, bool within_required)
+{
+    static const char *const results[] = {"ok", "error", NULL};
+    struct scn_expect *e = &st->u.expect;
+    e->kind = SCN_EXP_REPLIES;
+    if (want(p, "replies") < 0)
+        return -1;
+    int r = match(p, results);
+    e->reply = r < 0 ? SCN_REPLY_ANY : (enum scn_reply_result)(r + 1);
+    e->reply_duplicate = accept(p, "duplicate");
+    if (accept(p, "reason")) {
+        int w = want_one_of(p, REPLY_REASON_WORDS, "a reply reason such as out_of_range, "
+                                                   "busy or unknown_arg");
+        if (w < 0)
+            return -1;
+        snprintf(e->reply_reason, sizeof e->reply_reason, "%s", REPLY_REASON_WORDS[w]);
+        if (e->reply == SCN_REPLY_OK)
+            return fail_at(p, p->ln->toks[p->i - 1].col, "an ok reply has no reason: write "
+                                                         "'command replies error reason ...'");
+    }
+    uint64_t n;
+    if (want_cmp(p, &e->cmp) < 0 || want_uint(p, 1000000000, "a number of replies", &n) < 0)
+        return -1;
+    e->value = (int64_t)n;
+    memset(&st->sel, 0, sizeof st->sel);
+    st->sel.group = -1;
+    st->sel.kind = SCN_SEL_ALL;
+    st->sel.first = 1;
+    st->sel.last = st->sel.count = p->s->n_devices;
+    if ((accept(p, "from") || accept(p, "on")) && want_selector(p, &st->sel) < 0)
+        return -1;
+    return expect_tail(p, st, within_required);
+}
+
+/* forged commands refused|accepted <cmp> <n> */
+static int parse_forged(struct parser *p, struct scn_step *st, bool within_required)
+{
+    static const char *const w[] = {"refused", "accepted", NULL};
+    struct scn_expect *e = &st->u.expect;
+    e->kind = SCN_EXP_FORGED;
+    if (want(p, "commands") < 0)
+        return -1;
+    int k = want_one_of(p, w, "'refused' (by the broker: MQTT 5 PUBACK >= 0x80) or 'accepted'");
+    if (k < 0)
+        return -1;
+    e->forged_refused = k == 0;
+    uint64_t n;
+    if (want_cmp(p, &e->cmp) < 0 || want_uint(p, 1000000000, "a number of publishes", &n) < 0)
+        return -1;
+    e->value = (int64_t)n;
+    st->sel.kind = SCN_SEL_NONE;
+    st->sel.group = -1;
+    return expect_tail(p, st, within_required);
+}
+
+/* After `screen`: == or != and a screen's name. */
+static int want_screen_cmp(struct parser *p, struct scn_expect *e)
+{
+    uint32_t col = p->ln->toks[p->i - 1].col;
+    if (e->sum)
+        return fail_at(p, col, "'sum screen' has no meaning: write 'screen == item on ...'");
+    if (want_cmp(p, &e->cmp) < 0)
+        return -1;
+    if (e->cmp != SCN_CMP_EQ && e->cmp != SCN_CMP_NE)
+        return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
+    int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
+                                         "inventory_scan, inventory_wait, inventory_result, "
+                                         "error, cancelled, message, locked)");
+    if (v < 0)
+        return -1;
+    e->value = v;
+    return 0;
+}
+
 static int parse_expectation(struct parser *p, struct scn_step *st, bool within_required)
 {
     static const char *const starts[] = {"ledger", "will", "no", "retained", "registrations",
-                                         "sum", NULL};
+                                         "sum", "command", "forged", NULL};
     struct scn_expect *e = &st->u.expect;
     st->action = SCN_ACT_EXPECT;
     memset(e, 0, sizeof *e);
     int k = match(p, starts);
     switch (k) {
+    case 6:
+        return parse_replies(p, st, within_required);
+    case 7:
+        return parse_forged(p, st, within_required);
     case 0: { /* ledger <field> <cmp> <value> */
         int f = want_one_of(p, LEDGER_WORDS, "a ledger figure (published, registered, "
                                              "registered_once, registered_twice, lost, "
@@ -947,19 +1138,8 @@ static int parse_expectation(struct parser *p, struct scn_step *st, bool within_
         e->reason = (enum scn_reject)r;
     }
     if (e->counter == SCN_CTR_SCREEN) {
-        uint32_t col = p->ln->toks[p->i - 1].col;
-        if (e->sum)
-            return fail_at(p, col, "'sum screen' has no meaning: write 'screen == item on ...'");
-        if (want_cmp(p, &e->cmp) < 0)
+        if (want_screen_cmp(p, e) < 0)
             return -1;
-        if (e->cmp != SCN_CMP_EQ && e->cmp != SCN_CMP_NE)
-            return fail_at(p, p->ln->toks[p->i - 1].col, "a screen compares with == or != only");
-        int v = want_one_of(p, SCREEN_WORDS, "a screen (idle, item, confirm, registered, "
-                                             "inventory_scan, inventory_wait, inventory_result, "
-                                             "error, cancelled, message, locked)");
-        if (v < 0)
-            return -1;
-        e->value = v;
     } else if (want_cmp(p, &e->cmp) < 0 ||
                parse_value(p, scn_counter_is_bool(e->counter) && !e->sum, false, &e->value) < 0) {
         return -1;
@@ -999,201 +1179,329 @@ static int parse_fault_tail(struct parser *p, struct scn_step *st, uint32_t col)
     return check_proxy(p, st, col);
 }
 
-static const char *const ACTION_WORDS[] = {
-    "drop", "delay", "duplicate", "cut", "blackhole", "throttle", "refuse", "heal", "inject",
-    "broker", "publish", "scan", "confirm", "cancel", "mode", "inventory", "operator", "power",
-    "restart", "network", "expect", NULL};
+/* Each action form below parses the words after its keyword (col: the keyword's column). */
 
-static int parse_action(struct parser *p, struct scn_step *st)
+/* drop next N <pkt> <dir> | drop all <pkt> <dir>; duplicate next N PUBLISH <dir> */
+static int act_drop_or_duplicate(struct parser *p, struct scn_step *st, uint32_t col, bool drop)
 {
-    uint32_t col = here_col(p);
-    int k = want_one_of(p, ACTION_WORDS, "an action (drop, delay, duplicate, cut, blackhole, "
-                                         "throttle, refuse, heal, inject, broker, publish, scan, "
-                                         "confirm, cancel, mode, operator, power, restart, "
-                                         "network) or 'expect'");
-    if (k < 0)
+    st->action = drop ? SCN_ACT_DROP : SCN_ACT_DUPLICATE;
+    if (drop && accept(p, "all")) {
+        st->u.fault.count = 0;
+    } else if (want(p, "next") < 0 ||
+               want_u32(p, 1, 1000000, "how many packets, such as 1", &st->u.fault.count) < 0) {
         return -1;
-    st->sel.group = -1;
-    switch (k) {
-    case 0:   /* drop next N <pkt> <dir> | drop all <pkt> <dir> */
-    case 2: { /* duplicate next N <pkt> <dir> */
-        st->action = k == 0 ? SCN_ACT_DROP : SCN_ACT_DUPLICATE;
-        if (k == 0 && accept(p, "all")) {
-            st->u.fault.count = 0;
-        } else {
-            if (want(p, "next") < 0 ||
-                want_u32(p, 1, 1000000, "how many packets, such as 1", &st->u.fault.count) < 0)
-                return -1;
-        }
-        uint32_t pcol = here_col(p);
-        if (want_packet(p, false, &st->u.fault.packet) < 0)
-            return -1;
-        if (k == 2 && st->u.fault.packet != SCN_PKT_PUBLISH)
-            return fail_at(p, pcol, "the fault proxy duplicates PUBLISH packets only; write "
-                                    "'duplicate next %u PUBLISH ...'", st->u.fault.count);
-        if (want_direction(p, &st->u.fault.dir) < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
     }
-    case 1: /* delay <pkt|all> <dir> by <duration> */
-        st->action = SCN_ACT_DELAY;
-        if (want_packet(p, true, &st->u.fault.packet) < 0 ||
-            want_direction(p, &st->u.fault.dir) < 0 || want(p, "by") < 0 ||
-            want_duration(p, false, &st->u.fault.delay_ms) < 0)
+    uint32_t pcol = here_col(p);
+    if (want_packet(p, false, &st->u.fault.packet) < 0)
+        return -1;
+    if (!drop && st->u.fault.packet != SCN_PKT_PUBLISH)
+        return fail_at(p, pcol, "the fault proxy duplicates PUBLISH packets only; write "
+                                "'duplicate next %u PUBLISH ...'", st->u.fault.count);
+    if (want_direction(p, &st->u.fault.dir) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_drop(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    return act_drop_or_duplicate(p, st, col, true);
+}
+
+static int act_duplicate(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    return act_drop_or_duplicate(p, st, col, false);
+}
+
+/* delay <pkt|all> <dir> by <duration> */
+static int act_delay(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_DELAY;
+    if (want_packet(p, true, &st->u.fault.packet) < 0 ||
+        want_direction(p, &st->u.fault.dir) < 0 || want(p, "by") < 0 ||
+        want_duration(p, false, &st->u.fault.delay_ms) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+/* cut link rst|fin */
+static int act_cut(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"rst", "fin", NULL};
+    st->action = SCN_ACT_CUT;
+    if (want(p, "link") < 0)
+        return -1;
+    int r = want_one_of(p, w, "'rst' (reset) or 'fin' (orderly close)");
+    if (r < 0)
+        return -1;
+    st->u.rst = r == 0;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_blackhole(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_BLACKHOLE;
+    if (want(p, "link") < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_throttle(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_THROTTLE;
+    if (want_byte_rate(p, &st->u.bytes_per_s) < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_refuse(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_REFUSE;
+    if (want(p, "connections") < 0)
+        return -1;
+    return parse_fault_tail(p, st, col);
+}
+
+static int act_heal(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_HEAL;
+    return parse_fault_tail(p, st, col);
+}
+
+/* inject malformed <frame> [to <sel>] */
+static int act_inject(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    st->action = SCN_ACT_INJECT;
+    if (want(p, "malformed") < 0)
+        return -1;
+    int f = want_one_of(p, FRAME_WORDS, "a malformed frame kind (bad_length, truncated, "
+                                        "oversize, reserved_type)");
+    if (f < 0)
+        return -1;
+    st->u.frame = (enum scn_frame)f;
+    if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0 || want_end(p) < 0)
+        return -1;
+    return check_proxy(p, st, col);
+}
+
+/* broker stop|kill|restart */
+static int act_broker(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"stop", "kill", "restart", NULL};
+    (void)col;
+    int b = want_one_of(p, w, "'stop', 'kill' or 'restart' after 'broker'");
+    if (b < 0)
+        return -1;
+    st->action = (enum scn_action)(SCN_ACT_BROKER_STOP + b);
+    return want_end(p);
+}
+
+/* publish [N] items|malformed <kind>: the count and the kind */
+static int publish_what(struct parser *p, struct scn_step *st)
+{
+    uint32_t n = 1;
+    bool counted = false;
+    if (!at_end(p) && is_digit(peek(p)->s[0])) {
+        if (want_u32(p, 1, MAX_COUNT, "how many items, such as 20", &n) < 0)
             return -1;
-        return parse_fault_tail(p, st, col);
-    case 3: { /* cut link rst|fin */
-        static const char *const w[] = {"rst", "fin", NULL};
-        st->action = SCN_ACT_CUT;
-        if (want(p, "link") < 0)
-            return -1;
-        int r = want_one_of(p, w, "'rst' (reset) or 'fin' (orderly close)");
-        if (r < 0)
-            return -1;
-        st->u.rst = r == 0;
-        return parse_fault_tail(p, st, col);
+        counted = true;
     }
-    case 4:
-        st->action = SCN_ACT_BLACKHOLE;
-        if (want(p, "link") < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 5:
-        st->action = SCN_ACT_THROTTLE;
-        if (want_byte_rate(p, &st->u.bytes_per_s) < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 6:
-        st->action = SCN_ACT_REFUSE;
-        if (want(p, "connections") < 0)
-            return -1;
-        return parse_fault_tail(p, st, col);
-    case 7:
-        st->action = SCN_ACT_HEAL;
-        return parse_fault_tail(p, st, col);
-    case 8: { /* inject malformed <frame> [to <sel>] */
-        st->action = SCN_ACT_INJECT;
-        if (want(p, "malformed") < 0)
-            return -1;
-        int f = want_one_of(p, FRAME_WORDS, "a malformed frame kind (bad_length, truncated, "
-                                            "oversize, reserved_type)");
-        if (f < 0)
-            return -1;
-        st->u.frame = (enum scn_frame)f;
-        if (opt_selector(p, "to", SCN_SEL_ALL, &st->sel) < 0 || want_end(p) < 0)
-            return -1;
-        return check_proxy(p, st, col);
-    }
-    case 9: { /* broker stop|kill|restart */
-        static const char *const w[] = {"stop", "kill", "restart", NULL};
-        int b = want_one_of(p, w, "'stop', 'kill' or 'restart' after 'broker'");
-        if (b < 0)
-            return -1;
-        st->action = (enum scn_action)(SCN_ACT_BROKER_STOP + b);
-        return want_end(p);
-    }
-    case 10: { /* publish [N] items|malformed <kind> [to <sel>] */
-        uint32_t n = 1;
-        bool counted = false;
-        if (!at_end(p) && is_digit(peek(p)->s[0])) {
-            if (want_u32(p, 1, MAX_COUNT, "how many items, such as 20", &n) < 0)
-                return -1;
-            counted = true;
-        }
-        static const char *const w[] = {"items", "malformed", "item", NULL};
-        int m = want_one_of(p, w, counted ? "'items' or 'malformed'"
-                                          : "how many items (such as 20 items) or 'malformed'");
-        if (m < 0)
-            return -1;
-        if (m == 2 && n != 1)
-            return fail_at(p, p->ln->toks[p->i - 1].col, "expected 'items' after %u, found 'item'", n);
-        st->u.publish.count = n;
-        if (m == 1) {
-            st->action = SCN_ACT_PUBLISH_MALFORMED;
-            int r = want_one_of(p, REJECT_WORDS, "a malformed item kind such as invalid_json "
-                                                 "or missing_field");
-            if (r < 0)
-                return -1;
-            if (r == SCN_REJECT_UNKNOWN_TOPIC)
-                return fail_at(p, p->ln->toks[p->i - 1].col, "unknown_topic is not a payload "
-                                                            "the backend can publish");
-            st->u.publish.kind = (enum scn_reject)r;
-        } else {
-            if (!counted)
-                return fail_at(p, p->ln->toks[p->i - 1].col,
-                               "expected how many items before 'items', such as 'publish 20 items'");
-            st->action = SCN_ACT_PUBLISH_ITEMS;
-        }
-        uint32_t scol = here_col(p);
-        if (opt_selector(p, "to", SCN_SEL_NONE, &st->sel) < 0 || want_end(p) < 0)
-            return -1;
-        const struct scn_group *g = sel_find_group(p->s, &st->sel, needs_per_device);
-        if (g)
-            return fail_at(p, scol, "publishing to chosen devices needs 'layout per-device', but "
-                                    "group '%s' (line %u) uses the seed layout, where every "
-                                    "device sees every item", g->name, g->pos.line);
+    static const char *const w[] = {"items", "malformed", "item", NULL};
+    int m = want_one_of(p, w, counted ? "'items' or 'malformed'"
+                                      : "how many items (such as 20 items) or 'malformed'");
+    if (m < 0)
+        return -1;
+    uint32_t mcol = p->ln->toks[p->i - 1].col;
+    if (m == 2 && n != 1)
+        return fail_at(p, mcol, "expected 'items' after %u, found 'item'", n);
+    st->u.publish.count = n;
+    if (m != 1) {
+        if (!counted)
+            return fail_at(p, mcol, "expected how many items before 'items', such as "
+                                    "'publish 20 items'");
+        st->action = SCN_ACT_PUBLISH_ITEMS;
         return 0;
     }
-    case 11: { /* scan tag HEX | scan random tag | scan wrong tag */
-        if (accept(p, "tag")) {
-            st->action = SCN_ACT_SCAN_TAG;
-            if (want_tag(p, st->u.tag.uid, &st->u.tag.len) < 0)
-                return -1;
-        } else {
-            static const char *const w[] = {"random", "wrong", NULL};
-            int r = want_one_of(p, w, "'tag <HEX>', 'random tag' or 'wrong tag' after 'scan'");
-            if (r < 0)
-                return -1;
-            st->action = r == 0 ? SCN_ACT_SCAN_RANDOM : SCN_ACT_SCAN_WRONG;
-            if (want(p, "tag") < 0)
-                return -1;
-        }
-        break;
-    }
-    case 12:
-        st->action = SCN_ACT_CONFIRM;
-        break;
-    case 13:
-        st->action = SCN_ACT_CANCEL;
-        break;
-    case 14:
-    case 15:
-        st->action = SCN_ACT_MODE;
-        break;
-    case 16: {
-        static const char *const w[] = {"pause", "resume", NULL};
-        int r = want_one_of(p, w, "'pause' or 'resume' after 'operator'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_OPERATOR_PAUSE : SCN_ACT_OPERATOR_RESUME;
-        break;
-    }
-    case 17: {
-        static const char *const w[] = {"off", "on", NULL};
-        int r = want_one_of(p, w, "'off' or 'on' after 'power'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_POWER_OFF : SCN_ACT_POWER_ON;
-        break;
-    }
-    case 18:
-        st->action = SCN_ACT_RESTART;
-        break;
-    case 19: {
-        static const char *const w[] = {"down", "up", NULL};
-        int r = want_one_of(p, w, "'down' or 'up' after 'network'");
-        if (r < 0)
-            return -1;
-        st->action = r == 0 ? SCN_ACT_NETWORK_DOWN : SCN_ACT_NETWORK_UP;
-        break;
-    }
-    default:
-        return parse_expectation(p, st, false);
-    }
-    /* operator and device actions: [on] <selector> */
+    st->action = SCN_ACT_PUBLISH_MALFORMED;
+    int r = want_one_of(p, REJECT_WORDS, "a malformed item kind such as invalid_json "
+                                         "or missing_field");
+    if (r < 0)
+        return -1;
+    if (r == SCN_REJECT_UNKNOWN_TOPIC)
+        return fail_at(p, p->ln->toks[p->i - 1].col, "unknown_topic is not a payload "
+                                                    "the backend can publish");
+    st->u.publish.kind = (enum scn_reject)r;
+    return 0;
+}
+
+/* publish [N] items|malformed <kind> [to <sel>] */
+static int act_publish(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    if (publish_what(p, st) < 0)
+        return -1;
+    uint32_t scol = here_col(p);
+    if (opt_selector(p, "to", SCN_SEL_NONE, &st->sel) < 0 || want_end(p) < 0)
+        return -1;
+    const struct scn_group *g = sel_find_group(p->s, &st->sel, needs_per_device);
+    if (g)
+        return fail_at(p, scol, "publishing to chosen devices needs 'layout per-device', but "
+                                "group '%s' (line %u) uses the seed layout, where every "
+                                "device sees every item", g->name, g->pos.line);
+    return 0;
+}
+
+/* The tail of operator and device actions: [on] <selector>, end of line. */
+static int device_tail(struct parser *p, struct scn_step *st)
+{
     if (opt_selector(p, "on", SCN_SEL_ALL, &st->sel) < 0)
         return -1;
     return want_end(p);
+}
+
+/* scan tag HEX | scan random tag | scan wrong tag */
+static int act_scan(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    if (accept(p, "tag")) {
+        st->action = SCN_ACT_SCAN_TAG;
+        if (want_tag(p, st->u.tag.uid, &st->u.tag.len) < 0)
+            return -1;
+        return device_tail(p, st);
+    }
+    static const char *const w[] = {"random", "wrong", NULL};
+    int r = want_one_of(p, w, "'tag <HEX>', 'random tag' or 'wrong tag' after 'scan'");
+    if (r < 0)
+        return -1;
+    st->action = r == 0 ? SCN_ACT_SCAN_RANDOM : SCN_ACT_SCAN_WRONG;
+    if (want(p, "tag") < 0)
+        return -1;
+    return device_tail(p, st);
+}
+
+static int act_confirm(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_CONFIRM;
+    return device_tail(p, st);
+}
+
+static int act_cancel(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_CANCEL;
+    return device_tail(p, st);
+}
+
+static int act_mode(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_MODE;
+    return device_tail(p, st);
+}
+
+static int act_restart(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    st->action = SCN_ACT_RESTART;
+    return device_tail(p, st);
+}
+
+/* <keyword> <one of words>: actions[k] for the k-th word, then the device tail. */
+static int act_choice(struct parser *p, struct scn_step *st, const char *const *words,
+                      const char *what, const enum scn_action *actions)
+{
+    int r = want_one_of(p, words, what);
+    if (r < 0)
+        return -1;
+    st->action = actions[r];
+    return device_tail(p, st);
+}
+
+static int act_operator(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"pause", "resume", NULL};
+    static const enum scn_action a[] = {SCN_ACT_OPERATOR_PAUSE, SCN_ACT_OPERATOR_RESUME};
+    (void)col;
+    return act_choice(p, st, w, "'pause' or 'resume' after 'operator'", a);
+}
+
+static int act_power(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"off", "on", "cut", NULL};
+    static const enum scn_action a[] = {SCN_ACT_POWER_OFF, SCN_ACT_POWER_ON, SCN_ACT_POWER_CUT};
+    (void)col;
+    return act_choice(p, st, w, "'off', 'on' or 'cut' after 'power'", a);
+}
+
+static int act_network(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    static const char *const w[] = {"down", "up", NULL};
+    static const enum scn_action a[] = {SCN_ACT_NETWORK_DOWN, SCN_ACT_NETWORK_UP};
+    (void)col;
+    return act_choice(p, st, w, "'down' or 'up' after 'network'", a);
+}
+
+static int act_command(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_command(p, st);
+}
+
+static int act_device(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_forged_command(p, st);
+}
+
+static int act_expect(struct parser *p, struct scn_step *st, uint32_t col)
+{
+    (void)col;
+    return parse_expectation(p, st, false);
+}
+
+/* The actions: the word that starts each, and the function that parses the rest. */
+static const struct {
+    const char *word;
+    int (*parse)(struct parser *p, struct scn_step *st, uint32_t col);
+} ACTIONS[] = {
+    {"drop", act_drop},         {"delay", act_delay},       {"duplicate", act_duplicate},
+    {"cut", act_cut},           {"blackhole", act_blackhole}, {"throttle", act_throttle},
+    {"refuse", act_refuse},     {"heal", act_heal},         {"inject", act_inject},
+    {"broker", act_broker},     {"publish", act_publish},   {"scan", act_scan},
+    {"confirm", act_confirm},   {"cancel", act_cancel},     {"mode", act_mode},
+    {"inventory", act_mode},    {"operator", act_operator}, {"power", act_power},
+    {"restart", act_restart},   {"network", act_network},   {"command", act_command},
+    {"device", act_device},     {"expect", act_expect},
+};
+#define N_ACTIONS (sizeof ACTIONS / sizeof ACTIONS[0])
+
+/* Index of the action the next word starts (consumed), or -1 (nothing consumed). */
+static int match_action(struct parser *p)
+{
+    const struct scn__tok *t = peek(p);
+    for (size_t k = 0; t && k < N_ACTIONS; k++)
+        if (scn__tok_is(t, ACTIONS[k].word)) {
+            p->i++;
+            return (int)k;
+        }
+    return -1;
+}
+
+static int parse_action(struct parser *p, struct scn_step *st)
+{
+    const char *words[N_ACTIONS + 1];
+    for (size_t k = 0; k < N_ACTIONS; k++)
+        words[k] = ACTIONS[k].word;
+    words[N_ACTIONS] = NULL;
+    uint32_t col = here_col(p);
+    int k = want_one_of(p, words, "an action (drop, delay, duplicate, cut, blackhole, "
+                                  "throttle, refuse, heal, inject, broker, publish, scan, "
+                                  "confirm, cancel, mode, operator, power, restart, "
+                                  "network, command, device) or 'expect'");
+    if (k < 0)
+        return -1;
+    st->sel.group = -1;
+    return ACTIONS[k].parse(p, st, col);
 }
 
 /* ================================================================ steps */
@@ -1652,7 +1960,7 @@ static int parse_top_line(struct parser *p)
                            (int)kw->len, kw->s);
         }
         /* a step action written without its timing */
-        if (match(p, ACTION_WORDS) >= 0) {
+        if (match_action(p) >= 0) {
             p->i--;
             return fail_at(p, kw->col, "a step starts with its timing: write 'at 2s %.*s ...' "
                                        "or 'after 500ms %.*s ...'",

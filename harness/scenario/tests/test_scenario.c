@@ -407,6 +407,27 @@ static const struct {
      "wait until reconnects >= 1 on all devices within 5.000s + 2 x startup"},
     {"expect no will for device 2 within keepalive + 1s + startup * 0.5",
      "then: expect no will for device 2 within 5.000s (1 x keepalive + 1.000s) + 0.5 x startup"},
+    {"at 1s power cut device 2", "at 1.000s: power cut device 2"},
+    {"at 1s command status", "at 1.000s: command status to all devices"},
+    {"at 1s command reboot force=true to device 1 as r-1",
+     "at 1.000s: command reboot force=true as r-1 to device 1"},
+    {"at 1s command message text=\"Go to dock 3 # now\" to devices 1..3",
+     "at 1.000s: command message text=\"Go to dock 3 # now\" to devices 1..3"},
+    {"at 1s command config keepalive=60 contrast=200 as c-9 to group fleet",
+     "at 1.000s: command config keepalive=60 contrast=200 as c-9 to group fleet"},
+    {"at 1s command identify seconds = 3 to random 2 devices",
+     "at 1.000s: command identify seconds=3 to random 2 devices"},
+    {"at 1s device 2 publishes command lock to device 1",
+     "at 1.000s: device 2 publishes command lock to device 1"},
+    {"expect command replies ok == 10 within 5s",
+     "then: expect command replies ok == 10 from all devices within 5.000s"},
+    {"wait until command replies error reason out_of_range >= 1 from device 3 within 2s",
+     "wait until command replies error reason out_of_range >= 1 from device 3 within 2.000s"},
+    {"expect command replies duplicate == 1 on device 1",
+     "then: expect command replies duplicate == 1 from device 1"},
+    {"expect forged commands refused == 2", "then: expect forged commands refused == 2"},
+    {"expect boot_count == 2 on device 1", "then: expect boot_count == 2 on device 1"},
+    {"expect locked == true on device 1", "then: expect locked == true on device 1"},
 };
 
 START_TEST(test_each_line_form_prints_back_as_the_timeline_shows_it)
@@ -447,6 +468,72 @@ START_TEST(test_expectations_parse_to_their_fields)
     e = &s->steps[4].u.expect;
     ck_assert_int_eq(e->kind, SCN_EXP_RETAINED);
     ck_assert(e->online);
+    scn_free(s);
+}
+END_TEST
+
+START_TEST(test_command_steps_parse_to_their_fields)
+{
+    struct scn_scenario *s = parse_ok(
+        "at 1s command message text=\"Go to dock 3\" to device 2\n"
+        "at 1s command reboot force=true as reboot-1 to all devices\n"
+        "at 1s command config keepalive=60 contrast=7 name=dock\n"
+        "at 1s device scanner-3 publishes command status to device 1 as f-1\n"
+        "at 1s power cut devices 1..2\n"
+        "expect command replies error duplicate reason busy < 2 from device 4\n"
+        "wait until forged commands accepted == 0 within 1s\n");
+    const struct scn_step *st = s->steps;
+    ck_assert_int_eq(st[0].action, SCN_ACT_COMMAND);
+    ck_assert_int_eq(st[0].u.command.cmd, SCN_CMD_MESSAGE);
+    ck_assert_uint_eq(st[0].u.command.n_args, 1);
+    ck_assert_str_eq(st[0].u.command.args[0].key, "text");
+    ck_assert_str_eq(st[0].u.command.args[0].value, "Go to dock 3");
+    ck_assert_int_eq(st[0].u.command.args[0].type, SCN_ARG_STRING);
+    ck_assert_str_eq(st[0].u.command.cmd_id, "");
+    ck_assert_int_eq(st[0].sel.kind, SCN_SEL_DEVICE);
+    ck_assert_uint_eq(st[0].sel.first, 2);
+    ck_assert_int_eq(st[1].u.command.cmd, SCN_CMD_REBOOT);
+    ck_assert_int_eq(st[1].u.command.args[0].type, SCN_ARG_BOOL);
+    ck_assert_str_eq(st[1].u.command.cmd_id, "reboot-1");
+    ck_assert_int_eq(st[1].sel.kind, SCN_SEL_ALL);
+    ck_assert_uint_eq(st[2].u.command.n_args, 3);
+    ck_assert_int_eq(st[2].u.command.args[0].type, SCN_ARG_NUMBER);
+    ck_assert_str_eq(st[2].u.command.args[1].value, "7");
+    ck_assert_int_eq(st[2].u.command.args[2].type, SCN_ARG_STRING);
+    ck_assert_int_eq(st[2].sel.kind, SCN_SEL_ALL); /* no selector: every device */
+    ck_assert_int_eq(st[3].action, SCN_ACT_FORGE_COMMAND);
+    ck_assert_uint_eq(st[3].u.command.from, 3);
+    ck_assert_int_eq(st[3].u.command.cmd, SCN_CMD_STATUS);
+    ck_assert_str_eq(st[3].u.command.cmd_id, "f-1");
+    ck_assert_uint_eq(st[3].sel.first, 1);
+    ck_assert_int_eq(st[4].action, SCN_ACT_POWER_CUT);
+    ck_assert_int_eq(st[4].sel.kind, SCN_SEL_RANGE);
+    const struct scn_expect *e = &st[5].u.expect;
+    ck_assert_int_eq(e->kind, SCN_EXP_REPLIES);
+    ck_assert_int_eq(e->reply, SCN_REPLY_ERROR);
+    ck_assert(e->reply_duplicate);
+    ck_assert_str_eq(e->reply_reason, "busy");
+    ck_assert_int_eq(e->cmp, SCN_CMP_LT);
+    ck_assert_int_eq(e->value, 2);
+    ck_assert_uint_eq(st[5].sel.first, 4);
+    e = &st[6].u.expect;
+    ck_assert_int_eq(st[6].timing, SCN_WAIT_UNTIL);
+    ck_assert_int_eq(e->kind, SCN_EXP_FORGED);
+    ck_assert(!e->forged_refused);
+    ck_assert(e->has_within);
+    ck_assert_int_eq(st[6].sel.kind, SCN_SEL_NONE);
+    scn_free(s);
+}
+END_TEST
+
+START_TEST(test_a_stray_quote_outside_a_command_stays_an_ordinary_word)
+{
+    static const char text[] = "scenario q\ntimeout 9s\n"
+                               "description the \"offline\" Will and a stray \" quote\n"
+                               "group a of 1 device\n";
+    struct scn_scenario *s = NULL;
+    ck_assert_int_eq(parse_exact(text, sizeof text - 1, &s, NULL), SCN_OK);
+    ck_assert_str_eq(s->description, "the \"offline\" Will and a stray \" quote");
     scn_free(s);
 }
 END_TEST
@@ -543,6 +630,27 @@ static const struct {
     {"at 1s heal\n  expect ledger lost == 0\n", 2, 3, "no 'broker', 'group' or 'backend' block is open"},
     {"at 1s heal\ngroup more of 2 devices\n", 2, 1, "must come before the first step"},
     {"at 1s heal\nseed 4\n", 2, 1, "must come before the first step"},
+    {"at 1s command rebot to device 1\n", 1, 15, "did you mean 'reboot'?"},
+    {"at 1s command identify seconds to device 1\n", 1, 32,
+     "expected '=' and a value after the argument 'seconds'"},
+    {"at 1s command message text=\"Go to dock 3 to device 1\n", 1, 28,
+     "quoted text needs a closing '\"'"},
+    {"at 1s command reboot as \"x y\" to device 1\n", 1, 25, "a cmd_id is 1..32 printable"},
+    {"at 1s command reboot as abcdefghijabcdefghijabcdefghijabc\n", 1, 25,
+     "a cmd_id is 1..32 printable"},
+    {"at 1s command status to device 11\n", 1, 32, "there is no device 11"},
+    {"at 1s command config a=1 b=2 c=3 d=4 e=5 to device 1\n", 1, 38, "at most 4 arguments"},
+    {"at 1s command identify seconds=1 seconds=2\n", 1, 34, "'seconds' is given twice"},
+    {"at 1s command message text=\"a\x01-b\"\n", 1, 30, "control byte 0x01 in quoted text"},
+    {"at 1s command status to device 1 now\n", 1, 34, "expected end of line, found 'now'"},
+    {"at 1s power cutt device 1\n", 1, 13, "did you mean 'cut'?"},
+    {"at 1s device 2 publishes status to device 1\n", 1, 26, "expected 'command'"},
+    {"at 1s device 12 publishes command status\n", 1, 14, "there is no device 12"},
+    {"expect command replies fine == 1\n", 1, 24, "expected a comparison"},
+    {"expect command replies ok reason busy == 1\n", 1, 34, "an ok reply has no reason"},
+    {"expect command replies error reason bussy == 1\n", 1, 37, "did you mean 'busy'?"},
+    {"expect command replies ok == 1 from nobody\n", 1, 37, "expected a selector"},
+    {"expect forged commands rejected == 1\n", 1, 24, "expected 'refused'"},
     {"at 1s heal\x01\n", 1, 11, "unexpected control byte 0x01"},
     {"at 1s heal\n\x00\n", 2, 1, "unexpected control byte 0x00"},
 };
@@ -1048,6 +1156,7 @@ END_TEST
 /* ================================================================ the firmware's names */
 
 #ifdef SCN_WITH_FW
+#include "fw/fw_codec.h"
 #include "fw/fw_device.h"
 
 /* The language names firmware figures by the firmware's own names, in the same order, so a
@@ -1061,6 +1170,10 @@ START_TEST(test_reject_screen_and_counter_names_match_the_firmware)
         ck_assert_str_eq(scn_screen_name((enum scn_screen)k), fw_screen_name((enum fw_screen)k));
     ck_assert_int_eq(SCN_SCREEN_CANCELLED, FW_SCREEN_CANCELLED);
     ck_assert_int_eq(SCN_SCREEN_COUNT, FW_SCREEN_LOCKED + 1);
+    ck_assert_int_eq(SCN_CMD_COUNT, FW_CMD_KIND_COUNT);
+    for (int k = 0; k < SCN_CMD_COUNT; k++)
+        ck_assert_str_eq(scn_command_name((enum scn_command)k),
+                         fw_cmd_kind_name((enum fw_cmd_kind)k));
     /* fw_stats: the uint32_t counters through boots, with rejects[] in place
        of SCN_CTR_REJECTS; any field added to fw_stats must be added here too */
     ck_assert_uint_eq(sizeof(struct fw_stats),
@@ -1100,6 +1213,8 @@ static Suite *scenario_suite(void)
     tcase_add_loop_test(tc, test_each_line_form_prints_back_as_the_timeline_shows_it, 0,
                         (int)(sizeof FORMS / sizeof FORMS[0]));
     tcase_add_test(tc, test_expectations_parse_to_their_fields);
+    tcase_add_test(tc, test_command_steps_parse_to_their_fields);
+    tcase_add_test(tc, test_a_stray_quote_outside_a_command_stays_an_ordinary_word);
     tcase_add_test(tc, test_keepalive_resolves_to_the_largest_of_the_selected_groups);
     tcase_add_test(tc, test_a_device_id_names_the_device_of_its_group);
     tcase_add_loop_test(tc, test_each_step_error_names_line_column_and_what_was_expected, 0,

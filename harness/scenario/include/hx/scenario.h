@@ -318,6 +318,11 @@ enum scn_action {
     SCN_ACT_RESTART,           /* power off then on */
     SCN_ACT_NETWORK_DOWN,      /* the device loses its network (no DISCONNECT sent) */
     SCN_ACT_NETWORK_UP,
+    SCN_ACT_POWER_CUT,         /* power cut: the connection drops, no fw_device_stop (Will) */
+    /* remote commands (the harness as the backend; docs/protocol.md, "Commands") */
+    SCN_ACT_COMMAND,           /* command <cmd> [k=v ...] [as <id>] [to <selector>] */
+    SCN_ACT_FORGE_COMMAND,     /* device N publishes command <cmd> ... to <selector>: with
+                                  device N's credentials, as a compromised device would */
     /* expectation */
     SCN_ACT_EXPECT,            /* check step.u.expect */
 };
@@ -331,6 +336,9 @@ enum scn_expect_kind {
     SCN_EXP_NO_WILL,    /* expect no will for <selector> [within T] */
     SCN_EXP_RETAINED,   /* expect retained status of <selector> == online|offline */
     SCN_EXP_ORDER,      /* expect registrations of <selector> arrive in order */
+    SCN_EXP_REPLIES,    /* expect command replies [ok|error] [duplicate] [reason <r>] <cmp> <n>
+                           [from <selector>] */
+    SCN_EXP_FORGED,     /* expect forged commands refused|accepted <cmp> <n> */
 };
 const char *scn_expect_kind_name(enum scn_expect_kind k);
 
@@ -397,6 +405,9 @@ enum scn_counter {
     SCN_CTR_OUTBOX,
     SCN_CTR_OUTBOX_IN_FLIGHT,
     SCN_CTR_SCREEN,           /* the screen shown (enum scn_screen); only == and != */
+    SCN_CTR_BOOT_COUNT,       /* starts from this flash, persisted: survives a power cut,
+                                 unlike `boots` (RAM figures start afresh at power on) */
+    SCN_CTR_LOCKED,           /* 1 / 0: locked by the `lock` command */
     SCN_CTR_COUNT
 };
 const char *scn_counter_name(enum scn_counter c); /* "duplicates_suppressed" */
@@ -418,10 +429,63 @@ enum scn_screen {
     SCN_SCREEN_COUNT
 };
 const char *scn_screen_name(enum scn_screen s); /* "inventory_wait" */
-bool scn_counter_is_bool(enum scn_counter c);     /* online, session_present */
+bool scn_counter_is_bool(enum scn_counter c);     /* online, session_present, locked */
+
+/* Remote commands, in the order of enum fw_cmd_kind with the same names
+   (firmware_core/include/fw/fw_codec.h). */
+enum scn_command {
+    SCN_CMD_IDENTIFY = 0,
+    SCN_CMD_MESSAGE,
+    SCN_CMD_STATUS,
+    SCN_CMD_CONFIG,
+    SCN_CMD_REBOOT,
+    SCN_CMD_LOCK,
+    SCN_CMD_UNLOCK,
+    SCN_CMD_CLEAR_QUEUE,
+    SCN_CMD_COUNT
+};
+const char *scn_command_name(enum scn_command c); /* "clear_queue" */
+
+#define SCN_CMD_ID_MAX 33     /* a cmd_id: 1..32 printable bytes, NUL included */
+#define SCN_CMD_ARGS_MAX 4    /* key=value arguments per command */
+#define SCN_CMD_KEY_MAX 24    /* an argument's name, NUL included */
+#define SCN_CMD_VALUE_MAX 80  /* an argument's value, NUL included (message text: 64 bytes) */
+
+/* What a command argument's value is in the JSON the harness publishes. */
+enum scn_arg_type {
+    SCN_ARG_NUMBER = 0, /* digits: a JSON number */
+    SCN_ARG_BOOL,       /* true / false */
+    SCN_ARG_STRING,     /* "quoted text" or a bare word: a JSON string */
+};
+
+struct scn_cmd_arg {
+    char key[SCN_CMD_KEY_MAX];
+    char value[SCN_CMD_VALUE_MAX]; /* without the quotes */
+    enum scn_arg_type type;
+};
+
+struct scn_command_step {
+    enum scn_command cmd;
+    char cmd_id[SCN_CMD_ID_MAX];   /* `as <id>`; "" = the runner makes a unique one */
+    uint32_t n_args;
+    struct scn_cmd_arg args[SCN_CMD_ARGS_MAX];
+    uint32_t from;                 /* FORGE_COMMAND: the device whose credentials publish */
+};
+
+/* Which replies a `command replies` expectation counts. */
+enum scn_reply_result {
+    SCN_REPLY_ANY = 0, /* every reply */
+    SCN_REPLY_OK,      /* result "ok" */
+    SCN_REPLY_ERROR,   /* result "error" */
+};
+const char *scn_reply_result_name(enum scn_reply_result r); /* "", "ok", "error" */
 
 struct scn_expect {
     enum scn_expect_kind kind;
+    enum scn_reply_result reply;   /* REPLIES */
+    bool reply_duplicate;          /* REPLIES: only those with data.duplicate = true */
+    char reply_reason[SCN_CMD_KEY_MAX]; /* REPLIES: only this reason ("" = any) */
+    bool forged_refused;           /* FORGED: count refused (else accepted) publishes */
     enum scn_ledger_field ledger;  /* LEDGER */
     enum scn_counter counter;      /* COUNTER */
     enum scn_reject reason;        /* COUNTER with SCN_CTR_REJECTS */
@@ -461,6 +525,7 @@ struct scn_step {
             uint32_t len;          /* 4, 7 or 10 */
         } tag;
         struct scn_expect expect;  /* EXPECT */
+        struct scn_command_step command; /* COMMAND, FORGE_COMMAND */
     } u;
 };
 
