@@ -325,6 +325,14 @@ if [[ $mode == commands ]]; then
     echo "ok: M shows a message until a button"
     key I
     wait_file "$tmp/sub.txt" '"data":\{"seconds":5\}' 10
+    # scansim ctl drives the demo's scanner as it drives any other
+    "$bin" ctl status scanner-1 --broker "tcp://127.0.0.1:$port" --timeout 5 > "$tmp/ctl.txt" 2>&1 ||
+        fail "scansim ctl status against the demo exited $?: $(cat "$tmp/ctl.txt")"
+    grep -q "1 ok, 0 refused, 0 did not answer" "$tmp/ctl.txt" || fail "ctl: $(cat "$tmp/ctl.txt")"
+    "$bin" ctl config scanner-1 contrast=300 --broker "tcp://127.0.0.1:$port" --timeout 5 \
+        > "$tmp/ctl.txt" 2>&1 && fail "ctl config contrast=300 exited 0"
+    grep -q "out_of_range" "$tmp/ctl.txt" || fail "ctl: $(cat "$tmp/ctl.txt")"
+    echo "ok: scansim ctl talks to the demo's scanner (status ok, a bad config refused)"
     key R
     wait_file "$tmp/sub.txt" '^scanners/scanner-1/status offline' 10
     wait_count_file() { # FILE REGEX N SECS: at least N matching lines
