@@ -5,7 +5,7 @@
 # Each case starts what it needs (scansim's embedded mosquitto, or its own mosquitto on a
 # free port), waits for conditions with time-outs (never fixed sleeps), and checks the JSON
 # report with fleet_json_check.py. Cases: basic workers seed nobackend sigint usage
-# unreachable operator rabbitmq qos2.
+# unreachable operator rabbitmq qos2 commands.
 set -u
 SCANSIM=$1
 CASE=$2
@@ -153,6 +153,30 @@ operator)
     $CHECK "$T/r.json" items_published=60 items_cancelled\>0 wrong_tags\>0 inventory_queries\>0 \
         inventory_answers=@inventory_queries items_lost=@items_cancelled duplicate_registrations=0 || fail "report"
     [ -d "$T/flash/scanner-1" ] && [ -d "$T/flash/scanner-6" ] || fail "no flash folder per device under --flash"
+    ;;
+commands)
+    # --command-rate under load, on both client libraries: every command answered ok,
+    # nothing lost; the summary has its line. Without a backend, or at rate 0: usage (2).
+    for tr in mosquitto paho; do
+        "$SCANSIM" run --transport $tr --devices 50 --items 500 --command-rate 100 --seed 3 \
+            --json "$T/$tr.json" >"$T/$tr.out" 2>"$T/$tr.err"
+        rc=$?
+        [ $rc -eq 0 ] || fail "$tr: exit code $rc, expected 0: $(cat "$T/$tr.err")"
+        $CHECK "$T/$tr.json" commands.sent\>0 commands.ok=@commands.sent commands.refused=0 \
+            commands.unanswered=0 commands.duplicates=0 commands.latency_ms.max\>=@commands.latency_ms.p50 \
+            items_published=500 items_registered=500 items_lost=0 exit_code=0 || fail "$tr: report"
+        grep -Eq "commands \(--command-rate 100/s\) +[1-9][0-9]* sent, [1-9][0-9]* ok, 0 refused, 0 unanswered" \
+            "$T/$tr.out" || fail "$tr: no commands line in the summary"
+        echo "ok: $tr: $(grep -o '[0-9]* sent, [0-9]* ok' "$T/$tr.out")"
+    done
+    for args in "--no-backend --command-rate 5" "--command-rate 0" "--command-rate 100001" \
+                "--command-rate fast"; do
+        # shellcheck disable=SC2086
+        "$SCANSIM" run $args >"$T/u.out" 2>"$T/u.err"
+        rc=$?
+        [ $rc -eq 2 ] || fail "'run $args' exited $rc, expected 2"
+        grep -q "scansim run: .*--command-rate" "$T/u.err" || fail "'run $args': no clear message: $(cat "$T/u.err")"
+    done
     ;;
 *)
     echo "fleet_test.sh: unknown case '$CASE'" >&2
