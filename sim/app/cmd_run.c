@@ -697,7 +697,8 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
     s.t_pub_end = sim_clock_ms();
-    run_commands_finish(c.cmds, RUN_COMMANDS_FINISH_MS); /* the devices still run */
+    /* the devices still run: outstanding replies can come (not from a broker that died) */
+    run_commands_finish(c.cmds, s.watch.broker_gone ? 0 : RUN_COMMANDS_FINISH_MS);
     gather(&c, &s, false);
     /* a broker that went away takes its devices with it: give the workers' once-a-second
        figures time to say so, so that "online at the end" is not a second old */
