@@ -47,7 +47,7 @@ struct run_commands {
     const char *uris[SIM_CLI_BROKERS_MAX];
     int n_links;
     bool link_dead[SIM_CLI_BROKERS_MAX]; /* a publish failed: no more on that broker */
-    char base[20];                 /* cmd_id prefix: r<shard hex>-<pid hex>-<time hex> */
+    char base[24];                 /* cmd_id prefix: r<shard hex>-<pid hex>-<time hex> */
     struct run_command_rng rng;    /* seeded by --seed (the run's thread only) */
     double credit;                 /* commands that may go now */
     uint64_t last_pump_ms;         /* 0 = not yet */
