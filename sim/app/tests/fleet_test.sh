@@ -169,6 +169,16 @@ commands)
             "$T/$tr.out" || fail "$tr: no commands line in the summary"
         echo "ok: $tr: $(grep -o '[0-9]* sent, [0-9]* ok' "$T/$tr.out")"
     done
+    # two brokers, devices in two worker processes: each command goes to its device's broker
+    PORT=$(free_port); P1=$PORT; start_mosquitto b1 "listener $PORT 127.0.0.1" "allow_anonymous true"
+    PORT=$(free_port); P2=$PORT; start_mosquitto b2 "listener $PORT 127.0.0.1" "allow_anonymous true"
+    "$SCANSIM" run --broker "tcp://127.0.0.1:$P1" --broker "tcp://127.0.0.1:$P2" --workers 2 \
+        --devices 20 --items 400 --item-rate 400/s --command-rate 200 --json "$T/b.json" \
+        >"$T/b.out" 2>"$T/b.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "two brokers: exit code $rc, expected 0: $(cat "$T/b.err")"
+    $CHECK "$T/b.json" commands.sent\>50 commands.ok=@commands.sent commands.unanswered=0 \
+        items_lost=0 exit_code=0 || fail "two brokers: report"
     for args in "--no-backend --command-rate 5" "--command-rate 0" "--command-rate 100001" \
                 "--command-rate fast"; do
         # shellcheck disable=SC2086
