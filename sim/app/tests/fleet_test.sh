@@ -156,7 +156,8 @@ operator)
     ;;
 commands)
     # --command-rate under load, on both client libraries: every command answered ok,
-    # nothing lost; the summary has its line. Without a backend, or at rate 0: usage (2).
+    # nothing lost; the summary has its line. Replies that never come: exit 1. Without a
+    # backend, or at rate 0: usage (2).
     for tr in mosquitto paho; do
         "$SCANSIM" run --transport $tr --devices 50 --items 500 --command-rate 100 --seed 3 \
             --json "$T/$tr.json" >"$T/$tr.out" 2>"$T/$tr.err"
@@ -179,6 +180,17 @@ commands)
     [ $rc -eq 0 ] || fail "two brokers: exit code $rc, expected 0: $(cat "$T/b.err")"
     $CHECK "$T/b.json" commands.sent\>50 commands.ok=@commands.sent commands.unanswered=0 \
         items_lost=0 exit_code=0 || fail "two brokers: report"
+    # replies the broker never delivers (its ACL): every command unanswered, exit 1, said so
+    printf 'topic readwrite #\ntopic deny scanners/+/command/reply\n' >"$T/noreply.acl"
+    PORT=$(free_port)
+    start_mosquitto b3 "listener $PORT 127.0.0.1" "allow_anonymous true" "acl_file $T/noreply.acl"
+    "$SCANSIM" run --broker "tcp://127.0.0.1:$PORT" --devices 5 --items 50 --item-rate 100/s \
+        --command-rate 5 --json "$T/n.json" >"$T/n.out" 2>"$T/n.err"
+    rc=$?
+    [ $rc -eq 1 ] || fail "replies withheld: exit code $rc, expected 1"
+    $CHECK "$T/n.json" commands.sent\>0 commands.ok=0 commands.unanswered=@commands.sent \
+        items_lost=0 exit_code=1 || fail "replies withheld: report"
+    grep -q "commands failed .* without a reply within 5 s" "$T/n.out" || fail "replies withheld: the summary does not say why"
     for args in "--no-backend --command-rate 5" "--command-rate 0" "--command-rate 100001" \
                 "--command-rate fast"; do
         # shellcheck disable=SC2086
