@@ -85,10 +85,12 @@ static bool rc__on_reply(void *ctx, const char *id, cJSON *reply)
     const cJSON *reason = cJSON_GetObjectItemCaseSensitive(reply, "reason");
     uint64_t now = sim_clock_us();
     pthread_mutex_lock(&rc->lock);
-    struct rc_record *r = rc__record_of(rc, id, cmd_id);
+    struct rc_record *r = rc__record_of(rc, id, cmd_id); /* NULL: another shard's, a ctl's */
     if (!r) {
-        /* someone else's command (another shard, a ctl): not ours to count */
-    } else if (r->state != RC_WAITING) {
+        pthread_mutex_unlock(&rc->lock);
+        return false;
+    }
+    if (r->state != RC_WAITING) {
         rc->fig.duplicates++;
     } else if (cJSON_IsString(result) && strcmp(result->valuestring, "ok") == 0) {
         r->state = RC_OK;
@@ -237,8 +239,8 @@ void run_commands_finish(struct run_commands *rc, uint64_t wait_ms)
     rc->finished = true;
     int64_t deadline = command_link_now_ms() + (int64_t)wait_ms;
     /* every link's replies land in the same records: waiting on one link's signal with
-       short slices sees the others' too */
-    while (!rc__all_answered(rc) && command_link_now_ms() < deadline && !sim_cli_stop_requested) {
+       short slices sees the others' too. A second Ctrl-C stops at once, as in the run. */
+    while (!rc__all_answered(rc) && command_link_now_ms() < deadline && run_signals < 2) {
         command_link_lock(rc->links[0]);
         int64_t slice = command_link_now_ms() + 50;
         command_link_wait(rc->links[0], rc__all_answered, rc, slice < deadline ? slice : deadline);
