@@ -33,6 +33,7 @@
 #include "hx/backend.h"
 #include "latency_hist.h"
 #include "run_backends.h"
+#include "run_commands.h"
 #include "run_dash.h"
 #include "run_opts.h"
 #include "run_shard_json.h"
@@ -71,6 +72,7 @@ struct run_state {
     uint64_t online_at_end;      /* devices online when publishing ended, before power-off */
     uint64_t reassigned, orphaned; /* items of dead workers' devices (fleet_driver.h) */
     struct latency_hist hist;    /* every registered item's latency (for merges) */
+    struct run_commands_report cmds; /* --command-rate's figures (cmds.on false without) */
 };
 
 /* CPU counters at one moment (struct run_state's cpu_*_ms are differences of two). */
@@ -126,7 +128,9 @@ static void progress_line(struct run_state *s)
                      " | errors %" PRIu64,
                      secs, g->connected, g->devices, g->items_received, g->registrations_acked,
                      s->rate_now, g->duplicates_suppressed, reconnects, errors);
-    (void)n;
+    if (s->cmds.on && n > 0 && (size_t)n < sizeof(line))
+        snprintf(line + n, sizeof(line) - (size_t)n, " | cmds %" PRIu64 "/%" PRIu64,
+                 s->cmds.ok + s->cmds.refused, s->cmds.sent);
     if (s->tty)
         fprintf(stdout, "\r%s\033[K", line);
     else
@@ -234,6 +238,7 @@ static void print_summary(const struct run_state *s, int exit_code)
             printf(", broker %.0f", cpu_per_reg(s, s->cpu_broker_ms));
         printf("\n");
     }
+    run_commands_print(&s->cmds);
     if (g->last_failure[0] && (g->connect_failures || g->connection_losses))
         printf("  %-34s %s\n", "last connection problem", g->last_failure);
     run_watch_print(&s->watch);
@@ -334,6 +339,7 @@ static cJSON *run_json(const struct run_state *s, int exit_code)
             cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, cpu_all_ms(s)));
         }
     }
+    run_commands_json(&s->cmds, j);
     run_watch_json(&s->watch, j);
     if (s->have_ledger)
         cJSON_AddItemToObject(j, "latency_histogram", latency_hist_to_json(&s->hist));
@@ -379,6 +385,7 @@ struct run_ctx {
     struct fleet_shared_rows *rows;  /* their device rows, with --http */
     struct run_backends rb;          /* the backend role, one per broker; rb.n 0 = none */
     struct fleet_driver *driver;
+    struct run_commands *cmds;       /* --command-rate, or NULL */
     struct run_dash *dash;           /* --http / --report, or NULL */
     double credit;
     uint64_t last_start_ms;
@@ -407,6 +414,7 @@ static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
         s->reassigned = fleet_driver_reassigned(c->driver);
         s->orphaned = fleet_driver_orphaned(c->driver);
     }
+    run_commands_report(c->cmds, &s->cmds);
 }
 
 /* Power on more devices as the connect rate allows (in-process fleet only). */
@@ -536,6 +544,9 @@ int scansim_cmd_run(int argc, char **argv)
             sim_cli_error(CMD, "out of memory");
             goto out;
         }
+        if ((exit_code = run_commands_start(&o, uris, n_uris, &c.cmds)) != SIM_EXIT_OK)
+            goto out;
+        exit_code = SIM_EXIT_INTERNAL;
     }
 
     /* The dashboard creates items through the backend on their device's broker, and
@@ -617,6 +628,8 @@ int scansim_cmd_run(int argc, char **argv)
                 else
                     fleet_driver_pump(c.driver, now, 5000);
             }
+            if (!run_signals)
+                run_commands_pump(c.cmds, now);
             if (!c.driver && (run_signals || (o.duration_ms && now - s.t_pub_start >= o.duration_ms)))
                 break; /* --no-backend: the user's backend drove; stop now */
             if (run_signals != seen_signals) {
@@ -684,6 +697,8 @@ int scansim_cmd_run(int argc, char **argv)
         }
     }
     s.t_pub_end = sim_clock_ms();
+    /* the devices still run: outstanding replies can come (not from a broker that died) */
+    run_commands_finish(c.cmds, s.watch.broker_gone ? 0 : RUN_COMMANDS_FINISH_MS);
     gather(&c, &s, false);
     /* a broker that went away takes its devices with it: give the workers' once-a-second
        figures time to say so, so that "online at the end" is not a second old */
@@ -730,6 +745,8 @@ int scansim_cmd_run(int argc, char **argv)
               (o.c.layout != SIM_LAYOUT_SEED && s.led.registered_twice > 0) ||
               s.led.published < s.published))
         exit_code = SIM_EXIT_FAILED;
+    else if (run_commands_failed(&s.cmds))
+        exit_code = SIM_EXIT_FAILED; /* valid commands refused or unanswered (the summary says) */
     else
         exit_code = SIM_EXIT_OK;
     print_summary(&s, exit_code);
@@ -749,6 +766,7 @@ out:
             fprintf(stderr, "scansim run: teardown %.1f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
     }
     fleet_driver_free(c.driver);
+    run_commands_free(c.cmds);
     run_backends_free(&c.rb);
     sim_cli_broker_down(&o.c, embedded);
     return exit_code;

@@ -101,6 +101,11 @@ static const char run_help[] =
     "                          limits). More does not register faster, it only queues:\n"
     "                          latency grows with it; the backend's one Paho client slows\n"
     "                          down with very many messages in flight\n"
+    "  --command-rate R/s      also send R remote commands a second (up to 100000) to\n"
+    "                          random devices while publishing: status, identify 1 s, a\n"
+    "                          message (the operators dismiss it), config contrast; each\n"
+    "                          must be answered ok (a refusal or no reply within 5 s exits\n"
+    "                          1). The whole fleet's rate, as --item-rate; seeded by --seed\n"
     "  --db FILE               keep the SQLite ledger in FILE (default: in memory)\n"
     "  --no-backend            do not publish items: your own backend drives the devices;\n"
     "                          no ledger figures, devices still count what they did\n"
@@ -151,6 +156,7 @@ static const struct option run_long[] = {
     {"connect-timeout", required_argument, 0, 0x200f},
     {"window", required_argument, 0, 0x2010},
     {"max-in-flight", required_argument, 0, 0x2016},
+    {"command-rate", required_argument, 0, 0x2070},
     {"seed", required_argument, 0, 0x2011},
     {"db", required_argument, 0, 0x2012},
     {"json", required_argument, 0, 0x2013},
@@ -495,6 +501,14 @@ int run_parse(int argc, char **argv, struct run_opts *o)
             if (sim_cli_parse_int(CMD, "--max-in-flight", optarg, 0, 100000000L, &o->max_in_flight))
                 return -1;
             break;
+        case 0x2070:
+            if (sim_cli_parse_rate(CMD, "--command-rate", optarg, &o->command_rate))
+                return -1;
+            if (o->command_rate > 100000.0) {
+                sim_cli_error(CMD, "--command-rate %s: at most 100000/s", optarg);
+                return -1;
+            }
+            break;
         case 0x2011:
             if (sim_cli_parse_int(CMD, "--seed", optarg, 0, 0xffffffffL, &o->seed))
                 return -1;
@@ -625,6 +639,11 @@ int run_parse(int argc, char **argv, struct run_opts *o)
                            "backend role (drop --no-backend or those flags)");
         return -1;
     }
+    if (o->no_backend && o->command_rate > 0) {
+        sim_cli_error(CMD, "--command-rate is the backend's: with --no-backend your own backend "
+                           "sends the commands (drop one of the two)");
+        return -1;
+    }
     if (o->id_start + o->devices - 1 > 2147483647L) {
         sim_cli_error(CMD, "--id-start %ld + --devices %ld runs past 2147483647", o->id_start, o->devices);
         return -1;
@@ -703,6 +722,7 @@ void run_apply_shard(struct run_opts *o)
     }
     o->item_rate /= (double)o->shard.count;
     o->connect_rate /= (double)o->shard.count;
+    o->command_rate /= (double)o->shard.count;
 }
 
 void run_fleet_opts(const struct run_opts *o, const char *uri, struct fleet_opts *fo)

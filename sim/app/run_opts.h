@@ -43,6 +43,8 @@ struct run_opts {
     uint64_t connect_timeout_ms;
     long window;
     long max_in_flight;       /* unfinished items in all; 0 = only the windows */
+    double command_rate;      /* --command-rate: remote commands a second while publishing
+                                 (run_commands.h); 0 = none */
     long seed;
     const char *db_path;
     const char *json_path;

@@ -2,7 +2,7 @@
 # sim/app/tests/CMakeLists.txt. Each case starts its own broker(s) on free ports.
 find_package(Python3 COMPONENTS Interpreter)
 if(Python3_Interpreter_FOUND)
-  foreach(case basic workers seed nobackend sigint usage unreachable operator qos2)
+  foreach(case basic workers seed nobackend sigint usage unreachable operator qos2 commands)
     add_test(NAME fleet_run_${case}
              COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/fleet_test.sh $<TARGET_FILE:scansim> ${case})
     set_tests_properties(fleet_run_${case} PROPERTIES LABELS broker TIMEOUT 90)

@@ -5,7 +5,7 @@
 # Each case starts what it needs (scansim's embedded mosquitto, or its own mosquitto on a
 # free port), waits for conditions with time-outs (never fixed sleeps), and checks the JSON
 # report with fleet_json_check.py. Cases: basic workers seed nobackend sigint usage
-# unreachable operator rabbitmq qos2.
+# unreachable operator rabbitmq qos2 commands.
 set -u
 SCANSIM=$1
 CASE=$2
@@ -153,6 +153,52 @@ operator)
     $CHECK "$T/r.json" items_published=60 items_cancelled\>0 wrong_tags\>0 inventory_queries\>0 \
         inventory_answers=@inventory_queries items_lost=@items_cancelled duplicate_registrations=0 || fail "report"
     [ -d "$T/flash/scanner-1" ] && [ -d "$T/flash/scanner-6" ] || fail "no flash folder per device under --flash"
+    ;;
+commands)
+    # --command-rate under load, on both client libraries: every command answered ok,
+    # nothing lost; the summary has its line. Replies that never come: exit 1. Without a
+    # backend, or at rate 0: usage (2).
+    for tr in mosquitto paho; do
+        "$SCANSIM" run --transport $tr --devices 50 --items 500 --command-rate 100 --seed 3 \
+            --json "$T/$tr.json" >"$T/$tr.out" 2>"$T/$tr.err"
+        rc=$?
+        [ $rc -eq 0 ] || fail "$tr: exit code $rc, expected 0: $(cat "$T/$tr.err")"
+        $CHECK "$T/$tr.json" commands.sent\>0 commands.ok=@commands.sent commands.refused=0 \
+            commands.unanswered=0 commands.duplicates=0 commands.latency_ms.max\>=@commands.latency_ms.p50 \
+            items_published=500 items_registered=500 items_lost=0 exit_code=0 || fail "$tr: report"
+        grep -Eq "commands \(--command-rate 100/s\) +[1-9][0-9]* sent, [1-9][0-9]* ok, 0 refused, 0 unanswered" \
+            "$T/$tr.out" || fail "$tr: no commands line in the summary"
+        echo "ok: $tr: $(grep -o '[0-9]* sent, [0-9]* ok' "$T/$tr.out")"
+    done
+    # two brokers, devices in two worker processes: each command goes to its device's broker
+    PORT=$(free_port); P1=$PORT; start_mosquitto b1 "listener $PORT 127.0.0.1" "allow_anonymous true"
+    PORT=$(free_port); P2=$PORT; start_mosquitto b2 "listener $PORT 127.0.0.1" "allow_anonymous true"
+    "$SCANSIM" run --broker "tcp://127.0.0.1:$P1" --broker "tcp://127.0.0.1:$P2" --workers 2 \
+        --devices 20 --items 400 --item-rate 400/s --command-rate 200 --json "$T/b.json" \
+        >"$T/b.out" 2>"$T/b.err"
+    rc=$?
+    [ $rc -eq 0 ] || fail "two brokers: exit code $rc, expected 0: $(cat "$T/b.err")"
+    $CHECK "$T/b.json" commands.sent\>50 commands.ok=@commands.sent commands.unanswered=0 \
+        items_lost=0 exit_code=0 || fail "two brokers: report"
+    # replies the broker never delivers (its ACL): every command unanswered, exit 1, said so
+    printf 'topic readwrite #\ntopic deny scanners/+/command/reply\n' >"$T/noreply.acl"
+    PORT=$(free_port)
+    start_mosquitto b3 "listener $PORT 127.0.0.1" "allow_anonymous true" "acl_file $T/noreply.acl"
+    "$SCANSIM" run --broker "tcp://127.0.0.1:$PORT" --devices 5 --items 50 --item-rate 100/s \
+        --command-rate 5 --json "$T/n.json" >"$T/n.out" 2>"$T/n.err"
+    rc=$?
+    [ $rc -eq 1 ] || fail "replies withheld: exit code $rc, expected 1"
+    $CHECK "$T/n.json" commands.sent\>0 commands.ok=0 commands.unanswered=@commands.sent \
+        items_lost=0 exit_code=1 || fail "replies withheld: report"
+    grep -q "commands failed .* without a reply within 5 s" "$T/n.out" || fail "replies withheld: the summary does not say why"
+    for args in "--no-backend --command-rate 5" "--command-rate 0" "--command-rate 100001" \
+                "--command-rate fast"; do
+        # shellcheck disable=SC2086
+        "$SCANSIM" run $args >"$T/u.out" 2>"$T/u.err"
+        rc=$?
+        [ $rc -eq 2 ] || fail "'run $args' exited $rc, expected 2"
+        grep -q "scansim run: .*--command-rate" "$T/u.err" || fail "'run $args': no clear message: $(cat "$T/u.err")"
+    done
     ;;
 *)
     echo "fleet_test.sh: unknown case '$CASE'" >&2
