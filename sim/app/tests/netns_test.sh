@@ -122,8 +122,11 @@ else
     PORT=$(free_port)
     start_broker_in "" 127.0.0.1
     URI=tcp://127.0.0.1:$PORT
-    run_shard 0 "" "$URI" --bind 127.0.0.2
-    run_shard 1 "" "$URI" --bind 127.0.0.3
+    # Source addresses are libmosquitto's alone (Paho has no bind option): this fallback
+    # runs on it whatever SCANSIM_TRANSPORT says.
+    echo "fallback: --transport mosquitto (--bind needs it)"
+    run_shard 0 "" "$URI" --bind 127.0.0.2 --transport mosquitto
+    run_shard 1 "" "$URI" --bind 127.0.0.3 --transport mosquitto
     FROM0=127.0.0.2 FROM1=127.0.0.3
 fi
 wait "$S0"; r0=$?
