@@ -12,7 +12,6 @@
  * This file parses flags, runs the phases (connect, publish, grace, stop) and reports.
  */
 #define _GNU_SOURCE
-#include <MQTTReasonCodes.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -201,7 +200,7 @@ static void print_summary(const struct run_state *s, int exit_code)
             printf("  %-34s %" PRIu64 " (MQTT 5 reason code 0x%02X, %s): the broker does not let "
                    "the backend publish items - check its ACL for the backend's user\n",
                    "items refused by the broker", s->led.publish_refused, s->led.refused_reason,
-                   MQTTReasonCode_toString((enum MQTTReasonCodes)s->led.refused_reason));
+                   fw_reason_code_name((int)s->led.refused_reason));
         if (o->c.layout == SIM_LAYOUT_SEED)
             printf("  %-34s %" PRIu64 " (expected: every device sees every item)\n",
                    "items registered by several devices", s->led.registered_twice);
