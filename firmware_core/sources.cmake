@@ -4,8 +4,10 @@ set(FW_CORE_SOURCES
   src/fw_codec.c
   src/fw_command.c
   src/fw_device.c
+  src/fw_device_flash.c
   src/fw_display.c
   src/fw_font.c
+  src/fw_input.c
   src/fw_names.c
   src/fw_outbox.c
   src/fw_screens.c

@@ -6,8 +6,9 @@
  * once. Nothing here blocks or allocates; time comes from the clock port (events) or the
  * tick argument, so tests run on a fake clock.
  *
- * Sections: helpers, configuration, storage (seq, outbox), connection and back-off,
- * outbox flushing, inbound messages, operator input, observation.
+ * Sections: helpers, configuration, connection and back-off, outbox flushing, inbound
+ * messages, lifecycle, observation. What the device keeps in flash: fw_device_flash.c;
+ * the operator's tags and buttons: fw_input.c.
  */
 #include "fw/fw_device.h"
 
@@ -23,15 +24,7 @@
 #define STATUS_ONLINE "online"
 #define STATUS_OFFLINE "offline"
 
-/* Stored sequence number: 'S', version, seq (u32 LE), CRC-32 of the first 6 bytes. */
-#define SEQ_RECORD_LEN 10
-#define SEQ_VERSION 1u
-
 /* ================================================================ helpers */
-
-_Static_assert(FW_SCRATCH_MAX >= FW_REPLY_MAX && FW_SCRATCH_MAX >= FW_OUTBOX_STORE_MAX &&
-                   FW_SCRATCH_MAX >= FW_PENDING_STORE_MAX && FW_SCRATCH_MAX >= FW_CMDIDS_STORE_LEN,
-               "FW_SCRATCH_MAX must hold a command reply and every flash record");
 
 static uint64_t device__now(const struct fw_device *d)
 {
@@ -82,7 +75,7 @@ void fw_device__present(struct fw_device *d)
     d->ports.display_flush(d->ports.ctx, d->fb);
 }
 
-static void device__notice(struct fw_device *d, enum fw_notice notice)
+void fw_device__notice(struct fw_device *d, enum fw_notice notice)
 {
     d->notice = (uint8_t)notice;
     d->notice_until_ms = device__now(d) + FW_NOTICE_MS;
@@ -100,17 +93,7 @@ static uint32_t device__random(struct fw_device *d)
     return x;
 }
 
-static bool tag_uid_len_valid(size_t len)
-{
-    return len == 4 || len == 7 || len == 10;
-}
-
-static bool tag_equal(const struct fw_tag_uid *a, const struct fw_tag_uid *b)
-{
-    return a->len == b->len && memcmp(a->bytes, b->bytes, a->len) == 0;
-}
-
-static void tag_hex(const struct fw_tag_uid *tag, char out[FW_TAG_HEX_MAX])
+void fw_device__tag_hex(const struct fw_tag_uid *tag, char out[FW_TAG_HEX_MAX])
 {
     if (fw_tag_to_hex(tag->bytes, tag->len, out, FW_TAG_HEX_MAX) < 0)
         out[0] = '\0';
@@ -240,190 +223,6 @@ static void device__reset_ram(struct fw_device *d)
     d->dirty = true;
 }
 
-/* ================================================================ storage */
-
-static void device__storage_error(struct fw_device *d, const char *what, int rc)
-{
-    d->stats.storage_errors++;
-    fw_device__log(d, FW_LOG_ERROR, what, "failed:", fw_strerror(rc));
-}
-
-/* Writes an encoded record (n: its length, or a negative fw_err from its encoder) under key;
-   counts and logs a failure. Remembers the size for the status command. */
-int fw_device__store(struct fw_device *d, enum fw_store_key key, const void *buf, int n)
-{
-    static const char *const keys[FW_STORE_KEYS] = {"outbox", "seq", "settings", "cmdids",
-                                                     "pending"};
-    int rc = n < 0 ? n : d->ports.storage_write(d->ports.ctx, keys[key], buf, (size_t)n);
-    if (rc < 0) {
-        d->stats.storage_errors++;
-        fw_device__log(d, FW_LOG_ERROR, "writing", keys[key], fw_strerror(rc));
-        return rc;
-    }
-    d->flash_len[key] = (uint16_t)n;
-    return FW_OK;
-}
-
-static void device__save_outbox(struct fw_device *d)
-{
-    uint8_t *buf = d->scratch;
-    fw_device__store(d, FW_STORE_OUTBOX, buf, fw_outbox__encode(&d->outbox, buf, FW_SCRATCH_MAX));
-}
-
-/* Kept in flash as they change, so a reboot or a power cut loses no accepted item. */
-static void device__save_pending(struct fw_device *d)
-{
-    uint8_t *buf = d->scratch;
-    fw_device__store(d, FW_STORE_PENDING, buf,
-                     fw_store__encode_pending(d->pending, d->pending_head, d->pending_count,
-                                              buf, FW_SCRATCH_MAX));
-}
-
-int fw_device__save_settings(struct fw_device *d)
-{
-    uint8_t buf[FW_SETTINGS_STORE_LEN];
-    struct fw_settings s = d->settings;
-    /* 0 stands for "the default": a changed default then applies to a device never
-       configured by command. */
-    if (s.keepalive_s == d->keepalive_default_s)
-        s.keepalive_s = 0;
-    if (s.inventory_timeout_s == FW_INVENTORY_TIMEOUT_MS / 1000)
-        s.inventory_timeout_s = 0;
-    return fw_device__store(d, FW_STORE_SETTINGS, buf,
-                            fw_store__encode_settings(&s, buf, sizeof buf));
-}
-
-/* Reads a record under key into buf; FW_ERR_NOT_FOUND quietly, other failures counted. */
-static int device__load(struct fw_device *d, const char *key, uint8_t *buf, size_t cap,
-                        size_t *len)
-{
-    *len = 0;
-    int rc = d->ports.storage_read(d->ports.ctx, key, buf, cap, len);
-    if (rc < 0 && rc != FW_ERR_NOT_FOUND) {
-        d->stats.storage_errors++;
-        fw_device__log(d, FW_LOG_ERROR, "reading", key, fw_strerror(rc));
-    }
-    else if (rc == FW_OK && *len > cap)
-        rc = FW_ERR_TOO_BIG;
-    return rc;
-}
-
-static void device__corrupt(struct fw_device *d, const char *what)
-{
-    d->stats.storage_errors++;
-    fw_device__log(d, FW_LOG_ERROR, "stored", what, "is corrupt, ignored");
-}
-
-static void device__load_pending(struct fw_device *d)
-{
-    uint8_t *buf = d->scratch;
-    size_t len;
-    d->pending_head = 0;
-    d->pending_count = 0;
-    if (device__load(d, "pending", buf, FW_SCRATCH_MAX, &len) != FW_OK)
-        return;
-    d->flash_len[FW_STORE_PENDING] = (uint16_t)len;
-    if (fw_store__decode_pending(d->pending, &d->pending_count, buf, len) != FW_OK)
-        device__corrupt(d, "pending items");
-}
-
-static void device__load_settings(struct fw_device *d)
-{
-    uint8_t buf[FW_SETTINGS_STORE_LEN + 1];
-    size_t len;
-    struct fw_settings s;
-    int rc = device__load(d, "settings", buf, sizeof buf, &len);
-    if (rc == FW_OK && fw_store__decode_settings(&s, buf, len) != FW_OK) {
-        device__corrupt(d, "settings");
-        rc = FW_ERR_INVAL;
-    }
-    if (rc != FW_OK)
-        return; /* the defaults of device__reset_ram */
-    d->settings.boot_count = s.boot_count;
-    d->settings.locked = s.locked;
-    d->settings.contrast = s.contrast;
-    if (s.keepalive_s != 0)
-        d->settings.keepalive_s = s.keepalive_s;
-    if (s.inventory_timeout_s != 0)
-        d->settings.inventory_timeout_s = s.inventory_timeout_s;
-}
-
-static void device__load_cmdids(struct fw_device *d)
-{
-    uint8_t *buf = d->scratch;
-    size_t len;
-    if (device__load(d, "cmdids", buf, FW_SCRATCH_MAX, &len) != FW_OK)
-        return;
-    d->flash_len[FW_STORE_CMDIDS] = (uint16_t)len;
-    if (fw_store__decode_cmdids(d->cmd_ids, &d->cmd_count, &d->cmd_next, buf, len) != FW_OK)
-        device__corrupt(d, "command ids");
-}
-
-static void device__load_outbox(struct fw_device *d)
-{
-    uint8_t *buf = d->scratch;
-    size_t len = 0;
-    int rc = d->ports.storage_read(d->ports.ctx, "outbox", buf, FW_SCRATCH_MAX, &len);
-    fw_outbox__clear(&d->outbox);
-    if (rc == FW_ERR_NOT_FOUND)
-        return;
-    if (rc < 0) {
-        device__storage_error(d, "reading the outbox", rc);
-        return;
-    }
-    if (len > FW_OUTBOX_STORE_MAX || fw_outbox__decode(&d->outbox, buf, len) != FW_OK) {
-        /* Better to lose unsent registrations than to publish garbage or crash. */
-        d->stats.storage_errors++;
-        fw_device__log(d, FW_LOG_ERROR, "stored outbox is corrupt,", "ignored", NULL);
-        fw_outbox__clear(&d->outbox);
-        return;
-    }
-    if (d->outbox.count > 0) {
-        char n[12];
-        struct fw_text t;
-        fw_text__init(&t, n, sizeof n);
-        fw_text__u32(&t, d->outbox.count);
-        fw_device__log(d, FW_LOG_INFO, "restored", n, "unsent registrations");
-    }
-}
-
-static void device__load_seq(struct fw_device *d)
-{
-    uint8_t rec[SEQ_RECORD_LEN];
-    size_t len = 0;
-    int rc = d->ports.storage_read(d->ports.ctx, "seq", rec, sizeof rec, &len);
-    d->seq = 0;
-    if (rc == FW_OK && len == SEQ_RECORD_LEN && rec[0] == 'S' && rec[1] == SEQ_VERSION &&
-        fw_crc32(rec, 6) == fw_get_u32le(rec + 6)) {
-        d->seq = fw_get_u32le(rec + 2);
-    } else if (rc != FW_ERR_NOT_FOUND) {
-        d->stats.storage_errors++;
-        fw_device__log(d, FW_LOG_ERROR, "stored sequence number unreadable,",
-                    "continuing after the outbox's highest", NULL);
-    }
-    /* Never below a key already handed out and still waiting in the outbox. */
-    uint32_t max = fw_outbox__max_seq(&d->outbox);
-    if (max > d->seq)
-        d->seq = max;
-}
-
-/* The next idempotency sequence number, persisted before it is used so that a restart can
-   never hand it out again. FW_ERR_IO when the flash refused it (nothing is consumed). */
-static int device__next_seq(struct fw_device *d, uint32_t *out)
-{
-    uint32_t next = d->seq + 1;
-    uint8_t rec[SEQ_RECORD_LEN];
-    rec[0] = 'S';
-    rec[1] = SEQ_VERSION;
-    fw_put_u32le(rec + 2, next);
-    fw_put_u32le(rec + 6, fw_crc32(rec, 6));
-    if (fw_device__store(d, FW_STORE_SEQ, rec, sizeof rec) < 0)
-        return FW_ERR_IO;
-    d->seq = next;
-    *out = next;
-    return FW_OK;
-}
-
 /* ===================================================== connection, back-off */
 
 static void device__connect(struct fw_device *d);
@@ -481,7 +280,7 @@ static void device__connect(struct fw_device *d)
 
 /* Hands every unsent outbox entry to the network, oldest first. Stops at the first
    refusal so order is kept; the rest goes on the next connection. */
-static void device__flush_outbox(struct fw_device *d)
+void fw_device__flush_outbox(struct fw_device *d)
 {
     bool removed = false;
     for (int i = 0; i < d->outbox.count && d->conn == FW_CONN_ONLINE;) {
@@ -492,7 +291,7 @@ static void device__flush_outbox(struct fw_device *d)
         }
         char hex[FW_TAG_HEX_MAX];
         char payload[FW_PAYLOAD_MAX];
-        tag_hex(&e->tag, hex);
+        fw_device__tag_hex(&e->tag, hex);
         struct fw_registration reg = {e->item_id, e->tag_quantity, hex, d->device_id, e->seq};
         int n = fw_encode_registration(payload, sizeof payload, &reg);
         uint32_t token = 0;
@@ -522,7 +321,7 @@ static void device__flush_outbox(struct fw_device *d)
         i++;
     }
     if (removed)
-        device__save_outbox(d);
+        fw_device__save_outbox(d);
     fw_device__dirty(d);
 }
 
@@ -556,7 +355,7 @@ static void device__subscribe_failed(struct fw_device *d, int i, int code)
     if (d->sub_retry_ms == 0)
         d->sub_retry_ms = device__backoff(d, &d->sub_backoff_ms);
     d->refused_reason = code;
-    device__notice(d, FW_NOTICE_SUB_REFUSED);
+    fw_device__notice(d, FW_NOTICE_SUB_REFUSED);
 }
 
 /* Asks for every subscription neither granted nor awaited. */
@@ -591,7 +390,7 @@ static void device__ready(struct fw_device *d)
                                 d->qos, true};
     if (d->ports.net_publish(d->ports.ctx, &online, &token) < 0)
         d->stats.publish_errors++;
-    device__flush_outbox(d);
+    fw_device__flush_outbox(d);
 }
 
 void fw_device_on_subscribed(struct fw_device *d, uint32_t token, int granted_qos)
@@ -694,7 +493,7 @@ void fw_device_on_published(struct fw_device *d, uint32_t token)
         return; /* status, query, or an ack from a previous connection */
     fw_outbox__remove(&d->outbox, i);
     d->stats.registrations_acked++;
-    device__save_outbox(d);
+    fw_device__save_outbox(d);
     fw_device__dirty(d);
     fw_device__present(d);
 }
@@ -745,7 +544,7 @@ void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reaso
         fw_text__i32(&t, d->outbox.entries[i].item_id);
         fw_text__str(&t, " refused by the broker:");
         fw_outbox__remove(&d->outbox, i);
-        device__save_outbox(d);
+        fw_device__save_outbox(d);
         fw_device__log(d, FW_LOG_ERROR, what, words, "- dropped from the outbox");
     } else if (query) {
         d->inv_state = FW_INV_NONE;
@@ -757,7 +556,7 @@ void fw_device_on_publish_refused(struct fw_device *d, uint32_t token, int reaso
         return;
     }
     d->refused_reason = reason_code;
-    device__notice(d, FW_NOTICE_REFUSED);
+    fw_device__notice(d, FW_NOTICE_REFUSED);
     fw_device__present(d);
 }
 
@@ -813,7 +612,7 @@ static void device__on_item(struct fw_device *d, const char *topic, const void *
         /* Not remembered as seen: a later redelivery may still find room. */
         d->stats.queue_full++;
         fw_device__log(d, FW_LOG_WARN, "item queue full, item refused:", item.item_name, NULL);
-        device__notice(d, FW_NOTICE_QUEUE_FULL);
+        fw_device__notice(d, FW_NOTICE_QUEUE_FULL);
         return;
     }
     struct fw_pending_item *slot =
@@ -823,7 +622,7 @@ static void device__on_item(struct fw_device *d, const char *topic, const void *
     memcpy(slot->name, item.item_name, sizeof slot->name);
     d->pending_count++;
     device__remember_item(d, item.item_id);
-    device__save_pending(d);
+    fw_device__save_pending(d);
     d->stats.items_queued++;
     fw_device__dirty(d);
 }
@@ -838,7 +637,7 @@ static void device__on_reply(struct fw_device *d, const char *topic, const void 
         return;
     }
     char hex[FW_TAG_HEX_MAX];
-    tag_hex(&d->inv_tag, hex);
+    fw_device__tag_hex(&d->inv_tag, hex);
     if (d->mode != FW_MODE_INVENTORY || d->inv_state != FW_INV_WAITING ||
         strcmp(reply.tag, hex) != 0) {
         fw_device__log(d, FW_LOG_DEBUG, "inventory answer not awaited, ignored:", reply.tag,
@@ -874,7 +673,7 @@ void fw_device_on_message(struct fw_device *d, const char *topic, const void *pa
     fw_device__present(d);
 }
 
-/* ======================================================= operator input */
+/* ================================================================ screens */
 
 enum fw_screen fw_device__screen(const struct fw_device *d)
 {
@@ -902,226 +701,6 @@ enum fw_screen fw_device__screen(const struct fw_device *d)
     return d->has_scanned ? FW_SCREEN_CONFIRM : FW_SCREEN_ITEM;
 }
 
-static bool device__tag_used(const struct fw_device *d, const struct fw_tag_uid *tag)
-{
-    for (unsigned i = 0; i < d->used_count; i++)
-        if (tag_equal(&d->used_tags[i], tag))
-            return true;
-    for (int i = 0; i < d->outbox.count; i++)
-        if (tag_equal(&d->outbox.entries[i].tag, tag))
-            return true;
-    return false;
-}
-
-static void device__pop_item(struct fw_device *d)
-{
-    if (d->pending_count == 0)
-        return;
-    memset(&d->pending[d->pending_head], 0, sizeof d->pending[0]);
-    d->pending_head = (uint16_t)((d->pending_head + 1) % FW_PENDING_ITEMS);
-    d->pending_count--;
-    d->has_scanned = false;
-    device__save_pending(d);
-    fw_device__dirty(d);
-}
-
-unsigned fw_device__clear_pending(struct fw_device *d)
-{
-    unsigned n = d->pending_count;
-    memset(d->pending, 0, sizeof d->pending);
-    d->pending_head = 0;
-    d->pending_count = 0;
-    d->has_scanned = false;
-    device__save_pending(d);
-    fw_device__dirty(d);
-    return n;
-}
-
-static void device__wrong_tag(struct fw_device *d, enum fw_notice why)
-{
-    d->stats.wrong_tags++;
-    fw_device__log(d, FW_LOG_WARN, "wrong tag:",
-                why == FW_NOTICE_BAD_TAG ? "UID is not 4, 7 or 10 bytes" : "already registered",
-                NULL);
-    device__notice(d, why);
-}
-
-static void device__inventory_query(struct fw_device *d, const struct fw_tag_uid *tag)
-{
-    if (d->conn != FW_CONN_ONLINE) {
-        device__notice(d, FW_NOTICE_OFFLINE);
-        return;
-    }
-    uint32_t seq;
-    if (device__next_seq(d, &seq) != FW_OK) {
-        device__notice(d, FW_NOTICE_FLASH_ERROR);
-        return;
-    }
-    char hex[FW_TAG_HEX_MAX];
-    char payload[FW_PAYLOAD_MAX];
-    tag_hex(tag, hex);
-    int n = fw_encode_inventory_query(payload, sizeof payload, hex, d->device_id, seq);
-    uint32_t token = 0;
-    int rc = n;
-    if (n >= 0) {
-        struct fw_publish msg = {d->topic_query, payload, (size_t)n, d->qos, false};
-        rc = d->ports.net_publish(d->ports.ctx, &msg, &token);
-    }
-    if (rc < 0) {
-        d->stats.publish_errors++;
-        fw_device__log(d, FW_LOG_WARN, "inventory query failed:", fw_strerror(rc), NULL);
-        device__notice(d, FW_NOTICE_OFFLINE);
-        return;
-    }
-    d->stats.inventory_queries++;
-    d->inv_token = token;
-    d->inv_tag = *tag;
-    d->inv_state = FW_INV_WAITING;
-    d->inv_deadline_ms = device__now(d) + (uint64_t)d->settings.inventory_timeout_s * 1000u;
-    fw_device__dirty(d);
-}
-
-int fw_device_on_tag(struct fw_device *d, const uint8_t *uid, size_t len)
-{
-    if (d == NULL || (uid == NULL && len > 0))
-        return FW_ERR_INVAL;
-    if (d->settings.locked) {
-        d->stats.locked_refusals++;
-        fw_device__log(d, FW_LOG_INFO, "locked: tag refused", NULL, NULL);
-        return FW_ERR_STATE;
-    }
-    if (d->message[0] != '\0') {
-        fw_device__log(d, FW_LOG_DEBUG, "tag ignored: a message is shown", NULL, NULL);
-        return FW_ERR_STATE;
-    }
-    /* A tag acts on the screen underneath a notice: scanning is how people move on. */
-    if (d->notice != FW_NOTICE_NONE) {
-        d->notice = FW_NOTICE_NONE;
-        fw_device__dirty(d);
-    }
-    int rc = FW_OK;
-    struct fw_tag_uid tag;
-    memset(&tag, 0, sizeof tag);
-    if (!tag_uid_len_valid(len)) {
-        device__wrong_tag(d, FW_NOTICE_BAD_TAG);
-        rc = FW_ERR_INVAL;
-        goto out;
-    }
-    memcpy(tag.bytes, uid, len);
-    tag.len = (uint8_t)len;
-
-    switch (fw_device__screen(d)) {
-    case FW_SCREEN_ITEM:
-    case FW_SCREEN_CONFIRM:
-        if (device__tag_used(d, &tag)) {
-            device__wrong_tag(d, FW_NOTICE_TAG_USED);
-            break;
-        }
-        d->scanned = tag; /* a second scan replaces the first */
-        d->has_scanned = true;
-        fw_device__dirty(d);
-        break;
-    case FW_SCREEN_INVENTORY_SCAN:
-    case FW_SCREEN_INVENTORY_WAIT:
-    case FW_SCREEN_INVENTORY_RESULT:
-        device__inventory_query(d, &tag);
-        break;
-    default:
-        fw_device__log(d, FW_LOG_DEBUG, "tag ignored: no item to register", NULL, NULL);
-        break;
-    }
-out:
-    fw_device__present(d);
-    return rc;
-}
-
-static void device__register(struct fw_device *d)
-{
-    const struct fw_pending_item *item = &d->pending[d->pending_head];
-    if (d->outbox.count >= FW_OUTBOX_LEN) {
-        /* Item and tag stay: confirm again once acknowledgements made room. */
-        d->stats.outbox_full++;
-        fw_device__log(d, FW_LOG_WARN, "outbox full, registration refused", NULL, NULL);
-        device__notice(d, FW_NOTICE_OUTBOX_FULL);
-        return;
-    }
-    struct fw_outbox_entry e;
-    memset(&e, 0, sizeof e);
-    if (device__next_seq(d, &e.seq) != FW_OK) {
-        device__notice(d, FW_NOTICE_FLASH_ERROR);
-        return;
-    }
-    e.item_id = item->item_id;
-    e.tag_quantity = item->tag_quantity;
-    e.tag = d->scanned;
-    fw_outbox__push(&d->outbox, &e);
-    device__save_outbox(d);
-
-    d->used_tags[d->used_next] = d->scanned;
-    d->used_next = (uint16_t)((d->used_next + 1) % FW_USED_TAGS);
-    if (d->used_count < FW_USED_TAGS)
-        d->used_count++;
-    d->stats.registrations_confirmed++;
-    device__pop_item(d);
-    bool online = d->conn == FW_CONN_ONLINE;
-    device__flush_outbox(d);
-    device__notice(d, online ? FW_NOTICE_REGISTERED_SENT : FW_NOTICE_REGISTERED_QUEUED);
-}
-
-void fw_device_on_button(struct fw_device *d, enum fw_button button)
-{
-    if (d == NULL)
-        return;
-    if (d->settings.locked) {
-        d->stats.locked_refusals++;
-        fw_device__log(d, FW_LOG_INFO, "locked: button refused", NULL, NULL);
-        return;
-    }
-    /* Any button dismisses a message; it does nothing else. */
-    if (d->message[0] != '\0') {
-        d->message[0] = '\0';
-        fw_device__dirty(d);
-        fw_device__present(d);
-        return;
-    }
-    /* Any button over a notice only acknowledges it, so a press meant for the notice
-       never registers or skips an item the person has not looked at. */
-    if (d->notice != FW_NOTICE_NONE) {
-        d->notice = FW_NOTICE_NONE;
-        fw_device__dirty(d);
-        fw_device__present(d);
-        return;
-    }
-    enum fw_screen screen = fw_device__screen(d);
-    switch (button) {
-    case FW_BUTTON_CONFIRM:
-        if (screen == FW_SCREEN_CONFIRM) {
-            device__register(d);
-        } else if (screen == FW_SCREEN_INVENTORY_RESULT) {
-            d->inv_state = FW_INV_NONE;
-            fw_device__dirty(d);
-        }
-        break;
-    case FW_BUTTON_CANCEL:
-        if (screen == FW_SCREEN_ITEM || screen == FW_SCREEN_CONFIRM) {
-            d->stats.cancels++;
-            device__pop_item(d);
-            device__notice(d, FW_NOTICE_CANCELLED);
-        } else if (d->mode == FW_MODE_INVENTORY) {
-            d->mode = FW_MODE_REGISTER;
-            d->inv_state = FW_INV_NONE;
-            fw_device__dirty(d);
-        }
-        break;
-    case FW_BUTTON_MODE:
-        d->mode = d->mode == FW_MODE_INVENTORY ? FW_MODE_REGISTER : FW_MODE_INVENTORY;
-        d->inv_state = FW_INV_NONE;
-        fw_device__dirty(d);
-        break;
-    }
-    fw_device__present(d);
-}
-
 /* ============================================================ lifecycle */
 
 void fw_device_start(struct fw_device *d)
@@ -1130,11 +709,7 @@ void fw_device_start(struct fw_device *d)
         d->reboot != FW_REBOOT_NONE)
         return;
     /* Everything that survives a power cut comes back from flash. */
-    device__load_settings(d);
-    device__load_cmdids(d);
-    device__load_outbox(d);
-    device__load_seq(d);
-    device__load_pending(d);
+    fw_device__load(d);
     d->settings.boot_count++;
     d->stats.boots++;
     fw_device__save_settings(d);

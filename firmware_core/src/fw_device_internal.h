@@ -5,6 +5,7 @@
 #ifndef FW_DEVICE_INTERNAL_H
 #define FW_DEVICE_INTERNAL_H
 
+#include "fw/fw_codec.h"
 #include "fw/fw_device.h"
 
 enum fw_conn {
@@ -60,10 +61,27 @@ void fw_device__log(struct fw_device *d, enum fw_log_level level, const char *a,
 void fw_device__dirty(struct fw_device *d);
 /* Render and flush once if the frame changed and a display is attached. */
 void fw_device__present(struct fw_device *d);
+
+/* --- fw_device_flash.c: the records kept in flash --- */
 /* Writes an encoded record (n: its length or a negative fw_err); FW_OK or the failure,
    counted and logged. */
 int fw_device__store(struct fw_device *d, enum fw_store_key key, const void *buf, int n);
 int fw_device__save_settings(struct fw_device *d);
+void fw_device__save_outbox(struct fw_device *d);
+void fw_device__save_pending(struct fw_device *d);
+/* The next idempotency sequence number, persisted before it is used; FW_ERR_IO when the
+   flash refused it (nothing consumed). */
+int fw_device__next_seq(struct fw_device *d, uint32_t *out);
+/* Everything that survives a power cut, read back at start. */
+void fw_device__load(struct fw_device *d);
+/* A transient notice screen for FW_NOTICE_MS. */
+void fw_device__notice(struct fw_device *d, enum fw_notice notice);
+/* Upper-case hex of a UID ("" if it cannot be written). */
+void fw_device__tag_hex(const struct fw_tag_uid *tag, char out[FW_TAG_HEX_MAX]);
+/* Hands every unsent outbox entry to the network, oldest first. */
+void fw_device__flush_outbox(struct fw_device *d);
+
+/* --- fw_input.c --- */
 /* Drops every pending item (saved); returns how many. */
 unsigned fw_device__clear_pending(struct fw_device *d);
 /* Power off as for a reboot (offline, disconnect) and forget the RAM state. */
