@@ -388,6 +388,14 @@ struct run_ctx {
     struct run_dash *dash;           /* --http / --report, or NULL */
     double credit;
     uint64_t last_start_ms;
+    /* the brokers: the first (or the embedded one) and the others of --broker */
+    const char *uri;
+    const char *uris[SIM_CLI_BROKERS_MAX];
+    int n_uris;
+    struct hx_broker *embedded;
+    int broker_pid;                  /* its CPU counts in the figures; 0 = none known */
+    struct run_cpu cpu0, cpu1;       /* at the start and the end of publishing */
+    uint64_t next_progress, next_ledger;
 };
 
 static void gather(struct run_ctx *c, struct run_state *s, bool ledger)
@@ -459,17 +467,294 @@ static int write_report(struct run_ctx *c, struct run_state *s, int exit_code)
     return rc;
 }
 
+/* The devices (in process or in workers), the backend role with its driver and command
+   sender, the dashboard. SIM_EXIT_OK, or the exit code of what failed (said). */
+static int run_setup(struct run_ctx *c, struct run_state *s, int argc, char **argv)
+{
+    struct run_opts *o = c->o;
+    int rc;
+
+    if (o->workers > 1) {
+        if (o->http_listen &&
+            fleet_shared_rows_create((int)o->devices, (int)o->workers, &c->rows) != 0)
+            return SIM_EXIT_INTERNAL;
+        if (fleet_workers_spawn((int)o->workers, argv + 1, argc - 1, (int)o->devices,
+                                o->id_start, o->id_prefix, c->uris, c->n_uris, o->c.password,
+                                fleet_shared_rows_fd(c->rows), &c->workers) != 0)
+            return SIM_EXIT_INTERNAL;
+        s->worker_program = fleet_workers_program(c->workers);
+    } else {
+        struct fleet_opts fo;
+        run_fleet_opts(o, c->uri, &fo);
+        rc = fleet_create(&fo, &c->fleet);
+        if (rc != SIM_OK)
+            return rc == SIM_ERR_INVAL || rc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
+    }
+    /* then the backend: its subscriptions exist before any device is powered on */
+    if (!o->no_backend) {
+        int brc = run_backends_start(&c->rb, o, c->uris, c->n_uris);
+        if (brc != SIM_EXIT_OK)
+            return brc;
+        struct fleet_driver_opts dopt = {
+            .backend = c->rb.b[0], .n_backends = c->rb.n, .devices = (int)o->devices,
+            .id_prefix = o->id_prefix,
+            .id_start = o->id_start, .per_device = o->c.layout != SIM_LAYOUT_SEED,
+            .items = (uint64_t)o->items, .rate = o->item_rate, .window = (int)o->window,
+            .max_open = (uint64_t)o->max_in_flight,
+            .gate_timeout_ms = 5000 + 4 * o->think_max_ms,
+        };
+        for (int j = 0; j < c->rb.n; j++)
+            dopt.backends[j] = c->rb.b[j];
+        if (fleet_driver_create(&dopt, &c->driver) != 0) {
+            sim_cli_error(CMD, "out of memory");
+            return SIM_EXIT_INTERNAL;
+        }
+        if ((rc = run_commands_start(o, c->uris, c->n_uris, &c->cmds)) != SIM_EXIT_OK)
+            return rc;
+    }
+    /* The dashboard creates items through the backend on their device's broker, and
+       shows the ledgers of all. */
+    rc = run_dash_start(o, c->fleet, c->rows, c->workers, c->rb.b, c->rb.n, &c->dash);
+    if (rc != DASH_OK)
+        return rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
+    if (!s->tty)
+        printf("scansim run: %ld devices on %s%s (%s layout)\n", o->devices, c->uri,
+               c->n_uris > 1 ? " and more brokers" : "",
+               o->c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
+    if (o->shard.count)
+        printf("scansim run: shard %ld of %ld: devices %s%ld..%ld\n", o->shard.index,
+               o->shard.count, o->id_prefix, o->id_start, o->id_start + o->devices - 1);
+    return SIM_EXIT_OK;
+}
+
+/* Phase 1: connect (publishing waits: an item for a device without a session is dropped
+   by the broker). Ends when every device connected, a death, a signal or the time-out. */
+static void run_connect_phase(struct run_ctx *c, struct run_state *s)
+{
+    const struct run_opts *o = c->o;
+
+    c->next_progress = sim_clock_ms() + 1000;
+    for (;;) {
+        uint64_t now = sim_clock_ms();
+        start_devices(c, now);
+        gather(c, s, false);
+        if (run_watch_check(&s->watch, c->workers, c->driver, true, now))
+            break;
+        if (s->fig.ever_connected + (uint64_t)s->watch.devices_lost >= (uint64_t)o->devices)
+            break;
+        if (run_signals)
+            break;
+        if (now - s->t_start >= o->connect_timeout_ms) {
+            if (s->fig.ever_connected == 0) {
+                sim_cli_error(CMD, "no device connected to %s within %.0f s%s%s - check the broker "
+                                   "URI, that it runs, and the credentials", c->uri,
+                              (double)o->connect_timeout_ms / 1000.0,
+                              s->fig.last_failure[0] ? ": " : "", s->fig.last_failure);
+                s->connect_gave_up = true;
+                break;
+            }
+            fprintf(stderr, "scansim run: only %" PRIu64 " of %ld devices connected within %.0f s; "
+                    "going on with them\n", s->fig.ever_connected, o->devices,
+                    (double)o->connect_timeout_ms / 1000.0);
+            break;
+        }
+        if (now >= c->next_progress) {
+            c->next_progress = now + 1000;
+            progress_line(s);
+            run_dash_tick(c->dash, &s->fig, NULL, 0, (double)(now - s->t_start) / 1000.0);
+        }
+        if (c->workers)
+            fleet_workers_poll(c->workers, 20);
+        else
+            run_nap_ms(10);
+    }
+}
+
+/* Once a second while publishing: the ledger, the progress line, and whether publishing is
+   over (true): everything registered, nothing left to wait for, or no progress for grace_ms
+   since *grace_from. */
+static bool run_ledger_second(struct run_ctx *c, struct run_state *s, uint64_t now,
+                              uint64_t *grace_from, uint64_t grace_ms)
+{
+    const struct run_opts *o = c->o;
+
+    /* the ledger report walks and sorts every item's latency: once a second (the end of
+       the run is caught by run_backends_all_registered in the loop) */
+    c->next_ledger = now + 1000;
+    gather(c, s, true);
+    uint64_t reg = registered_now(c, s);
+    if (reg != s->last_registered) {
+        s->t_last_progress = now;
+        if (*grace_from)
+            *grace_from = now;
+    }
+    if (now >= c->next_progress) {
+        double dt = (double)(now - (s->last_rate_ms ? s->last_rate_ms : s->t_pub_start)) / 1000.0;
+        s->rate_now = dt > 0 ? (double)(reg - s->reg_at_last_line) / dt : 0;
+        s->reg_at_last_line = reg;
+        s->last_rate_ms = now;
+        c->next_progress = now + 1000;
+        progress_line(s);
+        run_dash_tick(c->dash, &s->fig, s->have_ledger ? &s->led : NULL, s->rate_now,
+                      (double)(now - s->t_start) / 1000.0);
+    }
+    s->last_registered = reg;
+    if (!c->driver || !fleet_driver_done_publishing(c->driver))
+        return false;
+    if (!*grace_from)
+        *grace_from = now;
+    if (s->led.registered >= s->led.published && s->led.published == s->published &&
+        (o->c.layout != SIM_LAYOUT_SEED ||
+         s->fig.registrations_acked >= s->fig.ever_connected * s->published))
+        return true; /* everything registered (seed: by every device) */
+    if (o->c.layout != SIM_LAYOUT_SEED && (s->fig.cancels > 0 || s->led.publish_refused > 0) &&
+        s->led.registered + s->fig.cancels + s->led.publish_refused >= s->published)
+        return true; /* the rest were cancelled by the operators or refused by the broker */
+    return now - *grace_from >= grace_ms; /* no progress for the grace period */
+}
+
+/* Phase 2: publish (or, without a backend, let the user's backend drive) until every item
+   is registered, a death, the duration, Ctrl-C, or no progress for the grace period. */
+static void run_publish_phase(struct run_ctx *c, struct run_state *s)
+{
+    const struct run_opts *o = c->o;
+    uint64_t grace_from = 0, grace_ms = o->grace_ms;
+    int seen_signals = 0;
+
+    for (;;) {
+        uint64_t now = sim_clock_ms();
+        bool over = o->duration_ms && now - s->t_pub_start >= o->duration_ms;
+        start_devices(c, now);
+        if (run_watch_check(&s->watch, c->workers, c->driver,
+                            s->fig.connected > 0 || run_backends_connected(&c->rb), now)) {
+            if (c->driver)
+                fleet_driver_close(c->driver);
+            return;
+        }
+        if (c->driver && !fleet_driver_done_publishing(c->driver)) {
+            if (run_signals > 0 || over)
+                fleet_driver_close(c->driver);
+            else
+                fleet_driver_pump(c->driver, now, 5000);
+        }
+        if (!run_signals)
+            run_commands_pump(c->cmds, now);
+        if (!c->driver && (run_signals || over))
+            return; /* --no-backend: the user's backend drove; stop now */
+        if (run_signals != seen_signals) {
+            seen_signals = run_signals;
+            if (seen_signals >= 2)
+                return; /* second Ctrl-C: at once */
+            grace_ms = o->grace_ms < 3000 ? o->grace_ms : 3000;
+            if (s->tty)
+                fputc('\n', stdout);
+            fprintf(stderr, "scansim run: stopping: publishing stopped, waiting up to %.0f s for "
+                    "registrations (Ctrl-C again to stop at once)\n", (double)grace_ms / 1000.0);
+        }
+        if (now >= c->next_ledger && run_ledger_second(c, s, now, &grace_from, grace_ms))
+            return;
+        /* per-device layout: done when the ledger has every item (the seed layout waits
+           for the other devices' registrations: the grace rule) */
+        if (c->driver && o->c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c->driver) &&
+            fleet_driver_published(c->driver) > 0 &&
+            run_backends_all_registered(&c->rb, fleet_driver_published(c->driver) +
+                                        run_dash_items_created(c->dash),
+                                        c->workers ? 0 : 5)) {
+            s->t_last_progress = sim_clock_ms(); /* the moment the last item registered */
+            return;
+        }
+        if (c->workers)
+            fleet_workers_poll(c->workers, 2);
+        else
+            run_nap_ms(2);
+    }
+}
+
+/* After publishing: outstanding command replies, the figures of the end (online, CPU),
+   then phase 3: the devices powered off cleanly and the ledger settled. */
+static void run_finish(struct run_ctx *c, struct run_state *s)
+{
+    const struct run_opts *o = c->o;
+
+    s->t_pub_end = sim_clock_ms();
+    /* the devices still run: outstanding replies can come (not from a broker that died) */
+    run_commands_finish(c->cmds, s->watch.broker_gone ? 0 : RUN_COMMANDS_FINISH_MS);
+    gather(c, s, false);
+    /* a broker that went away takes its devices with it: give the workers' once-a-second
+       figures time to say so, so that "online at the end" is not a second old */
+    for (uint64_t until = sim_clock_ms() + 1500;
+         s->watch.broker_gone && s->fig.connected > 0 && sim_clock_ms() < until;) {
+        if (c->workers)
+            fleet_workers_poll(c->workers, 50);
+        else
+            run_nap_ms(50);
+        gather(c, s, false);
+    }
+    s->online_at_end = s->fig.connected; /* before the power-off below takes every device off */
+    run_cpu_sample(&c->cpu1, c->workers, c->broker_pid);
+    s->cpu_self_ms = (double)(c->cpu1.self - c->cpu0.self);
+    s->cpu_workers_ms = c->workers ? (double)(c->cpu1.workers - c->cpu0.workers) : -1;
+    s->cpu_broker_ms = c->broker_pid > 0 ? (double)(c->cpu1.broker - c->cpu0.broker) : -1;
+    if (c->cpu1.self == 0 || (c->workers && c->cpu1.workers < c->cpu0.workers) ||
+        c->cpu1.broker < c->cpu0.broker)
+        s->cpu_self_ms = -1; /* not readable, or a worker went away meanwhile: say nothing */
+
+    if (c->workers)
+        fleet_workers_stop(c->workers, 30000);
+    else if (c->fleet)
+        fleet_stop(c->fleet);
+    if (o->c.verbose)
+        fprintf(stderr, "scansim run: devices stopped in %.1f s\n",
+                (double)(sim_clock_ms() - s->t_pub_end) / 1000.0);
+    (void)run_watch_check(&s->watch, c->workers, NULL, true, sim_clock_ms()); /* said at once */
+    run_backends_stop(&c->rb, s->watch.broker_gone ? 500 : 5000);
+    gather(c, s, true);
+    if (c->rb.n)
+        run_backends_histogram(&c->rb, &s->hist);
+    s->t_end = sim_clock_ms();
+    s->self_rss_kib = fleet_peak_rss_kib();
+    if (!c->workers && c->fleet)
+        s->fig.peak_rss_kib = 0; /* self_rss_kib counts it */
+}
+
+/* What the run's figures say about it (docs: scansim run --help, "Exit codes"). */
+static int run_exit_code(const struct run_opts *o, const struct run_state *s)
+{
+    if (s->connect_gave_up || s->watch.broker_gone)
+        return SIM_EXIT_BROKER;
+    if (s->watch.workers_dead > 0)
+        return SIM_EXIT_FAILED; /* part of the fleet died: the run is not what was asked */
+    if (s->have_ledger &&
+        (s->led.lost > (o->c.layout == SIM_LAYOUT_SEED ? 0 : s->fig.cancels) ||
+         (o->c.layout != SIM_LAYOUT_SEED && s->led.registered_twice > 0) ||
+         s->led.published < s->published))
+        return SIM_EXIT_FAILED;
+    if (run_commands_failed(&s->cmds))
+        return SIM_EXIT_FAILED; /* valid commands refused or unanswered (the summary says) */
+    return SIM_EXIT_OK;
+}
+
+static void run_teardown(struct run_ctx *c)
+{
+    run_dash_free(c->dash); /* the server first: it reads the fleet's rows */
+    fleet_workers_free(c->workers);
+    fleet_shared_rows_free(c->rows);
+    uint64_t t0 = sim_clock_ms();
+    fleet_free(c->fleet);
+    if (c->o->c.verbose && c->fleet)
+        fprintf(stderr, "scansim run: teardown %.1f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
+    fleet_driver_free(c->driver);
+    run_commands_free(c->cmds);
+    run_backends_free(&c->rb);
+    sim_cli_broker_down(&c->o->c, c->embedded);
+}
+
 int scansim_cmd_run(int argc, char **argv)
 {
     struct run_opts o;
     struct run_ctx c;
     struct run_state s;
-    struct hx_broker *embedded = NULL;
-    struct run_cpu cpu0 = { 0 }, cpu1 = { 0 };
-    int broker_pid = 0;
-    const char *uri = NULL;
-    int rc, exit_code = SIM_EXIT_INTERNAL;
-    uint64_t next_progress, next_ledger = 0;
+    int rc, exit_code;
 
     memset(&c, 0, sizeof(c));
     memset(&s, 0, sizeof(s));
@@ -496,277 +781,32 @@ int scansim_cmd_run(int argc, char **argv)
                 run_fd_limit());
 
     sim_cli_transport_setup(&o.c);
-    if (sim_cli_broker_up(CMD, &o.c, &embedded, &uri) != 0)
+    if (sim_cli_broker_up(CMD, &o.c, &c.embedded, &c.uri) != 0)
         return SIM_EXIT_BROKER;
     s.t_start = sim_clock_ms();
-    const char *uris[SIM_CLI_BROKERS_MAX] = { uri };
-    int n_uris = o.c.n_brokers > 1 ? o.c.n_brokers : 1;
-    for (int j = 1; j < n_uris; j++)
-        uris[j] = o.c.broker_uris[j];
-    run_watch_init(&s.watch, embedded, uri, o.connect_timeout_ms);
+    c.uris[0] = c.uri;
+    c.n_uris = o.c.n_brokers > 1 ? o.c.n_brokers : 1;
+    for (int j = 1; j < c.n_uris; j++)
+        c.uris[j] = o.c.broker_uris[j];
+    run_watch_init(&s.watch, c.embedded, c.uri, o.connect_timeout_ms);
 
-    if (o.workers > 1) {
-        if (o.http_listen && fleet_shared_rows_create((int)o.devices, (int)o.workers, &c.rows) != 0)
-            goto out;
-        if (fleet_workers_spawn((int)o.workers, argv + 1, argc - 1, (int)o.devices, o.id_start,
-                                o.id_prefix, uris, n_uris, o.c.password,
-                                fleet_shared_rows_fd(c.rows), &c.workers) != 0)
-            goto out;
-        s.worker_program = fleet_workers_program(c.workers);
-    } else {
-        struct fleet_opts fo;
-        run_fleet_opts(&o, uri, &fo);
-        rc = fleet_create(&fo, &c.fleet);
-        if (rc != SIM_OK) {
-            exit_code = rc == SIM_ERR_INVAL || rc == SIM_ERR_IO ? SIM_EXIT_USAGE : SIM_EXIT_INTERNAL;
-            goto out;
-        }
+    exit_code = run_setup(&c, &s, argc, argv);
+    if (exit_code == SIM_EXIT_OK) {
+        run_connect_phase(&c, &s);
+        s.t_pub_start = sim_clock_ms();
+        c.broker_pid = c.embedded ? (int)hx_broker_pid(c.embedded) : (int)o.broker_pid;
+        run_cpu_sample(&c.cpu0, c.workers, c.broker_pid);
+        s.t_last_progress = s.t_pub_start;
+        if (!s.connect_gave_up && !s.watch.broker_gone)
+            run_publish_phase(&c, &s);
+        run_finish(&c, &s);
+        exit_code = run_exit_code(&o, &s);
+        print_summary(&s, exit_code);
+        if (o.json_path && write_json(&s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
+            exit_code = SIM_EXIT_INTERNAL;
+        if (o.report_path && write_report(&c, &s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
+            exit_code = SIM_EXIT_INTERNAL;
     }
-    /* then the backend: its subscriptions exist before any device is powered on */
-    if (!o.no_backend) {
-        int brc = run_backends_start(&c.rb, &o, uris, n_uris);
-        if (brc != SIM_EXIT_OK) {
-            exit_code = brc;
-            goto out;
-        }
-        struct fleet_driver_opts dopt = {
-            .backend = c.rb.b[0], .n_backends = c.rb.n, .devices = (int)o.devices,
-            .id_prefix = o.id_prefix,
-            .id_start = o.id_start, .per_device = o.c.layout != SIM_LAYOUT_SEED,
-            .items = (uint64_t)o.items, .rate = o.item_rate, .window = (int)o.window,
-            .max_open = (uint64_t)o.max_in_flight,
-            .gate_timeout_ms = 5000 + 4 * o.think_max_ms,
-        };
-        for (int j = 0; j < c.rb.n; j++)
-            dopt.backends[j] = c.rb.b[j];
-        if (fleet_driver_create(&dopt, &c.driver) != 0) {
-            sim_cli_error(CMD, "out of memory");
-            goto out;
-        }
-        if ((exit_code = run_commands_start(&o, uris, n_uris, &c.cmds)) != SIM_EXIT_OK)
-            goto out;
-        exit_code = SIM_EXIT_INTERNAL;
-    }
-
-    /* The dashboard creates items through the backend on their device's broker, and
-       shows the ledgers of all. */
-    rc = run_dash_start(&o, c.fleet, c.rows, c.workers, c.rb.b, c.rb.n, &c.dash);
-    if (rc != DASH_OK) {
-        exit_code = rc == DASH_ERR_NOMEM ? SIM_EXIT_INTERNAL : SIM_EXIT_USAGE;
-        goto out;
-    }
-
-    if (!s.tty)
-        printf("scansim run: %ld devices on %s%s (%s layout)\n", o.devices, uri,
-               n_uris > 1 ? " and more brokers" : "",
-               o.c.layout == SIM_LAYOUT_SEED ? "seed" : "per-device");
-    if (o.shard.count)
-        printf("scansim run: shard %ld of %ld: devices %s%ld..%ld\n", o.shard.index,
-               o.shard.count, o.id_prefix, o.id_start, o.id_start + o.devices - 1);
-
-    /* phase 1: connect (publishing waits: an item for a device without a session is
-       dropped by the broker) */
-    next_progress = sim_clock_ms() + 1000;
-    for (;;) {
-        uint64_t now = sim_clock_ms();
-        start_devices(&c, now);
-        gather(&c, &s, false);
-        if (run_watch_check(&s.watch, c.workers, c.driver, true, now))
-            break;
-        if (s.fig.ever_connected + (uint64_t)s.watch.devices_lost >= (uint64_t)o.devices)
-            break;
-        if (run_signals)
-            break;
-        if (now - s.t_start >= o.connect_timeout_ms) {
-            if (s.fig.ever_connected == 0) {
-                sim_cli_error(CMD, "no device connected to %s within %.0f s%s%s - check the broker "
-                                   "URI, that it runs, and the credentials", uri,
-                              (double)o.connect_timeout_ms / 1000.0,
-                              s.fig.last_failure[0] ? ": " : "", s.fig.last_failure);
-                s.connect_gave_up = true;
-                break;
-            }
-            fprintf(stderr, "scansim run: only %" PRIu64 " of %ld devices connected within %.0f s; "
-                    "going on with them\n", s.fig.ever_connected, o.devices,
-                    (double)o.connect_timeout_ms / 1000.0);
-            break;
-        }
-        if (now >= next_progress) {
-            next_progress = now + 1000;
-            progress_line(&s);
-            run_dash_tick(c.dash, &s.fig, NULL, 0, (double)(now - s.t_start) / 1000.0);
-        }
-        if (c.workers)
-            fleet_workers_poll(c.workers, 20);
-        else
-            run_nap_ms(10);
-    }
-
-    /* phase 2: publish (or, without a backend, let the user's backend drive) */
-    s.t_pub_start = sim_clock_ms();
-    broker_pid = embedded ? (int)hx_broker_pid(embedded) : (int)o.broker_pid;
-    run_cpu_sample(&cpu0, c.workers, broker_pid);
-    s.t_last_progress = s.t_pub_start;
-    if (!s.connect_gave_up && !s.watch.broker_gone) {
-        uint64_t grace_from = 0, grace_ms = o.grace_ms;
-        int seen_signals = 0;
-        for (;;) {
-            uint64_t now = sim_clock_ms();
-            start_devices(&c, now);
-            if (run_watch_check(&s.watch, c.workers, c.driver,
-                                s.fig.connected > 0 || run_backends_connected(&c.rb), now)) {
-                if (c.driver)
-                    fleet_driver_close(c.driver);
-                break;
-            }
-            if (c.driver && !fleet_driver_done_publishing(c.driver)) {
-                bool stop = run_signals > 0 ||
-                            (o.duration_ms && now - s.t_pub_start >= o.duration_ms);
-                if (stop)
-                    fleet_driver_close(c.driver);
-                else
-                    fleet_driver_pump(c.driver, now, 5000);
-            }
-            if (!run_signals)
-                run_commands_pump(c.cmds, now);
-            if (!c.driver && (run_signals || (o.duration_ms && now - s.t_pub_start >= o.duration_ms)))
-                break; /* --no-backend: the user's backend drove; stop now */
-            if (run_signals != seen_signals) {
-                seen_signals = run_signals;
-                if (seen_signals >= 2)
-                    break; /* second Ctrl-C: at once */
-                grace_ms = o.grace_ms < 3000 ? o.grace_ms : 3000;
-                if (s.tty)
-                    fputc('\n', stdout);
-                fprintf(stderr, "scansim run: stopping: publishing stopped, waiting up to %.0f s for "
-                        "registrations (Ctrl-C again to stop at once)\n", (double)grace_ms / 1000.0);
-            }
-            if (now >= next_ledger) {
-                /* the ledger report walks and sorts every item's latency: once a second
-                   (the end of the run is caught by hx_backend_wait_registered below) */
-                next_ledger = now + 1000;
-                gather(&c, &s, true);
-                uint64_t reg = registered_now(&c, &s);
-                if (reg != s.last_registered) {
-                    s.t_last_progress = now;
-                    if (grace_from)
-                        grace_from = now;
-                }
-                if (now >= next_progress) {
-                    double dt = (double)(now - (s.last_rate_ms ? s.last_rate_ms : s.t_pub_start)) / 1000.0;
-                    s.rate_now = dt > 0 ? (double)(reg - s.reg_at_last_line) / dt : 0;
-                    s.reg_at_last_line = reg;
-                    s.last_rate_ms = now;
-                    next_progress = now + 1000;
-                    progress_line(&s);
-                    run_dash_tick(c.dash, &s.fig, s.have_ledger ? &s.led : NULL, s.rate_now,
-                                  (double)(now - s.t_start) / 1000.0);
-                }
-                s.last_registered = reg;
-                if (c.driver && fleet_driver_done_publishing(c.driver)) {
-                    if (!grace_from)
-                        grace_from = now;
-                    if (s.led.registered >= s.led.published && s.led.published == s.published &&
-                        (o.c.layout != SIM_LAYOUT_SEED ||
-                         s.fig.registrations_acked >= s.fig.ever_connected * s.published))
-                        break; /* everything registered (seed: by every device) */
-                    if (o.c.layout != SIM_LAYOUT_SEED &&
-                        (s.fig.cancels > 0 || s.led.publish_refused > 0) &&
-                        s.led.registered + s.fig.cancels + s.led.publish_refused >= s.published)
-                        break; /* the rest were cancelled by the operators or refused by the
-                                  broker: nothing to wait for */
-                    if (now - grace_from >= grace_ms)
-                        break; /* no progress for the grace period */
-                }
-            }
-            /* per-device layout: done when the ledger has every item (the seed layout waits
-               for the other devices' registrations: the grace rule above) */
-            if (c.driver && o.c.layout != SIM_LAYOUT_SEED && fleet_driver_done_publishing(c.driver) &&
-                fleet_driver_published(c.driver) > 0 &&
-                run_backends_all_registered(&c.rb, fleet_driver_published(c.driver) +
-                                            run_dash_items_created(c.dash),
-                                            c.workers ? 0 : 5)) {
-                s.t_last_progress = sim_clock_ms(); /* the moment the last item registered */
-                break;
-            }
-            if (c.workers)
-                fleet_workers_poll(c.workers, 2);
-            else
-                run_nap_ms(2);
-        }
-    }
-    s.t_pub_end = sim_clock_ms();
-    /* the devices still run: outstanding replies can come (not from a broker that died) */
-    run_commands_finish(c.cmds, s.watch.broker_gone ? 0 : RUN_COMMANDS_FINISH_MS);
-    gather(&c, &s, false);
-    /* a broker that went away takes its devices with it: give the workers' once-a-second
-       figures time to say so, so that "online at the end" is not a second old */
-    for (uint64_t until = sim_clock_ms() + 1500;
-         s.watch.broker_gone && s.fig.connected > 0 && sim_clock_ms() < until;) {
-        if (c.workers)
-            fleet_workers_poll(c.workers, 50);
-        else
-            run_nap_ms(50);
-        gather(&c, &s, false);
-    }
-    s.online_at_end = s.fig.connected; /* before the power-off below takes every device off */
-    run_cpu_sample(&cpu1, c.workers, broker_pid);
-    s.cpu_self_ms = (double)(cpu1.self - cpu0.self);
-    s.cpu_workers_ms = c.workers ? (double)(cpu1.workers - cpu0.workers) : -1;
-    s.cpu_broker_ms = broker_pid > 0 ? (double)(cpu1.broker - cpu0.broker) : -1;
-    if (cpu1.self == 0 || (c.workers && cpu1.workers < cpu0.workers) || cpu1.broker < cpu0.broker)
-        s.cpu_self_ms = -1; /* not readable, or a worker went away meanwhile: say nothing */
-
-    /* phase 3: stop the devices (clean power-off), then settle the ledger */
-    if (c.workers)
-        fleet_workers_stop(c.workers, 30000);
-    else if (c.fleet)
-        fleet_stop(c.fleet);
-    if (o.c.verbose)
-        fprintf(stderr, "scansim run: devices stopped in %.1f s\n",
-                (double)(sim_clock_ms() - s.t_pub_end) / 1000.0);
-    (void)run_watch_check(&s.watch, c.workers, NULL, true, sim_clock_ms()); /* said at once */
-    run_backends_stop(&c.rb, s.watch.broker_gone ? 500 : 5000);
-    gather(&c, &s, true);
-    if (c.rb.n)
-        run_backends_histogram(&c.rb, &s.hist);
-    s.t_end = sim_clock_ms();
-    s.self_rss_kib = fleet_peak_rss_kib();
-    if (!c.workers && c.fleet)
-        s.fig.peak_rss_kib = 0; /* self_rss_kib counts it */
-
-    if (s.connect_gave_up || s.watch.broker_gone)
-        exit_code = SIM_EXIT_BROKER;
-    else if (s.watch.workers_dead > 0)
-        exit_code = SIM_EXIT_FAILED; /* part of the fleet died: the run is not what was asked */
-    else if (s.have_ledger &&
-             (s.led.lost > (o.c.layout == SIM_LAYOUT_SEED ? 0 : s.fig.cancels) ||
-              (o.c.layout != SIM_LAYOUT_SEED && s.led.registered_twice > 0) ||
-              s.led.published < s.published))
-        exit_code = SIM_EXIT_FAILED;
-    else if (run_commands_failed(&s.cmds))
-        exit_code = SIM_EXIT_FAILED; /* valid commands refused or unanswered (the summary says) */
-    else
-        exit_code = SIM_EXIT_OK;
-    print_summary(&s, exit_code);
-    if (o.json_path && write_json(&s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
-        exit_code = SIM_EXIT_INTERNAL;
-    if (o.report_path && write_report(&c, &s, exit_code) != 0 && exit_code == SIM_EXIT_OK)
-        exit_code = SIM_EXIT_INTERNAL;
-
-out:
-    run_dash_free(c.dash); /* the server first: it reads the fleet's rows */
-    fleet_workers_free(c.workers);
-    fleet_shared_rows_free(c.rows);
-    {
-        uint64_t t0 = sim_clock_ms();
-        fleet_free(c.fleet);
-        if (o.c.verbose && c.fleet)
-            fprintf(stderr, "scansim run: teardown %.1f s\n", (double)(sim_clock_ms() - t0) / 1000.0);
-    }
-    fleet_driver_free(c.driver);
-    run_commands_free(c.cmds);
-    run_backends_free(&c.rb);
-    sim_cli_broker_down(&o.c, embedded);
+    run_teardown(&c);
     return exit_code;
 }

@@ -321,7 +321,7 @@ START_TEST(run_mqtt5_names_the_items_the_broker_refuses)
     ck_assert_int_eq(r.exit_code, 1);
     assert_has(r.output, "items lost                         12");
     assert_has(r.output, "items refused by the broker        12 (MQTT 5 reason code 0x87, "
-                         "Not authorized)");
+                         "not authorized)");
     assert_has(r.output, "check its ACL");
     ck_assert_msg(r.ms < 25000, "the run waited for refused items: %llu ms",
                   (unsigned long long)r.ms);
