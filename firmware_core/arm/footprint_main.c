@@ -25,7 +25,7 @@ int main(void)
 {
     static const struct fw_ports ports = {NULL, stub_connect, stub_publish, stub_subscribe,
                                           stub_disconnect, stub_flush, stub_clock,
-                                          stub_read, stub_write, stub_log, NULL};
+                                          stub_read, stub_write, stub_log, NULL, NULL};
     static const uint8_t uid[4] = {4, 1, 2, 3};
     struct fw_device_config cfg;
     fw_device_config_defaults(&cfg);

@@ -358,9 +358,38 @@ static void device__subscribe_failed(struct fw_device *d, int i, int code)
     fw_device__notice(d, FW_NOTICE_SUB_REFUSED);
 }
 
+/* Every missing filter in one SUBSCRIBE, where the platform can; true when it was asked. */
+static bool device__subscribe_together(struct fw_device *d)
+{
+    const char *filters[FW_SUBSCRIPTIONS];
+    int idx[FW_SUBSCRIPTIONS], n = 0;
+    if (d->ports.net_subscribe_many == NULL)
+        return false;
+    for (int i = 0; i < FW_SUBSCRIPTIONS; i++)
+        if (!((d->subs_granted | d->subs_awaited) & (1u << i))) {
+            idx[n] = i;
+            filters[n++] = fw_device__sub_topic(d, i);
+        }
+    if (n < 2)
+        return false;
+    uint32_t token = 0;
+    int rc = d->ports.net_subscribe_many(d->ports.ctx, filters, n, d->qos, &token);
+    for (int k = 0; k < n && d->conn == FW_CONN_SUBSCRIBING; k++) {
+        if (rc < 0) {
+            device__subscribe_failed(d, idx[k], rc);
+            continue;
+        }
+        d->sub_token[idx[k]] = token; /* the SUBACK's codes come back in this order */
+        d->subs_awaited |= (uint8_t)(1u << idx[k]);
+    }
+    return true;
+}
+
 /* Asks for every subscription neither granted nor awaited. */
 static void device__subscribe_missing(struct fw_device *d)
 {
+    if (device__subscribe_together(d))
+        return;
     for (int i = 0; i < FW_SUBSCRIPTIONS && d->conn == FW_CONN_SUBSCRIBING; i++) {
         uint8_t bit = (uint8_t)(1u << i);
         if ((d->subs_granted | d->subs_awaited) & bit)

@@ -117,6 +117,30 @@ static int t_write(void *ctx, const char *key, const void *buf, size_t len)
     return 0;
 }
 
+/* Records each filter as t_subscribe does, all under one token. */
+static int t_subscribe_many(void *ctx, const char *const *filters, int n, int qos,
+                            uint32_t *token)
+{
+    struct fwt_platform *p = ctx;
+    p->net_calls++;
+    p->subscribe_many_calls++;
+    if (p->subscribe_rc != 0)
+        return p->subscribe_rc;
+    *token = ++p->next_token;
+    for (int i = 0; i < n && p->nsubs < FWT_MAX_SUBS; i++) {
+        copy_str(p->subs[p->nsubs], FW_TOPIC_MAX, filters[i]);
+        p->sub_token[p->nsubs] = *token;
+        p->sub_acked[p->nsubs] = false;
+        p->sub_qos[p->nsubs++] = qos;
+    }
+    return 0;
+}
+
+void fwt_use_subscribe_many(struct fwt_platform *p)
+{
+    p->ports.net_subscribe_many = t_subscribe_many;
+}
+
 static void t_contrast(void *ctx, uint8_t level)
 {
     struct fwt_platform *p = ctx;

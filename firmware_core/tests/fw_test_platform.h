@@ -57,7 +57,8 @@ struct fwt_platform {
     uint32_t sub_token[FWT_MAX_SUBS];    /* tokens share the publish counter */
     bool sub_acked[FWT_MAX_SUBS];        /* a SUBACK was delivered for it */
     int nsubs;
-    int subscribe_rc;                    /* what net_subscribe returns */
+    int subscribe_rc;                    /* what net_subscribe(_many) returns */
+    int subscribe_many_calls;            /* net_subscribe_many, when fwt_use_subscribe_many */
     int disconnect_calls;
     int disconnect_order;
     int net_calls;
@@ -84,6 +85,8 @@ struct fwt_platform {
 
 /* Resets p and fills p->ports; with_display = false leaves display_flush NULL (headless). */
 void fwt_init(struct fwt_platform *p, bool with_display);
+/* Offer net_subscribe_many (one SUBSCRIBE for several filters) from now on. */
+void fwt_use_subscribe_many(struct fwt_platform *p);
 /* Forget the calls recorded so far (publishes, subscribes, logs), keep storage. */
 void fwt_clear_calls(struct fwt_platform *p);
 

@@ -752,6 +752,49 @@ START_TEST(the_device_announces_online_only_when_every_subscription_is_granted)
 }
 END_TEST
 
+/* A platform that can put several filters in one SUBSCRIBE gets them all at once; the
+   SUBACK's codes come back in order under the one token. */
+START_TEST(all_filters_go_in_one_subscribe_where_the_platform_can)
+{
+    fwt_use_subscribe_many(&P);
+    ck_assert_int_eq(fw_device_init(&D, &(struct fw_device_config){.device_id = "scanner-1",
+                                                                    .qos = 1},
+                                    &P.ports), FW_OK);
+    fw_device_start(&D);
+    fw_device_on_connected(&D, false);
+    ck_assert_int_eq(P.subscribe_many_calls, 1);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS);
+    ck_assert_str_eq(P.subs[0], "item_registration");
+    ck_assert_str_eq(P.subs[3], "command/all");
+    for (int i = 1; i < FW_SUBSCRIPTIONS; i++)
+        ck_assert_uint_eq(P.sub_token[i], P.sub_token[0]);
+    /* The second code refuses: the others count, that one is asked again alone. */
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    fw_device_on_subscribed(&D, P.sub_token[0], 0x80);
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    fw_device_on_subscribed(&D, P.sub_token[0], 1);
+    for (int i = 0; i < FW_SUBSCRIPTIONS; i++)
+        P.sub_acked[i] = true;
+    ck_assert(!status().online);
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 1);
+    ck_assert(fwt_log_contains(&P, "subscription to scanners/scanner-1/inventory/reply refused"));
+    P.now += FW_RECONNECT_MIN_MS * 5 / 4;
+    fw_device_tick(&D, P.now);
+    ck_assert_int_eq(P.nsubs, FW_SUBSCRIPTIONS + 1);
+    ck_assert_int_eq(P.subscribe_many_calls, 1); /* one filter: a plain subscribe */
+    ck_assert_str_eq(P.subs[FW_SUBSCRIPTIONS], "scanners/scanner-1/inventory/reply");
+    ck_assert_int_eq(fwt_suback_all(&P, &D, 1), 1);
+    ck_assert(status().online);
+    /* A platform that cannot send it: every filter counted refused, asked again later. */
+    fw_device_on_connection_lost(&D, "cut");
+    P.subscribe_rc = FW_ERR_IO;
+    P.now = status().next_connect_ms;
+    fw_device_tick(&D, P.now);
+    fw_device_on_connected(&D, true);
+    ck_assert_uint_eq(fw_device_stats(&D)->subscriptions_refused, 1 + FW_SUBSCRIPTIONS);
+}
+END_TEST
+
 START_TEST(a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_off)
 {
     fw_device_start(&D);
@@ -1253,6 +1296,7 @@ static Suite *device_suite(void)
     tcase_add_test(t, start_connects_with_a_retained_offline_last_will);
     tcase_add_test(t, on_connect_the_device_subscribes_and_announces_online_retained);
     tcase_add_test(t, the_device_announces_online_only_when_every_subscription_is_granted);
+    tcase_add_test(t, all_filters_go_in_one_subscribe_where_the_platform_can);
     tcase_add_test(t, a_refused_subscription_is_shown_counted_and_asked_again_after_a_back_off);
     tcase_add_test(t, a_subscribe_the_port_refuses_is_counted_and_asked_again);
     tcase_add_test(t, the_outbox_waits_for_the_subscriptions_and_a_reconnect_waits_again);

@@ -225,7 +225,8 @@ void fw_device_stop(struct fw_device *d);
 /* CONNACK accepted: the device subscribes to its topics and waits for their SUBACKs
    (fw_device_on_subscribed) before it announces "online" and sends its outbox. */
 void fw_device_on_connected(struct fw_device *d, bool session_present);
-/* The SUBACK of the subscribe that returned token. granted_qos 0..2: granted (once every
+/* The SUBACK of the subscribe that returned token (for net_subscribe_many, one call per
+   filter, in order, with the same token). granted_qos 0..2: granted (once every
    subscription is, the device publishes its retained "online", flushes the outbox and
    counts as online); >= 0x80: refused by the broker (3.1.1 0x80, an MQTT 5 reason code);
    a negative fw_err: the platform lost the request. A refusal is counted

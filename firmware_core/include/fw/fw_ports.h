@@ -82,10 +82,17 @@ struct fw_ports {
     /* --- log --- one line, no trailing newline. May be NULL. */
     void (*log)(void *ctx, enum fw_log_level level, const char *line);
 
-    /* --- display contrast --- (last, so that positional initialisers keep working)
+    /* --- display contrast --- (an optional port, after the ones every platform has)
      * Set the panel's contrast (SSD1306 command 0x81, 0..255): at start and when the
      * `config` command changes it. May be NULL. */
     void (*display_contrast)(void *ctx, uint8_t contrast);
+
+    /* --- several filters in one SUBSCRIBE --- May be NULL (then net_subscribe, once per
+     * filter, as lwIP's client offers). Subscribe to n filters at one QoS in one packet:
+     * one *token for all; its SUBACK comes back as n fw_device_on_subscribed() calls with
+     * that token, one per filter in the order given. 0 or a negative fw_err. */
+    int (*net_subscribe_many)(void *ctx, const char *const *topic_filters, int n, int qos,
+                              uint32_t *token);
 };
 
 #ifdef __cplusplus

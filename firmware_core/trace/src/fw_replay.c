@@ -279,7 +279,7 @@ static const struct fw_ports *replay__device_ports(struct fw_replay *rp)
                                   timed_read,
                                   timed_write,
                                   r->log ? timed_log : NULL,
-                                  NULL};
+                                  NULL, NULL};
     return &rp->timed;
 }
 
@@ -514,7 +514,7 @@ int fw_replay_run(struct fw_replay *rp, const struct fw_replay_source *src,
     rp->hooks = h;
     rp->answers = (struct fw_ports){rp, ans_connect, ans_publish, ans_subscribe,
                                     ans_disconnect, ans_flush, ans_clock, ans_read,
-                                    ans_write, ans_log, NULL};
+                                    ans_write, ans_log, NULL, NULL};
     rp->rec.write = fw_trace_buf_write;
     rp->rec.write_ctx = &rp->outb;
     if (replay__refill(rp, src, 0, &res->err) != 0 ||

@@ -419,7 +419,7 @@ int main(int argc, char **argv)
         return 1;
     }
     struct fw_ports ports = {&g,      p_connect, p_publish, p_subscribe, p_disconnect,
-                             p_flush, p_clock,   p_read,    p_write,     p_log,     NULL};
+                             p_flush, p_clock,   p_read,    p_write,     p_log,     NULL, NULL};
     struct fw_device_config cfg;
     fw_device_config_defaults(&cfg);
     cfg.device_id = "gen-1";

@@ -128,6 +128,13 @@ static int port_net_subscribe(void *ctx, const char *filter, int qos, uint32_t *
     return sim_transport_subscribe(((struct sim_device *)ctx)->transport, filter, qos, token);
 }
 
+static int port_net_subscribe_many(void *ctx, const char *const *filters, int n, int qos,
+                                   uint32_t *token)
+{
+    return sim_transport_subscribe_many(((struct sim_device *)ctx)->transport, filters, n, qos,
+                                        token);
+}
+
 static void port_net_disconnect(void *ctx)
 {
     struct sim_device *dev = ctx;
@@ -454,6 +461,7 @@ int sim_device_create(struct sim_loop *loop, const struct sim_device_opts *opts,
         .net_connect = port_net_connect,
         .net_publish = port_net_publish,
         .net_subscribe = port_net_subscribe,
+        .net_subscribe_many = port_net_subscribe_many,
         .net_disconnect = port_net_disconnect,
         .display_flush = port_display_flush,
         .clock_ms = port_clock_ms,

@@ -242,16 +242,19 @@ static void on_published(void *ctx, int mid, int code)
     push(t, ev);
 }
 
+/* One event per filter, in order, with the SUBSCRIBE's token (fw_ports.h). */
 static void on_subscribed(void *ctx, int mid, int n, const int *codes)
 {
     struct sim_transport *t = ctx;
-    struct sim_event *ev = sim_event_new(SIM_EV_SUBSCRIBED, t->target, NULL, NULL, 0, NULL);
 
-    if (!ev)
-        return;
-    ev->token = (uint32_t)mid;
-    ev->code = n < 1 || codes[0] < 0 ? FW_ERR_IO : codes[0]; /* one filter per SUBSCRIBE */
-    push(t, ev);
+    for (int i = 0; i < (n < 1 ? 1 : n); i++) {
+        struct sim_event *ev = sim_event_new(SIM_EV_SUBSCRIBED, t->target, NULL, NULL, 0, NULL);
+        if (!ev)
+            return;
+        ev->token = (uint32_t)mid;
+        ev->code = n < 1 || codes[i] < 0 ? FW_ERR_IO : codes[i];
+        push(t, ev);
+    }
 }
 
 static const struct sim_mqtt_handlers transport_handlers = {
@@ -507,22 +510,33 @@ int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
     return fw_code(rc);
 }
 
-int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
-                            uint32_t *token)
+int sim_transport_subscribe_many(struct sim_transport *t, const char *const *filters, int n,
+                                 int qos, uint32_t *token)
 {
-    int mid = 0;
+    int mid = 0, qoss[SIM_TRANSPORT_SUBSCRIBE_MAX];
     int rc;
 
     if (token)
         *token = 0;
-    if (!t || !filter || qos < 0 || qos > 2)
+    if (!t || !filters || n < 1 || n > SIM_TRANSPORT_SUBSCRIBE_MAX || qos < 0 || qos > 2)
         return FW_ERR_INVAL;
+    for (int i = 0; i < n; i++) {
+        if (!filters[i])
+            return FW_ERR_INVAL;
+        qoss[i] = qos;
+    }
     if (!t->mqtt || !t->connected)
         return FW_ERR_OFFLINE;
-    rc = sim_mqtt_subscribe(t->mqtt, 1, &filter, &qos, &mid);
+    rc = sim_mqtt_subscribe(t->mqtt, n, filters, qoss, &mid);
     if (rc == SIM_OK && token)
         *token = (uint32_t)mid;
     return fw_code(rc);
+}
+
+int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
+                            uint32_t *token)
+{
+    return sim_transport_subscribe_many(t, &filter, 1, qos, token);
 }
 
 /* ------------------------------------------------------------------ disconnect, power */

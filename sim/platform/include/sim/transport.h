@@ -106,6 +106,13 @@ int sim_transport_publish(struct sim_transport *t, const struct fw_publish *msg,
 int sim_transport_subscribe(struct sim_transport *t, const char *filter, int qos,
                             uint32_t *token);
 
+/** n filters (1..SIM_TRANSPORT_SUBSCRIBE_MAX) at one QoS in one SUBSCRIBE; its SUBACK comes
+ *  as n SIM_EV_SUBSCRIBED events with *token, one per filter in order. As above, and
+ *  FW_ERR_INVAL for a bad n or filter. */
+#define SIM_TRANSPORT_SUBSCRIBE_MAX 8
+int sim_transport_subscribe_many(struct sim_transport *t, const char *const *filters, int n,
+                                 int qos, uint32_t *token);
+
 /** Clean disconnect: DISCONNECT after the queued packets are written (up to 1 s), so the
  *  broker does not publish the Will. No event follows. */
 void sim_transport_disconnect(struct sim_transport *t);
