@@ -397,6 +397,21 @@ void sim_cli_transport_setup(const struct sim_cli_common *c)
         sim_mqtt_set_default_kind((enum sim_mqtt_kind)c->transport);
 }
 
+void sim_cli_mqtt_opts(const struct sim_cli_common *c, const char *uri, const char *client_id,
+                       struct sim_mqtt_opts *o)
+{
+    sim_mqtt_opts_defaults(o);
+    o->uri = uri;
+    o->client_id = client_id;
+    o->username = c->username;
+    o->password = c->password;
+    o->cafile = c->cafile;
+    o->certfile = c->cert;
+    o->keyfile = c->key;
+    o->insecure = c->insecure;
+    o->mqtt_version = c->protocol_version == 5 ? 5 : 3;
+}
+
 int sim_cli_broker_up(const char *cmd, const struct sim_cli_common *c, struct hx_broker **embedded,
                       const char **uri)
 {

@@ -118,6 +118,12 @@ int sim_cli_connection_args(const struct sim_cli_common *c, char **argv, size_t 
    connection of the simulator opens: run, its workers and demo call it. The benchmark's raw
    pair does not (it chooses by protocol version, raw_tcp_setup in cmd_bench.c). */
 void sim_cli_transport_setup(const struct sim_cli_common *c);
+
+struct sim_mqtt_opts;
+/* An MQTT edge client's options from the common flags: its broker and client id, the
+   credentials, TLS files and protocol version; the rest as sim_mqtt_opts_defaults. */
+void sim_cli_mqtt_opts(const struct sim_cli_common *c, const char *uri, const char *client_id,
+                       struct sim_mqtt_opts *o);
 /* Stop the embedded broker (NULL is fine), copying its log to --broker-log first. */
 void sim_cli_broker_down(const struct sim_cli_common *c, struct hx_broker *embedded);
 

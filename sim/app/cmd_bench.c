@@ -341,17 +341,8 @@ static int raw_connect(struct sim_mqtt **c, const struct bench_opts *o, enum sim
     struct sim_mqtt_opts mo;
     struct sim_mqtt_connect_params cp = { 30, true, NULL };
 
-    sim_mqtt_opts_defaults(&mo);
+    sim_cli_mqtt_opts(&o->c, uri, id, &mo);
     mo.kind = kind;
-    mo.uri = uri;
-    mo.client_id = id;
-    mo.username = o->c.username;
-    mo.password = o->c.password;
-    mo.cafile = o->c.cafile;
-    mo.certfile = o->c.cert;
-    mo.keyfile = o->c.key;
-    mo.insecure = o->c.insecure;
-    mo.mqtt_version = o->c.protocol_version == 5 ? 5 : 3;
     mo.max_inflight = (int)raw_window_of(o);
     mo.tcp_nodelay = o->c.protocol_version == 5 && !o->c.nagle;
     if (sim_mqtt_create(&mo, &raw_handlers, r, c) != SIM_OK)

@@ -203,18 +203,8 @@ static bool link__subscribed(void *ctx)
 
 static int link__create(const struct command_link_opts *lo, struct command_link *l)
 {
-    const struct sim_cli_common *c = lo->c;
     struct sim_mqtt_opts o;
-    sim_mqtt_opts_defaults(&o);
-    o.uri = lo->uri;
-    o.client_id = lo->client_id;
-    o.username = c->username;
-    o.password = c->password;
-    o.cafile = c->cafile;
-    o.certfile = c->cert;
-    o.keyfile = c->key;
-    o.insecure = c->insecure;
-    o.mqtt_version = c->protocol_version == 5 ? 5 : 3;
+    sim_cli_mqtt_opts(lo->c, lo->uri, lo->client_id, &o);
     o.connect_timeout_s = COMMAND_LINK_CONNECT_TIMEOUT_S;
     /* mosquitto drops QoS 2 publishes beyond max_inflight_messages (20) awaiting PUBREL,
        which MQTT 3.1.1 cannot say: the library queues the rest. */
