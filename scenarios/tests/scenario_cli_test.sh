@@ -5,8 +5,8 @@
 # runs; usage errors give 2; a failing scenario gives exit 1, its timeline, the replay line
 # with the seed, the summary line and a JUnit <failure>; --seed replaces the seed;
 # --keep + --pcap leave the artefacts and a capture that tshark decodes as MQTT PUBLISH;
-# against a broker it did not start, skips are reasons and broker actions run commands
-# that inherit none of the runner's sockets.
+# against a broker it did not start, skips are reasons, broker actions run commands
+# that inherit none of the runner's sockets, and -j N runs the scenarios there in turn.
 # Exits 77 (skip) only when tshark is absent, after everything else passed.
 set -u
 scansim=$1
@@ -178,6 +178,11 @@ check "--broker-kill without --broker exits 2" test $? -eq 2
 "$scansim" test --broker "tcp://127.0.0.1:$ext_port" "$work/ext_crash.scn" >"$work/ext2.out" 2>&1
 check "broker kill without a command is a skip, not a pass" \
     grep -q "^SKIP ext_crash: it runs 'broker kill' on a broker scansim did not start: give --broker-kill CMD" "$work/ext2.out"
+# Scenarios on one broker would take over each other's client ids and receive each
+# other's items: with -j 2 they run one after another there, and both pass.
+"$scansim" test -j 2 --broker "tcp://127.0.0.1:$ext_port" "$2/happy_path.scn" \
+    "$2/hostile_payloads.scn" >"$work/ext_jobs.out" 2>&1
+check "-j 2 on one external broker: both scenarios pass" grep -qx "2 passed, 0 failed" "$work/ext_jobs.out"
 kill "$(cat "$work/ext.pid")" 2>/dev/null
 
 # 7. --keep + --pcap: artefacts and a capture tshark decodes as MQTT.

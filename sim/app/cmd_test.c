@@ -41,7 +41,9 @@ static const char test_help[] =
     "argument, scenarios/. Every file is parsed before anything runs.\n"
     "\n"
     "Options:\n"
-    "  -j, --jobs N       run N scenarios at once (each has its own broker and ports; default 1)\n"
+    "  -j, --jobs N       run N scenarios at once (each has its own broker and ports; default 1);\n"
+    "                     those on a shared broker (--broker, --broker-type rabbitmq) run\n"
+    "                     one at a time beside the others\n"
     "      --junit FILE   write a JUnit XML report (one testcase per scenario)\n"
     "      --report FILE.html\n"
     "                     write one self-contained HTML report that opens offline: a\n"
@@ -93,6 +95,7 @@ struct test_case {
     char result_path[512];
     bool skipped;
     char skip_why[256];
+    bool on_shared; /* runs on a broker other scenarios use too: one such at a time */
 };
 
 static int64_t test_now_ms(void)
@@ -441,7 +444,73 @@ static int write_junit(const char *path, const struct test_case *cs, size_t n)
 
 /* ---------------------------------------------------------------- the command */
 
-int scansim_cmd_test(int argc, char **argv)
+/* One `scansim test` invocation: its options, the files and their cases, what it owns. */
+struct test_cmd {
+    long jobs;
+    const char *junit, *keep, *report;
+    struct hx_runner_opts ro;
+    char **paths;
+    size_t n_paths, cap_paths;
+    struct test_case *cs;
+    size_t to_run;
+    char resdir[256];
+    struct hx_broker *shared; /* --broker-type rabbitmq: one for the run */
+};
+
+/* Sentinel of test_parse: the options were good, go on. */
+#define TEST_GO (-1)
+
+static int test_parse_seed(struct hx_runner_opts *ro, const char *arg)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    if (errno || !end || *end || arg[0] == '-' || !arg[0]) {
+        sim_cli_error("test", "--seed: expected an integer 0 ... 18446744073709551615, got '%s'", arg);
+        return -1;
+    }
+    ro->seed_set = true;
+    ro->seed = v;
+    return 0;
+}
+
+static int test_parse_broker_type(struct hx_runner_opts *ro, const char *arg)
+{
+    if (strcmp(arg, "mosquitto") == 0) {
+        ro->broker_kind = SCN_BROKER_MOSQUITTO;
+    } else if (strcmp(arg, "rabbitmq") == 0) {
+        ro->broker_kind = SCN_BROKER_RABBITMQ;
+    } else {
+        sim_cli_error("test", "--broker-type: expected mosquitto or rabbitmq, got '%s'", arg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Checks between options, once all are read. */
+static int test_check_options(const struct test_cmd *t)
+{
+    const struct hx_runner_opts *ro = &t->ro;
+    if (ro->pcap && !t->keep) {
+        sim_cli_error("test", "--pcap needs --keep DIR (the captures are kept there)");
+        return -1;
+    }
+    if (ro->broker_uri && strncmp(ro->broker_uri, "tcp://", 6) != 0 &&
+        strncmp(ro->broker_uri, "mqtt://", 7) != 0) {
+        sim_cli_error("test", "--broker %s: expected tcp://HOST:PORT (the fault proxy and the "
+                      "scenarios' variants need plain TCP)", ro->broker_uri);
+        return -1;
+    }
+    if (!ro->broker_uri && (ro->broker_stop_cmd || ro->broker_kill_cmd || ro->broker_start_cmd)) {
+        sim_cli_error("test", "--broker-stop/--broker-kill/--broker-start act on --broker URI: "
+                      "give the broker too");
+        return -1;
+    }
+    return 0;
+}
+
+/* The options into t; TEST_GO to go on, else the exit code (--help, a usage error). */
+static int test_parse(struct test_cmd *t, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"jobs", required_argument, 0, 'j'},
@@ -460,64 +529,39 @@ int scansim_cmd_test(int argc, char **argv)
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    long jobs = 1;
-    const char *junit = NULL, *keep = NULL, *report = NULL;
-    bool pcap = false;
-    struct hx_runner_opts ro = {0};
-    int rc = SIM_EXIT_OK;
-    char **paths = NULL;
-    size_t n_paths = 0, cap_paths = 0;
-    struct test_case *cs = NULL;
-    char resdir[256] = "";
-    struct hx_broker *shared = NULL; /* --broker-type rabbitmq: one for the run */
-
+    struct hx_runner_opts *ro = &t->ro;
+    size_t len;
+    int opt;
     optind = 1;
     opterr = 0;
-    int opt;
     while ((opt = getopt_long(argc, argv, ":j:vh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'j':
-            if (sim_cli_parse_int("test", "--jobs", optarg, 1, 64, &jobs) != 0)
+            if (sim_cli_parse_int("test", "--jobs", optarg, 1, 64, &t->jobs) != 0)
                 return SIM_EXIT_USAGE;
             break;
-        case 0x2001: junit = optarg; break;
-        case 0x200b: {
-            size_t len;
-            report = optarg;
+        case 0x2001: t->junit = optarg; break;
+        case 0x200b:
+            t->report = optarg;
             if (!dash_chart_js(&len))
                 return SIM_EXIT_USAGE; /* said: better now than after the scenarios */
             break;
-        }
-        case 0x2002: keep = optarg; break;
-        case 0x2003: pcap = true; break;
-        case 0x2004: {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long v = strtoull(optarg, &end, 10);
-            if (errno || !end || *end || optarg[0] == '-' || !optarg[0]) {
-                sim_cli_error("test", "--seed: expected an integer 0 ... 18446744073709551615, got '%s'", optarg);
+        case 0x2002: t->keep = optarg; break;
+        case 0x2003: ro->pcap = true; break;
+        case 0x2004:
+            if (test_parse_seed(ro, optarg) != 0)
                 return SIM_EXIT_USAGE;
-            }
-            ro.seed_set = true;
-            ro.seed = v;
             break;
-        }
-        case 0x2005: ro.broker_uri = optarg; break;
+        case 0x2005: ro->broker_uri = optarg; break;
         case 0x2006:
-            if (strcmp(optarg, "mosquitto") == 0) {
-                ro.broker_kind = SCN_BROKER_MOSQUITTO;
-            } else if (strcmp(optarg, "rabbitmq") == 0) {
-                ro.broker_kind = SCN_BROKER_RABBITMQ;
-            } else {
-                sim_cli_error("test", "--broker-type: expected mosquitto or rabbitmq, got '%s'", optarg);
+            if (test_parse_broker_type(ro, optarg) != 0)
                 return SIM_EXIT_USAGE;
-            }
             break;
-        case 0x2007: ro.broker_stop_cmd = optarg; break;
-        case 0x2008: ro.broker_kill_cmd = optarg; break;
-        case 0x2009: ro.broker_start_cmd = optarg; break;
-        case 0x200a: ro.trace_dir = optarg; break;
-        case 'v': ro.progress = stderr; break;
+        case 0x2007: ro->broker_stop_cmd = optarg; break;
+        case 0x2008: ro->broker_kill_cmd = optarg; break;
+        case 0x2009: ro->broker_start_cmd = optarg; break;
+        case 0x200a: ro->trace_dir = optarg; break;
+        case 'v': ro->progress = stderr; break;
         case 'h': fputs(test_help, stdout); return SIM_EXIT_OK;
         case ':':
             sim_cli_error("test", "%s needs a value; see scansim test --help", argv[optind - 1]);
@@ -527,46 +571,26 @@ int scansim_cmd_test(int argc, char **argv)
             return SIM_EXIT_USAGE;
         }
     }
-    if (pcap && !keep) {
-        sim_cli_error("test", "--pcap needs --keep DIR (the captures are kept there)");
-        return SIM_EXIT_USAGE;
-    }
-    ro.pcap = pcap;
-    if (ro.broker_uri && strncmp(ro.broker_uri, "tcp://", 6) != 0 &&
-        strncmp(ro.broker_uri, "mqtt://", 7) != 0) {
-        sim_cli_error("test", "--broker %s: expected tcp://HOST:PORT (the fault proxy and the "
-                      "scenarios' variants need plain TCP)", ro.broker_uri);
-        return SIM_EXIT_USAGE;
-    }
-    if (!ro.broker_uri && (ro.broker_stop_cmd || ro.broker_kill_cmd || ro.broker_start_cmd)) {
-        sim_cli_error("test", "--broker-stop/--broker-kill/--broker-start act on --broker URI: "
-                      "give the broker too");
-        return SIM_EXIT_USAGE;
-    }
+    return test_check_options(t) == 0 ? TEST_GO : SIM_EXIT_USAGE;
+}
 
-    if (optind >= argc) {
-        if (collect("scenarios", &paths, &n_paths, &cap_paths) != 0) {
-            rc = SIM_EXIT_USAGE;
-            goto out;
-        }
-    }
-    for (int i = optind; i < argc; i++) {
-        if (collect(argv[i], &paths, &n_paths, &cap_paths) != 0) {
-            rc = SIM_EXIT_USAGE;
-            goto out;
-        }
-    }
-
-    /* Parse everything first. */
-    cs = calloc(n_paths ? n_paths : 1, sizeof *cs);
-    if (!cs) {
-        rc = SIM_EXIT_INTERNAL;
-        goto out;
-    }
-    for (size_t i = 0; i < n_paths; i++) {
+/* Every file named (scenarios/ when none), parsed before anything runs, with the reason
+ * each one that cannot run on the chosen broker is skipped. */
+static int test_load(struct test_cmd *t, int argc, char **argv)
+{
+    if (optind >= argc && collect("scenarios", &t->paths, &t->n_paths, &t->cap_paths) != 0)
+        return SIM_EXIT_USAGE;
+    for (int i = optind; i < argc; i++)
+        if (collect(argv[i], &t->paths, &t->n_paths, &t->cap_paths) != 0)
+            return SIM_EXIT_USAGE;
+    t->cs = calloc(t->n_paths ? t->n_paths : 1, sizeof *t->cs);
+    if (!t->cs)
+        return SIM_EXIT_INTERNAL;
+    int rc = SIM_EXIT_OK;
+    for (size_t i = 0; i < t->n_paths; i++) {
         struct scn_diag d;
-        cs[i].path = paths[i];
-        if (scn_parse_file(paths[i], &cs[i].s, &d) != SCN_OK) {
+        t->cs[i].path = t->paths[i];
+        if (scn_parse_file(t->paths[i], &t->cs[i].s, &d) != SCN_OK) {
             char msg[SCN_PATH_MAX + SCN_MESSAGE_MAX + 32];
             scn_diag_format(&d, msg, sizeof msg);
             fprintf(stderr, "%s\n", msg);
@@ -575,129 +599,189 @@ int scansim_cmd_test(int argc, char **argv)
     }
     if (rc != SIM_EXIT_OK) {
         fprintf(stderr, "scansim test: nothing was run: fix the scenario file(s) above\n");
-        goto out;
+        return rc;
     }
-    size_t to_run = 0;
-    for (size_t i = 0; i < n_paths; i++) {
-        cs[i].skipped = hx_runner_skip_reason(cs[i].s, &ro, cs[i].skip_why, sizeof cs[i].skip_why);
-        to_run += !cs[i].skipped;
+    for (size_t i = 0; i < t->n_paths; i++) {
+        struct test_case *c = &t->cs[i];
+        c->skipped = hx_runner_skip_reason(c->s, &t->ro, c->skip_why, sizeof c->skip_why);
+        t->to_run += !c->skipped;
     }
+    return SIM_EXIT_OK;
+}
+
+/* What every scenario shares: the RabbitMQ of --broker-type rabbitmq (when a scenario that
+ * runs uses it) and the folder of the children's result files. */
+static int test_prepare(struct test_cmd *t)
+{
     bool shared_used = false;
-    for (size_t i = 0; i < n_paths; i++)
-        shared_used |= !cs[i].skipped && !changes_broker(cs[i].s) && !cs[i].s->broker.kind_written;
-    if (!ro.broker_uri && ro.broker_kind == SCN_BROKER_RABBITMQ && shared_used &&
-        (rc = start_shared_broker(ro.broker_kind, &shared)) != 0)
-        goto out;
-    const char *shared_uri = shared ? hx_broker_uri(shared) : NULL;
-
-    const char *tmp = getenv("TMPDIR");
-    snprintf(resdir, sizeof resdir, "%s/scansim-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(resdir)) {
-        sim_cli_error("test", "cannot create a temporary folder: %s", strerror(errno));
-        resdir[0] = '\0';
-        rc = SIM_EXIT_INTERNAL;
-        goto out;
+    for (size_t i = 0; i < t->n_paths; i++) {
+        const struct test_case *c = &t->cs[i];
+        shared_used |= !c->skipped && !changes_broker(c->s) && !c->s->broker.kind_written;
     }
+    int rc;
+    if (!t->ro.broker_uri && t->ro.broker_kind == SCN_BROKER_RABBITMQ && shared_used &&
+        (rc = start_shared_broker(t->ro.broker_kind, &t->shared)) != 0)
+        return rc;
+    /* Scenarios on one broker would take over each other's client ids and receive each
+     * other's items (the one-topic layout): they run one after another. */
+    for (size_t i = 0; i < t->n_paths; i++) {
+        struct test_case *c = &t->cs[i];
+        struct hx_runner_opts o = t->ro;
+        case_broker(c, &o, t->shared ? hx_broker_uri(t->shared) : NULL);
+        c->on_shared = o.broker_uri != NULL;
+    }
+    const char *tmp = getenv("TMPDIR");
+    snprintf(t->resdir, sizeof t->resdir, "%s/scansim-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(t->resdir)) {
+        sim_cli_error("test", "cannot create a temporary folder: %s", strerror(errno));
+        t->resdir[0] = '\0';
+        return SIM_EXIT_INTERNAL;
+    }
+    return SIM_EXIT_OK;
+}
 
-    /* Run: up to `jobs` children at once, in file order. */
-    size_t next = 0, running = 0, finished = 0, passed = 0;
-    while (finished < n_paths) {
-        while (running < (size_t)jobs && next < n_paths) {
-            struct test_case *c = &cs[next];
+static void test_free_cases(struct test_cmd *t)
+{
+    for (size_t i = 0; t->cs && i < t->n_paths; i++) {
+        scn_free(t->cs[i].s);
+        free(t->cs[i].failure);
+        free(t->cs[i].timeline);
+    }
+    for (size_t i = 0; i < t->n_paths; i++)
+        free(t->paths[i]);
+    free(t->paths);
+    free(t->cs);
+    t->paths = NULL;
+    t->cs = NULL;
+}
+
+/* Fork the child of case i; in the child, run it and exit with its verdict. */
+static int test_start(struct test_cmd *t, size_t i)
+{
+    struct test_case *c = &t->cs[i];
+    snprintf(c->result_path, sizeof c->result_path, "%s/%zu.result", t->resdir, i);
+    fflush(stdout);
+    fflush(stderr);
+    c->started_ms = test_now_ms();
+    pid_t pid = fork();
+    if (pid < 0) {
+        sim_cli_error("test", "fork: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int crc = child_run(c, &t->ro, t->keep, t->shared ? hx_broker_uri(t->shared) : NULL);
+        test_free_cases(t); /* what the child inherited, so a leak check sees only its own */
+        exit(crc);
+    }
+    c->pid = pid;
+    return 0;
+}
+
+/* Stop the children far past their scenario's time-out; the number stopped. */
+static size_t test_stop_stuck(struct test_cmd *t, bool *shared_busy)
+{
+    size_t stopped = 0;
+    for (size_t i = 0; i < t->n_paths; i++) {
+        struct test_case *c = &t->cs[i];
+        if (!c->done && c->pid > 0 && test_now_ms() - c->started_ms > c->s->timeout_ms + 60000) {
+            int status = 0;
+            kill(c->pid, SIGKILL);
+            waitpid(c->pid, &status, 0);
+            collect_result(c, status, true);
+            print_result(c);
+            *shared_busy &= !c->on_shared;
+            stopped++;
+        }
+    }
+    return stopped;
+}
+
+/* The case whose child `pid` ended; 1 when it was one of ours. */
+static size_t test_reap(struct test_cmd *t, pid_t pid, int status, bool *shared_busy)
+{
+    for (size_t i = 0; i < t->n_paths; i++) {
+        struct test_case *c = &t->cs[i];
+        if (c->pid == pid && !c->done) {
+            collect_result(c, status, false);
+            print_result(c);
+            *shared_busy &= !c->on_shared;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Up to `jobs` children at once, taken in file order (a scenario on the shared broker
+ * waits while another runs there and lets later ones by), until every case is done. */
+static int test_run_all(struct test_cmd *t)
+{
+    size_t running = 0, finished = 0;
+    bool shared_busy = false;
+    while (finished < t->n_paths) {
+        for (size_t i = 0; i < t->n_paths && running < (size_t)t->jobs; i++) {
+            struct test_case *c = &t->cs[i];
+            if (c->done || c->pid > 0 || (c->on_shared && shared_busy && !c->skipped))
+                continue;
             if (c->skipped) {
                 c->done = true;
                 print_result(c);
-                next++;
                 finished++;
                 continue;
             }
-            snprintf(c->result_path, sizeof c->result_path, "%s/%zu.result", resdir, next);
-            fflush(stdout);
-            fflush(stderr);
-            c->started_ms = test_now_ms();
-            pid_t pid = fork();
-            if (pid < 0) {
-                sim_cli_error("test", "fork: %s", strerror(errno));
-                rc = SIM_EXIT_INTERNAL;
-                goto out;
-            }
-            if (pid == 0) {
-                int crc = child_run(c, &ro, keep, shared_uri);
-                /* Free what the child inherited, so a leak check sees only its own. */
-                for (size_t i = 0; i < n_paths; i++) {
-                    scn_free(cs[i].s);
-                    free(cs[i].failure);
-                    free(cs[i].timeline);
-                    free(paths[i]);
-                }
-                free(cs);
-                free(paths);
-                exit(crc);
-            }
-            c->pid = pid;
+            if (test_start(t, i) != 0)
+                return SIM_EXIT_INTERNAL;
             running++;
-            next++;
+            shared_busy |= c->on_shared;
         }
         int status = 0;
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid < 0 && errno != EINTR)
             break;
+        size_t ended = pid > 0 ? test_reap(t, pid, status, &shared_busy)
+                               : test_stop_stuck(t, &shared_busy);
+        running -= ended;
+        finished += ended;
         if (pid <= 0) {
-            /* A child far past its scenario's timeout is stuck: stop it. */
-            for (size_t i = 0; i < next; i++) {
-                struct test_case *c = &cs[i];
-                if (!c->done && c->pid > 0 &&
-                    test_now_ms() - c->started_ms > c->s->timeout_ms + 60000) {
-                    kill(c->pid, SIGKILL);
-                    waitpid(c->pid, &status, 0);
-                    collect_result(c, status, true);
-                    print_result(c);
-                    running--;
-                    finished++;
-                }
-            }
             struct timespec ts = {0, 50 * 1000000L};
             nanosleep(&ts, NULL);
-            continue;
-        }
-        for (size_t i = 0; i < next; i++) {
-            struct test_case *c = &cs[i];
-            if (c->pid == pid && !c->done) {
-                collect_result(c, status, false);
-                print_result(c);
-                passed += c->passed;
-                running--;
-                finished++;
-                break;
-            }
         }
     }
-    if (junit && write_junit(junit, cs, n_paths) != 0)
-        rc = SIM_EXIT_USAGE;
-    if (report && write_report(report, cs, n_paths) != DASH_OK)
-        rc = SIM_EXIT_USAGE;
-    passed = 0;
-    for (size_t i = 0; i < n_paths; i++)
-        passed += cs[i].done && cs[i].passed && !cs[i].skipped;
-    if (to_run < n_paths)
-        printf("%zu passed, %zu failed, %zu skipped\n", passed, to_run - passed, n_paths - to_run);
-    else
-        printf("%zu passed, %zu failed\n", passed, n_paths - passed);
-    if (passed != to_run)
-        rc = SIM_EXIT_FAILED;
+    return SIM_EXIT_OK;
+}
 
-out:
-    hx_broker_free(shared);
-    if (resdir[0])
-        rmdir(resdir);
-    for (size_t i = 0; cs && i < n_paths; i++) {
-        scn_free(cs[i].s);
-        free(cs[i].failure);
-        free(cs[i].timeline);
-    }
-    for (size_t i = 0; i < n_paths; i++)
-        free(paths[i]);
-    free(paths);
-    free(cs);
+/* The reports and the last line; the exit code of the whole. */
+static int test_finish(const struct test_cmd *t)
+{
+    int rc = SIM_EXIT_OK;
+    if (t->junit && write_junit(t->junit, t->cs, t->n_paths) != 0)
+        rc = SIM_EXIT_USAGE;
+    if (t->report && write_report(t->report, t->cs, t->n_paths) != DASH_OK)
+        rc = SIM_EXIT_USAGE;
+    size_t passed = 0, n = t->n_paths;
+    for (size_t i = 0; i < n; i++)
+        passed += t->cs[i].done && t->cs[i].passed && !t->cs[i].skipped;
+    if (t->to_run < n)
+        printf("%zu passed, %zu failed, %zu skipped\n", passed, t->to_run - passed, n - t->to_run);
+    else
+        printf("%zu passed, %zu failed\n", passed, n - passed);
+    if (passed != t->to_run)
+        rc = SIM_EXIT_FAILED;
+    return rc;
+}
+
+int scansim_cmd_test(int argc, char **argv)
+{
+    struct test_cmd t = {.jobs = 1};
+    int rc = test_parse(&t, argc, argv);
+    if (rc != TEST_GO)
+        return rc;
+    if ((rc = test_load(&t, argc, argv)) == SIM_EXIT_OK &&
+        (rc = test_prepare(&t)) == SIM_EXIT_OK &&
+        (rc = test_run_all(&t)) == SIM_EXIT_OK)
+        rc = test_finish(&t);
+    hx_broker_free(t.shared);
+    if (t.resdir[0])
+        rmdir(t.resdir);
+    test_free_cases(&t);
     return rc;
 }
