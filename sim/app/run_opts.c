@@ -11,6 +11,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,6 @@
 
 #include "run_opts.h"
 #include "fleet_shared_rows.h"
-#include "sim/mqtt.h"
 #include "sim/clock.h"
 #include "sim/err.h"
 #include "sim/mqtt.h"
@@ -385,12 +385,166 @@ static void run_note_bind_ports(const struct run_opts *o)
 
 static int run_check_fds(const struct run_opts *o);
 
-int run_parse(int argc, char **argv, struct run_opts *o)
-{
-    bool workers_given = false;
-    long v, shards = 0;
-    int opt;
+/* The options that are a plain value of struct run_opts: parsed by kind from this table. */
+enum run_arg { RUN_ARG_INT, RUN_ARG_RATE, RUN_ARG_DURATION, RUN_ARG_PROBABILITY, RUN_ARG_TEXT,
+               RUN_ARG_FLAG };
 
+struct run_field {
+    int opt;           /* run_long's value */
+    enum run_arg kind;
+    const char *flag;
+    size_t off;        /* offsetof(struct run_opts, the field) */
+    long min, max;     /* RUN_ARG_INT */
+};
+
+#define RUN_FIELD(opt, kind, flag, field, min, max) \
+    {opt, RUN_ARG_##kind, flag, offsetof(struct run_opts, field), min, max}
+
+static const struct run_field run_fields[] = {
+    RUN_FIELD('n', INT, "--devices", devices, 1, 1000000),
+    RUN_FIELD(0x2001, INT, "--items", items, 1, 2000000000L),
+    RUN_FIELD(0x2002, RATE, "--item-rate", item_rate, 0, 0),
+    RUN_FIELD(0x2004, DURATION, "--grace", grace_ms, 0, 0),
+    RUN_FIELD(0x2006, INT, "--id-start", id_start, 0, 1000000000L),
+    RUN_FIELD(0x2007, INT, "--threads", threads, 1, 256),
+    RUN_FIELD(0x2009, TEXT, "--flash", flash_dir, 0, 0),
+    RUN_FIELD(0x2040, TEXT, "--trace", trace_dir, 0, 0),
+    RUN_FIELD(0x200b, PROBABILITY, "--wrong-tag-rate", wrong_tag_rate, 0, 0),
+    RUN_FIELD(0x200c, PROBABILITY, "--cancel-rate", cancel_rate, 0, 0),
+    RUN_FIELD(0x200d, PROBABILITY, "--inventory-rate", inventory_rate, 0, 0),
+    RUN_FIELD(0x200f, DURATION, "--connect-timeout", connect_timeout_ms, 0, 0),
+    RUN_FIELD(0x2010, INT, "--window", window, 1, FW_PENDING_ITEMS),
+    RUN_FIELD(0x2016, INT, "--max-in-flight", max_in_flight, 0, 100000000L),
+    RUN_FIELD(0x2011, INT, "--seed", seed, 0, 0xffffffffL),
+    RUN_FIELD(0x2012, TEXT, "--db", db_path, 0, 0),
+    RUN_FIELD(0x2013, TEXT, "--json", json_path, 0, 0),
+    RUN_FIELD(0x2050, TEXT, "--http", http_listen, 0, 0),
+    RUN_FIELD(0x2051, TEXT, "--http-token", http_token, 0, 0),
+    RUN_FIELD(0x2052, TEXT, "--report", report_path, 0, 0),
+    RUN_FIELD(0x2014, FLAG, "--no-backend", no_backend, 0, 0),
+    RUN_FIELD(0x2015, INT, "--worker-index", worker_index, 0, 255),
+    RUN_FIELD(0x2019, TEXT, "--cert-dir", cert_dir, 0, 0),
+    RUN_FIELD(0x201a, TEXT, "--password-file", password_file, 0, 0),
+    RUN_FIELD(0x201b, FLAG, "--id-as-username", id_as_username, 0, 0),
+};
+
+/* 1 when opt is a table field (set, or -1 when its value is wrong), 0 when it is not one. */
+static int run_parse_field(struct run_opts *o, int opt, const char *arg)
+{
+    for (size_t i = 0; i < sizeof run_fields / sizeof run_fields[0]; i++) {
+        const struct run_field *f = &run_fields[i];
+        if (f->opt != opt)
+            continue;
+        void *p = (char *)o + f->off;
+        int rc = 0;
+        switch (f->kind) {
+        case RUN_ARG_INT: rc = sim_cli_parse_int(CMD, f->flag, arg, f->min, f->max, p); break;
+        case RUN_ARG_RATE: rc = sim_cli_parse_rate(CMD, f->flag, arg, p); break;
+        case RUN_ARG_DURATION: rc = sim_cli_parse_duration_ms(CMD, f->flag, arg, p); break;
+        case RUN_ARG_PROBABILITY: rc = parse_probability(f->flag, arg, p); break;
+        case RUN_ARG_TEXT: *(const char **)p = arg; break;
+        case RUN_ARG_FLAG: *(bool *)p = true; break;
+        }
+        return rc ? -1 : 1;
+    }
+    return 0;
+}
+
+/* --rows-fd FD:FIRST, given by the parent run to its workers only. */
+static int run_parse_rows_fd(struct run_opts *o, const char *arg)
+{
+    char *colon = strchr(arg, ':'), *end;
+    long fd = colon ? strtol(arg, &end, 10) : -1;
+    if (!colon || end != colon || fd < 3 || fd > INT32_MAX ||
+        sim_cli_parse_int(CMD, "--rows-fd", colon + 1, 0, LONG_MAX / 2, &o->rows_first)) {
+        sim_cli_error(CMD, "--rows-fd: FD:FIRST (set by scansim run for its workers)");
+        return -1;
+    }
+    o->rows_fd = (int)fd;
+    return 0;
+}
+
+/* The run's options whose values need more than the table's kinds; 0, -1 on a wrong
+ * value, 1 when opt is none of them. */
+static int run_parse_special(struct run_opts *o, int opt, const char *arg, long *shards,
+                             bool *workers_given)
+{
+    char why[160];
+    switch (opt) {
+    case 0x2003:
+        if (sim_cli_parse_duration_ms(CMD, "--duration", arg, &o->duration_ms))
+            return -1;
+        if (o->duration_ms == 0) {
+            sim_cli_error(CMD, "--duration: expected a positive duration such as 30s, got '%s'", arg);
+            return -1;
+        }
+        return 0;
+    case 0x2005:
+        if (!*arg || strpbrk(arg, "+#/") || strlen(arg) > 30) {
+            sim_cli_error(CMD, "--id-prefix: expected up to 30 printable characters without "
+                               "'+', '#' or '/', got '%s'", arg);
+            return -1;
+        }
+        o->id_prefix = arg;
+        return 0;
+    case 0x2008:
+        if (strcmp(arg, "auto") == 0)
+            o->workers = 0;
+        else if (sim_cli_parse_int(CMD, "--workers", arg, 1, 256, &o->workers))
+            return -1;
+        *workers_given = o->workers > 0;
+        return 0;
+    case 0x200a:
+        return sim_cli_parse_range_ms(CMD, "--think", arg, &o->think_min_ms, &o->think_max_ms) ? -1 : 0;
+    case 0x200e:
+        if (strcmp(arg, "0") == 0 || strcmp(arg, "unlimited") == 0)
+            o->connect_rate = 0;
+        else if (sim_cli_parse_rate(CMD, "--connect-rate", arg, &o->connect_rate))
+            return -1;
+        return 0;
+    case 0x2070:
+        if (sim_cli_parse_rate(CMD, "--command-rate", arg, &o->command_rate))
+            return -1;
+        if (o->command_rate > 100000.0) {
+            sim_cli_error(CMD, "--command-rate %s: at most 100000/s", arg);
+            return -1;
+        }
+        return 0;
+    case 0x2060:
+        return run_parse_rows_fd(o, arg);
+    case 0x2017:
+        if (shard_parse(arg, &o->shard, why, sizeof why) != 0) {
+            sim_cli_error(CMD, "--shard: %s", why);
+            return -1;
+        }
+        return 0;
+    case 0x2018:
+        return sim_cli_parse_int(CMD, "--shards", arg, 1, SHARD_MAX, shards) ? -1 : 0;
+    case 0x2031:
+        if (sim_cli_parse_duration_ms(CMD, "--event-batch", arg, &o->event_batch_ms))
+            return -1;
+        if (o->event_batch_ms > 1000) {
+            sim_cli_error(CMD, "--event-batch %s: at most 1s", arg);
+            return -1;
+        }
+        return 0;
+    case 0x2032:
+        return run_parse_bind(o, arg) ? -1 : 0;
+    case 0x2030:
+        if (sim_cli_parse_int(CMD, "--broker-pid", arg, 1, 2147483647L, &o->broker_pid))
+            return -1;
+        if (kill((pid_t)o->broker_pid, 0) != 0 && errno == ESRCH) {
+            sim_cli_error(CMD, "--broker-pid %ld: no such process", o->broker_pid);
+            return -1;
+        }
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+static void run_defaults(struct run_opts *o)
+{
     memset(o, 0, sizeof(*o));
     sim_cli_common_defaults(&o->c);
     o->c.layout = SIM_LAYOUT_PER_DEVICE; /* run's default (cli.h: layout_set tells) */
@@ -406,218 +560,34 @@ int run_parse(int argc, char **argv, struct run_opts *o)
     o->event_batch_ms = RUN_EVENT_BATCH_AUTO;
     o->worker_index = -1;
     o->rows_fd = -1;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "hn:" SIM_CLI_COMMON_SHORT, run_long, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
-            fputs(run_help, stdout);
-            fputs(sim_cli_common_help, stdout);
-            return 1;
-        case 'n':
-            if (sim_cli_parse_int(CMD, "--devices", optarg, 1, 1000000, &o->devices))
-                return -1;
-            break;
-        case 0x2001:
-            if (sim_cli_parse_int(CMD, "--items", optarg, 1, 2000000000L, &o->items))
-                return -1;
-            break;
-        case 0x2002:
-            if (sim_cli_parse_rate(CMD, "--item-rate", optarg, &o->item_rate))
-                return -1;
-            break;
-        case 0x2003:
-            if (sim_cli_parse_duration_ms(CMD, "--duration", optarg, &o->duration_ms))
-                return -1;
-            if (o->duration_ms == 0) {
-                sim_cli_error(CMD, "--duration: expected a positive duration such as 30s, got '%s'", optarg);
-                return -1;
-            }
-            break;
-        case 0x2004:
-            if (sim_cli_parse_duration_ms(CMD, "--grace", optarg, &o->grace_ms))
-                return -1;
-            break;
-        case 0x2005:
-            if (!*optarg || strpbrk(optarg, "+#/") || strlen(optarg) > 30) {
-                sim_cli_error(CMD, "--id-prefix: expected up to 30 printable characters without "
-                                   "'+', '#' or '/', got '%s'", optarg);
-                return -1;
-            }
-            o->id_prefix = optarg;
-            break;
-        case 0x2006:
-            if (sim_cli_parse_int(CMD, "--id-start", optarg, 0, 1000000000L, &o->id_start))
-                return -1;
-            break;
-        case 0x2007:
-            if (sim_cli_parse_int(CMD, "--threads", optarg, 1, 256, &o->threads))
-                return -1;
-            break;
-        case 0x2008:
-            if (strcmp(optarg, "auto") == 0)
-                o->workers = 0;
-            else if (sim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
-                return -1;
-            workers_given = o->workers > 0;
-            break;
-        case 0x2009:
-            o->flash_dir = optarg;
-            break;
-        case 0x2040:
-            o->trace_dir = optarg;
-            break;
-        case 0x200a:
-            if (sim_cli_parse_range_ms(CMD, "--think", optarg, &o->think_min_ms, &o->think_max_ms))
-                return -1;
-            break;
-        case 0x200b:
-            if (parse_probability("--wrong-tag-rate", optarg, &o->wrong_tag_rate))
-                return -1;
-            break;
-        case 0x200c:
-            if (parse_probability("--cancel-rate", optarg, &o->cancel_rate))
-                return -1;
-            break;
-        case 0x200d:
-            if (parse_probability("--inventory-rate", optarg, &o->inventory_rate))
-                return -1;
-            break;
-        case 0x200e:
-            if (strcmp(optarg, "0") == 0 || strcmp(optarg, "unlimited") == 0)
-                o->connect_rate = 0;
-            else if (sim_cli_parse_rate(CMD, "--connect-rate", optarg, &o->connect_rate))
-                return -1;
-            break;
-        case 0x200f:
-            if (sim_cli_parse_duration_ms(CMD, "--connect-timeout", optarg, &o->connect_timeout_ms))
-                return -1;
-            break;
-        case 0x2010:
-            if (sim_cli_parse_int(CMD, "--window", optarg, 1, FW_PENDING_ITEMS, &o->window))
-                return -1;
-            break;
-        case 0x2016:
-            if (sim_cli_parse_int(CMD, "--max-in-flight", optarg, 0, 100000000L, &o->max_in_flight))
-                return -1;
-            break;
-        case 0x2070:
-            if (sim_cli_parse_rate(CMD, "--command-rate", optarg, &o->command_rate))
-                return -1;
-            if (o->command_rate > 100000.0) {
-                sim_cli_error(CMD, "--command-rate %s: at most 100000/s", optarg);
-                return -1;
-            }
-            break;
-        case 0x2011:
-            if (sim_cli_parse_int(CMD, "--seed", optarg, 0, 0xffffffffL, &o->seed))
-                return -1;
-            break;
-        case 0x2012:
-            o->db_path = optarg;
-            break;
-        case 0x2013:
-            o->json_path = optarg;
-            break;
-        case 0x2050:
-            o->http_listen = optarg;
-            break;
-        case 0x2051:
-            o->http_token = optarg;
-            break;
-        case 0x2052:
-            o->report_path = optarg;
-            break;
-        case 0x2014:
-            o->no_backend = true;
-            break;
-        case 0x2015:
-            if (sim_cli_parse_int(CMD, "--worker-index", optarg, 0, 255, &o->worker_index))
-                return -1;
-            break;
-        case 0x2060: { /* FD:FIRST, from the parent run only */
-            char *colon = strchr(optarg, ':'), *end;
-            long fd = colon ? strtol(optarg, &end, 10) : -1;
-            if (!colon || end != colon || fd < 3 || fd > INT32_MAX ||
-                sim_cli_parse_int(CMD, "--rows-fd", colon + 1, 0, LONG_MAX / 2, &o->rows_first)) {
-                sim_cli_error(CMD, "--rows-fd: FD:FIRST (set by scansim run for its workers)");
-                return -1;
-            }
-            o->rows_fd = (int)fd;
-            break;
-        }
-        case 0x2017: {
-            char why[160];
-            if (shard_parse(optarg, &o->shard, why, sizeof why) != 0) {
-                sim_cli_error(CMD, "--shard: %s", why);
-                return -1;
-            }
-            break;
-        }
-        case 0x2018:
-            if (sim_cli_parse_int(CMD, "--shards", optarg, 1, SHARD_MAX, &shards))
-                return -1;
-            break;
-        case 0x2019:
-            o->cert_dir = optarg;
-            break;
-        case 0x201a:
-            o->password_file = optarg;
-            break;
-        case 0x201b:
-            o->id_as_username = true;
-            break;
-        case 0x2031:
-            if (sim_cli_parse_duration_ms(CMD, "--event-batch", optarg, &o->event_batch_ms))
-                return -1;
-            if (o->event_batch_ms > 1000) {
-                sim_cli_error(CMD, "--event-batch %s: at most 1s", optarg);
-                return -1;
-            }
-            break;
-        case 0x2032:
-            if (run_parse_bind(o, optarg))
-                return -1;
-            break;
-        case 0x2030:
-            if (sim_cli_parse_int(CMD, "--broker-pid", optarg, 1, 2147483647L, &o->broker_pid))
-                return -1;
-            if (kill((pid_t)o->broker_pid, 0) != 0 && errno == ESRCH) {
-                sim_cli_error(CMD, "--broker-pid %ld: no such process", o->broker_pid);
-                return -1;
-            }
-            break;
-        case '?':
-            if (optopt)
-                sim_cli_error(CMD, "unknown option '-%c' or it needs a value (see scansim run --help)", optopt);
-            else
-                sim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim run --help)",
-                              argv[optind - 1]);
-            return -1;
-        default: {
-            int r = sim_cli_common_option(CMD, &o->c, opt, optarg);
-            if (r < 0)
-                return -1;
-            if (r == 0) {
-                sim_cli_error(CMD, "unexpected option (see scansim run --help)");
-                return -1;
-            }
-        }
-        }
-    }
-    if (optind < argc) {
-        sim_cli_error(CMD, "unexpected argument '%s' (run takes options only; see scansim run --help)",
-                      argv[optind]);
+}
+
+/* One option of getopt_long: 0, -1 with the error said. */
+static int run_parse_option(struct run_opts *o, int opt, char **argv, long *shards,
+                            bool *workers_given)
+{
+    int r = run_parse_field(o, opt, optarg);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    if ((r = run_parse_special(o, opt, optarg, shards, workers_given)) <= 0)
+        return r;
+    if (opt == '?') {
+        if (optopt)
+            sim_cli_error(CMD, "unknown option '-%c' or it needs a value (see scansim run --help)", optopt);
+        else
+            sim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim run --help)",
+                          argv[optind - 1]);
         return -1;
     }
-    if (sim_cli_common_check(CMD, &o->c) != 0)
-        return -1;
-    if (run_check_shard(o, shards) != 0 || run_check_identity(o) != 0)
-        return -1;
-    sim_cli_transport_setup(&o->c); /* --workers auto depends on the client library */
-    if (run_check_bind(o) != 0)
-        return -1;
-    run_note_bind_ports(o);
+    r = sim_cli_common_option(CMD, &o->c, opt, optarg);
+    if (r == 0)
+        sim_cli_error(CMD, "unexpected option (see scansim run --help)");
+    return r > 0 ? 0 : -1;
+}
+
+/* The worker count: --workers auto sized from the transport and the fd limit. */
+static int run_settle_workers(struct run_opts *o, bool workers_given)
+{
     if (o->workers == 0)
         o->workers = run_auto_workers(o->devices);
     else if (o->workers == 1 && o->devices >= RUN_MIN_WORKERS_FROM && !workers_given &&
@@ -632,8 +602,12 @@ int run_parse(int argc, char **argv, struct run_opts *o)
                       o->workers, o->devices);
         return -1;
     }
-    if (o->event_batch_ms == RUN_EVENT_BATCH_AUTO)
-        o->event_batch_ms = o->item_rate > 0 ? 0 : RUN_EVENT_BATCH_FULL_SPEED_MS;
+    return 0;
+}
+
+/* Checks between options, once all are read. */
+static int run_check_combinations(const struct run_opts *o)
+{
     if (o->no_backend && (o->items || o->item_rate > 0 || o->db_path)) {
         sim_cli_error(CMD, "--no-backend publishes nothing: --items, --item-rate and --db need the "
                            "backend role (drop --no-backend or those flags)");
@@ -648,8 +622,45 @@ int run_parse(int argc, char **argv, struct run_opts *o)
         sim_cli_error(CMD, "--id-start %ld + --devices %ld runs past 2147483647", o->id_start, o->devices);
         return -1;
     }
-    (void)v;
     return 0;
+}
+
+int run_parse(int argc, char **argv, struct run_opts *o)
+{
+    bool workers_given = false;
+    long shards = 0;
+    int opt;
+
+    run_defaults(o);
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "hn:" SIM_CLI_COMMON_SHORT, run_long, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(run_help, stdout);
+            fputs(sim_cli_common_help, stdout);
+            return 1;
+        }
+        if (run_parse_option(o, opt, argv, &shards, &workers_given) != 0)
+            return -1;
+    }
+    if (optind < argc) {
+        sim_cli_error(CMD, "unexpected argument '%s' (run takes options only; see scansim run --help)",
+                      argv[optind]);
+        return -1;
+    }
+    if (sim_cli_common_check(CMD, &o->c) != 0)
+        return -1;
+    if (run_check_shard(o, shards) != 0 || run_check_identity(o) != 0)
+        return -1;
+    sim_cli_transport_setup(&o->c); /* --workers auto depends on the client library */
+    if (run_check_bind(o) != 0)
+        return -1;
+    run_note_bind_ports(o);
+    if (run_settle_workers(o, workers_given) != 0)
+        return -1;
+    if (o->event_batch_ms == RUN_EVENT_BATCH_AUTO)
+        o->event_batch_ms = o->item_rate > 0 ? 0 : RUN_EVENT_BATCH_FULL_SPEED_MS;
+    return run_check_combinations(o);
 }
 
 /* One process for the whole fleet: refuse at once, with the way out, what its file
