@@ -130,14 +130,9 @@ static void backend__destroy(struct hx_backend *b)
     free(b);
 }
 
-int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
+/* The options that need no allocation: HX_OK, or HX_ERR_INVAL with the reason set. */
+static int backend__check_opts(const struct hx_backend_opts *o)
 {
-    backend__err[0] = '\0';
-    if (!out || !o || !o->uri || !*o->uri) {
-        backend__set_error("hx_backend_create: options with a broker uri are needed");
-        return HX_ERR_INVAL;
-    }
-    *out = NULL;
     if (o->mqtt_version != 0 && o->mqtt_version != 4 && o->mqtt_version != 5) {
         backend__set_error("hx_backend_create: MQTT version %d is not supported; use 4 "
                            "(3.1.1) or 5", o->mqtt_version);
@@ -147,12 +142,22 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
         backend__set_error("hx_backend_create: unknown topic layout %d", (int)o->layout);
         return HX_ERR_INVAL;
     }
-    struct hx_backend *b = calloc(1, sizeof *b);
-    if (!b) {
-        backend__set_error("out of memory creating the backend");
-        return HX_ERR_NOMEM;
+    if (o->devices && o->n_devices > 0 && o->layout == HX_BACKEND_LAYOUT_SEED) {
+        backend__set_error("a backend for a list of devices needs the per-device layout (in "
+                           "the seed layout every device shares one topic)");
+        return HX_ERR_INVAL;
     }
-    int rc = HX_OK;
+    for (int i = 0; o->devices && i < o->n_devices; i++)
+        if (!o->devices[i] || !*o->devices[i] || strlen(o->devices[i]) > BACKEND_DEVICE_ID_MAX ||
+            strpbrk(o->devices[i], "+#/")) {
+            backend__set_error("device %d of the backend's list is not a device id", i);
+            return HX_ERR_INVAL;
+        }
+    return HX_OK;
+}
+
+static void backend__init_locks(struct hx_backend *b)
+{
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -169,7 +174,11 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     pthread_cond_init(&b->link_cond, &ca);
     pthread_cond_init(&b->qcond, &ca);
     pthread_condattr_destroy(&ca);
+}
 
+/* Copy the options into b, with their defaults and the layout's topics; HX_ERR_NOMEM. */
+static int backend__take_opts(struct hx_backend *b, const struct hx_backend_opts *o)
+{
     char default_id[64];
     snprintf(default_id, sizeof default_id, "scansim-backend-%d", (int)getpid());
     b->uri = strdup(o->uri);
@@ -189,14 +198,6 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
     b->connect_timeout_ms = o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 10000;
     b->recent_cap = o->recent_rows > 0 ? o->recent_rows : 32;
     b->recent = calloc((size_t)b->recent_cap, sizeof *b->recent);
-    if (!b->uri || !b->client_id || !b->recent || (o->username && !b->username) ||
-        (o->password && !b->password) || (o->cafile && !b->cafile) ||
-        (o->certfile && !b->certfile) || (o->keyfile && !b->keyfile) ||
-        (o->db_path && !b->db_path)) {
-        backend__set_error("out of memory creating the backend");
-        rc = HX_ERR_NOMEM;
-        goto exit;
-    }
     if (b->layout == HX_BACKEND_LAYOUT_SEED) {
         snprintf(b->topic_registered, sizeof b->topic_registered, "item_registered");
         snprintf(b->topic_query, sizeof b->topic_query, "inventory/query");
@@ -204,26 +205,35 @@ int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
         snprintf(b->topic_registered, sizeof b->topic_registered, "scanners/+/item_registered");
         snprintf(b->topic_query, sizeof b->topic_query, "scanners/+/inventory/query");
     }
-    if (o->devices && o->n_devices > 0 && b->layout == HX_BACKEND_LAYOUT_SEED) {
-        backend__set_error("a backend for a list of devices needs the per-device layout (in "
-                           "the seed layout every device shares one topic)");
-        rc = HX_ERR_INVAL;
-        goto exit;
-    }
-    for (int i = 0; o->devices && i < o->n_devices; i++)
-        if (!o->devices[i] || !*o->devices[i] || strlen(o->devices[i]) > BACKEND_DEVICE_ID_MAX ||
-            strpbrk(o->devices[i], "+#/")) {
-            backend__set_error("device %d of the backend's list is not a device id", i);
-            rc = HX_ERR_INVAL;
-            goto exit;
-        }
-    if ((rc = backend__sub_plan(b, o->devices, o->n_devices)) != HX_OK) {
+    if (!b->uri || !b->client_id || !b->recent || (o->username && !b->username) ||
+        (o->password && !b->password) || (o->cafile && !b->cafile) ||
+        (o->certfile && !b->certfile) || (o->keyfile && !b->keyfile) ||
+        (o->db_path && !b->db_path) || backend__sub_plan(b, o->devices, o->n_devices) != HX_OK) {
         backend__set_error("out of memory creating the backend");
-        goto exit;
+        return HX_ERR_NOMEM;
     }
-    if ((rc = backend__sql_open(b)) != HX_OK)
-        goto exit;
+    return HX_OK;
+}
 
+int hx_backend_create(const struct hx_backend_opts *o, struct hx_backend **out)
+{
+    backend__err[0] = '\0';
+    if (!out || !o || !o->uri || !*o->uri) {
+        backend__set_error("hx_backend_create: options with a broker uri are needed");
+        return HX_ERR_INVAL;
+    }
+    *out = NULL;
+    int rc = backend__check_opts(o);
+    if (rc != HX_OK)
+        return rc;
+    struct hx_backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        backend__set_error("out of memory creating the backend");
+        return HX_ERR_NOMEM;
+    }
+    backend__init_locks(b);
+    if ((rc = backend__take_opts(b, o)) != HX_OK || (rc = backend__sql_open(b)) != HX_OK)
+        goto exit;
     b->backoff_ms = BACKEND_RETRY_MIN_MS;
     int prc = backend__new_client(b); /* made here so that a bad uri is an error at once */
     if (prc != SIM_OK) {
