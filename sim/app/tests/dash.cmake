@@ -8,6 +8,7 @@
 set(DASH_SRC ${CMAKE_CURRENT_SOURCE_DIR}/..)
 add_executable(test_dash test_dash.c ${DASH_SRC}/dash_form.c ${DASH_SRC}/dash_buf.c
                ${DASH_SRC}/dash_metrics.c ${DASH_SRC}/dash_model.c)
+target_link_libraries(test_dash PRIVATE scansim_build)
 target_include_directories(test_dash PRIVATE ${DASH_SRC})
 target_compile_definitions(test_dash PRIVATE _GNU_SOURCE)
 target_link_libraries(test_dash PRIVATE sim_platform hx_backend fw_core PkgConfig::CHECK
