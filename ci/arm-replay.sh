@@ -20,7 +20,7 @@ arm=$(cd "${2:-$root/build/arm}" && pwd)
 image=$arm/firmware_core/arm/fw_arm_replay.elf
 gen=$host/firmware_core/trace/fw_trace_gen
 replay=$host/firmware_core/trace/fw_trace_replay
-for f in "$image" "$gen" "$replay" "$host/sim/app/scansim"; do
+for f in "$image" "$gen" "$replay" "$host/app/scansim"; do
   [[ -x $f || -f $f ]] || { echo "arm-replay: $f missing (build it first)" >&2; exit 2; }
 done
 command -v qemu-system-arm >/dev/null || { echo "arm-replay: qemu-system-arm not found (bash ci/install-deps.sh)" >&2; exit 2; }
@@ -29,7 +29,7 @@ traces=$arm/traces
 rm -rf "$traces" && mkdir -p "$traces" "$arm/reports"
 echo "-- recording traces"
 "$gen" --seed "${ARM_REPLAY_SEED:-20261202}" --events 10000 --out "$traces/random-10000.fwtrace"
-"$host/sim/app/scansim" test --trace "$traces/scenarios" \
+"$host/app/scansim" test --trace "$traces/scenarios" \
   "$root/scenarios/happy_path.scn" "$root/scenarios/hostile_payloads.scn" \
   "$root/scenarios/offline_outbox.scn"
 # Paths relative to the traces folder: QEMU's semihosting opens them from its own cwd.

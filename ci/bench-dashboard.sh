@@ -10,7 +10,7 @@
 #   usage: ci/bench-dashboard.sh [DEVICES=10000] [ITEMS=100000] [ROUNDS=3] [FLOOD=4] [RATE=1000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scansim=build/sim/app/scansim
+scansim=build/app/scansim
 devices=${1:-10000} items=${2:-100000} rounds=${3:-3} flood=${4:-4} rate=${5:-1000}
 tmp=$(mktemp -d /tmp/scansim-bench-dash-XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT

@@ -17,4 +17,4 @@ cmake --build "$BUILD" -j"$(nproc)" --target scansim >/dev/null
 # every device is a socket, here and in the broker (started by scansim, it inherits this)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), load $(cut -d' ' -f1-3 /proc/loadavg)"
-exec "$BUILD/sim/app/scansim" bench "$@"
+exec "$BUILD/app/scansim" bench "$@"

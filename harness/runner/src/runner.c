@@ -1252,6 +1252,21 @@ static int setup_loops(struct runner *r, char *err, size_t cap)
 }
 
 /* Every device created on its loop, the operators attached, every device powered on. */
+/* A platform code (sim/err.h) in the harness's enum (hx/err.h): what the runner returns is
+   only ever an hx_err, whichever layer failed. */
+int runner_hx_err(int sim_rc)
+{
+    switch (sim_rc) {
+    case SIM_OK: return HX_OK;
+    case SIM_ERR_INVAL: return HX_ERR_INVAL;
+    case SIM_ERR_NOMEM: return HX_ERR_NOMEM;
+    case SIM_ERR_TIMEOUT: return HX_ERR_TIMEOUT;
+    case SIM_ERR_MQTT:
+    case SIM_ERR_OFFLINE: return HX_ERR_PROTO;
+    default: return HX_ERR_SYS; /* IO, STATE, NOT_FOUND, TOO_BIG: the system under us */
+    }
+}
+
 static int setup_devices(struct runner *r, char *err, size_t cap)
 {
     int rc0 = setup_loops(r, err, cap);
@@ -1314,7 +1329,7 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         int rc = sim_device_create(l->loop, &o, &d->dev);
         if (rc != 0) {
             snprintf(err, cap, "device %s could not be created: %s", d->id, sim_strerror(rc));
-            return rc;
+            return runner_hx_err(rc);
         }
     }
     for (size_t i = 0; i < r->n_loops; i++) {
@@ -1326,7 +1341,7 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         int rc = power_on(r, &r->devs[i]);
         if (rc != 0) {
             snprintf(err, cap, "device %s did not power on: %s", r->devs[i].id, sim_strerror(rc));
-            return rc;
+            return runner_hx_err(rc);
         }
     }
     return 0;

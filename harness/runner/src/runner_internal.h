@@ -184,6 +184,8 @@ void runner_fail(struct runner *r, const struct scn_pos *pos, const char *text,
 
 /* Copy every device's figures on its owning thread. 0 or a negative sim_err. */
 int runner_refresh(struct runner *r);
+/* A platform code (sim/err.h) as an hx_err (hx/err.h). */
+int runner_hx_err(int sim_rc);
 
 /* runner_watch.c */
 /* Connect and subscribe; TLS when uri is ssl:// (cafile, and certfile/keyfile for mTLS). */
