@@ -20,7 +20,6 @@
 #define _GNU_SOURCE
 #include <curses.h>
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <locale.h>
 #include <poll.h>
@@ -35,6 +34,7 @@
 #include "sim/display_ncurses.h"
 #include "sim/clock.h"
 #include "sim/err.h"
+#include "sim/fs.h"
 
 const char scansim_cmd_demo_summary[] =
     "scanners in the terminal: OLEDs, state, MQTT log, ledger; keys for tags and buttons";
@@ -113,15 +113,6 @@ static const char demo_help_tail[] =
     "3 broker unreachable, refused, or the embedded broker did not start; 4 internal error.\n";
 
 /* ------------------------------------------------------------------ small helpers */
-
-static int demo__rm_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
-{
-    (void)sb;
-    (void)type;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 /* A valid device id: 1..47 printable ASCII bytes without '+', '#', '/' (docs/protocol.md). */
 static bool demo__valid_id(const char *id)
@@ -587,7 +578,7 @@ static void demo__tear_down(struct demo *d, bool screen_open)
     }
     scansim_cli_broker_down(&d->common, d->broker);
     if (d->tmp_flash[0])
-        nftw(d->tmp_flash, demo__rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        sim_fs_remove_tree(d->tmp_flash);
     sim_ncurses_close();
 }
 

@@ -20,6 +20,7 @@
 
 #include "sim/err.h"
 #include "sim/mqtt.h"
+#include "sim/clock.h"
 
 #define COMMAND_LINK_CONNECT_TIMEOUT_S 10
 #define COMMAND_LINK_SUBACK_TIMEOUT_MS 10000
@@ -46,9 +47,7 @@ struct command_link {
 
 int64_t command_link_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)sim_clock_ms();
 }
 
 bool command_link_reply_topic(const char *topic, char *id)
@@ -160,13 +159,7 @@ bool command_link_wait(struct command_link *l, bool (*done)(void *ctx), void *ct
         if (left > 100)
             left = 100; /* look at scansim_cli_stop_requested now and then */
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)(left / 1000);
-        ts.tv_nsec += (long)(left % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        sim_clock_deadline(&ts, (int)left);
         pthread_cond_timedwait(&l->cond, &l->lock, &ts);
     }
     return done(ctx);

@@ -13,6 +13,7 @@
 
 #include "demo_app.h"
 #include "sim/err.h"
+#include "sim/rng.h"
 
 /* Names the backend gives the items it creates (cycled). */
 static const char *const demo_item_names[] = {
@@ -22,13 +23,7 @@ static const char *const demo_item_names[] = {
 
 static uint64_t demo_input__rand(struct demo *d)
 {
-    uint64_t x = d->rng;
-
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    d->rng = x;
-    return x;
+    return sim_rng_next(&d->rng);
 }
 
 static struct demo_unit *demo_input__chosen(struct demo *d)

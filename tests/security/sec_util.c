@@ -3,10 +3,11 @@
  * devices with captured output.
  */
 #include "sec_util.h"
+#include "sim/clock.h"
+#include "sim/fs.h"
 
 #include <check.h>
 #include <errno.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +21,7 @@
 
 uint64_t sec_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return sim_clock_ms();
 }
 
 void sec_nap_ms(int ms)
@@ -46,19 +45,9 @@ void sec_pki_make(char *out, size_t cap)
     ck_assert_msg(rc == 0, "ci/make-pki.sh failed (%d); see %s/make-pki.log", rc, out);
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void sec_rm_rf(const char *dir)
 {
-    if (dir && *dir)
-        nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    sim_fs_remove_tree(dir);
 }
 
 const char *sec_path(const char *dir, const char *name)

@@ -20,14 +20,13 @@
 
 #include "sim/err.h"
 #include "sim/mqtt.h"
+#include "sim/clock.h"
 
 #define WAIT_MS 10000
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)sim_clock_ms();
 }
 
 static void sleep_ms(int ms)

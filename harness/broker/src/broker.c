@@ -10,6 +10,7 @@
  * Sections: kinds, option checks, start, accessors, lifecycle.
  */
 #include "broker_internal.h"
+#include "sim/fs.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -124,7 +125,7 @@ static void broker__destroy(struct hx_broker *b)
     if (b->driver && b->driver->release)
         b->driver->release(b);
     if (b->dir && !b->keep_dir)
-        broker__remove_tree(b->dir);
+        sim_fs_remove_tree(b->dir);
     free(b->dir);
     free(b->log_path);
     free(b);

@@ -66,7 +66,6 @@ extern const struct broker__driver broker__rabbitmq_driver;
 
 void broker__set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void broker__clear_error(void);
-int64_t broker__now_ms(void);
 void broker__sleep_ms(int ms);
 char *broker__join(const char *dir, const char *name); /* malloc'd "dir/name" or NULL */
 int broker__write_file(const char *path, const char *text, mode_t mode);
@@ -76,7 +75,6 @@ void broker__read_tail(const char *path, off_t from, char *out, size_t max);
 /* Does a line of path after offset from contain needle? */
 bool broker__file_has(const char *path, off_t from, const char *needle);
 bool broker__bad_text(const char *s); /* NULL or holds a newline */
-void broker__remove_tree(const char *dir);
 
 /* ---------------------------------------------------------------- broker_proc.c */
 

@@ -9,6 +9,7 @@
  * Sections: state, config, lifecycle, the driver table.
  */
 #include "broker_internal.h"
+#include "sim/clock.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -215,7 +216,7 @@ static int mosq__launch(struct hx_broker *b)
         return HX_ERR_SYS;
     }
     b->pid = pid;
-    int64_t deadline = broker__now_ms() + HX_BROKER_READY_MS, first_answer = -1;
+    int64_t deadline = (int64_t)sim_clock_ms() + HX_BROKER_READY_MS, first_answer = -1;
     for (;;) {
         int status = 0;
         pid_t r = waitpid(pid, &status, WNOHANG);
@@ -236,12 +237,12 @@ static int mosq__launch(struct hx_broker *b)
            log, the port answering for 300 ms from a live child will do */
         if (broker__try_connect(b->port)) {
             if (first_answer < 0)
-                first_answer = broker__now_ms();
+                first_answer = (int64_t)sim_clock_ms();
             if (broker__file_has(b->log_path, log_from, " running") ||
-                broker__now_ms() - first_answer >= 300)
+                (int64_t)sim_clock_ms() - first_answer >= 300)
                 return HX_OK;
         }
-        if (broker__now_ms() >= deadline)
+        if ((int64_t)sim_clock_ms() >= deadline)
             break;
         broker__sleep_ms(10);
     }

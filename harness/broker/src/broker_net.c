@@ -7,6 +7,7 @@
  * before its MQTT side is up (RabbitMQ) is only ready after the latter.
  */
 #include "broker_internal.h"
+#include "sim/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -76,11 +77,11 @@ int hx_wait_port(const char *host, uint16_t port, int timeout_ms)
                           (unsigned)port);
         return HX_ERR_INVAL;
     }
-    int64_t deadline = broker__now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)sim_clock_ms() + timeout_ms;
     for (;;) {
         if (broker__try_connect_addr(&addr, port))
             return HX_OK;
-        if (broker__now_ms() >= deadline)
+        if ((int64_t)sim_clock_ms() >= deadline)
             break;
         broker__sleep_ms(10);
     }
@@ -94,7 +95,7 @@ static bool broker__read_full(int fd, unsigned char *buf, size_t n, int64_t dead
 {
     size_t got = 0;
     while (got < n) {
-        int64_t left = deadline_ms - broker__now_ms();
+        int64_t left = deadline_ms - (int64_t)sim_clock_ms();
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (left <= 0 || poll(&p, 1, (int)left) <= 0)
             return false;
@@ -111,7 +112,7 @@ static bool broker__read_full(int fd, unsigned char *buf, size_t n, int64_t dead
 bool broker__mqtt_accepts(uint16_t port, int timeout_ms)
 {
     struct in_addr lo = {.s_addr = htonl(INADDR_LOOPBACK)};
-    int64_t deadline = broker__now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)sim_clock_ms() + timeout_ms;
     int fd = broker__connect_fd(&lo, port);
     if (fd < 0)
         return false;

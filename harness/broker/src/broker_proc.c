@@ -7,6 +7,7 @@
  * Linux clears it when the child changes its user, so it is set after the switch.
  */
 #include "broker_internal.h"
+#include "sim/clock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,14 +89,14 @@ pid_t broker__spawn(char *const argv[], const struct broker__spawn_opts *so)
 
 bool broker__wait_child(pid_t pid, int timeout_ms, int *status)
 {
-    int64_t deadline = broker__now_ms() + timeout_ms;
+    int64_t deadline = (int64_t)sim_clock_ms() + timeout_ms;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);
         if (r == pid)
             return true;
         if (r < 0 && errno != EINTR)
             return true; /* not our child any more (reaped elsewhere): treat as gone */
-        if (broker__now_ms() >= deadline)
+        if ((int64_t)sim_clock_ms() >= deadline)
             return false;
         broker__sleep_ms(5);
     }

@@ -32,6 +32,8 @@
  * Sections: state, setup, config, processes, lifecycle, the driver table.
  */
 #include "broker_internal.h"
+#include "sim/clock.h"
+#include "sim/fs.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -314,8 +316,8 @@ static pid_t rabbit__vm_of(pid_t script)
 /* Wait until nothing of the broker but keep is left, then SIGKILL what lingers. */
 static void rabbit__sweep(const struct rabbit *r, pid_t keep)
 {
-    int64_t deadline = broker__now_ms() + HX_RABBITMQ_SWEEP_MS;
-    while (rabbit__each_process(r, keep, 0) > 0 && broker__now_ms() < deadline)
+    int64_t deadline = (int64_t)sim_clock_ms() + HX_RABBITMQ_SWEEP_MS;
+    while (rabbit__each_process(r, keep, 0) > 0 && (int64_t)sim_clock_ms() < deadline)
         broker__sleep_ms(50);
     if (rabbit__each_process(r, keep, SIGKILL) > 0)
         broker__sleep_ms(50);
@@ -350,8 +352,8 @@ static int rabbit__start_epmd(struct hx_broker *b, struct rabbit *r)
             broker__set_error("cannot fork to start %s: %s", r->epmd, strerror(errno));
             return HX_ERR_SYS;
         }
-        int64_t deadline = broker__now_ms() + 5000;
-        while (!broker__child_gone(&r->epmd_pid) && broker__now_ms() < deadline) {
+        int64_t deadline = (int64_t)sim_clock_ms() + 5000;
+        while (!broker__child_gone(&r->epmd_pid) && (int64_t)sim_clock_ms() < deadline) {
             if (broker__try_connect(r->epmd_port))
                 return HX_OK;
             broker__sleep_ms(10);
@@ -431,7 +433,7 @@ static int rabbit__wait_ready(struct hx_broker *b, struct rabbit *r, off_t log_f
     char listener[64];
     snprintf(listener, sizeof listener, "started MQTT TCP listener on 127.0.0.1:%u",
              (unsigned)b->port);
-    int64_t deadline = broker__now_ms() + HX_RABBITMQ_READY_MS;
+    int64_t deadline = (int64_t)sim_clock_ms() + HX_RABBITMQ_READY_MS;
     for (;;) {
         int status = 0;
         if (waitpid(r->script, &status, WNOHANG) == r->script)
@@ -442,7 +444,7 @@ static int rabbit__wait_ready(struct hx_broker *b, struct rabbit *r, off_t log_f
             b->pid = vm ? vm : r->script; /* the script forwards SIGTERM to the VM */
             return HX_OK;
         }
-        if (broker__now_ms() >= deadline)
+        if ((int64_t)sim_clock_ms() >= deadline)
             break;
         broker__sleep_ms(100);
     }
@@ -459,7 +461,7 @@ static int rabbit__wait_ready(struct hx_broker *b, struct rabbit *r, off_t log_f
 /* persistence off: a restart starts from an empty node, as mosquitto's would. */
 static int rabbit__forget_state(struct rabbit *r)
 {
-    broker__remove_tree(r->mnesia_dir);
+    sim_fs_remove_tree(r->mnesia_dir);
     return rabbit__make_dir(r, r->mnesia_dir);
 }
 

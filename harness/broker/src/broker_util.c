@@ -5,10 +5,10 @@
  * Sections: errors, time, files.
  */
 #include "broker_internal.h"
+#include "sim/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,13 +40,6 @@ const char *hx_broker_last_error(void)
 }
 
 /* ---------------------------------------------------------------- time */
-
-int64_t broker__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void broker__sleep_ms(int ms)
 {
@@ -141,17 +134,3 @@ bool broker__bad_text(const char *s)
     return !s || strpbrk(s, "\r\n") != NULL;
 }
 
-static int broker__remove_entry(const char *path, const struct stat *st, int flag,
-                                struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-void broker__remove_tree(const char *dir)
-{
-    nftw(dir, broker__remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}

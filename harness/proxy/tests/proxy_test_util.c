@@ -2,6 +2,7 @@
  * proxy_test_util.c - shared helpers of the proxy's broker tests (see proxy_test_util.h).
  */
 #include "proxy_test_util.h"
+#include "sim/clock.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -13,9 +14,7 @@
 
 int64_t t_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)sim_clock_ms();
 }
 
 bool t_wait(bool (*cond)(void *), void *arg, int timeout_ms)

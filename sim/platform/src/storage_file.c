@@ -20,29 +20,7 @@
 #include "sim/err.h"
 #include "sim/storage.h"
 #include "storage_internal.h"
-
-int storage__mkdir_p(const char *path)
-{
-    char buf[4096];
-    size_t n = strlen(path);
-
-    if (n == 0 || n >= sizeof(buf)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
+#include "sim/fs.h"
 
 int sim_storage_file_open(const char *dir, bool fsync, struct sim_storage **out)
 {
@@ -63,7 +41,7 @@ int sim_storage_file_open(const char *dir, bool fsync, struct sim_storage **out)
         rc = SIM_ERR_NOMEM;
         goto fail;
     }
-    if (storage__mkdir_p(dir) != 0) {
+    if (sim_fs_mkdir_p(dir) != 0) {
         rc = SIM_ERR_IO;
         goto fail;
     }

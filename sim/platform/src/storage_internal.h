@@ -35,7 +35,5 @@ int storage__memory_write(struct sim_storage *s, const char *key, const void *bu
                           size_t len);
 void storage__memory_clear(struct sim_storage *s);
 
-/* mkdir -p with mode 0700 (storage folders; trace_file.c's folder too). 0 or -1, errno. */
-int storage__mkdir_p(const char *path);
 
 #endif /* SIM_STORAGE_INTERNAL_H */

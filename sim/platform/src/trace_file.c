@@ -11,6 +11,7 @@
 
 #include "sim/err.h"
 #include "storage_internal.h"
+#include "sim/fs.h"
 
 #define TRACE_FILE_BUF (64 * 1024)
 
@@ -56,7 +57,7 @@ int sim_trace_file_open(const char *dir, const char *id, struct sim_trace_file *
         free(t);
         return SIM_ERR_NOMEM;
     }
-    if (storage__mkdir_p(dir) != 0 || !(f = fopen(t->path, "wb"))) {
+    if (sim_fs_mkdir_p(dir) != 0 || !(f = fopen(t->path, "wb"))) {
         fprintf(stderr, "scansim: --trace %s: cannot create %s: %s\n", dir, t->path,
                 strerror(errno));
         free(t->path);

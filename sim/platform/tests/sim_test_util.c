@@ -13,6 +13,7 @@
 #include "sim/err.h"
 #include "sim/mqtt.h"
 #include "sim_test_util.h"
+#include "sim/clock.h"
 
 #define MAX_SEEN 256
 
@@ -26,9 +27,7 @@ struct watcher {
 
 uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return sim_clock_ms();
 }
 
 void nap_ms(int ms)
