@@ -27,6 +27,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,10 +116,77 @@ static const struct option bench_long[] = {
     {0, 0, 0, 0},
 };
 
-static int bench_parse(int argc, char **argv, struct bench_opts *o)
-{
-    int opt;
+/* The options that are a plain value of struct bench_opts: parsed by kind from this table. */
+enum bench_arg { BENCH_ARG_INT, BENCH_ARG_TEXT, BENCH_ARG_FLAG };
 
+struct bench_field {
+    int opt;           /* bench_long's value */
+    enum bench_arg kind;
+    const char *flag;
+    size_t off;        /* offsetof(struct bench_opts, the field) */
+    long min, max;     /* BENCH_ARG_INT */
+};
+
+#define BENCH_FIELD(opt, kind, flag, field, min, max) \
+    {opt, BENCH_ARG_##kind, flag, offsetof(struct bench_opts, field), min, max}
+
+static const struct bench_field bench_fields[] = {
+    BENCH_FIELD(0x3002, INT, "--items-per-device", items_per_device, 1, 100000),
+    BENCH_FIELD(0x3003, INT, "--repeat", repeat, 1, 99),
+    BENCH_FIELD(0x3004, INT, "--raw-messages", raw_messages, 1000, 100000000),
+    BENCH_FIELD(0x3005, INT, "--raw-window", raw_window, 1, 65535),
+    BENCH_FIELD(0x3006, INT, "--workers", workers, 1, 256),
+    BENCH_FIELD(0x3007, INT, "--per-worker", per_worker, 1, 100000),
+    BENCH_FIELD(0x300b, INT, "--min-items", min_items, 1, 100000000),
+    BENCH_FIELD(0x3008, TEXT, "--json", json_path, 0, 0),
+    BENCH_FIELD(0x300a, TEXT, "--raw-subscriber", raw_sub_topic, 0, 0),
+    BENCH_FIELD(0x3009, FLAG, "--skip-raw", skip_raw, 0, 0),
+};
+
+/* 1 when opt is a table field (set, or -1 when its value is wrong), 0 when it is not one. */
+static int bench_parse_field(struct bench_opts *o, int opt, const char *arg)
+{
+    for (size_t i = 0; i < sizeof bench_fields / sizeof bench_fields[0]; i++) {
+        const struct bench_field *f = &bench_fields[i];
+        if (f->opt != opt)
+            continue;
+        void *p = (char *)o + f->off;
+        int rc = 0;
+        switch (f->kind) {
+        case BENCH_ARG_INT: rc = scansim_cli_parse_int(CMD, f->flag, arg, f->min, f->max, p); break;
+        case BENCH_ARG_TEXT: *(const char **)p = arg; break;
+        case BENCH_ARG_FLAG: *(bool *)p = true; break;
+        }
+        return rc ? -1 : 1;
+    }
+    return 0;
+}
+
+/* --devices LIST: the fleet sizes, comma-separated. */
+static int bench_parse_devices(struct bench_opts *o, const char *arg)
+{
+    char buf[256], *save = NULL, *tok;
+
+    snprintf(buf, sizeof(buf), "%s", arg);
+    o->n_points = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (o->n_points == BENCH_MAX_POINTS) {
+            scansim_cli_error(CMD, "--devices: at most %d sizes", BENCH_MAX_POINTS);
+            return -1;
+        }
+        if (scansim_cli_parse_int(CMD, "--devices", tok, 1, 1000000, &o->points[o->n_points]))
+            return -1;
+        o->n_points++;
+    }
+    if (o->n_points == 0) {
+        scansim_cli_error(CMD, "--devices: expected sizes such as 1000,10000, got '%s'", arg);
+        return -1;
+    }
+    return 0;
+}
+
+static void bench_defaults(struct bench_opts *o)
+{
     memset(o, 0, sizeof(*o));
     scansim_cli_common_defaults(&o->c);
     o->points[0] = 1000;
@@ -131,95 +199,57 @@ static int bench_parse(int argc, char **argv, struct bench_opts *o)
     o->raw_messages = 200000;
     o->raw_window = 1000;
     o->per_worker = 0; /* 0: let scansim run choose (--workers auto) */
+}
+
+/* One option of getopt_long (not --help): 0, -1 with the error said. */
+static int bench_parse_option(struct bench_opts *o, int opt, char **argv)
+{
+    int r = bench_parse_field(o, opt, optarg);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    switch (opt) {
+    case 0x3001:
+        return bench_parse_devices(o, optarg);
+    case 0x300c: {
+        size_t len;
+        o->report_path = optarg;
+        if (!dash_chart_js(&len))
+            return -1; /* said: better now than after minutes of rounds */
+        return 0;
+    }
+    case '?':
+        scansim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim bench --help)",
+                      argv[optind - 1]);
+        return -1;
+    default:
+        r = scansim_cli_common_option(CMD, &o->c, opt, optarg);
+        if (r == 0)
+            scansim_cli_error(CMD, "unexpected option (see scansim bench --help)");
+        return r > 0 ? 0 : -1;
+    }
+}
+
+static int bench_parse(int argc, char **argv, struct bench_opts *o)
+{
+    int opt;
+
+    bench_defaults(o);
     optind = 1;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, "h" SCANSIM_CLI_COMMON_SHORT, bench_long, NULL)) != -1) {
-        switch (opt) {
-        case 'h':
+        if (opt == 'h') {
             fputs(bench_help, stdout);
             fputs(scansim_cli_common_help, stdout);
             return 1;
-        case 0x3001: {
-            char buf[256], *save = NULL, *tok;
-            snprintf(buf, sizeof(buf), "%s", optarg);
-            o->n_points = 0;
-            for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (o->n_points == BENCH_MAX_POINTS) {
-                    scansim_cli_error(CMD, "--devices: at most %d sizes", BENCH_MAX_POINTS);
-                    return -1;
-                }
-                if (scansim_cli_parse_int(CMD, "--devices", tok, 1, 1000000, &o->points[o->n_points]))
-                    return -1;
-                o->n_points++;
-            }
-            if (o->n_points == 0) {
-                scansim_cli_error(CMD, "--devices: expected sizes such as 1000,10000, got '%s'", optarg);
-                return -1;
-            }
-            break;
         }
-        case 0x3002:
-            if (scansim_cli_parse_int(CMD, "--items-per-device", optarg, 1, 100000, &o->items_per_device))
-                return -1;
-            break;
-        case 0x3003:
-            if (scansim_cli_parse_int(CMD, "--repeat", optarg, 1, 99, &o->repeat))
-                return -1;
-            break;
-        case 0x3004:
-            if (scansim_cli_parse_int(CMD, "--raw-messages", optarg, 1000, 100000000, &o->raw_messages))
-                return -1;
-            break;
-        case 0x3005:
-            if (scansim_cli_parse_int(CMD, "--raw-window", optarg, 1, 65535, &o->raw_window))
-                return -1;
-            break;
-        case 0x3006:
-            if (scansim_cli_parse_int(CMD, "--workers", optarg, 1, 256, &o->workers))
-                return -1;
-            break;
-        case 0x3007:
-            if (scansim_cli_parse_int(CMD, "--per-worker", optarg, 1, 100000, &o->per_worker))
-                return -1;
-            break;
-        case 0x3008:
-            o->json_path = optarg;
-            break;
-        case 0x300c: {
-            size_t len;
-            o->report_path = optarg;
-            if (!dash_chart_js(&len))
-                return -1; /* said: better now than after minutes of rounds */
-            break;
-        }
-        case 0x3009:
-            o->skip_raw = true;
-            break;
-        case 0x300a:
-            o->raw_sub_topic = optarg;
-            break;
-        case 0x300b:
-            if (scansim_cli_parse_int(CMD, "--min-items", optarg, 1, 100000000, &o->min_items))
-                return -1;
-            break;
-        case '?':
-            scansim_cli_error(CMD, "unknown option '%s' or it needs a value (see scansim bench --help)",
-                          argv[optind - 1]);
+        if (bench_parse_option(o, opt, argv) != 0)
             return -1;
-        default: {
-            int r = scansim_cli_common_option(CMD, &o->c, opt, optarg);
-            if (r <= 0) {
-                if (r == 0)
-                    scansim_cli_error(CMD, "unexpected option (see scansim bench --help)");
-                return -1;
-            }
-        }
-        }
     }
     if (optind < argc) {
         scansim_cli_error(CMD, "unexpected argument '%s' (see scansim bench --help)", argv[optind]);
         return -1;
     }
+    /* the client libraries compared: --transport's, else both */
     if (o->c.transport != SIM_MQTT_DEFAULT) {
         o->kinds[0] = (enum sim_mqtt_kind)o->c.transport;
         o->n_kinds = 1;
@@ -395,44 +425,36 @@ struct raw_cpu {
     long window;
 };
 
-/* One raw run: a subscriber process (raw_subscriber) and this process publishing with a
-   full window. Messages per second from the first to the last arrival, or < 0; *cpu gets
-   the CPU time each party used per message while publishing. */
-static double raw_once(const struct bench_opts *o, enum sim_mqtt_kind kind, const char *uri,
-                       int run, int broker_pid, struct raw_cpu *cpu)
+/* The subscriber process of a raw run, as raw_once sees it. */
+struct raw_sub {
+    pid_t pid;   /* > 0 once forked: the caller stops and reaps it */
+    FILE *from;  /* its stdout: "ready", then "done ..." */
+};
+
+/* Start `scansim bench --raw-subscriber TOPIC` on uri with the client library kind and wait
+   for its "ready"; 0, or -1 (s->pid may still need stopping). */
+static int raw_start_subscriber(const struct bench_opts *o, enum sim_mqtt_kind kind,
+                                const char *uri, const char *topic, struct raw_sub *s)
 {
-    uint64_t c_pub = 0, c_sub = 0, c_brk = 0;
-
-    cpu->pub = cpu->sub = cpu->broker = NAN;
-    cpu->window = o->raw_window;
-    struct sim_mqtt *pub = NULL;
-    struct raw_ctx r;
-    char id[64], topic[64], nmsg[24], nwin[24], line[256];
-    static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
-    double result = -1;
-    long sent = 0;
+    char nmsg[24], nwin[24], line[256], cbuf[24];
     int p[2] = { -1, -1 };
-    pid_t pid = -1;
-    FILE *from = NULL;
-    uint64_t first = 0, last = 0;
-    long got = 0;
+    size_t a = 10;
+    struct scansim_cli_common child = o->c;
 
-    memset(&r, 0, sizeof(r));
-    snprintf(topic, sizeof(topic), "bench/raw/%d/%d", (int)getpid(), run);
     snprintf(nmsg, sizeof(nmsg), "%ld", o->raw_messages);
     snprintf(nwin, sizeof(nwin), "%ld", o->raw_window);
     if (pipe(p) != 0)
-        goto out;
+        return -1;
     char *argv[32] = { "scansim", "bench", "--broker", (char *)uri, "--raw-messages", nmsg,
-                       "--raw-window", nwin, "--raw-subscriber", topic };
-    char cbuf[24];
-    size_t a = 10;
-    struct scansim_cli_common child = o->c;
+                       "--raw-window", nwin, "--raw-subscriber", (char *)topic };
     child.transport = kind;
-    if (scansim_cli_connection_args(&child, argv, &a, 32, cbuf) != 0)
-        goto out;
-    pid = fork();
-    if (pid == 0) {
+    if (scansim_cli_connection_args(&child, argv, &a, 32, cbuf) != 0) {
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    s->pid = fork();
+    if (s->pid == 0) {
         dup2(p[1], 1);
         close(p[0]);
         close(p[1]);
@@ -440,32 +462,33 @@ static double raw_once(const struct bench_opts *o, enum sim_mqtt_kind kind, cons
         _exit(4);
     }
     close(p[1]);
-    p[1] = -1;
-    if (pid < 0 || !(from = fdopen(p[0], "r")))
-        goto out;
-    p[0] = -1;
-    if (!fgets(line, sizeof(line), from) || strncmp(line, "ready", 5) != 0) {
+    if (s->pid < 0 || !(s->from = fdopen(p[0], "r"))) {
+        close(p[0]);
+        return -1;
+    }
+    if (!fgets(line, sizeof(line), s->from) || strncmp(line, "ready", 5) != 0) {
         scansim_cli_error(CMD, "raw ceiling: the subscriber did not start on %s", uri);
-        goto out;
+        return -1;
     }
-    snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
-    if (raw_connect(&pub, o, kind, uri, id, &r) != 0) {
-        scansim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
-        goto out;
-    }
-    long window = raw_window_of(o);
-    cpu->window = window;
-    c_pub = fleet_proc_cpu_ms(0);
-    c_sub = fleet_proc_cpu_ms((int)pid);
-    c_brk = broker_pid > 0 ? fleet_proc_cpu_ms(broker_pid) : 0;
+    return 0;
+}
+
+/* Publish o->raw_messages QoS 1 messages on topic, keeping `window` of them in flight;
+   0, or -1 when one was refused or lost (said). */
+static int raw_publish_all(struct sim_mqtt *pub, const struct bench_opts *o, const char *uri,
+                           const char *topic, long window, struct raw_ctx *r)
+{
+    static const char payload[] = "{\"item_id\":123456,\"item_name\":\"Item 123456\",\"tag_quantity\":1}";
+    long sent = 0;
+
     while (sent < o->raw_messages) {
-        if (atomic_load(&r.failed)) { /* refused (MQTT 5) or lost with the connection */
+        if (atomic_load(&r->failed)) { /* refused (MQTT 5) or lost with the connection */
             scansim_cli_error(CMD, "raw ceiling: a publish to %s failed after %ld of %ld (refused "
                           "by the broker or lost with the connection)", uri, sent, o->raw_messages);
-            goto out;
+            return -1;
         }
         /* keep the window full: sent - acknowledged < window */
-        while (sent < o->raw_messages && sent - atomic_load(&r.sent_ok) < window) {
+        while (sent < o->raw_messages && sent - atomic_load(&r->sent_ok) < window) {
             if (sim_mqtt_publish(pub, topic, payload, sizeof(payload) - 1, 1, false, NULL) !=
                 SIM_OK)
                 break;
@@ -473,31 +496,83 @@ static double raw_once(const struct bench_opts *o, enum sim_mqtt_kind kind, cons
         }
         usleep(200);
     }
+    return 0;
+}
+
+/* CPU times (ms) of the raw run's parties when publishing starts. */
+struct raw_cpu_mark {
+    uint64_t pub, sub, broker;
+};
+
+static void raw_cpu_start(struct raw_cpu_mark *m, pid_t sub_pid, int broker_pid)
+{
+    m->pub = fleet_proc_cpu_ms(0);
+    m->sub = fleet_proc_cpu_ms((int)sub_pid);
+    m->broker = broker_pid > 0 ? fleet_proc_cpu_ms(broker_pid) : 0;
+}
+
+/* Read the subscriber's "done FIRST LAST GOT": messages per second from the first to the
+   last arrival and *cpu per message since mark, or -1 (said) when it missed some. */
+static double raw_tally(const struct bench_opts *o, FILE *from, pid_t sub_pid, int broker_pid,
+                        const struct raw_cpu_mark *mark, struct raw_cpu *cpu)
+{
+    char line[256];
+    uint64_t first = 0, last = 0;
+    long got = 0;
+
     if (!fgets(line, sizeof(line), from) ||
         sscanf(line, "done %" SCNu64 " %" SCNu64 " %ld", &first, &last, &got) != 3 || got < o->raw_messages ||
         last <= first) {
         scansim_cli_error(CMD, "raw ceiling: the subscriber got %ld of %ld messages", got, o->raw_messages);
+        return -1;
+    }
+    cpu->pub = (double)(fleet_proc_cpu_ms(0) - mark->pub) * 1000.0 / (double)o->raw_messages;
+    cpu->sub = (double)(fleet_proc_cpu_ms((int)sub_pid) - mark->sub) * 1000.0 / (double)o->raw_messages;
+    if (broker_pid > 0)
+        cpu->broker = (double)(fleet_proc_cpu_ms(broker_pid) - mark->broker) * 1000.0 / (double)o->raw_messages;
+    return (double)(o->raw_messages - 1) * 1e9 / (double)(last - first);
+}
+
+/* One raw run: a subscriber process (raw_subscriber) and this process publishing with a
+   full window. Messages per second from the first to the last arrival, or < 0; *cpu gets
+   the CPU time each party used per message while publishing. */
+static double raw_once(const struct bench_opts *o, enum sim_mqtt_kind kind, const char *uri,
+                       int run, int broker_pid, struct raw_cpu *cpu)
+{
+    struct sim_mqtt *pub = NULL;
+    struct raw_ctx r;
+    struct raw_sub sub = { -1, NULL };
+    struct raw_cpu_mark mark;
+    char id[64], topic[64];
+    double result = -1;
+
+    cpu->pub = cpu->sub = cpu->broker = NAN;
+    cpu->window = o->raw_window;
+    memset(&r, 0, sizeof(r));
+    snprintf(topic, sizeof(topic), "bench/raw/%d/%d", (int)getpid(), run);
+    if (raw_start_subscriber(o, kind, uri, topic, &sub) != 0)
+        goto out;
+    snprintf(id, sizeof(id), "bench-pub-%d-%d", (int)getpid(), run);
+    if (raw_connect(&pub, o, kind, uri, id, &r) != 0) {
+        scansim_cli_error(CMD, "raw ceiling: could not connect to %s", uri);
         goto out;
     }
-    result = (double)(o->raw_messages - 1) * 1e9 / (double)(last - first);
-    cpu->pub = (double)(fleet_proc_cpu_ms(0) - c_pub) * 1000.0 / (double)o->raw_messages;
-    cpu->sub = (double)(fleet_proc_cpu_ms((int)pid) - c_sub) * 1000.0 / (double)o->raw_messages;
-    if (broker_pid > 0)
-        cpu->broker = (double)(fleet_proc_cpu_ms(broker_pid) - c_brk) * 1000.0 / (double)o->raw_messages;
+    long window = raw_window_of(o);
+    cpu->window = window;
+    raw_cpu_start(&mark, sub.pid, broker_pid);
+    if (raw_publish_all(pub, o, uri, topic, window, &r) != 0)
+        goto out;
+    result = raw_tally(o, sub.from, sub.pid, broker_pid, &mark, cpu);
 out:
     if (pub)
         sim_mqtt_disconnect(pub);
     sim_mqtt_destroy(pub);
-    if (from)
-        fclose(from);
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
-    if (pid > 0) {
+    if (sub.from)
+        fclose(sub.from);
+    if (sub.pid > 0) {
         int st;
-        kill(pid, SIGTERM);
-        waitpid(pid, &st, 0);
+        kill(sub.pid, SIGTERM);
+        waitpid(sub.pid, &st, 0);
     }
     return result;
 }
