@@ -177,25 +177,75 @@ bad:
     return -1;
 }
 
-int scansim_cli_common_option(const char *cmd, struct scansim_cli_common *c, int opt, const char *arg)
+/* --broker URI: one more broker, the first also broker_uri. */
+static int cli__opt_broker(const char *cmd, struct scansim_cli_common *c, const char *arg)
 {
-    long v;
+    if (strncmp(arg, "tcp://", 6) != 0 && strncmp(arg, "ssl://", 6) != 0 &&
+        strncmp(arg, "mqtt://", 7) != 0 && strncmp(arg, "mqtts://", 8) != 0) {
+        scansim_cli_error(cmd, "--broker: expected a URI such as tcp://localhost:1883 or "
+                           "ssl://broker:8883, got '%s'", arg);
+        return -1;
+    }
+    if (c->n_brokers == SCANSIM_CLI_BROKERS_MAX) {
+        scansim_cli_error(cmd, "--broker: at most %d brokers", SCANSIM_CLI_BROKERS_MAX);
+        return -1;
+    }
+    if (!c->broker_uri)
+        c->broker_uri = arg;
+    c->broker_uris[c->n_brokers++] = arg;
+    return 1;
+}
+
+static int cli__opt_password(const char *cmd, struct scansim_cli_common *c, const char *arg)
+{
+    /* Keep a copy and blank the argument, so `ps` shows stars once we run. */
+    static char saved[256];
+    size_t n = strlen(arg);
+    if (n >= sizeof(saved)) {
+        scansim_cli_error(cmd, "-P/--password: longer than %zu bytes", sizeof(saved) - 1);
+        return -1;
+    }
+    memcpy(saved, arg, n + 1);
+    memset((char *)arg, '*', n);
+    c->password = saved;
+    return 1;
+}
+
+/* The words an option accepts and what each means. */
+struct cli__word {
+    const char *word;
+    int value;
+};
+
+#define CLI__N(words) (sizeof(words) / sizeof(words)[0])
+
+static const struct cli__word cli__protocol_words[] = {
+    {"311", 311}, {"mqttv311", 311}, {"3.1.1", 311}, {"5", 5}, {"mqttv5", 5},
+};
+static const struct cli__word cli__session_words[] = {
+    {"clean", SCANSIM_SESSION_CLEAN}, {"persistent", SCANSIM_SESSION_PERSISTENT},
+};
+static const struct cli__word cli__layout_words[] = {
+    {"seed", SCANSIM_LAYOUT_SEED}, {"per-device", SCANSIM_LAYOUT_PER_DEVICE},
+};
+
+/* 0 with *out set when arg is one of the n words, else -1. */
+static int cli__pick(const char *arg, const struct cli__word *words, size_t n, int *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(arg, words[i].word) == 0) {
+            *out = words[i].value;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* The options given by a word or a client library's name: 1, -1 (said), 0 if opt is none. */
+static int cli__common_choice(const char *cmd, struct scansim_cli_common *c, int opt, const char *arg)
+{
+    int w;
     switch (opt) {
-    case 0x1001:
-        if (strncmp(arg, "tcp://", 6) != 0 && strncmp(arg, "ssl://", 6) != 0 &&
-            strncmp(arg, "mqtt://", 7) != 0 && strncmp(arg, "mqtts://", 8) != 0) {
-            scansim_cli_error(cmd, "--broker: expected a URI such as tcp://localhost:1883 or "
-                               "ssl://broker:8883, got '%s'", arg);
-            return -1;
-        }
-        if (c->n_brokers == SCANSIM_CLI_BROKERS_MAX) {
-            scansim_cli_error(cmd, "--broker: at most %d brokers", SCANSIM_CLI_BROKERS_MAX);
-            return -1;
-        }
-        if (!c->broker_uri)
-            c->broker_uri = arg;
-        c->broker_uris[c->n_brokers++] = arg;
-        return 1;
     case 0x100b: {
         enum hx_broker_kind k;
         if (hx_broker_kind_parse(arg, &k) != 0) {
@@ -205,76 +255,6 @@ int scansim_cli_common_option(const char *cmd, struct scansim_cli_common *c, int
         c->broker_type = (int)k;
         return 1;
     }
-    case 'u':
-        c->username = arg;
-        if (!c->password && getenv(SCANSIM_CLI_PASSWORD_ENV) && *getenv(SCANSIM_CLI_PASSWORD_ENV))
-            c->password = getenv(SCANSIM_CLI_PASSWORD_ENV);
-        return 1;
-    case 'P': {
-        /* Keep a copy and blank the argument, so `ps` shows stars once we run. */
-        static char saved[256];
-        size_t n = strlen(arg);
-        if (n >= sizeof(saved)) {
-            scansim_cli_error(cmd, "-P/--password: longer than %zu bytes", sizeof(saved) - 1);
-            return -1;
-        }
-        memcpy(saved, arg, n + 1);
-        memset((char *)arg, '*', n);
-        c->password = saved;
-        return 1;
-    }
-    case 0x1002: c->cafile = arg; return 1;
-    case 0x1003: c->cert = arg; return 1;
-    case 0x1004: c->key = arg; return 1;
-    case 0x1005: c->insecure = true; return 1;
-    case 'k':
-        if (scansim_cli_parse_int(cmd, "--keepalive", arg, 0, 65535, &v) != 0)
-            return -1;
-        c->keepalive_s = (int)v;
-        return 1;
-    case 'V':
-        if (strcmp(arg, "311") == 0 || strcmp(arg, "mqttv311") == 0 || strcmp(arg, "3.1.1") == 0)
-            c->protocol_version = 311;
-        else if (strcmp(arg, "5") == 0 || strcmp(arg, "mqttv5") == 0)
-            c->protocol_version = 5;
-        else {
-            scansim_cli_error(cmd, "--protocol-version: expected 311 (MQTT 3.1.1) or 5, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case 'q':
-        if (scansim_cli_parse_int(cmd, "--qos", arg, 0, 2, &v) != 0)
-            return -1;
-        c->qos = (int)v;
-        return 1;
-    case 0x1006:
-        if (strcmp(arg, "clean") == 0)
-            c->session = SCANSIM_SESSION_CLEAN;
-        else if (strcmp(arg, "persistent") == 0)
-            c->session = SCANSIM_SESSION_PERSISTENT;
-        else {
-            scansim_cli_error(cmd, "--session: expected clean or persistent, got '%s'", arg);
-            return -1;
-        }
-        return 1;
-    case 0x1007:
-        if (scansim_cli_parse_int(cmd, "--session-expiry", arg, 0, 0x7fffffffL, &v) != 0)
-            return -1;
-        c->session_expiry_s = (int)v;
-        return 1;
-    case 0x1008:
-        if (strcmp(arg, "seed") == 0)
-            c->layout = SCANSIM_LAYOUT_SEED;
-        else if (strcmp(arg, "per-device") == 0)
-            c->layout = SCANSIM_LAYOUT_PER_DEVICE;
-        else {
-            scansim_cli_error(cmd, "--layout: expected seed or per-device, got '%s'", arg);
-            return -1;
-        }
-        c->layout_set = true;
-        return 1;
-    case 0x1009: c->broker_log = arg; return 1;
-    case 0x100a: c->nagle = true; return 1;
     case 0x100c: {
         enum sim_mqtt_kind k;
         if (sim_mqtt_kind_parse(arg, &k) != 0) {
@@ -284,9 +264,79 @@ int scansim_cli_common_option(const char *cmd, struct scansim_cli_common *c, int
         c->transport = k;
         return 1;
     }
-    case 'v': c->verbose++; return 1;
+    case 'V':
+        if (cli__pick(arg, cli__protocol_words, CLI__N(cli__protocol_words), &c->protocol_version)) {
+            scansim_cli_error(cmd, "--protocol-version: expected 311 (MQTT 3.1.1) or 5, got '%s'", arg);
+            return -1;
+        }
+        return 1;
+    case 0x1006:
+        if (cli__pick(arg, cli__session_words, CLI__N(cli__session_words), &w)) {
+            scansim_cli_error(cmd, "--session: expected clean or persistent, got '%s'", arg);
+            return -1;
+        }
+        c->session = (enum scansim_cli_session)w;
+        return 1;
+    case 0x1008:
+        if (cli__pick(arg, cli__layout_words, CLI__N(cli__layout_words), &w)) {
+            scansim_cli_error(cmd, "--layout: expected seed or per-device, got '%s'", arg);
+            return -1;
+        }
+        c->layout = (enum scansim_cli_layout)w;
+        c->layout_set = true;
+        return 1;
     default:
         return 0;
+    }
+}
+
+/* The whole numbers: 1, -1 (said), 0 if opt is none of them. */
+static int cli__common_number(const char *cmd, struct scansim_cli_common *c, int opt, const char *arg)
+{
+    long v;
+    switch (opt) {
+    case 'k':
+        if (scansim_cli_parse_int(cmd, "--keepalive", arg, 0, 65535, &v) != 0)
+            return -1;
+        c->keepalive_s = (int)v;
+        return 1;
+    case 'q':
+        if (scansim_cli_parse_int(cmd, "--qos", arg, 0, 2, &v) != 0)
+            return -1;
+        c->qos = (int)v;
+        return 1;
+    case 0x1007:
+        if (scansim_cli_parse_int(cmd, "--session-expiry", arg, 0, 0x7fffffffL, &v) != 0)
+            return -1;
+        c->session_expiry_s = (int)v;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int scansim_cli_common_option(const char *cmd, struct scansim_cli_common *c, int opt, const char *arg)
+{
+    int r;
+    switch (opt) {
+    case 0x1001: return cli__opt_broker(cmd, c, arg);
+    case 'P': return cli__opt_password(cmd, c, arg);
+    case 'u':
+        c->username = arg;
+        if (!c->password && getenv(SCANSIM_CLI_PASSWORD_ENV) && *getenv(SCANSIM_CLI_PASSWORD_ENV))
+            c->password = getenv(SCANSIM_CLI_PASSWORD_ENV);
+        return 1;
+    case 0x1002: c->cafile = arg; return 1;
+    case 0x1003: c->cert = arg; return 1;
+    case 0x1004: c->key = arg; return 1;
+    case 0x1005: c->insecure = true; return 1;
+    case 0x1009: c->broker_log = arg; return 1;
+    case 0x100a: c->nagle = true; return 1;
+    case 'v': c->verbose++; return 1;
+    default:
+        if ((r = cli__common_choice(cmd, c, opt, arg)) != 0)
+            return r;
+        return cli__common_number(cmd, c, opt, arg);
     }
 }
 
