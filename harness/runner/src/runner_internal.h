@@ -1,9 +1,12 @@
 /*
  * runner_internal.h - the runner's shared state (harness/runner/src only).
  *
- * runner.c sets a scenario up, runs its steps and tears it down; runner_watch.c is the
- * status watcher (an MQTT client on sim/mqtt.h), runner_load.c the backend's load and malformed payloads,
- * runner_operator.c the scripted operators that run on the devices' owning threads.
+ * runner.c runs a scenario's steps on its timeline and writes the report; runner_env.c
+ * sets up and tears down what it runs in (work folder, broker, backend, proxies, loops,
+ * devices); runner_actions.c carries out the action steps, runner_expect.c evaluates the
+ * expectations. runner_watch.c is the status watcher (an MQTT client on sim/mqtt.h),
+ * runner_load.c the backend's load and malformed payloads, runner_operator.c the scripted
+ * operators that run on the devices' owning threads.
  */
 #ifndef RUNNER_INTERNAL_H
 #define RUNNER_INTERNAL_H
@@ -26,6 +29,8 @@
 #include "sim/loop.h"
 
 #define RUNNER_PATH_MAX 1024
+/* How often conditions are polled while waiting. */
+#define RUNNER_POLL_MS 50
 
 /* Operator states (owner thread only). */
 enum runner_op_state {
@@ -167,6 +172,12 @@ struct runner {
     size_t steps_run;
 };
 
+/* Selected devices of a step: resolved once, when the step runs. */
+struct runner_sel {
+    uint32_t *num;
+    size_t n;
+};
+
 int64_t runner_now_ms(void);
 
 /* runner_broker.c: a broker the runner did not start. */
@@ -186,6 +197,31 @@ void runner_fail(struct runner *r, const struct scn_pos *pos, const char *text,
 int runner_refresh(struct runner *r);
 /* A platform code (sim/err.h) as an hx_err (hx/err.h). */
 int runner_hx_err(int sim_rc);
+
+/* runner_env.c */
+/* Devices and their ids, and the work folder (the keep dir, or a temporary one). */
+int runner_setup_work(struct runner *r, char *err, size_t cap);
+/* The broker, the watcher, the backend role and the devices, up to time zero. */
+int runner_setup_harness(struct runner *r, char *err, size_t cap);
+/* Everything set-up started, stopped and freed; what --keep keeps, written. */
+void runner_teardown(struct runner *r);
+/* Remove the work folder when it is a temporary one. */
+void runner_remove_dir(struct runner *r);
+
+/* runner_actions.c */
+/* Carry out an action step on the selected devices. 0, or negative with err filled in. */
+int runner_action_run(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                      char *info, char *err, size_t cap);
+/* Power device d on (already on is fine). 0 or a negative sim_err. */
+int runner_power_on(struct runner *r, struct runner_dev *d);
+
+/* runner_expect.c */
+/* Run an expectation step: once, or polled within its time. True when it held; obs says
+   what was observed, always. */
+bool runner_expect_run(struct runner *r, const struct scn_step *st, const struct runner_sel *sel,
+                       char *obs, size_t cap);
+/* Device num's last status seen by the watcher: -1 none, 0 offline, 1 online. */
+int runner_status_of(struct runner *r, uint32_t num);
 
 /* runner_watch.c */
 /* Connect and subscribe; TLS when uri is ssl:// (cafile, and certfile/keyfile for mTLS). */
