@@ -93,14 +93,109 @@ static int worker_arg_skip(char **args, int j, int n_args)
     return 0;
 }
 
+/* What every shard's command line is made of (fleet_workers_spawn's arguments). */
+struct spawn_plan {
+    char **args;              /* the user's arguments, minus those worker_arg_skip drops */
+    int n_args;
+    const char *const *uris;  /* the resolved brokers */
+    int n_uris;
+    int k;
+    int rows_fd;              /* -1: no --rows-fd */
+};
+
+/* The numbers of one shard's command line, as text (argv points into them). */
+struct shard_argtext {
+    char ndev[24], nid[24], nshard[24], nwork[24], nrows[48];
+};
+
+/* Shard i's argv, NULL-terminated: the user's arguments, then its devices, brokers and
+   place among the K workers. */
+static void shard_argv(const struct spawn_plan *pl, int i, const struct shard *s, long first_id,
+                       struct shard_argtext *t, char **argv)
+{
+    int a = 0;
+
+    snprintf(t->ndev, sizeof(t->ndev), "%ld", s->devices);
+    snprintf(t->nid, sizeof(t->nid), "%ld", first_id);
+    snprintf(t->nshard, sizeof(t->nshard), "%d", i);
+    snprintf(t->nwork, sizeof(t->nwork), "%d", pl->k);
+    argv[a++] = "scansim";
+    argv[a++] = "run";
+    for (int j = 0; j < pl->n_args; j++) {
+        int skip = worker_arg_skip(pl->args, j, pl->n_args);
+        if (skip) {
+            j += skip - 1;
+            continue;
+        }
+        argv[a++] = pl->args[j];
+    }
+    argv[a++] = "--devices";
+    argv[a++] = t->ndev;
+    argv[a++] = "--id-start";
+    argv[a++] = t->nid;
+    for (int u = 0; u < pl->n_uris; u++) {
+        argv[a++] = "--broker";
+        argv[a++] = (char *)pl->uris[u];
+    }
+    if (pl->rows_fd >= 0) {
+        snprintf(t->nrows, sizeof(t->nrows), "%d:%ld", pl->rows_fd, s->first_index);
+        argv[a++] = "--rows-fd";
+        argv[a++] = t->nrows;
+    }
+    argv[a++] = "--workers"; /* the shard splits --connect-rate and the cores by K */
+    argv[a++] = t->nwork;
+    argv[a++] = "--worker-index";
+    argv[a++] = t->nshard;
+    argv[a] = NULL;
+}
+
+/* Start shard i as prog argv with its stdout a pipe into s->fd; 0, or -1 (said). */
+static int shard_start(struct shard *s, int i, const char *prog, char **argv,
+                       const char *password, int rows_fd)
+{
+    int p[2];
+
+    if (pipe2(p, O_CLOEXEC) != 0) {
+        fprintf(stderr, "scansim run: cannot make a pipe for worker %d: %s\n", i, strerror(errno));
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "scansim run: cannot start worker %d: %s\n", i, strerror(errno));
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the parent */
+        if (devnull >= 0)
+            dup2(devnull, 0);
+        dup2(p[1], 1);
+        if (password)
+            setenv(SCANSIM_CLI_PASSWORD_ENV, password, 1);
+        if (rows_fd >= 0)
+            (void)fcntl(rows_fd, F_SETFD, 0); /* this child only: its exec keeps it */
+        execv(prog, argv);
+        fprintf(stderr, "scansim run: cannot run %s for worker %d: %s\n", prog, i,
+                strerror(errno));
+        _exit(4);
+    }
+    close(p[1]);
+    fcntl(p[0], F_SETFL, O_NONBLOCK);
+    s->pid = pid;
+    s->fd = p[0];
+    return 0;
+}
+
 int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_start,
                         const char *id_prefix, const char *const *uris, int n_uris,
                         const char *password, int rows_fd, struct fleet_workers **out)
 {
     struct fleet_workers *w = calloc(1, sizeof(*w));
+    const struct spawn_plan plan = { args, n_args, uris, n_uris, k, rows_fd };
     char **argv = NULL, prog[PATH_MAX];
     long next_id = id_start;
-    const char *uri = uris[0];
 
     *out = NULL;
     if (!w)
@@ -116,77 +211,17 @@ int fleet_workers_spawn(int k, char **args, int n_args, int devices, long id_sta
         w->s[i].fd = -1;
         w->s[i].pid = 0;
     }
-    w->lean = worker_program(uri, prog, sizeof(prog));
+    w->lean = worker_program(uris[0], prog, sizeof(prog));
     for (int i = 0; i < k; i++) {
+        struct shard_argtext text;
         int share = devices / k + (i < devices % k ? 1 : 0);
-        char ndev[24], nid[24], nshard[24], nwork[24], nrows[48];
-        int p[2], a = 0;
 
-        snprintf(ndev, sizeof(ndev), "%d", share);
-        snprintf(nid, sizeof(nid), "%ld", next_id);
-        snprintf(nshard, sizeof(nshard), "%d", i);
-        snprintf(nwork, sizeof(nwork), "%d", k);
         w->s[i].first_index = next_id - id_start;
         w->s[i].devices = share;
+        shard_argv(&plan, i, &w->s[i], next_id, &text, argv);
         next_id += share;
-        argv[a++] = "scansim";
-        argv[a++] = "run";
-        for (int j = 0; j < n_args; j++) {
-            int skip = worker_arg_skip(args, j, n_args);
-            if (skip) {
-                j += skip - 1;
-                continue;
-            }
-            argv[a++] = args[j];
-        }
-        argv[a++] = "--devices";
-        argv[a++] = ndev;
-        argv[a++] = "--id-start";
-        argv[a++] = nid;
-        for (int u = 0; u < n_uris; u++) {
-            argv[a++] = "--broker";
-            argv[a++] = (char *)uris[u];
-        }
-        if (rows_fd >= 0) {
-            snprintf(nrows, sizeof(nrows), "%d:%ld", rows_fd, w->s[i].first_index);
-            argv[a++] = "--rows-fd";
-            argv[a++] = nrows;
-        }
-        argv[a++] = "--workers"; /* the shard splits --connect-rate and the cores by K */
-        argv[a++] = nwork;
-        argv[a++] = "--worker-index";
-        argv[a++] = nshard;
-        argv[a] = NULL;
-        if (pipe2(p, O_CLOEXEC) != 0) {
-            fprintf(stderr, "scansim run: cannot make a pipe for worker %d: %s\n", i, strerror(errno));
+        if (shard_start(&w->s[i], i, prog, argv, password, rows_fd) != 0)
             goto fail;
-        }
-        pid_t pid = fork();
-        if (pid < 0) {
-            fprintf(stderr, "scansim run: cannot start worker %d: %s\n", i, strerror(errno));
-            close(p[0]);
-            close(p[1]);
-            goto fail;
-        }
-        if (pid == 0) {
-            int devnull = open("/dev/null", O_RDONLY);
-            prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive the parent */
-            if (devnull >= 0)
-                dup2(devnull, 0);
-            dup2(p[1], 1);
-            if (password)
-                setenv(SCANSIM_CLI_PASSWORD_ENV, password, 1);
-            if (rows_fd >= 0)
-                (void)fcntl(rows_fd, F_SETFD, 0); /* this child only: its exec keeps it */
-            execv(prog, argv);
-            fprintf(stderr, "scansim run: cannot run %s for worker %d: %s\n", prog, i,
-                    strerror(errno));
-            _exit(4);
-        }
-        close(p[1]);
-        fcntl(p[0], F_SETFL, O_NONBLOCK);
-        w->s[i].pid = pid;
-        w->s[i].fd = p[0];
     }
     free(argv);
     *out = w;
