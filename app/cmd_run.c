@@ -245,58 +245,55 @@ static void print_summary(const struct run_state *s, int exit_code)
     fflush(stdout);
 }
 
-/* The summary as JSON (--json, and the table of --report); NULL when out of memory. */
-static cJSON *run_json(const struct run_state *s, int exit_code)
-{
-    const struct fleet_figures *g = &s->fig;
-    const struct run_opts *o = s->o;
-    uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
-    uint64_t rss = s->self_rss_kib + (o->workers > 1 ? g->peak_rss_kib : 0);
-    cJSON *j = cJSON_CreateObject(), *lat;
-
-    if (!j)
-        return NULL;
+/* run_json's parts each add to the object j, in the order the report has always had. */
 #define NUM(k, v) cJSON_AddNumberToObject(j, k, (double)(v))
-    NUM("devices_requested", o->devices);
-    NUM("devices_connected", g->ever_connected);
-    NUM("devices_online_at_end", s->online_at_end);
-    cJSON_AddStringToObject(j, "layout", o->c.layout == SCANSIM_LAYOUT_SEED ? "seed" : "per-device");
-    NUM("workers", o->workers);
-    if (s->worker_program)
-        cJSON_AddStringToObject(j, "worker_program", s->worker_program);
-    cJSON_AddBoolToObject(j, "backend", !o->no_backend);
-    if (s->have_ledger) {
-        NUM("items_published", s->led.acknowledged);
-        NUM("items_sent", s->led.published);
-        NUM("items_reassigned", s->reassigned);
-        NUM("items_lost_with_dead_workers", s->orphaned);
-        NUM("items_registered", s->led.registered);
-        NUM("items_lost", s->led.lost);
-        NUM("duplicate_registrations", o->c.layout == SCANSIM_LAYOUT_SEED ? 0 : s->led.registered_twice);
-        NUM("items_registered_by_several_devices", s->led.registered_twice);
-        NUM("ledger_duplicate_deliveries", s->led.duplicate_deliveries);
-        NUM("ledger_malformed", s->led.malformed);
-        NUM("ledger_unknown_items", s->led.unknown_items);
-        NUM("publish_failed", s->led.publish_failed + s->publish_failed);
-        NUM("items_refused", s->led.publish_refused);
-        NUM("refused_reason_code", s->led.refused_reason);
-        NUM("window_skips", s->gate_skips);
-        NUM("registrations_per_second", rate_final(s));
-        lat = cJSON_AddObjectToObject(j, "latency_ms");
-        if (lat) {
-            cJSON_AddNumberToObject(lat, "p50", s->led.latency_p50_ms);
-            cJSON_AddNumberToObject(lat, "p90", s->led.latency_p90_ms);
-            cJSON_AddNumberToObject(lat, "p99", s->led.latency_p99_ms);
-            cJSON_AddNumberToObject(lat, "max", s->led.latency_max_ms);
-        }
-    } else {
+
+/* The backend's figures: the ledger's, or nulls with --no-backend. */
+static void run_json_ledger(const struct run_state *s, cJSON *j)
+{
+    const struct run_opts *o = s->o;
+    cJSON *lat;
+
+    if (!s->have_ledger) {
         cJSON_AddNullToObject(j, "items_published");
         cJSON_AddNullToObject(j, "items_registered");
         cJSON_AddNullToObject(j, "items_lost");
         cJSON_AddNullToObject(j, "duplicate_registrations");
         cJSON_AddNullToObject(j, "latency_ms");
         NUM("registrations_per_second", rate_final(s));
+        return;
     }
+    NUM("items_published", s->led.acknowledged);
+    NUM("items_sent", s->led.published);
+    NUM("items_reassigned", s->reassigned);
+    NUM("items_lost_with_dead_workers", s->orphaned);
+    NUM("items_registered", s->led.registered);
+    NUM("items_lost", s->led.lost);
+    NUM("duplicate_registrations", o->c.layout == SCANSIM_LAYOUT_SEED ? 0 : s->led.registered_twice);
+    NUM("items_registered_by_several_devices", s->led.registered_twice);
+    NUM("ledger_duplicate_deliveries", s->led.duplicate_deliveries);
+    NUM("ledger_malformed", s->led.malformed);
+    NUM("ledger_unknown_items", s->led.unknown_items);
+    NUM("publish_failed", s->led.publish_failed + s->publish_failed);
+    NUM("items_refused", s->led.publish_refused);
+    NUM("refused_reason_code", s->led.refused_reason);
+    NUM("window_skips", s->gate_skips);
+    NUM("registrations_per_second", rate_final(s));
+    lat = cJSON_AddObjectToObject(j, "latency_ms");
+    if (lat) {
+        cJSON_AddNumberToObject(lat, "p50", s->led.latency_p50_ms);
+        cJSON_AddNumberToObject(lat, "p90", s->led.latency_p90_ms);
+        cJSON_AddNumberToObject(lat, "p99", s->led.latency_p99_ms);
+        cJSON_AddNumberToObject(lat, "max", s->led.latency_max_ms);
+    }
+}
+
+/* The devices' own counters. */
+static void run_json_devices(const struct run_state *s, cJSON *j)
+{
+    const struct fleet_figures *g = &s->fig;
+    uint64_t reconnects = g->connects > g->ever_connected ? g->connects - g->ever_connected : 0;
+
     NUM("items_received", g->items_received);
     NUM("items_queued", g->items_queued);
     NUM("registrations_confirmed", g->registrations_confirmed);
@@ -315,6 +312,15 @@ static cJSON *run_json(const struct run_state *s, int exit_code)
     NUM("connect_failures", g->connect_failures);
     NUM("connection_losses", g->connection_losses);
     NUM("publish_errors", g->publish_errors);
+}
+
+/* Time, memory and CPU. */
+static void run_json_resources(const struct run_state *s, cJSON *j)
+{
+    const struct fleet_figures *g = &s->fig;
+    const struct run_opts *o = s->o;
+    uint64_t rss = s->self_rss_kib + (o->workers > 1 ? g->peak_rss_kib : 0);
+
     if (g->connect_seconds >= 0)
         NUM("connect_seconds", g->connect_seconds);
     else
@@ -338,6 +344,28 @@ static cJSON *run_json(const struct run_state *s, int exit_code)
             cJSON_AddNumberToObject(cpu, "all", cpu_per_reg(s, cpu_all_ms(s)));
         }
     }
+}
+
+/* The summary as JSON (--json, and the table of --report); NULL when out of memory. */
+static cJSON *run_json(const struct run_state *s, int exit_code)
+{
+    const struct fleet_figures *g = &s->fig;
+    const struct run_opts *o = s->o;
+    cJSON *j = cJSON_CreateObject();
+
+    if (!j)
+        return NULL;
+    NUM("devices_requested", o->devices);
+    NUM("devices_connected", g->ever_connected);
+    NUM("devices_online_at_end", s->online_at_end);
+    cJSON_AddStringToObject(j, "layout", o->c.layout == SCANSIM_LAYOUT_SEED ? "seed" : "per-device");
+    NUM("workers", o->workers);
+    if (s->worker_program)
+        cJSON_AddStringToObject(j, "worker_program", s->worker_program);
+    cJSON_AddBoolToObject(j, "backend", !o->no_backend);
+    run_json_ledger(s, j);
+    run_json_devices(s, j);
+    run_json_resources(s, j);
     run_commands_json(&s->cmds, j);
     run_watch_json(&s->watch, j);
     if (s->have_ledger)
@@ -345,9 +373,9 @@ static cJSON *run_json(const struct run_state *s, int exit_code)
     run_shard_json(o, j);
     cJSON_AddBoolToObject(j, "interrupted", run_signals > 0);
     NUM("exit_code", exit_code);
-#undef NUM
     return j;
 }
+#undef NUM
 
 static int write_json(const struct run_state *s, int exit_code)
 {
