@@ -1493,11 +1493,19 @@ static int parse_action(struct parser *p, struct scn_step *st)
     for (size_t k = 0; k < N_ACTIONS; k++)
         words[k] = ACTIONS[k].word;
     words[N_ACTIONS] = NULL;
+    /* The hint names every action of the table, so the two cannot drift apart. */
+    char hint[512];
+    size_t n = (size_t)snprintf(hint, sizeof hint, "an action (");
+    for (size_t k = 0; k < N_ACTIONS; k++) {
+        if (strcmp(ACTIONS[k].word, "expect") == 0)
+            continue;
+        n += (size_t)snprintf(hint + n, n < sizeof hint ? sizeof hint - n : 0, "%s%s",
+                              k ? ", " : "", ACTIONS[k].word);
+    }
+    if (n < sizeof hint)
+        snprintf(hint + n, sizeof hint - n, ") or 'expect'");
     uint32_t col = here_col(p);
-    int k = want_one_of(p, words, "an action (drop, delay, duplicate, cut, blackhole, "
-                                  "throttle, refuse, heal, inject, broker, publish, scan, "
-                                  "confirm, cancel, mode, operator, power, restart, "
-                                  "network, command, device) or 'expect'");
+    int k = want_one_of(p, words, hint);
     if (k < 0)
         return -1;
     st->sel.group = -1;

@@ -585,6 +585,8 @@ static const struct {
     {"at 0.5ms heal\n", 1, 4, "expected a duration"},
     {"at 25h heal\n", 1, 4, "expected a duration"},
     {"at 1s\n", 1, 6, "expected an action (drop, delay"},
+    /* the hint is made from the action table: every start word, the last ones too */
+    {"at 1s\n", 1, 6, "mode, inventory, operator, power, restart, network, command, device) or 'expect'"},
     {"at 1s dropp next 1 PUBACK to broker\n", 1, 7, "did you mean 'drop'?"},
     {"at 1s drop next 1 PUBAK to broker\n", 1, 19, "did you mean 'PUBACK'?"},
     {"at 1s drop next 0 PUBACK to broker\n", 1, 17, "(at least 1)"},

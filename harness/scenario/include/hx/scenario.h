@@ -48,7 +48,7 @@ extern "C" {
 
 #define SCN_NAME_MAX 48        /* scenario, group names and id prefixes, NUL included */
 #define SCN_PATH_MAX 256       /* file name kept in a diagnostic, NUL included */
-#define SCN_MESSAGE_MAX 256    /* diagnostic message, NUL included */
+#define SCN_MESSAGE_MAX 384    /* diagnostic message, NUL included (the action hint names all 22) */
 #define SCN_TAG_MAX 10         /* RFID UID bytes (4, 7 or 10) */
 #define SCN_MAX_GROUPS 64      /* device groups per scenario */
 #define SCN_MAX_DEVICES 100000 /* devices per scenario, all groups together */
