@@ -273,18 +273,10 @@ struct raw_ctx {
     atomic_uint_fast64_t last_rx_ns;
 };
 
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void raw_on_message(void *ctx, const struct sim_mqtt_message *m)
 {
     struct raw_ctx *r = ctx;
-    uint64_t now = mono_ns();
+    uint64_t now = sim_clock_ns();
 
     (void)m;
     if (atomic_fetch_add(&r->received, 1) == 0)
@@ -394,7 +386,7 @@ static int raw_subscriber(const struct bench_opts *o)
     char id[64];
     int rc = SCANSIM_EXIT_BROKER, qos = 1;
     const char *topic = o->raw_sub_topic;
-    uint64_t deadline = mono_ns() + 180ull * 1000000000ull;
+    uint64_t deadline = sim_clock_ns() + 180ull * 1000000000ull;
 
     memset(&r, 0, sizeof(r));
     snprintf(id, sizeof(id), "bench-sub-%d", (int)getpid());
@@ -405,7 +397,7 @@ static int raw_subscriber(const struct bench_opts *o)
         goto out;
     printf("ready\n");
     fflush(stdout);
-    while (atomic_load(&r.received) < o->raw_messages && mono_ns() < deadline &&
+    while (atomic_load(&r.received) < o->raw_messages && sim_clock_ns() < deadline &&
            !atomic_load(&r.failed))
         usleep(1000);
     printf("done %" PRIu64 " %" PRIu64 " %ld\n", (uint64_t)atomic_load(&r.first_rx_ns),

@@ -13,6 +13,7 @@
  */
 #include "hx/backend.h"
 #include "hx/broker.h"
+#include "sim/clock.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -27,9 +28,7 @@
 
 static double now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (double)sim_clock_us() / 1e6;
 }
 
 static int registration(char *out, size_t n, int item, int dev)

@@ -20,6 +20,9 @@ uint64_t sim_clock_ms(void);
 /** The same clock in microseconds. */
 uint64_t sim_clock_us(void);
 
+/** The same clock in nanoseconds (comparable between processes of one machine). */
+uint64_t sim_clock_ns(void);
+
 /** The time timeout_ms from now on CLOCK_MONOTONIC, as pthread_cond_timedwait wants it for
  *  a condition made with pthread_condattr_setclock(CLOCK_MONOTONIC). */
 void sim_clock_deadline(struct timespec *ts, int timeout_ms);
