@@ -290,6 +290,156 @@ static void item_tag(const struct fleet_dev *d, int32_t item_id, uint8_t uid[10]
     uid[9] = 0x5C;
 }
 
+/* What the operator does after acting on a screen. */
+enum op_next {
+    OP_LOOK_AGAIN, /* pressed or scanned: look at the screen again */
+    OP_STOP,       /* nothing to do now (a message or the timer wakes it) */
+};
+
+/* Registered, cancelled or an error: acknowledge only when there is more to do. */
+static enum op_next op_on_notice(struct fleet_dev *d, const struct fw_status *st)
+{
+    if (st->pending == 0 && !(d->flags & FD_INVENTORY))
+        return OP_STOP; /* the notice goes away by itself */
+    sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* acknowledge, look again */
+    return OP_LOOK_AGAIN;
+}
+
+/* Has the operator thought long enough about the head item? Decides, once per item, the
+   think time and whether to cancel it or scan a wrong tag first; false: a timer is set. */
+static bool op_thought(struct fleet_dev *d, const struct fw_status *st, uint64_t now)
+{
+    const struct fleet_opts *o = &d->fl->f->o;
+
+    if (st->head_item_id != d->think_item) {
+        uint64_t t = think_ms(d);
+        d->think_item = st->head_item_id;
+        d->flags &= ~(FD_THOUGHT | FD_CANCEL | FD_WRONG);
+        if (rng_chance(d, o->cancel_rate))
+            d->flags |= FD_CANCEL;
+        else if (rng_chance(d, o->wrong_tag_rate))
+            d->flags |= FD_WRONG;
+        d->think_until = now + t;
+        if (t > 0) {
+            timer_set(d, d->think_until);
+            return false;
+        }
+        d->flags |= FD_THOUGHT;
+    }
+    if (!(d->flags & FD_THOUGHT)) {
+        if (now < d->think_until) {
+            if (d->heap_pos == 0)
+                timer_set(d, d->think_until);
+            return false;
+        }
+        d->flags |= FD_THOUGHT;
+    }
+    return true;
+}
+
+/* An item to register: leave for a look-up, or think, then cancel, scan a wrong tag or
+   scan the item's tag. */
+static enum op_next op_on_item(struct fleet_dev *d, const struct fw_status *st, uint64_t now)
+{
+    uint8_t uid[10];
+
+    if (d->flags & FD_INVENTORY) {
+        d->flags &= ~FD_INVENTORY;
+        sim_device_press(d->dev, FW_BUTTON_MODE);
+        return OP_LOOK_AGAIN;
+    }
+    if (!op_thought(d, st, now))
+        return OP_STOP;
+    if (d->flags & FD_CANCEL) {
+        d->flags &= ~FD_CANCEL;
+        sim_device_press(d->dev, FW_BUTTON_CANCEL);
+        return OP_LOOK_AGAIN;
+    }
+    if (d->flags & FD_WRONG) {
+        static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
+        d->flags &= ~FD_WRONG;
+        (void)sim_device_scan(d->dev, wrong, sizeof(wrong));
+        return OP_LOOK_AGAIN;
+    }
+    item_tag(d, st->head_item_id, uid);
+    (void)sim_device_scan(d->dev, uid, sizeof(uid));
+    return OP_LOOK_AGAIN;
+}
+
+/* Confirm the registration; a full outbox is retried a tick later. */
+static enum op_next op_on_confirm(struct fleet_dev *d, struct fw_device *fw,
+                                  const struct fw_status *st, uint64_t now)
+{
+    const struct fleet_opts *o = &d->fl->f->o;
+    uint32_t full = fw_device_stats(fw)->outbox_full;
+    uint32_t done = fw_device_stats(fw)->registrations_confirmed;
+    int32_t item = st->head_item_id;
+
+    sim_device_press(d->dev, FW_BUTTON_CONFIRM);
+    if (fw_device_stats(fw)->outbox_full != full) {
+        /* waiting for acknowledgements: try again a tick later */
+        timer_set(d, now + o->tick_ms);
+        return OP_STOP;
+    }
+    if (fw_device_stats(fw)->registrations_confirmed != done) {
+        d->last_item = item;
+        if (rng_chance(d, o->inventory_rate))
+            d->flags |= FD_INVENTORY;
+    }
+    return OP_LOOK_AGAIN;
+}
+
+/* The look-up scans the last item registered, else any tag. */
+static enum op_next op_on_inventory_scan(struct fleet_dev *d)
+{
+    uint8_t uid[10];
+
+    if (d->last_item > 0)
+        item_tag(d, d->last_item, uid);
+    else
+        item_tag(d, (int32_t)(rng_next(d) & 0x7fffffff), uid);
+    (void)sim_device_scan(d->dev, uid, sizeof(uid));
+    return OP_LOOK_AGAIN;
+}
+
+/* One look at the screen and what the operator does about it. */
+static enum op_next op_on_screen(struct fleet_dev *d, struct fw_device *fw,
+                                 const struct fw_status *st, uint64_t now)
+{
+    switch (st->screen) {
+    case FW_SCREEN_REGISTERED:
+    case FW_SCREEN_CANCELLED:
+    case FW_SCREEN_ERROR:
+        return op_on_notice(d, st);
+    case FW_SCREEN_IDLE:
+        if (!(d->flags & FD_INVENTORY))
+            return OP_STOP;
+        d->flags &= ~FD_INVENTORY;
+        sim_device_press(d->dev, FW_BUTTON_MODE);
+        return OP_LOOK_AGAIN;
+    case FW_SCREEN_ITEM:
+        return op_on_item(d, st, now);
+    case FW_SCREEN_CONFIRM:
+        return op_on_confirm(d, fw, st, now);
+    case FW_SCREEN_INVENTORY_SCAN:
+        return op_on_inventory_scan(d);
+    case FW_SCREEN_INVENTORY_WAIT:
+        /* the answer arrives as a message (ready again); the time-out needs a timer */
+        timer_set(d, now + FW_INVENTORY_TIMEOUT_MS + d->fl->f->o.tick_ms);
+        return OP_STOP;
+    case FW_SCREEN_INVENTORY_RESULT:
+        sim_device_press(d->dev, FW_BUTTON_MODE); /* leave the look-up mode */
+        return OP_LOOK_AGAIN;
+    case FW_SCREEN_MESSAGE:
+        sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* read at once, dismissed */
+        return OP_LOOK_AGAIN;
+    case FW_SCREEN_LOCKED:
+        return OP_STOP; /* nothing to do until the backend unlocks it (a message wakes us) */
+    default:
+        return OP_STOP;
+    }
+}
+
 /*
  * Look at the screen and act until there is nothing to do now: acknowledge notices,
  * think, scan, confirm, look up. Runs on the owner thread only. Bounded: a device that
@@ -298,113 +448,17 @@ static void item_tag(const struct fleet_dev *d, int32_t item_id, uint8_t uid[10]
 static void op_step(struct fleet_dev *d, uint64_t now)
 {
     struct fleet_loop *fl = d->fl;
-    const struct fleet_opts *o = &fl->f->o;
     struct fw_device *fw = sim_device_fw(d->dev);
     struct fw_status st;
-    uint8_t uid[10];
 
     if (!(d->flags & FD_STARTED) || fl->closing)
         return;
     for (int guard = 0; guard < 64; guard++) {
         fw_device_status(fw, &st);
-        switch (st.screen) {
-        case FW_SCREEN_REGISTERED:
-        case FW_SCREEN_CANCELLED:
-        case FW_SCREEN_ERROR:
-            if (st.pending == 0 && !(d->flags & FD_INVENTORY))
-                return; /* the notice goes away by itself */
-            sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* acknowledge, look again */
-            continue;
-        case FW_SCREEN_IDLE:
-            if (!(d->flags & FD_INVENTORY))
-                return;
-            d->flags &= ~FD_INVENTORY;
-            sim_device_press(d->dev, FW_BUTTON_MODE);
-            continue;
-        case FW_SCREEN_ITEM:
-            if (d->flags & FD_INVENTORY) {
-                d->flags &= ~FD_INVENTORY;
-                sim_device_press(d->dev, FW_BUTTON_MODE);
-                continue;
-            }
-            if (st.head_item_id != d->think_item) {
-                uint64_t t = think_ms(d);
-                d->think_item = st.head_item_id;
-                d->flags &= ~(FD_THOUGHT | FD_CANCEL | FD_WRONG);
-                if (rng_chance(d, o->cancel_rate))
-                    d->flags |= FD_CANCEL;
-                else if (rng_chance(d, o->wrong_tag_rate))
-                    d->flags |= FD_WRONG;
-                d->think_until = now + t;
-                if (t > 0) {
-                    timer_set(d, d->think_until);
-                    return;
-                }
-                d->flags |= FD_THOUGHT;
-            }
-            if (!(d->flags & FD_THOUGHT)) {
-                if (now < d->think_until) {
-                    if (d->heap_pos == 0)
-                        timer_set(d, d->think_until);
-                    return;
-                }
-                d->flags |= FD_THOUGHT;
-            }
-            if (d->flags & FD_CANCEL) {
-                d->flags &= ~FD_CANCEL;
-                sim_device_press(d->dev, FW_BUTTON_CANCEL);
-                continue;
-            }
-            if (d->flags & FD_WRONG) {
-                static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
-                d->flags &= ~FD_WRONG;
-                (void)sim_device_scan(d->dev, wrong, sizeof(wrong));
-                continue;
-            }
-            item_tag(d, st.head_item_id, uid);
-            (void)sim_device_scan(d->dev, uid, sizeof(uid));
-            continue;
-        case FW_SCREEN_CONFIRM: {
-            uint32_t full = fw_device_stats(fw)->outbox_full;
-            uint32_t done = fw_device_stats(fw)->registrations_confirmed;
-            int32_t item = st.head_item_id;
-            sim_device_press(d->dev, FW_BUTTON_CONFIRM);
-            if (fw_device_stats(fw)->outbox_full != full) {
-                /* waiting for acknowledgements: try again a tick later */
-                timer_set(d, now + o->tick_ms);
-                return;
-            }
-            if (fw_device_stats(fw)->registrations_confirmed != done) {
-                d->last_item = item;
-                if (rng_chance(d, o->inventory_rate))
-                    d->flags |= FD_INVENTORY;
-            }
-            continue;
-        }
-        case FW_SCREEN_INVENTORY_SCAN:
-            if (d->last_item > 0)
-                item_tag(d, d->last_item, uid);
-            else
-                item_tag(d, (int32_t)(rng_next(d) & 0x7fffffff), uid);
-            (void)sim_device_scan(d->dev, uid, sizeof(uid));
-            continue;
-        case FW_SCREEN_INVENTORY_WAIT:
-            /* the answer arrives as a message (ready again); the time-out needs a timer */
-            timer_set(d, now + FW_INVENTORY_TIMEOUT_MS + o->tick_ms);
+        if (op_on_screen(d, fw, &st, now) == OP_STOP)
             return;
-        case FW_SCREEN_INVENTORY_RESULT:
-            sim_device_press(d->dev, FW_BUTTON_MODE); /* leave the look-up mode */
-            continue;
-        case FW_SCREEN_MESSAGE:
-            sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* read at once, dismissed */
-            continue;
-        case FW_SCREEN_LOCKED:
-            return; /* nothing to do until the backend unlocks it (a message wakes us) */
-        default:
-            return;
-        }
     }
-    timer_set(d, now + o->tick_ms); /* still busy: look again next tick */
+    timer_set(d, now + fl->f->o.tick_ms); /* still busy: look again next tick */
 }
 
 /* Serve the ready list (a closure posted by the observer; owner thread). */
@@ -630,6 +684,122 @@ static void *loop_create_devices(void *arg)
     return NULL;
 }
 
+/* The fleet's own copies of the options' strings, its identities and its settled options;
+   SIM_OK or the error. */
+static int fleet_copy_opts(struct fleet *f, const struct fleet_opts *o)
+{
+    int rc;
+
+    f->id_prefix = strdup(o->id_prefix ? o->id_prefix : "scanner-");
+    f->uri = strdup(o->uri);
+    f->flash_dir = dup_or_null(o->flash_dir);
+    f->trace_dir = dup_or_null(o->trace_dir);
+    for (int i = 0; i < o->n_uris && i < FLEET_URIS_MAX; i++)
+        if (!(f->uris[i] = strdup(o->uris[i])))
+            return SIM_ERR_NOMEM;
+    if (f->o.n_binds > FLEET_BINDS_MAX)
+        f->o.n_binds = FLEET_BINDS_MAX;
+    for (int i = 0; i < f->o.n_binds; i++)
+        if (!(f->binds[i] = strdup(o->binds[i])))
+            return SIM_ERR_NOMEM;
+    if ((rc = fleet_identity_load(o->cert_dir, o->password_file, o->id_as_username,
+                                  &f->ident)) != SIM_OK)
+        return rc;
+    if (!f->id_prefix || !f->uri || (o->flash_dir && !f->flash_dir) ||
+        (o->trace_dir && !f->trace_dir))
+        return SIM_ERR_NOMEM;
+    f->o.id_prefix = f->id_prefix;
+    f->o.flash_dir = f->flash_dir;
+    f->o.trace_dir = f->trace_dir;
+    f->o.uri = f->uri;
+    f->o.transport.uri = f->uri;
+    if (f->o.tick_ms == 0)
+        f->o.tick_ms = 50;
+    f->obs = (struct sim_device_observer){ .ctx = f, .on_traffic = obs_traffic,
+                                           .on_state = obs_state, .on_log = obs_log };
+    return SIM_OK;
+}
+
+/* Loop i: its device, heap and row arrays, and its thread running; SIM_OK or the error. */
+static int fleet_start_loop(struct fleet *f, int i)
+{
+    struct fleet_loop *fl = &f->loops[i];
+    struct sim_loop_opts lo;
+    char name[24];
+    size_t cap = (size_t)(f->n_devs / f->n_loops + 1);
+    int rc;
+
+    fl->f = f;
+    pthread_mutex_init(&fl->sum_mu, NULL);
+    fl->devs = calloc(cap, sizeof(*fl->devs));
+    fl->heap = calloc(cap, sizeof(*fl->heap));
+    if (f->o.keep_rows)
+        fl->rows = calloc(cap, sizeof(*fl->rows));
+    if (!fl->devs || !fl->heap || (f->o.keep_rows && !fl->rows))
+        return SIM_ERR_NOMEM;
+    sim_loop_opts_defaults(&lo);
+    lo.tick_ms = f->o.tick_ms;
+    lo.batch_us = f->o.batch_us;
+    snprintf(name, sizeof(name), "fleet-%d", i);
+    lo.name = name;
+    if ((rc = sim_loop_create(&lo, &fl->loop)) != SIM_OK)
+        return rc;
+    return sim_loop_start_thread(fl->loop);
+}
+
+/* Deal the devices round-robin over the loops, each with its operator's seed. */
+static void fleet_deal_devices(struct fleet *f)
+{
+    for (int k = 0; k < f->n_devs; k++) {
+        struct fleet_dev *d = &f->devs[k];
+        struct fleet_loop *fl = &f->loops[k % f->n_loops];
+        d->index = (uint32_t)k;
+        d->fl = fl;
+        /* a distinct, non-zero operator seed per device */
+        d->rng = (uint32_t)(k + 1) * 2654435761u ^ (f->o.seed ? f->o.seed : 0x5eed5eedu);
+        if (d->rng == 0)
+            d->rng = 1;
+        fl->devs[fl->n_devs++] = d;
+    }
+}
+
+/* Create every loop's devices, one thread per loop (th: room for n_loops); SIM_OK or the
+   error of a loop that failed. */
+static int fleet_create_devices(struct fleet *f, pthread_t *th)
+{
+    int rc = SIM_OK;
+
+    for (int i = 0; i < f->n_loops; i++) {
+        if (pthread_create(&th[i], NULL, loop_create_devices, &f->loops[i]) != 0) {
+            for (int j = 0; j < i; j++)
+                pthread_join(th[j], NULL);
+            return SIM_ERR_IO;
+        }
+    }
+    for (int i = 0; i < f->n_loops; i++) {
+        pthread_join(th[i], NULL);
+        if (f->loops[i].create_rc != SIM_OK)
+            rc = f->loops[i].create_rc;
+    }
+    return rc;
+}
+
+/* The operator target last: its tick reads every device, so they must all exist. */
+static int fleet_attach_operators(struct fleet *f)
+{
+    int rc;
+
+    for (int i = 0; i < f->n_loops; i++) {
+        struct fleet_loop *fl = &f->loops[i];
+        fl->op_target.on_event = op_on_event;
+        fl->op_target.on_tick = op_on_tick;
+        if ((rc = sim_loop_attach(fl->loop, &fl->op_target)) != SIM_OK)
+            return rc;
+        fl->op_attached = true;
+    }
+    return SIM_OK;
+}
+
 int fleet_create(const struct fleet_opts *o, struct fleet **out)
 {
     struct fleet *f;
@@ -642,31 +812,9 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
         return SIM_ERR_NOMEM;
     f->o = *o;
     pthread_mutex_init(&f->words_mu, NULL);
-    f->id_prefix = strdup(o->id_prefix ? o->id_prefix : "scanner-");
-    f->uri = strdup(o->uri);
-    f->flash_dir = dup_or_null(o->flash_dir);
-    f->trace_dir = dup_or_null(o->trace_dir);
-    for (int i = 0; i < o->n_uris && i < FLEET_URIS_MAX; i++)
-        if (!(f->uris[i] = strdup(o->uris[i])))
-            goto fail;
-    if (f->o.n_binds > FLEET_BINDS_MAX)
-        f->o.n_binds = FLEET_BINDS_MAX;
-    for (int i = 0; i < f->o.n_binds; i++)
-        if (!(f->binds[i] = strdup(o->binds[i])))
-            goto fail;
-    if ((rc = fleet_identity_load(o->cert_dir, o->password_file, o->id_as_username,
-                                  &f->ident)) != SIM_OK)
+    if ((rc = fleet_copy_opts(f, o)) != SIM_OK)
         goto fail;
     rc = SIM_ERR_NOMEM;
-    f->o.id_prefix = f->id_prefix;
-    f->o.flash_dir = f->flash_dir;
-    f->o.trace_dir = f->trace_dir;
-    f->o.uri = f->uri;
-    f->o.transport.uri = f->uri;
-    if (f->o.tick_ms == 0)
-        f->o.tick_ms = 50;
-    f->obs = (struct sim_device_observer){ .ctx = f, .on_traffic = obs_traffic,
-                                           .on_state = obs_state, .on_log = obs_log };
     f->n_devs = o->devices;
     f->n_loops = o->threads < 1 ? 1 : o->threads;
     if (f->n_loops > f->n_devs && f->n_devs > 0)
@@ -674,70 +822,16 @@ int fleet_create(const struct fleet_opts *o, struct fleet **out)
     f->devs = calloc((size_t)(f->n_devs ? f->n_devs : 1), sizeof(*f->devs));
     f->loops = calloc((size_t)f->n_loops, sizeof(*f->loops));
     th = calloc((size_t)f->n_loops, sizeof(*th));
-    if (!f->id_prefix || !f->uri || (o->flash_dir && !f->flash_dir) ||
-        (o->trace_dir && !f->trace_dir) || !f->devs || !f->loops || !th)
+    if (!f->devs || !f->loops || !th)
         goto fail;
-
-    for (int i = 0; i < f->n_loops; i++) {
-        struct fleet_loop *fl = &f->loops[i];
-        struct sim_loop_opts lo;
-        char name[24];
-        size_t cap = (size_t)(f->n_devs / f->n_loops + 1);
-
-        fl->f = f;
-        pthread_mutex_init(&fl->sum_mu, NULL);
-        fl->devs = calloc(cap, sizeof(*fl->devs));
-        fl->heap = calloc(cap, sizeof(*fl->heap));
-        if (o->keep_rows)
-            fl->rows = calloc(cap, sizeof(*fl->rows));
-        if (!fl->devs || !fl->heap || (o->keep_rows && !fl->rows))
+    for (int i = 0; i < f->n_loops; i++)
+        if ((rc = fleet_start_loop(f, i)) != SIM_OK)
             goto fail;
-        sim_loop_opts_defaults(&lo);
-        lo.tick_ms = f->o.tick_ms;
-        lo.batch_us = f->o.batch_us;
-        snprintf(name, sizeof(name), "fleet-%d", i);
-        lo.name = name;
-        if ((rc = sim_loop_create(&lo, &fl->loop)) != SIM_OK)
-            goto fail;
-        if ((rc = sim_loop_start_thread(fl->loop)) != SIM_OK)
-            goto fail;
-    }
-    for (int k = 0; k < f->n_devs; k++) {
-        struct fleet_dev *d = &f->devs[k];
-        struct fleet_loop *fl = &f->loops[k % f->n_loops];
-        d->index = (uint32_t)k;
-        d->fl = fl;
-        /* a distinct, non-zero operator seed per device */
-        d->rng = (uint32_t)(k + 1) * 2654435761u ^ (o->seed ? o->seed : 0x5eed5eedu);
-        if (d->rng == 0)
-            d->rng = 1;
-        fl->devs[fl->n_devs++] = d;
-    }
-    for (int i = 0; i < f->n_loops; i++) {
-        if (pthread_create(&th[i], NULL, loop_create_devices, &f->loops[i]) != 0) {
-            for (int j = 0; j < i; j++)
-                pthread_join(th[j], NULL);
-            rc = SIM_ERR_IO;
-            goto fail;
-        }
-    }
-    rc = SIM_OK;
-    for (int i = 0; i < f->n_loops; i++) {
-        pthread_join(th[i], NULL);
-        if (f->loops[i].create_rc != SIM_OK)
-            rc = f->loops[i].create_rc;
-    }
-    if (rc != SIM_OK)
+    fleet_deal_devices(f);
+    if ((rc = fleet_create_devices(f, th)) != SIM_OK)
         goto fail;
-    /* The operator target last: its tick reads every device, so they must all exist. */
-    for (int i = 0; i < f->n_loops; i++) {
-        struct fleet_loop *fl = &f->loops[i];
-        fl->op_target.on_event = op_on_event;
-        fl->op_target.on_tick = op_on_tick;
-        if ((rc = sim_loop_attach(fl->loop, &fl->op_target)) != SIM_OK)
-            goto fail;
-        fl->op_attached = true;
-    }
+    if ((rc = fleet_attach_operators(f)) != SIM_OK)
+        goto fail;
     free(th);
     *out = f;
     return SIM_OK;
