@@ -2,11 +2,9 @@
  * mqtt_mosq.c - the MQTT edge on libmosquitto 2.0 (SIM_MQTT_MOSQUITTO, sim/mqtt.h).
  *
  * One struct mosquitto per client, driven by a struct sim_loop (opts->io, or one process-wide
- * io loop with its own thread): a sim_loop_watch on mosquitto_socket() (EPOLLIN, plus
- * EPOLLOUT while mosquitto_want_write()), mosquitto_loop_read / _write when it is ready,
- * and one sim_loop_target per io loop whose tick walks a slice of that loop's clients so
- * that each gets mosquitto_loop_misc (keep-alive) and its connect time-out checked about
- * once a second. libmosquitto's own loops (select: fds >= 1024 fail) are never used.
+ * io loop with its own thread) through a watch on its socket and a tick for keep-alive and
+ * time-outs (mqtt_mosq_io.c). libmosquitto's own loops (select: fds >= 1024 fail) are never
+ * used.
  *
  * Threading: every libmosquitto call on a client is made on its io loop's owning thread.
  * A call from another thread goes through sim_loop_call (a hand-over to the loop thread and
@@ -15,7 +13,8 @@
  * lock of ours, and the watch is always re-armed right after the call that queued data.
  * Handlers run on the io loop's thread, inside libmosquitto's callbacks.
  *
- * Sections: state, names and words, the io loops, the watch, callbacks, the impl table.
+ * Sections: state, names and words, outstanding, callbacks, options, create / destroy,
+ * connect, publish / subscribe, disconnect and state, the impl table.
  *
  * Choices and limits of libmosquitto 2.0.11 (measured here):
  *   - mosquitto_connect_async takes no MQTT 5 CONNECT properties. The blocking
@@ -48,7 +47,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -57,7 +55,6 @@
 #include <string.h>
 #include <strings.h>
 #include <poll.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <mosquitto.h>
@@ -65,59 +62,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
-#include "mqtt_internal.h"
+#include "mqtt_mosq_internal.h"
 #include "sim/clock.h"
 #include "sim/err.h"
 
 /* ------------------------------------------------------------------ state */
 
-enum conn_state { ST_IDLE, ST_CONNECTING, ST_CONNECTED, ST_DISCONNECTING };
-
-struct outstanding {   /* a QoS > 0 publish or a subscribe waiting for its answer */
-    int mid;
-    int n_filters;     /* 0 = a publish */
-};
-
-struct io;
-
-struct mosq_client {
-    struct sim_mqtt base;          /* first: the common code's header */
-    struct mosquitto *m;
-    struct io *io;
-    size_t io_index;               /* position in io->clients */
-    struct sim_loop_watch watch;
-    bool watching;
-    struct sim_mqtt_handlers h;
-    void *ctx;
-    char *host, *client_id, *username, *password, *cafile, *certfile, *keyfile;
-    char *bind_address;            /* local (source) address, numeric; NULL = any */
-    int port;
-    bool tls, insecure, tcp_nodelay, clean;
-    uint32_t session_expiry_s;
-    int connect_timeout_s;
-    _Atomic int state;             /* enum conn_state, read from any thread */
-    uint64_t connect_deadline_ms;  /* also the end of a clean disconnect's 1 s */
-    char tls_reason[96];           /* OpenSSL's first reason of this attempt, lower case */
-    struct outstanding *out;
-    int n_out, cap_out;
-    bool disconnect_deferred;      /* DISCONNECT waits for the outstanding acks (owner) */
-    bool closing;                  /* being destroyed: no watch again (owner) */
-};
-
-/* One per sim_loop that drives clients. */
-struct io {
-    struct sim_loop *loop;
-    struct sim_loop_target target; /* on_tick: loop_misc and time-outs, a slice a tick */
-    struct mosq_client **clients;
-    size_t n, cap, cursor;
-    uint64_t last_ms;
-    struct io *next;
-};
-
 static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t ios_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct io *ios;
-static struct sim_loop *shared_loop;
 static atomic_int n_clients;
 
 static void lib_init(void)
@@ -219,7 +170,7 @@ static void cb_log(struct mosquitto *m, void *obj, int level, const char *line)
 }
 
 /* The TLS reason of this attempt, or OpenSSL's queue when libmosquitto left it there. */
-static const char *tls_reason(struct mosq_client *c)
+const char *mosq__tls_reason(struct mosq_client *c)
 {
     unsigned long e;
 
@@ -230,147 +181,7 @@ static const char *tls_reason(struct mosq_client *c)
     return c->tls_reason[0] ? c->tls_reason : NULL;
 }
 
-/* ------------------------------------------------------------------ the io loops */
-
-static void io_tick(struct sim_loop_target *t, uint64_t now_ms);
-
-static void make_shared_loop(void)
-{
-    struct sim_loop_opts o;
-
-    sim_loop_opts_defaults(&o);
-    o.name = "mqtt-io";
-    if (sim_loop_create(&o, &shared_loop) == 0 && sim_loop_start_thread(shared_loop) != 0) {
-        sim_loop_free(shared_loop);
-        shared_loop = NULL;
-    }
-}
-
-/* The io record of loop (made and attached on first use). */
-static struct io *io_of(struct sim_loop *loop)
-{
-    struct io *io;
-
-    pthread_mutex_lock(&ios_mu);
-    for (io = ios; io && io->loop != loop; io = io->next) {
-    }
-    if (!io && (io = calloc(1, sizeof(*io)))) {
-        io->loop = loop;
-        io->target.on_tick = io_tick;
-        if (sim_loop_attach(loop, &io->target) != 0) {
-            free(io);
-            io = NULL;
-        } else {
-            io->next = ios;
-            ios = io;
-        }
-    }
-    pthread_mutex_unlock(&ios_mu);
-    return io;
-}
-
-/* On the owner thread. */
-static int io_add(struct io *io, struct mosq_client *c)
-{
-    if (io->n == io->cap) {
-        size_t cap = io->cap ? io->cap * 2 : 64;
-        struct mosq_client **nc = realloc(io->clients, cap * sizeof(*nc));
-        if (!nc)
-            return SIM_ERR_NOMEM;
-        io->clients = nc;
-        io->cap = cap;
-    }
-    c->io_index = io->n;
-    io->clients[io->n++] = c;
-    return SIM_OK;
-}
-
-static void io_remove(struct io *io, struct mosq_client *c)
-{
-    size_t i = c->io_index;
-
-    if (i < io->n && io->clients[i] == c) {
-        io->clients[i] = io->clients[--io->n];
-        io->clients[i]->io_index = i;
-    }
-}
-
-static void client_misc(struct mosq_client *c, uint64_t now_ms);
-
-/* Each tick takes the share of clients that makes one round a second. */
-static void io_tick(struct sim_loop_target *t, uint64_t now_ms)
-{
-    struct io *io = (struct io *)((char *)t - offsetof(struct io, target));
-    uint64_t dt = io->last_ms ? now_ms - io->last_ms : 50;
-    size_t slice = (size_t)(io->n * dt / 1000) + 1;
-
-    io->last_ms = now_ms;
-    for (size_t k = 0; k < slice && io->n; k++) {
-        if (io->cursor >= io->n)
-            io->cursor = 0;
-        /* client_misc may close a client's socket but never removes it from the list */
-        client_misc(io->clients[io->cursor++], now_ms);
-    }
-}
-
-/* ------------------------------------------------------------------ the watch */
-
-static void on_ready(struct sim_loop_watch *w, uint32_t events);
-
-/* Make the watch follow libmosquitto's socket and its want_write. Owner thread. */
-static void sync_watch(struct mosq_client *c)
-{
-    int s = mosquitto_socket(c->m);
-    uint32_t ev = EPOLLIN | (mosquitto_want_write(c->m) ? EPOLLOUT : 0);
-
-    if (c->closing)
-        return; /* destroy drives the socket itself now */
-    if (c->watching && c->watch.fd != s) {
-        c->watch.fd = -1; /* closed by libmosquitto: its registration is gone already */
-        sim_loop_watch_remove(c->io->loop, &c->watch);
-        c->watching = false;
-    }
-    if (s < 0)
-        return;
-    if (!c->watching) {
-        /* libmosquitto opens its sockets without close-on-exec: a program this process
-           starts (a broker, a hook) would hold them, keep a closed connection up and keep
-           its epoll registration alive, so its events would reach a freed client. */
-        (void)fcntl(s, F_SETFD, FD_CLOEXEC);
-        c->watch.fd = s;
-        c->watch.on_ready = on_ready;
-        c->watching = sim_loop_watch_add(c->io->loop, &c->watch, ev) == 0;
-    } else {
-        sim_loop_watch_set(c->io->loop, &c->watch, ev);
-    }
-}
-
-/* Stop watching while the socket is still open (before libmosquitto closes it). */
-static void unwatch_open(struct mosq_client *c)
-{
-    if (c->watching) {
-        sim_loop_watch_remove(c->io->loop, &c->watch);
-        c->watching = false;
-    }
-}
-
-static void fail_connect(struct mosq_client *c, int code, const char *detail, const char *tls);
 static void send_disconnect(struct mosq_client *c);
-
-static void on_ready(struct sim_loop_watch *w, uint32_t events)
-{
-    struct mosq_client *c = (struct mosq_client *)((char *)w - offsetof(struct mosq_client, watch));
-    int rc = MOSQ_ERR_SUCCESS;
-
-    if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-        rc = mosquitto_loop_read(c->m, 1);
-    if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT) && mosquitto_socket(c->m) == w->fd)
-        rc = mosquitto_loop_write(c->m, 1);
-    sync_watch(c);
-    /* A failed TLS handshake closes the socket without on_disconnect. */
-    if (mosquitto_socket(c->m) < 0 && atomic_load(&c->state) == ST_CONNECTING)
-        fail_connect(c, SIM_ERR_OFFLINE, mosquitto_strerror(rc), tls_reason(c));
-}
 
 /* ------------------------------------------------------------------ outstanding */
 
@@ -423,7 +234,7 @@ static void out_report_lost(struct mosq_client *c)
 
 /* ------------------------------------------------------------------ callbacks */
 
-static void fail_connect(struct mosq_client *c, int code, const char *detail, const char *tls)
+void mosq__fail_connect(struct mosq_client *c, int code, const char *detail, const char *tls)
 {
     char words[SIM_MQTT_WORDS_MAX];
 
@@ -451,7 +262,7 @@ static void cb_connect(struct mosquitto *m, void *obj, int rc, int flags,
         if (c->h.connected)
             c->h.connected(c->ctx, (flags & 1) != 0);
     } else {
-        fail_connect(c, rc, NULL, NULL); /* on_disconnect follows: state is idle then */
+        mosq__fail_connect(c, rc, NULL, NULL); /* on_disconnect follows: state is idle then */
     }
 }
 
@@ -464,12 +275,12 @@ static void cb_disconnect(struct mosquitto *m, void *obj, int rc, const mosquitt
 
     (void)m;
     (void)props;
-    sync_watch(c); /* the socket is closed already */
+    mosq__sync_watch(c); /* the socket is closed already */
     atomic_store(&c->state, ST_IDLE);
     detail = rc == MOSQ_ERR_ERRNO ? strerror(err) : mosquitto_strerror(rc);
     if (was == ST_CONNECTING) {
         atomic_store(&c->state, ST_CONNECTING); /* fail_connect sets idle */
-        fail_connect(c, SIM_ERR_OFFLINE, detail, tls_reason(c));
+        mosq__fail_connect(c, SIM_ERR_OFFLINE, detail, mosq__tls_reason(c));
         return;
     }
     if (was == ST_DISCONNECTING || (was == ST_CONNECTED && rc == 0)) {
@@ -566,7 +377,7 @@ static int apply_options(struct mosq_client *c)
 /* A fresh struct mosquitto for a clean-session flag (libmosquitto sets it at creation). */
 static int renew(struct mosq_client *c, bool clean)
 {
-    unwatch_open(c);
+    mosq__unwatch_open(c);
     c->clean = true; /* a fresh struct resends nothing: what is outstanding is lost */
     out_report_lost(c);
     c->clean = clean;
@@ -610,7 +421,7 @@ static void create_on_owner(void *arg)
 
     a->rc = renew(a->c, true);
     if (a->rc == 0)
-        a->rc = io_add(a->c->io, a->c);
+        a->rc = mosq__io_add(a->c->io, a->c);
 }
 
 /* The options a client keeps (strings copied); false when out of memory. */
@@ -646,11 +457,7 @@ static int mosq_create(const struct sim_mqtt_opts *o, const struct sim_mqtt_hand
     pthread_once(&lib_once, lib_init);
     if (o->mqtt_version != 3 && o->mqtt_version != 5)
         return SIM_ERR_INVAL;
-    if (!o->io) {
-        static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
-        pthread_once(&shared_once, make_shared_loop);
-    }
-    loop = o->io ? o->io : shared_loop;
+    loop = o->io ? o->io : mosq__shared_loop();
     c = calloc(1, sizeof(*c));
     if (!c || !loop)
         goto fail;
@@ -664,7 +471,7 @@ static int mosq_create(const struct sim_mqtt_opts *o, const struct sim_mqtt_hand
         a.rc = rc;
         goto fail;
     }
-    c->io = io_of(loop);
+    c->io = mosq__io_of(loop);
     if (!c->io)
         goto fail;
     a.c = c;
@@ -737,9 +544,9 @@ static void destroy_on_owner(void *arg)
     struct mosq_client *c = arg;
 
     c->closing = true;
-    unwatch_open(c);
+    mosq__unwatch_open(c);
     flush_disconnect(c, true);
-    io_remove(c->io, c);
+    mosq__io_remove(c->io, c);
 }
 
 static void mosq_destroy(struct sim_mqtt *base)
@@ -822,7 +629,7 @@ static void connect_on_owner(void *arg)
         if (atomic_load(&c->state) == ST_DISCONNECTING)
             (void)renew(c, c->clean);
         atomic_store(&c->state, ST_IDLE);
-        sync_watch(c);
+        mosq__sync_watch(c);
         st = ST_IDLE;
     }
     if (st != ST_IDLE)
@@ -834,7 +641,7 @@ static void connect_on_owner(void *arg)
         a->rc = store_connect_properties(c, a->p->clean_session);
     if (a->rc)
         return;
-    unwatch_open(c); /* a socket left from before is closed by the connect */
+    mosq__unwatch_open(c); /* a socket left from before is closed by the connect */
     atomic_store(&c->state, ST_CONNECTING);
     c->connect_deadline_ms = sim_clock_ms() + (uint64_t)c->connect_timeout_s * 1000u;
     ERR_clear_error();
@@ -846,10 +653,10 @@ static void connect_on_owner(void *arg)
         char detail[160];
         a->rc = SIM_ERR_MQTT;
         connect_detail(c, rc, detail, sizeof detail);
-        fail_connect(c, SIM_ERR_OFFLINE, detail, tls_reason(c));
+        mosq__fail_connect(c, SIM_ERR_OFFLINE, detail, mosq__tls_reason(c));
         return;
     }
-    sync_watch(c);
+    mosq__sync_watch(c);
 }
 
 static int mosq_connect(struct sim_mqtt *base, const struct sim_mqtt_connect_params *p)
@@ -862,7 +669,7 @@ static int mosq_connect(struct sim_mqtt *base, const struct sim_mqtt_connect_par
 }
 
 /* Keep-alive and the connect time-out, about once a second (io_tick). */
-static void client_misc(struct mosq_client *c, uint64_t now_ms)
+void mosq__client_misc(struct mosq_client *c, uint64_t now_ms)
 {
     int st = atomic_load(&c->state);
     char words[64];
@@ -871,7 +678,7 @@ static void client_misc(struct mosq_client *c, uint64_t now_ms)
         snprintf(words, sizeof(words), "no CONNACK within %d s", c->connect_timeout_s);
         /* a fresh struct closes the socket without callbacks */
         if (renew(c, c->clean) == 0)
-            fail_connect(c, SIM_ERR_TIMEOUT, words, NULL);
+            mosq__fail_connect(c, SIM_ERR_TIMEOUT, words, NULL);
         return;
     }
     if (st == ST_DISCONNECTING && c->disconnect_deferred && now_ms >= c->connect_deadline_ms) {
@@ -890,7 +697,7 @@ static void client_misc(struct mosq_client *c, uint64_t now_ms)
     }
     if (st == ST_CONNECTED || st == ST_DISCONNECTING) {
         mosquitto_loop_misc(c->m);
-        sync_watch(c);
+        mosq__sync_watch(c);
     }
 }
 
@@ -940,7 +747,7 @@ static void publish_on_owner(void *arg)
         out_add(c, a->mid, 0);
     if (a->qos == 0)
         a->mid = 0;
-    sync_watch(c);
+    mosq__sync_watch(c);
 }
 
 static int mosq_publish(struct sim_mqtt *base, const char *topic, const void *payload,
@@ -975,7 +782,7 @@ static void subscribe_on_owner(void *arg)
     a->rc = mosq_rc(rc);
     if (a->rc == 0)
         out_add(c, a->mid, a->n);
-    sync_watch(c);
+    mosq__sync_watch(c);
 }
 
 static int mosq_subscribe(struct sim_mqtt *base, int n, const char *const *filters,
@@ -1007,7 +814,7 @@ static void send_disconnect(struct mosq_client *c)
             c->h.disconnected(c->ctx);
         return;
     }
-    sync_watch(c);
+    mosq__sync_watch(c);
 }
 
 /* A clean disconnect waits (up to 1 s) for the acknowledgements of what is outstanding, as
@@ -1067,3 +874,4 @@ const struct sim_mqtt_impl sim_mqtt__mosquitto = {
     .is_disconnecting = mosq_is_disconnecting,
     .stats = mosq_stats,
 };
+
