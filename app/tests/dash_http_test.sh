@@ -69,11 +69,13 @@ import http.client, sys, time
 host, port = sys.argv[1].split(":")
 c = http.client.HTTPConnection(host, int(port), timeout=10)
 got = []
-for _ in range(300):
+# Back to back until 100 were refused (the bucket refills meanwhile, more so on a busy
+# machine: so not a fixed count), at most 3,000.
+while sum(s == 429 for s, _ in got) < 100 and len(got) < 3000:
     c.request("GET", "/metrics"); r = c.getresponse(); r.read()
     got.append((r.status, r.getheader("Retry-After")))
 ok, limited = sum(s == 200 for s, _ in got), [h for s, h in got if s == 429]
-print("ok   - 300 requests at once: %d answered, %d refused with 429" % (ok, len(limited)))
+print("ok   - %d requests at once: %d answered, %d refused with 429" % (len(got), ok, len(limited)))
 assert ok >= 100 and len(limited) >= 100 and all(h == "1" for h in limited), got[:3]
 time.sleep(1.2)
 c.request("GET", "/metrics"); r = c.getresponse(); r.read()
