@@ -13,6 +13,7 @@
  * freed only before the next epoll_wait.
  */
 #include "proxy_internal.h"
+#include "sim/clock.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -61,9 +62,7 @@ const char *hx_proxy_dir_name(enum hx_proxy_dir dir)
 
 int64_t proxy__now_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    return (int64_t)sim_clock_us();
 }
 
 /* Format and deliver one event; verb is "dropped", "delayed 300 ms", ... */

@@ -8,9 +8,9 @@
  * copied on its owning thread (runner_refresh).
  */
 #include "runner_internal.h"
+#include "sim/fs.h"
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,32 +20,6 @@
 #define MAX_LOOPS 4
 
 /* ================================================================ files */
-
-static int mkdir_p(const char *path)
-{
-    char tmp[RUNNER_PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
 
 static void copy_file(const char *from, const char *to)
 {
@@ -66,7 +40,7 @@ static void copy_file(const char *from, const char *to)
 void runner_remove_dir(struct runner *r)
 {
     if (r->remove_dir)
-        nftw(r->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        sim_fs_remove_tree(r->dir);
 }
 
 /* ================================================================ devices' figures */
@@ -268,7 +242,7 @@ static int setup_loops(struct runner *r, char *err, size_t cap)
         struct hx_proxy_hub_opts ho = {0};
         if (r->opts.keep_dir && r->opts.pcap) {
             snprintf(pcap_dir, sizeof pcap_dir, "%s/pcap", r->dir);
-            mkdir_p(pcap_dir);
+            sim_fs_mkdir_p(pcap_dir);
             ho.pcap_dir = pcap_dir;
         }
         int rc = hx_proxy_hub_create(&ho, &r->hub);
@@ -514,7 +488,7 @@ int runner_setup_work(struct runner *r, char *err, size_t cap)
     /* Work folder: the keep dir, or a temporary one removed at the end. */
     if (r->opts.keep_dir) {
         snprintf(r->dir, sizeof r->dir, "%s", r->opts.keep_dir);
-        if (mkdir_p(r->dir) != 0) {
+        if (sim_fs_mkdir_p(r->dir) != 0) {
             rc = HX_ERR_SYS;
             snprintf(err, cap, "cannot create %s: %s", r->dir, strerror(errno));
             return rc;
