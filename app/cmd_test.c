@@ -29,6 +29,7 @@
 #include "hx/scenario.h"
 #include "dash.h"
 #include "sim/clock.h"
+#include "sim/fs.h"
 
 const char scansim_cmd_test_summary[] = "run scenario files (scripted faults and expectations) and report";
 
@@ -240,28 +241,8 @@ static int child_run(struct test_case *c, const struct hx_runner_opts *base, con
 
 static char *read_file_all(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 8192, len = 0, n;
-    char *buf = malloc(cap);
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 2048) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    char *text;
+    return sim_fs_read_all(path, SIZE_MAX / 2, &text, NULL) == 0 ? text : NULL;
 }
 
 static void collect_result(struct test_case *c, int status, bool killed)

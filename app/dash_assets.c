@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "dash.h"
+#include "sim/fs.h"
 
 #define DASH_CHARTJS_DEBIAN "/usr/share/javascript/chart.js/chart.min.js"
 #define DASH_CHARTJS_MAX (4u << 20)
@@ -22,22 +23,13 @@ static size_t dash__js_len;
 
 static char *dash__slurp(const char *path, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    char *p = NULL;
-    long n;
-
-    if (!fp)
+    char *p;
+    if (sim_fs_read_all(path, DASH_CHARTJS_MAX - 1, &p, len) != 0)
         return NULL;
-    if (fseek(fp, 0, SEEK_END) == 0 && (n = ftell(fp)) > 0 && (size_t)n < DASH_CHARTJS_MAX &&
-        fseek(fp, 0, SEEK_SET) == 0 && (p = malloc((size_t)n + 1)) &&
-        fread(p, 1, (size_t)n, fp) == (size_t)n) {
-        p[n] = '\0';
-        *len = (size_t)n;
-    } else {
+    if (*len == 0) {
         free(p);
-        p = NULL;
+        return NULL;
     }
-    fclose(fp);
     return p;
 }
 

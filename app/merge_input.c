@@ -2,6 +2,7 @@
  * merge_input.c - reading a shard's JSON report (merge_input.h).
  */
 #include "merge_input.h"
+#include "sim/fs.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -14,30 +15,15 @@
 
 static char *merge_slurp(const char *path, char *why, size_t n)
 {
-    FILE *fp = fopen(path, "rb");
     char *buf;
-    long len;
-
-    if (!fp) {
-        snprintf(why, n, "cannot read it: %s", strerror(errno));
-        return NULL;
-    }
-    if (fseek(fp, 0, SEEK_END) != 0 || (len = ftell(fp)) < 0 || len > (long)MERGE_FILE_MAX ||
-        fseek(fp, 0, SEEK_SET) != 0) {
+    if (sim_fs_read_all(path, MERGE_FILE_MAX, &buf, NULL) == 0)
+        return buf;
+    int e = errno;
+    if (e == EFBIG)
         snprintf(why, n, "not a readable file of at most %u MiB", MERGE_FILE_MAX >> 20);
-        fclose(fp);
-        return NULL;
-    }
-    buf = malloc((size_t)len + 1);
-    if (!buf || fread(buf, 1, (size_t)len, fp) != (size_t)len) {
-        snprintf(why, n, "cannot read it");
-        free(buf);
-        fclose(fp);
-        return NULL;
-    }
-    buf[len] = '\0';
-    fclose(fp);
-    return buf;
+    else
+        snprintf(why, n, "cannot read it: %s", strerror(e));
+    return NULL;
 }
 
 /* A whole number >= 0 at key of obj. */

@@ -130,29 +130,8 @@ struct hx_broker *sec_broker_start_open(enum sec_broker_kind kind, const char *p
 
 static char *read_all(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, len = 0;
-    char *buf = malloc(cap);
-    size_t n;
-    while (buf && (n = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += n;
-        if (cap - len < 1024) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
+    char *text;
+    return sim_fs_read_all(path, SIZE_MAX / 2, &text, NULL) == 0 ? text : NULL;
 }
 
 int sec_log_count(struct hx_broker *b, const char *needle)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "sim/err.h"
+#include "sim/fs.h"
 
 #define IDENTITY_FILE_MAX (64u << 20) /* a password file larger than this is a mistake */
 
@@ -37,38 +38,17 @@ static int identity_cmp(const void *a, const void *b)
 /* The whole file into a NUL-terminated buffer. */
 static int identity_slurp(const char *path, char **out, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n = 0, cap = 0, r;
-
-    if (!fp) {
-        fprintf(stderr, "scansim run: --password-file %s: cannot read it: %s\n", path,
-                strerror(errno));
-        return SIM_ERR_IO;
+    if (sim_fs_read_all(path, IDENTITY_FILE_MAX, out, len) == 0)
+        return SIM_OK;
+    int e = errno;
+    if (e == EFBIG || e == ENOMEM) {
+        fprintf(stderr, "scansim run: --password-file %s: larger than %u MiB or out of "
+                "memory\n", path, IDENTITY_FILE_MAX >> 20);
+        return e == EFBIG ? SIM_ERR_INVAL : SIM_ERR_NOMEM;
     }
-    do {
-        if (n + 4096 + 1 > cap) {
-            char *b;
-            cap = cap ? cap * 2 : 8192;
-            if (cap > IDENTITY_FILE_MAX || !(b = realloc(buf, cap))) {
-                fprintf(stderr, "scansim run: --password-file %s: larger than %u MiB or out of "
-                        "memory\n", path, IDENTITY_FILE_MAX >> 20);
-                free(buf);
-                fclose(fp);
-                return SIM_ERR_INVAL;
-            }
-            buf = b;
-        }
-        r = fread(buf + n, 1, cap - n - 1, fp);
-        n += r;
-    } while (r > 0);
-    fclose(fp);
-    if (!buf && !(buf = malloc(1)))
-        return SIM_ERR_NOMEM;
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return SIM_OK;
+    fprintf(stderr, "scansim run: --password-file %s: cannot read it: %s\n", path,
+            strerror(e));
+    return SIM_ERR_IO;
 }
 
 /* Split "id:password" lines (blank lines and '#' comments skipped) into entries. */

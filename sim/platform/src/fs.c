@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -29,6 +30,48 @@ int sim_fs_mkdir_p(const char *path)
     }
     if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -1;
+    return 0;
+}
+
+int sim_fs_read_all(const char *path, size_t max, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t n = 0, cap = 0, r;
+
+    *out = NULL;
+    if (!f)
+        return -1;
+    do {
+        if (n > max) /* more than max already: no need to read the rest */
+            break;
+        if (cap - n < 4096 + 1) {
+            size_t ncap = cap ? cap * 2 : 8192;
+            char *nb = realloc(buf, ncap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                errno = ENOMEM;
+                return -1;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+    } while (r > 0);
+    int failed = ferror(f);
+    int e = errno;
+    fclose(f);
+    if (failed || n > max) {
+        free(buf);
+        errno = failed ? e : EFBIG;
+        return -1;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
     return 0;
 }
 

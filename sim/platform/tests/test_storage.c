@@ -4,6 +4,7 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "fw/fw_device.h"
 #include "sim/err.h"
+#include "sim/fs.h"
 #include "sim/storage.h"
 
 static char tmpdir[256];
@@ -180,6 +182,39 @@ START_TEST(a_none_store_accepts_writes_and_forgets_them)
 }
 END_TEST
 
+/* sim/fs.h: mkdir -p, the whole of a file within a limit, rm -rf. */
+START_TEST(folders_are_made_read_whole_and_removed_with_their_contents)
+{
+    char root[] = "/tmp/sim-fs-XXXXXX", deep[128], file[160];
+    ck_assert_ptr_nonnull(mkdtemp(root));
+    snprintf(deep, sizeof deep, "%s/a/b/c", root);
+    ck_assert_int_eq(sim_fs_mkdir_p(deep), 0);
+    ck_assert_int_eq(sim_fs_mkdir_p(deep), 0); /* there already: fine */
+    snprintf(file, sizeof file, "%s/text", deep);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    for (int i = 0; i < 3000; i++) /* 30,000 bytes: the buffer grows */
+        fputs("0123456789", f);
+    fclose(f);
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(sim_fs_read_all(file, 30000, &text, &len), 0);
+    ck_assert_uint_eq(len, 30000);
+    ck_assert_uint_eq(strlen(text), 30000);
+    free(text);
+    errno = 0;
+    ck_assert_int_eq(sim_fs_read_all(file, 29999, &text, &len), -1); /* one byte too many */
+    ck_assert_int_eq(errno, EFBIG);
+    ck_assert_ptr_null(text);
+    ck_assert_int_eq(sim_fs_read_all("/nonexistent/scansim", 100, &text, NULL), -1);
+    ck_assert_int_eq(errno, ENOENT);
+    sim_fs_remove_tree(root);
+    ck_assert_int_ne(access(root, F_OK), 0);
+    sim_fs_remove_tree(NULL); /* nothing to do */
+    sim_fs_remove_tree("");
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sim_storage");
@@ -194,6 +229,7 @@ int main(void)
     tcase_add_test(tc, keys_that_could_leave_the_folder_are_refused);
     tcase_add_test(tc, a_memory_store_keeps_several_keys_and_replaces_values);
     tcase_add_test(tc, a_none_store_accepts_writes_and_forgets_them);
+    tcase_add_test(tc, folders_are_made_read_whole_and_removed_with_their_contents);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
