@@ -29,6 +29,7 @@
 #include "sim/device.h"
 #include "sim/err.h"
 #include "sim/loop.h"
+#include "sim/test_mqtt.h"
 #include "sim_test_util.h"
 
 static const char *self_exe;
@@ -113,8 +114,8 @@ START_TEST(a_started_device_announces_online_retained_on_its_status_topic)
     struct fixture f;
     struct sim_device_opts o;
     struct sim_device_snapshot s;
-    struct watcher *w;
-    struct watched m;
+    struct tmq *w;
+    const struct tmq_msg *m;
     char topic[96];
 
     start_broker(&f, NULL);
@@ -130,10 +131,11 @@ START_TEST(a_started_device_announces_online_retained_on_its_status_topic)
     status_topic(topic, sizeof(topic), "dev-online");
     w = watcher_start(hx_broker_uri(f.broker), "watch-online", topic);
     ck_assert_ptr_nonnull(w);
-    ck_assert(watcher_wait(w, topic, "online", 1, WAIT_MS));
-    ck_assert(watcher_get(w, topic, 0, &m));
-    ck_assert(m.retained);
-    watcher_stop(w);
+    ck_assert(tmq_wait_count_on(w, topic, "online", 1, WAIT_MS));
+    m = tmq_find(w, topic, 0);
+    ck_assert_ptr_nonnull(m);
+    ck_assert(m->retain);
+    tmq_free(w);
     finish(&f);
 }
 END_TEST
@@ -143,7 +145,7 @@ START_TEST(a_clean_stop_publishes_offline_itself_and_the_broker_sends_no_will)
     struct fixture f;
     struct sim_device_opts o;
     struct sim_device_snapshot s;
-    struct watcher *w;
+    struct tmq *w;
     char topic[96];
 
     start_broker(&f, NULL);
@@ -154,10 +156,10 @@ START_TEST(a_clean_stop_publishes_offline_itself_and_the_broker_sends_no_will)
     make_device(&f, &o);
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, is_online, NULL));
-    ck_assert(watcher_wait(w, topic, "online", 1, WAIT_MS));
+    ck_assert(tmq_wait_count_on(w, topic, "online", 1, WAIT_MS));
     ck_assert_int_eq(sim_device_stop(f.dev), SIM_OK);
     ck_assert_int_eq(sim_device_stop(f.dev), SIM_ERR_STATE);
-    ck_assert(watcher_wait(w, topic, "offline", 1, WAIT_MS));
+    ck_assert(tmq_wait_count_on(w, topic, "offline", 1, WAIT_MS));
     /* The broker got a DISCONNECT (mosquitto logs "disconnected", not "closed its
        connection"), so it drops the Will; the marker round trip proves nothing else was
        on its way to us when we count. */
@@ -165,12 +167,12 @@ START_TEST(a_clean_stop_publishes_offline_itself_and_the_broker_sends_no_will)
                                  WAIT_MS));
     ck_assert(!file_contains(hx_broker_log_path(f.broker), "dev-stop closed its connection"));
     ck_assert(watcher_sync(w, "stop"));
-    ck_assert_int_eq(watcher_count(w, topic, "offline"), 1);
+    ck_assert_int_eq(tmq_count_on(w, topic, "offline"), 1);
     ck_assert_int_eq(sim_device_snapshot(f.dev, &s), SIM_OK);
     ck_assert(!s.powered);
     ck_assert(!s.status.online);
     ck_assert_int_eq(s.conn_state, SIM_CONN_DISCONNECTED);
-    watcher_stop(w);
+    tmq_free(w);
     finish(&f);
 }
 END_TEST
@@ -194,8 +196,8 @@ static int device_child(const char *uri, const char *id)
 START_TEST(a_device_process_killed_with_sigkill_gets_its_will_offline_published_by_the_broker)
 {
     struct fixture f;
-    struct watcher *w;
-    struct watched m;
+    struct tmq *w;
+    const struct tmq_msg *m;
     char topic[96];
     pid_t pid;
     int status;
@@ -211,18 +213,19 @@ START_TEST(a_device_process_killed_with_sigkill_gets_its_will_offline_published_
               (char *)NULL);
         _exit(127);
     }
-    ck_assert_msg(watcher_wait(w, topic, "online", 1, WAIT_MS), "the child never came online");
+    ck_assert_msg(tmq_wait_count_on(w, topic, "online", 1, WAIT_MS), "the child never came online");
     ck_assert_int_eq(kill(pid, SIGKILL), 0);
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFSIGNALED(status));
     /* The process is gone: an "offline" now can only be the broker's Will. */
-    ck_assert_msg(watcher_wait(w, topic, "offline", 1, WAIT_MS), "no Will published");
-    ck_assert(watcher_get(w, topic, 1, &m));
-    ck_assert_str_eq(m.payload, "offline");
+    ck_assert_msg(tmq_wait_count_on(w, topic, "offline", 1, WAIT_MS), "no Will published");
+    m = tmq_find(w, topic, 1);
+    ck_assert_ptr_nonnull(m);
+    ck_assert_str_eq(m->payload, "offline");
     ck_assert(file_contains(hx_broker_log_path(f.broker), "dev-kill closed its connection") ||
               file_contains(hx_broker_log_path(f.broker), "Socket error on client dev-kill"));
     ck_assert(!file_contains(hx_broker_log_path(f.broker), "Client dev-kill disconnected"));
-    watcher_stop(w);
+    tmq_free(w);
     finish(&f);
 }
 END_TEST
@@ -336,8 +339,8 @@ static void register_item_17(const char *trace_dir)
     struct fixture f;
     struct sim_device_opts o;
     struct sim_device_snapshot s;
-    struct watcher *w;
-    struct watched m;
+    struct tmq *w;
+    const struct tmq_msg *m;
     struct want_item want = { 1, 17 };
     enum fw_screen confirm = FW_SCREEN_CONFIRM;
     uint32_t one = 1;
@@ -353,11 +356,11 @@ static void register_item_17(const char *trace_dir)
     /* online is published after the SUBSCRIBE, so the subscription is in place once the
        broker has the retained online: wait for that before publishing the item. */
     {
-        struct watcher *ws = watcher_start(hx_broker_uri(f.broker), "watch-reg-s",
+        struct tmq *ws = watcher_start(hx_broker_uri(f.broker), "watch-reg-s",
                                            "scanners/dev-reg/status");
         ck_assert_ptr_nonnull(ws);
-        ck_assert(watcher_wait(ws, "scanners/dev-reg/status", "online", 1, WAIT_MS));
-        watcher_stop(ws);
+        ck_assert(tmq_wait_count_on(ws, "scanners/dev-reg/status", "online", 1, WAIT_MS));
+        tmq_free(ws);
     }
     ck_assert_int_eq(run_mosquitto_pub(hx_broker_uri(f.broker), "item_registration",
                                        "{\"item_id\": 17, \"item_name\": \"Pallet jack\", "
@@ -371,10 +374,11 @@ static void register_item_17(const char *trace_dir)
     ck_assert_int_eq(sim_device_post_tag(f.dev, uid, sizeof(uid)), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, screen_is, &confirm));
     ck_assert_int_eq(sim_device_post_button(f.dev, FW_BUTTON_CONFIRM), SIM_OK);
-    ck_assert(watcher_wait(w, "item_registered", NULL, 1, WAIT_MS));
-    ck_assert(watcher_get(w, "item_registered", 0, &m));
-    check_registration(m.payload, 17, 2, "04A1B2C3", "dev-reg");
-    ck_assert_int_eq(m.qos, 1);
+    ck_assert(tmq_wait_count_on(w, "item_registered", NULL, 1, WAIT_MS));
+    m = tmq_find(w, "item_registered", 0);
+    ck_assert_ptr_nonnull(m);
+    check_registration(m->payload, 17, 2, "04A1B2C3", "dev-reg");
+    ck_assert_int_eq(m->qos, 1);
     /* The PUBACK came back through Paho's token and emptied the outbox. */
     ck_assert(wait_snap(f.dev, &s, acked, &one));
     ck_assert_uint_eq(s.stats.registrations_sent, 1);
@@ -383,7 +387,7 @@ static void register_item_17(const char *trace_dir)
     ck_assert_int_eq(sim_device_stop(f.dev), SIM_OK);
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, is_online, NULL));
-    watcher_stop(w);
+    tmq_free(w);
     finish(&f);
 }
 
@@ -512,11 +516,11 @@ START_TEST(observers_see_frames_logs_traffic_both_ways_and_states_on_the_loop_th
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, is_online, NULL));
     {
-        struct watcher *ws = watcher_start(hx_broker_uri(f.broker), "watch-obs-s",
+        struct tmq *ws = watcher_start(hx_broker_uri(f.broker), "watch-obs-s",
                                            "scanners/dev-obs/status");
         ck_assert_ptr_nonnull(ws);
-        ck_assert(watcher_wait(ws, "scanners/dev-obs/status", "online", 1, WAIT_MS));
-        watcher_stop(ws);
+        ck_assert(tmq_wait_count_on(ws, "scanners/dev-obs/status", "online", 1, WAIT_MS));
+        tmq_free(ws);
     }
     ck_assert_int_eq(run_mosquitto_pub(hx_broker_uri(f.broker), "item_registration",
                                        "{\"item_id\": 3, \"item_name\": \"Saw\", "
@@ -611,8 +615,8 @@ START_TEST(a_registration_confirmed_offline_survives_a_restart_in_file_storage_a
     struct fixture f;
     struct sim_device_opts o;
     struct sim_device_snapshot s;
-    struct watcher *w;
-    struct watched m;
+    struct tmq *w;
+    const struct tmq_msg *m;
     struct want_item want = { 1, 5 };
     enum fw_screen confirm = FW_SCREEN_CONFIRM;
     char dir[] = "/tmp/sim-flash-XXXXXX", cmd[80];
@@ -628,11 +632,11 @@ START_TEST(a_registration_confirmed_offline_survives_a_restart_in_file_storage_a
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
     ck_assert(wait_snap(f.dev, &s, is_online, NULL));
     {
-        struct watcher *ws = watcher_start(hx_broker_uri(f.broker), "watch-flash-s",
+        struct tmq *ws = watcher_start(hx_broker_uri(f.broker), "watch-flash-s",
                                            "scanners/dev-flash/status");
         ck_assert_ptr_nonnull(ws);
-        ck_assert(watcher_wait(ws, "scanners/dev-flash/status", "online", 1, WAIT_MS));
-        watcher_stop(ws);
+        ck_assert(tmq_wait_count_on(ws, "scanners/dev-flash/status", "online", 1, WAIT_MS));
+        tmq_free(ws);
     }
     ck_assert_int_eq(run_mosquitto_pub(hx_broker_uri(f.broker), "item_registration",
                                        "{\"item_id\": 5, \"item_name\": \"Drill\", "
@@ -654,11 +658,12 @@ START_TEST(a_registration_confirmed_offline_survives_a_restart_in_file_storage_a
     ck_assert_ptr_nonnull(w);
     make_device(&f, &o);
     ck_assert_int_eq(sim_device_start(f.dev), SIM_OK);
-    ck_assert(watcher_wait(w, "item_registered", NULL, 1, WAIT_MS));
-    ck_assert(watcher_get(w, "item_registered", 0, &m));
-    check_registration(m.payload, 5, 1, "04112233445566", "dev-flash");
+    ck_assert(tmq_wait_count_on(w, "item_registered", NULL, 1, WAIT_MS));
+    m = tmq_find(w, "item_registered", 0);
+    ck_assert_ptr_nonnull(m);
+    check_registration(m->payload, 5, 1, "04112233445566", "dev-flash");
     ck_assert(wait_snap(f.dev, &s, acked, &one));
-    watcher_stop(w);
+    tmq_free(w);
     finish(&f);
     snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
     ck_assert_int_eq(system(cmd), 0);

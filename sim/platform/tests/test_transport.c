@@ -24,6 +24,7 @@
 #include "sim/loop.h"
 #include "sim/mqtt.h"
 #include "sim/transport.h"
+#include "sim/test_mqtt.h"
 #include "sim_test_util.h"
 
 struct rec {
@@ -413,7 +414,7 @@ START_TEST(a_power_cut_sends_the_will_on_libmosquitto_and_a_disconnect_on_paho)
     struct fixture f;
     struct hx_broker_opts bo = { 0 };
     struct fw_connect_params p = params("t-cut", true);
-    struct watcher *w;
+    struct tmq *w;
 
     bo.verbose_log = true;
     p.will_topic = "sim-test/cut/status";
@@ -435,16 +436,16 @@ START_TEST(a_power_cut_sends_the_will_on_libmosquitto_and_a_disconnect_on_paho)
         ck_assert(!file_contains(hx_broker_log_path(f.broker), "t-cut closed its connection"));
         /* Everything the broker sent before this marker has arrived: no Will among it. */
         ck_assert(watcher_sync(w, "cut"));
-        ck_assert_int_eq(watcher_count(w, "sim-test/cut/status", "will"), 0);
+        ck_assert_int_eq(tmq_count_on(w, "sim-test/cut/status", "will"), 0);
     } else {
-        ck_assert_msg(watcher_wait(w, "sim-test/cut/status", "will", 1, WAIT_MS),
+        ck_assert_msg(tmq_wait_count_on(w, "sim-test/cut/status", "will", 1, WAIT_MS),
                       "no Will after a power cut on libmosquitto");
         ck_assert(!file_contains(hx_broker_log_path(f.broker), "Client t-cut disconnected."));
     }
     /* The transport is usable again: a fresh handle connects. */
     ck_assert_int_eq(sim_transport_connect(f.rec.tr, &p), FW_OK);
     ck_assert(pump_until(f.loop, &f.rec.connected, 2));
-    watcher_stop(w);
+    tmq_free(w);
     teardown(&f);
 }
 END_TEST
