@@ -1,8 +1,8 @@
 /*
  * test_hx_backend.c - the backend role against a real mosquitto (hx_broker), with an MQTT
- * client on the MQTT edge (sim/mqtt.h) playing the device (its own small synchronous wrapper
- * below). Every test has its own broker, port and temp folder, so the suite runs in parallel
- * with others.
+ * client on the MQTT edge playing the device (the tests' synchronous one, sim/test_mqtt.h).
+ * Every test has its own broker, port and temp folder, so the suite runs in parallel with
+ * others.
  */
 #include "hx/backend.h"
 #include "hx/broker.h"
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "sim/err.h"
-#include "sim/mqtt.h"
+#include "sim/test_mqtt.h"
 #include "sim/clock.h"
 
 #define WAIT_MS 10000
@@ -35,174 +35,58 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* ---------------------------------------------------------------- a device: synchronous */
+/* ---------------------------------------------------------------- a device */
 
-#define DEV_INBOX 64
+#define DEV_INBOX 64 /* the most messages a test looks through for one */
 
-struct dev {
-    struct sim_mqtt *c;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done;     /* completed requests */
-    int failed;   /* failed requests */
-    int n;        /* messages in inbox */
-    char topic[DEV_INBOX][128];
-    char payload[DEV_INBOX][512];
-};
-
-static void dev_end(struct dev *v, bool ok)
-{
-    pthread_mutex_lock(&v->lock);
-    if (ok)
-        v->done++;
-    else
-        v->failed++;
-    pthread_cond_broadcast(&v->cond);
-    pthread_mutex_unlock(&v->lock);
-}
-
-static void dev_connected(void *ctx, bool session_present)
-{
-    (void)session_present;
-    dev_end(ctx, true);
-}
-
-static void dev_connect_failed(void *ctx, int code, const char *words)
-{
-    (void)code;
-    fprintf(stderr, "device: %s\n", words);
-    dev_end(ctx, false);
-}
-
-static void dev_published(void *ctx, int mid, int code)
-{
-    (void)mid;
-    dev_end(ctx, code == 0);
-}
-
-static void dev_subscribed(void *ctx, int mid, int n, const int *codes)
-{
-    (void)mid;
-    dev_end(ctx, n >= 1 && codes[0] >= 0 && codes[0] < 0x80);
-}
-
-static void dev_disconnected(void *ctx)
-{
-    dev_end(ctx, true);
-}
-
-static void dev_arrived(void *ctx, const struct sim_mqtt_message *m)
-{
-    struct dev *v = ctx;
-    pthread_mutex_lock(&v->lock);
-    if (v->n < DEV_INBOX) {
-        snprintf(v->topic[v->n], sizeof v->topic[0], "%s", m->topic);
-        snprintf(v->payload[v->n], sizeof v->payload[0], "%.*s", (int)m->len,
-                 (const char *)m->payload);
-        v->n++;
-    }
-    pthread_cond_broadcast(&v->cond);
-    pthread_mutex_unlock(&v->lock);
-}
-
-static const struct sim_mqtt_handlers dev_handlers = {
-    .connected = dev_connected,
-    .connect_failed = dev_connect_failed,
-    .message = dev_arrived,
-    .published = dev_published,
-    .subscribed = dev_subscribed,
-    .disconnected = dev_disconnected,
-};
-
-/* Wait until done reaches want; fails the test on failure or time-out. */
-static void dev_wait_done(struct dev *v, int want)
-{
-    int64_t deadline = now_ms() + WAIT_MS;
-    pthread_mutex_lock(&v->lock);
-    while (v->done < want && v->failed == 0 && now_ms() < deadline) {
-        pthread_mutex_unlock(&v->lock);
-        sleep_ms(2);
-        pthread_mutex_lock(&v->lock);
-    }
-    int done = v->done, failed = v->failed;
-    pthread_mutex_unlock(&v->lock);
-    ck_assert_int_eq(failed, 0);
-    ck_assert_int_ge(done, want);
-}
-
-/* A connected device client of id (user and pass NULL = none), clean session. */
-static struct dev *dev_connect_user(const char *uri, const char *id, const char *user,
+/* A connected device client of id (user and pass NULL = none), clean session: the tests'
+   MQTT client (sim/test_mqtt.h). */
+static struct tmq *dev_connect_user(const char *uri, const char *id, const char *user,
                                     const char *pass)
 {
-    struct dev *v = calloc(1, sizeof *v);
-    ck_assert_ptr_nonnull(v);
-    pthread_mutex_init(&v->lock, NULL);
-    pthread_cond_init(&v->cond, NULL);
-    struct sim_mqtt_opts o;
-    sim_mqtt_opts_defaults(&o);
+    struct tmq_opts o;
+    struct tmq *v = NULL;
+    tmq_opts_defaults(&o);
     o.uri = uri;
     o.client_id = id;
     o.username = user;
     o.password = pass;
-    ck_assert_int_eq(sim_mqtt_create(&o, &dev_handlers, v, &v->c), SIM_OK);
-    struct sim_mqtt_connect_params cp = {.keepalive_s = 30, .clean_session = true};
-    ck_assert_int_eq(sim_mqtt_connect(v->c, &cp), SIM_OK);
-    dev_wait_done(v, 1);
+    o.wait_ms = WAIT_MS;
+    ck_assert_int_eq(tmq_open(&o, &v), SIM_OK);
     return v;
 }
 
-static struct dev *dev_connect(const char *uri, const char *id)
+static struct tmq *dev_connect(const char *uri, const char *id)
 {
     return dev_connect_user(uri, id, NULL, NULL);
 }
 
-static void dev_subscribe(struct dev *v, const char *topic)
+static void dev_subscribe(struct tmq *v, const char *topic)
 {
-    int want = v->done + 1, qos = 1;
-    ck_assert_int_eq(sim_mqtt_subscribe(v->c, 1, &topic, &qos, NULL), SIM_OK);
-    dev_wait_done(v, want);
+    ck_assert_int_eq(tmq_subscribe(v, topic, 1, NULL), SIM_OK);
 }
 
 /* Publish QoS 1 and wait for the broker's PUBACK. */
-static void dev_publish(struct dev *v, const char *topic, const char *payload)
+static void dev_publish(struct tmq *v, const char *topic, const char *payload)
 {
-    int want = v->done + 1;
-    ck_assert_int_eq(sim_mqtt_publish(v->c, topic, payload, strlen(payload), 1, false, NULL),
-                     SIM_OK);
-    dev_wait_done(v, want);
+    ck_assert_int_eq(tmq_publish_text(v, topic, payload, 1, false), SIM_OK);
 }
 
 /* The k-th message received (0-based), waiting for it; false on time-out. */
-static bool dev_message(struct dev *v, int k, int timeout_ms, char *topic, size_t tn,
+static bool dev_message(struct tmq *v, int k, int timeout_ms, char *topic, size_t tn,
                         char *payload, size_t pn)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    pthread_mutex_lock(&v->lock);
-    while (v->n <= k && now_ms() < deadline) {
-        pthread_mutex_unlock(&v->lock);
-        sleep_ms(2);
-        pthread_mutex_lock(&v->lock);
+    const struct tmq_msg *m = tmq_wait_msg(v, k, timeout_ms);
+    if (m) {
+        snprintf(topic, tn, "%s", m->topic);
+        snprintf(payload, pn, "%s", m->payload);
     }
-    bool ok = v->n > k;
-    if (ok) {
-        snprintf(topic, tn, "%s", v->topic[k]);
-        snprintf(payload, pn, "%s", v->payload[k]);
-    }
-    pthread_mutex_unlock(&v->lock);
-    return ok;
+    return m != NULL;
 }
 
-static void dev_close(struct dev *v)
+static void dev_close(struct tmq *v)
 {
-    int want = v->done + 1;
-    bool connected = sim_mqtt_is_connected(v->c);
-    sim_mqtt_disconnect(v->c);
-    if (connected)
-        dev_wait_done(v, want);
-    sim_mqtt_destroy(v->c);
-    pthread_mutex_destroy(&v->lock);
-    pthread_cond_destroy(&v->cond);
-    free(v);
+    ck_assert_int_eq(tmq_close(v), SIM_OK);
 }
 
 /* ---------------------------------------------------------------- fixtures */
@@ -263,7 +147,7 @@ static void registration(char *out, size_t n, int item, const char *tag, const c
 START_TEST(a_published_item_reaches_a_device_as_the_exact_json)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "dev-1");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "dev-1");
     dev_subscribe(d, "item_registration");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 17, "Pallet jack", 2), HX_OK);
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 18, "Box \"A\\B\"", 100000),
@@ -288,7 +172,7 @@ END_TEST
 START_TEST(a_registration_is_stored_once_and_shows_in_recent_rows)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
     int32_t id = hx_backend_next_item_id(r.backend);
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Drill", 1), HX_OK);
     char reg[256];
@@ -320,7 +204,7 @@ END_TEST
 START_TEST(the_same_key_twice_is_one_row_and_one_duplicate_delivery)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-1");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 5, "Saw", 1), HX_OK);
     char reg[256];
     registration(reg, sizeof reg, 5, "04A1B2C3D4E5F6", "scanner-1", 7);
@@ -348,8 +232,8 @@ END_TEST
 START_TEST(two_keys_for_one_item_count_as_registered_twice)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *a = dev_connect(hx_broker_uri(r.broker), "scanner-a");
-    struct dev *b = dev_connect(hx_broker_uri(r.broker), "scanner-b");
+    struct tmq *a = dev_connect(hx_broker_uri(r.broker), "scanner-a");
+    struct tmq *b = dev_connect(hx_broker_uri(r.broker), "scanner-b");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 9, "Ladder", 1), HX_OK);
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 10, "Rope", 1), HX_OK);
     char reg[256];
@@ -395,7 +279,7 @@ END_TEST
 START_TEST(inventory_queries_are_answered_found_or_not_on_the_device_reply_topic)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-q");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-q");
     dev_subscribe(d, "scanners/scanner-q/inventory/reply");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 17, "Pallet jack", 2), HX_OK);
     char reg[256];
@@ -458,7 +342,7 @@ START_TEST(malformed_registrations_are_counted_and_the_backend_keeps_working)
     };
     const int n_bad = (int)(sizeof bad / sizeof bad[0]);
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-m");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-m");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 1, "Hammer", 1), HX_OK);
     for (int i = 0; i < n_bad; i++)
         dev_publish(d, "item_registered", bad[i]);
@@ -485,7 +369,7 @@ END_TEST
 START_TEST(items_never_registered_are_lost_and_unknown_items_are_counted)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-l");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-l");
     for (int id = 1; id <= 3; id++)
         ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, id, "Thing", 1), HX_OK);
     char reg[256];
@@ -514,7 +398,7 @@ START_TEST(a_file_ledger_holds_the_rows_after_stop)
     snprintf(path, sizeof path, "%s/ledger.db", dir);
     struct hx_backend_opts o = {.db_path = path};
     struct rig r = rig_up_with(&o);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-f");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-f");
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 31, "Crate", 3), HX_OK);
     ck_assert_int_eq(hx_backend_publish_item(r.backend, NULL, 32, "Tape", 1), HX_OK);
     char reg[256];
@@ -564,7 +448,7 @@ END_TEST
 START_TEST(the_per_device_layout_uses_each_device_topics)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_PER_DEVICE);
-    struct dev *a = dev_connect(hx_broker_uri(r.broker), "dev-a");
+    struct tmq *a = dev_connect(hx_broker_uri(r.broker), "dev-a");
     dev_subscribe(a, "scanners/dev-a/#");
     /* an item for dev-b must not reach dev-a; one for dev-a must */
     ck_assert_int_eq(hx_backend_publish_item(r.backend, "dev-b", 1, "For B", 1), HX_OK);
@@ -609,7 +493,7 @@ END_TEST
 START_TEST(latency_figures_are_positive_and_ordered)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-t");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-t");
     dev_subscribe(d, "item_registration");
     const int n = 40;
     for (int i = 1; i <= n; i++)
@@ -647,7 +531,7 @@ static int cmp_ms(const void *a, const void *b)
 }
 
 /* The device registers items [from, to) and the backend stores them. */
-static void register_range(struct rig *r, struct dev *d, int from, int to)
+static void register_range(struct rig *r, struct tmq *d, int from, int to)
 {
     for (int id = from; id < to; id++) {
         char reg[256], tag[16];
@@ -664,7 +548,7 @@ static void register_range(struct rig *r, struct dev *d, int from, int to)
 START_TEST(latency_percentiles_stay_exact_across_reports_between_waves)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-w");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-w");
     struct hx_ledger_report rep;
     enum { WAVE = 15, WAVES = 4, N = WAVE * WAVES };
     for (int id = 1; id <= WAVE; id++) /* wave 0 waits longest */
@@ -744,7 +628,7 @@ START_TEST(an_mqtt5_backend_with_a_password_works_and_a_wrong_one_is_refused)
     ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
     ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
     ck_assert(hx_backend_connected(b));
-    struct dev *d = dev_connect_user(hx_broker_uri(broker), "scanner-5", "scanner-5", "s-pass");
+    struct tmq *d = dev_connect_user(hx_broker_uri(broker), "scanner-5", "scanner-5", "s-pass");
     ck_assert_int_eq(hx_backend_publish_item(b, NULL, 1, "V5", 1), HX_OK);
     char reg[256];
     registration(reg, sizeof reg, 1, "0A0B0C0D", "scanner-5", 1);
@@ -772,7 +656,7 @@ START_TEST(an_mqtt5_backend_counts_the_items_the_broker_refuses_and_only_those)
     struct hx_backend *b = NULL;
     ck_assert_int_eq(hx_backend_create(&o, &b), HX_OK);
     ck_assert_msg(hx_backend_start(b) == HX_OK, "%s", hx_backend_last_error());
-    struct dev *d = dev_connect(hx_broker_uri(broker), "dev-ok");
+    struct tmq *d = dev_connect(hx_broker_uri(broker), "dev-ok");
     dev_subscribe(d, "scanners/dev-ok/item_registration");
 
     enum { N = 40 };
@@ -819,7 +703,7 @@ START_TEST(an_mqtt5_backend_keeps_to_the_brokers_receive_maximum)
         char dev_id[16], topic[64];
         snprintf(dev_id, sizeof dev_id, "dev-rm%d", version);
         snprintf(topic, sizeof topic, "scanners/%s/item_registration", dev_id);
-        struct dev *d = dev_connect(hx_broker_uri(broker), dev_id);
+        struct tmq *d = dev_connect(hx_broker_uri(broker), dev_id);
         dev_subscribe(d, topic);
         struct hx_backend_opts o = {.uri = hx_broker_uri(broker), .mqtt_version = version,
                                     .layout = HX_BACKEND_LAYOUT_PER_DEVICE};
@@ -866,7 +750,7 @@ START_TEST(the_backend_reconnects_and_resubscribes_after_a_broker_restart)
     ck_assert_uint_ge(rep.reconnects, 1);
     /* the re-subscribe is asynchronous: re-send until the backend sees it (new key each time,
        so each attempt is a fresh registration of the same item) */
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-r");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-r");
     deadline = now_ms() + WAIT_MS;
     int seq = 0;
     while (hx_backend_wait_registered(r.backend, 1, 200) != HX_OK && now_ms() < deadline) {
@@ -924,7 +808,7 @@ END_TEST
 START_TEST(raw_payloads_reach_the_wire_unchanged)
 {
     struct rig r = rig_up(HX_BACKEND_LAYOUT_SEED);
-    struct dev *d = dev_connect(hx_broker_uri(r.broker), "scanner-raw");
+    struct tmq *d = dev_connect(hx_broker_uri(r.broker), "scanner-raw");
     dev_subscribe(d, "item_registration");
     const char hostile[] = "{\"item_id\":1.5,\"item_name\":\"\",\"tag_quantity\":-1}";
     ck_assert_int_eq(hx_backend_publish_raw(r.backend, "item_registration", hostile,
@@ -1062,60 +946,15 @@ END_TEST
 
 /* ---------------------------------------------------------------- a broker crash */
 
-/* A subscriber with a persistent session that keeps every copy it gets (topic, payload). */
+/* A subscriber with a persistent session that keeps every copy it gets: the tests' MQTT
+   client (sim/test_mqtt.h), and a thread that reconnects it. */
 #define SINK_MAX 1024
 
 struct sink {
-    struct sim_mqtt *c;
-    struct sim_mqtt_connect_params cp;
-    pthread_mutex_t lock;
-    int connected; /* successful connects */
-    int subscribed;
-    int n;
-    char topic[SINK_MAX][64];
-    char payload[SINK_MAX][128];
+    struct tmq *c;
     pthread_t reconnector;
     atomic_bool stop;
 };
-
-static void sink_arrived(void *ctx, const struct sim_mqtt_message *m)
-{
-    struct sink *k = ctx;
-    pthread_mutex_lock(&k->lock);
-    if (k->n < SINK_MAX) {
-        snprintf(k->topic[k->n], sizeof k->topic[0], "%s", m->topic);
-        snprintf(k->payload[k->n], sizeof k->payload[0], "%.*s", (int)m->len,
-                 (const char *)m->payload);
-        k->n++;
-    }
-    pthread_mutex_unlock(&k->lock);
-}
-
-static void sink_connected(void *ctx, bool session_present)
-{
-    struct sink *k = ctx;
-    (void)session_present;
-    pthread_mutex_lock(&k->lock);
-    k->connected++;
-    pthread_mutex_unlock(&k->lock);
-}
-
-static void sink_subscribed(void *ctx, int mid, int n, const int *codes)
-{
-    struct sink *k = ctx;
-    (void)mid;
-    pthread_mutex_lock(&k->lock);
-    k->subscribed += n >= 1 && codes[0] >= 0 && codes[0] < 0x80;
-    pthread_mutex_unlock(&k->lock);
-}
-
-static int sink_get(struct sink *k, int *field)
-{
-    pthread_mutex_lock(&k->lock);
-    int v = *field;
-    pthread_mutex_unlock(&k->lock);
-    return v;
-}
 
 /* The sink's reconnects (the edge makes none, and a handler may not connect its own
    client): once a second while not connected. The persistent session keeps the
@@ -1126,50 +965,36 @@ static void *sink_reconnect(void *arg)
     int64_t next = now_ms() + 1000;
     while (!atomic_load(&k->stop)) {
         sleep_ms(20);
-        if (sim_mqtt_is_connected(k->c) || now_ms() < next)
+        if (tmq_is_connected(k->c) || now_ms() < next)
             continue;
         next = now_ms() + 1000;
-        sim_mqtt_connect(k->c, &k->cp); /* SIM_ERR_STATE while an attempt runs: wait */
+        tmq_connect(k->c); /* waits for the attempt's outcome; a failed one is retried */
     }
     return NULL;
 }
 
 static void sink_open(struct sink *k, const char *uri, int version)
 {
-    static const struct sim_mqtt_handlers h = {
-        .connected = sink_connected, .message = sink_arrived, .subscribed = sink_subscribed};
+    struct tmq_opts o;
     memset(k, 0, sizeof *k);
-    pthread_mutex_init(&k->lock, NULL);
-    struct sim_mqtt_opts o;
-    sim_mqtt_opts_defaults(&o);
+    tmq_opts_defaults(&o);
     o.uri = uri;
     o.client_id = "crash-sink";
     o.mqtt_version = version == 5 ? 5 : 3;
     o.session_expiry_s = 3600;
-    ck_assert_int_eq(sim_mqtt_create(&o, &h, k, &k->c), SIM_OK);
-    k->cp = (struct sim_mqtt_connect_params){.keepalive_s = 30, .clean_session = false};
-    ck_assert_int_eq(sim_mqtt_connect(k->c, &k->cp), SIM_OK);
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (sink_get(k, &k->connected) < 1 && now_ms() < deadline)
-        sleep_ms(5);
-    ck_assert_int_ge(sink_get(k, &k->connected), 1);
+    o.persistent = true;
+    o.wait_ms = WAIT_MS;
+    ck_assert_int_eq(tmq_create(&o, &k->c), SIM_OK);
+    ck_assert_int_eq(tmq_connect(k->c), SIM_OK);
     ck_assert_int_eq(pthread_create(&k->reconnector, NULL, sink_reconnect, k), 0);
-    const char *filter = "scanners/+/item_registration";
-    int qos = 1;
-    ck_assert_int_eq(sim_mqtt_subscribe(k->c, 1, &filter, &qos, NULL), SIM_OK);
-    deadline = now_ms() + WAIT_MS;
-    while (sink_get(k, &k->subscribed) < 1 && now_ms() < deadline)
-        sleep_ms(5);
-    ck_assert_int_ge(sink_get(k, &k->subscribed), 1);
+    ck_assert_int_eq(tmq_subscribe(k->c, "scanners/+/item_registration", 1, NULL), SIM_OK);
 }
 
 static void sink_close(struct sink *k)
 {
     atomic_store(&k->stop, true);
     pthread_join(k->reconnector, NULL);
-    sim_mqtt_disconnect(k->c);
-    sim_mqtt_destroy(k->c);
-    pthread_mutex_destroy(&k->lock);
+    tmq_close(k->c);
 }
 
 static void crash_item(int id, char *topic, size_t tn, char *payload, size_t pn)
@@ -1185,24 +1010,24 @@ static bool sink_has_all(struct sink *k, int n, char *why, size_t wn)
     static bool seen[SINK_MAX];
     memset(seen, 0, sizeof seen);
     why[0] = '\0';
-    pthread_mutex_lock(&k->lock);
-    for (int i = 0; i < k->n; i++) {
+    int copies = tmq_count(k->c);
+    for (int i = 0; i < copies && i < SINK_MAX; i++) {
+        const struct tmq_msg *m = tmq_msg(k->c, i);
         int id = 0;
         char topic[64], payload[128];
-        if (sscanf(k->payload[i], "{\"item_id\":%d", &id) != 1 || id < 1 || id > n) {
-            snprintf(why, wn, "copy %d is no item of this run: %s on %s", i, k->payload[i],
-                     k->topic[i]);
+        if (sscanf(m->payload, "{\"item_id\":%d", &id) != 1 || id < 1 || id > n) {
+            snprintf(why, wn, "copy %d is no item of this run: %s on %s", i, m->payload,
+                     m->topic);
             break;
         }
         crash_item(id, topic, sizeof topic, payload, sizeof payload);
-        if (strcmp(topic, k->topic[i]) != 0 || strcmp(payload, k->payload[i]) != 0) {
+        if (strcmp(topic, m->topic) != 0 || strcmp(payload, m->payload) != 0) {
             snprintf(why, wn, "item %d arrived as %s on %s, published as %s on %s", id,
-                     k->payload[i], k->topic[i], payload, topic);
+                     m->payload, m->topic, payload, topic);
             break;
         }
         seen[id] = true;
     }
-    pthread_mutex_unlock(&k->lock);
     if (why[0])
         return false;
     for (int id = 1; id <= n; id++) {
