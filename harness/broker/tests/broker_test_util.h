@@ -1,8 +1,8 @@
 /*
- * broker_test_util.h - what the broker suites share: real MQTT clients on the MQTT edge
- * (sim/mqtt.h) against an hx_broker, used synchronously (connect, subscribe and publish
- * that wait for the broker's answer, receive with a time-out, read a retained message), a
- * mosquitto_pub run, and a start that fails the test with the broker's words.
+ * broker_test_util.h - what the broker suites share: the tests' MQTT client (sim/test_mqtt.h)
+ * against an hx_broker (connect with a fresh id, publish that fails the test unless
+ * acknowledged, receive into buffers, read a retained message), a mosquitto_pub run, and a
+ * start that fails the test with the broker's words.
  */
 #ifndef BROKER_TEST_UTIL_H
 #define BROKER_TEST_UTIL_H
@@ -15,28 +15,28 @@
 
 #define WAIT_MS 8000
 
-/* One synchronous test client (broker_test_util.c). */
-struct bclient;
+/* The tests' MQTT client (sim/test_mqtt.h). */
+struct tmq;
 
 int64_t now_ms(void);
 /* Connect a client with a fresh client id and a clean session; 0, or the connect failure's
    code (a CONNACK code > 0, or negative: not reached, sim/mqtt.h). *out set on success
    (NULL otherwise). */
 int client_connect(const struct hx_broker *b, const char *user, const char *pass,
-                   struct bclient **out);
+                   struct tmq **out);
 /* The same with a given client id and clean-session flag (persistent sessions). */
 int client_connect_as(const struct hx_broker *b, const char *id, bool clean_session,
-                      const char *user, const char *pass, struct bclient **out);
-void client_close(struct bclient **c);
+                      const char *user, const char *pass, struct tmq **out);
+void client_close(struct tmq **c);
 /* Subscribe and wait for the SUBACK; 0 when granted, else the refusal or the edge's code. */
-int client_subscribe(struct bclient *c, const char *topic, int qos);
+int client_subscribe(struct tmq *c, const char *topic, int qos);
 /* The same, with the QoS the broker granted in *granted. */
-int client_subscribe_granted(struct bclient *c, const char *topic, int qos, int *granted);
+int client_subscribe_granted(struct tmq *c, const char *topic, int qos, int *granted);
 /* Publish and wait for its completion (PUBACK for QoS 1). */
-void client_publish(struct bclient *c, const char *topic, const char *text, int qos,
+void client_publish(struct tmq *c, const char *topic, const char *text, int qos,
                     bool retained);
 /* Receive one message within timeout_ms; false on time-out. */
-bool client_receive(struct bclient *c, int timeout_ms, char *topic, size_t tn, char *text,
+bool client_receive(struct tmq *c, int timeout_ms, char *topic, size_t tn, char *text,
                     size_t n);
 struct hx_broker *start_or_fail(const struct hx_broker_opts *o);
 /* Retained message on topic, or "" when none arrives within timeout_ms. */

@@ -82,7 +82,7 @@ START_TEST(a_started_broker_accepts_paho_and_mosquitto_pub_clients)
     snprintf(want, sizeof want, "tcp://127.0.0.1:%u", (unsigned)hx_broker_port(b));
     ck_assert_str_eq(hx_broker_uri(b), want);
 
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     ck_assert_int_eq(client_subscribe(c, "hello", 1), 0);
 
@@ -105,7 +105,7 @@ START_TEST(two_brokers_run_side_by_side_on_different_ports)
     struct hx_broker *b = start_or_fail(NULL);
     ck_assert_uint_ne(hx_broker_port(a), hx_broker_port(b));
     ck_assert_str_ne(hx_broker_dir(a), hx_broker_dir(b));
-    struct bclient *ca, *cb;
+    struct tmq *ca, *cb;
     ck_assert_int_eq(client_connect(a, NULL, NULL, &ca), 0);
     ck_assert_int_eq(client_connect(b, NULL, NULL, &cb), 0);
     /* separate brokers: what goes to one never reaches the other */
@@ -137,7 +137,7 @@ START_TEST(a_stopped_broker_refuses_connections_and_free_removes_its_folder)
     ck_assert(!hx_broker_running(b));
     ck_assert_int_eq(hx_broker_pid(b), 0);
     ck_assert_int_eq(hx_wait_port("127.0.0.1", port, 300), HX_ERR_TIMEOUT);
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_ne(client_connect(b, NULL, NULL, &c), 0);
     ck_assert_int_eq(hx_broker_stop(b), HX_OK); /* stopping twice is harmless */
     hx_broker_free(b);
@@ -165,7 +165,7 @@ START_TEST(a_retained_qos1_message_survives_a_graceful_restart_on_the_same_port)
     struct hx_broker_opts o = {.persistence = true};
     struct hx_broker *b = start_or_fail(&o);
     uint16_t port = hx_broker_port(b);
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/me", "survivor", 1, true);
     client_close(&c);
@@ -191,7 +191,7 @@ START_TEST(after_kill_9_autosave_on_changes_keeps_a_retained_message)
     pid_t first = hx_broker_pid(b);
     char db[600];
     snprintf(db, sizeof db, "%s/mosquitto.db", hx_broker_dir(b));
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/crash", "saved-by-autosave", 1, true);
     client_close(&c);
@@ -219,7 +219,7 @@ START_TEST(after_kill_9_without_autosave_a_retained_message_is_lost)
     struct hx_broker_opts o = {.persistence = true};
     struct hx_broker *b = start_or_fail(&o);
     uint16_t port = hx_broker_port(b);
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, "keep/crash", "unsaved", 1, true);
     client_close(&c);
@@ -231,7 +231,7 @@ START_TEST(after_kill_9_without_autosave_a_retained_message_is_lost)
     read_retained(b, "keep/crash", 1500, text, sizeof text);
     ck_assert_str_eq(text, "");
     /* and the restarted broker works */
-    struct bclient *c2;
+    struct tmq *c2;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c2), 0);
     client_close(&c2);
     hx_broker_free(b);
@@ -243,7 +243,7 @@ START_TEST(with_users_only_the_right_password_gets_in)
     struct hx_broker_user users[] = {{"alice", "s3cret:with colon"}, {"bob", "hunter2"}};
     struct hx_broker_opts o = {.persistence = true, .users = users, .n_users = 2};
     struct hx_broker *b = start_or_fail(&o);
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_ne(client_connect(b, NULL, NULL, &c), 0);
     ck_assert_int_ne(client_connect(b, "alice", "wrong", &c), 0);
     ck_assert_int_ne(client_connect(b, "bob", "s3cret:with colon", &c), 0);
@@ -267,7 +267,7 @@ START_TEST(with_an_acl_a_user_publishes_under_its_own_topic_only)
         .persistence = true, .users = users, .n_users = 2,
         .acl = "pattern readwrite scanners/%u/#\n\nuser watcher\ntopic read scanners/#\n"};
     struct hx_broker *b = start_or_fail(&o);
-    struct bclient *w;
+    struct tmq *w;
     ck_assert_int_eq(client_connect(b, "watcher", "pw", &w), 0);
     ck_assert_int_eq(client_subscribe(w, "scanners/#", 1), 0);
     /* foreign first, then own (each mosquitto_pub returns after its PUBACK): the broker

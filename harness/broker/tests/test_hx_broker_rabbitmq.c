@@ -116,7 +116,7 @@ static void restart_or_fail(struct hx_broker *b)
 /* A QoS 1 publish from one client reaches another's subscription. */
 static void expect_qos1_round_trip(struct hx_broker *b, const char *text)
 {
-    struct bclient *sub, *pub;
+    struct tmq *sub, *pub;
     char topic[64], got[64];
     ck_assert_int_eq(client_connect(b, NULL, NULL, &sub), 0);
     ck_assert_int_eq(client_subscribe(sub, "scanners/+/item_registration", 1),
@@ -145,7 +145,7 @@ static void expect_gone_after_free(struct hx_broker *b, pid_t vm)
 static void publish_once(struct hx_broker *b, const char *topic, const char *text,
                          bool retained)
 {
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     client_publish(c, topic, text, 1, retained);
     client_close(&c);
@@ -154,7 +154,7 @@ static void publish_once(struct hx_broker *b, const char *topic, const char *tex
 /* The persistent session `session` (subscribed to sess/inbox) gets want on reconnecting. */
 static void expect_session_gets(struct hx_broker *b, const char *session, const char *want)
 {
-    struct bclient *s;
+    struct tmq *s;
     char topic[64], text[64];
     ck_assert_int_eq(client_connect_as(b, session, false, NULL, NULL, &s), 0);
     ck_assert(client_receive(s, WAIT_MS, topic, sizeof topic, text, sizeof text));
@@ -167,7 +167,7 @@ static void expect_session_gets(struct hx_broker *b, const char *session, const 
    PUBREC: a protocol error to mosquitto_pub), MQTT 5 is refused (3.10: MQTT 3.1, 3.1.1). */
 static void expect_mqtt_3_1_1_and_qos1_only(struct hx_broker *b)
 {
-    struct bclient *c;
+    struct tmq *c;
     ck_assert_int_eq(client_connect(b, NULL, NULL, &c), 0);
     int granted = -1;
     ck_assert_int_eq(client_subscribe_granted(c, "q2", 2, &granted), 0);
@@ -197,7 +197,7 @@ START_TEST(a_rabbitmq_broker_carries_qos1_and_keeps_sessions_over_a_restart_and_
     expect_mqtt_3_1_1_and_qos1_only(b);
 
     /* a retained message, and a message queued for a persistent session while it is away */
-    struct bclient *s;
+    struct tmq *s;
     snprintf(session, sizeof session, "sess-%d", (int)getpid());
     ck_assert_int_eq(client_connect_as(b, session, false, NULL, NULL, &s), 0);
     ck_assert_int_eq(client_subscribe(s, "sess/inbox", 1), 0);
