@@ -18,14 +18,13 @@
  * in parallel.
  */
 #include <check.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "sec_util.h"
 #include "sim/err.h"
-#include "sim/mqtt.h"
+#include "sim/test_mqtt.h"
 
 /* Attempts allowed in the window: back-off 1 s doubling (+-25 %) gives about 4 in 8 s;
    a device hammering the broker would make dozens. */
@@ -441,89 +440,38 @@ START_TEST(a_device_cannot_publish_under_another_device_mqtt5_ledger_unharmed)
 }
 END_TEST
 
-/* A raw MQTT 5 client (the MQTT edge, sim/mqtt.h) with scanner-1's certificate gets PUBACK
-   reason 0x87. */
-struct pub_result {
-    atomic_int done;   /* 1 = success, 2 = failure */
-    atomic_int reason; /* published: the code (0 = PUBACK success, >= 0x80 = refused) */
-};
-
-struct raw_client {
-    struct pub_result conn, pub;
-};
-
-static void on_conn_ok(void *ctx, bool session_present)
-{
-    (void)session_present;
-    atomic_store(&((struct raw_client *)ctx)->conn.done, 1);
-}
-
-static void on_conn_fail(void *ctx, int code, const char *words)
-{
-    struct raw_client *rc = ctx;
-    fprintf(stderr, "mutual TLS connect failed: %s\n", words);
-    atomic_store(&rc->conn.reason, code);
-    atomic_store(&rc->conn.done, 2);
-}
-
-static void on_published(void *ctx, int mid, int code)
-{
-    struct raw_client *rc = ctx;
-    (void)mid;
-    atomic_store(&rc->pub.reason, code);
-    atomic_store(&rc->pub.done, code == 0 ? 1 : 2);
-}
-
-static bool wait_done(struct pub_result *p)
-{
-    uint64_t end = sec_now_ms() + SEC_WAIT_MS;
-    while (!atomic_load(&p->done) && sec_now_ms() < end)
-        sec_nap_ms(10);
-    return atomic_load(&p->done) != 0;
-}
-
-/* Publish one QoS 1 message and wait for its outcome in rc->pub. */
-static void raw_publish(struct sim_mqtt *c, struct raw_client *rc, const char *topic)
-{
-    atomic_store(&rc->pub.done, 0);
-    atomic_store(&rc->pub.reason, -1);
-    ck_assert_int_eq(sim_mqtt_publish(c, topic, "{}", 2, 1, false, NULL), SIM_OK);
-    ck_assert(wait_done(&rc->pub));
-}
-
+/* A raw MQTT 5 client (the tests' MQTT client on the edge, sim/test_mqtt.h) with scanner-1's
+   certificate gets PUBACK reason 0x87. */
 START_TEST(mqtt5_puback_reports_not_authorized_0x87)
 {
-    static const struct sim_mqtt_handlers h = {
-        .connected = on_conn_ok, .connect_failed = on_conn_fail, .published = on_published};
     struct hx_broker *b = sec_broker_start(SEC_BROKER_MTLS, pki);
-    struct raw_client rc = {0};
-    struct sim_mqtt *c = NULL;
-    struct sim_mqtt_opts o;
-    sim_mqtt_opts_defaults(&o);
+    struct tmq *c = NULL;
+    struct tmq_opts o;
+    tmq_opts_defaults(&o);
     o.uri = hx_broker_uri(b);
     o.client_id = "scanner-1";
     o.mqtt_version = 5;
     o.cafile = sec_path(pki, "ca.crt"); /* sec_path's buffers outlive the create */
     o.certfile = sec_path(pki, "scanner-1.crt");
     o.keyfile = sec_path(pki, "scanner-1.key");
-    ck_assert_int_eq(sim_mqtt_create(&o, &h, &rc, &c), SIM_OK);
-    struct sim_mqtt_connect_params cp = {.keepalive_s = 60, .clean_session = true};
-    ck_assert_int_eq(sim_mqtt_connect(c, &cp), SIM_OK);
-    ck_assert(wait_done(&rc.conn));
-    ck_assert_msg(atomic_load(&rc.conn.done) == 1, "mutual TLS connect failed: %d",
-                  atomic_load(&rc.conn.reason));
+    o.keepalive_s = 60;
+    o.wait_ms = SEC_WAIT_MS;
+    ck_assert_int_eq(tmq_create(&o, &c), SIM_OK);
+    int rc = tmq_connect(c);
+    ck_assert_int_ne(rc, SIM_ERR_TIMEOUT);
+    ck_assert_msg(rc == 0, "mutual TLS connect failed: %d", rc);
 
-    raw_publish(c, &rc, "scanners/scanner-1/item_registered");
-    ck_assert_int_eq(atomic_load(&rc.pub.done), 1);
-    ck_assert_int_eq(atomic_load(&rc.pub.reason), 0); /* own topic: success */
-    raw_publish(c, &rc, "scanners/scanner-2/item_registered");
+    /* Each publish: QoS 1, and its outcome (the PUBACK's reason code) awaited. */
+    int reason = tmq_publish_text(c, "scanners/scanner-1/item_registered", "{}", 1, false);
+    ck_assert_int_ne(reason, SIM_ERR_TIMEOUT);
+    ck_assert_int_eq(reason, 0); /* own topic: success */
+    reason = tmq_publish_text(c, "scanners/scanner-2/item_registered", "{}", 1, false);
+    ck_assert_int_ne(reason, SIM_ERR_TIMEOUT);
     fprintf(stderr, "foreign-topic publish: %s, reason code 0x%02X\n",
-            atomic_load(&rc.pub.done) == 2 ? "failed" : "succeeded",
-            (unsigned)atomic_load(&rc.pub.reason));
-    ck_assert_int_eq(atomic_load(&rc.pub.reason), 0x87); /* not authorized */
-    ck_assert_int_eq(atomic_load(&rc.pub.done), 2);      /* reported as a refused publish */
-    sim_mqtt_disconnect(c);
-    sim_mqtt_destroy(c);
+            reason != 0 ? "failed" : "succeeded", (unsigned)reason);
+    ck_assert_int_eq(reason, 0x87); /* not authorized */
+    ck_assert_int_ne(reason, 0);    /* reported as a refused publish */
+    tmq_close(c);
     hx_broker_free(b);
 }
 END_TEST
