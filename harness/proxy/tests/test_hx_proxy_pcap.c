@@ -56,8 +56,8 @@ START_TEST(a_captured_link_decodes_as_mqtt_in_tshark)
     struct hx_proxy_hub *hub;
     struct hx_proxy *proxy, *uncaptured;
     struct hx_proxy_hub_opts ho = { 0 };
-    struct tclient *dev;
-    MQTTClient_deliveryToken tok;
+    struct tmq *dev;
+    struct tmq_token tok;
     bool topic_seen = false;
     int malformed = 0;
     FILE *f;
@@ -80,13 +80,13 @@ START_TEST(a_captured_link_decodes_as_mqtt_in_tshark)
 
     dev = tc_connect(hx_proxy_port(proxy), "dev-pcap", NULL);
     ck_assert_ptr_nonnull(dev);
-    ck_assert_int_eq(tc_subscribe(dev, TOPIC, 1), 0);
-    ck_assert_int_eq(tc_publish(dev, TOPIC, "{\"item\":42}", 11, 1, &tok), 0);
-    ck_assert_int_eq(MQTTClient_waitForCompletion(dev->c, tok, 5000), MQTTCLIENT_SUCCESS);
-    ck_assert(tc_wait_count(dev, 1, 5000));
+    ck_assert_int_eq(tmq_subscribe(dev, TOPIC, 1, NULL), 0);
+    ck_assert_int_eq(tmq_publish_start(dev, TOPIC, "{\"item\":42}", 11, 1, false, &tok), 0);
+    ck_assert_int_eq(tmq_wait_published(dev, &tok, 5000), 0);
+    ck_assert(tmq_wait_count(dev, 1, 5000));
     ck_assert(t_wait_counter(proxy, T_OFF(dir[HX_PROXY_TO_BROKER].packets[HX_MQTT_PUBACK]), 1,
                              5000));
-    tc_free(dev);
+    tmq_close(dev);
     ck_assert(t_wait(no_links, proxy, 10000)); /* the capture is closed with the link */
 
     ck_assert_msg(only_file(dir, file, sizeof(file)), "expected one capture file in %s", dir);
