@@ -289,12 +289,15 @@ int hx_backend_start(struct hx_backend *b)
     }
     b->link_running = true;
 
-    /* the first connect must work: a refusal or no answer is an error, not a retry */
+    /* the first connect must work: a refusal or no answer is an error, not a retry. Started
+       means open to publishers: subscribed, and the link thread has opened the link (until
+       then an item would wait in the list and count as held offline) */
     struct timespec dl;
     sim_clock_deadline(&dl, b->connect_timeout_ms);
     int wrc = 0;
     pthread_mutex_lock(&b->lock);
-    while (!b->subscribed && !b->sub_failed && !b->connect_failed && wrc == 0)
+    while (!(b->subscribed && b->link == LINK_UP) && !b->sub_failed && !b->connect_failed &&
+           wrc == 0)
         wrc = pthread_cond_timedwait(&b->changed, &b->lock, &dl);
     bool ok = b->subscribed;
     char why[256];
