@@ -333,6 +333,13 @@ static int fleet_copy_opts(struct fleet *f, const struct fleet_opts *o)
     f->o.transport.uri = f->uri;
     if (f->o.tick_ms == 0)
         f->o.tick_ms = 50;
+    fleet_operator_params_defaults(&f->op_params);
+    f->op_params.think_min_ms = f->o.think_min_ms;
+    f->op_params.think_max_ms = f->o.think_max_ms;
+    f->op_params.wrong_tag_rate = f->o.wrong_tag_rate;
+    f->op_params.cancel_rate = f->o.cancel_rate;
+    f->op_params.inventory_rate = f->o.inventory_rate;
+    f->op_params.retry_ms = f->o.tick_ms;
     f->obs = (struct sim_device_observer){ .ctx = f, .on_traffic = obs_traffic,
                                            .on_state = obs_state, .on_log = obs_log };
     return SIM_OK;
@@ -374,9 +381,8 @@ static void fleet_deal_devices(struct fleet *f)
         d->index = (uint32_t)k;
         d->fl = fl;
         /* a distinct, non-zero operator seed per device */
-        d->rng = (uint32_t)(k + 1) * 2654435761u ^ (f->o.seed ? f->o.seed : 0x5eed5eedu);
-        if (d->rng == 0)
-            d->rng = 1;
+        uint32_t seed = (uint32_t)(k + 1) * 2654435761u ^ (f->o.seed ? f->o.seed : 0x5eed5eedu);
+        fleet_operator_init(&d->op, seed ? seed : 1);
         fl->devs[fl->n_devs++] = d;
     }
 }

@@ -1,7 +1,8 @@
 /*
  * fleet_internal.h - what the files of the fleet share (sim/fleet/src only): the device,
- * loop and fleet structs, and the operator's calls. fleet_devices.c creates, starts, sums
- * and stops the devices; fleet_operator.c is the scripted operator with its timers.
+ * loop and fleet structs, and the operator timers' calls. fleet_devices.c creates, starts,
+ * sums and stops the devices; fleet_timers.c wakes each device's scripted operator
+ * (sim/fleet_operator.h) from a timer heap and a ready list.
  */
 #ifndef SIM_FLEET_INTERNAL_H
 #define SIM_FLEET_INTERNAL_H
@@ -12,33 +13,27 @@
 
 #include "sim/fleet_devices.h"
 #include "sim/fleet_identity.h"
+#include "sim/fleet_operator.h"
 
-/* Operator flags (struct fleet_dev.flags). */
+/* Device flags (struct fleet_dev.flags). */
 #define FD_STARTED 0x01u     /* powered on */
 #define FD_READY 0x02u       /* in the loop's ready list */
-#define FD_THOUGHT 0x04u     /* think time for think_item is over */
-#define FD_CANCEL 0x08u      /* decided: cancel think_item */
-#define FD_WRONG 0x10u       /* decided: scan a wrong tag first */
-#define FD_INVENTORY 0x20u   /* wants an inventory look-up */
-#define FD_CONNECTED 0x40u   /* connected now (observer's view) */
-#define FD_EVER 0x80u        /* connected at least once */
+#define FD_CONNECTED 0x04u   /* connected now (observer's view) */
+#define FD_EVER 0x08u        /* connected at least once */
 
 struct fleet_loop;
 
-/* One device and its operator (~64 bytes beside the sim_device). */
+/* One device and its operator (~100 bytes beside the sim_device). */
 struct fleet_dev {
     struct sim_device *dev;
     struct fleet_loop *fl;
     struct fleet_dev *ready_next;
     uint64_t due_ms;        /* operator timer (valid while heap_pos != 0) */
-    uint64_t think_until;   /* end of the think time for think_item */
     uint32_t heap_pos;      /* index + 1 in the loop's heap; 0 = no timer */
     uint32_t index;         /* position in the fleet */
-    uint32_t rng;           /* xorshift32 state */
-    int32_t think_item;     /* head item the operator is working on */
-    int32_t last_item;      /* last item registered (inventory looks it up) */
     uint32_t flags;
     uint64_t last_seen_ms;  /* last message received (monotonic; 0 = none) */
+    struct fleet_operator op;
 };
 
 struct fleet_loop {
@@ -63,6 +58,7 @@ struct fleet_loop {
 
 struct fleet {
     struct fleet_opts o;
+    struct fleet_operator_params op_params; /* from o: think time, rates, retry a tick */
     char *id_prefix, *flash_dir, *trace_dir, *uri;
     char *uris[FLEET_URIS_MAX];       /* copies of o.uris */
     char *binds[FLEET_BINDS_MAX];     /* copies of o.binds */
@@ -88,7 +84,7 @@ struct fleet {
 
 #define LOOP_OF(t) ((struct fleet_loop *)((char *)(t) - offsetof(struct fleet_loop, op_target)))
 
-/* fleet_operator.c (owner thread only) */
+/* fleet_timers.c (owner thread only) */
 void fleet__op_step(struct fleet_dev *d, uint64_t now);
 void fleet__op_serve_ready(void *arg);
 struct fleet_dev *fleet__heap_pop_due(struct fleet_loop *fl, uint64_t now);

@@ -1,312 +1,331 @@
 /*
- * fleet_operator.c - the scripted operator of every fleet device: it looks at the screen
- * and acts as a person would (think, scan the item's tag, confirm; a wrong tag, a cancel or
- * an inventory look-up now and then), on the device's owner thread. Its timers are a
- * min-heap per loop, so a tick pops only the devices that are due.
+ * fleet_operator.c - the scripted operator (sim/fleet_operator.h): one look at a scanner's
+ * screen and what a careful person does about it, stepped by `scansim run`'s fleet from
+ * its timers, or by any caller from a tick.
+ *
+ * Sections: randomness, tags, one look (the screens' handlers), the step.
+ *
+ * It acts with sim_device_scan / sim_device_press on the owner thread, so every result is
+ * on the screen before it looks again: it presses only over the screen it means (a notice
+ * is acknowledged first, on purpose), and no press is ever swallowed by a notice that came
+ * in between, so nothing is pressed again on a guess.
  */
-#include "fleet_internal.h"
+#include "sim/fleet_operator.h"
 
 #include <string.h>
 
-#include "sim/clock.h"
+#include "fw/fw_device.h"
 #include "sim/rng.h"
+
+/* Operator flags (struct fleet_operator.flags). */
+#define OP_THOUGHT 0x01u     /* the think time for think_item is over */
+#define OP_CANCEL 0x02u      /* decided: cancel think_item */
+#define OP_WRONG 0x04u       /* decided: scan a wrong tag first */
+#define OP_SCANNED 0x08u     /* its own tag for think_item is scanned */
+#define OP_INVENTORY 0x10u   /* wants an inventory look-up */
+#define OP_LOOKUP 0x20u      /* in a look-up it started itself */
+#define OP_LOOKED 0x40u      /* that look-up's tag is scanned */
+
+/* Actions in one step before it gives the device a rest (each action changes the screen;
+   a registration takes four: acknowledge, scan, confirm, acknowledge). */
+#define OP_ACTIONS_MAX 64
+
+void fleet_operator_params_defaults(struct fleet_operator_params *p)
+{
+    memset(p, 0, sizeof(*p));
+    p->retry_ms = 50;
+}
+
+void fleet_operator_init(struct fleet_operator *op, uint32_t seed)
+{
+    memset(op, 0, sizeof(*op));
+    op->rng = seed ? seed : 0x5eed5eedu;
+}
 
 /* ------------------------------------------------------------------ randomness */
 
-static uint32_t rng_next(struct fleet_dev *d)
-{
-    return sim_rng32_next(&d->rng);
-}
-
 /* true with probability p */
-static bool rng_chance(struct fleet_dev *d, double p)
+static bool op_chance(struct fleet_operator *op, double p)
 {
     if (p <= 0.0)
         return false;
-    return (double)rng_next(d) / 4294967296.0 < p;
+    return (double)sim_rng32_next(&op->rng) / 4294967296.0 < p;
 }
 
-static uint64_t think_ms(struct fleet_dev *d)
+static uint64_t op_think_ms(struct fleet_operator *op, const struct fleet_operator_params *p)
 {
-    const struct fleet_opts *o = &d->fl->f->o;
-
-    if (o->think_max_ms <= o->think_min_ms)
-        return o->think_min_ms;
-    return o->think_min_ms + rng_next(d) % (o->think_max_ms - o->think_min_ms + 1);
+    if (p->think_max_ms <= p->think_min_ms)
+        return p->think_min_ms;
+    return p->think_min_ms + sim_rng32_next(&op->rng) % (p->think_max_ms - p->think_min_ms + 1);
 }
 
-/* ------------------------------------------------------------------ timer heap */
+/* ------------------------------------------------------------------ tags */
 
-static void heap_swap(struct fleet_loop *fl, size_t a, size_t b)
+/* 10 bytes: E0, the device number, the item id, the generation. Per device and item rather
+   than per scan, so a look-up of the registered item's tag finds it; the generation gives
+   a fresh tag when the device already knows one (a redelivered item it registered before,
+   or a flash from an earlier run), so a re-scan is never refused for ever. */
+size_t fleet_operator_tag(uint32_t num, int32_t item_id, uint8_t gen,
+                          uint8_t uid[FLEET_OPERATOR_TAG_LEN])
 {
-    struct fleet_dev *t = fl->heap[a];
-
-    fl->heap[a] = fl->heap[b];
-    fl->heap[b] = t;
-    fl->heap[a]->heap_pos = (uint32_t)a + 1;
-    fl->heap[b]->heap_pos = (uint32_t)b + 1;
-}
-
-static void heap_up(struct fleet_loop *fl, size_t i)
-{
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (fl->heap[p]->due_ms <= fl->heap[i]->due_ms)
-            break;
-        heap_swap(fl, p, i);
-        i = p;
-    }
-}
-
-static void heap_down(struct fleet_loop *fl, size_t i)
-{
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, m = i;
-        if (l < fl->heap_n && fl->heap[l]->due_ms < fl->heap[m]->due_ms)
-            m = l;
-        if (r < fl->heap_n && fl->heap[r]->due_ms < fl->heap[m]->due_ms)
-            m = r;
-        if (m == i)
-            return;
-        heap_swap(fl, i, m);
-        i = m;
-    }
-}
-
-/* Set (or move) the device's one timer. The heap has room for every device of the loop. */
-static void timer_set(struct fleet_dev *d, uint64_t due)
-{
-    struct fleet_loop *fl = d->fl;
-
-    d->due_ms = due;
-    if (d->heap_pos == 0) {
-        fl->heap[fl->heap_n] = d;
-        d->heap_pos = (uint32_t)++fl->heap_n;
-        heap_up(fl, fl->heap_n - 1);
-    } else {
-        heap_up(fl, d->heap_pos - 1);
-        heap_down(fl, d->heap_pos - 1);
-    }
-}
-
-struct fleet_dev *fleet__heap_pop_due(struct fleet_loop *fl, uint64_t now)
-{
-    struct fleet_dev *d;
-
-    if (fl->heap_n == 0 || fl->heap[0]->due_ms > now)
-        return NULL;
-    d = fl->heap[0];
-    heap_swap(fl, 0, fl->heap_n - 1);
-    fl->heap_n--;
-    d->heap_pos = 0;
-    if (fl->heap_n > 0)
-        heap_down(fl, 0);
-    return d;
-}
-
-/* ------------------------------------------------------------------ the operator */
-
-/* The tag a person finds on item item_id at device n: unique per device and item (the
-   fleet-wide device number, so several runs or workers never share one). 10-byte UID. */
-static void item_tag(const struct fleet_dev *d, int32_t item_id, uint8_t uid[10])
-{
-    uint32_t n = (uint32_t)(d->fl->f->o.id_start + d->index);
+    uint32_t item = (uint32_t)item_id;
 
     uid[0] = 0xE0;
-    uid[1] = (uint8_t)(n >> 24);
-    uid[2] = (uint8_t)(n >> 16);
-    uid[3] = (uint8_t)(n >> 8);
-    uid[4] = (uint8_t)n;
-    uid[5] = (uint8_t)((uint32_t)item_id >> 24);
-    uid[6] = (uint8_t)((uint32_t)item_id >> 16);
-    uid[7] = (uint8_t)((uint32_t)item_id >> 8);
-    uid[8] = (uint8_t)item_id;
-    uid[9] = 0x5C;
+    uid[1] = (uint8_t)(num >> 24);
+    uid[2] = (uint8_t)(num >> 16);
+    uid[3] = (uint8_t)(num >> 8);
+    uid[4] = (uint8_t)num;
+    uid[5] = (uint8_t)(item >> 24);
+    uid[6] = (uint8_t)(item >> 16);
+    uid[7] = (uint8_t)(item >> 8);
+    uid[8] = (uint8_t)item;
+    uid[9] = gen;
+    return FLEET_OPERATOR_TAG_LEN;
 }
 
-/* What the operator does after acting on a screen. */
-enum op_next {
-    OP_LOOK_AGAIN, /* pressed or scanned: look at the screen again */
-    OP_STOP,       /* nothing to do now (a message or the timer wakes it) */
+/* ------------------------------------------------------------------ one look */
+
+/* What one step knows while it looks and acts. */
+struct look {
+    struct fleet_operator *op;
+    const struct fleet_operator_params *p;
+    struct sim_device *dev;
+    struct fw_device *fw;
+    struct fw_status st;     /* the screen, read before each action */
+    uint32_t num;            /* fleet-wide device number */
+    uint64_t now;
+    uint64_t due;            /* when to look again, once a handler says OP_STOP */
 };
 
-/* Registered, cancelled or an error: acknowledge only when there is more to do. */
-static enum op_next op_on_notice(struct fleet_dev *d, const struct fw_status *st)
+enum op_next {
+    OP_LOOK_AGAIN, /* pressed or scanned: look at the screen again */
+    OP_STOP,       /* nothing to do before l->due */
+};
+
+static enum op_next op_stop(struct look *l, uint64_t due)
 {
-    if (st->pending == 0 && !(d->flags & FD_INVENTORY))
-        return OP_STOP; /* the notice goes away by itself */
-    sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* acknowledge, look again */
+    l->due = due;
+    return OP_STOP;
+}
+
+/* Registered, cancelled or an error: acknowledge only when there is more to do. */
+static enum op_next op_on_notice(struct look *l)
+{
+    if (l->st.pending == 0 && !(l->op->flags & (OP_INVENTORY | OP_LOOKUP)))
+        return op_stop(l, FLEET_OPERATOR_IDLE); /* the notice goes away by itself */
+    sim_device_press(l->dev, FW_BUTTON_CONFIRM);
+    return OP_LOOK_AGAIN;
+}
+
+/* A `message` is read for a think time, then dismissed (any button does). The work under
+   it is kept: after it, the operator goes on with the item where it was. */
+static enum op_next op_on_message(struct look *l)
+{
+    struct fleet_operator *op = l->op;
+
+    if (op->read_until == 0)
+        op->read_until = l->now + op_think_ms(op, l->p);
+    if (l->now < op->read_until)
+        return op_stop(l, op->read_until);
+    op->read_until = 0;
+    sim_device_press(l->dev, FW_BUTTON_CONFIRM);
     return OP_LOOK_AGAIN;
 }
 
 /* Has the operator thought long enough about the head item? Decides, once per item, the
-   think time and whether to cancel it or scan a wrong tag first; false: a timer is set. */
-static bool op_thought(struct fleet_dev *d, const struct fw_status *st, uint64_t now)
+   think time and whether to cancel it or scan a wrong tag first; false: l->due is set. */
+static bool op_thought(struct look *l)
 {
-    const struct fleet_opts *o = &d->fl->f->o;
+    struct fleet_operator *op = l->op;
 
-    if (st->head_item_id != d->think_item) {
-        uint64_t t = think_ms(d);
-        d->think_item = st->head_item_id;
-        d->flags &= ~(FD_THOUGHT | FD_CANCEL | FD_WRONG);
-        if (rng_chance(d, o->cancel_rate))
-            d->flags |= FD_CANCEL;
-        else if (rng_chance(d, o->wrong_tag_rate))
-            d->flags |= FD_WRONG;
-        d->think_until = now + t;
-        if (t > 0) {
-            timer_set(d, d->think_until);
-            return false;
-        }
-        d->flags |= FD_THOUGHT;
+    if (l->st.head_item_id != op->think_item) {
+        uint64_t t = op_think_ms(op, l->p);
+        op->think_item = l->st.head_item_id;
+        op->flags &= ~(OP_THOUGHT | OP_CANCEL | OP_WRONG | OP_SCANNED);
+        if (op_chance(op, l->p->cancel_rate))
+            op->flags |= OP_CANCEL;
+        else if (op_chance(op, l->p->wrong_tag_rate))
+            op->flags |= OP_WRONG;
+        op->think_until = l->now + t;
     }
-    if (!(d->flags & FD_THOUGHT)) {
-        if (now < d->think_until) {
-            if (d->heap_pos == 0)
-                timer_set(d, d->think_until);
-            return false;
-        }
-        d->flags |= FD_THOUGHT;
+    if (op->flags & OP_THOUGHT)
+        return true;
+    if (l->now < op->think_until) {
+        l->due = op->think_until;
+        return false;
     }
+    op->flags |= OP_THOUGHT;
     return true;
 }
 
-/* An item to register: leave for a look-up, or think, then cancel, scan a wrong tag or
-   scan the item's tag. */
-static enum op_next op_on_item(struct fleet_dev *d, const struct fw_status *st, uint64_t now)
+/* Enter inventory mode for the look-up decided after a registration. */
+static enum op_next op_start_lookup(struct look *l)
 {
-    uint8_t uid[10];
-
-    if (d->flags & FD_INVENTORY) {
-        d->flags &= ~FD_INVENTORY;
-        sim_device_press(d->dev, FW_BUTTON_MODE);
-        return OP_LOOK_AGAIN;
-    }
-    if (!op_thought(d, st, now))
-        return OP_STOP;
-    if (d->flags & FD_CANCEL) {
-        d->flags &= ~FD_CANCEL;
-        sim_device_press(d->dev, FW_BUTTON_CANCEL);
-        return OP_LOOK_AGAIN;
-    }
-    if (d->flags & FD_WRONG) {
-        static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
-        d->flags &= ~FD_WRONG;
-        (void)sim_device_scan(d->dev, wrong, sizeof(wrong));
-        return OP_LOOK_AGAIN;
-    }
-    item_tag(d, st->head_item_id, uid);
-    (void)sim_device_scan(d->dev, uid, sizeof(uid));
+    l->op->flags = (l->op->flags & ~OP_INVENTORY) | OP_LOOKUP;
+    sim_device_press(l->dev, FW_BUTTON_MODE);
     return OP_LOOK_AGAIN;
 }
 
-/* Confirm the registration; a full outbox is retried a tick later. */
-static enum op_next op_on_confirm(struct fleet_dev *d, struct fw_device *fw,
-                                  const struct fw_status *st, uint64_t now)
+/* Scan the head item's tag; one the device refuses as already registered is replaced by
+   the next generation on the next look. */
+static enum op_next op_scan_item_tag(struct look *l)
 {
-    const struct fleet_opts *o = &d->fl->f->o;
-    uint32_t full = fw_device_stats(fw)->outbox_full;
-    uint32_t done = fw_device_stats(fw)->registrations_confirmed;
-    int32_t item = st->head_item_id;
+    struct fleet_operator *op = l->op;
+    uint32_t wrong = fw_device_stats(l->fw)->wrong_tags;
+    uint8_t uid[FLEET_OPERATOR_TAG_LEN];
+    size_t len = fleet_operator_tag(l->num, l->st.head_item_id, op->tag_gen, uid);
 
-    sim_device_press(d->dev, FW_BUTTON_CONFIRM);
-    if (fw_device_stats(fw)->outbox_full != full) {
-        /* waiting for acknowledgements: try again a tick later */
-        timer_set(d, now + o->tick_ms);
-        return OP_STOP;
-    }
-    if (fw_device_stats(fw)->registrations_confirmed != done) {
-        d->last_item = item;
-        if (rng_chance(d, o->inventory_rate))
-            d->flags |= FD_INVENTORY;
-    }
-    return OP_LOOK_AGAIN;
-}
-
-/* The look-up scans the last item registered, else any tag. */
-static enum op_next op_on_inventory_scan(struct fleet_dev *d)
-{
-    uint8_t uid[10];
-
-    if (d->last_item > 0)
-        item_tag(d, d->last_item, uid);
+    (void)sim_device_scan(l->dev, uid, len);
+    if (fw_device_stats(l->fw)->wrong_tags != wrong)
+        op->tag_gen++;
     else
-        item_tag(d, (int32_t)(rng_next(d) & 0x7fffffff), uid);
-    (void)sim_device_scan(d->dev, uid, sizeof(uid));
+        op->flags |= OP_SCANNED;
+    return OP_LOOK_AGAIN;
+}
+
+/* An item to register: leave for a look-up, or think, then cancel, scan a wrong tag (and
+   think again, looking at the error) or scan the item's tag. */
+static enum op_next op_on_item(struct look *l)
+{
+    struct fleet_operator *op = l->op;
+
+    if (op->flags & OP_INVENTORY)
+        return op_start_lookup(l);
+    if (!op_thought(l))
+        return OP_STOP;
+    if (op->flags & OP_CANCEL) {
+        op->flags &= ~OP_CANCEL;
+        sim_device_press(l->dev, FW_BUTTON_CANCEL);
+        return OP_LOOK_AGAIN;
+    }
+    if (op->flags & OP_WRONG) {
+        static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
+        op->flags &= ~(OP_WRONG | OP_THOUGHT);
+        op->think_until = l->now + op_think_ms(op, l->p);
+        (void)sim_device_scan(l->dev, wrong, sizeof(wrong));
+        return OP_LOOK_AGAIN;
+    }
+    return op_scan_item_tag(l);
+}
+
+/* Confirm the scanned tag (its own, or one scanned by someone else once it has thought
+   about the item); a refused confirm (outbox full) is tried again p->retry_ms later. */
+static enum op_next op_on_confirm(struct look *l, uint64_t retry_ms)
+{
+    struct fleet_operator *op = l->op;
+    uint32_t done = fw_device_stats(l->fw)->registrations_confirmed;
+    bool own_tag;
+
+    if (!op_thought(l))
+        return OP_STOP;
+    if (op->flags & OP_CANCEL) {
+        op->flags &= ~OP_CANCEL;
+        sim_device_press(l->dev, FW_BUTTON_CANCEL);
+        return OP_LOOK_AGAIN;
+    }
+    if (l->now < op->retry_at)
+        return op_stop(l, op->retry_at);
+    own_tag = (op->flags & OP_SCANNED) != 0;
+    sim_device_press(l->dev, FW_BUTTON_CONFIRM);
+    if (fw_device_stats(l->fw)->registrations_confirmed == done) {
+        op->retry_at = l->now + retry_ms; /* waiting for acknowledgements to make room */
+        return op_stop(l, op->retry_at);
+    }
+    if (own_tag) {
+        op->last_item = op->think_item;
+        op->last_gen = op->tag_gen;
+    }
+    if (op_chance(op, l->p->inventory_rate))
+        op->flags |= OP_INVENTORY;
+    return OP_LOOK_AGAIN;
+}
+
+/* The look-up scans the last item registered under its tag, else any tag; a second
+   inventory_scan screen in the same look-up (the query could not be sent) ends it. */
+static enum op_next op_on_inventory_scan(struct look *l)
+{
+    struct fleet_operator *op = l->op;
+    uint8_t uid[FLEET_OPERATOR_TAG_LEN];
+    size_t len;
+
+    if (!(op->flags & OP_LOOKUP))
+        return op_stop(l, FLEET_OPERATOR_IDLE); /* someone else's look-up */
+    if (op->flags & OP_LOOKED) {
+        op->flags &= ~(OP_LOOKUP | OP_LOOKED);
+        sim_device_press(l->dev, FW_BUTTON_MODE);
+        return OP_LOOK_AGAIN;
+    }
+    if (op->last_item > 0)
+        len = fleet_operator_tag(l->num, op->last_item, op->last_gen, uid);
+    else
+        len = fleet_operator_tag(l->num, (int32_t)(sim_rng32_next(&op->rng) & 0x7fffffff), 0, uid);
+    op->flags |= OP_LOOKED;
+    (void)sim_device_scan(l->dev, uid, len);
+    return OP_LOOK_AGAIN;
+}
+
+/* The answer (or the time-out) shown: leave the look-up mode. */
+static enum op_next op_on_inventory_result(struct look *l)
+{
+    if (!(l->op->flags & OP_LOOKUP))
+        return op_stop(l, FLEET_OPERATOR_IDLE);
+    l->op->flags &= ~(OP_LOOKUP | OP_LOOKED);
+    sim_device_press(l->dev, FW_BUTTON_MODE);
     return OP_LOOK_AGAIN;
 }
 
 /* One look at the screen and what the operator does about it. */
-static enum op_next op_on_screen(struct fleet_dev *d, struct fw_device *fw,
-                                 const struct fw_status *st, uint64_t now)
+static enum op_next op_on_screen(struct look *l, uint64_t retry_ms)
 {
-    switch (st->screen) {
+    struct fleet_operator *op = l->op;
+
+    if (l->st.screen != FW_SCREEN_MESSAGE)
+        op->read_until = 0;
+    switch (l->st.screen) {
     case FW_SCREEN_REGISTERED:
     case FW_SCREEN_CANCELLED:
     case FW_SCREEN_ERROR:
-        return op_on_notice(d, st);
-    case FW_SCREEN_IDLE:
-        if (!(d->flags & FD_INVENTORY))
-            return OP_STOP;
-        d->flags &= ~FD_INVENTORY;
-        sim_device_press(d->dev, FW_BUTTON_MODE);
-        return OP_LOOK_AGAIN;
-    case FW_SCREEN_ITEM:
-        return op_on_item(d, st, now);
-    case FW_SCREEN_CONFIRM:
-        return op_on_confirm(d, fw, st, now);
-    case FW_SCREEN_INVENTORY_SCAN:
-        return op_on_inventory_scan(d);
-    case FW_SCREEN_INVENTORY_WAIT:
-        /* the answer arrives as a message (ready again); the time-out needs a timer */
-        timer_set(d, now + FW_INVENTORY_TIMEOUT_MS + d->fl->f->o.tick_ms);
-        return OP_STOP;
-    case FW_SCREEN_INVENTORY_RESULT:
-        sim_device_press(d->dev, FW_BUTTON_MODE); /* leave the look-up mode */
-        return OP_LOOK_AGAIN;
+        return op_on_notice(l);
     case FW_SCREEN_MESSAGE:
-        sim_device_press(d->dev, FW_BUTTON_CONFIRM); /* read at once, dismissed */
-        return OP_LOOK_AGAIN;
+        return op_on_message(l);
     case FW_SCREEN_LOCKED:
-        return OP_STOP; /* nothing to do until the backend unlocks it (a message wakes us) */
+        /* a person does not use a scanner that says it is locked (the unlock wakes it) */
+        return op_stop(l, FLEET_OPERATOR_IDLE);
+    case FW_SCREEN_INVENTORY_SCAN:
+        return op_on_inventory_scan(l);
+    case FW_SCREEN_INVENTORY_WAIT:
+        if (!(op->flags & OP_LOOKUP))
+            return op_stop(l, FLEET_OPERATOR_IDLE);
+        /* the answer arrives as a message; the time-out needs a look of its own */
+        return op_stop(l, l->now + FW_INVENTORY_TIMEOUT_MS + retry_ms);
+    case FW_SCREEN_INVENTORY_RESULT:
+        return op_on_inventory_result(l);
     default:
-        return OP_STOP;
+        break;
     }
+    op->flags &= ~(OP_LOOKUP | OP_LOOKED); /* out of inventory mode, whoever left it */
+    if (l->st.screen == FW_SCREEN_ITEM)
+        return op_on_item(l);
+    if (l->st.screen == FW_SCREEN_CONFIRM)
+        return op_on_confirm(l, retry_ms);
+    if (op->flags & OP_INVENTORY)
+        return op_start_lookup(l); /* idle: nothing waits, look the last tag up */
+    return op_stop(l, FLEET_OPERATOR_IDLE);
 }
 
-/*
- * Look at the screen and act until there is nothing to do now: acknowledge notices,
- * think, scan, confirm, look up. Runs on the owner thread only. Bounded: a device that
- * keeps refusing (outbox full) is retried by timer, never in a tight loop.
- */
-void fleet__op_step(struct fleet_dev *d, uint64_t now)
+/* ------------------------------------------------------------------ the step */
+
+uint64_t fleet_operator_step(struct fleet_operator *op, const struct fleet_operator_params *p,
+                             struct sim_device *dev, uint32_t num, uint64_t now)
 {
-    struct fleet_loop *fl = d->fl;
-    struct fw_device *fw = sim_device_fw(d->dev);
-    struct fw_status st;
+    uint64_t retry_ms = p->retry_ms ? p->retry_ms : 1; /* never due again at once */
+    struct look l = { .op = op, .p = p, .dev = dev, .fw = sim_device_fw(dev), .num = num,
+                      .now = now, .due = FLEET_OPERATOR_IDLE };
 
-    if (!(d->flags & FD_STARTED) || fl->closing)
-        return;
-    for (int guard = 0; guard < 64; guard++) {
-        fw_device_status(fw, &st);
-        if (op_on_screen(d, fw, &st, now) == OP_STOP)
-            return;
+    for (int i = 0; i < OP_ACTIONS_MAX; i++) {
+        fw_device_status(l.fw, &l.st);
+        if (op_on_screen(&l, retry_ms) == OP_STOP)
+            return l.due;
     }
-    timer_set(d, now + fl->f->o.tick_ms); /* still busy: look again next tick */
-}
-
-/* Serve the ready list (a closure posted by the observer; owner thread). */
-void fleet__op_serve_ready(void *arg)
-{
-    struct fleet_loop *fl = arg;
-    uint64_t now = sim_clock_ms();
-    struct fleet_dev *d;
-
-    fl->ready_posted = false;
-    while ((d = fl->ready)) {
-        fl->ready = d->ready_next;
-        d->ready_next = NULL;
-        d->flags &= ~FD_READY;
-        fleet__op_step(d, now);
-    }
+    return now + retry_ms; /* still busy: look again a little later */
 }

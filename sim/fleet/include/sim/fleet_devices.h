@@ -4,11 +4,11 @@
  * A fleet owns `threads` event loops (sim/loop.h); device i lives on loop i % threads and
  * every call into its firmware happens on that loop's thread. Devices share nothing: each
  * is its own sim_device (firmware_core instance, Paho client, flash). The operator of a
- * device is a small state machine run on the same thread: it reads the device's status
+ * device (sim/fleet_operator.h) runs on the same thread: it reads the device's status
  * (fw_device_status: screen, head item) and acts as a person would (wait the think time,
  * present the item's tag, confirm), woken when a message arrived for the device or when
- * its think time elapsed (a per-loop min-heap of due times: no scan of all devices per
- * tick).
+ * the time it asked for is due (a per-loop min-heap of due times: no scan of all devices
+ * per tick).
  *
  * Figures: each loop sums its devices' fw_stats once a second (O(devices) a second, not
  * a tick); fleet_figures() adds the loops' sums and the connection counters, which the
