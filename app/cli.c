@@ -528,3 +528,25 @@ void scansim_cli_install_signals(void)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 }
+
+int scansim_cli_parse_field(const char *cmd, const struct scansim_cli_field *fields, size_t n,
+                            void *base, int opt, const char *arg)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct scansim_cli_field *f = &fields[i];
+        if (f->opt != opt)
+            continue;
+        void *p = (char *)base + f->off;
+        int rc = 0;
+        switch (f->kind) {
+        case SCANSIM_CLI_INT: rc = scansim_cli_parse_int(cmd, f->flag, arg, f->min, f->max, p); break;
+        case SCANSIM_CLI_RATE: rc = scansim_cli_parse_rate(cmd, f->flag, arg, p); break;
+        case SCANSIM_CLI_DURATION: rc = scansim_cli_parse_duration_ms(cmd, f->flag, arg, p); break;
+        case SCANSIM_CLI_PROBABILITY: rc = scansim_cli_parse_double(cmd, f->flag, arg, 0.0, 1.0, p); break;
+        case SCANSIM_CLI_TEXT: *(const char **)p = arg; break;
+        case SCANSIM_CLI_FLAG: *(bool *)p = true; break;
+        }
+        return rc ? -1 : 1;
+    }
+    return 0;
+}

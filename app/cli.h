@@ -12,6 +12,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "hx/broker.h"
@@ -139,6 +140,33 @@ int scansim_cli_parse_rate(const char *cmd, const char *flag, const char *arg, d
 /* "MIN-MAX" durations, e.g. "200ms-2s", or one duration for both. */
 int scansim_cli_parse_range_ms(const char *cmd, const char *flag, const char *arg, uint64_t *min_ms,
                            uint64_t *max_ms);
+
+/* An option that is one plain value of a command's options struct, parsed by its kind: a
+   command lists them in a table and hands each getopt result to scansim_cli_parse_field. */
+enum scansim_cli_kind {
+    SCANSIM_CLI_INT,         /* long, min..max */
+    SCANSIM_CLI_RATE,        /* double, per second */
+    SCANSIM_CLI_DURATION,    /* uint64_t milliseconds */
+    SCANSIM_CLI_PROBABILITY, /* double, 0..1 */
+    SCANSIM_CLI_TEXT,        /* const char *, the argument itself */
+    SCANSIM_CLI_FLAG,        /* bool, set */
+};
+
+struct scansim_cli_field {
+    int opt;                 /* getopt_long's value */
+    enum scansim_cli_kind kind;
+    const char *flag;        /* "--devices", for the messages */
+    size_t off;              /* offsetof(options struct, the field) */
+    long min, max;           /* SCANSIM_CLI_INT */
+};
+
+#define SCANSIM_CLI_FIELD(type, opt, kind, flag, field, min, max) \
+    {opt, SCANSIM_CLI_##kind, flag, offsetof(type, field), min, max}
+
+/* 1 when opt is one of the n fields (set in the struct at base), -1 when its value is wrong
+   (said), 0 when opt is none of them. */
+int scansim_cli_parse_field(const char *cmd, const struct scansim_cli_field *fields, size_t n,
+                            void *base, int opt, const char *arg);
 
 /* Print "scansim CMD: message" to stderr, printf-style, with a newline. */
 void scansim_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -116,21 +116,11 @@ static const struct option bench_long[] = {
     {0, 0, 0, 0},
 };
 
-/* The options that are a plain value of struct bench_opts: parsed by kind from this table. */
-enum bench_arg { BENCH_ARG_INT, BENCH_ARG_TEXT, BENCH_ARG_FLAG };
-
-struct bench_field {
-    int opt;           /* bench_long's value */
-    enum bench_arg kind;
-    const char *flag;
-    size_t off;        /* offsetof(struct bench_opts, the field) */
-    long min, max;     /* BENCH_ARG_INT */
-};
-
+/* The options that are a plain value of struct bench_opts, parsed by kind (cli.h). */
 #define BENCH_FIELD(opt, kind, flag, field, min, max) \
-    {opt, BENCH_ARG_##kind, flag, offsetof(struct bench_opts, field), min, max}
+    SCANSIM_CLI_FIELD(struct bench_opts, opt, kind, flag, field, min, max)
 
-static const struct bench_field bench_fields[] = {
+static const struct scansim_cli_field bench_fields[] = {
     BENCH_FIELD(0x3002, INT, "--items-per-device", items_per_device, 1, 100000),
     BENCH_FIELD(0x3003, INT, "--repeat", repeat, 1, 99),
     BENCH_FIELD(0x3004, INT, "--raw-messages", raw_messages, 1000, 100000000),
@@ -146,20 +136,8 @@ static const struct bench_field bench_fields[] = {
 /* 1 when opt is a table field (set, or -1 when its value is wrong), 0 when it is not one. */
 static int bench_parse_field(struct bench_opts *o, int opt, const char *arg)
 {
-    for (size_t i = 0; i < sizeof bench_fields / sizeof bench_fields[0]; i++) {
-        const struct bench_field *f = &bench_fields[i];
-        if (f->opt != opt)
-            continue;
-        void *p = (char *)o + f->off;
-        int rc = 0;
-        switch (f->kind) {
-        case BENCH_ARG_INT: rc = scansim_cli_parse_int(CMD, f->flag, arg, f->min, f->max, p); break;
-        case BENCH_ARG_TEXT: *(const char **)p = arg; break;
-        case BENCH_ARG_FLAG: *(bool *)p = true; break;
-        }
-        return rc ? -1 : 1;
-    }
-    return 0;
+    return scansim_cli_parse_field(CMD, bench_fields, sizeof bench_fields / sizeof bench_fields[0],
+                                   o, opt, arg);
 }
 
 /* --devices LIST: the fleet sizes, comma-separated. */

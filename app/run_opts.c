@@ -233,11 +233,6 @@ void run_nap_ms(int ms)
     nanosleep(&ts, NULL); /* EINTR (a signal) just ends the nap early */
 }
 
-static int parse_probability(const char *flag, const char *arg, double *out)
-{
-    return scansim_cli_parse_double(CMD, flag, arg, 0.0, 1.0, out);
-}
-
 /* ------------------------------------------------------------------ options */
 
 /* --shard / --shards: the combination, and the index from the environment. */
@@ -385,22 +380,11 @@ static void run_note_bind_ports(const struct run_opts *o)
 
 static int run_check_fds(const struct run_opts *o);
 
-/* The options that are a plain value of struct run_opts: parsed by kind from this table. */
-enum run_arg { RUN_ARG_INT, RUN_ARG_RATE, RUN_ARG_DURATION, RUN_ARG_PROBABILITY, RUN_ARG_TEXT,
-               RUN_ARG_FLAG };
-
-struct run_field {
-    int opt;           /* run_long's value */
-    enum run_arg kind;
-    const char *flag;
-    size_t off;        /* offsetof(struct run_opts, the field) */
-    long min, max;     /* RUN_ARG_INT */
-};
-
+/* The options that are a plain value of struct run_opts, parsed by kind (cli.h). */
 #define RUN_FIELD(opt, kind, flag, field, min, max) \
-    {opt, RUN_ARG_##kind, flag, offsetof(struct run_opts, field), min, max}
+    SCANSIM_CLI_FIELD(struct run_opts, opt, kind, flag, field, min, max)
 
-static const struct run_field run_fields[] = {
+static const struct scansim_cli_field run_fields[] = {
     RUN_FIELD('n', INT, "--devices", devices, 1, 1000000),
     RUN_FIELD(0x2001, INT, "--items", items, 1, 2000000000L),
     RUN_FIELD(0x2002, RATE, "--item-rate", item_rate, 0, 0),
@@ -431,23 +415,8 @@ static const struct run_field run_fields[] = {
 /* 1 when opt is a table field (set, or -1 when its value is wrong), 0 when it is not one. */
 static int run_parse_field(struct run_opts *o, int opt, const char *arg)
 {
-    for (size_t i = 0; i < sizeof run_fields / sizeof run_fields[0]; i++) {
-        const struct run_field *f = &run_fields[i];
-        if (f->opt != opt)
-            continue;
-        void *p = (char *)o + f->off;
-        int rc = 0;
-        switch (f->kind) {
-        case RUN_ARG_INT: rc = scansim_cli_parse_int(CMD, f->flag, arg, f->min, f->max, p); break;
-        case RUN_ARG_RATE: rc = scansim_cli_parse_rate(CMD, f->flag, arg, p); break;
-        case RUN_ARG_DURATION: rc = scansim_cli_parse_duration_ms(CMD, f->flag, arg, p); break;
-        case RUN_ARG_PROBABILITY: rc = parse_probability(f->flag, arg, p); break;
-        case RUN_ARG_TEXT: *(const char **)p = arg; break;
-        case RUN_ARG_FLAG: *(bool *)p = true; break;
-        }
-        return rc ? -1 : 1;
-    }
-    return 0;
+    return scansim_cli_parse_field(CMD, run_fields, sizeof run_fields / sizeof run_fields[0], o,
+                                   opt, arg);
 }
 
 /* --rows-fd FD:FIRST, given by the parent run to its workers only. */
