@@ -393,10 +393,12 @@ static int renew(struct mosq_client *c, bool clean)
 
 /* ------------------------------------------------------------------ create / destroy */
 
-static void free_client(struct mosq_client *c)
+/* Everything of c but the shell itself. */
+static void free_client_parts(struct mosq_client *c)
 {
     if (c->m)
         mosquitto_destroy(c->m);
+    c->m = NULL;
     free(c->base.uri);
     free(c->host);
     free(c->client_id);
@@ -407,6 +409,12 @@ static void free_client(struct mosq_client *c)
     free(c->keyfile);
     free(c->bind_address);
     free(c->out);
+    c->out = NULL;
+}
+
+static void free_client(struct mosq_client *c)
+{
+    free_client_parts(c);
     free(c);
 }
 
@@ -547,17 +555,19 @@ static void destroy_on_owner(void *arg)
     mosq__unwatch_open(c);
     flush_disconnect(c, true);
     mosq__io_remove(c->io, c);
+    /* Unless a clean disconnect was under way (flushed above), mosquitto_destroy closes the
+       socket without DISCONNECT, so the broker publishes the Will. */
+    free_client_parts(c);
+    mosq__bury(c->io, c, sim_clock_ms());
 }
 
 static void mosq_destroy(struct sim_mqtt *base)
 {
     struct mosq_client *c = (struct mosq_client *)base;
 
+    /* No more callbacks: the watch is gone, the tick no longer sees it, and the shell is
+       freed by the io loop later. */
     sim_loop_call(c->io->loop, destroy_on_owner, c);
-    /* No more callbacks: the watch is gone and the tick no longer sees it. Unless a clean
-       disconnect was under way (flushed above), mosquitto_destroy closes the socket without
-       DISCONNECT, so the broker publishes the Will. */
-    free_client(c);
     atomic_fetch_sub(&n_clients, 1);
 }
 

@@ -47,6 +47,11 @@ struct mosq_client {
     int n_out, cap_out;
     bool disconnect_deferred;      /* DISCONNECT waits for the outstanding acks (owner) */
     bool closing;                  /* being destroyed: no watch again (owner) */
+    /* Destroyed: only this shell is left, kept a while for the epoll registration a forked
+       child can keep alive (see mosq__bury); its events are ignored. */
+    bool dead;
+    uint64_t dead_at_ms;
+    struct mosq_client *grave_next;
 };
 
 /* One per sim_loop that drives clients. */
@@ -56,6 +61,7 @@ struct io {
     struct mosq_client **clients;
     size_t n, cap, cursor;
     uint64_t last_ms;
+    struct mosq_client *graveyard; /* destroyed clients' shells, oldest last */
     struct io *next;
 };
 
@@ -73,6 +79,8 @@ void mosq__io_remove(struct io *io, struct mosq_client *c);
 void mosq__sync_watch(struct mosq_client *c);
 /* Stop watching while the socket is still open (before libmosquitto closes it). */
 void mosq__unwatch_open(struct mosq_client *c);
+/* Keep the shell of destroyed client c (libmosquitto's part is freed) for a few seconds. */
+void mosq__bury(struct io *io, struct mosq_client *c, uint64_t now_ms);
 
 /* mqtt_mosq.c: what the driving calls back */
 

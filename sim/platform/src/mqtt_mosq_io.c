@@ -95,12 +95,47 @@ void mosq__io_remove(struct io *io, struct mosq_client *c)
     }
 }
 
+/*
+ * A destroyed client's socket is closed by libmosquitto, which normally removes its epoll
+ * registration with it. Not when a child forked meanwhile (a broker started by this
+ * process) still holds the socket until it execs or closes it: the registration lives on
+ * and can still report the socket, pointing at this client. So the shell stays, marked
+ * dead (on_ready ignores it), for GRAVE_MS before it is freed.
+ */
+#define GRAVE_MS 5000
+
+void mosq__bury(struct io *io, struct mosq_client *c, uint64_t now_ms)
+{
+    c->dead = true;
+    c->dead_at_ms = now_ms;
+    c->grave_next = io->graveyard;
+    io->graveyard = c;
+}
+
+/* Free the shells buried more than GRAVE_MS ago (the newest are first). */
+static void io_reap(struct io *io, uint64_t now_ms)
+{
+    struct mosq_client **pp = &io->graveyard;
+    while (*pp && now_ms - (*pp)->dead_at_ms < GRAVE_MS)
+        pp = &(*pp)->grave_next;
+    struct mosq_client *old = *pp;
+    *pp = NULL;
+    while (old) {
+        struct mosq_client *next = old->grave_next;
+        free(old);
+        old = next;
+    }
+}
+
 /* Each tick takes the share of clients that makes one round a second. */
 static void io_tick(struct sim_loop_target *t, uint64_t now_ms)
 {
     struct io *io = (struct io *)((char *)t - offsetof(struct io, target));
     uint64_t dt = io->last_ms ? now_ms - io->last_ms : 50;
     size_t slice = (size_t)(io->n * dt / 1000) + 1;
+
+    if (io->graveyard)
+        io_reap(io, now_ms);
 
     io->last_ms = now_ms;
     for (size_t k = 0; k < slice && io->n; k++) {
@@ -157,6 +192,8 @@ static void on_ready(struct sim_loop_watch *w, uint32_t events)
     struct mosq_client *c = (struct mosq_client *)((char *)w - offsetof(struct mosq_client, watch));
     int rc = MOSQ_ERR_SUCCESS;
 
+    if (c->dead)
+        return; /* a registration a forked child kept alive (mosq__bury) */
     if (events & (EPOLLIN | EPOLLERR | EPOLLHUP))
         rc = mosquitto_loop_read(c->m, 1);
     if (rc == MOSQ_ERR_SUCCESS && (events & EPOLLOUT) && mosquitto_socket(c->m) == w->fd)
