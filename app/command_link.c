@@ -45,11 +45,6 @@ struct command_link {
     char words[SIM_MQTT_WORDS_MAX]; /* why the connection failed or ended */
 };
 
-int64_t command_link_now_ms(void)
-{
-    return (int64_t)sim_clock_ms();
-}
-
 bool command_link_reply_topic(const char *topic, char *id)
 {
     static const char pre[] = "scanners/", post[] = "/command/reply";
@@ -153,7 +148,7 @@ bool command_link_wait(struct command_link *l, bool (*done)(void *ctx), void *ct
 {
     while (!done(ctx) && l->state != LINK_FAILED && l->state != LINK_LOST &&
            !scansim_cli_stop_requested) {
-        int64_t left = deadline_ms - command_link_now_ms();
+        int64_t left = deadline_ms - (int64_t)sim_clock_ms();
         if (left <= 0)
             break;
         if (left > 100)
@@ -219,7 +214,7 @@ static int link__connect_and_subscribe(struct command_link *l, const struct scan
     sim_mqtt_connect(l->mq, &cp); /* a failure to start comes to connect_failed as well */
     pthread_mutex_lock(&l->lock);
     if (!command_link_wait(l, link__connected, l,
-                       command_link_now_ms() + (COMMAND_LINK_CONNECT_TIMEOUT_S + 2) * 1000)) {
+                       (int64_t)sim_clock_ms() + (COMMAND_LINK_CONNECT_TIMEOUT_S + 2) * 1000)) {
         scansim_cli_error(l->cmd, "%s", l->state == LINK_CONNECTING
                       ? "no answer from the broker within the connect time-out" : l->words);
         if (!strstr(l->words, l->uri))
@@ -231,7 +226,7 @@ static int link__connect_and_subscribe(struct command_link *l, const struct scan
     int sr = sim_mqtt_subscribe(l->mq, 1, &filter, &qos, NULL);
     pthread_mutex_lock(&l->lock);
     if (sr != SIM_OK || !command_link_wait(l, link__subscribed, l,
-                                       command_link_now_ms() + COMMAND_LINK_SUBACK_TIMEOUT_MS)) {
+                                       (int64_t)sim_clock_ms() + COMMAND_LINK_SUBACK_TIMEOUT_MS)) {
         if (l->state == LINK_LOST)
             scansim_cli_error(l->cmd, "%s", l->words);
         else
@@ -292,8 +287,8 @@ void command_link_close(struct command_link *l)
         return;
     if (l->mq && sim_mqtt_is_connected(l->mq)) {
         sim_mqtt_disconnect(l->mq);
-        for (int64_t end = command_link_now_ms() + 1000;
-             sim_mqtt_is_disconnecting(l->mq) && command_link_now_ms() < end;)
+        for (int64_t end = (int64_t)sim_clock_ms() + 1000;
+             sim_mqtt_is_disconnecting(l->mq) && (int64_t)sim_clock_ms() < end;)
             usleep(5000);
     }
     sim_mqtt_destroy(l->mq); /* no handler runs after this */

@@ -56,7 +56,7 @@ void command_link_unlock(struct command_link *l);
 
 /** Under the lock: wait until done(ctx) holds (checked under the lock, after every reply),
  *  the connection is lost, SIGINT/SIGTERM (scansim_cli_stop_requested), or deadline_ms
- *  (CLOCK_MONOTONIC ms, command_link_now_ms). True when done(ctx) holds. */
+ *  (sim_clock_ms). True when done(ctx) holds. */
 bool command_link_wait(struct command_link *l, bool (*done)(void *ctx), void *ctx, int64_t deadline_ms);
 
 /** Under the lock: the connection was lost (words into why[SIM_MQTT_WORDS_MAX] if given). */
@@ -68,9 +68,6 @@ int command_link_refused(struct command_link *l, int *code);
 
 /** Disconnect cleanly (up to 1 s) and free. No callback runs after it returns. NULL is fine. */
 void command_link_close(struct command_link *l);
-
-/** CLOCK_MONOTONIC in ms, the clock of command_link_wait's deadlines. */
-int64_t command_link_now_ms(void);
 
 /** scanners/<id>/command/reply: copy <id> into id[COMMAND_LINK_ID_MAX]; false for any other topic. */
 bool command_link_reply_topic(const char *topic, char *id);

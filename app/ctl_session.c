@@ -17,6 +17,7 @@
 
 #include "command_link.h"
 #include "sim/mqtt.h"
+#include "sim/clock.h"
 
 #define CMD "ctl"
 #define CTL_PAYLOAD_MAX 1024
@@ -127,7 +128,7 @@ static int ctl__collect(struct ctl_session *s, struct command_link *link, long t
     char why[SIM_MQTT_WORDS_MAX];
     int rc = SCANSIM_EXIT_OK;
     command_link_lock(link);
-    command_link_wait(link, ctl__all_answered, s, command_link_now_ms() + timeout_ms);
+    command_link_wait(link, ctl__all_answered, s, (int64_t)sim_clock_ms() + timeout_ms);
     s->out->interrupted = scansim_cli_stop_requested != 0;
     if (command_link_lost(link, why, sizeof why)) {
         scansim_cli_error(CMD, "%s", why);

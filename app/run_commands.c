@@ -237,12 +237,12 @@ void run_commands_finish(struct run_commands *rc, uint64_t wait_ms)
     if (!rc)
         return;
     rc->finished = true;
-    int64_t deadline = command_link_now_ms() + (int64_t)wait_ms;
+    int64_t deadline = (int64_t)sim_clock_ms() + (int64_t)wait_ms;
     /* every link's replies land in the same records: waiting on one link's signal with
        short slices sees the others' too. A second Ctrl-C stops at once, as in the run. */
-    while (!rc__all_answered(rc) && command_link_now_ms() < deadline && run_signals < 2) {
+    while (!rc__all_answered(rc) && (int64_t)sim_clock_ms() < deadline && run_signals < 2) {
         command_link_lock(rc->links[0]);
-        int64_t slice = command_link_now_ms() + 50;
+        int64_t slice = (int64_t)sim_clock_ms() + 50;
         command_link_wait(rc->links[0], rc__all_answered, rc, slice < deadline ? slice : deadline);
         command_link_unlock(rc->links[0]);
     }

@@ -21,7 +21,7 @@ import sys
 
 root = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), '..'))
 LAYERS = [('firmware_core', 0), ('sim/platform', 1), ('sim/fleet', 2), ('harness', 3), ('app', 4)]
-NAMES = {0: 'firmware_core', 1: 'sim/platform', 2: 'sim/fleet', 3: 'harness', 4: 'app'}
+NAMES = {n: prefix for prefix, n in LAYERS}
 TEST_TOOLING = {'hx/broker.h', 'hx/err.h'}
 
 

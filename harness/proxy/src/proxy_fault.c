@@ -10,8 +10,11 @@
 
 #include <string.h>
 
-static int check_dir_type(enum hx_proxy_dir dir, int type, const char *fn)
+/* The arguments every per-direction command takes: a proxy, a direction, a packet type. */
+static int check_args(const struct hx_proxy *p, enum hx_proxy_dir dir, int type, const char *fn)
 {
+    if (p == NULL)
+        return proxy__fail(HX_ERR_INVAL, "%s: proxy is NULL", fn);
     if ((int)dir < 0 || (int)dir >= HX_PROXY_DIRS)
         return proxy__fail(HX_ERR_INVAL, "%s: direction %d is neither HX_PROXY_TO_BROKER nor "
                            "HX_PROXY_TO_DEVICE", fn, (int)dir);
@@ -22,8 +25,7 @@ static int check_dir_type(enum hx_proxy_dir dir, int type, const char *fn)
 
 int hx_proxy_drop(struct hx_proxy *p, enum hx_proxy_dir dir, int type, int count)
 {
-    int rc = p == NULL ? proxy__fail(HX_ERR_INVAL, "hx_proxy_drop: proxy is NULL")
-                       : check_dir_type(dir, type, "hx_proxy_drop");
+    int rc = check_args(p, dir, type, "hx_proxy_drop");
     if (rc != HX_OK)
         return rc;
     LOCKED(p) p->drop[dir][type] = count;
@@ -32,8 +34,7 @@ int hx_proxy_drop(struct hx_proxy *p, enum hx_proxy_dir dir, int type, int count
 
 int hx_proxy_delay(struct hx_proxy *p, enum hx_proxy_dir dir, int type, uint32_t ms)
 {
-    int rc = p == NULL ? proxy__fail(HX_ERR_INVAL, "hx_proxy_delay: proxy is NULL")
-                       : check_dir_type(dir, type, "hx_proxy_delay");
+    int rc = check_args(p, dir, type, "hx_proxy_delay");
     if (rc != HX_OK)
         return rc;
     LOCKED(p) p->delay_ms[dir][type] = ms;
@@ -42,8 +43,7 @@ int hx_proxy_delay(struct hx_proxy *p, enum hx_proxy_dir dir, int type, uint32_t
 
 int hx_proxy_hold(struct hx_proxy *p, enum hx_proxy_dir dir, int type, bool on)
 {
-    int rc = p == NULL ? proxy__fail(HX_ERR_INVAL, "hx_proxy_hold: proxy is NULL")
-                       : check_dir_type(dir, type, "hx_proxy_hold");
+    int rc = check_args(p, dir, type, "hx_proxy_hold");
     if (rc != HX_OK)
         return rc;
     LOCKED(p) {
@@ -65,8 +65,7 @@ int hx_proxy_hold(struct hx_proxy *p, enum hx_proxy_dir dir, int type, bool on)
 
 int hx_proxy_duplicate(struct hx_proxy *p, enum hx_proxy_dir dir, int count)
 {
-    int rc = p == NULL ? proxy__fail(HX_ERR_INVAL, "hx_proxy_duplicate: proxy is NULL")
-                       : check_dir_type(dir, 0, "hx_proxy_duplicate");
+    int rc = check_args(p, dir, 0, "hx_proxy_duplicate");
     if (rc != HX_OK)
         return rc;
     if (count < 0)
@@ -126,8 +125,7 @@ int hx_proxy_blackhole(struct hx_proxy *p, bool on)
 
 int hx_proxy_throttle(struct hx_proxy *p, enum hx_proxy_dir dir, uint32_t bytes_per_s)
 {
-    int rc = p == NULL ? proxy__fail(HX_ERR_INVAL, "hx_proxy_throttle: proxy is NULL")
-                       : check_dir_type(dir, 0, "hx_proxy_throttle");
+    int rc = check_args(p, dir, 0, "hx_proxy_throttle");
     if (rc != HX_OK)
         return rc;
     LOCKED(p) {

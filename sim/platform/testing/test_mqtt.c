@@ -58,14 +58,12 @@ struct tmq {
     pthread_cond_t cond;               /* broadcast on every change */
     int attempts;                      /* connect outcomes (accepted or failed) */
     int fail_code;                     /* the last attempt's: 0 = accepted */
-    bool session_present;
     int lost;
     int disconnects;                   /* clean disconnects finished */
-    char words[SIM_MQTT_WORDS_MAX];
     uint64_t outcomes;                 /* recorded so far */
     struct tmq__outcome outcome[TMQ_OUTCOMES];
     struct tmq__held **msgs;
-    int n_msgs, cap_msgs, dropped;
+    int n_msgs, cap_msgs;
 };
 
 /* ------------------------------------------------------------------ handlers (edge threads) */
@@ -82,7 +80,7 @@ static void on_connected(void *ctx, bool session_present)
     pthread_mutex_lock(&k->mu);
     k->attempts++;
     k->fail_code = 0;
-    k->session_present = session_present;
+    (void)session_present;
     tmq__changed(k);
 }
 
@@ -94,7 +92,6 @@ static void on_connect_failed(void *ctx, int code, const char *words)
     pthread_mutex_lock(&k->mu);
     k->attempts++;
     k->fail_code = code ? code : SIM_ERR_MQTT;
-    snprintf(k->words, sizeof k->words, "%s", words);
     tmq__changed(k);
 }
 
@@ -102,8 +99,8 @@ static void on_lost(void *ctx, const char *words)
 {
     struct tmq *k = ctx;
     pthread_mutex_lock(&k->mu);
+    (void)words;
     k->lost++;
-    snprintf(k->words, sizeof k->words, "%s", words);
     tmq__changed(k);
 }
 
@@ -167,8 +164,6 @@ static void on_message(void *ctx, const struct sim_mqtt_message *m)
     if (h && k->n_msgs < k->cap_msgs) {
         k->msgs[k->n_msgs++] = h;
         h = NULL;
-    } else {
-        k->dropped++;
     }
     tmq__changed(k);
     free(h);
@@ -360,25 +355,12 @@ int tmq_open(const struct tmq_opts *o, struct tmq **out)
     return rc;
 }
 
-bool tmq_session_present(struct tmq *c)
-{
-    pthread_mutex_lock(&c->mu);
-    bool sp = c->session_present;
-    pthread_mutex_unlock(&c->mu);
-    return sp;
-}
 
 bool tmq_is_connected(struct tmq *c)
 {
     return sim_mqtt_is_connected(c->c);
 }
 
-void tmq_words(struct tmq *c, char *out, size_t cap)
-{
-    pthread_mutex_lock(&c->mu);
-    snprintf(out, cap, "%s", c->words);
-    pthread_mutex_unlock(&c->mu);
-}
 
 int tmq_lost(struct tmq *c)
 {
@@ -396,10 +378,6 @@ bool tmq_wait_lost(struct tmq *c, int n, int timeout_ms)
     return ok;
 }
 
-struct sim_mqtt *tmq_edge(struct tmq *c)
-{
-    return c->c;
-}
 
 /* The clean disconnect finished, or the connection was lost before it could. */
 static bool disconnect_over(struct tmq *k, const void *arg)
@@ -523,13 +501,6 @@ int tmq_count(struct tmq *c)
     return n;
 }
 
-int tmq_dropped(struct tmq *c)
-{
-    pthread_mutex_lock(&c->mu);
-    int n = c->dropped;
-    pthread_mutex_unlock(&c->mu);
-    return n;
-}
 
 bool tmq_wait_count(struct tmq *c, int n, int timeout_ms)
 {

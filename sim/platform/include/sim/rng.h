@@ -31,10 +31,5 @@ static inline uint32_t sim_rng32_next(uint32_t *state)
     return x;
 }
 
-/** A value in [0, n) (n > 0). */
-static inline uint64_t sim_rng_below(uint64_t *state, uint64_t n)
-{
-    return sim_rng_next(state) % n;
-}
 
 #endif /* SIM_RNG_H */

@@ -37,7 +37,7 @@ extern "C" {
 #ifndef TMQ_WAIT_MS
 #define TMQ_WAIT_MS 15000
 #endif
-/* Messages one client keeps; beyond, new ones are counted in tmq_dropped, not kept. */
+/* Messages one client keeps; beyond, new ones are not kept. */
 #ifndef TMQ_MAX_MSGS
 #define TMQ_MAX_MSGS 65536
 #endif
@@ -89,7 +89,7 @@ struct tmq;
 int tmq_create(const struct tmq_opts *o, struct tmq **out);
 /** Connect (again, after a loss or a failure: same options) and wait for the outcome:
  *  0 = CONNACK accepted; a connect failure's code; SIM_ERR_TIMEOUT; SIM_ERR_STATE (already
- *  connected or connecting). The failure's words: tmq_words. */
+ *  connected or connecting). The failure's words go to stderr unless quiet. */
 int tmq_connect(struct tmq *c);
 /** tmq_connect in two steps, to connect many clients at once: start (0 or the edge's
  *  code), then wait for that attempt's outcome (tmq_connect's codes). */
@@ -97,17 +97,11 @@ int tmq_connect_start(struct tmq *c);
 int tmq_wait_connect(struct tmq *c, int timeout_ms);
 /** tmq_create and tmq_connect. On failure nothing is left: *out is NULL. */
 int tmq_open(const struct tmq_opts *o, struct tmq **out);
-/** The last CONNACK's session-present flag. */
-bool tmq_session_present(struct tmq *c);
 /** Connected as far as the edge knows. */
 bool tmq_is_connected(struct tmq *c);
-/** The words of the last failed connect or lost connection ("" when none), copied. */
-void tmq_words(struct tmq *c, char *out, size_t cap);
 /** Connections lost (without a disconnect asked for) so far; wait until n are. */
 int tmq_lost(struct tmq *c);
 bool tmq_wait_lost(struct tmq *c, int n, int timeout_ms);
-/** The edge's client, for what this file does not offer. */
-struct sim_mqtt *tmq_edge(struct tmq *c);
 
 /** Clean disconnect (DISCONNECT: the broker discards the Will) and wait until done; the
  *  client may connect again. 0 (also when not connected), SIM_ERR_TIMEOUT. */
@@ -148,9 +142,8 @@ int tmq_publish_text(struct tmq *c, const char *topic, const char *text, int qos
 
 /* ------------------------------------------------------------------ messages received */
 
-/** Messages received so far, and those not kept (beyond TMQ_MAX_MSGS). */
+/** Messages received and kept so far. */
 int tmq_count(struct tmq *c);
-int tmq_dropped(struct tmq *c);
 /** Wait until n messages were received; false on time-out. */
 bool tmq_wait_count(struct tmq *c, int n, int timeout_ms);
 /** The i-th message received (0-based), or NULL; waiting for it up to timeout_ms. */
