@@ -183,6 +183,14 @@ static enum op_next op_scan_item_tag(struct look *l)
     return OP_LOOK_AGAIN;
 }
 
+/* The decision drawn for this item was to cancel it: press cancel, once. */
+static enum op_next op_cancel(struct look *l)
+{
+    l->op->flags &= ~OP_CANCEL;
+    sim_device_press(l->dev, FW_BUTTON_CANCEL);
+    return OP_LOOK_AGAIN;
+}
+
 /* An item to register: leave for a look-up, or think, then cancel, scan a wrong tag (and
    think again, looking at the error) or scan the item's tag. */
 static enum op_next op_on_item(struct look *l)
@@ -193,11 +201,8 @@ static enum op_next op_on_item(struct look *l)
         return op_start_lookup(l);
     if (!op_thought(l))
         return OP_STOP;
-    if (op->flags & OP_CANCEL) {
-        op->flags &= ~OP_CANCEL;
-        sim_device_press(l->dev, FW_BUTTON_CANCEL);
-        return OP_LOOK_AGAIN;
-    }
+    if (op->flags & OP_CANCEL)
+        return op_cancel(l);
     if (op->flags & OP_WRONG) {
         static const uint8_t wrong[3] = { 0xBA, 0xD0, 0x01 }; /* no reader gives 3 bytes */
         op->flags &= ~(OP_WRONG | OP_THOUGHT);
@@ -218,11 +223,8 @@ static enum op_next op_on_confirm(struct look *l, uint64_t retry_ms)
 
     if (!op_thought(l))
         return OP_STOP;
-    if (op->flags & OP_CANCEL) {
-        op->flags &= ~OP_CANCEL;
-        sim_device_press(l->dev, FW_BUTTON_CANCEL);
-        return OP_LOOK_AGAIN;
-    }
+    if (op->flags & OP_CANCEL)
+        return op_cancel(l);
     if (l->now < op->retry_at)
         return op_stop(l, op->retry_at);
     own_tag = (op->flags & OP_SCANNED) != 0;
