@@ -344,7 +344,8 @@ static int setup_devices(struct runner *r, char *err, size_t cap)
         o.observer = &r->observer;
         o.user = d;
         o.trace_dir = r->opts.trace_dir;
-        d->op_rng = runner_mix(r->seed, 0x0be7a70000ull + d->num);
+        uint64_t op_seed = runner_mix(r->seed, 0x0be7a70000ull + d->num);
+        fleet_operator_init(&d->op, (uint32_t)(op_seed ^ (op_seed >> 32)));
         int rc = sim_device_create(l->loop, &o, &d->dev);
         if (rc != 0) {
             snprintf(err, cap, "device %s could not be created: %s", d->id, sim_strerror(rc));

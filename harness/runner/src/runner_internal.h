@@ -26,19 +26,12 @@
 #include "hx/scenario.h"
 #include "sim/device.h"
 #include "sim/err.h"
+#include "sim/fleet_operator.h"
 #include "sim/loop.h"
 
 #define RUNNER_PATH_MAX 1024
 /* How often conditions are polled while waiting. */
 #define RUNNER_POLL_MS 50
-
-/* Operator states (owner thread only). */
-enum runner_op_state {
-    RUNNER_OP_IDLE = 0, /* nothing to do: waiting for an item to show */
-    RUNNER_OP_THINK,    /* an item shows; acting at op_deadline */
-    RUNNER_OP_TAGGED,   /* a tag was scanned; confirming once the confirm screen shows */
-    RUNNER_OP_PRESSED,  /* a button was pressed for op_item; waiting for it to leave */
-};
 
 /* One simulated device and everything the runner keeps about it. */
 struct runner_dev {
@@ -50,14 +43,7 @@ struct runner_dev {
     struct hx_proxy *proxy;       /* NULL for `link direct` */
     char password[64];            /* password / acl brokers */
 
-    /* scripted operator: owner thread only */
-    enum runner_op_state op_state;
-    int32_t op_item;
-    uint64_t op_deadline;
-    uint64_t op_rng;
-    bool op_cancel;               /* the decision drawn for op_item */
-    uint32_t op_tags;             /* tags scanned so far (fresh UIDs) */
-    uint64_t op_read_until;       /* a `message` shows: dismiss it then (0: none shows) */
+    struct fleet_operator op;     /* the scripted operator (owner thread only) */
     atomic_bool op_paused;        /* `operator pause` (any thread) */
 
     atomic_bool powered;          /* the runner's view: on unless a step powered it off */
@@ -246,8 +232,6 @@ int runner_publish_malformed(struct runner *r, uint32_t num, enum scn_reject kin
 /* runner_operator.c */
 void runner_operator_tick(struct sim_loop_target *t, uint64_t now_ms);
 void runner_operator_event(struct sim_loop_target *t, const struct sim_event *ev);
-/* A fresh valid UID for device d's operator (owner thread). */
-size_t runner_operator_uid(struct runner_dev *d, uint8_t *uid);
 
 /* runner_command.c */
 /* Send a `command` / forge a `device N publishes command` step to devices num[0..n). */
